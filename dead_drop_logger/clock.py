@@ -1,0 +1,30 @@
+"""The logger's notion of "now", injectable so midnight and retention can be tested."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """Wall-clock time in the local zone (follows the TZ environment variable)."""
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now().astimezone()
+
+
+def today(clock: Clock, utc: bool) -> dt.date:
+    """The date a message without a usable timestamp is filed under."""
+    now = clock.now()
+    return now.astimezone(dt.UTC).date() if utc else now.date()
+
+
+def monotonic() -> float:
+    return time.monotonic()

@@ -1,0 +1,24 @@
+"""Settings shared by every way of running the logger, and where files live by default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME = Path("~/.dead-drop").expanduser()
+DEFAULT_DB = HOME / "messages.db"
+DEFAULT_LOG_DIR = HOME / "logs"
+DEFAULT_PID_FILE = HOME / "logger.pid"
+DEFAULT_DAEMON_LOG = HOME / "logger.log"
+DEFAULT_POLL_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one logger follows, where it writes, and how."""
+
+    db: Path = DEFAULT_DB
+    log_dir: Path = DEFAULT_LOG_DIR
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    import_historical: bool = False
+    utc: bool = False

@@ -1,0 +1,51 @@
+"""The logger's own diagnostics: stderr (or a file for the daemon) through ``logging``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TextIO
+
+FORMAT = "%(asctime)s dead-drop-logger[%(process)d] %(levelname)s: %(message)s"
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure(
+    level: str = "info", *, stream: TextIO | None = None, file: Path | None = None
+) -> None:
+    """Send the package's log records to one stream or file, replacing earlier handlers."""
+    handler: logging.Handler
+    if file is not None:
+        handler = logging.FileHandler(file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    root = logging.getLogger("dead_drop_logger")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+class Reporter:
+    """Says each ongoing problem once (not once per poll), and when it is over."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._current: str | None = None
+
+    def problem(self, message: str, *, level: int = logging.WARNING) -> None:
+        if message != self._current:
+            self._log.log(level, "%s", message)
+            self._current = message
+
+    def resolved(self, message: str = "resumed") -> None:
+        if self._current is not None:
+            self._log.info("%s", message)
+            self._current = None
+
+    @property
+    def in_trouble(self) -> bool:
+        return self._current is not None

@@ -1,0 +1,69 @@
+"""Small file-system helpers shared by every writer: private modes and durability.
+
+The logs hold private conversations, so everything the logger creates is 0600 (files)
+or 0700 (directories) whatever the umask.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+class LogDirError(Exception):
+    """The log directory cannot be created or used."""
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) as 0700; tighten it if it is ours and looser."""
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        if not path.is_dir():
+            raise LogDirError(f"{path} is not a directory")
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o777 != DIR_MODE:
+            path.chmod(DIR_MODE)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise LogDirError(f"log directory {path} is not writable")
+    except FileExistsError:
+        raise LogDirError(f"cannot create log directory {path}: a file is in the way") from None
+    except NotADirectoryError:
+        raise LogDirError(
+            f"cannot create log directory {path}: a parent is not a directory"
+        ) from None
+    except PermissionError:
+        raise LogDirError(f"cannot create log directory {path}: permission denied") from None
+    except OSError as exc:
+        raise LogDirError(f"cannot use log directory {path}: {exc.strerror}") from None
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` that makes a newly created file 0600 regardless of the umask."""
+    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a create, rename or unlink in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte, looping over short writes."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

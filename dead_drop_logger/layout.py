@@ -1,0 +1,60 @@
+"""Names of the files in a log directory: the one place that knows them.
+
+``messages-YYYY-MM-DD.json`` is a day's file; ``messages-YYYY-MM-DD.N.json`` its later
+parts when ``--max-bytes`` is set; ``.json.gz`` a compressed one; and
+``messages-current.json`` a symlink to today's file, which every reader skips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "messages-"
+CURRENT_NAME = "messages-current.json"
+_NAME = re.compile(r"^messages-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?$")
+
+
+@dataclass(frozen=True, order=True)
+class LogFile:
+    """One of the logger's own files, ordered by day then part."""
+
+    day: dt.date
+    part: int
+    compressed: bool
+    path: Path
+
+
+def day_path(log_dir: Path, day: str, part: int = 0) -> Path:
+    suffix = f".{part}" if part else ""
+    return log_dir / f"{PREFIX}{day}{suffix}.json"
+
+
+def parse(path: Path) -> LogFile | None:
+    """The LogFile a path names, or None for anything that is not a log file."""
+    match = _NAME.match(path.name)
+    if match is None:
+        return None
+    try:
+        day = dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+    return LogFile(day, int(match.group(2) or 0), match.group(3) is not None, path)
+
+
+def log_files(log_dir: Path) -> list[LogFile]:
+    """Every log file in the directory (never the current symlink), oldest first."""
+    found: list[LogFile] = []
+    try:
+        entries = list(log_dir.iterdir())
+    except FileNotFoundError:
+        return []
+    for path in entries:
+        if path.is_symlink():
+            continue
+        parsed = parse(path)
+        if parsed is not None:
+            found.append(parsed)
+    return sorted(found)

@@ -1,0 +1,93 @@
+"""Every command-line option, defined once and shared by the commands that take it.
+
+Each option can also be set through the environment variable named in its help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import config
+from .diagnostics import LEVELS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+db = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=config.DEFAULT_DB,
+    show_default="~/.dead-drop/messages.db",
+    envvar="DEAD_DROP_DB_PATH",
+    show_envvar=True,
+    help="The Dead Drop database to follow (opened read-only).",
+)
+log_dir = click.option(
+    "--log-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=config.DEFAULT_LOG_DIR,
+    show_default="~/.dead-drop/logs",
+    envvar="DEAD_DROP_LOG_DIR",
+    show_envvar=True,
+    help="Where the daily messages-YYYY-MM-DD.json files go.",
+)
+poll_interval = click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=config.DEFAULT_POLL_INTERVAL,
+    show_default=True,
+    envvar="DEAD_DROP_POLL_INTERVAL",
+    show_envvar=True,
+    metavar="SECONDS",
+    help="How often to check the database for new messages.",
+)
+import_historical = click.option(
+    "--import-historical",
+    is_flag=True,
+    envvar="DEAD_DROP_IMPORT_HISTORICAL",
+    show_envvar=True,
+    help="First log every message already in the database that this log dir lacks.",
+)
+utc = click.option(
+    "--utc",
+    is_flag=True,
+    envvar="DEAD_DROP_UTC",
+    show_envvar=True,
+    help="Date files and midnight in UTC instead of local time.",
+)
+log_level = click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    envvar="DEAD_DROP_LOG_LEVEL",
+    show_envvar=True,
+    help="How much the logger says about itself (on stderr).",
+)
+
+follow_options = _compose(db, log_dir, poll_interval, import_historical, utc, log_level)
+"""The options of every command that runs a logger: run, start, restart."""
+
+
+def settings_from(params: dict[str, Any]) -> config.Settings:
+    """Build Settings from a command's parsed options."""
+    return config.Settings(
+        db=Path(params["db"]).expanduser(),
+        log_dir=Path(params["log_dir"]).expanduser(),
+        poll_interval=float(params["poll_interval"]),
+        import_historical=bool(params["import_historical"]),
+        utc=bool(params["utc"]),
+    )

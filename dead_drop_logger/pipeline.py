@@ -1,0 +1,252 @@
+"""One batch at a time from the database into the log directory, exactly once.
+
+Each batch is a short transaction on the log directory: take the writer lock, reload
+the state, undo any uncommitted batch, read one page from the database, append it,
+save the new state, release. Nothing is kept in memory between batches that is not
+also on disk, so any process may die at any instant and the next one resumes exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import layout
+from . import ranges as idranges
+from .files import ensure_private_dir
+from .source import Row, Source, SourceMissing
+from .state import State, StateError, StateStore
+from .writer import DayWriter
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 10_000
+
+
+@dataclass
+class Progress:
+    """What one call wrote: the number of lines and the last id."""
+
+    lines: int = 0
+    last_id: int = 0
+
+
+class Pipeline:
+    """Moves messages from a :class:`Source` into a log directory."""
+
+    def __init__(
+        self,
+        source: Source,
+        log_dir: Path,
+        writer: DayWriter,
+        *,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.source = source
+        self.log_dir = log_dir
+        self.writer = writer
+        self.store = StateStore(log_dir)
+        self.page_size = page_size
+
+    # -- state -------------------------------------------------------------------------
+
+    def prepare(self, *, database_existed: bool) -> State:
+        """Create the log directory and the state on a first start; returns the state.
+
+        On a first start the position is the database's current last id (new messages
+        only), or 0 when the database did not exist when the logger started (all of it
+        is new). Raises SourceError when the database exists but cannot be read yet, so
+        the caller retries rather than guessing a position.
+        """
+        ensure_private_dir(self.log_dir)
+        with self._transaction(database_existed=database_existed) as state:
+            return state
+
+    @contextlib.contextmanager
+    def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
+        with self.store.locked():
+            state = self._load(database_existed)
+            if state.pending:
+                self.writer.truncate_back(state.pending)
+                state.pending = {}
+                self.store.save(state)
+            yield state
+
+    def _load(self, database_existed: bool) -> State:
+        try:
+            state = self.store.load()
+        except StateError as exc:
+            moved = self.store.set_aside()
+            log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)
+            state = None
+        if state is not None:
+            return state
+        state = self._recover_from_files()
+        if state is None:
+            state = State(database=str(self.source.path))
+            if database_existed:
+                state.position = self.source.max_id()
+                state.fingerprint = self.source.fingerprint(state.position)
+                log.info("first start: logging messages after id %d", state.position)
+            else:
+                log.info("first start: database did not exist; logging it from its first row")
+        self.store.save(state)
+        return state
+
+    def _recover_from_files(self) -> State | None:
+        """Rebuild the state from the ids the log files already hold (None if no files)."""
+        files = [f for f in layout.log_files(self.log_dir) if not f.compressed]
+        if not files and not layout.log_files(self.log_dir):
+            return None
+        ids: list[int] = []
+        last: tuple[int, str | None] = (0, None)
+        for entry in files:
+            for row_id, timestamp in _scan_ids(entry.path):
+                ids.append(row_id)
+                if row_id >= last[0]:
+                    last = (row_id, timestamp)
+        state = State(
+            position=last[0],
+            logged=idranges.from_ids(ids),
+            fingerprint=last[1],
+            database=str(self.source.path),
+        )
+        log.warning(
+            "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
+            self.log_dir,
+            len(ids),
+            state.position,
+        )
+        return state
+
+    # -- batches -----------------------------------------------------------------------
+
+    def _commit(self, state: State, rows: list[Row], low: int, high: int) -> None:
+        """Append rows and record ``[low, high]`` as logged, with the two-step commit."""
+        if rows:
+            chunks = self.writer.plan(rows)
+            state.pending = self.writer.sizes(chunks)
+            self.store.save(state)
+            # On failure the writer has cut the failing file back and pending stays on
+            # disk, so the next transaction cuts back any file written before it.
+            self.writer.append(chunks, state.pending)
+            state.pending = {}
+        state.logged = idranges.add(state.logged, low, high)
+        self.store.save(state)
+
+    def _check_same_database(self, state: State) -> None:
+        """Start over, from the first row, when the database was replaced (server reset)."""
+        if state.position <= 0:
+            return
+        current = self.source.fingerprint(state.position)
+        if current is not None:
+            if state.fingerprint is None or current == state.fingerprint:
+                return
+            reason = f"message {state.position} is not the one already logged"
+        else:
+            last = self.source.max_id()
+            if last >= state.position:
+                return  # that row was deleted, but the database is the same one
+            reason = f"its last id {last} is below the logged position {state.position}"
+        log.warning(
+            "database %s was replaced (%s); logging the new database from its first row",
+            self.source.path,
+            reason,
+        )
+        state.position = 0
+        state.logged = []
+        state.fingerprint = None
+        self.store.save(state)
+
+    def follow_once(self) -> Progress:
+        """Log one page of messages newer than the position."""
+        with self._transaction() as state:
+            self._check_same_database(state)
+            start = state.position
+            rows = self.source.read(start, None, self.page_size)
+            if not rows:
+                return Progress()
+            last = rows[-1].id
+            state.position = last
+            state.fingerprint = self.source.fingerprint(last)
+            state.database = str(self.source.path)
+            self._commit(state, rows, start + 1, last)
+            return Progress(len(rows), last)
+
+    def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
+        """Follow until a page comes back short (the backlog is drained)."""
+        total = Progress()
+        while not should_stop():
+            step = self.follow_once()
+            total.lines += step.lines
+            total.last_id = step.last_id or total.last_id
+            if step.lines < self.page_size:
+                break
+        return total
+
+    def backfill(
+        self,
+        low: int = 1,
+        high: int | None = None,
+        *,
+        should_stop: Callable[[], bool] = lambda: False,
+        on_page: Callable[[Progress], None] = lambda p: None,
+    ) -> Progress:
+        """Log every message in ``[low, high]`` that this log directory does not hold.
+
+        ``high`` defaults to the follower's position (the history before it). Safe to run
+        again, and alongside a running follower: the gaps are recomputed under the lock
+        for every page.
+        """
+        total = Progress()
+        while not should_stop():
+            with self._transaction() as state:
+                top = state.position if high is None else min(high, state.position)
+                missing = idranges.gaps(state.logged, low, top)
+                if not missing:
+                    break
+                gap_low, gap_high = missing[0]
+                rows = self.source.read(gap_low - 1, gap_high, self.page_size)
+                done_to = rows[-1].id if len(rows) == self.page_size else gap_high
+                self._commit(state, rows, gap_low, done_to)
+            step = Progress(len(rows), rows[-1].id if rows else 0)
+            total.lines += step.lines
+            total.last_id = step.last_id or total.last_id
+            on_page(step)
+        return total
+
+    def lag(self) -> int:
+        """Messages in the database not yet logged (above the position)."""
+        with self.store.locked():
+            state = self.store.load()
+        position = state.position if state else 0
+        try:
+            return self.source.count_after(position)
+        except SourceMissing:
+            return 0
+
+
+def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
+    offset = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            offset += len(line)
+            try:
+                obj = json.loads(line)
+                timestamp = obj.get("timestamp")
+                yield int(obj["id"]), timestamp if isinstance(timestamp, str) else None
+            except (ValueError, KeyError, TypeError, AttributeError):
+                log.warning("skipping an unreadable line in %s", path)
+    if offset != path.stat().st_size:
+        log.warning("cutting a torn last line from %s", path)
+        with open(path, "r+b") as fh:
+            fh.truncate(offset)
+            os.fsync(fh.fileno())

@@ -1,0 +1,144 @@
+"""The position store: what this log directory already holds, kept beside the logs.
+
+The state lives in the log directory it describes (``.dead-drop-logger.state``), so a
+fresh ``--log-dir`` starts afresh and two log directories never share a position.
+
+Exactly-once rests on a two-step commit around every batch:
+
+1. ``pending`` is saved: the size of every file the batch is about to append to;
+2. the lines are appended and fsynced;
+3. the new position is saved with ``pending`` cleared.
+
+Saving is write-temp, fsync, rename, fsync-dir, so the state on disk is always one
+of the two versions. Whoever next takes the lock and finds ``pending`` set (after a
+``kill -9``, a power loss or a failed write) truncates those files back to the
+recorded sizes, which removes exactly the uncommitted batch and any torn line, and
+the batch is read again from the database.
+
+Every writer (the follower, ``--import-historical``, ``export_historical.py``) holds an
+exclusive ``flock`` on ``.dead-drop-logger.lock`` for the length of one batch and
+rereads the state under it, so they can run at the same time without doubling a line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ranges as idranges
+from .files import fsync_dir, open_private
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = ".dead-drop-logger.state"
+LOCK_NAME = ".dead-drop-logger.lock"
+FORMAT = 1
+
+
+class StateError(Exception):
+    """The state file cannot be read or written."""
+
+
+@dataclass
+class State:
+    """Where the log directory stands.
+
+    ``position``: the follower has handled every id up to here (logged, or skipped as
+    history on a first start). ``logged``: the id ranges actually in the files, so a
+    historical import can fill exactly the gaps. ``fingerprint``: the timestamp of the
+    row at ``position``, to recognise a replaced database. ``pending``: see module doc.
+    """
+
+    position: int = 0
+    logged: list[tuple[int, int]] = field(default_factory=list)
+    fingerprint: str | None = None
+    pending: dict[str, int] = field(default_factory=dict)
+    database: str = ""
+
+    def to_json(self) -> bytes:
+        data = {
+            "format": FORMAT,
+            "position": self.position,
+            "logged": [list(r) for r in self.logged],
+            "fingerprint": self.fingerprint,
+            "pending": self.pending,
+            "database": self.database,
+        }
+        return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> State:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError("unknown state format")
+        logged = [(int(lo), int(hi)) for lo, hi in data["logged"]]
+        pending = {str(k): int(v) for k, v in dict(data["pending"]).items()}
+        fingerprint = data.get("fingerprint")
+        return cls(
+            position=int(data["position"]),
+            logged=idranges.normalise(logged),
+            fingerprint=None if fingerprint is None else str(fingerprint),
+            pending=pending,
+            database=str(data.get("database", "")),
+        )
+
+
+class StateStore:
+    """Loads, saves and locks the state file of one log directory."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.path = log_dir / STATE_NAME
+        self.lock_path = log_dir / LOCK_NAME
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the log directory's writer lock (blocks while another batch runs)."""
+        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def load(self) -> State | None:
+        """The saved state; None when there is none. Raises StateError when unreadable."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"cannot read {self.path}: {exc.strerror}") from None
+        try:
+            return State.from_json(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateError(f"state file {self.path} is corrupt ({exc})") from None
+
+    def set_aside(self) -> Path | None:
+        """Rename an unreadable state file out of the way, keeping it for inspection."""
+        if not self.path.exists():
+            return None
+        target = self.path.with_name(STATE_NAME + ".corrupt")
+        os.replace(self.path, target)
+        return target
+
+    def save(self, state: State) -> None:
+        """Atomically replace the state file (durable once this returns)."""
+        tmp = self.path.with_name(STATE_NAME + ".tmp")
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            data = state.to_json()
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"short write to {tmp}")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        fsync_dir(self.log_dir)

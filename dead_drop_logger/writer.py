@@ -1,0 +1,121 @@
+"""The day-file writer: routes lines into ``messages-YYYY-MM-DD.json`` and appends them.
+
+Files are opened by path for every batch (``O_APPEND``), written in full, fsynced and
+closed. Reopening each time means a day file deleted or renamed under the logger (by a
+user, by logrotate) is simply created afresh at the right path on the next batch.
+
+A failed write is undone here and now: the file is truncated back to where the batch
+began, so no partial line is ever left behind, and the error is raised for the caller
+to retry. Crash recovery uses the same truncation (see :mod:`.state`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import layout
+from .clock import Clock, today
+from .files import fsync_dir, open_private, write_all
+from .source import Row
+
+log = logging.getLogger(__name__)
+
+
+class WriteError(Exception):
+    """Appending to a log file failed; nothing of the batch stays in that file."""
+
+
+@dataclass
+class Chunk:
+    """The lines of one batch that go to one file, in id order."""
+
+    name: str
+    data: bytes
+    first_id: int
+    last_id: int
+
+
+class DayWriter:
+    """Appends batches of rows to the day files of one log directory."""
+
+    def __init__(self, log_dir: Path, clock: Clock, *, utc: bool = False) -> None:
+        self.log_dir = log_dir
+        self.clock = clock
+        self.utc = utc
+
+    def plan(self, rows: Sequence[Row]) -> list[Chunk]:
+        """Group rows by their file, keeping id order inside each file."""
+        fallback = today(self.clock, self.utc).isoformat()
+        chunks: dict[str, list[Row]] = {}
+        for row in rows:
+            name = layout.day_path(self.log_dir, row.day or fallback).name
+            chunks.setdefault(name, []).append(row)
+        return [
+            Chunk(name, b"".join(r.line for r in group), group[0].id, group[-1].id)
+            for name, group in chunks.items()
+        ]
+
+    def sizes(self, chunks: Sequence[Chunk]) -> dict[str, int]:
+        """Current size of each file a plan will append to (0 if it does not exist)."""
+        result: dict[str, int] = {}
+        for chunk in chunks:
+            try:
+                result[chunk.name] = (self.log_dir / chunk.name).stat().st_size
+            except FileNotFoundError:
+                result[chunk.name] = 0
+        return result
+
+    def append(self, chunks: Sequence[Chunk], sizes: dict[str, int]) -> None:
+        """Append each chunk and fsync it; on failure, undo that file and raise."""
+        created = False
+        for chunk in chunks:
+            path = self.log_dir / chunk.name
+            try:
+                fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            except OSError as exc:
+                raise WriteError(f"cannot open {path}: {exc.strerror}") from None
+            try:
+                created = created or sizes.get(chunk.name, 0) == 0
+                write_all(fd, chunk.data)
+                os.fsync(fd)
+            except OSError as exc:
+                self._undo(fd, path, sizes.get(chunk.name, 0))
+                reason = {errno.ENOSPC: "disk full", errno.EFBIG: "file too large"}.get(
+                    exc.errno or 0, exc.strerror or str(exc)
+                )
+                raise WriteError(f"cannot write {path}: {reason}") from None
+            finally:
+                os.close(fd)
+        if created:
+            fsync_dir(self.log_dir)
+
+    @staticmethod
+    def _undo(fd: int, path: Path, size: int) -> None:
+        try:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        except OSError as exc:  # the pending record still guards it on the next batch
+            log.warning("could not truncate %s back to %d bytes: %s", path, size, exc)
+
+    def truncate_back(self, pending: dict[str, int]) -> None:
+        """Remove an uncommitted batch: cut each file back to its recorded size."""
+        for name, size in pending.items():
+            path = self.log_dir / name
+            try:
+                current = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            if current <= size:
+                continue
+            log.warning("removing %d uncommitted bytes from %s", current - size, path)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)

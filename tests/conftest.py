@@ -1,0 +1,180 @@
+"""Shared fixtures: server-like databases, the real logger process, and log readers.
+
+Every test that needs a source database gets it from :mod:`serverdb` through the
+``server_db`` fixture; every test that runs the logger uses :class:`LoggerProcess`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serverdb  # tests/ is on sys.path (pytest's rootdir-relative conftest import)
+
+DEADLINE = 60.0  # generous: a loaded 2-core machine must never make a test flaky
+WRITER = str(Path(__file__).parent / "serverdb.py")
+
+
+def logger_command() -> list[str]:
+    """The installed console script (the real thing a user runs)."""
+    script = Path(sys.executable).parent / "dead-drop-logger"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("dead-drop-logger")
+    assert found, "dead-drop-logger is not installed: pip install -e '.[test]'"
+    return [found]
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = DEADLINE, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def log_lines(log_dir: Path) -> list[dict[str, Any]]:
+    """Every logged message, parsed, from every log file (the current symlink skipped).
+
+    Fails on a line that is not valid UTF-8 JSON ending in a newline.
+    """
+    found: list[dict[str, Any]] = []
+    if not log_dir.exists():
+        return found
+    for path in sorted(log_dir.glob("messages-*.json*")):
+        if path.is_symlink():
+            continue
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        if not raw:
+            continue
+        assert raw.endswith(b"\n"), f"{path} ends in a partial line"
+        for line in raw.split(b"\n")[:-1]:
+            found.append(json.loads(line.decode("utf-8")))
+    return found
+
+
+def logged_ids(log_dir: Path) -> list[int]:
+    """Logged ids, sorted, duplicates kept (so tests can check "exactly once")."""
+    return sorted(int(obj["id"]) for obj in log_lines(log_dir))
+
+
+class LoggerProcess:
+    """``dead-drop-logger run`` as a subprocess, stderr captured to a file."""
+
+    def __init__(self, db: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None):
+        self.db = db
+        self.log_dir = log_dir
+        self.args = list(args)
+        self.env = {**os.environ, **(env or {})}
+        self.stderr_path = log_dir.parent / f"logger-stderr-{id(self)}.txt"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> LoggerProcess:
+        cmd = [
+            *logger_command(),
+            "run",
+            "--db",
+            str(self.db),
+            "--log-dir",
+            str(self.log_dir),
+            "--poll-interval",
+            "0.05",
+            *self.args,
+            *extra,
+        ]
+        with open(self.stderr_path, "ab") as err:
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=self.env
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def wait_ready(self) -> None:
+        """Until the state file exists (the start position is fixed on disk)."""
+        wait_until(
+            lambda: (self.log_dir / ".dead-drop-logger.state").exists() or self._died(),
+            what="the logger to fix its start position",
+        )
+        assert not self._died(), self.stderr()
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = DEADLINE) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def server_db(tmp_path: Path) -> Path:
+    """An empty database built exactly like the Dead Drop server's."""
+    path = tmp_path / "messages.db"
+    serverdb.create(path)
+    return path
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    return tmp_path / "logs"
+
+
+@pytest.fixture
+def logger(server_db: Path, log_dir: Path) -> Iterator[Callable[..., LoggerProcess]]:
+    """Factory for logger processes on the test's database; all are killed at the end."""
+    started: list[LoggerProcess] = []
+
+    def make(*args: str, db: Path | None = None, env: dict[str, str] | None = None):
+        proc = LoggerProcess(db or server_db, log_dir, *args, env=env)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.kill()
+
+
+def start_writer(db: Path, sends: int, *, interval: float = 0.0, prefix: str = "live"):
+    """A concurrent writer process inserting ``sends`` sends like the server."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            WRITER,
+            str(db),
+            "--sends",
+            str(sends),
+            "--interval",
+            str(interval),
+            "--prefix",
+            prefix,
+        ],
+        stdin=subprocess.DEVNULL,
+    )

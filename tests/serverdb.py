@@ -1,0 +1,137 @@
+"""A stand-in for the Dead Drop server: builds and writes databases exactly as it does.
+
+The one place tests (and benchmarks) get their source databases from:
+- ``PRAGMA journal_mode=WAL`` and ``busy_timeout=5000``;
+- the server's ``messages`` table, later extended by ``ALTER TABLE`` with ``task_id``
+  and ``reply_to``, plus the other tables it keeps;
+- one send = one transaction: the message plus one CC row per team lead
+  (``is_cc=1``, ``cc_original_to`` = the original recipient);
+- ``timestamp`` = ``datetime.now().isoformat()`` (local wall time, no zone).
+
+Run as a script it is a concurrent writer process:
+``python tests/serverdb.py DB --sends N [--interval S] [--leads lead,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+AGENTS = ("juno", "atlas", "vega", "orion")
+LEADS = ("lead",)
+
+
+def create(path: Path) -> None:
+    """Create an empty database with the server's schema and settings."""
+    conn = connect(path)
+    with conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, role TEXT,"
+            " registered_at TEXT, last_seen TEXT)"
+        )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " from_agent TEXT, to_agent TEXT, content TEXT, timestamp TEXT,"
+            " read_flag INTEGER DEFAULT 0, is_cc INTEGER DEFAULT 0,"
+            " cc_original_to TEXT DEFAULT NULL)"
+        )
+        conn.execute("ALTER TABLE messages ADD COLUMN task_id TEXT DEFAULT NULL")
+        conn.execute("ALTER TABLE messages ADD COLUMN reply_to INTEGER DEFAULT NULL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+            " title TEXT, status TEXT, assigned_to TEXT, created_at TEXT)"
+        )
+    conn.close()
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def send(
+    conn: sqlite3.Connection,
+    from_agent: str,
+    to_agent: str,
+    content: object,
+    *,
+    leads: Sequence[str] = LEADS,
+    timestamp: object = None,
+    task_id: str | None = None,
+    reply_to: int | None = None,
+) -> list[int]:
+    """One send as the server does it: one transaction, the message plus its CC rows."""
+    stamp = dt.datetime.now().isoformat() if timestamp is None else timestamp
+    ids: list[int] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute(
+            "INSERT INTO messages (from_agent, to_agent, content, timestamp, task_id, reply_to)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (from_agent, to_agent, content, stamp, task_id, reply_to),
+        )
+        ids.append(int(cur.lastrowid or 0))
+        for lead in leads:
+            if lead in (from_agent, to_agent):
+                continue
+            cur = conn.execute(
+                "INSERT INTO messages (from_agent, to_agent, content, timestamp, is_cc,"
+                " cc_original_to, task_id, reply_to) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                (from_agent, lead, content, stamp, to_agent, task_id, reply_to),
+            )
+            ids.append(int(cur.lastrowid or 0))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return ids
+
+
+def send_many(path: Path, count: int, *, prefix: str = "msg") -> list[int]:
+    """``count`` sends from rotating agents; returns every id written (CC rows too)."""
+    conn = connect(path)
+    ids: list[int] = []
+    for i in range(count):
+        sender = AGENTS[i % len(AGENTS)]
+        recipient = AGENTS[(i + 1) % len(AGENTS)] if i % 5 else "all"
+        ids += send(conn, sender, recipient, f"{prefix} {i}: status update\nline two")
+    conn.close()
+    return ids
+
+
+def all_ids(path: Path) -> list[int]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("db", type=Path)
+    parser.add_argument("--sends", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=0.0)
+    parser.add_argument("--prefix", default="live")
+    args = parser.parse_args(argv)
+    if not args.db.exists():
+        create(args.db)
+    conn = connect(args.db)
+    for i in range(args.sends):
+        sender = AGENTS[i % len(AGENTS)]
+        send(conn, sender, AGENTS[(i + 1) % len(AGENTS)], f"{args.prefix} {i}")
+        if args.interval:
+            time.sleep(args.interval)
+    conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
