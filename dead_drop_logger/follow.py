@@ -49,6 +49,7 @@ class Follower:
         self.pipeline = Pipeline(self.source, settings.log_dir, self.writer)
         self.reporter = Reporter(log)
         self._failures = 0
+        self._behind = False  # a catch-up failed: retry it even if nothing changed since
 
     # -- signals -----------------------------------------------------------------------
 
@@ -66,8 +67,6 @@ class Follower:
         """Follow until stopped. Raises LogDirError when the log dir is unusable."""
         ensure_private_dir(self.settings.log_dir)
         existed = self.source.exists()
-        if not existed:
-            log.warning("database %s does not exist yet; waiting for it", self.settings.db)
         log.info(
             "following %s into %s every %ss",
             self.settings.db,
@@ -78,6 +77,8 @@ class Follower:
             return
         if self.settings.import_historical and not self._retrying(self._import_history):
             return
+        if not existed:  # worded as SourceMissing is, so the Reporter says it only once
+            self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
         while not self.stop.is_set():
             self._retrying(self._tick, once=True)
             if not self.stop.is_set() and not self.reporter.in_trouble:
@@ -90,8 +91,12 @@ class Follower:
         log.info("historical import: %d messages logged", done.lines)
 
     def _tick(self) -> None:
-        if self.source.changed():
+        # ``changed()`` consumes the change: after a failed catch-up it would say
+        # "nothing new" and the failed batch would wait for the next message.
+        if self.source.changed() or self._behind:
+            self._behind = True
             done = self.pipeline.catch_up(should_stop=self.stop.is_set)
+            self._behind = False
             if done.lines:
                 log.debug("logged %d messages up to id %d", done.lines, done.last_id)
 
@@ -122,6 +127,7 @@ class Follower:
         self._failures += 1
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))
+        log.debug("retry %d in %.2fs", self._failures, delay)
         before = _signature(self.settings.db)
         waited = 0.0
         step = min(self.settings.poll_interval, 0.5)

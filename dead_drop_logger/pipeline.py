@@ -9,6 +9,7 @@ also on disk, so any process may die at any instant and the next one resumes exa
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import os
@@ -52,6 +53,9 @@ class Pipeline:
         self.writer = writer
         self.store = StateStore(log_dir)
         self.page_size = page_size
+        # A logger already ran here (the lock file outlives any state file) or this one
+        # loaded a state: a state lost from now on is not a first start.
+        self._ran_before = self.store.lock_path.exists()
 
     # -- state -------------------------------------------------------------------------
 
@@ -85,23 +89,33 @@ class Pipeline:
             log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)
             state = None
         if state is not None:
+            self._ran_before = True
             return state
         state = self._recover_from_files()
         if state is None:
             state = State(database=str(self.source.path))
-            if database_existed:
+            if self._ran_before:
+                # Starting at the database's end would lose what arrived since the
+                # state went; the log files hold nothing, so position 0 doubles nothing.
+                log.warning(
+                    "the state in %s is gone and no log files hold anything; "
+                    "logging the database from its first row",
+                    self.log_dir,
+                )
+            elif database_existed:
                 state.position = self.source.max_id()
                 state.fingerprint = self.source.fingerprint(state.position)
                 log.info("first start: logging messages after id %d", state.position)
             else:
                 log.info("first start: database did not exist; logging it from its first row")
         self.store.save(state)
+        self._ran_before = True
         return state
 
     def _recover_from_files(self) -> State | None:
         """Rebuild the state from the ids the log files already hold (None if no files)."""
-        files = [f for f in layout.log_files(self.log_dir) if not f.compressed]
-        if not files and not layout.log_files(self.log_dir):
+        files = layout.log_files(self.log_dir)
+        if not files:
             return None
         ids: list[int] = []
         last: tuple[int, str | None] = (0, None)
@@ -126,8 +140,21 @@ class Pipeline:
 
     # -- batches -----------------------------------------------------------------------
 
-    def _commit(self, state: State, rows: list[Row], low: int, high: int) -> None:
-        """Append rows and record ``[low, high]`` as logged, with the two-step commit."""
+    def _commit(
+        self,
+        state: State,
+        rows: list[Row],
+        low: int,
+        high: int,
+        *,
+        advance: tuple[int, str | None] | None = None,
+    ) -> None:
+        """Append rows and record ``[low, high]`` as logged, with the two-step commit.
+
+        ``advance`` (new position, its fingerprint) is applied only in the final save:
+        the pending record must keep the old position, or a batch that fails to write
+        (or a crash before the final save) would be skipped for good.
+        """
         if rows:
             chunks = self.writer.plan(rows)
             state.pending = self.writer.sizes(chunks)
@@ -136,6 +163,9 @@ class Pipeline:
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, state.pending)
             state.pending = {}
+        if advance is not None:
+            state.position, state.fingerprint = advance
+            state.database = str(self.source.path)
         state.logged = idranges.add(state.logged, low, high)
         self.store.save(state)
 
@@ -172,10 +202,8 @@ class Pipeline:
             if not rows:
                 return Progress()
             last = rows[-1].id
-            state.position = last
-            state.fingerprint = self.source.fingerprint(last)
-            state.database = str(self.source.path)
-            self._commit(state, rows, start + 1, last)
+            advance = (last, self.source.fingerprint(last))
+            self._commit(state, rows, start + 1, last, advance=advance)
             return Progress(len(rows), last)
 
     def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
@@ -232,9 +260,14 @@ class Pipeline:
 
 
 def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
-    """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
+    """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line.
+
+    Compressed files are read too (their ids are logged); they are never torn.
+    """
     offset = 0
-    with open(path, "rb") as fh:
+    compressed = path.suffix == ".gz"
+    opener = gzip.open if compressed else open
+    with opener(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
                 break
@@ -245,7 +278,7 @@ def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
                 yield int(obj["id"]), timestamp if isinstance(timestamp, str) else None
             except (ValueError, KeyError, TypeError, AttributeError):
                 log.warning("skipping an unreadable line in %s", path)
-    if offset != path.stat().st_size:
+    if not compressed and offset != path.stat().st_size:
         log.warning("cutting a torn last line from %s", path)
         with open(path, "r+b") as fh:
             fh.truncate(offset)
