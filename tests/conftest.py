@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,18 +75,33 @@ def logged_ids(log_dir: Path) -> list[int]:
 
 
 class LoggerProcess:
-    """``dead-drop-logger run`` as a subprocess, stderr captured to a file."""
+    """``dead-drop-logger run`` as a subprocess, stderr captured to a file.
 
-    def __init__(self, db: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None):
+    ``wrapper`` goes before the command (e.g. strace for fault injection); ``preexec``
+    runs in the child before exec (umask, resource limits).
+    """
+
+    def __init__(
+        self,
+        db: Path,
+        log_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+        preexec: Callable[[], None] | None = None,
+    ):
         self.db = db
         self.log_dir = log_dir
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
+        self.wrapper = list(wrapper)
+        self.preexec = preexec
         self.stderr_path = log_dir.parent / f"logger-stderr-{id(self)}.txt"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *extra: str) -> LoggerProcess:
         cmd = [
+            *self.wrapper,
             *logger_command(),
             "run",
             "--db",
@@ -100,7 +115,12 @@ class LoggerProcess:
         ]
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=self.env
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env=self.env,
+                preexec_fn=self.preexec,
             )
         return self
 
@@ -151,8 +171,10 @@ def logger(server_db: Path, log_dir: Path) -> Iterator[Callable[..., LoggerProce
     """Factory for logger processes on the test's database; all are killed at the end."""
     started: list[LoggerProcess] = []
 
-    def make(*args: str, db: Path | None = None, env: dict[str, str] | None = None):
-        proc = LoggerProcess(db or server_db, log_dir, *args, env=env)
+    def make(
+        *args: str, db: Path | None = None, env: dict[str, str] | None = None, **kw: Any
+    ) -> LoggerProcess:
+        proc = LoggerProcess(db or server_db, log_dir, *args, env=env, **kw)
         started.append(proc)
         return proc
 

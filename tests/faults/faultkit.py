@@ -1,0 +1,159 @@
+"""Fault-injection helpers shared by the hardening suite (imported by its tests).
+
+Faults are real: strace tampers with the logger's own system calls (``-P`` confines
+it to one file), resource limits make the kernel refuse writes, and other processes
+lock, replace or corrupt the database. Every check ends on the same promise: each id
+of the database is in the logs exactly once, and the user saw one line per problem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serverdb
+from conftest import LoggerProcess, logged_ids, wait_until
+
+STRACE = shutil.which("strace")
+needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+
+
+def strace_wrapper(trace_log: Path, *rules: str, path: Path | None = None) -> list[str]:
+    """A command prefix that runs the logger under strace with ``-e`` ``rules``.
+
+    ``-I1`` lets a SIGTERM to strace detach it, so the fault "clears" while the logger
+    keeps running; ``-P path`` confines tracing (and so injection) to that one file.
+    """
+    assert STRACE is not None
+    cmd = [STRACE, "-f", "-qq", "-I1", "-e", "signal=none", "-o", str(trace_log)]
+    if path is not None:
+        cmd += ["-P", str(path)]
+    for rule in rules:
+        cmd += ["-e", rule]
+    return [*cmd, "--"]
+
+
+def traced_pid(wrapper_pid: int) -> int:
+    """The pid of the logger strace started (its only child)."""
+
+    def child() -> int | None:
+        try:
+            text = Path(f"/proc/{wrapper_pid}/task/{wrapper_pid}/children").read_text()
+        except OSError:
+            return None
+        return int(text.split()[0]) if text.split() else None
+
+    pid: int = wait_until(child, what="strace to start the logger")
+    return pid
+
+
+def injected(trace_log: Path) -> int:
+    """How many system calls strace has tampered with so far."""
+    try:
+        return trace_log.read_text(errors="replace").count("(INJECTED)")
+    except FileNotFoundError:
+        return 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return status != "Z"
+
+
+def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+@contextlib.contextmanager
+def reaped() -> Iterator[list[int]]:
+    """Pids (traced loggers, orphaned once strace goes) to SIGKILL on the way out."""
+    started: list[int] = []
+    try:
+        yield started
+    finally:
+        for pid in started:
+            kill_pid(pid)
+
+
+def state(log_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((log_dir / ".dead-drop-logger.state").read_bytes())
+    return data
+
+
+def assert_exactly_once(log_dir: Path, db: Path) -> None:
+    assert logged_ids(log_dir) == serverdb.all_ids(db)
+
+
+def wait_all_logged(log_dir: Path, db: Path, timeout: float | None = None) -> None:
+    """Until every id of the database is logged (fails at once on a doubled id)."""
+    want = serverdb.all_ids(db)
+
+    def done() -> bool:
+        got = logged_ids(log_dir)
+        assert len(got) == len(set(got)), "an id was logged twice"
+        return got == want
+
+    kwargs = {} if timeout is None else {"timeout": timeout}
+    wait_until(done, what=f"all {len(want)} ids to be logged", **kwargs)
+
+
+def count(text: str, needle: str) -> int:
+    """Lines of ``text`` containing ``needle``."""
+    return sum(needle in line for line in text.splitlines())
+
+
+def assert_clean(stderr: str) -> None:
+    """What a user sees: never a traceback (outside --log-level debug)."""
+    assert "Traceback" not in stderr, stderr
+    assert "Logging error" not in stderr, stderr
+
+
+def wait_stderr(proc: LoggerProcess, needle: str, what: str | None = None) -> str:
+    return str(
+        wait_until(
+            lambda: needle in proc.stderr() and proc.stderr(),
+            what=what or f"{needle!r} on stderr",
+        )
+    )
+
+
+def retries(stderr: str) -> int:
+    """Retries the logger made (its --log-level debug "retry N in S" lines)."""
+    return count(stderr, "DEBUG: retry ")
+
+
+def insert(db: Path, rows: Sequence[dict[str, Any]], *, raw: Sequence[str] = ()) -> list[int]:
+    """Insert messages column by column; ``raw`` names columns given as SQL text."""
+    conn = serverdb.connect(db)
+    ids: list[int] = []
+    try:
+        for row in rows:
+            cols = list(row)
+            marks = [row[c] if c in raw else "?" for c in cols]
+            params = [row[c] for c in cols if c not in raw]
+            sql = f"INSERT INTO messages ({', '.join(cols)}) VALUES ({', '.join(marks)})"
+            ids.append(int(conn.execute(sql, params).lastrowid or 0))
+    finally:
+        conn.close()
+    return ids
+
+
+def with_connection(db: Path, action: Callable[[sqlite3.Connection], object]) -> None:
+    conn = serverdb.connect(db)
+    try:
+        action(conn)
+    finally:
+        conn.close()

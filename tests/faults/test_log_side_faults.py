@@ -1,0 +1,240 @@
+"""Log side: writes that fail, files that vanish, a lost state, an impossible log dir."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import resource
+import subprocess
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import logged_ids, logger_command, wait_until
+from faultkit import (
+    alive,
+    assert_clean,
+    assert_exactly_once,
+    count,
+    injected,
+    needs_strace,
+    reaped,
+    retries,
+    state,
+    strace_wrapper,
+    traced_pid,
+    wait_all_logged,
+    wait_stderr,
+)
+
+
+def today_file(log_dir: Path) -> Path:
+    """Where the writer's messages go (their timestamps are local "now")."""
+    return log_dir / f"messages-{dt.date.today().isoformat()}.json"
+
+
+def ids_in(path: Path) -> list[int]:
+    raw = path.read_bytes() if path.exists() else b""
+    return [int(line.split(b'"id":', 1)[1].split(b",", 1)[0]) for line in raw.splitlines()]
+
+
+@needs_strace
+@pytest.mark.parametrize(
+    ("rule", "says"),
+    [
+        ("inject=write:error=ENOSPC", "disk full"),
+        ("inject=fsync:error=ENOSPC", "disk full"),  # the data is in the file: cut it back
+        ("inject=write:error=EFBIG", "file too large"),
+        ("inject=openat:error=EACCES", "Permission denied"),
+    ],
+    ids=["write-ENOSPC", "fsync-ENOSPC", "write-EFBIG", "open-EACCES"],
+)
+def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
+    server_db: Path, log_dir: Path, logger, tmp_path: Path, rule: str, says: str
+) -> None:
+    day = today_file(log_dir)
+    trace = tmp_path / "strace.log"
+    with reaped() as pids:
+        proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=day))
+        proc.start()
+        pids.append(pid := traced_pid(proc.pid))
+        proc.wait_ready()
+        serverdb.send_many(server_db, 20)
+        wait_until(
+            lambda: retries(proc.stderr()) >= 3 and injected(trace) >= 3,
+            what="several failed attempts",
+        )
+        assert state(log_dir)["position"] == 0  # nothing committed, nothing skipped
+        wait_until(lambda: not day.exists() or day.stat().st_size == 0, what="no partial line")
+
+        proc.stop()  # strace detaches: the disk has room again
+        wait_all_logged(log_dir, server_db)
+        assert alive(pid)
+        stderr = proc.stderr()
+        assert count(stderr, says) == 1, stderr
+        assert count(stderr, "recovered; logging again") == 1, stderr
+        assert state(log_dir)["position"] == serverdb.all_ids(server_db)[-1]
+    assert_exactly_once(log_dir, server_db)
+
+
+def test_file_size_limit_short_write_is_cut_back_and_caught_up(
+    server_db: Path, log_dir: Path, logger
+) -> None:
+    """RLIMIT_FSIZE: the kernel writes up to the limit (a real short write), then EFBIG.
+
+    The logger must not die of SIGXFSZ, must cut the torn line off, and must log all
+    once the limit is lifted.
+    """
+    limit = 64 * 1024  # above the 32 KB the database's -shm file needs
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    day = today_file(log_dir)
+    proc = logger(preexec=limited).start()
+    proc.wait_ready()
+    serverdb.send_many(server_db, 400)  # about 170 KB of lines
+    wait_stderr(proc, "file too large")
+
+    def whole_lines_up_to_position() -> bool:
+        raw = day.read_bytes()
+        ids = ids_in(day)
+        return raw.endswith(b"\n") and ids == list(range(1, state(log_dir)["position"] + 1))
+
+    wait_until(whole_lines_up_to_position, what="only whole, committed lines in the file")
+    assert day.stat().st_size <= limit
+    assert proc.proc is not None and proc.proc.poll() is None  # SIGXFSZ did not kill it
+
+    resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+    wait_all_logged(log_dir, server_db)
+    assert proc.stop() == 0
+    stderr = proc.stderr()
+    assert count(stderr, "file too large") == 1, stderr
+    assert_clean(stderr)
+    assert_exactly_once(log_dir, server_db)
+
+
+@pytest.mark.parametrize("how", ["deleted", "renamed"])
+def test_day_file_deleted_or_renamed_is_created_afresh(
+    server_db: Path, log_dir: Path, logger, how: str
+) -> None:
+    proc = logger().start()
+    proc.wait_ready()
+    first = serverdb.send_many(server_db, 5, prefix="before")
+    wait_until(lambda: logged_ids(log_dir) == first, what="the first messages")
+    day = today_file(log_dir)
+    rotated = day.with_name(day.name + ".1")
+    if how == "deleted":
+        day.unlink()
+    else:
+        day.rename(rotated)
+
+    second = serverdb.send_many(server_db, 5, prefix="after")
+    wait_until(lambda: ids_in(day) == second, what="a fresh file with the new messages")
+    assert proc.stop() == 0
+    assert ids_in(rotated) == ([] if how == "deleted" else first)
+    assert oct(day.stat().st_mode & 0o777) == oct(0o600)
+    assert_clean(proc.stderr())
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty", "corrupt", "truncated"])
+def test_lost_or_corrupt_state_is_rebuilt_from_the_log_files(
+    server_db: Path, log_dir: Path, logger, damage: str
+) -> None:
+    proc = logger().start()
+    proc.wait_ready()
+    serverdb.send_many(server_db, 10, prefix="before")
+    wait_all_logged(log_dir, server_db)
+    assert proc.stop() == 0
+
+    path = log_dir / ".dead-drop-logger.state"
+    good = path.read_bytes()
+    {
+        "missing": path.unlink,
+        "empty": lambda: path.write_bytes(b""),
+        "corrupt": lambda: path.write_bytes(b"\x00\xffnot json at all"),
+        "truncated": lambda: path.write_bytes(good[: len(good) // 2]),
+    }[damage]()
+    serverdb.send_many(server_db, 10, prefix="while stopped")
+
+    again = logger().start()
+    wait_all_logged(log_dir, server_db)
+    serverdb.send_many(server_db, 5, prefix="after")
+    wait_all_logged(log_dir, server_db)
+    assert again.stop() == 0
+    stderr = again.stderr()
+    assert count(stderr, "rebuilt from 20 lines") == 1, stderr
+    if damage != "missing":
+        assert (log_dir / ".dead-drop-logger.state.corrupt").exists()
+    assert_clean(stderr)
+    assert_exactly_once(log_dir, server_db)
+
+
+def test_state_gone_before_anything_was_logged_loses_nothing(
+    server_db: Path, log_dir: Path, logger
+) -> None:
+    """No state and no log lines, but a logger ran here: not a first start."""
+    serverdb.send_many(server_db, 3, prefix="history")
+    proc = logger().start()
+    proc.wait_ready()
+    assert proc.stop() == 0
+    (log_dir / ".dead-drop-logger.state").unlink()
+    serverdb.send_many(server_db, 4, prefix="while stopped")
+
+    again = logger().start()
+    wait_all_logged(log_dir, server_db)
+    assert again.stop() == 0
+    assert count(again.stderr(), "logging the database from its first row") == 1
+    assert_exactly_once(log_dir, server_db)
+
+
+def test_recovery_counts_compressed_log_files(server_db: Path, log_dir: Path, logger) -> None:
+    proc = logger().start()
+    proc.wait_ready()
+    serverdb.send_many(server_db, 5)
+    wait_all_logged(log_dir, server_db)
+    assert proc.stop() == 0
+    day = today_file(log_dir)
+    day.with_name(day.name + ".gz").write_bytes(gzip.compress(day.read_bytes()))
+    day.unlink()
+    (log_dir / ".dead-drop-logger.state").unlink()
+    serverdb.send_many(server_db, 5, prefix="later")
+
+    logger().start()
+    wait_all_logged(log_dir, server_db)
+    assert_exactly_once(log_dir, server_db)
+
+
+def test_impossible_log_dir_is_one_line_and_non_zero(server_db: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    if os.geteuid() == 0:  # root ignores permission bits; sysfs refuses even root
+        unwritable = Path("/sys/dead-drop-logger-test/logs")
+    else:
+        (tmp_path / "locked").mkdir(mode=0o500)
+        unwritable = tmp_path / "locked" / "logs"
+    for what, path in [("through a regular file", blocker / "logs"), ("unwritable", unwritable)]:
+        result = subprocess.run(
+            [*logger_command(), "run", "--db", str(server_db), "--log-dir", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 1, (what, result.stderr)
+        assert len(lines) == 1, (what, lines)
+        assert lines[0].startswith("dead-drop-logger: error:") and str(path) in lines[0], lines
+        assert_clean(result.stderr)
+
+    # A regular file given as the log dir is a usage error, caught by click.
+    result = subprocess.run(
+        [*logger_command(), "run", "--db", str(server_db), "--log-dir", str(blocker)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2 and "Usage:" in result.stderr, result.stderr
+    assert_clean(result.stderr)
