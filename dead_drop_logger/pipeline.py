@@ -276,7 +276,7 @@ def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
                 obj = json.loads(line)
                 timestamp = obj.get("timestamp")
                 yield int(obj["id"]), timestamp if isinstance(timestamp, str) else None
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
                 log.warning("skipping an unreadable line in %s", path)
     if not compressed and offset != path.stat().st_size:
         log.warning("cutting a torn last line from %s", path)
