@@ -238,3 +238,24 @@ def test_impossible_log_dir_is_one_line_and_non_zero(server_db: Path, tmp_path: 
     )
     assert result.returncode == 2 and "Usage:" in result.stderr, result.stderr
     assert_clean(result.stderr)
+
+
+def test_recovery_skips_hostile_lines_in_the_log_files(
+    server_db: Path, log_dir: Path, logger
+) -> None:
+    proc = logger().start()
+    proc.wait_ready()
+    serverdb.send_many(server_db, 5)
+    wait_all_logged(log_dir, server_db)
+    assert proc.stop() == 0
+    hostile = log_dir / "messages-2000-01-01.json"
+    hostile.write_bytes(b'{"id": 1e999}\nnot json\n{"id": "x"}\n[1, 2]\n\xff\xfe\n{"id": 3')
+    (log_dir / ".dead-drop-logger.state").unlink()
+    serverdb.send_many(server_db, 5, prefix="later")
+
+    again = logger().start()
+    want = serverdb.all_ids(server_db)
+    wait_until(lambda: ids_in(today_file(log_dir)) == want, what="the later messages")
+    assert again.stop() == 0
+    assert hostile.read_bytes().endswith(b"[1, 2]\n\xff\xfe\n")  # the torn line is cut
+    assert_clean(again.stderr())
