@@ -1,0 +1,85 @@
+"""Crash points: SIGKILL at each of the logger's first write/fsync/rename/ftruncate calls.
+
+strace kills the logger on entry to its K-th call of one system call, for each K in
+turn, while a server-like writer keeps sending; every run restarts from what the
+previous one left on disk. In the end every id is logged exactly once.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import serverdb
+from conftest import LoggerProcess, start_writer, wait_until
+from faultkit import (
+    assert_clean,
+    assert_exactly_once,
+    kill_pid,
+    needs_strace,
+    reaped,
+    state,
+    strace_wrapper,
+    traced_pid,
+    wait_all_logged,
+)
+
+# How many of each call to kill at: one batch makes 3 state writes + 1 data write,
+# 7 fsyncs (file and directory), 2 renames; ftruncate runs when a batch is undone.
+CRASH_POINTS = {"write": 7, "fsync": 9, "rename": 4, "ftruncate": 2}
+
+
+def position(log_dir: Path) -> int:
+    try:
+        return int(state(log_dir)["position"])
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+def crashed_or_caught_up(proc: LoggerProcess, log_dir: Path, db: Path, where: str) -> bool:
+    """Wait until the logger was killed (True) or has logged all there is now (False)."""
+    target = serverdb.all_ids(db)[-1]
+    assert proc.proc is not None
+    popen = proc.proc
+    wait_until(
+        lambda: popen.poll() is not None or position(log_dir) >= target,
+        what=f"the logger to die at {where} or to catch up",
+    )
+    return popen.poll() is not None
+
+
+@needs_strace
+def test_killed_at_every_early_write_fsync_rename_truncate(
+    server_db: Path, log_dir: Path, logger, tmp_path: Path
+) -> None:
+    serverdb.send_many(server_db, 2)  # so that there is a first id to aim for
+    writer = start_writer(server_db, 100_000, interval=0.01)
+    injected = 0
+    runs = 0
+    try:
+        with reaped() as pids:
+            for call, most in CRASH_POINTS.items():
+                for k in range(1, most + 1):
+                    rule = f"inject={call}:signal=SIGKILL:when={k}"
+                    proc = logger(wrapper=strace_wrapper(Path("/dev/null"), rule)).start()
+                    pids.append(pid := traced_pid(proc.pid))
+                    died = crashed_or_caught_up(proc, log_dir, server_db, f"{call} #{k}")
+                    if not died:
+                        kill_pid(pid)  # never reached call #k: a plain kill -9 instead
+                    else:
+                        injected += 1
+                    assert proc.proc is not None
+                    proc.proc.wait(timeout=60)
+                    runs += 1
+                    assert_clean(proc.stderr())
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(timeout=60)
+
+    print(f"{injected} of {runs} runs killed by injection")
+    assert injected >= runs * 2 // 3, (injected, runs)  # the kills did hit those calls
+    last = logger().start()
+    wait_all_logged(log_dir, server_db)
+    assert last.stop() == 0
+    assert_clean(last.stderr())
+    assert_exactly_once(log_dir, server_db)
