@@ -62,9 +62,9 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
                 for k in range(1, most + 1):
                     rule = f"inject={call}:signal=SIGKILL:when={k}"
                     proc = logger(wrapper=strace_wrapper(Path("/dev/null"), rule)).start()
-                    pids.append(pid := traced_pid(proc.pid))
                     died = crashed_or_caught_up(proc, log_dir, server_db, f"{call} #{k}")
-                    if not died:
+                    if not died:  # alive, so it has said its pid
+                        pids.append(pid := traced_pid(proc))
                         kill_pid(pid)  # never reached call #k: a plain kill -9 instead
                     else:
                         injected += 1
