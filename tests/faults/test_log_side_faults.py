@@ -41,22 +41,26 @@ def ids_in(path: Path) -> list[int]:
 
 @needs_strace
 @pytest.mark.parametrize(
-    ("rule", "says"),
+    ("target", "rule", "says"),
     [
-        ("inject=write:error=ENOSPC", "disk full"),
-        ("inject=fsync:error=ENOSPC", "disk full"),  # the data is in the file: cut it back
-        ("inject=write:error=EFBIG", "file too large"),
-        ("inject=openat:error=EACCES", "Permission denied"),
+        ("day", "inject=write:error=ENOSPC", "disk full"),
+        ("day", "inject=fsync:error=ENOSPC", "disk full"),  # the data is in: cut it back
+        ("day", "inject=write:error=EFBIG", "file too large"),
+        ("day", "inject=openat:error=EACCES", "Permission denied"),
+        # the batch's lines are appended, then saving the new position fails
+        # (state writes: 1 at start, 2 before the batch, 3 after it)
+        ("state", "inject=write:error=ENOSPC:when=3+", "No space left on device"),
     ],
-    ids=["write-ENOSPC", "fsync-ENOSPC", "write-EFBIG", "open-EACCES"],
+    ids=["write-ENOSPC", "fsync-ENOSPC", "write-EFBIG", "open-EACCES", "state-ENOSPC"],
 )
 def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
-    server_db: Path, log_dir: Path, logger, tmp_path: Path, rule: str, says: str
+    server_db: Path, log_dir: Path, logger, tmp_path: Path, target: str, rule: str, says: str
 ) -> None:
     day = today_file(log_dir)
+    faulty = day if target == "day" else log_dir / ".dead-drop-logger.state.tmp"
     trace = tmp_path / "strace.log"
     with reaped() as pids:
-        proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=day))
+        proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=faulty))
         proc.start()
         pids.append(pid := traced_pid(proc))
         proc.wait_ready()
@@ -74,6 +78,8 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
         stderr = proc.stderr()
         assert count(stderr, says) == 1, stderr
         assert count(stderr, "recovered; logging again") == 1, stderr
+        if target == "state":  # the appended batch was cut back off the day file
+            assert count(stderr, "uncommitted bytes") == 1, stderr
         assert state(log_dir)["position"] == serverdb.all_ids(server_db)[-1]
     assert_exactly_once(log_dir, server_db)
 
