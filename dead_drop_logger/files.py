@@ -18,14 +18,18 @@ class LogDirError(Exception):
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) as 0700; tighten it if it is ours and looser."""
+    """Create ``path`` (and parents) as 0700; tighten it if it is ours and looser.
+
+    Tightening only removes group and other bits: a directory the user made tighter
+    (0500) is never given write permission back.
+    """
     try:
         path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         if not path.is_dir():
             raise LogDirError(f"{path} is not a directory")
         st = path.stat()
-        if st.st_uid == os.getuid() and st.st_mode & 0o777 != DIR_MODE:
-            path.chmod(DIR_MODE)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            path.chmod(st.st_mode & 0o700)
         if not os.access(path, os.W_OK | os.X_OK):
             raise LogDirError(f"log directory {path} is not writable")
     except FileExistsError:

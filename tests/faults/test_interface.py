@@ -130,6 +130,22 @@ def test_existing_loose_log_dir_is_tightened(server_db: Path, log_dir: Path, log
     assert stat.S_IMODE(log_dir.stat().st_mode) == 0o700
 
 
+def test_read_only_log_dir_is_not_made_writable(server_db: Path, log_dir: Path, logger) -> None:
+    log_dir.mkdir()
+    log_dir.chmod(0o500)
+    proc = logger().start()
+    assert proc.proc is not None
+    if os.geteuid() == 0:  # root may write there anyway
+        proc.wait_ready()
+        assert proc.stop() == 0
+    else:
+        assert proc.proc.wait(timeout=60) == 1
+        assert proc.stderr().splitlines() == [
+            f"dead-drop-logger: error: log directory {log_dir} is not writable"
+        ]
+    assert stat.S_IMODE(log_dir.stat().st_mode) == 0o500
+
+
 def test_database_is_opened_read_only(server_db: Path, log_dir: Path, logger) -> None:
     proc = logger().start()
     proc.wait_ready()
