@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, wait_until
+from conftest import LoggerProcess, log_lines, logged_ids, wait_until
 
 STRACE = shutil.which("strace")
 needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -95,17 +95,25 @@ def assert_exactly_once(log_dir: Path, db: Path) -> None:
     assert logged_ids(log_dir) == serverdb.all_ids(db)
 
 
+def lines_so_far(log_dir: Path) -> list[dict[str, Any]] | None:
+    """The logged lines, or None when a file was caught mid-append (look again)."""
+    try:
+        return log_lines(log_dir)
+    except AssertionError as exc:
+        if "partial line" in str(exc):
+            return None
+        raise
+
+
 def wait_all_logged(log_dir: Path, db: Path, timeout: float | None = None) -> None:
     """Until every id of the database is logged (fails at once on a doubled id)."""
     want = serverdb.all_ids(db)
 
     def done() -> bool:
-        try:
-            got = logged_ids(log_dir)
-        except AssertionError as exc:  # caught mid-append (a 10 MB line): look again
-            if "partial line" in str(exc):
-                return False
-            raise
+        lines = lines_so_far(log_dir)  # None: caught mid-append (a 10 MB line)
+        if lines is None:
+            return False
+        got = sorted(int(obj["id"]) for obj in lines)
         assert len(got) == len(set(got)), "an id was logged twice"
         return got == want
 

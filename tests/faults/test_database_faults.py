@@ -15,6 +15,7 @@ from faultkit import (
     assert_clean,
     assert_exactly_once,
     count,
+    lines_so_far,
     retries,
     wait_all_logged,
     wait_stderr,
@@ -113,7 +114,8 @@ def test_replaced_database_is_logged_from_its_first_row(
     new_ids = serverdb.all_ids(server_db)
 
     def by_prefix(prefix: str) -> list[int]:
-        return sorted(o["id"] for o in log_lines(log_dir) if o["content"].startswith(prefix))
+        lines = lines_so_far(log_dir) or []
+        return sorted(o["id"] for o in lines if o["content"].startswith(prefix))
 
     wait_until(lambda: by_prefix("new") == new_ids, what="the new database's messages")
     serverdb.send_many(server_db, 3, prefix="new later")
@@ -259,7 +261,7 @@ def test_not_a_database_at_start(tmp_path: Path, log_dir: Path, logger) -> None:
     put_db(fresh_db(tmp_path / "good.db", 5, "good"), db)
     proc.wait_ready()
     serverdb.send_many(db, 5, prefix="after")
-    wait_until(lambda: len(log_lines(log_dir)) >= 10, what="the new messages")
+    wait_until(lambda: len(lines_so_far(log_dir) or []) >= 10, what="the new messages")
     assert proc.stop() == 0
     stderr = proc.stderr()
     assert count(stderr, "file is not a database") == 1, stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import os
 import resource
 import subprocess
@@ -35,8 +36,9 @@ def today_file(log_dir: Path) -> Path:
 
 
 def ids_in(path: Path) -> list[int]:
+    """Ids of the whole lines of one file (a line being appended is not one yet)."""
     raw = path.read_bytes() if path.exists() else b""
-    return [int(line.split(b'"id":', 1)[1].split(b",", 1)[0]) for line in raw.splitlines()]
+    return [json.loads(line)["id"] for line in raw.split(b"\n")[:-1]]
 
 
 @needs_strace
