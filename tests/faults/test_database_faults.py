@@ -12,11 +12,16 @@ import pytest
 import serverdb
 from conftest import log_lines, logged_ids, wait_until
 from faultkit import (
+    alive,
     assert_clean,
     assert_exactly_once,
     count,
     lines_so_far,
+    needs_strace,
+    reaped,
     retries,
+    strace_wrapper,
+    traced_pid,
     wait_all_logged,
     wait_stderr,
 )
@@ -304,4 +309,32 @@ def test_schema_drift_added_dropped_and_renamed_columns(
     assert "content" not in renamed
     assert any(o.get("body") == "no timestamp column" for o in lines.values())
     assert_clean(proc.stderr())
+    assert_exactly_once(log_dir, server_db)
+
+
+@needs_strace
+def test_unreadable_database_is_reported_once_and_retried(
+    server_db: Path, log_dir: Path, logger, tmp_path: Path
+) -> None:
+    """Permission denied on the database (strace fails its opens, even for root)."""
+    first = logger().start()
+    first.wait_ready()
+    assert first.stop() == 0
+    serverdb.send_many(server_db, 5, prefix="while stopped")
+
+    rule = "inject=openat:error=EACCES"
+    trace = tmp_path / "strace.log"
+    with reaped() as pids:
+        proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=server_db))
+        proc.start()
+        pids.append(pid := traced_pid(proc))
+        wait_stderr(proc, "cannot open database")
+        wait_until(lambda: retries(proc.stderr()) >= 3, what="several retries")
+        assert logged_ids(log_dir) == []
+        proc.stop()  # strace detaches: the database is readable again
+        wait_all_logged(log_dir, server_db)
+        assert alive(pid)
+        stderr = proc.stderr()
+        assert count(stderr, "cannot open database") == 1, stderr
+        assert_clean(stderr)
     assert_exactly_once(log_dir, server_db)
