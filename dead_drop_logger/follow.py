@@ -65,18 +65,23 @@ class Follower:
     def run(self) -> None:
         """Follow until stopped. Raises LogDirError when the log dir is unusable."""
         ensure_private_dir(self.settings.log_dir)
-        existed = self.source.exists()
-        if not existed:
-            log.warning("database %s does not exist yet; waiting for it", self.settings.db)
+        existed = self.source.exists()  # a database born later is all new: logged from row 1
+        importing = self.settings.import_historical
+
+        def prepare() -> None:
+            nonlocal importing
+            state = self.pipeline.prepare(database_existed=existed, import_historical=importing)
+            importing = state.importing
+
+        if not self._retrying(prepare):
+            return
         log.info(
             "following %s into %s every %ss",
             self.settings.db,
             self.settings.log_dir,
             self.settings.poll_interval,
         )
-        if not self._retrying(lambda: self.pipeline.prepare(database_existed=existed)):
-            return
-        if self.settings.import_historical and not self._retrying(self._import_history):
+        if importing and not self._retrying(self._import_history):
             return
         while not self.stop.is_set():
             self._retrying(self._tick, once=True)

@@ -55,16 +55,20 @@ class Pipeline:
 
     # -- state -------------------------------------------------------------------------
 
-    def prepare(self, *, database_existed: bool) -> State:
+    def prepare(self, *, database_existed: bool, import_historical: bool = False) -> State:
         """Create the log directory and the state on a first start; returns the state.
 
         On a first start the position is the database's current last id (new messages
         only), or 0 when the database did not exist when the logger started (all of it
         is new). Raises SourceError when the database exists but cannot be read yet, so
-        the caller retries rather than guessing a position.
+        the caller retries rather than guessing a position. ``import_historical`` is
+        recorded in the state, so an import cut short is resumed by the next start.
         """
         ensure_private_dir(self.log_dir)
         with self._transaction(database_existed=database_existed) as state:
+            if import_historical and not state.importing:
+                state.importing = True
+                self.store.save(state)
             return state
 
     @contextlib.contextmanager
@@ -209,6 +213,9 @@ class Pipeline:
                 top = state.position if high is None else min(high, state.position)
                 missing = idranges.gaps(state.logged, low, top)
                 if not missing:
+                    if high is None and low <= 1 and state.importing:
+                        state.importing = False
+                        self.store.save(state)
                     break
                 gap_low, gap_high = missing[0]
                 rows = self.source.read(gap_low - 1, gap_high, self.page_size)

@@ -53,6 +53,8 @@ class State:
     history on a first start). ``logged``: the id ranges actually in the files, so a
     historical import can fill exactly the gaps. ``fingerprint``: the timestamp of the
     row at ``position``, to recognise a replaced database. ``pending``: see module doc.
+    ``importing``: a historical import was asked for and has not finished, so a logger
+    killed during it carries on with it at its next start.
     """
 
     position: int = 0
@@ -60,6 +62,7 @@ class State:
     fingerprint: str | None = None
     pending: dict[str, int] = field(default_factory=dict)
     database: str = ""
+    importing: bool = False
 
     def to_json(self) -> bytes:
         data = {
@@ -69,6 +72,7 @@ class State:
             "fingerprint": self.fingerprint,
             "pending": self.pending,
             "database": self.database,
+            "importing": self.importing,
         }
         return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
@@ -86,6 +90,7 @@ class State:
             fingerprint=None if fingerprint is None else str(fingerprint),
             pending=pending,
             database=str(data.get("database", "")),
+            importing=bool(data.get("importing", False)),
         )
 
 

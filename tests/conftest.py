@@ -98,7 +98,7 @@ class LoggerProcess:
             *self.args,
             *extra,
         ]
-        with open(self.stderr_path, "ab") as err:
+        with open(self.stderr_path, "wb") as err:  # fresh per start: wait_ready reads it
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=self.env
             )
@@ -113,10 +113,11 @@ class LoggerProcess:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
     def wait_ready(self) -> None:
-        """Until the state file exists (the start position is fixed on disk)."""
+        """Until the logger says it is following: its start position is fixed on disk and
+        its signal handlers are installed."""
         wait_until(
-            lambda: (self.log_dir / ".dead-drop-logger.state").exists() or self._died(),
-            what="the logger to fix its start position",
+            lambda: "INFO: following " in self.stderr() or self._died(),
+            what="the logger to start following",
         )
         assert not self._died(), self.stderr()
 
