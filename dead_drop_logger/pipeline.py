@@ -130,8 +130,21 @@ class Pipeline:
 
     # -- batches -----------------------------------------------------------------------
 
-    def _commit(self, state: State, rows: list[Row], low: int, high: int) -> None:
-        """Append rows and record ``[low, high]`` as logged, with the two-step commit."""
+    def _commit(
+        self,
+        state: State,
+        rows: list[Row],
+        low: int,
+        high: int,
+        *,
+        advance: tuple[int, str | None] | None = None,
+    ) -> None:
+        """Append rows and record ``[low, high]`` as logged, with the two-step commit.
+
+        ``advance`` (new position, its fingerprint) is applied only in the second save:
+        the pending record must carry the old position, or a crash between the two
+        saves would cut the batch out of the files while the position skips it.
+        """
         if rows:
             chunks = self.writer.plan(rows)
             state.pending = self.writer.sizes(chunks)
@@ -140,6 +153,9 @@ class Pipeline:
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, state.pending)
             state.pending = {}
+        if advance is not None:
+            state.position, state.fingerprint = advance
+            state.database = str(self.source.path)
         state.logged = idranges.add(state.logged, low, high)
         self.store.save(state)
 
@@ -176,10 +192,8 @@ class Pipeline:
             if not rows:
                 return Progress()
             last = rows[-1].id
-            state.position = last
-            state.fingerprint = self.source.fingerprint(last)
-            state.database = str(self.source.path)
-            self._commit(state, rows, start + 1, last)
+            advance = (last, self.source.fingerprint(last))
+            self._commit(state, rows, start + 1, last, advance=advance)
             return Progress(len(rows), last)
 
     def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
