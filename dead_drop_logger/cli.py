@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,6 +12,8 @@ import click
 from . import diagnostics, options
 from .files import LogDirError
 from .follow import Follower
+from .prune import prune_log_dir
+from .state import StateError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,25 @@ def run(**params: Any) -> None:
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         log.debug("unexpected error", exc_info=True)
         fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+@cli.command()
+@options.log_dir
+@options.retention_days
+@options.utc
+@options.dry_run
+def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files."""
+    try:
+        doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
+    except LogDirError as exc:
+        fail(str(exc))
+    except (OSError, StateError) as exc:
+        fail(f"cannot prune {log_dir}: {exc}")
+    verb = "would delete" if dry_run else "deleted"
+    for path in doomed:
+        click.echo(f"{verb} {path}")
+    click.echo(f"{verb} {len(doomed)} files", err=True)
 
 
 def main() -> None:

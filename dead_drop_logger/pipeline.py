@@ -9,6 +9,7 @@ also on disk, so any process may die at any instant and the next one resumes exa
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import os
@@ -16,8 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
+from . import layout, retention
 from . import ranges as idranges
+from .clock import today
 from .files import ensure_private_dir
 from .source import Row, Source, SourceMissing
 from .state import State, StateError, StateStore
@@ -30,10 +32,15 @@ PAGE_SIZE = 10_000
 
 @dataclass
 class Progress:
-    """What one call wrote: the number of lines and the last id."""
+    """What one call wrote: the number of lines and the last id.
+
+    ``outside_retention``: messages a backfill did not write because their day is older
+    than the retention window (they would be deleted at the next prune).
+    """
 
     lines: int = 0
     last_id: int = 0
+    outside_retention: int = 0
 
 
 class Pipeline:
@@ -103,9 +110,9 @@ class Pipeline:
         return state
 
     def _recover_from_files(self) -> State | None:
-        """Rebuild the state from the ids the log files already hold (None if no files)."""
-        files = [f for f in layout.log_files(self.log_dir) if not f.compressed]
-        if not files and not layout.log_files(self.log_dir):
+        """Rebuild the state from the ids the log files hold (None when they hold none)."""
+        files = layout.log_files(self.log_dir)
+        if not files:
             return None
         ids: list[int] = []
         last: tuple[int, str | None] = (0, None)
@@ -114,6 +121,8 @@ class Pipeline:
                 ids.append(row_id)
                 if row_id >= last[0]:
                     last = (row_id, timestamp)
+        if not ids:  # only empty files (today's, made at midnight or start): a first start
+            return None
         state = State(
             position=last[0],
             logged=idranges.from_ids(ids),
@@ -214,12 +223,17 @@ class Pipeline:
         *,
         should_stop: Callable[[], bool] = lambda: False,
         on_page: Callable[[Progress], None] = lambda p: None,
+        retention_days: int = 0,
     ) -> Progress:
         """Log every message in ``[low, high]`` that this log directory does not hold.
 
         ``high`` defaults to the follower's position (the history before it). Safe to run
         again, and alongside a running follower: the gaps are recomputed under the lock
         for every page.
+
+        With ``retention_days`` > 0, messages whose day is older than the retention
+        window are not written (retention would delete them at the next prune) but are
+        counted in ``outside_retention`` and recorded as handled, like pruned ones.
         """
         total = Progress()
         while not should_stop():
@@ -234,12 +248,21 @@ class Pipeline:
                 gap_low, gap_high = missing[0]
                 rows = self.source.read(gap_low - 1, gap_high, self.page_size)
                 done_to = rows[-1].id if len(rows) == self.page_size else gap_high
-                self._commit(state, rows, gap_low, done_to)
-            step = Progress(len(rows), rows[-1].id if rows else 0)
+                kept = self._within_retention(rows, retention_days)
+                self._commit(state, kept, gap_low, done_to)
+            step = Progress(len(kept), rows[-1].id if rows else 0, len(rows) - len(kept))
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
+            total.outside_retention += step.outside_retention
             on_page(step)
         return total
+
+    def _within_retention(self, rows: list[Row], retention_days: int) -> list[Row]:
+        oldest = retention.cutoff(today(self.writer.clock, self.writer.utc), retention_days)
+        if oldest is None:
+            return rows
+        first = oldest.isoformat()  # ISO dates sort as strings
+        return [r for r in rows if r.day is None or r.day >= first]
 
     def lag(self) -> int:
         """Messages in the database not yet logged (above the position)."""
@@ -254,20 +277,34 @@ class Pipeline:
 
 def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
+    if path.suffix == ".gz":  # written whole and fsynced before its rename: never torn
+        with gzip.open(path, "rb") as packed:
+            for line in packed:
+                parsed = _parse_id(line, path)
+                if parsed is not None:
+                    yield parsed
+        return
     offset = 0
     with open(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
                 break
             offset += len(line)
-            try:
-                obj = json.loads(line)
-                timestamp = obj.get("timestamp")
-                yield int(obj["id"]), timestamp if isinstance(timestamp, str) else None
-            except (ValueError, KeyError, TypeError, AttributeError):
-                log.warning("skipping an unreadable line in %s", path)
+            parsed = _parse_id(line, path)
+            if parsed is not None:
+                yield parsed
     if offset != path.stat().st_size:
         log.warning("cutting a torn last line from %s", path)
         with open(path, "r+b") as fh:
             fh.truncate(offset)
             os.fsync(fh.fileno())
+
+
+def _parse_id(line: bytes, path: Path) -> tuple[int, str | None] | None:
+    try:
+        obj = json.loads(line)
+        timestamp = obj.get("timestamp")
+        return int(obj["id"]), timestamp if isinstance(timestamp, str) else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        log.warning("skipping an unreadable line in %s", path)
+        return None
