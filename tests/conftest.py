@@ -6,6 +6,7 @@ Every test that needs a source database gets it from :mod:`serverdb` through the
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -13,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -179,3 +181,23 @@ def start_writer(db: Path, sends: int, *, interval: float = 0.0, prefix: str = "
         ],
         stdin=subprocess.DEVNULL,
     )
+
+
+class FakeClock:
+    """An injectable clock (dead_drop_logger.clock.Clock) that only moves when told to."""
+
+    def __init__(self, start: str, tz: dt.tzinfo = dt.UTC) -> None:
+        self.current = dt.datetime.fromisoformat(start).replace(tzinfo=tz)
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            return self.current
+
+    def set(self, when: str) -> None:
+        with self._lock:
+            self.current = dt.datetime.fromisoformat(when).replace(tzinfo=self.current.tzinfo)
+
+    def advance(self, **delta: float) -> None:
+        with self._lock:
+            self.current += dt.timedelta(**delta)
