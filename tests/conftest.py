@@ -184,19 +184,26 @@ def start_writer(db: Path, sends: int, *, interval: float = 0.0, prefix: str = "
 
 
 class FakeClock:
-    """An injectable clock (dead_drop_logger.clock.Clock) that only moves when told to."""
+    """An injectable clock (dead_drop_logger.clock.Clock) set by the test; ``running``
+    makes it advance in real time from its start (for waits that must wake by themselves).
+    """
 
-    def __init__(self, start: str, tz: dt.tzinfo = dt.UTC) -> None:
+    def __init__(self, start: str, tz: dt.tzinfo = dt.UTC, *, running: bool = False) -> None:
         self.current = dt.datetime.fromisoformat(start).replace(tzinfo=tz)
+        self.running = running
+        self._base = time.monotonic()
         self._lock = threading.Lock()
 
     def now(self) -> dt.datetime:
         with self._lock:
-            return self.current
+            if not self.running:
+                return self.current
+            return self.current + dt.timedelta(seconds=time.monotonic() - self._base)
 
     def set(self, when: str) -> None:
         with self._lock:
             self.current = dt.datetime.fromisoformat(when).replace(tzinfo=self.current.tzinfo)
+            self._base = time.monotonic()
 
     def advance(self, **delta: float) -> None:
         with self._lock:

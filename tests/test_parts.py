@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import serverdb
 from conftest import FakeClock, log_lines, logged_ids
+from crashing import Crash, CrashingWriter
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -113,21 +114,6 @@ def test_without_limit_an_existing_later_part_keeps_growing(tmp_path: Path) -> N
     assert [c.name for c in write(unlimited, rows("2026-03-01", 40, 40, first=3))] == [
         "messages-2026-03-01.1.json"
     ]
-
-
-class Crash(BaseException):
-    """Stands for kill -9: nothing after it runs, no cleanup, no except handlers."""
-
-
-class CrashingWriter(DayWriter):
-    """Writes the first file of a batch fully and half of the next, then dies."""
-
-    def append(self, chunks: list[Chunk], sizes: dict[str, int]) -> None:  # type: ignore[override]
-        assert len(chunks) >= 2, "the test needs a batch that switches parts"
-        super().append(chunks[:1], sizes)
-        with open(self.log_dir / chunks[1].name, "ab") as fh:
-            fh.write(chunks[1].data[: len(chunks[1].data) // 2])
-        raise Crash
 
 
 def test_crash_in_a_batch_that_switches_parts_leaves_each_message_once(
