@@ -160,7 +160,8 @@ def test_backfill_routes_by_each_messages_own_day(server_db: Path, log_dir: Path
         serverdb.send(conn, "juno", "atlas", f"on {day}", timestamp=f"{day}T23:59:59.999999")
     serverdb.send(conn, "juno", "atlas", "no usable time", timestamp="yesterday-ish")
     conn.close()
-    proc = logger("--import-historical").start()
+    # these days are long past the default 30-day retention, which would skip them
+    proc = logger("--import-historical", "--retention-days", "0").start()
     wait_until(lambda: len(log_lines(log_dir)) == 8)
     assert proc.stop() == 0
     for day in days:
