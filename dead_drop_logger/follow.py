@@ -133,7 +133,6 @@ class Follower:
             if message != self._rotation_trouble:
                 log.warning("%s", message)
             self._rotation_trouble = message
-            self.rotator.day = None  # redo the day's work on the next tick
         else:
             if self._rotation_trouble is not None:
                 log.info("rotation: recovered")

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import housekeeping, layout
-from .clock import Clock, today
+from .clock import Clock, monotonic, today
 from .files import fsync_dir, open_private
 from .layout import LogFile
 
 log = logging.getLogger(__name__)
+
+POLICY_RETRY = 60.0
 
 
 # -- parts -----------------------------------------------------------------------------
@@ -123,7 +125,12 @@ def point_current(log_dir: Path, target: Path) -> bool:
 
 @dataclass
 class Rotator:
-    """The follower's per-tick hook for everything that depends on the date."""
+    """The follower's per-tick hook for everything that depends on the date.
+
+    Making today's file and the link is cheap and retried every tick until it works;
+    the policies (which may gzip large files) are retried at most every
+    ``POLICY_RETRY`` seconds after a failure, so a full disk is not hammered.
+    """
 
     log_dir: Path
     clock: Clock
@@ -131,6 +138,7 @@ class Rotator:
     policy: housekeeping.Policy = field(default_factory=housekeeping.Policy)
     max_bytes: int | None = None
     day: dt.date | None = None
+    policies_due: float | None = None  # monotonic time the policies should next run
 
     def today(self) -> dt.date:
         return today(self.clock, self.utc)
@@ -138,29 +146,33 @@ class Rotator:
     def tick(self, *, wrote: bool = False) -> None:
         """At a new day (and at start): today's file, the symlink, the policies. After a
         batch with ``--max-bytes``: follow a part switch with the symlink (and apply
-        ``--keep-files``, which counts parts)."""
+        ``--keep-files``, which counts parts). Raises OSError / StateError."""
         current = self.today()
         if current != self.day:
             if self.day is not None:
                 log.info("new day %s", current.isoformat())
-            self._new_day(current)
+            target = self._today_path(current)
+            ensure_file(target)
+            point_current(self.log_dir, target)
             self.day = current
+            self.policies_due = monotonic()
         elif (
             wrote
             and self.max_bytes is not None
             and self._refresh_link(current)
             and self.policy.keep_files
         ):
-            housekeeping.run(self.log_dir, current, self.policy)
+            self.policies_due = monotonic()
+        if self.policies_due is not None and monotonic() >= self.policies_due:
+            self.policies_due = monotonic() + POLICY_RETRY  # stays set if this raises
+            self._apply_policies(current)
+            self.policies_due = None
 
     def wait_time(self, poll_interval: float) -> float:
         """How long the loop may sleep: never past midnight (just after it, in fact)."""
         return min(poll_interval, seconds_to_midnight(self.clock, self.utc) + 0.001)
 
-    def _new_day(self, day: dt.date) -> None:
-        target = self._today_path(day)
-        ensure_file(target)
-        point_current(self.log_dir, target)
+    def _apply_policies(self, day: dt.date) -> None:
         outcome = housekeeping.run(self.log_dir, day, self.policy)
         if outcome.deleted or outcome.compressed:
             log.info(

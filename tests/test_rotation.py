@@ -15,7 +15,7 @@ import serverdb
 from conftest import FakeClock, logged_ids, wait_until
 from crashing import Crash, CrashingWriter
 
-from dead_drop_logger import housekeeping, layout
+from dead_drop_logger import housekeeping, layout, rotation
 from dead_drop_logger.config import Settings
 from dead_drop_logger.follow import Follower
 from dead_drop_logger.pipeline import Pipeline
@@ -186,3 +186,29 @@ def test_a_batch_killed_just_before_midnight_is_logged_once_after_it(
     assert logged_ids(log_dir) == sorted(sent)
     source.close()
     conn.close()
+
+
+def test_failing_policies_are_retried_a_minute_later_not_every_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dt.date] = []
+    now = [1000.0]
+
+    def disk_full(log_dir: Path, day: dt.date, policy: housekeeping.Policy) -> None:
+        calls.append(day)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(housekeeping, "run", disk_full)
+    monkeypatch.setattr(rotation, "monotonic", lambda: now[0])
+    rotator = rotation.Rotator(tmp_path, FakeClock("2026-03-01T12:00:00"))
+    with pytest.raises(OSError):
+        rotator.tick()
+    assert (tmp_path / "messages-2026-03-01.json").exists()  # file and link still made
+    assert current_target(tmp_path) == "messages-2026-03-01.json"
+    for _ in range(5):
+        rotator.tick()
+    assert len(calls) == 1
+    now[0] += rotation.POLICY_RETRY
+    with pytest.raises(OSError):
+        rotator.tick()
+    assert len(calls) == 2
