@@ -117,12 +117,13 @@ def test_utc_moves_the_routing_date_and_midnight(
     wait_until(lambda: current_target(log_dir) == "messages-2026-03-01.json", what="the link")
     wait_until(lambda: (log_dir / ".dead-drop-logger.state").exists(), what="the state")
     conn = serverdb.connect(server_db)
-    # zone-less server timestamps are local wall time: 04:59:30 at +05:00 is 03-01 in UTC
-    sent = serverdb.send(conn, "juno", "atlas", "x", timestamp="2026-03-02T04:59:30")
+    # 04:59:30 at +05:00 is still 03-01 in UTC (its local date would be 03-02)
+    sent = serverdb.send(conn, "juno", "atlas", "x", timestamp="2026-03-02T04:59:30+05:00")
+    wait_until(lambda: logged_ids(log_dir) == sorted(sent), what="the message")
+    assert (log_dir / "messages-2026-03-01.json").read_bytes().count(b"\n") == 2
     clock.set("2026-03-02T05:00:01")
     wait_until(lambda: current_target(log_dir) == "messages-2026-03-02.json", what="UTC midnight")
     running.stop()
-    assert logged_ids(log_dir) == sorted(sent)
     conn.close()
 
 
