@@ -124,7 +124,7 @@ class Follower:
                 log.debug("logged %d messages up to id %d", done.lines, done.last_id)
 
     def _rotate(self) -> None:
-        """The date-driven file work; a failure is reported once and retried next tick."""
+        """The date-driven file work (see Rotator); a failure is reported once, retried."""
         wrote, self._wrote = self._wrote, False
         try:
             self.rotator.tick(wrote=wrote)
