@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-from . import diagnostics, options
+from . import config, daemon, diagnostics, options
+from . import status as status_report
 from .files import LogDirError
 from .follow import Follower
+from .pidfile import AlreadyRunning
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,64 @@ def run(**params: Any) -> None:
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         log.debug("unexpected error", exc_info=True)
         fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _start(params: dict[str, Any]) -> None:
+    settings = options.settings_from(params)
+    try:
+        pid = daemon.start(
+            settings,
+            pid_path=Path(params["pid_file"]).expanduser(),
+            log_file=config.DEFAULT_DAEMON_LOG,
+            log_level=params["log_level"],
+        )
+    except (AlreadyRunning, daemon.DaemonError) as exc:
+        fail(str(exc))
+    click.echo(f"dead-drop-logger started (pid {pid}); its own log: {config.DEFAULT_DAEMON_LOG}")
+
+
+def _stop(params: dict[str, Any]) -> None:
+    try:
+        done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
+    except daemon.DaemonError as exc:
+        fail(str(exc))
+    click.echo(f"dead-drop-logger {done.message}")
+
+
+@cli.command()
+@options.follow_options
+@options.pid_file
+def start(**params: Any) -> None:
+    """Start the logger in the background (exits once it is running)."""
+    _start(params)
+
+
+@cli.command()
+@options.pid_file
+@options.stop_timeout
+def stop(**params: Any) -> None:
+    """Stop the background logger (succeeds also when it is not running)."""
+    _stop(params)
+
+
+@cli.command()
+@options.follow_options
+@options.pid_file
+@options.stop_timeout
+def restart(**params: Any) -> None:
+    """Stop the background logger if it runs, then start it with these options."""
+    _stop(params)
+    _start(params)
+
+
+@cli.command()
+@options.pid_file
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(pid_file: Path, as_json: bool) -> None:
+    """Say whether the background logger runs (exit 0), is dead (1) or stopped (3)."""
+    report = status_report.gather(pid_file.expanduser())
+    click.echo(report.to_json() if as_json else report.to_text())
+    sys.exit(report.exit_code)
 
 
 def main() -> None:
