@@ -137,6 +137,7 @@ def _serve(
         follower = Follower(settings)
         follower.install_signal_handlers()
     except (OSError, LogDirError) as exc:
+        log.error("cannot start: %s", exc)
         _send(report, f"error {exc}")
         return 1
     log.info("daemon started (pid %d)", os.getpid())
