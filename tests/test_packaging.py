@@ -52,6 +52,7 @@ def test_unit_has_the_required_settings(home_env: dict[str, str]) -> None:
     assert unit["RestartSec"] == "5"
     assert unit["WantedBy"] == "default.target"
     assert unit["NoNewPrivileges"] == "yes"
+    assert unit["UMask"] == "0077"
     assert "ProtectSystem" not in unit and "ReadWritePaths" not in unit  # documented only
     assert "@" not in "".join(unit.values())
 
@@ -92,6 +93,7 @@ def test_rendered_plist_has_the_launchd_keys(home_env: dict[str, str], tmp_path:
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["StandardErrorPath"] == f"{home_env['HOME']}/.dead-drop/logger.log"
     assert isinstance(plist["ThrottleInterval"], int) and plist["ThrottleInterval"] > 0
+    assert plist["Umask"] == 0o077
 
 
 def test_templates_keep_their_placeholders() -> None:
