@@ -170,8 +170,19 @@ check_python() {
     || die "dead-drop-logger needs Python 3.11 or newer; $PYTHON is older"
 }
 
+venv_works() {
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c '' >/dev/null 2>&1
+}
+
 install_package() {
-  if [ -x "$VENV/bin/python" ]; then
+  if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+    die "$VENV exists but is not a virtual environment; choose another with --venv"
+  fi
+  if [ -e "$VENV" ] && ! venv_works; then
+    say "the environment in $VENV does not work (its Python is gone?): recreating it"
+    act rm -rf "$VENV"
+  fi
+  if venv_works; then
     say "upgrading the installation in $VENV"
   else
     act mkdir -p "$(dirname "$VENV")"
@@ -278,7 +289,7 @@ do_uninstall() {
   if [ -x "$BIN" ]; then
     act "$BIN" stop
   fi
-  if [ -d "$VENV" ]; then
+  if [ -f "$VENV/pyvenv.cfg" ]; then  # only ever delete a virtual environment
     act rm -rf "$VENV"
     if [ "$VENV" = "$DATA_DIR/venv" ]; then
       act rmdir "$DATA_DIR" 2>/dev/null || true

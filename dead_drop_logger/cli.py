@@ -59,6 +59,8 @@ def _start(params: dict[str, Any]) -> None:
         )
     except (AlreadyRunning, daemon.DaemonError) as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot start: {exc.strerror} ({exc.filename or params['pid_file']})")
     click.echo(f"dead-drop-logger started (pid {pid}); its own log: {config.DEFAULT_DAEMON_LOG}")
 
 
@@ -67,6 +69,8 @@ def _stop(params: dict[str, Any]) -> None:
         done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
     except daemon.DaemonError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot stop: {exc.strerror} ({exc.filename or params['pid_file']})")
     click.echo(f"dead-drop-logger {done.message}")
 
 
@@ -101,7 +105,10 @@ def restart(**params: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(pid_file: Path, as_json: bool) -> None:
     """Say whether the background logger runs (exit 0), is dead (1) or stopped (3)."""
-    report = status_report.gather(pid_file.expanduser())
+    try:
+        report = status_report.gather(pid_file.expanduser())
+    except OSError as exc:
+        fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
     sys.exit(report.exit_code)
 

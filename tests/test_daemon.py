@@ -164,3 +164,18 @@ def test_start_fails_in_the_terminal_when_the_daemon_cannot_run(daemons: Daemons
     assert "dead-drop-logger: error:" in done.stderr and str(daemons.log_dir) in done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
     assert daemons.status()[0] == 3  # the failed daemon released and removed its PID file
+
+
+def test_stop_gives_up_after_its_timeout_and_says_so(daemons: Daemons) -> None:
+    pid = started_pid(daemons.start())
+    os.kill(pid, signal.SIGSTOP)  # a daemon that cannot act on SIGTERM
+    try:
+        stuck = daemons.run("stop", "--timeout", "1")
+        assert stuck.returncode == 1
+        assert f"pid {pid} did not exit within 1s" in stuck.stderr
+        assert process_alive(pid) and daemons.status()[0] == 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The SIGTERM is still pending: once resumed it finishes cleanly.
+    wait_until(lambda: not process_alive(pid), what="the resumed daemon to exit")
+    assert daemons.status()[0] == 3

@@ -81,8 +81,9 @@ def test_missing_database_is_one_line(tmp_path: Path, log_dir: Path) -> None:
 def test_beside_a_running_logger_nothing_is_lost_or_doubled(
     server_db: Path, log_dir: Path, logger: Callable[..., LoggerProcess]
 ) -> None:
-    history = serverdb.send_many(server_db, 3000, prefix="history")
-    follower = logger().start()
+    history = serverdb.send_many(server_db, 15000, prefix="history")  # several pages
+    # A follower that imports the same history itself: two backfills race for it.
+    follower = logger("--import-historical").start()
     follower.wait_ready()
     writer = start_writer(server_db, 300)
     try:

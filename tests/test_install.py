@@ -84,6 +84,17 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     assert tree(home) == []
 
 
+def test_never_takes_over_a_directory_that_is_not_a_venv(user_env: dict[str, str]) -> None:
+    precious = Path(user_env["HOME"]) / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    refused = install(user_env, "--dry-run", "--venv", str(precious))
+    assert refused.returncode == 1 and "is not a virtual environment" in refused.stderr
+    gone = install(user_env, "--uninstall", "--venv", str(precious))
+    assert gone.returncode == 0, gone.stderr
+    assert (precious / "keep.txt").read_text() == "mine"
+
+
 def test_real_install_upgrade_and_uninstall_fall_back_without_systemd(
     user_env: dict[str, str],
 ) -> None:
