@@ -127,6 +127,19 @@ def _install_upgrade_uninstall(
     script: Path,
     status: Callable[[], subprocess.CompletedProcess[str]],
 ) -> None:
+    # pip builds a local project in its own directory (build/, *.egg-info): install a
+    # copy so parallel test runs never share those, and the checkout stays clean.
+    source = home.parent / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "dead_drop_logger",
+        source / "dead_drop_logger",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    user_env = {**user_env, "DEAD_DROP_INSTALL_SOURCE": str(source)}
+
     first = install(user_env, "--import-historical")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "no usable service manager" in first.stdout
