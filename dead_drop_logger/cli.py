@@ -78,7 +78,10 @@ def _stop(params: dict[str, Any]) -> None:
 @options.follow_options
 @options.pid_file
 def start(**params: Any) -> None:
-    """Start the logger in the background (exits once it is running)."""
+    """Start the logger in the background.
+
+    Returns once the daemon runs, printing its pid; refuses when one already runs.
+    Its own log goes to ~/.dead-drop/logger.log."""
     _start(params)
 
 
@@ -86,7 +89,10 @@ def start(**params: Any) -> None:
 @options.pid_file
 @options.stop_timeout
 def stop(**params: Any) -> None:
-    """Stop the background logger (succeeds also when it is not running)."""
+    """Stop the background logger.
+
+    Sends SIGTERM to the pid the locked PID file names, waits for it to exit and
+    removes the PID file. Exits 0 also when it was not running."""
     _stop(params)
 
 
@@ -95,7 +101,9 @@ def stop(**params: Any) -> None:
 @options.pid_file
 @options.stop_timeout
 def restart(**params: Any) -> None:
-    """Stop the background logger if it runs, then start it with these options."""
+    """Stop the background logger, then start it again.
+
+    The new logger runs with the options given here."""
     _stop(params)
     _start(params)
 
@@ -104,7 +112,10 @@ def restart(**params: Any) -> None:
 @options.pid_file
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(pid_file: Path, as_json: bool) -> None:
-    """Say whether the background logger runs (exit 0), is dead (1) or stopped (3)."""
+    """Is the background logger running, and how far has it got?
+
+    Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
+    running, 4 the PID file cannot be read."""
     try:
         report = status_report.gather(pid_file.expanduser())
     except OSError as exc:

@@ -57,7 +57,7 @@ class Report:
             ("started", self.started),
             ("database", self.database),
             ("log dir", self.log_dir),
-            ("last id logged", self.last_id_logged),
+            ("last id logged", _last_id(self.last_id_logged, self.lag)),
             ("lag", None if self.lag is None else f"{self.lag} messages not yet logged"),
             ("today's file", _file(self.today_file, self.today_file_bytes)),
         ]
@@ -125,6 +125,10 @@ def _duration(seconds: int | None) -> str | None:
     minutes, secs = divmod(rest, 60)
     text = f"{hours:d}:{minutes:02d}:{secs:02d}"
     return f"{days}d {text}" if days else text
+
+
+def _last_id(last: int | None, lag: int | None) -> int | str | None:
+    return "none yet" if last is None and lag is not None else last
 
 
 def _file(path: str | None, size: int | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -14,6 +15,9 @@ from typing import Any
 import pytest
 import serverdb
 from conftest import logged_ids, process_alive, run_command, wait_until
+
+from dead_drop_logger import pidfile, status
+from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
 
 FAST = ("--poll-interval", "0.05")
 
@@ -179,3 +183,30 @@ def test_stop_gives_up_after_its_timeout_and_says_so(daemons: Daemons) -> None:
     # The SIGTERM is still pending: once resumed it finishes cleanly.
     wait_until(lambda: not process_alive(pid), what="the resumed daemon to exit")
     assert daemons.status()[0] == 3
+
+
+class FixedClock:
+    def __init__(self, now: dt.datetime) -> None:
+        self._now = now
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+
+def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "logger.pid"
+    assert pidfile.read(path).liveness is Liveness.ABSENT
+    info = {"database": str(tmp_path / "m.db"), "log_dir": str(tmp_path / "logs")}
+    with PidFile(path, info):
+        held = pidfile.read(path)
+        assert (held.liveness, held.pid) == (Liveness.RUNNING, os.getpid())
+        with pytest.raises(AlreadyRunning, match=rf"already running \(pid {os.getpid()}\)"):
+            PidFile(path).acquire(patience=0)
+        started = held.info["started"]
+        later = dt.datetime.fromtimestamp(started + 3725, dt.UTC)
+        report = status.gather(path, FixedClock(later))
+        assert (report.exit_code, report.uptime_seconds) == (0, 3725)
+        assert "uptime:         1:02:05" in report.to_text()
+        assert report.database == info["database"] and report.lag is None
+    assert pidfile.read(path).liveness is Liveness.ABSENT
+    assert status.gather(path).exit_code == 3
