@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 import serverdb
-from conftest import logged_ids, process_alive, run_command, wait_until
+from conftest import (
+    DEADLINE,
+    logged_ids,
+    logger_command,
+    process_alive,
+    run_command,
+    wait_until,
+)
 
 from dead_drop_logger import pidfile, status
 from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
@@ -210,3 +217,22 @@ def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> Non
         assert report.database == info["database"] and report.lag is None
     assert pidfile.read(path).liveness is Liveness.ABSENT
     assert status.gather(path).exit_code == 3
+
+
+def test_concurrent_starts_leave_exactly_one_daemon(daemons: Daemons) -> None:
+    command = [*logger_command(), "start", "--db", str(daemons.db)]
+    command += ["--log-dir", str(daemons.log_dir), *FAST]
+    racers = [
+        subprocess.Popen(
+            command, env=daemons.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=DEADLINE), *p.communicate()) for p in racers]
+    winners = [int(m) for _, out, _ in results for m in re.findall(r"pid (\d+)\)", out)]
+    daemons.pids.update(winners)
+    assert len(winners) == 1, results
+    losers = [err for code, _, err in results if code == 1]
+    assert len(losers) == 3, results
+    assert all(f"already running (pid {winners[0]})" in err for err in losers)
+    assert daemons.status()[1]["pid"] == winners[0]
