@@ -135,6 +135,25 @@ log_level = click.option(
     help="How much the logger says about itself (on stderr).",
 )
 
+pid_file = click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=config.DEFAULT_PID_FILE,
+    show_default="~/.dead-drop/logger.pid",
+    envvar="DEAD_DROP_PID_FILE",
+    show_envvar=True,
+    help="The daemon's PID file (locked for as long as the daemon runs).",
+)
+stop_timeout = click.option(
+    "--timeout",
+    "stop_timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the daemon to exit after SIGTERM.",
+)
+
 follow_options = _compose(
     db,
     log_dir,

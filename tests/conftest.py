@@ -208,3 +208,50 @@ class FakeClock:
     def advance(self, **delta: float) -> None:
         with self._lock:
             self.current += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def home_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose HOME is a fresh temporary directory.
+
+    No DEAD_DROP_* or XDG_* variable leaks in, and no session bus: per-user tools
+    (the daemon's PID file, the installer, systemctl --user) see only this HOME.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DEAD_DROP_", "XDG_", "DBUS_"))
+    }
+    env["HOME"] = str(home)
+    return env
+
+
+def run_command(
+    *args: str, env: dict[str, str], timeout: float = DEADLINE
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dead-drop-logger ARGS`` to completion, output captured as text."""
+    return subprocess.run(
+        [*logger_command(), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as dead)."""
+    if not Path("/proc/self/stat").exists():  # no procfs: a zombie looks alive here
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
