@@ -59,6 +59,7 @@ def day_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Call
 @day_option("--since", "Only messages from this day on (inclusive).")
 @day_option("--until", "Only messages up to this day (inclusive).")
 @options.utc
+@options.retention_days
 @options.log_level
 def main(
     db: Path,
@@ -66,6 +67,7 @@ def main(
     since: dt.datetime | None,
     until: dt.datetime | None,
     utc: bool,
+    retention_days: int,
     log_level: str,
 ) -> None:
     """Log every message already in the database that the log directory lacks."""
@@ -82,7 +84,7 @@ def main(
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
-        done, low, top, already = _export(db, log_dir, first, last, utc, stop)
+        done, low, top, already = _export(db, log_dir, first, last, utc, retention_days, stop)
     except LogDirError as exc:
         fail(str(exc))
         return
@@ -97,6 +99,11 @@ def main(
         f"exported {done.lines} messages with ids {low}..{top} to {log_dir}"
         f" ({already} already there)"
     )
+    if done.outside_retention:
+        click.echo(
+            f"{done.outside_retention} messages older than the {retention_days}-day retention"
+            " were not written (retention would delete them); --retention-days 0 keeps them"
+        )
     if stop.is_set():
         click.echo("interrupted before the end: run it again to finish", err=True)
         sys.exit(130)
@@ -108,6 +115,7 @@ def _export(
     first: dt.date | None,
     last: dt.date | None,
     utc: bool,
+    retention_days: int,
     stop: threading.Event,
 ) -> tuple[Progress, int | None, int, int]:
     source = Source(db, utc=utc)
@@ -126,11 +134,14 @@ def _export(
     def page(step: Progress) -> None:
         total.lines += step.lines
         total.last_id = step.last_id or total.last_id
+        total.outside_retention += step.outside_retention
         for show in shows:
             show(step.lines)
 
     def run() -> Progress:
-        return pipeline.backfill(low, high, should_stop=stop.is_set, on_page=page)
+        return pipeline.backfill(
+            low, high, should_stop=stop.is_set, on_page=page, retention_days=retention_days
+        )
 
     try:
         if sys.stderr.isatty():

@@ -232,14 +232,20 @@ class Pipeline:
         for every page.
 
         With ``retention_days`` > 0, messages whose day is older than the retention
-        window are not written (retention would delete them at the next prune) but are
-        counted in ``outside_retention`` and recorded as handled, like pruned ones.
+        window are not written (retention would delete them at the next prune): they
+        are counted in ``outside_retention`` and recorded in ``State.skipped``, so a
+        later backfill with ``retention_days=0`` still writes them, once.
         """
         total = Progress()
         while not should_stop():
             with self._transaction() as state:
                 top = state.position if high is None else min(high, state.position)
-                missing = idranges.gaps(state.logged, low, top)
+                covered = (
+                    state.logged
+                    if retention_days
+                    else idranges.subtract(state.logged, state.skipped)
+                )
+                missing = idranges.gaps(covered, low, top)
                 if not missing:
                     if high is None and low <= 1 and state.importing:
                         state.importing = False
@@ -249,6 +255,11 @@ class Pipeline:
                 rows = self.source.read(gap_low - 1, gap_high, self.page_size)
                 done_to = rows[-1].id if len(rows) == self.page_size else gap_high
                 kept = self._within_retention(rows, retention_days)
+                kept_ids = {r.id for r in kept}
+                skipped = idranges.from_ids(r.id for r in rows if r.id not in kept_ids)
+                state.skipped = idranges.normalise(
+                    [*idranges.subtract(state.skipped, [(gap_low, done_to)]), *skipped]
+                )
                 self._commit(state, kept, gap_low, done_to)
             step = Progress(len(kept), rows[-1].id if rows else 0, len(rows) - len(kept))
             total.lines += step.lines

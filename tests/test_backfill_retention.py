@@ -51,6 +51,12 @@ def test_backfill_skips_and_counts_what_retention_would_delete(
     }
     again = pipeline.backfill(retention_days=30)  # handled, not re-read forever
     assert (again.lines, again.outside_retention) == (0, 0)
+    # Asked for everything later (--retention-days 0), the skipped ones land, once.
+    assert pipeline.backfill(retention_days=0).lines == 2
+    assert pipeline.backfill(retention_days=0).lines == 0
+    assert sorted(obj["id"] for obj in log_lines(log_dir)) == sorted(
+        i for group in ids.values() for i in group
+    )
 
     everything = tmp_path / "all"
     keep_all = Pipeline(source, everything, DayWriter(everything, clock))

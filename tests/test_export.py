@@ -56,12 +56,19 @@ def test_since_and_until_select_whole_days(server_db: Path, log_dir: Path) -> No
             )
     conn.close()
 
-    done = export(server_db, log_dir, "--since", "2026-03-02", "--until", "2026-03-02")
+    # The default 30-day retention would delete March history: said, and not written.
+    kept = export(server_db, log_dir, "--since", "2026-03-02", "--until", "2026-03-02")
+    assert kept.returncode == 0, kept.stderr
+    assert "6 messages older than the 30-day retention were not written" in kept.stdout
+    assert logged_ids(log_dir) == []
+
+    keep_all = ("--retention-days", "0")
+    done = export(server_db, log_dir, "--since", "2026-03-02", "--until", "2026-03-02", *keep_all)
     assert done.returncode == 0, done.stderr
     assert logged_ids(log_dir) == by_day["2026-03-02"]
     assert [p.name for p in log_dir.glob("messages-*.json")] == ["messages-2026-03-02.json"]
 
-    rest = export(server_db, log_dir, "--since", "2026-03-01")
+    rest = export(server_db, log_dir, "--since", "2026-03-01", *keep_all)
     assert rest.returncode == 0, rest.stderr
     assert logged_ids(log_dir) == sorted(i for ids in by_day.values() for i in ids)
     assert all(line["timestamp"].startswith("2026-03-0") for line in log_lines(log_dir))
