@@ -90,6 +90,7 @@ DEAD_DROP_HOME="$HOME/.dead-drop"
 DB="$DEAD_DROP_HOME/messages.db"
 LOG_DIR="$DEAD_DROP_HOME/logs"
 DAEMON_LOG="$DEAD_DROP_HOME/logger.log"
+PID_FILE="$DEAD_DROP_HOME/logger.pid"
 UNIT_DIR="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
 UNIT="$UNIT_DIR/$NAME.service"
 PLIST="$HOME/Library/LaunchAgents/$LABEL.plist"
@@ -114,20 +115,26 @@ render() {
     *) die "unknown service file kind: $kind (systemd or launchd)" ;;
   esac
   [ -f "$template" ] || die "missing template $template"
-  "$PYTHON" - "$kind" "$template" "$BIN" "$DAEMON_LOG" <<'PY'
+  "$PYTHON" - "$kind" "$template" "$BIN" "$DAEMON_LOG" "$PID_FILE" <<'PY'
 import sys
 from xml.sax.saxutils import escape
 
-kind, template, binary, daemon_log = sys.argv[1:]
+kind, template, binary, daemon_log, pid_file = sys.argv[1:]
 with open(template, encoding="utf-8") as fh:
     text = fh.read()
 if kind == "launchd":
-    binary, daemon_log = escape(binary), escape(daemon_log)
+    binary, daemon_log, pid_file = escape(binary), escape(daemon_log), escape(pid_file)
 else:
     if any(c in binary for c in '"\\\n'):
         sys.exit(f"install.sh: error: cannot name {binary!r} in a systemd unit")
     binary = binary.replace("%", "%%")
-sys.stdout.write(text.replace("@DEAD_DROP_LOGGER@", binary).replace("@DAEMON_LOG@", daemon_log))
+for placeholder, value in (
+    ("@DEAD_DROP_LOGGER@", binary),
+    ("@DAEMON_LOG@", daemon_log),
+    ("@PID_FILE@", pid_file),
+):
+    text = text.replace(placeholder, value)
+sys.stdout.write(text)
 PY
 }
 

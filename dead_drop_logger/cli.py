@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -35,14 +36,21 @@ def cli() -> None:
 
 @cli.command()
 @options.follow_options
+@options.run_pid_file
 def run(**params: Any) -> None:
     """Follow the database in the foreground until SIGTERM or Ctrl-C."""
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = Follower(settings)
     follower.install_signal_handlers()
+    held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if params["pid_file"] is not None:
+        held = daemon.held_pid_file(settings, Path(params["pid_file"]).expanduser())
     try:
-        follower.run()
+        with held:
+            follower.run()
+    except AlreadyRunning as exc:
+        fail(str(exc))
     except LogDirError as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for

@@ -100,14 +100,23 @@ def start(
     return pid
 
 
+def held_pid_file(settings: Settings, pid_path: Path) -> PidFile:
+    """The PID file a logger holds, with what ``status`` reports about it."""
+    info = {
+        "database": str(settings.db.absolute()),
+        "log_dir": str(settings.log_dir.absolute()),
+        "utc": settings.utc,
+    }
+    return PidFile(pid_path, info)
+
+
 def _become_daemon(
     settings: Settings, pid_path: Path, log_file: Path, log_level: str, report: int
 ) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
-    info = {"database": str(settings.db), "log_dir": str(settings.log_dir), "utc": settings.utc}
     context = python_daemon.DaemonContext(
         detach_process=True,
-        pidfile=PidFile(pid_path, info),
+        pidfile=held_pid_file(settings, pid_path),
         files_preserve=[report],
         working_directory="/",
         umask=0o077,

@@ -144,6 +144,16 @@ pid_file = click.option(
     show_envvar=True,
     help="The daemon's PID file (locked for as long as the daemon runs).",
 )
+run_pid_file = click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="DEAD_DROP_PID_FILE",
+    show_envvar=True,
+    help="Hold this PID file while running, as `start` does, so that `status` and `stop`"
+    " see this logger and a second one is refused (the service files pass"
+    " ~/.dead-drop/logger.pid). Off by default.",
+)
 stop_timeout = click.option(
     "--timeout",
     "stop_timeout",

@@ -236,3 +236,40 @@ def test_concurrent_starts_leave_exactly_one_daemon(daemons: Daemons) -> None:
     assert len(losers) == 3, results
     assert all(f"already running (pid {winners[0]})" in err for err in losers)
     assert daemons.status()[1]["pid"] == winners[0]
+
+
+def test_a_service_run_holding_the_pid_file_is_seen_by_status_start_and_stop(
+    daemons: Daemons,
+) -> None:
+    """What the systemd unit and launchd plist run: `run --pid-file ~/.dead-drop/logger.pid`."""
+    service = subprocess.Popen(
+        [
+            *logger_command(),
+            "run",
+            "--db",
+            str(daemons.db),
+            "--log-dir",
+            str(daemons.log_dir),
+            "--pid-file",
+            str(daemons.pid_file),
+            *FAST,
+        ],
+        env=daemons.env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    daemons.pids.add(service.pid)
+    _code, report = wait_until(
+        lambda: (s := daemons.status())[0] == 0 and s,
+        what="status to see the service",
+    )
+    assert report["pid"] == service.pid
+    assert report["database"] == str(daemons.db)
+    refused = daemons.start()
+    assert refused.returncode == 1
+    assert f"already running (pid {service.pid})" in refused.stderr
+    second_run = daemons.run("run", "--db", str(daemons.db), "--pid-file", str(daemons.pid_file))
+    assert second_run.returncode == 1 and "already running" in second_run.stderr
+    assert daemons.run("stop").returncode == 0
+    assert service.wait(timeout=DEADLINE) == 0
+    assert daemons.status()[0] == 3

@@ -45,7 +45,7 @@ def unit_settings(text: str) -> dict[str, str]:
 def test_unit_has_the_required_settings(home_env: dict[str, str]) -> None:
     unit = unit_settings(render("systemd", this_venv(), home_env))
     script = this_venv() / "bin" / "dead-drop-logger"
-    assert unit["ExecStart"] == f'"{script}" run'
+    assert unit["ExecStart"] == f'"{script}" run --pid-file %h/.dead-drop/logger.pid'
     assert Path(script).is_absolute() and script.exists()
     assert unit["Type"] == "exec"
     assert unit["Restart"] == "on-failure"
@@ -88,7 +88,12 @@ def test_rendered_plist_has_the_launchd_keys(home_env: dict[str, str], tmp_path:
     venv = tmp_path / "odd & <named> venv"
     plist = plistlib.loads(render("launchd", venv, home_env).encode())
     assert plist["Label"] == "com.dead-drop.logger"
-    assert plist["ProgramArguments"] == [str(venv / "bin" / "dead-drop-logger"), "run"]
+    assert plist["ProgramArguments"] == [
+        str(venv / "bin" / "dead-drop-logger"),
+        "run",
+        "--pid-file",
+        f"{home_env['HOME']}/.dead-drop/logger.pid",
+    ]
     assert plist["RunAtLoad"] is True
     assert plist["KeepAlive"] == {"SuccessfulExit": False}
     assert plist["StandardErrorPath"] == f"{home_env['HOME']}/.dead-drop/logger.log"
@@ -97,6 +102,9 @@ def test_rendered_plist_has_the_launchd_keys(home_env: dict[str, str], tmp_path:
 
 
 def test_templates_keep_their_placeholders() -> None:
-    assert 'ExecStart="@DEAD_DROP_LOGGER@" run' in UNIT_TEMPLATE.read_text()
+    assert (
+        'ExecStart="@DEAD_DROP_LOGGER@" run --pid-file %h/.dead-drop/logger.pid'
+        in UNIT_TEMPLATE.read_text()
+    )
     template = plistlib.loads(PLIST_TEMPLATE.read_bytes())
-    assert template["ProgramArguments"] == ["@DEAD_DROP_LOGGER@", "run"]
+    assert template["ProgramArguments"] == ["@DEAD_DROP_LOGGER@", "run", "--pid-file", "@PID_FILE@"]
