@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
-from . import diagnostics, options
+from . import config, daemon, diagnostics, options
+from . import status as status_report
 from .files import LogDirError
 from .follow import Follower
+from .pidfile import AlreadyRunning
+from .prune import prune_log_dir
+from .state import StateError
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +36,121 @@ def cli() -> None:
 
 @cli.command()
 @options.follow_options
+@options.run_pid_file
 def run(**params: Any) -> None:
     """Follow the database in the foreground until SIGTERM or Ctrl-C."""
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = Follower(settings)
     follower.install_signal_handlers()
+    held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if params["pid_file"] is not None:
+        held = daemon.held_pid_file(settings, Path(params["pid_file"]).expanduser())
     try:
-        follower.run()
+        with held:
+            follower.run()
+    except AlreadyRunning as exc:
+        fail(str(exc))
     except LogDirError as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         log.debug("unexpected error", exc_info=True)
         fail(f"unexpected {type(exc).__name__}: {exc}")
+
+
+@cli.command()
+@options.log_dir
+@options.retention_days
+@options.utc
+@options.dry_run
+def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files."""
+    try:
+        doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
+    except LogDirError as exc:
+        fail(str(exc))
+    except (OSError, StateError) as exc:
+        fail(f"cannot prune {log_dir}: {exc}")
+    verb = "would delete" if dry_run else "deleted"
+    for path in doomed:
+        click.echo(f"{verb} {path}")
+    click.echo(f"{verb} {len(doomed)} files", err=True)
+
+
+def _start(params: dict[str, Any]) -> None:
+    settings = options.settings_from(params)
+    try:
+        pid = daemon.start(
+            settings,
+            pid_path=Path(params["pid_file"]).expanduser(),
+            log_file=config.DEFAULT_DAEMON_LOG,
+            log_level=params["log_level"],
+        )
+    except (AlreadyRunning, daemon.DaemonError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot start: {exc.strerror} ({exc.filename or params['pid_file']})")
+    click.echo(f"dead-drop-logger started (pid {pid}); its own log: {config.DEFAULT_DAEMON_LOG}")
+
+
+def _stop(params: dict[str, Any]) -> None:
+    try:
+        done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
+    except daemon.DaemonError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot stop: {exc.strerror} ({exc.filename or params['pid_file']})")
+    click.echo(f"dead-drop-logger {done.message}")
+
+
+@cli.command()
+@options.follow_options
+@options.pid_file
+def start(**params: Any) -> None:
+    """Start the logger in the background.
+
+    Returns once the daemon runs, printing its pid; refuses when one already runs.
+    Its own log goes to ~/.dead-drop/logger.log."""
+    _start(params)
+
+
+@cli.command()
+@options.pid_file
+@options.stop_timeout
+def stop(**params: Any) -> None:
+    """Stop the background logger.
+
+    Sends SIGTERM to the pid the locked PID file names, waits for it to exit and
+    removes the PID file. Exits 0 also when it was not running."""
+    _stop(params)
+
+
+@cli.command()
+@options.follow_options
+@options.pid_file
+@options.stop_timeout
+def restart(**params: Any) -> None:
+    """Stop the background logger, then start it again.
+
+    The new logger runs with the options given here."""
+    _stop(params)
+    _start(params)
+
+
+@cli.command()
+@options.pid_file
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(pid_file: Path, as_json: bool) -> None:
+    """Is the background logger running, and how far has it got?
+
+    Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
+    running, 4 the PID file cannot be read."""
+    try:
+        report = status_report.gather(pid_file.expanduser())
+    except OSError as exc:
+        fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
+    click.echo(report.to_json() if as_json else report.to_text())
+    sys.exit(report.exit_code)
 
 
 def main() -> None:

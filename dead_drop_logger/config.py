@@ -11,6 +11,7 @@ DEFAULT_LOG_DIR = HOME / "logs"
 DEFAULT_PID_FILE = HOME / "logger.pid"
 DEFAULT_DAEMON_LOG = HOME / "logger.log"
 DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_RETENTION_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -22,3 +23,7 @@ class Settings:
     poll_interval: float = DEFAULT_POLL_INTERVAL
     import_historical: bool = False
     utc: bool = False
+    retention_days: int = DEFAULT_RETENTION_DAYS  # 0 keeps everything
+    max_bytes: int | None = None  # None: one file per day
+    keep_files: int | None = None  # None: no limit on the number of files
+    compress_after: int | None = None  # None: never compress

@@ -20,7 +20,9 @@ from .clock import Clock, SystemClock
 from .config import Settings
 from .diagnostics import Reporter
 from .files import LogDirError, ensure_private_dir
+from .housekeeping import Policy
 from .pipeline import Pipeline
+from .rotation import Rotator
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
 from .writer import DayWriter, WriteError
@@ -45,11 +47,22 @@ class Follower:
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
         self.source = Source(settings.db, utc=settings.utc)
-        self.writer = DayWriter(settings.log_dir, self.clock, utc=settings.utc)
+        self.writer = DayWriter(
+            settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
+        )
         self.pipeline = Pipeline(self.source, settings.log_dir, self.writer)
+        self.rotator = Rotator(
+            settings.log_dir,
+            self.clock,
+            utc=settings.utc,
+            policy=Policy(settings.retention_days, settings.keep_files, settings.compress_after),
+            max_bytes=settings.max_bytes,
+        )
         self.reporter = Reporter(log)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
+        self._wrote = False
+        self._rotation_trouble: str | None = None
 
     # -- signals -----------------------------------------------------------------------
 
@@ -66,29 +79,45 @@ class Follower:
     def run(self) -> None:
         """Follow until stopped. Raises LogDirError when the log dir is unusable."""
         ensure_private_dir(self.settings.log_dir)
-        existed = self.source.exists()
+        self._rotate()  # today's file, the symlink and retention, even before the db exists
+        existed = self.source.exists()  # a database born later is all new: logged from row 1
+        importing = self.settings.import_historical
+
+        def prepare() -> None:
+            nonlocal importing
+            state = self.pipeline.prepare(database_existed=existed, import_historical=importing)
+            importing = state.importing
+
+        if not self._retrying(prepare):
+            return
         log.info(
             "following %s into %s every %ss",
             self.settings.db,
             self.settings.log_dir,
             self.settings.poll_interval,
         )
-        if not self._retrying(lambda: self.pipeline.prepare(database_existed=existed)):
-            return
-        if self.settings.import_historical and not self._retrying(self._import_history):
+        if importing and not self._retrying(self._import_history):
             return
         if not existed:  # worded as SourceMissing is, so the Reporter says it only once
             self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
         while not self.stop.is_set():
             self._retrying(self._tick, once=True)
+            self._rotate()
             if not self.stop.is_set() and not self.reporter.in_trouble:
-                self.stop.wait(self.settings.poll_interval)
+                self.stop.wait(self.rotator.wait_time(self.settings.poll_interval))
         self.source.close()
         log.info("stopped")
 
     def _import_history(self) -> None:
-        done = self.pipeline.backfill(should_stop=self.stop.is_set)
+        days = self.settings.retention_days
+        done = self.pipeline.backfill(should_stop=self.stop.is_set, retention_days=days)
         log.info("historical import: %d messages logged", done.lines)
+        if done.outside_retention:
+            log.info(
+                "historical import: %d messages older than the %d-day retention not written",
+                done.outside_retention,
+                days,
+            )
 
     def _tick(self) -> None:
         # ``changed()`` consumes the change: after a failed catch-up it would say
@@ -98,7 +127,23 @@ class Follower:
             done = self.pipeline.catch_up(should_stop=self.stop.is_set)
             self._behind = False
             if done.lines:
+                self._wrote = True
                 log.debug("logged %d messages up to id %d", done.lines, done.last_id)
+
+    def _rotate(self) -> None:
+        """The date-driven file work (see Rotator); a failure is reported once, retried."""
+        wrote, self._wrote = self._wrote, False
+        try:
+            self.rotator.tick(wrote=wrote)
+        except (OSError, StateError) as exc:
+            message = f"rotation: {_describe(exc)}; retrying"
+            if message != self._rotation_trouble:
+                log.warning("%s", message)
+            self._rotation_trouble = message
+        else:
+            if self._rotation_trouble is not None:
+                log.info("rotation: recovered")
+            self._rotation_trouble = None
 
     def _retrying(self, action: Callable[[], object], *, once: bool = False) -> bool:
         """Run ``action`` until it succeeds (or once), backing off on transient errors.
@@ -134,6 +179,7 @@ class Follower:
         while waited < delay and not self.stop.is_set():
             self.stop.wait(step)
             waited += step
+            self._rotate()  # midnight does not wait for the database to come back
             if _signature(self.settings.db) != before:
                 return
 

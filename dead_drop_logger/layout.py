@@ -8,6 +8,7 @@ parts when ``--max-bytes`` is set; ``.json.gz`` a compressed one; and
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,30 @@ def day_path(log_dir: Path, day: str, part: int = 0) -> Path:
     return log_dir / f"{PREFIX}{day}{suffix}.json"
 
 
+def current_path(log_dir: Path) -> Path:
+    """The symlink to today's file that ``tail -F`` can follow across days."""
+    return log_dir / CURRENT_NAME
+
+
+def current_temp_path(log_dir: Path) -> Path:
+    """Where the next symlink is made before it is renamed over the current one."""
+    return log_dir / f".{CURRENT_NAME}.tmp"
+
+
+def compressed_path(path: Path) -> Path:
+    """``messages-DAY[.N].json`` -> ``messages-DAY[.N].json.gz``."""
+    return path.with_name(path.name + ".gz")
+
+
+def compress_temp_path(path: Path) -> Path:
+    """A hidden name (no reader's ``messages-*`` glob matches it) for a gzip in progress."""
+    return path.with_name(f".{path.name}.gz.tmp")
+
+
+def is_compress_temp(name: str) -> bool:
+    return name.startswith(f".{PREFIX}") and name.endswith(".json.gz.tmp")
+
+
 def parse(path: Path) -> LogFile | None:
     """The LogFile a path names, or None for anything that is not a log file."""
     match = _NAME.match(path.name)
@@ -48,13 +73,13 @@ def log_files(log_dir: Path) -> list[LogFile]:
     """Every log file in the directory (never the current symlink), oldest first."""
     found: list[LogFile] = []
     try:
-        entries = list(log_dir.iterdir())
+        with os.scandir(log_dir) as entries:  # d_type: no extra stat per entry
+            for entry in entries:
+                if not entry.name.startswith(PREFIX) or entry.is_symlink():
+                    continue
+                parsed = parse(Path(entry.path))
+                if parsed is not None:
+                    found.append(parsed)
     except FileNotFoundError:
         return []
-    for path in entries:
-        if path.is_symlink():
-            continue
-        parsed = parse(path)
-        if parsed is not None:
-            found.append(parsed)
     return sorted(found)

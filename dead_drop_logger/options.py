@@ -13,6 +13,7 @@ import click
 
 from . import config
 from .diagnostics import LEVELS
+from .sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,6 +69,62 @@ utc = click.option(
     show_envvar=True,
     help="Date files and midnight in UTC instead of local time.",
 )
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """Parse a size such as 10MB, 512KB or 1048576 (bytes)."""
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+retention_days = click.option(
+    "--retention-days",
+    type=click.IntRange(min=0),
+    default=config.DEFAULT_RETENTION_DAYS,
+    show_default=True,
+    envvar="DEAD_DROP_RETENTION_DAYS",
+    show_envvar=True,
+    metavar="N",
+    help="Delete day files (all parts, .gz too) more than N days old, at start and after "
+    "each midnight; 0 keeps everything.",
+)
+max_bytes = click.option(
+    "--max-bytes",
+    callback=_size,
+    default=None,
+    metavar="SIZE",
+    envvar="DEAD_DROP_MAX_BYTES",
+    show_envvar=True,
+    help="Start a new part (messages-DAY.1.json, .2.json, ...) when the current file would "
+    "exceed SIZE (10MB, 512KB, bytes). Default: one file per day.",
+)
+keep_files = click.option(
+    "--keep-files",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="DEAD_DROP_KEEP_FILES",
+    show_envvar=True,
+    metavar="N",
+    help="Keep only the newest N log files (parts count as files). Default: no limit.",
+)
+compress_after = click.option(
+    "--compress-after",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="DEAD_DROP_COMPRESS_AFTER",
+    show_envvar=True,
+    metavar="DAYS",
+    help="Gzip day files more than DAYS days old into messages-DAY.json.gz. Default: never.",
+)
+dry_run = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only list what would be deleted.",
+)
 log_level = click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
@@ -78,7 +135,47 @@ log_level = click.option(
     help="How much the logger says about itself (on stderr).",
 )
 
-follow_options = _compose(db, log_dir, poll_interval, import_historical, utc, log_level)
+pid_file = click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=config.DEFAULT_PID_FILE,
+    show_default="~/.dead-drop/logger.pid",
+    envvar="DEAD_DROP_PID_FILE",
+    show_envvar=True,
+    help="The daemon's PID file (locked for as long as the daemon runs).",
+)
+run_pid_file = click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="DEAD_DROP_PID_FILE",
+    show_envvar=True,
+    help="Hold this PID file while running, as `start` does, so that `status` and `stop`"
+    " see this logger and a second one is refused (the service files pass"
+    " ~/.dead-drop/logger.pid). Off by default.",
+)
+stop_timeout = click.option(
+    "--timeout",
+    "stop_timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for the daemon to exit after SIGTERM.",
+)
+
+follow_options = _compose(
+    db,
+    log_dir,
+    poll_interval,
+    import_historical,
+    utc,
+    retention_days,
+    max_bytes,
+    keep_files,
+    compress_after,
+    log_level,
+)
 """The options of every command that runs a logger: run, start, restart."""
 
 
@@ -90,4 +187,8 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
         poll_interval=float(params["poll_interval"]),
         import_historical=bool(params["import_historical"]),
         utc=bool(params["utc"]),
+        retention_days=int(params["retention_days"]),
+        max_bytes=params["max_bytes"],
+        keep_files=params["keep_files"],
+        compress_after=params["compress_after"],
     )

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
+from . import layout, retention
 from . import ranges as idranges
+from .clock import today
 from .files import ensure_private_dir
 from .source import Row, Source, SourceMissing
 from .state import State, StateError, StateStore
@@ -31,10 +32,15 @@ PAGE_SIZE = 10_000
 
 @dataclass
 class Progress:
-    """What one call wrote: the number of lines and the last id."""
+    """What one call wrote: the number of lines and the last id.
+
+    ``outside_retention``: messages a backfill did not write because their day is older
+    than the retention window (they would be deleted at the next prune).
+    """
 
     lines: int = 0
     last_id: int = 0
+    outside_retention: int = 0
 
 
 class Pipeline:
@@ -53,22 +59,27 @@ class Pipeline:
         self.writer = writer
         self.store = StateStore(log_dir)
         self.page_size = page_size
-        # A logger already ran here (the lock file outlives any state file) or this one
+        # A logger already ran here (the lock file and a day file, if only an empty
+        # one, outlive any state file; prune/status make only the lock) or this one
         # loaded a state: a state lost from now on is not a first start.
-        self._ran_before = self.store.lock_path.exists()
+        self._ran_before = self.store.lock_path.exists() and bool(layout.log_files(log_dir))
 
     # -- state -------------------------------------------------------------------------
 
-    def prepare(self, *, database_existed: bool) -> State:
+    def prepare(self, *, database_existed: bool, import_historical: bool = False) -> State:
         """Create the log directory and the state on a first start; returns the state.
 
         On a first start the position is the database's current last id (new messages
         only), or 0 when the database did not exist when the logger started (all of it
         is new). Raises SourceError when the database exists but cannot be read yet, so
-        the caller retries rather than guessing a position.
+        the caller retries rather than guessing a position. ``import_historical`` is
+        recorded in the state, so an import cut short is resumed by the next start.
         """
         ensure_private_dir(self.log_dir)
         with self._transaction(database_existed=database_existed) as state:
+            if import_historical and not state.importing:
+                state.importing = True
+                self.store.save(state)
             return state
 
     @contextlib.contextmanager
@@ -113,7 +124,7 @@ class Pipeline:
         return state
 
     def _recover_from_files(self) -> State | None:
-        """Rebuild the state from the ids the log files already hold (None if no files)."""
+        """Rebuild the state from the ids the log files hold (None when they hold none)."""
         files = layout.log_files(self.log_dir)
         if not files:
             return None
@@ -124,6 +135,8 @@ class Pipeline:
                 ids.append(row_id)
                 if row_id >= last[0]:
                     last = (row_id, timestamp)
+        if not ids:  # only empty files (today's, made at midnight or start): a first start
+            return None
         state = State(
             position=last[0],
             logged=idranges.from_ids(ids),
@@ -151,9 +164,9 @@ class Pipeline:
     ) -> None:
         """Append rows and record ``[low, high]`` as logged, with the two-step commit.
 
-        ``advance`` (new position, its fingerprint) is applied only in the final save:
-        the pending record must keep the old position, or a batch that fails to write
-        (or a crash before the final save) would be skipped for good.
+        ``advance`` (new position, its fingerprint) is applied only in the second save:
+        the pending record must carry the old position, or a crash between the two
+        saves would cut the batch out of the files while the position skips it.
         """
         if rows:
             chunks = self.writer.plan(rows)
@@ -224,29 +237,57 @@ class Pipeline:
         *,
         should_stop: Callable[[], bool] = lambda: False,
         on_page: Callable[[Progress], None] = lambda p: None,
+        retention_days: int = 0,
     ) -> Progress:
         """Log every message in ``[low, high]`` that this log directory does not hold.
 
         ``high`` defaults to the follower's position (the history before it). Safe to run
         again, and alongside a running follower: the gaps are recomputed under the lock
         for every page.
+
+        With ``retention_days`` > 0, messages whose day is older than the retention
+        window are not written (retention would delete them at the next prune): they
+        are counted in ``outside_retention`` and recorded in ``State.skipped``, so a
+        later backfill with ``retention_days=0`` still writes them, once.
         """
         total = Progress()
         while not should_stop():
             with self._transaction() as state:
                 top = state.position if high is None else min(high, state.position)
-                missing = idranges.gaps(state.logged, low, top)
+                covered = (
+                    state.logged
+                    if retention_days
+                    else idranges.subtract(state.logged, state.skipped)
+                )
+                missing = idranges.gaps(covered, low, top)
                 if not missing:
+                    if high is None and low <= 1 and state.importing:
+                        state.importing = False
+                        self.store.save(state)
                     break
                 gap_low, gap_high = missing[0]
                 rows = self.source.read(gap_low - 1, gap_high, self.page_size)
                 done_to = rows[-1].id if len(rows) == self.page_size else gap_high
-                self._commit(state, rows, gap_low, done_to)
-            step = Progress(len(rows), rows[-1].id if rows else 0)
+                kept = self._within_retention(rows, retention_days)
+                kept_ids = {r.id for r in kept}
+                skipped = idranges.from_ids(r.id for r in rows if r.id not in kept_ids)
+                state.skipped = idranges.normalise(
+                    [*idranges.subtract(state.skipped, [(gap_low, done_to)]), *skipped]
+                )
+                self._commit(state, kept, gap_low, done_to)
+            step = Progress(len(kept), rows[-1].id if rows else 0, len(rows) - len(kept))
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
+            total.outside_retention += step.outside_retention
             on_page(step)
         return total
+
+    def _within_retention(self, rows: list[Row], retention_days: int) -> list[Row]:
+        oldest = retention.cutoff(today(self.writer.clock, self.writer.utc), retention_days)
+        if oldest is None:
+            return rows
+        first = oldest.isoformat()  # ISO dates sort as strings
+        return [r for r in rows if r.day is None or r.day >= first]
 
     def lag(self) -> int:
         """Messages in the database not yet logged (above the position)."""
@@ -260,26 +301,35 @@ class Pipeline:
 
 
 def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
-    """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line.
-
-    Compressed files are read too (their ids are logged); they are never torn.
-    """
+    """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
+    if path.suffix == ".gz":  # written whole and fsynced before its rename: never torn
+        with gzip.open(path, "rb") as packed:
+            for line in packed:
+                parsed = _parse_id(line, path)
+                if parsed is not None:
+                    yield parsed
+        return
     offset = 0
-    compressed = path.suffix == ".gz"
-    opener = gzip.open if compressed else open
-    with opener(path, "rb") as fh:
+    with open(path, "rb") as fh:
         for line in fh:
             if not line.endswith(b"\n"):
                 break
             offset += len(line)
-            try:
-                obj = json.loads(line)
-                timestamp = obj.get("timestamp")
-                yield int(obj["id"]), timestamp if isinstance(timestamp, str) else None
-            except (ValueError, KeyError, TypeError, AttributeError, OverflowError):
-                log.warning("skipping an unreadable line in %s", path)
-    if not compressed and offset != path.stat().st_size:
+            parsed = _parse_id(line, path)
+            if parsed is not None:
+                yield parsed
+    if offset != path.stat().st_size:
         log.warning("cutting a torn last line from %s", path)
         with open(path, "r+b") as fh:
             fh.truncate(offset)
             os.fsync(fh.fileno())
+
+
+def _parse_id(line: bytes, path: Path) -> tuple[int, str | None] | None:
+    try:
+        obj = json.loads(line)
+        timestamp = obj.get("timestamp")
+        return int(obj["id"]), timestamp if isinstance(timestamp, str) else None
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError):  # 1e999
+        log.warning("skipping an unreadable line in %s", path)
+        return None

@@ -39,6 +39,11 @@ def gaps(ranges: Ranges, low: int, high: int) -> Ranges:
     return missing
 
 
+def subtract(ranges: Ranges, other: Ranges) -> Ranges:
+    """The ids of ``ranges`` that are not in ``other``."""
+    return [gap for low, high in ranges for gap in gaps(other, low, high)]
+
+
 def from_ids(ids: Iterable[int]) -> Ranges:
     """Ranges covering exactly the given ids."""
     return normalise((i, i) for i in ids)

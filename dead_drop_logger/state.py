@@ -53,6 +53,10 @@ class State:
     history on a first start). ``logged``: the id ranges actually in the files, so a
     historical import can fill exactly the gaps. ``fingerprint``: the timestamp of the
     row at ``position``, to recognise a replaced database. ``pending``: see module doc.
+    ``skipped``: ids a backfill deliberately did not write because they were older than
+    the retention window; a later backfill without retention writes them after all.
+    ``importing``: a historical import was asked for and has not finished, so a logger
+    killed during it carries on with it at its next start.
     """
 
     position: int = 0
@@ -60,6 +64,8 @@ class State:
     fingerprint: str | None = None
     pending: dict[str, int] = field(default_factory=dict)
     database: str = ""
+    importing: bool = False
+    skipped: list[tuple[int, int]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         data = {
@@ -69,6 +75,8 @@ class State:
             "fingerprint": self.fingerprint,
             "pending": self.pending,
             "database": self.database,
+            "importing": self.importing,
+            "skipped": [list(r) for r in self.skipped],
         }
         return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
@@ -86,6 +94,8 @@ class State:
             fingerprint=None if fingerprint is None else str(fingerprint),
             pending=pending,
             database=str(data.get("database", "")),
+            importing=bool(data.get("importing", False)),
+            skipped=idranges.normalise((int(lo), int(hi)) for lo, hi in data.get("skipped", [])),
         )
 
 

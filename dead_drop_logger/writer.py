@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout
+from . import layout, rotation
 from .clock import Clock, today
 from .files import fsync_dir, open_private, write_all
 from .source import Row
@@ -43,22 +43,31 @@ class Chunk:
 class DayWriter:
     """Appends batches of rows to the day files of one log directory."""
 
-    def __init__(self, log_dir: Path, clock: Clock, *, utc: bool = False) -> None:
+    def __init__(
+        self, log_dir: Path, clock: Clock, *, utc: bool = False, max_bytes: int | None = None
+    ) -> None:
         self.log_dir = log_dir
         self.clock = clock
         self.utc = utc
+        self.max_bytes = max_bytes
 
     def plan(self, rows: Sequence[Row]) -> list[Chunk]:
-        """Group rows by their file, keeping id order inside each file."""
+        """Group rows by their file (day, then part: see :mod:`.rotation`), keeping id
+        order inside each file."""
         fallback = today(self.clock, self.utc).isoformat()
-        chunks: dict[str, list[Row]] = {}
+        days: dict[str, list[Row]] = {}
         for row in rows:
-            name = layout.day_path(self.log_dir, row.day or fallback).name
-            chunks.setdefault(name, []).append(row)
-        return [
-            Chunk(name, b"".join(r.line for r in group), group[0].id, group[-1].id)
-            for name, group in chunks.items()
-        ]
+            days.setdefault(row.day or fallback, []).append(row)
+        latest = rotation.latest_parts(self.log_dir)
+        chunks: list[Chunk] = []
+        for day, group in days.items():
+            part, size = rotation.open_part(self.log_dir, day, latest)
+            lengths = [len(r.line) for r in group]
+            for number, start, end in rotation.split_parts(lengths, part, size, self.max_bytes):
+                run = group[start:end]
+                name = layout.day_path(self.log_dir, day, number).name
+                chunks.append(Chunk(name, b"".join(r.line for r in run), run[0].id, run[-1].id))
+        return chunks
 
     def sizes(self, chunks: Sequence[Chunk]) -> dict[str, int]:
         """Current size of each file a plan will append to (0 if it does not exist)."""

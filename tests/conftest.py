@@ -6,6 +6,7 @@ Every test that needs a source database gets it from :mod:`serverdb` through the
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import json
 import os
@@ -13,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -113,7 +115,7 @@ class LoggerProcess:
             *self.args,
             *extra,
         ]
-        with open(self.stderr_path, "ab") as err:
+        with open(self.stderr_path, "wb") as err:  # fresh per start: wait_ready reads it
             self.proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
@@ -133,10 +135,11 @@ class LoggerProcess:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
     def wait_ready(self) -> None:
-        """Until the state file exists (the start position is fixed on disk)."""
+        """Until the logger says it is following: its start position is fixed on disk and
+        its signal handlers are installed."""
         wait_until(
-            lambda: (self.log_dir / ".dead-drop-logger.state").exists() or self._died(),
-            what="the logger to fix its start position",
+            lambda: "INFO: following " in self.stderr() or self._died(),
+            what="the logger to start following",
         )
         assert not self._died(), self.stderr()
 
@@ -200,3 +203,77 @@ def start_writer(db: Path, sends: int, *, interval: float = 0.0, prefix: str = "
         ],
         stdin=subprocess.DEVNULL,
     )
+
+
+class FakeClock:
+    """An injectable clock (dead_drop_logger.clock.Clock) set by the test; ``running``
+    makes it advance in real time from its start (for waits that must wake by themselves).
+    """
+
+    def __init__(self, start: str, tz: dt.tzinfo = dt.UTC, *, running: bool = False) -> None:
+        self.current = dt.datetime.fromisoformat(start).replace(tzinfo=tz)
+        self.running = running
+        self._base = time.monotonic()
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        with self._lock:
+            if not self.running:
+                return self.current
+            return self.current + dt.timedelta(seconds=time.monotonic() - self._base)
+
+    def set(self, when: str) -> None:
+        with self._lock:
+            self.current = dt.datetime.fromisoformat(when).replace(tzinfo=self.current.tzinfo)
+            self._base = time.monotonic()
+
+    def advance(self, **delta: float) -> None:
+        with self._lock:
+            self.current += dt.timedelta(**delta)
+
+
+@pytest.fixture
+def home_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user whose HOME is a fresh temporary directory.
+
+    No DEAD_DROP_* or XDG_* variable leaks in, and no session bus: per-user tools
+    (the daemon's PID file, the installer, systemctl --user) see only this HOME.
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DEAD_DROP_", "XDG_", "DBUS_"))
+    }
+    env["HOME"] = str(home)
+    return env
+
+
+def run_command(
+    *args: str, env: dict[str, str], timeout: float = DEADLINE
+) -> subprocess.CompletedProcess[str]:
+    """Run ``dead-drop-logger ARGS`` to completion, output captured as text."""
+    return subprocess.run(
+        [*logger_command(), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as dead)."""
+    if not Path("/proc/self/stat").exists():  # no procfs: a zombie looks alive here
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -122,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prefix", default="live")
     args = parser.parse_args(argv)
     if not args.db.exists():
+        args.db.parent.mkdir(parents=True, exist_ok=True)
         create(args.db)
     conn = connect(args.db)
     for i in range(args.sends):

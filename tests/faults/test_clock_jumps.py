@@ -42,7 +42,11 @@ def test_clock_jumping_back_and_forth_loses_and_doubles_nothing(
     server_db: Path, log_dir: Path
 ) -> None:
     clock = JumpingClock()
-    follower = Follower(Settings(db=server_db, log_dir=log_dir, poll_interval=0.02), clock=clock)
+    # Retention is off: it deletes files older than N days *by this clock*, on purpose,
+    # so a clock years ahead would prune every file (see the hardening report). What is
+    # checked here is the follower: every line written once, whatever the clock says.
+    settings = Settings(db=server_db, log_dir=log_dir, poll_interval=0.02, retention_days=0)
+    follower = Follower(settings, clock=clock)
     thread = threading.Thread(target=follower.run, daemon=True)
     thread.start()
     try:

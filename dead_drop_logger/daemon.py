@@ -1,0 +1,221 @@
+"""``start``, ``stop`` and ``restart``: the logger as a background daemon.
+
+``start`` checks the PID file before detaching, so a second start fails in the
+terminal instead of in a child nobody watches. It then forks; the child becomes the
+daemon through python-daemon's ``DaemonContext`` (detaching explicitly), takes the PID
+file's lock, sets up its log file, checks the log directory and reports "ok" or the
+error back over a pipe. The command returns only after that report, so exit 0 means a
+daemon is running and holds the PID file.
+
+``stop`` signals only a pid whose PID file is locked (see :mod:`.pidfile`), then waits,
+bounded, for the lock to be released, which happens exactly when the daemon exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import daemon as python_daemon
+
+from . import diagnostics, pidfile
+from .config import Settings
+from .files import FILE_MODE, LogDirError, ensure_private_dir
+from .follow import Follower
+from .pidfile import AlreadyRunning, Liveness, PidFile
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+
+class DaemonError(Exception):
+    """Starting or stopping failed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """What ``stop`` did: the pid it stopped (None if none ran) and a sentence."""
+
+    pid: int | None
+    message: str
+
+
+def start(
+    settings: Settings,
+    *,
+    pid_path: Path,
+    log_file: Path,
+    log_level: str = "info",
+    timeout: float = START_TIMEOUT,
+) -> int:
+    """Start a daemon and return its pid once it is confirmed running.
+
+    Raises AlreadyRunning (before detaching) or DaemonError.
+    """
+    current = pidfile.read(pid_path)
+    if current.liveness is Liveness.RUNNING:
+        raise AlreadyRunning(current.pid)
+    # The daemon works from "/", so every path it is given must be absolute.
+    settings = replace(settings, db=settings.db.absolute(), log_dir=settings.log_dir.absolute())
+    pid_path, log_file = pid_path.absolute(), log_file.absolute()
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child (tested end to end)
+        os.close(read_end)
+        code = 1
+        try:
+            code = _become_daemon(settings, pid_path, log_file, log_level, write_end)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        report = _read_report(read_end, timeout)
+    finally:
+        os.close(read_end)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(child, 0)  # the first child exits as soon as it has forked
+    if report is None:
+        raise DaemonError(f"the daemon did not report within {timeout:g}s; see {log_file}")
+    if report == "":
+        raise DaemonError(f"the daemon exited while starting; see {log_file}")
+    word, _, rest = report.partition(" ")
+    if word != "ok":
+        raise DaemonError(rest or report)
+    pid = int(rest)
+    running = pidfile.read(pid_path)
+    if running.liveness is not Liveness.RUNNING or running.pid != pid:
+        raise DaemonError(f"the daemon (pid {pid}) does not hold {pid_path}; see {log_file}")
+    return pid
+
+
+def held_pid_file(settings: Settings, pid_path: Path) -> PidFile:
+    """The PID file a logger holds, with what ``status`` reports about it."""
+    info = {
+        "database": str(settings.db.absolute()),
+        "log_dir": str(settings.log_dir.absolute()),
+        "utc": settings.utc,
+    }
+    return PidFile(pid_path, info)
+
+
+def _become_daemon(
+    settings: Settings, pid_path: Path, log_file: Path, log_level: str, report: int
+) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
+    """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
+    context = python_daemon.DaemonContext(
+        detach_process=True,
+        pidfile=held_pid_file(settings, pid_path),
+        files_preserve=[report],
+        working_directory="/",
+        umask=0o077,
+    )
+    try:
+        context.open()
+    except AlreadyRunning as exc:  # another start won the race after our check
+        _send(report, f"error {exc}")
+        return 1
+    except Exception as exc:
+        _send(report, f"error cannot become a daemon: {exc}")
+        return 1
+    try:
+        return _serve(settings, log_file, log_level, report)
+    finally:
+        context.close()
+
+
+def _serve(
+    settings: Settings, log_file: Path, log_level: str, report: int
+) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
+    try:
+        log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        diagnostics.configure(log_level, file=log_file)
+        os.chmod(log_file, FILE_MODE)
+        ensure_private_dir(settings.log_dir)
+        follower = Follower(settings)
+        follower.install_signal_handlers()
+    except (OSError, LogDirError) as exc:
+        log.error("cannot start: %s", exc)
+        _send(report, f"error {exc}")
+        return 1
+    log.info("daemon started (pid %d)", os.getpid())
+    _send(report, f"ok {os.getpid()}")
+    try:
+        follower.run()
+    except LogDirError as exc:
+        log.error("%s", exc)
+        return 1
+    except Exception:
+        log.exception("unexpected error; exiting")
+        return 1
+    return 0
+
+
+def _send(fd: int, message: str) -> None:  # pragma: no cover - runs in the daemon
+    with contextlib.suppress(OSError):
+        os.write(fd, (message.replace("\n", " ") + "\n").encode())
+        os.close(fd)
+
+
+def _read_report(fd: int, timeout: float) -> str | None:
+    """The daemon's one-line report; "" when it exited without one, None on timeout."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+
+def stop(
+    pid_path: Path,
+    *,
+    timeout: float = STOP_TIMEOUT,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Stopped:
+    """SIGTERM the daemon holding ``pid_path`` and wait for it to exit.
+
+    Never signals a pid the lock does not vouch for. Raises DaemonError when the
+    daemon is still running after ``timeout`` seconds.
+    """
+    current = pidfile.read(pid_path)
+    if current.liveness is Liveness.ABSENT:
+        return Stopped(None, "not running")
+    if current.liveness is Liveness.STALE:
+        pidfile.remove_stale(pid_path)
+        named = f" (it named pid {current.pid}, left untouched)" if current.pid else ""
+        return Stopped(None, f"not running; removed the stale PID file {pid_path}{named}")
+    pid = current.pid
+    if pid is None:
+        raise DaemonError(f"{pid_path} is locked but names no pid; not signalling anything")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = monotonic() + timeout
+    while pidfile.read(pid_path).liveness is Liveness.RUNNING:
+        if monotonic() > deadline:
+            raise DaemonError(
+                f"pid {pid} did not exit within {timeout:g}s of SIGTERM and is still running"
+            )
+        sleep(0.05)
+    pidfile.remove_stale(pid_path)  # normally already gone: the daemon removes it
+    return Stopped(pid, f"stopped (pid {pid})")

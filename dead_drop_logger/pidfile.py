@@ -1,0 +1,194 @@
+"""A PID file that cannot go stale: the pid counts only while its ``flock`` is held.
+
+The daemon holds an exclusive ``flock`` on the file for its whole life, so the kernel
+releases it the instant the process dies, however it dies. Readers never trust the
+number in the file on its own (pids are reused): they try a non-blocking lock, and only
+when that fails (someone holds it) is the pid in the file the running logger's.
+
+A small JSON sidecar (``<pid file>.json``) records what the daemon follows and when it
+started, for ``status``; it is trusted under the same rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .files import FILE_MODE, open_private
+
+
+class AlreadyRunning(Exception):
+    """Another process holds the PID file."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(f"already running (pid {pid if pid is not None else '?'})")
+        self.pid = pid
+
+
+class Liveness(Enum):
+    RUNNING = "running"  # the lock is held: the pid in the file is the logger's
+    STALE = "stale"  # the file exists but nobody holds it (a crash, or not ours)
+    ABSENT = "stopped"  # no PID file
+
+
+@dataclass(frozen=True)
+class PidStatus:
+    liveness: Liveness
+    pid: int | None
+    info: dict[str, Any]
+
+
+def info_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+class PidFile:
+    """Context manager holding the PID file (usable as DaemonContext's ``pidfile``)."""
+
+    def __init__(self, path: Path, info: dict[str, Any] | None = None) -> None:
+        self.path = path
+        self.info = info or {}
+        self._fd: int | None = None
+
+    def __enter__(self) -> PidFile:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def acquire(self, *, patience: float = 1.0) -> None:
+        """Lock and fill in the file. Raises AlreadyRunning when another process has it.
+
+        ``patience`` rides out a reader's momentary probe lock (``status``, ``stop``).
+        """
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        deadline = time.monotonic() + patience
+        while True:
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+            if not _try_lock(fd, fcntl.LOCK_EX):
+                os.close(fd)
+                if time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    continue
+                raise AlreadyRunning(_read_pid(self.path))
+            if _same_file(fd, self.path):
+                break
+            # The holder removed this file between our open and our lock: use the new one.
+            os.close(fd)
+        self._fd = fd
+        pid = os.getpid()
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{pid}\n".encode())
+        os.fsync(fd)
+        sidecar = {"pid": pid, "started": time.time(), **self.info}
+        tmp = info_path(self.path).with_name(info_path(self.path).name + ".tmp")
+        tmp.write_text(json.dumps(sidecar) + "\n", encoding="utf-8")
+        tmp.chmod(FILE_MODE)
+        os.replace(tmp, info_path(self.path))
+
+    def release(self) -> None:
+        """Remove the files while still holding the lock, then let go."""
+        if self._fd is None:
+            return
+        for path in (info_path(self.path), self.path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+
+def read(path: Path, *, settle: float = 2.0) -> PidStatus:
+    """Whether a logger holds ``path``, and its pid and sidecar info when it does.
+
+    A holder writes its pid just after taking the lock; ``settle`` bounds how long to
+    wait for that number when the file is caught locked but still empty.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return PidStatus(Liveness.ABSENT, None, {})
+    try:
+        if _try_lock(fd, fcntl.LOCK_SH):
+            return PidStatus(Liveness.STALE, _read_pid(path), {})
+        deadline = time.monotonic() + settle
+        pid = _read_pid(path)
+        while pid is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            pid = _read_pid(path)
+        return PidStatus(Liveness.RUNNING, pid, _read_info(path, pid))
+    finally:
+        os.close(fd)
+
+
+def remove_stale(path: Path) -> bool:
+    """Remove the PID file if nobody holds it (taking the lock first so no starting
+    daemon loses its file). Returns True when a stale file was removed."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        if not _try_lock(fd, fcntl.LOCK_EX) or not _same_file(fd, path):
+            return False
+        for stale in (info_path(path), path):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        return True
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int, kind: int) -> bool:
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    try:
+        pid = int(text.splitlines()[0]) if text else 0
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _read_info(path: Path, pid: int | None) -> dict[str, Any]:
+    try:
+        data = json.loads(info_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("pid") != pid:
+        return {}  # left by an earlier holder
+    return data

@@ -1,0 +1,79 @@
+"""Which log files the retention policies delete: by age (``--retention-days``) and by
+count (``--keep-files``).
+
+Only the logger's own files (:func:`.layout.log_files`) are ever considered, never the
+``messages-current.json`` symlink, never a file of today or a later day. Deciding is
+kept apart from deleting so ``prune --dry-run`` lists exactly what a real run removes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+from . import layout
+from .files import fsync_dir
+from .layout import LogFile
+
+log = logging.getLogger(__name__)
+
+
+def cutoff(today: dt.date, retention_days: int) -> dt.date | None:
+    """The oldest day kept: days before it are deleted. None when everything is kept.
+
+    A file's age is ``today - day`` in days; it goes once that age exceeds
+    ``retention_days``, so ``--retention-days 1`` keeps yesterday and today.
+    """
+    if retention_days <= 0:
+        return None
+    return today - dt.timedelta(days=retention_days)
+
+
+def expired_by_age(files: Sequence[LogFile], today: dt.date, retention_days: int) -> list[LogFile]:
+    """Day files (every part, compressed or not) older than the retention window."""
+    oldest = cutoff(today, retention_days)
+    if oldest is None:
+        return []
+    return [f for f in files if f.day < oldest and f.day < today]
+
+
+def expired_by_count(files: Sequence[LogFile], keep: int | None) -> list[LogFile]:
+    """All but the newest ``keep`` files (by day, then part); the newest is always kept."""
+    if not keep or len(files) <= keep:
+        return []
+    ordered = sorted(files)
+    return ordered[: len(ordered) - max(keep, 1)]
+
+
+def select(
+    log_dir: Path,
+    today: dt.date,
+    *,
+    retention_days: int,
+    keep_files: int | None = None,
+    protected: Collection[str] = (),
+) -> list[LogFile]:
+    """The files both policies delete, oldest first; ``protected`` names are never chosen."""
+    files = [f for f in layout.log_files(log_dir) if f.path.name not in protected]
+    doomed = expired_by_age(files, today, retention_days)
+    remaining = [f for f in files if f not in doomed]
+    doomed += expired_by_count(remaining, keep_files)
+    return sorted(doomed)
+
+
+def delete(log_dir: Path, files: Sequence[LogFile]) -> list[Path]:
+    """Unlink ``files``; returns those actually removed (a vanished one is not an error)."""
+    removed: list[Path] = []
+    for entry in files:
+        try:
+            os.unlink(entry.path)
+        except FileNotFoundError:
+            continue
+        log.info("retention: deleted %s", entry.path.name)
+        removed.append(entry.path)
+    if removed:
+        fsync_dir(log_dir)
+    return removed

@@ -1,0 +1,193 @@
+"""Rotation: which file (part) a day's lines go to, the midnight switch, and the
+``messages-current.json`` symlink.
+
+- Parts: new lines go to the day's highest part; when appending a line would take a
+  part past ``--max-bytes``, the next part starts. A line is never split, and a line
+  larger than the limit gets a part of its own. A compressed part is never appended to:
+  late lines for that day (a historical import) start the part after it.
+- Midnight: the follower asks :class:`Rotator` every tick; when the day changes it
+  creates the new day's (empty, 0600) file, so ``tail -F`` on it works from 00:00,
+  points the symlink at it, and runs the file policies (:mod:`.housekeeping`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import housekeeping, layout
+from .clock import Clock, monotonic, today
+from .files import fsync_dir, open_private
+from .layout import LogFile
+
+log = logging.getLogger(__name__)
+
+POLICY_RETRY = 60.0
+
+
+# -- parts -----------------------------------------------------------------------------
+
+
+def latest_parts(log_dir: Path) -> dict[str, LogFile]:
+    """The highest part of every day present (a compressed one wins a tie)."""
+    latest: dict[str, LogFile] = {}
+    for entry in layout.log_files(log_dir):  # sorted: day, part, plain before .gz
+        latest[entry.day.isoformat()] = entry
+    return latest
+
+
+def open_part(log_dir: Path, day: str, latest: dict[str, LogFile]) -> tuple[int, int]:
+    """The part the next line of ``day`` goes to, and that part's current size."""
+    top = latest.get(day)
+    if top is None:
+        return 0, 0
+    if top.compressed:
+        return top.part + 1, 0
+    try:
+        return top.part, top.path.stat().st_size
+    except FileNotFoundError:  # deleted under us: it is created afresh
+        return top.part, 0
+
+
+def split_parts(
+    lengths: Sequence[int], part: int, size: int, max_bytes: int | None
+) -> list[tuple[int, int, int]]:
+    """Assign consecutive lines (by byte length) to parts, starting in ``part`` of
+    ``size`` bytes. Returns ``(part, first_index, end_index)`` runs.
+
+    A part is only left when it already holds something, so a line never straddles two
+    parts and an over-size line sits alone in an otherwise empty part.
+    """
+    runs: list[tuple[int, int, int]] = []
+    start = 0
+    for index, length in enumerate(lengths):
+        if max_bytes is not None and size > 0 and size + length > max_bytes:
+            if index > start:
+                runs.append((part, start, index))
+            part, size, start = part + 1, 0, index
+        size += length
+    if len(lengths) > start:
+        runs.append((part, start, len(lengths)))
+    return runs
+
+
+# -- midnight and the current symlink --------------------------------------------------
+
+
+def seconds_to_midnight(clock: Clock, utc: bool) -> float:
+    """Time left in the routing day (UTC or the clock's zone)."""
+    now = clock.now()
+    if utc:
+        now = now.astimezone(dt.UTC)
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), now.tzinfo)
+    return max((midnight - now).total_seconds(), 0.0)
+
+
+def ensure_file(path: Path) -> bool:
+    """Create ``path`` empty (0600) if missing; True when it was created."""
+    if path.exists():
+        return False
+    os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
+    fsync_dir(path.parent)
+    return True
+
+
+def point_current(log_dir: Path, target: Path) -> bool:
+    """Atomically make ``messages-current.json`` point at ``target``; True if it changed.
+
+    The new link is made under a temporary name and renamed over the old one, so a
+    reader always finds either the old or the new link. The target is relative, so the
+    link survives the directory being moved. A regular file in the way is not ours to
+    replace: it is left alone with a warning.
+    """
+    link = layout.current_path(log_dir)
+    try:
+        if os.readlink(link) == target.name:
+            return False
+    except FileNotFoundError:
+        pass
+    except OSError:  # EINVAL: not a symlink
+        log.warning("%s is not a symlink; leaving it alone", link)
+        return False
+    tmp = layout.current_temp_path(log_dir)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(target.name, tmp)
+    os.replace(tmp, link)
+    fsync_dir(log_dir)
+    return True
+
+
+@dataclass
+class Rotator:
+    """The follower's per-tick hook for everything that depends on the date.
+
+    Making today's file and the link is cheap and retried every tick until it works;
+    the policies (which may gzip large files) are retried at most every
+    ``POLICY_RETRY`` seconds after a failure, so a full disk is not hammered.
+    """
+
+    log_dir: Path
+    clock: Clock
+    utc: bool = False
+    policy: housekeeping.Policy = field(default_factory=housekeeping.Policy)
+    max_bytes: int | None = None
+    day: dt.date | None = None
+    policies_due: float | None = None  # monotonic time the policies should next run
+
+    def today(self) -> dt.date:
+        return today(self.clock, self.utc)
+
+    def tick(self, *, wrote: bool = False) -> None:
+        """At a new day (and at start): today's file, the symlink, the policies. After a
+        batch with ``--max-bytes``: follow a part switch with the symlink (and apply
+        ``--keep-files``, which counts parts). Raises OSError / StateError."""
+        current = self.today()
+        if current != self.day:
+            if self.day is not None:
+                log.info("new day %s", current.isoformat())
+            target = self._today_path(current)
+            ensure_file(target)
+            point_current(self.log_dir, target)
+            self.day = current
+            self.policies_due = monotonic()
+        elif (
+            wrote
+            and self.max_bytes is not None
+            and self._refresh_link(current)
+            and self.policy.keep_files
+        ):
+            self.policies_due = monotonic()
+        if self.policies_due is not None and monotonic() >= self.policies_due:
+            self.policies_due = monotonic() + POLICY_RETRY  # stays set if this raises
+            self._apply_policies(current)
+            self.policies_due = None
+
+    def wait_time(self, poll_interval: float) -> float:
+        """How long the loop may sleep: never past midnight (just after it, in fact)."""
+        return min(poll_interval, seconds_to_midnight(self.clock, self.utc) + 0.001)
+
+    def _apply_policies(self, day: dt.date) -> None:
+        outcome = housekeeping.run(self.log_dir, day, self.policy)
+        if outcome.deleted or outcome.compressed:
+            log.info(
+                "retention: %d files deleted, %d compressed",
+                len(outcome.deleted),
+                len(outcome.compressed),
+            )
+
+    def _today_path(self, day: dt.date) -> Path:
+        name = day.isoformat()
+        part, _size = open_part(self.log_dir, name, latest_parts(self.log_dir))
+        return layout.day_path(self.log_dir, name, part)
+
+    def _refresh_link(self, day: dt.date) -> bool:
+        target = self._today_path(day)
+        if not target.exists():
+            return False
+        return point_current(self.log_dir, target)

@@ -1,0 +1,137 @@
+"""``status``: is the daemon running, and how far behind the database is it?
+
+Exit codes follow LSB ``status``: 0 running, 1 dead but the PID file remains (stale),
+3 not running. What the daemon follows comes from the PID file's sidecar, so
+``status`` needs no options beyond ``--pid-file``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import layout, pidfile
+from .clock import Clock, SystemClock, today
+from .pidfile import Liveness
+from .source import Source, SourceError
+from .state import StateError, StateStore
+
+EXIT_CODES = {Liveness.RUNNING: 0, Liveness.STALE: 1, Liveness.ABSENT: 3}
+
+
+@dataclass
+class Report:
+    status: str
+    pid_file: str
+    pid: int | None = None
+    started: str | None = None
+    uptime_seconds: int | None = None
+    database: str | None = None
+    log_dir: str | None = None
+    last_id_logged: int | None = None
+    lag: int | None = None
+    today_file: str | None = None
+    today_file_bytes: int | None = None
+    problems: list[str] = field(default_factory=list)
+    exit_code: int = 3
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        del data["exit_code"]
+        return json.dumps(data, sort_keys=True)
+
+    def to_text(self) -> str:
+        if self.status == Liveness.ABSENT.value:
+            return "dead-drop-logger is not running"
+        if self.status == Liveness.STALE.value:
+            named = f" naming pid {self.pid}" if self.pid else ""
+            return (
+                f"dead-drop-logger is not running, but its PID file {self.pid_file}"
+                f"{named} was left behind (it crashed or was killed)"
+            )
+        lines = [f"dead-drop-logger is running (pid {self.pid})"]
+        rows: list[tuple[str, object]] = [
+            ("uptime", _duration(self.uptime_seconds)),
+            ("started", self.started),
+            ("database", self.database),
+            ("log dir", self.log_dir),
+            ("last id logged", _last_id(self.last_id_logged, self.lag)),
+            ("lag", None if self.lag is None else f"{self.lag} messages not yet logged"),
+            ("today's file", _file(self.today_file, self.today_file_bytes)),
+        ]
+        lines += [f"  {name + ':':<16}{'unknown' if v is None else v}" for name, v in rows]
+        lines += [f"  note: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def gather(pid_path: Path, clock: Clock | None = None) -> Report:
+    """Everything ``status`` says, from the PID file, the state file and the database."""
+    clock = clock or SystemClock()
+    held = pidfile.read(pid_path)
+    report = Report(
+        status=held.liveness.value,
+        pid_file=str(pid_path),
+        pid=held.pid,
+        exit_code=EXIT_CODES[held.liveness],
+    )
+    if held.liveness is not Liveness.RUNNING:
+        return report
+    info = held.info
+    started = info.get("started")
+    if isinstance(started, int | float):
+        began = dt.datetime.fromtimestamp(started, dt.UTC)
+        report.started = began.astimezone().isoformat(timespec="seconds")
+        report.uptime_seconds = max(0, int((clock.now() - began).total_seconds()))
+    if not isinstance(info.get("database"), str) or not isinstance(info.get("log_dir"), str):
+        report.problems.append("the daemon did not record what it follows")
+        return report
+    db, log_dir = Path(info["database"]), Path(info["log_dir"])
+    report.database, report.log_dir = str(db), str(log_dir)
+    _progress(report, db, log_dir, utc=bool(info.get("utc")), clock=clock)
+    return report
+
+
+def _progress(report: Report, db: Path, log_dir: Path, *, utc: bool, clock: Clock) -> None:
+    try:
+        state = StateStore(log_dir).load()
+    except StateError as exc:
+        report.problems.append(str(exc))
+        state = None
+    if state is not None and state.logged:
+        report.last_id_logged = state.logged[-1][1]
+    if state is not None:
+        source = Source(db, utc=utc)
+        try:
+            report.lag = source.count_after(state.position)
+        except SourceError as exc:
+            report.problems.append(str(exc))
+        finally:
+            source.close()
+    path = layout.day_path(log_dir, today(clock, utc).isoformat())
+    report.today_file = str(path)
+    try:
+        report.today_file_bytes = path.stat().st_size
+    except OSError:
+        report.today_file_bytes = None
+
+
+def _duration(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours:d}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {text}" if days else text
+
+
+def _last_id(last: int | None, lag: int | None) -> int | str | None:
+    return "none yet" if last is None and lag is not None else last
+
+
+def _file(path: str | None, size: int | None) -> str | None:
+    if path is None:
+        return None
+    return f"{path} ({'not created yet' if size is None else f'{size} bytes'})"

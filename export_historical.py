@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""One-time historical export: log every message already in a Dead Drop database.
+
+    python export_historical.py [--db PATH] [--log-dir DIR] [--since DATE] [--until DATE]
+
+A thin wrapper over the package's backfill: it writes into the same log directory, in
+the same format, under the same per-batch lock and state as a running logger, so it
+never writes a message twice, whether a logger runs at the same time, ran before, or
+the export itself is interrupted and run again. Messages newer than the logger's
+position are left to the logger (``dead-drop-logger run`` or ``start``).
+
+--since and --until are inclusive days (YYYY-MM-DD), by the day a message is filed
+under (its own timestamp, local as the server wrote it, or UTC with --utc). They map to
+the id range from the first message on/after --since to the last on/before --until.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+import click
+
+from dead_drop_logger import diagnostics, history, options
+from dead_drop_logger import ranges as idranges
+from dead_drop_logger.clock import SystemClock
+from dead_drop_logger.files import LogDirError
+from dead_drop_logger.follow import TRANSIENT
+from dead_drop_logger.pipeline import Pipeline, Progress
+from dead_drop_logger.source import Source, SourceMissing
+from dead_drop_logger.writer import DayWriter
+
+log = logging.getLogger("dead_drop_logger.export")
+ATTEMPTS = 5
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"export_historical.py: error: {message}", err=True)
+    sys.exit(code)
+
+
+def day_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        name, type=click.DateTime(["%Y-%m-%d"]), metavar="YYYY-MM-DD", help=help_text
+    )
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@options.db
+@options.log_dir
+@day_option("--since", "Only messages from this day on (inclusive).")
+@day_option("--until", "Only messages up to this day (inclusive).")
+@options.utc
+@options.retention_days
+@options.log_level
+def main(
+    db: Path,
+    log_dir: Path,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    utc: bool,
+    retention_days: int,
+    log_level: str,
+) -> None:
+    """Log every message already in the database that the log directory lacks."""
+    diagnostics.configure(log_level, stream=sys.stderr)
+    if log_level != "debug":  # its "first start: logging after id N" is the follower's news
+        logging.getLogger("dead_drop_logger.pipeline").setLevel(logging.WARNING)
+    db, log_dir = db.expanduser(), log_dir.expanduser()
+    first = since.date() if since else None
+    last = until.date() if until else None
+    if first and last and first > last:
+        raise click.BadParameter("--since is after --until", param_hint="--since")
+    if not db.exists():
+        fail(f"database {db} does not exist")
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        done, low, top, already = _export(db, log_dir, first, last, utc, retention_days, stop)
+    except LogDirError as exc:
+        fail(str(exc))
+        return
+    except TRANSIENT as exc:
+        log.debug("export failed", exc_info=True)
+        fail(f"{exc}; run it again to resume (nothing is written twice)")
+        return
+    if low is None:
+        click.echo("no messages in that range: nothing to export")
+        return
+    click.echo(
+        f"exported {done.lines} messages with ids {low}..{top} to {log_dir}"
+        f" ({already} already there)"
+    )
+    if done.outside_retention:
+        click.echo(
+            f"{done.outside_retention} messages older than the {retention_days}-day retention"
+            " were not written (retention would delete them); --retention-days 0 keeps them"
+        )
+    if stop.is_set():
+        click.echo("interrupted before the end: run it again to finish", err=True)
+        sys.exit(130)
+
+
+def _export(
+    db: Path,
+    log_dir: Path,
+    first: dt.date | None,
+    last: dt.date | None,
+    utc: bool,
+    retention_days: int,
+    stop: threading.Event,
+) -> tuple[Progress, int | None, int, int]:
+    source = Source(db, utc=utc)
+    pipeline = Pipeline(source, log_dir, DayWriter(log_dir, SystemClock(), utc=utc))
+    state = _retry(lambda: pipeline.prepare(database_existed=True), stop)
+    bounds = history.id_range(db, first, last, utc=utc)
+    if bounds is None:
+        return Progress(), None, 0, 0
+    low, high = bounds
+    top = min(high, state.position)
+    todo = history.count_in(db, idranges.gaps(state.logged, low, top))
+    already = history.count_in(db, [(low, top)]) - todo
+    total = Progress()
+    shows: list[Callable[[int], None]] = []  # the progress bar, on a terminal
+
+    def page(step: Progress) -> None:
+        total.lines += step.lines
+        total.last_id = step.last_id or total.last_id
+        total.outside_retention += step.outside_retention
+        for show in shows:
+            show(step.lines)
+
+    def run() -> Progress:
+        return pipeline.backfill(
+            low, high, should_stop=stop.is_set, on_page=page, retention_days=retention_days
+        )
+
+    try:
+        if sys.stderr.isatty():
+            with click.progressbar(length=todo, label="exporting", file=sys.stderr) as bar:
+                shows.append(bar.update)
+                _retry(run, stop)
+        else:
+            _retry(run, stop)
+    finally:
+        source.close()
+    return total, low, top, already
+
+
+def _retry(action: Callable[[], T], stop: threading.Event) -> T:
+    """Run ``action``, retrying transient trouble (a locked database) with backoff.
+
+    Safe because every batch is its own transaction: a retry resumes where it stopped.
+    """
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return action()
+        except TRANSIENT as exc:
+            if attempt == ATTEMPTS or stop.is_set() or isinstance(exc, SourceMissing):
+                raise
+            log.warning("%s; retrying", exc)
+            stop.wait(2.0**attempt / 2)
+    raise AssertionError("unreachable")
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    def request(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request)
+    signal.signal(signal.SIGTERM, request)
+
+
+if __name__ == "__main__":
+    main()

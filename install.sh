@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Install dead-drop-logger for the current user and have it run at login/boot.
+# Run from a checkout: ./install.sh [--dry-run] [--no-service] [--import-historical]
+# Safe to run again: a second run upgrades the installation in place.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: ./install.sh [options]
+
+Installs dead-drop-logger into its own virtual environment, creates ~/.dead-drop/logs
+(mode 0700) and runs the logger as a user service: systemd on Linux, launchd on macOS.
+Where no service manager is usable (a container, no user bus) it starts the logger
+with `dead-drop-logger start` instead. Running it again upgrades in place.
+
+Options:
+  --dry-run            print every action instead of doing it
+  --no-service         install only; do not set up a service or start anything
+  --import-historical  first log every message already in the database (once)
+  --uninstall          stop the logger, remove the service and the virtual
+                       environment; keep the logs
+  --venv DIR           where the virtual environment goes
+                       (default: <user data dir>/dead-drop-logger/venv)
+  --render KIND        print the rendered service file (KIND: systemd or launchd)
+                       and exit
+  -h, --help           show this help
+
+Environment:
+  DEAD_DROP_PYTHON           Python 3.11+ to build the environment with (python3)
+  DEAD_DROP_INSTALL_SOURCE   what pip installs (default: this checkout)
+  DEAD_DROP_PIP_ARGS         extra arguments for pip install (e.g. --no-index)
+  DEAD_DROP_VENV_ARGS        extra arguments for python -m venv
+  DEAD_DROP_SERVICE_MANAGER  auto (default), systemd, launchd or none
+USAGE
+}
+
+die() {
+  printf 'install.sh: error: %s\n' "$*" >&2
+  exit 1
+}
+say() { printf '%s\n' "$*"; }
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+NAME=dead-drop-logger
+LABEL=com.dead-drop.logger
+DRY_RUN=0
+UNINSTALL=0
+SERVICE=1
+IMPORT=0
+RENDER=""
+VENV=""
+
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    -n | --dry-run) DRY_RUN=1 ;;
+    --uninstall) UNINSTALL=1 ;;
+    --no-service) SERVICE=0 ;;
+    --import-historical) IMPORT=1 ;;
+    --venv)
+      [ "$#" -ge 2 ] || die "--venv needs a directory"
+      VENV="$2"
+      shift
+      ;;
+    --render)
+      [ "$#" -ge 2 ] || die "--render needs systemd or launchd"
+      RENDER="$2"
+      shift
+      ;;
+    *) die "unknown option: $1 (see --help)" ;;
+  esac
+  shift
+done
+
+[ -n "${HOME:-}" ] || die "HOME is not set"
+PYTHON="${DEAD_DROP_PYTHON:-python3}"
+SOURCE="${DEAD_DROP_INSTALL_SOURCE:-$HERE}"
+read -r -a PIP_ARGS <<<"${DEAD_DROP_PIP_ARGS:-}"
+read -r -a VENV_ARGS <<<"${DEAD_DROP_VENV_ARGS:-}"
+
+# The user data dir, as platformdirs.user_data_dir("dead-drop-logger") names it.
+case "$(uname -s)" in
+  Darwin) DATA_DIR="$HOME/Library/Application Support/$NAME" ;;
+  *) DATA_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/$NAME" ;;
+esac
+VENV="${VENV:-$DATA_DIR/venv}"
+case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
+BIN="$VENV/bin/$NAME"
+DEAD_DROP_HOME="$HOME/.dead-drop"
+DB="$DEAD_DROP_HOME/messages.db"
+LOG_DIR="$DEAD_DROP_HOME/logs"
+DAEMON_LOG="$DEAD_DROP_HOME/logger.log"
+PID_FILE="$DEAD_DROP_HOME/logger.pid"
+UNIT_DIR="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+UNIT="$UNIT_DIR/$NAME.service"
+PLIST="$HOME/Library/LaunchAgents/$LABEL.plist"
+
+# Run a command, or only print it under --dry-run.
+act() {
+  if [ "$DRY_RUN" = 1 ]; then
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+  else
+    "$@"
+  fi
+}
+
+# Print a service file from its template with the absolute paths filled in.
+render() {
+  local kind=$1 template
+  case "$kind" in
+    systemd) template="$HERE/packaging/systemd/$NAME.service" ;;
+    launchd) template="$HERE/packaging/launchd/$LABEL.plist" ;;
+    *) die "unknown service file kind: $kind (systemd or launchd)" ;;
+  esac
+  [ -f "$template" ] || die "missing template $template"
+  "$PYTHON" - "$kind" "$template" "$BIN" "$DAEMON_LOG" "$PID_FILE" <<'PY'
+import sys
+from xml.sax.saxutils import escape
+
+kind, template, binary, daemon_log, pid_file = sys.argv[1:]
+with open(template, encoding="utf-8") as fh:
+    text = fh.read()
+if kind == "launchd":
+    binary, daemon_log, pid_file = escape(binary), escape(daemon_log), escape(pid_file)
+else:
+    if any(c in binary for c in '"\\\n'):
+        sys.exit(f"install.sh: error: cannot name {binary!r} in a systemd unit")
+    binary = binary.replace("%", "%%")
+for placeholder, value in (
+    ("@DEAD_DROP_LOGGER@", binary),
+    ("@DAEMON_LOG@", daemon_log),
+    ("@PID_FILE@", pid_file),
+):
+    text = text.replace(placeholder, value)
+sys.stdout.write(text)
+PY
+}
+
+# Render a service file into place (atomically), or say so under --dry-run.
+install_file() {
+  local kind=$1 dest=$2
+  if [ "$DRY_RUN" = 1 ]; then
+    say "+ write $dest (rendered from the $kind template)"
+    return
+  fi
+  mkdir -p "$(dirname "$dest")"
+  render "$kind" >"$dest.tmp"
+  mv -f "$dest.tmp" "$dest"
+  say "wrote $dest"
+}
+
+systemd_usable() {
+  command -v systemctl >/dev/null 2>&1 && systemctl --user show-environment >/dev/null 2>&1
+}
+
+service_manager() {
+  case "${DEAD_DROP_SERVICE_MANAGER:-auto}" in
+    systemd | launchd | none) printf '%s\n' "$DEAD_DROP_SERVICE_MANAGER" ;;
+    auto)
+      if [ "$(uname -s)" = Darwin ] && command -v launchctl >/dev/null 2>&1; then
+        echo launchd
+      elif systemd_usable; then
+        echo systemd
+      else
+        echo none
+      fi
+      ;;
+    *) die "DEAD_DROP_SERVICE_MANAGER must be auto, systemd, launchd or none" ;;
+  esac
+}
+
+check_python() {
+  command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set DEAD_DROP_PYTHON)"
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "dead-drop-logger needs Python 3.11 or newer; $PYTHON is older"
+}
+
+venv_works() {
+  [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c '' >/dev/null 2>&1
+}
+
+install_package() {
+  if [ -e "$VENV" ] && [ ! -f "$VENV/pyvenv.cfg" ]; then
+    die "$VENV exists but is not a virtual environment; choose another with --venv"
+  fi
+  if [ -e "$VENV" ] && ! venv_works; then
+    say "the environment in $VENV does not work (its Python is gone?): recreating it"
+    act rm -rf "$VENV"
+  fi
+  if venv_works; then
+    say "upgrading the installation in $VENV"
+  else
+    act mkdir -p "$(dirname "$VENV")"
+    act "$PYTHON" -m venv ${VENV_ARGS[@]+"${VENV_ARGS[@]}"} "$VENV"
+  fi
+  act "$VENV/bin/python" -m pip install --quiet --upgrade \
+    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$SOURCE"
+}
+
+import_historical() {
+  if [ ! -e "$DB" ]; then
+    say "no database at $DB yet: nothing historical to import"
+    return
+  fi
+  act "$VENV/bin/python" "$HERE/export_historical.py" --db "$DB" --log-dir "$LOG_DIR"
+}
+
+# Stop a logger an earlier fallback install started with `dead-drop-logger start`.
+stop_daemon() {
+  if [ -x "$BIN" ] || [ "$DRY_RUN" = 1 ]; then
+    act "$BIN" stop
+  fi
+}
+
+start_systemd() {
+  stop_daemon
+  install_file systemd "$UNIT"
+  act systemctl --user daemon-reload
+  if systemctl --user is-active --quiet "$NAME.service" 2>/dev/null; then
+    act systemctl --user restart "$NAME.service"
+  else
+    act systemctl --user enable --now "$NAME.service"
+  fi
+  say "running as the systemd user service $NAME.service"
+  say "  check on it: systemctl --user status $NAME; journalctl --user -u $NAME"
+  if [ "$(loginctl show-user "$(id -un)" -p Linger --value 2>/dev/null || true)" != yes ]; then
+    say "  to start it at boot without logging in: loginctl enable-linger $(id -un)"
+  fi
+}
+
+start_launchd() {
+  local domain
+  domain="gui/$(id -u)"
+  stop_daemon
+  install_file launchd "$PLIST"
+  if [ "$DRY_RUN" = 1 ]; then
+    say "+ launchctl bootout $domain/$LABEL (if loaded)"
+  else
+    launchctl bootout "$domain/$LABEL" >/dev/null 2>&1 || true
+  fi
+  act launchctl bootstrap "$domain" "$PLIST"
+  say "running as the launchd agent $LABEL"
+  say "  check on it: launchctl print $domain/$LABEL; tail $DAEMON_LOG"
+}
+
+start_fallback() {
+  say "no usable service manager here (no launchd, no systemd user bus):"
+  say "starting it with '$NAME start' instead; it will not come back after a reboot"
+  act "$BIN" restart
+  say "  check on it: $BIN status; tail $DAEMON_LOG"
+}
+
+do_install() {
+  check_python
+  if [ ! -d "$DEAD_DROP_HOME" ]; then
+    act mkdir -m 700 "$DEAD_DROP_HOME"
+  fi
+  act mkdir -p "$LOG_DIR"
+  act chmod 700 "$LOG_DIR"
+  install_package
+  say "installed $BIN"
+  if [ "$IMPORT" = 1 ]; then
+    import_historical
+  fi
+  if [ "$SERVICE" = 0 ]; then
+    say "no service set up (--no-service): run '$BIN run' or '$BIN start' yourself"
+    return
+  fi
+  case "$(service_manager)" in
+    systemd) start_systemd ;;
+    launchd) start_launchd ;;
+    none) start_fallback ;;
+  esac
+}
+
+do_uninstall() {
+  if [ -f "$UNIT" ]; then
+    if systemd_usable || [ "$DRY_RUN" = 1 ]; then
+      act systemctl --user disable --now "$NAME.service" || true
+    fi
+    act rm -f "$UNIT"
+    if systemd_usable; then
+      act systemctl --user daemon-reload
+    fi
+  fi
+  if [ -f "$PLIST" ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+      say "+ launchctl bootout gui/$(id -u)/$LABEL"
+    else
+      launchctl bootout "gui/$(id -u)/$LABEL" >/dev/null 2>&1 || true
+    fi
+    act rm -f "$PLIST"
+  fi
+  if [ -x "$BIN" ]; then
+    act "$BIN" stop
+  fi
+  if [ -f "$VENV/pyvenv.cfg" ]; then  # only ever delete a virtual environment
+    act rm -rf "$VENV"
+    if [ "$VENV" = "$DATA_DIR/venv" ]; then
+      act rmdir "$DATA_DIR" 2>/dev/null || true
+    fi
+  fi
+  say "uninstalled; your logs are kept in $LOG_DIR"
+}
+
+if [ -n "$RENDER" ]; then
+  render "$RENDER"
+elif [ "$UNINSTALL" = 1 ]; then
+  do_uninstall
+else
+  do_install
+fi

@@ -1,0 +1,85 @@
+"""A historical import never writes history that retention is about to delete: such
+messages are counted (and reported), recorded as handled, and not written."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import FakeClock, log_lines, wait_until
+
+from dead_drop_logger import layout
+from dead_drop_logger.config import Settings
+from dead_drop_logger.follow import Follower
+from dead_drop_logger.pipeline import Pipeline
+from dead_drop_logger.source import Source
+from dead_drop_logger.writer import DayWriter
+
+
+def history(db: Path) -> dict[str, list[int]]:
+    conn = serverdb.connect(db)
+    ids = {
+        "old": serverdb.send(conn, "juno", "atlas", "a", timestamp="2026-01-15T10:00:00"),
+        "edge": serverdb.send(conn, "juno", "atlas", "b", timestamp="2026-02-08T00:00:00"),
+        "recent": serverdb.send(conn, "juno", "atlas", "c", timestamp="2026-03-09T10:00:00"),
+        "undated": serverdb.send(conn, "juno", "atlas", "d", timestamp="not a date"),
+    }
+    conn.close()
+    return ids
+
+
+def test_backfill_skips_and_counts_what_retention_would_delete(
+    server_db: Path, tmp_path: Path
+) -> None:
+    ids = history(server_db)
+    clock = FakeClock("2026-03-10T12:00:00")  # 30-day window: 2026-02-08 and later
+    source = Source(server_db)
+    log_dir = tmp_path / "logs"
+    pipeline = Pipeline(source, log_dir, DayWriter(log_dir, clock))
+    pipeline.prepare(database_existed=True)
+    done = pipeline.backfill(retention_days=30)
+    assert (done.lines, done.outside_retention) == (6, 2)
+    written = sorted(obj["id"] for obj in log_lines(log_dir))
+    assert written == sorted(ids["edge"] + ids["recent"] + ids["undated"])
+    assert {f.day.isoformat() for f in layout.log_files(log_dir)} == {
+        "2026-02-08",
+        "2026-03-09",
+        "2026-03-10",  # the undated message, filed under today
+    }
+    again = pipeline.backfill(retention_days=30)  # handled, not re-read forever
+    assert (again.lines, again.outside_retention) == (0, 0)
+    # Asked for everything later (--retention-days 0), the skipped ones land, once.
+    assert pipeline.backfill(retention_days=0).lines == 2
+    assert pipeline.backfill(retention_days=0).lines == 0
+    assert sorted(obj["id"] for obj in log_lines(log_dir)) == sorted(
+        i for group in ids.values() for i in group
+    )
+
+    everything = tmp_path / "all"
+    keep_all = Pipeline(source, everything, DayWriter(everything, clock))
+    keep_all.prepare(database_existed=True)
+    assert keep_all.backfill().lines == 8  # retention 0 (the default here): all history
+    source.close()
+
+
+def test_the_import_reports_what_fell_outside_retention(
+    server_db: Path, log_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    history(server_db)
+    settings = Settings(db=server_db, log_dir=log_dir, poll_interval=0.02, import_historical=True)
+    follower = Follower(settings, clock=FakeClock("2026-03-10T12:00:00"))
+    caplog.set_level(logging.INFO, logger="dead_drop_logger")
+    thread = threading.Thread(target=follower.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(
+            lambda: "2 messages older than the 30-day retention not written" in caplog.text,
+            what="the import summary",
+        )
+    finally:
+        follower.stop.set()
+        thread.join(timeout=60)
+    assert "historical import: 6 messages logged" in caplog.text

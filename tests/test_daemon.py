@@ -1,0 +1,275 @@
+"""start / status / stop / restart as a user runs them: real daemons in a temporary HOME."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serverdb
+from conftest import (
+    DEADLINE,
+    logged_ids,
+    logger_command,
+    process_alive,
+    run_command,
+    wait_until,
+)
+
+from dead_drop_logger import pidfile, status
+from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
+
+FAST = ("--poll-interval", "0.05")
+
+
+class Daemons:
+    """Drives the commands for one HOME and kills any daemon a failing test leaves."""
+
+    def __init__(self, env: dict[str, str], db: Path, log_dir: Path) -> None:
+        self.env = env
+        self.home = Path(env["HOME"])
+        self.db = db
+        self.log_dir = log_dir
+        self.pids: set[int] = set()
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / ".dead-drop" / "logger.pid"
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_command(*args, env=self.env)
+
+    def start(self, command: str = "start") -> subprocess.CompletedProcess[str]:
+        done = self.run(command, "--db", str(self.db), "--log-dir", str(self.log_dir), *FAST)
+        for pid in re.findall(r"started \(pid (\d+)\)", done.stdout):
+            self.pids.add(int(pid))
+        return done
+
+    def status(self) -> tuple[int, dict[str, Any]]:
+        done = self.run("status", "--json")
+        return done.returncode, json.loads(done.stdout)
+
+
+def started_pid(done: subprocess.CompletedProcess[str]) -> int:
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"started \(pid (\d+)\)", done.stdout)
+    assert match, done.stdout
+    return int(match.group(1))
+
+
+@pytest.fixture
+def daemons(home_env: dict[str, str], server_db: Path, log_dir: Path) -> Iterator[Daemons]:
+    d = Daemons(home_env, server_db, log_dir)
+    yield d
+    d.run("stop", "--timeout", "10")
+    for pid in d.pids:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_start_status_refuse_restart_stop(daemons: Daemons) -> None:
+    pid = started_pid(daemons.start())
+    assert daemons.pid_file.read_text().strip() == str(pid)
+    assert process_alive(pid)
+
+    code, info = daemons.status()
+    assert code == 0
+    assert info["status"] == "running" and info["pid"] == pid
+    assert info["database"] == str(daemons.db)
+    assert info["log_dir"] == str(daemons.log_dir)
+    text = daemons.run("status")
+    assert text.returncode == 0 and f"running (pid {pid})" in text.stdout
+
+    # The daemon really logs, and status reports how far it got.
+    ids = serverdb.send_many(daemons.db, 10)
+    wait_until(lambda: logged_ids(daemons.log_dir) == ids, what="the daemon to log")
+    wait_until(
+        lambda: (
+            daemons.status()[1]["lag"] == 0 and daemons.status()[1]["last_id_logged"] == ids[-1]
+        ),
+        what="status to report the last id",
+    )
+    assert daemons.status()[1]["today_file"].startswith(str(daemons.log_dir))
+
+    second = daemons.start()
+    assert second.returncode == 1
+    assert f"already running (pid {pid})" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert daemons.status()[1]["pid"] == pid
+
+    new_pid = started_pid(daemons.start("restart"))
+    assert new_pid != pid
+    wait_until(lambda: not process_alive(pid), what="the old daemon to exit")
+    assert daemons.status()[1]["pid"] == new_pid
+    more = serverdb.send_many(daemons.db, 5, prefix="after restart")
+    wait_until(lambda: logged_ids(daemons.log_dir) == ids + more, what="the new daemon to log")
+
+    stopped = daemons.run("stop")
+    assert stopped.returncode == 0 and f"stopped (pid {new_pid})" in stopped.stdout
+    assert not process_alive(new_pid)
+    assert not daemons.pid_file.exists()
+    assert daemons.status() == (3, {**daemons.status()[1], "status": "stopped"})
+    assert daemons.run("status").returncode == 3
+    again = daemons.run("stop")
+    assert again.returncode == 0 and "not running" in again.stdout
+
+    own_log = daemons.home / ".dead-drop" / "logger.log"
+    assert own_log.stat().st_mode & 0o777 == 0o600
+    assert f"dead-drop-logger[{pid}] INFO: daemon started" in own_log.read_text()
+    assert logged_ids(daemons.log_dir) == ids + more
+
+
+def test_stale_pid_file_after_a_crash(daemons: Daemons) -> None:
+    pid = started_pid(daemons.start())
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not process_alive(pid), what="the daemon to die")
+    assert daemons.pid_file.exists()
+
+    code, info = daemons.status()
+    assert (code, info["status"], info["pid"]) == (1, "stale", pid)
+    assert "left behind" in daemons.run("status").stdout
+
+    new_pid = started_pid(daemons.start())
+    assert daemons.status()[:1] == (0,) and daemons.status()[1]["pid"] == new_pid
+
+
+def test_stop_never_signals_an_unrelated_process_named_in_the_pid_file(
+    daemons: Daemons,
+) -> None:
+    bystander = subprocess.Popen(["sleep", "600"])
+    try:
+        daemons.pid_file.parent.mkdir(parents=True)
+        daemons.pid_file.write_text(f"{bystander.pid}\n")
+
+        code, info = daemons.status()
+        assert (code, info["status"], info["pid"]) == (1, "stale", bystander.pid)
+
+        stopped = daemons.run("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert "stale" in stopped.stdout
+        assert bystander.poll() is None, "stop killed a process it does not own"
+        assert not daemons.pid_file.exists()
+
+        pid = started_pid(daemons.start())
+        assert pid != bystander.pid
+        assert daemons.run("stop").returncode == 0
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_start_fails_in_the_terminal_when_the_daemon_cannot_run(daemons: Daemons) -> None:
+    blocker = daemons.log_dir.parent / "not-a-directory"
+    blocker.write_text("a file where a directory should be")
+    daemons.log_dir = blocker / "logs"
+    done = daemons.start()
+    assert done.returncode == 1
+    assert "dead-drop-logger: error:" in done.stderr and str(daemons.log_dir) in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert daemons.status()[0] == 3  # the failed daemon released and removed its PID file
+
+
+def test_stop_gives_up_after_its_timeout_and_says_so(daemons: Daemons) -> None:
+    pid = started_pid(daemons.start())
+    os.kill(pid, signal.SIGSTOP)  # a daemon that cannot act on SIGTERM
+    try:
+        stuck = daemons.run("stop", "--timeout", "1")
+        assert stuck.returncode == 1
+        assert f"pid {pid} did not exit within 1s" in stuck.stderr
+        assert process_alive(pid) and daemons.status()[0] == 0
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    # The SIGTERM is still pending: once resumed it finishes cleanly.
+    wait_until(lambda: not process_alive(pid), what="the resumed daemon to exit")
+    assert daemons.status()[0] == 3
+
+
+class FixedClock:
+    def __init__(self, now: dt.datetime) -> None:
+        self._now = now
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+
+def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "logger.pid"
+    assert pidfile.read(path).liveness is Liveness.ABSENT
+    info = {"database": str(tmp_path / "m.db"), "log_dir": str(tmp_path / "logs")}
+    with PidFile(path, info):
+        held = pidfile.read(path)
+        assert (held.liveness, held.pid) == (Liveness.RUNNING, os.getpid())
+        with pytest.raises(AlreadyRunning, match=rf"already running \(pid {os.getpid()}\)"):
+            PidFile(path).acquire(patience=0)
+        started = held.info["started"]
+        later = dt.datetime.fromtimestamp(started + 3725, dt.UTC)
+        report = status.gather(path, FixedClock(later))
+        assert (report.exit_code, report.uptime_seconds) == (0, 3725)
+        assert "uptime:         1:02:05" in report.to_text()
+        assert report.database == info["database"] and report.lag is None
+    assert pidfile.read(path).liveness is Liveness.ABSENT
+    assert status.gather(path).exit_code == 3
+
+
+def test_concurrent_starts_leave_exactly_one_daemon(daemons: Daemons) -> None:
+    command = [*logger_command(), "start", "--db", str(daemons.db)]
+    command += ["--log-dir", str(daemons.log_dir), *FAST]
+    racers = [
+        subprocess.Popen(
+            command, env=daemons.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    results = [(p.wait(timeout=DEADLINE), *p.communicate()) for p in racers]
+    winners = [int(m) for _, out, _ in results for m in re.findall(r"pid (\d+)\)", out)]
+    daemons.pids.update(winners)
+    assert len(winners) == 1, results
+    losers = [err for code, _, err in results if code == 1]
+    assert len(losers) == 3, results
+    assert all(f"already running (pid {winners[0]})" in err for err in losers)
+    assert daemons.status()[1]["pid"] == winners[0]
+
+
+def test_a_service_run_holding_the_pid_file_is_seen_by_status_start_and_stop(
+    daemons: Daemons,
+) -> None:
+    """What the systemd unit and launchd plist run: `run --pid-file ~/.dead-drop/logger.pid`."""
+    service = subprocess.Popen(
+        [
+            *logger_command(),
+            "run",
+            "--db",
+            str(daemons.db),
+            "--log-dir",
+            str(daemons.log_dir),
+            "--pid-file",
+            str(daemons.pid_file),
+            *FAST,
+        ],
+        env=daemons.env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    daemons.pids.add(service.pid)
+    _code, report = wait_until(
+        lambda: (s := daemons.status())[0] == 0 and s,
+        what="status to see the service",
+    )
+    assert report["pid"] == service.pid
+    assert report["database"] == str(daemons.db)
+    refused = daemons.start()
+    assert refused.returncode == 1
+    assert f"already running (pid {service.pid})" in refused.stderr
+    second_run = daemons.run("run", "--db", str(daemons.db), "--pid-file", str(daemons.pid_file))
+    assert second_run.returncode == 1 and "already running" in second_run.stderr
+    assert daemons.run("stop").returncode == 0
+    assert service.wait(timeout=DEADLINE) == 0
+    assert daemons.status()[0] == 3

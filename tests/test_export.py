@@ -1,0 +1,130 @@
+"""export_historical.py against databases with history, alone and beside a running logger."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import serverdb
+from conftest import DEADLINE, LoggerProcess, log_lines, logged_ids, start_writer, wait_until
+
+SCRIPT = Path(__file__).resolve().parent.parent / "export_historical.py"
+
+
+def export(db: Path, log_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--db", str(db), "--log-dir", str(log_dir), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 5,
+        check=False,
+    )
+
+
+def contents(log_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(log_dir.glob("messages-*.json"))}
+
+
+def test_exports_all_history_exactly_once(server_db: Path, log_dir: Path) -> None:
+    ids = serverdb.send_many(server_db, 300)
+    done = export(server_db, log_dir)
+    assert done.returncode == 0, done.stderr
+    assert logged_ids(log_dir) == ids
+    assert f"exported {len(ids)} messages with ids 1..{ids[-1]}" in done.stdout
+    assert "exporting" not in done.stderr  # no progress bar without a terminal
+    before = contents(log_dir)
+
+    again = export(server_db, log_dir)
+    assert again.returncode == 0, again.stderr
+    assert f"exported 0 messages with ids 1..{ids[-1]}" in again.stdout
+    assert f"({len(ids)} already there)" in again.stdout
+    assert contents(log_dir) == before
+
+
+def test_since_and_until_select_whole_days(server_db: Path, log_dir: Path) -> None:
+    conn = serverdb.connect(server_db)
+    by_day: dict[str, list[int]] = {}
+    for day in ("2026-03-01", "2026-03-02", "2026-03-03"):
+        for hour in (0, 12, 23):
+            stamp = f"{day}T{hour:02d}:30:00.000001"
+            by_day.setdefault(day, []).extend(
+                serverdb.send(conn, "juno", "atlas", f"{day} {hour}", timestamp=stamp)
+            )
+    conn.close()
+
+    # The default 30-day retention would delete March history: said, and not written.
+    kept = export(server_db, log_dir, "--since", "2026-03-02", "--until", "2026-03-02")
+    assert kept.returncode == 0, kept.stderr
+    assert "6 messages older than the 30-day retention were not written" in kept.stdout
+    assert logged_ids(log_dir) == []
+
+    keep_all = ("--retention-days", "0")
+    done = export(server_db, log_dir, "--since", "2026-03-02", "--until", "2026-03-02", *keep_all)
+    assert done.returncode == 0, done.stderr
+    assert logged_ids(log_dir) == by_day["2026-03-02"]
+    assert [p.name for p in log_dir.glob("messages-*.json")] == ["messages-2026-03-02.json"]
+
+    rest = export(server_db, log_dir, "--since", "2026-03-01", *keep_all)
+    assert rest.returncode == 0, rest.stderr
+    assert logged_ids(log_dir) == sorted(i for ids in by_day.values() for i in ids)
+    assert all(line["timestamp"].startswith("2026-03-0") for line in log_lines(log_dir))
+
+    empty = export(server_db, log_dir, "--since", "2027-01-01")
+    assert empty.returncode == 0 and "nothing to export" in empty.stdout
+    backwards = export(server_db, log_dir, "--since", "2026-03-03", "--until", "2026-03-01")
+    assert backwards.returncode == 2 and "--since is after --until" in backwards.stderr
+
+
+def test_missing_database_is_one_line(tmp_path: Path, log_dir: Path) -> None:
+    done = export(tmp_path / "nowhere.db", log_dir)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("does not exist") and done.stderr.count("\n") == 1
+
+
+def test_beside_a_running_logger_nothing_is_lost_or_doubled(
+    server_db: Path, log_dir: Path, logger: Callable[..., LoggerProcess]
+) -> None:
+    history = serverdb.send_many(server_db, 15000, prefix="history")  # several pages
+    # A follower that imports the same history itself: two backfills race for it.
+    follower = logger("--import-historical").start()
+    follower.wait_ready()
+    writer = start_writer(server_db, 300)
+    try:
+        done = export(server_db, log_dir)
+        assert done.returncode == 0, done.stderr
+    finally:
+        writer.wait(timeout=DEADLINE)
+    everything = serverdb.all_ids(server_db)
+    assert everything[: len(history)] == history
+    wait_until(lambda: logged_ids(log_dir) == everything, what="every message exactly once")
+    assert follower.stop() == 0
+
+
+def test_progress_bar_on_a_terminal(server_db: Path, log_dir: Path) -> None:
+    serverdb.send_many(server_db, 50)
+    primary, secondary = os.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--db", str(server_db), "--log-dir", str(log_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+        )
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=DEADLINE) == 0
+    finally:
+        os.close(primary)
+    assert b"exporting" in output and b"100%" in output

@@ -1,0 +1,172 @@
+"""install.sh as a user runs it from a checkout, in a temporary HOME.
+
+Nothing here may reach the real user's service manager: the session bus is removed
+and XDG_RUNTIME_DIR points at an empty directory, so ``systemctl --user`` finds no
+manager and the installer must fall back to ``dead-drop-logger start``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import logged_ids, process_alive, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTALL = ROOT / "install.sh"
+
+
+def install(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(INSTALL), *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture
+def user_env(home_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    return {**home_env, "XDG_RUNTIME_DIR": str(runtime)}
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_help_lists_every_option(user_env: dict[str, str]) -> None:
+    done = install(user_env, "--help")
+    assert done.returncode == 0
+    for option in ("--dry-run", "--uninstall", "--no-service", "--import-historical"):
+        assert option in done.stdout
+    bad = install(user_env, "--bogus")
+    assert bad.returncode == 1 and "unknown option: --bogus" in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="needs shellcheck")
+def test_shellcheck_is_clean() -> None:
+    done = subprocess.run(["shellcheck", str(INSTALL)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
+
+
+@pytest.mark.parametrize("manager", ["none", "systemd", "launchd"])
+def test_dry_run_prints_every_action_and_changes_nothing(
+    user_env: dict[str, str], manager: str
+) -> None:
+    home = Path(user_env["HOME"])
+    done = install({**user_env, "DEAD_DROP_SERVICE_MANAGER": manager}, "--dry-run")
+    assert done.returncode == 0, done.stderr
+    venv = home / ".local" / "share" / "dead-drop-logger" / "venv"
+    out = done.stdout
+    assert f"+ mkdir -p {home}/.dead-drop/logs" in out
+    assert f"+ chmod 700 {home}/.dead-drop/logs" in out
+    assert f"-m venv {venv}" in out
+    assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}" in out
+    expected = {
+        "none": f"+ {venv}/bin/dead-drop-logger restart",
+        "systemd": "+ systemctl --user enable --now dead-drop-logger.service",
+        "launchd": f"+ write {home}/Library/LaunchAgents/com.dead-drop.logger.plist",
+    }
+    assert expected[manager] in out
+    assert tree(home) == []
+
+    gone = install(user_env, "--dry-run", "--uninstall")
+    assert gone.returncode == 0 and "logs are kept" in gone.stdout
+    assert tree(home) == []
+
+
+def test_never_takes_over_a_directory_that_is_not_a_venv(user_env: dict[str, str]) -> None:
+    precious = Path(user_env["HOME"]) / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("mine")
+    refused = install(user_env, "--dry-run", "--venv", str(precious))
+    assert refused.returncode == 1 and "is not a virtual environment" in refused.stderr
+    gone = install(user_env, "--uninstall", "--venv", str(precious))
+    assert gone.returncode == 0, gone.stderr
+    assert (precious / "keep.txt").read_text() == "mine"
+
+
+def test_real_install_upgrade_and_uninstall_fall_back_without_systemd(
+    user_env: dict[str, str],
+) -> None:
+    home = Path(user_env["HOME"])
+    db = home / ".dead-drop" / "messages.db"
+    db.parent.mkdir(mode=0o700)
+    serverdb.create(db)
+    history = serverdb.send_many(db, 20, prefix="history")
+    logs = home / ".dead-drop" / "logs"
+    script = home / ".local" / "share" / "dead-drop-logger" / "venv" / "bin" / "dead-drop-logger"
+
+    def status() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(script), "status"], env=user_env, capture_output=True, text=True, check=False
+        )
+
+    try:
+        _install_upgrade_uninstall(user_env, home, db, history, logs, script, status)
+    finally:  # never leave a daemon behind when an assertion failed
+        if script.exists():
+            subprocess.run([str(script), "stop"], env=user_env, capture_output=True, check=False)
+
+
+def _install_upgrade_uninstall(
+    user_env: dict[str, str],
+    home: Path,
+    db: Path,
+    history: list[int],
+    logs: Path,
+    script: Path,
+    status: Callable[[], subprocess.CompletedProcess[str]],
+) -> None:
+    # pip builds a local project in its own directory (build/, *.egg-info): install a
+    # copy so parallel test runs never share those, and the checkout stays clean.
+    source = home.parent / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "dead_drop_logger",
+        source / "dead_drop_logger",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    user_env = {**user_env, "DEAD_DROP_INSTALL_SOURCE": str(source)}
+
+    first = install(user_env, "--import-historical")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "no usable service manager" in first.stdout
+    assert script.exists()
+    assert logs.stat().st_mode & 0o777 == 0o700
+    assert logged_ids(logs) == history  # the historical import ran
+    running = status()
+    assert running.returncode == 0, running.stdout
+    first_pid = int(running.stdout.split("pid ")[1].split(")")[0])
+
+    live = serverdb.send_many(db, 5, prefix="live")
+    wait_until(lambda: logged_ids(logs) == history + live, what="the installed daemon to log")
+
+    again = install(user_env, "--import-historical")  # idempotent: upgrades in place
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "upgrading the installation" in again.stdout
+    assert status().returncode == 0
+    assert not process_alive(first_pid)
+    more = serverdb.send_many(db, 5, prefix="after upgrade")
+    wait_until(lambda: logged_ids(logs) == history + live + more, what="the upgraded daemon")
+
+    gone = install(user_env, "--uninstall")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert not script.exists()
+    assert not (home / ".local" / "share" / "dead-drop-logger").exists()
+    assert not (home / ".dead-drop" / "logger.pid").exists()
+    assert logged_ids(logs) == history + live + more  # the logs are kept
+
+    nothing = install(user_env, "--uninstall")
+    assert nothing.returncode == 0, nothing.stderr
