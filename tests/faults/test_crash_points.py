@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import LoggerProcess, start_writer, wait_until
 from faultkit import (
@@ -49,8 +50,9 @@ def crashed_or_caught_up(proc: LoggerProcess, log_dir: Path, db: Path, where: st
 
 
 @needs_strace
+@pytest.mark.parametrize("args", [[], ["--max-bytes", "4KB"]], ids=["one-file", "parts"])
 def test_killed_at_every_early_write_fsync_rename_truncate(
-    server_db: Path, log_dir: Path, logger, tmp_path: Path
+    server_db: Path, log_dir: Path, logger, tmp_path: Path, args: list[str]
 ) -> None:
     serverdb.send_many(server_db, 2)  # so that there is a first id to aim for
     writer = start_writer(server_db, 100_000, interval=0.01)
@@ -61,7 +63,8 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
             for call, most in CRASH_POINTS.items():
                 for k in range(1, most + 1):
                     rule = f"inject={call}:signal=SIGKILL:when={k}"
-                    proc = logger(wrapper=strace_wrapper(Path("/dev/null"), rule)).start()
+                    wrapper = strace_wrapper(Path("/dev/null"), rule)
+                    proc = logger(*args, wrapper=wrapper).start()
                     died = crashed_or_caught_up(proc, log_dir, server_db, f"{call} #{k}")
                     if not died:  # alive, so it has said its pid
                         pids.append(pid := traced_pid(proc))
@@ -78,7 +81,7 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
 
     print(f"{injected} of {runs} runs killed by injection")
     assert injected >= runs // 2, (injected, runs)  # most kills did hit those calls
-    last = logger().start()
+    last = logger(*args).start()
     wait_all_logged(log_dir, server_db)
     assert last.stop() == 0
     assert_clean(last.stderr())
