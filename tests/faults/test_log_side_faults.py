@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -270,3 +271,25 @@ def test_recovery_skips_hostile_lines_in_the_log_files(
     assert again.stop() == 0
     assert hostile.read_bytes().endswith(b"[1, 2]\n\xff\xfe\n")  # the torn line is cut
     assert_clean(again.stderr())
+
+
+def test_log_dir_deleted_while_running_waits_then_logs_everything_once(
+    server_db: Path, log_dir: Path, logger
+) -> None:
+    proc = logger().start()
+    proc.wait_ready()
+    serverdb.send_many(server_db, 3, prefix="before")
+    wait_all_logged(log_dir, server_db)
+    shutil.rmtree(log_dir)
+    serverdb.send_many(server_db, 2, prefix="while gone")
+    wait_stderr(proc, "No such file or directory")
+    assert not log_dir.exists()  # not recreated behind the user's back
+
+    log_dir.mkdir(mode=0o700)
+    wait_all_logged(log_dir, server_db)  # the logs were deleted: all of it, once
+    assert proc.stop() == 0
+    stderr = proc.stderr()
+    assert count(stderr, "No such file or directory") == 1, stderr
+    assert count(stderr, "logging the database from its first row") == 1, stderr
+    assert_clean(stderr)
+    assert_exactly_once(log_dir, server_db)
