@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, monotonic
 from .config import Settings
 from .diagnostics import Reporter
 from .files import LogDirError, ensure_private_dir
@@ -79,10 +79,13 @@ class Follower:
         if self.settings.import_historical and not self._retrying(self._import_history):
             return
         while not self.stop.is_set():
+            started = monotonic()
             self._retrying(self._tick, once=True)
             if not self.stop.is_set() and not self.reporter.in_trouble:
-                self.stop.wait(self.settings.poll_interval)
-        self.source.close()
+                # A tick starts every poll interval, not an interval after the last one
+                # ended: a batch's own time does not add to the latency and the lag.
+                self.stop.wait(max(0.0, self.settings.poll_interval - (monotonic() - started)))
+        self.pipeline.close()
         log.info("stopped")
 
     def _import_history(self) -> None:

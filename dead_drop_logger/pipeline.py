@@ -19,13 +19,14 @@ from pathlib import Path
 from . import layout
 from . import ranges as idranges
 from .files import ensure_private_dir
-from .source import Row, Source, SourceMissing
+from .prefetch import Prefetcher
+from .source import Page, Source, SourceMissing
 from .state import State, StateError, StateStore
 from .writer import DayWriter
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 10_000
+PAGE_SIZE = 5_000  # ~3 MB of lines a page: two pages in flight stay well under 64 MB
 
 
 @dataclass
@@ -52,6 +53,11 @@ class Pipeline:
         self.writer = writer
         self.store = StateStore(log_dir)
         self.page_size = page_size
+        self.pages = Prefetcher(source)  # source.read, with the next page read ahead
+
+    def close(self) -> None:
+        self.pages.close()
+        self.source.close()
 
     # -- state -------------------------------------------------------------------------
 
@@ -126,10 +132,10 @@ class Pipeline:
 
     # -- batches -----------------------------------------------------------------------
 
-    def _commit(self, state: State, rows: list[Row], low: int, high: int) -> None:
+    def _commit(self, state: State, rows: Page, low: int, high: int) -> None:
         """Append rows and record ``[low, high]`` as logged, with the two-step commit."""
         if rows:
-            chunks = self.writer.plan(rows)
+            chunks = self.writer.plan(rows.runs)
             state.pending = self.writer.sizes(chunks)
             self.store.save(state)
             # On failure the writer has cut the failing file back and pending stays on
@@ -168,10 +174,10 @@ class Pipeline:
         with self._transaction() as state:
             self._check_same_database(state)
             start = state.position
-            rows = self.source.read(start, None, self.page_size)
+            rows = self.pages.read(start, None, self.page_size)
             if not rows:
                 return Progress()
-            last = rows[-1].id
+            last = rows.last_id
             state.position = last
             state.fingerprint = self.source.fingerprint(last)
             state.database = str(self.source.path)
@@ -211,10 +217,10 @@ class Pipeline:
                 if not missing:
                     break
                 gap_low, gap_high = missing[0]
-                rows = self.source.read(gap_low - 1, gap_high, self.page_size)
-                done_to = rows[-1].id if len(rows) == self.page_size else gap_high
+                rows = self.pages.read(gap_low - 1, gap_high, self.page_size)
+                done_to = rows.last_id if len(rows) == self.page_size else gap_high
                 self._commit(state, rows, gap_low, done_to)
-            step = Progress(len(rows), rows[-1].id if rows else 0)
+            step = Progress(len(rows), rows.last_id)
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
             on_page(step)

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import layout
 from .clock import Clock, today
 from .files import fsync_dir, open_private, write_all
-from .source import Row
+from .source import Run
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,15 @@ class DayWriter:
         self.clock = clock
         self.utc = utc
 
-    def plan(self, rows: Sequence[Row]) -> list[Chunk]:
-        """Group rows by their file, keeping id order inside each file."""
+    def plan(self, runs: Sequence[Run]) -> list[Chunk]:
+        """Group runs by their file, keeping id order inside each file."""
         fallback = today(self.clock, self.utc).isoformat()
-        chunks: dict[str, list[Row]] = {}
-        for row in rows:
-            name = layout.day_path(self.log_dir, row.day or fallback).name
-            chunks.setdefault(name, []).append(row)
+        chunks: dict[str, list[Run]] = {}
+        for run in runs:
+            name = layout.day_path(self.log_dir, run.day or fallback).name
+            chunks.setdefault(name, []).append(run)
         return [
-            Chunk(name, b"".join(r.line for r in group), group[0].id, group[-1].id)
+            Chunk(name, b"".join(r.data for r in group), group[0].first_id, group[-1].last_id)
             for name, group in chunks.items()
         ]
 
