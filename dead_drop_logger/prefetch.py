@@ -1,10 +1,10 @@
 """Reading the next page while the current one is written: a backlog at SQLite's speed.
 
-Draining a backlog (a historical import, a first catch-up) is a loop of "read a page,
-append it, fsync it, save the state". SQLite builds a page without the GIL, and the
-disk work does not need the CPU, so the two can overlap: right after a full page is
-read, the next one (the rows after it, same bound and size) is read in a background
-thread on a second read-only connection.
+A historical import is a loop of "read a page, append it, fsync it, save the state".
+SQLite builds a page without the GIL, and the disk work does not need the CPU, so the
+two can overlap: right after a full page is read, the next one (the rows after it,
+same bound and size) is read in a background thread on a second read-only connection.
+(The follower does not read ahead: its reads stay short and apart, see pipeline.py.)
 
 It changes nothing about what is written: the pipeline still decides under its lock,
 from the state on disk, which rows it wants, and a prefetched page is used only when
