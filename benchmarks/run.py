@@ -416,17 +416,18 @@ def bench_sustained(poll: float | None, duration: float, work: Path) -> dict[str
         first_id = int(commits[0][1])
         committed_at = {i: at for at, lo, hi in commits for i in range(int(lo), int(hi) + 1)}
         logged = 0
-        worst_lag, worst_age = 0, 0.0
+        worst_lag = 0
+        ages = []
         for at, _first, last in commits:
             while logged < len(seen) and seen[logged][0] <= at:
                 logged += 1
             lag = int(last) - first_id + 1 - logged
-            if lag > 0:
-                worst_lag = max(worst_lag, lag)
-                worst_age = max(worst_age, at - committed_at[first_id + logged])
+            worst_lag = max(worst_lag, lag)
+            ages.append(at - committed_at[first_id + logged] if lag > 0 else 0.0)
         result["max_lag"] = worst_lag
-        result["lag_s"] = worst_age
-        result["lag_ratio"] = worst_age / (2 * (poll or 1))
+        result["lag_s"] = max(ages)
+        result["lag_p99_s"] = percentile(ages, 99)
+        result["lag_ratio"] = max(ages) / (2 * (poll or 1))
         result["logged"] = len(seen)
         if len(seen) != rows or len({i for _, i in seen}) != rows:
             raise RuntimeError(f"sustained: {len(seen)} lines for {rows} messages")
@@ -512,18 +513,18 @@ def report(args: argparse.Namespace, data: dict[str, object], started: float) ->
         f"## Sustained load: a writer committing as fast as it can for {args.load:.0f} s",
         "",
         "| logger poll s | rows/s written | WAL peak MB | max lag (rows) | oldest unlogged"
-        " (s) / 2 polls |",
-        "|---|---:|---:|---:|---:|",
+        " message, max s (in polls) | same, p99 of commits, s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in load.items():
         lag = f"{r['max_lag']:.0f}" if "max_lag" in r else "-"
-        allowed = f"{r['lag_s']:.3f} / {r['lag_ratio']:.2f}" if "lag_s" in r else "-"
+        age = f"{r['lag_s']:.3f} ({2 * r['lag_ratio']:.1f})" if "lag_s" in r else "-"
+        p99 = f"{r['lag_p99_s']:.3f}" if "lag_p99_s" in r else "-"
         lines.append(
-            f"| {name} | {r['rows_per_s']:.0f} | {r['wal_peak_mb']:.2f} | {lag} | {allowed} |"
+            f"| {name} | {r['rows_per_s']:.0f} | {r['wal_peak_mb']:.2f} | {lag} | {age} | {p99} |"
         )
     no_logger = load["no logger"]["wal_peak_mb"]
     with_logger = max(r["wal_peak_mb"] for n, r in load.items() if n != "no logger")
-    lag_ok = all(r["lag_ratio"] <= 1 for n, r in load.items() if n != "no logger")
     wal_ok = with_logger <= no_logger * 1.1 + 0.1  # within noise of the writer alone
     sizes = sorted(base)
     per_msg = {s: [1e6 * b.median / s for b in ours if b.size == s] for s in sizes}
@@ -556,9 +557,16 @@ def report(args: argparse.Namespace, data: dict[str, object], started: float) ->
                 f"| 4 | idle CPU <= {limit}% at poll {poll} | {idle[poll]:.3f}%"
                 f" | {verdict(idle[poll] <= limit)} |"
             )
+    for name, r in load.items():
+        if name != "no logger":
+            lines.append(
+                f"| 5 | sustained load, poll {name}: lag never above 2 polls' worth |"
+                f" {r['max_lag']:.0f} rows at most; oldest unlogged {r['lag_s'] * 1e3:.0f} ms"
+                f" (p99 {r['lag_p99_s'] * 1e3:.0f} ms) | {verdict(r['lag_ratio'] <= 1)} |"
+            )
     lines += [
-        f"| 5 | lag <= 2 polls' worth; WAL not grown by the logger | WAL peak {no_logger:.2f} MB"
-        f" without, {with_logger:.2f} MB with | {verdict(lag_ok and wal_ok)} |",
+        f"| 5 | sustained load: the logger does not make the WAL grow | peak {no_logger:.2f} MB"
+        f" without, {with_logger:.2f} MB with | {verdict(wal_ok)} |",
         "| 6 | linear time, flat memory | µs/message "
         + ", ".join(f"{s:,}: {min(v):.2f}-{max(v):.2f}" for s, v in per_msg.items())
         + "; slope between sizes "
