@@ -581,7 +581,7 @@ def report(args: argparse.Namespace, data: dict[str, object], started: float) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10k/100k, 15 s idle, 10 s load")
-    parser.add_argument("--runs", type=int, default=3, help="backfill runs per tool and size")
+    parser.add_argument("--runs", type=int, default=5, help="backfill runs per tool and size")
     parser.add_argument("--sizes", help="comma-separated message counts (default by mode)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/dead-drop-logger-bench"))
     parser.add_argument("--skip", default="", help="comma-separated: backfill,latency,idle,load")
