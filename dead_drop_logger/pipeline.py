@@ -229,6 +229,7 @@ class Pipeline:
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
             on_page(step)
+        self.pages.close()  # no second connection left open on the database while following
         return total
 
     def lag(self) -> int:
