@@ -198,3 +198,17 @@ def test_any_values_decode_like_the_reference(
     conn.close()
     for limit in (2, 100):
         check_same(path, limit, utc=False)
+
+
+@pytest.mark.parametrize("utc", [False, True], ids=["local", "utc"])
+def test_a_timestamp_not_starting_with_a_date_has_no_day(utc: bool) -> None:
+    """date() also reads numbers (Julian days) and 'now': those must not pick a day file."""
+    conn = sqlite3.connect(":memory:")
+    day = day_expression("timestamp", utc)
+    for value in (1763100000, "1763100000", "now", "yesterday", "2026-13-01T10:00", None):
+        found = conn.execute(f"SELECT {day} FROM (SELECT ? AS timestamp)", (value,)).fetchone()
+        assert found == (None,), value
+    zoned = conn.execute(
+        f"SELECT {day} FROM (SELECT '2026-11-14T23:30:00-05:00' AS timestamp)"
+    ).fetchone()
+    assert zoned == ("2026-11-15" if utc else "2026-11-14",)
