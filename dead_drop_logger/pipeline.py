@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import layout
 from . import ranges as idranges
+from .clock import monotonic
 from .files import ensure_private_dir
 from .prefetch import Prefetcher
 from .source import Page, Source, SourceMissing
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 # (~3 MB of lines, two in flight with the read ahead: well under 64 MB) for throughput.
 PAGE_SIZE = 1_000
 BACKFILL_PAGES = 5
+# History pages committed under one hold of the lock (a running follower waits that
+# long at most): each page's pending save also records the page before it as logged,
+# so a page costs one state save instead of two.
+BACKFILL_HOLD = 0.1
 
 
 @dataclass
@@ -137,8 +142,13 @@ class Pipeline:
 
     # -- batches -----------------------------------------------------------------------
 
-    def _commit(self, state: State, rows: Page, low: int, high: int) -> None:
-        """Append rows and record ``[low, high]`` as logged, with the two-step commit."""
+    def _commit(self, state: State, rows: Page, low: int, high: int, *, final: bool = True) -> None:
+        """Append rows and record ``[low, high]`` as logged, with the two-step commit.
+
+        ``final=False`` leaves the last save to the caller: the next batch's pending
+        save (which then records this range as logged too) or a closing save. Until
+        then the disk still says this batch is pending, so a crash undoes and redoes it.
+        """
         if rows:
             chunks = self.writer.plan(rows.runs)
             state.pending = self.writer.sizes(chunks)
@@ -148,7 +158,8 @@ class Pipeline:
             self.writer.append(chunks, state.pending)
             state.pending = {}
         state.logged = idranges.add(state.logged, low, high)
-        self.store.save(state)
+        if final:
+            self.store.save(state)
 
     def _check_same_database(self, state: State) -> None:
         """Start over, from the first row, when the database was replaced (server reset)."""
@@ -215,20 +226,31 @@ class Pipeline:
         for every page.
         """
         total = Progress()
-        while not should_stop():
+        finished = False
+        while not finished and not should_stop():
             with self._transaction() as state:
-                top = state.position if high is None else min(high, state.position)
-                missing = idranges.gaps(state.logged, low, top)
-                if not missing:
-                    break
-                gap_low, gap_high = missing[0]
-                rows = self.pages.read(gap_low - 1, gap_high, self.backfill_page_size)
-                done_to = rows.last_id if len(rows) == self.backfill_page_size else gap_high
-                self._commit(state, rows, gap_low, done_to)
-            step = Progress(len(rows), rows.last_id)
-            total.lines += step.lines
-            total.last_id = step.last_id or total.last_id
-            on_page(step)
+                held = monotonic()
+                unsaved = False
+                while True:
+                    top = state.position if high is None else min(high, state.position)
+                    missing = idranges.gaps(state.logged, low, top)
+                    if not missing:
+                        finished = True
+                        break
+                    gap_low, gap_high = missing[0]
+                    rows = self.pages.read(gap_low - 1, gap_high, self.backfill_page_size)
+                    full = len(rows) == self.backfill_page_size
+                    done_to = rows.last_id if full else gap_high
+                    self._commit(state, rows, gap_low, done_to, final=False)
+                    unsaved = True
+                    step = Progress(len(rows), rows.last_id)
+                    total.lines += step.lines
+                    total.last_id = step.last_id or total.last_id
+                    on_page(step)
+                    if should_stop() or monotonic() - held >= BACKFILL_HOLD:
+                        break
+                if unsaved:
+                    self.store.save(state)
         self.pages.close()  # no second connection left open on the database while following
         return total
 
