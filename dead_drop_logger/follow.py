@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, monotonic
 from .config import Settings
 from .diagnostics import Reporter
 from .files import LogDirError, ensure_private_dir
@@ -101,11 +101,16 @@ class Follower:
         if not existed:  # worded as SourceMissing is, so the Reporter says it only once
             self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
         while not self.stop.is_set():
+            started = monotonic()
             self._retrying(self._tick, once=True)
             self._rotate()
             if not self.stop.is_set() and not self.reporter.in_trouble:
-                self.stop.wait(self.rotator.wait_time(self.settings.poll_interval))
-        self.source.close()
+                # A tick starts every poll interval, not an interval after the last one
+                # ended (a batch's own time does not add to the latency), and never
+                # sleeps past midnight.
+                wait = max(0.0, self.settings.poll_interval - (monotonic() - started))
+                self.stop.wait(self.rotator.wait_time(wait))
+        self.pipeline.close()
         log.info("stopped")
 
     def _import_history(self) -> None:

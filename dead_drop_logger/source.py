@@ -8,17 +8,21 @@ Why it looks like this:
 - The connection itself is kept between polls so that ``PRAGMA data_version`` gives a
   near-free "did anything change?" check when idle; it is reopened whenever the file's
   identity changes (deleted, replaced, restored).
-- Lines are built inside SQLite with ``json_object`` (as fast as ``sqlite3 -json``);
-  rows that cannot be expressed exactly that way fall back to :mod:`.encoding`.
+- Lines are built inside SQLite with ``json_object`` and a whole page comes back as one
+  ``group_concat`` (one Python object per page, not per row: as fast as
+  ``sqlite3 -json``); rows that cannot be expressed exactly that way (BLOB, REAL,
+  invalid UTF-8) fall back to :mod:`.encoding`, row by row, and so does a page whose
+  aggregate does not check out. ``tests/test_fast_path.py`` holds both paths equal.
 """
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import sqlite3
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .encoding import encode_row
@@ -41,13 +45,42 @@ class SourceUnusable(SourceError):
     """The file exists but is not a usable Dead Drop database (corrupt, no table)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One message ready for the log: its id, its line and the day it belongs to."""
+class _NotFast(SourceError):
+    """The page aggregate failed: a BLOB (json_object refuses it), or too big a string."""
 
-    id: int
-    line: bytes
-    day: str | None  # YYYY-MM-DD from the message's own timestamp; None if unusable
+
+# json_object() raises on a BLOB before 3.45; from 3.45 it may take one for JSONB, so
+# BLOBs must be ruled out row by row (slower) to stay exact.
+JSON_REJECTS_BLOBS = sqlite3.sqlite_version_info < (3, 45, 0)
+_DAY_SEP = b"\x1f"
+_UTF8_SLICE = 1 << 18  # validate in slices: no page-sized str (4 bytes a char) in memory
+_DAY_CACHE_MAX = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Messages of one page, in id order, all bound for the same day file.
+
+    ``data`` is their lines, each ending in ``\\n``; ``day`` is YYYY-MM-DD from the
+    messages' own timestamp, None if unusable (filed under today).
+    """
+
+    day: str | None
+    data: bytes
+    first_id: int
+    last_id: int
+
+
+@dataclass(slots=True)
+class Page:
+    """One read: ``len()`` is the number of rows read (what paging goes by)."""
+
+    runs: list[Run] = field(default_factory=list)
+    count: int = 0
+    last_id: int = 0
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def _text(value: object) -> str:
@@ -59,6 +92,39 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _text_affinity(declared: str) -> bool:
+    """SQLite's rule: a column whose type names CHAR, CLOB or TEXT (and not INT) is TEXT.
+
+    Such a column stores every number as text, so it can never hold a REAL.
+    """
+    upper = declared.upper()
+    return "INT" not in upper and any(word in upper for word in ("CHAR", "CLOB", "TEXT"))
+
+
+def _check_utf8(data: bytes) -> tuple[bool, bool]:
+    """Whether ``data`` is valid UTF-8, and whether it holds U+2028/U+2029.
+
+    One pass in slices, so no page-sized str (up to 4 bytes a character) is ever held.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    separators = False
+    try:
+        for start in range(0, len(view), _UTF8_SLICE):
+            text = decoder.decode(view[start : start + _UTF8_SLICE])
+            separators = separators or "\u2028" in text or "\u2029" in text
+        decoder.decode(b"", True)
+    except UnicodeDecodeError:
+        return False, False
+    return True, separators
+
+
+def _escape_separators(data: bytes) -> bytes:
+    """U+2028/U+2029 escaped in valid UTF-8, as :func:`.encoding.escape_separators` does
+    (``json_object`` leaves them raw)."""
+    return data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+
+
 def day_expression(column: str, utc: bool) -> str:
     """SQL for the routing day of a timestamp, NULL when it is missing or unparseable.
 
@@ -67,10 +133,11 @@ def day_expression(column: str, utc: bool) -> str:
     leaves one with an explicit offset as it is, already converted).
     """
     ts = _quote(column)
-    if utc:
-        return f"date({ts}, 'utc')"
     head = f"substr({ts}, 1, 10)"
-    return f"CASE WHEN date({head}) = {head} THEN {head} END"
+    # Only a timestamp that starts with a real date counts: date() also reads numbers
+    # (as Julian days) and would file 1763100000 or 'now' under some other day.
+    valid = f"date({head}) = {head}"
+    return f"CASE WHEN {valid} THEN {f'date({ts}, {chr(39)}utc{chr(39)})' if utc else head} END"
 
 
 class Source:
@@ -85,8 +152,11 @@ class Source:
         self._data_version: int | None = None
         self._schema_version: int | None = None
         self._columns: list[str] = []
+        self._types: list[str] = []
         self._page_sql = ""
+        self._rows_sql = ""
         self._row_sql = ""
+        self._days: dict[bytes, str | None] = {}
 
     # -- connection ------------------------------------------------------------------
 
@@ -141,6 +211,8 @@ class Source:
             return conn.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             text = str(exc)
+            if "cannot hold BLOB" in text or isinstance(exc, sqlite3.DataError):
+                raise _NotFast(text) from None
             if isinstance(exc, sqlite3.OperationalError) and (
                 "locked" in text or "busy" in text or "unable to open" in text
             ):
@@ -180,6 +252,7 @@ class Source:
             return
         info = self._execute(f"PRAGMA table_info({TABLE})")
         columns = [_text(r[1]) for r in info]
+        self._types = [_text(r[2]) for r in info]
         if not columns:
             raise SourceUnusable(f"database {self.path} has no {TABLE} table")
         if columns != self._columns and self._columns:
@@ -190,16 +263,38 @@ class Source:
 
     def _build_queries(self) -> None:
         cols = self._columns
-        day = day_expression(TIMESTAMP_COLUMN, self.utc) if TIMESTAMP_COLUMN in cols else "NULL"
+        has_ts = TIMESTAMP_COLUMN in cols
+        day = day_expression(TIMESTAMP_COLUMN, self.utc) if has_ts else "NULL"
         exact = " AND ".join(f"typeof({_quote(c)}) IN ('integer','text','null')" for c in cols)
         pairs = ",".join(f"'{c.replace(chr(39), chr(39) * 2)}',{_quote(c)}" for c in cols)
+        page = f" FROM {TABLE} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+        # The straightforward query: one row each, line and day built per row.
         line = (
             f"replace(replace(json_object({pairs}), char(8232), '\\u2028'),"
             f" char(8233), '\\u2029') || char(10)"
         )
+        self._rows_sql = f"SELECT rowid, CASE WHEN {exact} THEN {line} END, {day}" + page
+        # The fast one: the whole page as one aggregate. A row json_object cannot
+        # express exactly gives NULL (so the count of lines falls short and the page is
+        # read the straightforward way); the day is only cut out of the timestamp
+        # (checked once per distinct value, in _day). A REAL can only sit in a column
+        # without TEXT affinity; before 3.45 a BLOB makes json_object fail (the page is
+        # then read the straightforward way too), from 3.45 it is ruled out here.
+        inexact = [
+            f"typeof({_quote(c)}) IN ('blob','real')"
+            if not JSON_REJECTS_BLOBS
+            else f"typeof({_quote(c)}) = 'real'"
+            for c, t in zip(cols, self._types, strict=True)
+            if not (JSON_REJECTS_BLOBS and _text_affinity(t))
+        ]
+        line = f"json_object({pairs})"
+        if inexact:
+            line = f"CASE WHEN {' OR '.join(inexact)} THEN NULL ELSE {line} END"
+        cheap_day = f"substr({_quote(TIMESTAMP_COLUMN)}, 1, 10)" if has_ts and not self.utc else day
         self._page_sql = (
-            f"SELECT rowid, CASE WHEN {exact} THEN {line} END, {day} FROM {TABLE}"
-            " WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+            "SELECT count(*), count(l), min(id), max(id), group_concat(id),"
+            " group_concat(ifnull(d, ''), char(31)), group_concat(l || char(10), '')"
+            f" FROM (SELECT rowid AS id, {line} AS l, {cheap_day} AS d" + page + ")"
         )
         typed = ", ".join(f"{_quote(c)}, typeof({_quote(c)})" for c in cols)
         self._row_sql = f"SELECT {typed} FROM {TABLE} WHERE rowid = ?"
@@ -236,26 +331,82 @@ class Source:
         )
         return None if value is None else _text(value)
 
-    def read(self, after: int, upto: int | None, limit: int) -> list[Row]:
+    def read(self, after: int, upto: int | None, limit: int) -> Page:
         """Up to ``limit`` rows with ``after < id <= upto``, in id order, in one short read."""
         self._refresh_schema()
-        high = upto if upto is not None else 2**63 - 1
-        raw = self._execute(self._page_sql, (after, high, limit))
-        rows: list[Row] = []
+        params = (after, upto if upto is not None else 2**63 - 1, limit)
+        try:
+            found = self._execute(self._page_sql, params)
+        except _NotFast:  # a BLOB, or too big for one string
+            return self._read_rows(params)
+        count, lines_count, low, high, ids, days, lines = found[0]
+        if not count:
+            return Page()
+        if lines_count != count:  # some row json_object cannot express exactly
+            return self._read_rows(params)
+        assert isinstance(count, int) and isinstance(high, int) and isinstance(low, int)
+        assert isinstance(ids, bytes) and isinstance(days, bytes) and isinstance(lines, bytes)
+        valid, separators = _check_utf8(lines)
+        if not valid or not (  # group_concat went in id order (it always does)
+            ids.startswith(b"%d," % low if count > 1 else b"%d" % low)
+            and ids.endswith(b",%d" % high if count > 1 else b"%d" % high)
+        ):
+            return self._read_rows(params)
+        if separators:
+            lines = _escape_separators(lines)
+        first = days.partition(_DAY_SEP)[0]
+        if days == (first + _DAY_SEP) * (count - 1) + first:  # all of the same day
+            return Page([Run(self._day(first), lines, low, high)], count, high)
+        # Several days: split the page into runs. (JSON has no raw newline, so one line
+        # per row; a timestamp holding the separator is caught by the length check.)
+        id_list = [int(i) for i in ids.split(b",")]
+        line_list = lines.split(b"\n")[:-1]
+        day_list = days.split(_DAY_SEP)
+        if not len(id_list) == len(line_list) == len(day_list) == count:
+            return self._read_rows(params)
+        rows = [
+            Run(self._day(day), line, row_id, row_id)
+            for row_id, line, day in zip(id_list, line_list, day_list, strict=True)
+        ]
+        return Page(_merge(rows), count, high)
+
+    def _read_rows(self, params: tuple[int, int, int]) -> Page:
+        """The straightforward read: one result row (and one line) per message."""
+        raw = self._execute(self._rows_sql, params)
+        rows: list[Run] = []
         for row_id, line, day in raw:
             assert isinstance(row_id, int)
             text_day = day.decode("ascii") if isinstance(day, bytes) else None
-            if isinstance(line, bytes):
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError:
-                    line = None
+            if isinstance(line, bytes) and not _check_utf8(line)[0]:
+                line = None
             if not isinstance(line, bytes):
                 line = self._encode_slowly(row_id)
-                if line is None:  # vanished between the two reads: skip, it no longer exists
+                if line is None:  # vanished between the two reads: it no longer exists
                     continue
-            rows.append(Row(row_id, line, text_day))
-        return rows
+            rows.append(Run(text_day, line[:-1], row_id, row_id))
+        last = raw[-1][0] if raw else 0
+        assert isinstance(last, int)
+        return Page(_merge(rows), len(raw), last)
+
+    def _day(self, raw: bytes) -> str | None:
+        """The routing day for a day column value, as :func:`day_expression` decides it.
+
+        The page query only cuts ``substr(timestamp, 1, 10)``; whether that is a real
+        date is asked of SQLite itself, once per distinct value.
+        """
+        if raw in self._days:
+            return self._days[raw]
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError:
+            day = None
+        else:
+            value = self._scalar("SELECT CASE WHEN date(?1) = ?1 THEN ?1 END", (text,))
+            day = value.decode("ascii") if isinstance(value, bytes) else None
+        if len(self._days) >= _DAY_CACHE_MAX:
+            self._days.clear()
+        self._days[raw] = day
+        return day
 
     def _encode_slowly(self, row_id: int) -> bytes | None:
         found = self._execute(self._row_sql, (row_id,))
@@ -265,3 +416,19 @@ class Source:
         values = flat[0::2]
         types = [_text(t) for t in flat[1::2]]
         return encode_row(self._columns, values, types)
+
+
+def _merge(rows: list[Run]) -> list[Run]:
+    """Single-row runs (lines without their newline) joined into runs of one day each.
+
+    Consecutive rows only: a file's lines stay in id order.
+    """
+    runs: list[Run] = []
+    start = 0
+    for index in range(1, len(rows) + 1):
+        if index == len(rows) or rows[index].day != rows[start].day:
+            group = rows[start:index]
+            data = b"\n".join(r.data for r in group) + b"\n"
+            runs.append(Run(group[0].day, data, group[0].first_id, group[-1].last_id))
+            start = index
+    return runs

@@ -21,7 +21,7 @@ from pathlib import Path
 from . import layout, rotation
 from .clock import Clock, today
 from .files import fsync_dir, open_private, write_all
-from .source import Row
+from .source import Run
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,6 @@ class Chunk:
 
     name: str
     data: bytes
-    first_id: int
-    last_id: int
 
 
 class DayWriter:
@@ -51,22 +49,26 @@ class DayWriter:
         self.utc = utc
         self.max_bytes = max_bytes
 
-    def plan(self, rows: Sequence[Row]) -> list[Chunk]:
-        """Group rows by their file (day, then part: see :mod:`.rotation`), keeping id
+    def plan(self, runs: Sequence[Run]) -> list[Chunk]:
+        """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
         order inside each file."""
         fallback = today(self.clock, self.utc).isoformat()
-        days: dict[str, list[Row]] = {}
-        for row in rows:
-            days.setdefault(row.day or fallback, []).append(row)
+        days: dict[str, list[Run]] = {}
+        for run in runs:
+            days.setdefault(run.day or fallback, []).append(run)
         latest = rotation.latest_parts(self.log_dir)
         chunks: list[Chunk] = []
         for day, group in days.items():
             part, size = rotation.open_part(self.log_dir, day, latest)
-            lengths = [len(r.line) for r in group]
+            data = b"".join(r.data for r in group)
+            if self.max_bytes is None:
+                chunks.append(Chunk(layout.day_path(self.log_dir, day, part).name, data))
+                continue
+            lines = data.split(b"\n")[:-1]  # JSON has no raw newline: one per line
+            lengths = [len(line) + 1 for line in lines]
             for number, start, end in rotation.split_parts(lengths, part, size, self.max_bytes):
-                run = group[start:end]
                 name = layout.day_path(self.log_dir, day, number).name
-                chunks.append(Chunk(name, b"".join(r.line for r in run), run[0].id, run[-1].id))
+                chunks.append(Chunk(name, b"".join(line + b"\n" for line in lines[start:end])))
         return chunks
 
     def sizes(self, chunks: Sequence[Chunk]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from dead_drop_logger import layout
 from dead_drop_logger.pipeline import Pipeline
 from dead_drop_logger.rotation import split_parts
 from dead_drop_logger.sizes import parse_size
-from dead_drop_logger.source import Row, Source
+from dead_drop_logger.source import Run, Source
 from dead_drop_logger.writer import Chunk, DayWriter
 
 
@@ -68,7 +68,7 @@ def test_split_without_limit_keeps_one_part() -> None:
     assert split_parts([5, 10_000_000, 7], 0, 10**9, None) == [(0, 0, 3)]
 
 
-def rows(day: str, *lengths: int, first: int = 1) -> list[Row]:
+def rows(day: str, *lengths: int, first: int = 1) -> list[Run]:
     """Rows whose lines are valid JSON of exactly the given byte lengths."""
     made = []
     for offset, length in enumerate(lengths):
@@ -76,11 +76,11 @@ def rows(day: str, *lengths: int, first: int = 1) -> list[Row]:
         head = f'{{"id":{row_id},"pad":"'
         line = (head + "x" * (length - len(head) - 3) + '"}\n').encode()
         assert len(line) == length
-        made.append(Row(row_id, line, day))
+        made.append(Run(day, line, row_id, row_id))
     return made
 
 
-def write(writer: DayWriter, batch: list[Row]) -> list[Chunk]:
+def write(writer: DayWriter, batch: list[Run]) -> list[Chunk]:
     chunks = writer.plan(batch)
     writer.append(chunks, writer.sizes(chunks))
     return chunks

@@ -77,6 +77,8 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
 
         proc.stop()  # strace detaches: the disk has room again
         wait_all_logged(log_dir, server_db)
+        # said just after the batch's position is saved, a moment after its lines land
+        wait_stderr(proc, "recovered; logging again")
         assert alive(pid)
         stderr = proc.stderr()
         # once by the writer; the rotator (today's file, the symlink) may say it once too

@@ -89,8 +89,8 @@ class Harness:
         )
         rows = self.source.read(self.position, None, 10)
         assert len(rows) == 1
-        self.position = rows[0].id
-        chunks = self.writer.plan(rows)
+        self.position = rows.last_id
+        chunks = self.writer.plan(rows.runs)
         self.writer.append(chunks, self.writer.sizes(chunks))
         path = self.log_dir / chunks[0].name
         line = path.read_bytes().splitlines(keepends=True)[-1]
@@ -98,7 +98,7 @@ class Harness:
         text = line.decode("utf-8")  # strict
         assert "\u2028" not in text and "\u2029" not in text
         obj = json.loads(text)
-        assert obj["id"] == rows[0].id
+        assert obj["id"] == rows.last_id
         return obj
 
 
@@ -150,7 +150,7 @@ def test_any_column_name_round_trips(name: str) -> None:
                 return
             h.conn.execute(f"INSERT INTO messages ({quoted}, timestamp) VALUES ('v', 'x')")
             rows = h.source.read(0, None, 10)
-            chunks = h.writer.plan(rows)
+            chunks = h.writer.plan(rows.runs)
             h.writer.append(chunks, h.writer.sizes(chunks))
             line = (h.log_dir / chunks[0].name).read_bytes()
             assert json.loads(line.decode("utf-8"))[name] == "v"

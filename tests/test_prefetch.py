@@ -1,0 +1,81 @@
+"""The backfill's speed-ups never change what is logged: a page read ahead is used only
+for the very arguments it was read with, and pages committed under one hold of the lock
+(one state save a page) are still undone and redone as a whole after a failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import logged_ids
+
+from dead_drop_logger.clock import SystemClock
+from dead_drop_logger.pipeline import Pipeline
+from dead_drop_logger.prefetch import Prefetcher
+from dead_drop_logger.source import Page, Source
+from dead_drop_logger.state import StateStore
+from dead_drop_logger.writer import Chunk, DayWriter, WriteError
+
+
+def ids_of(page: Page) -> list[int]:
+    return [int(line[6:].split(b",")[0]) for run in page.runs for line in run.data.splitlines()]
+
+
+def test_a_page_read_ahead_is_used_only_for_its_own_arguments(server_db: Path) -> None:
+    serverdb.send_many(server_db, 20)  # ids 1..40
+    pages = Prefetcher(Source(server_db))
+    try:
+        assert ids_of(pages.read(0, None, 10)) == list(range(1, 11))
+        # The next page (after 10) was read ahead; ask for something else instead.
+        assert ids_of(pages.read(5, None, 10)) == list(range(6, 16))
+        assert ids_of(pages.read(15, 30, 10)) == list(range(16, 26))
+        assert ids_of(pages.read(25, 30, 10)) == list(range(26, 31))
+        serverdb.send_many(server_db, 1)  # 41, 42
+        assert ids_of(pages.read(30, None, 10)) == list(range(31, 41))
+        assert ids_of(pages.read(40, None, 10)) == [41, 42]
+    finally:
+        pages.close()
+
+
+def test_backfill_through_read_ahead_logs_each_message_once(server_db: Path, log_dir: Path) -> None:
+    serverdb.send_many(server_db, 150)
+    source = Source(server_db)
+    pipeline = Pipeline(source, log_dir, DayWriter(log_dir, SystemClock()), page_size=7)
+    pipeline.prepare(database_existed=True)
+    serverdb.send_many(server_db, 3)  # new since the start: the follower's, not history
+    done = pipeline.backfill()
+    pipeline.catch_up()
+    pipeline.close()
+    assert done.lines == 300
+    assert logged_ids(log_dir) == list(range(1, 307))
+
+
+def test_a_failure_inside_a_chain_of_pages_is_undone_and_redone(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serverdb.send_many(server_db, 100)  # ids 1..200, history pages of 20
+    pipeline = Pipeline(Source(server_db), log_dir, DayWriter(log_dir, SystemClock()), page_size=4)
+    pipeline.prepare(database_existed=True)
+    appended = 0
+    append = DayWriter.append
+
+    def fail_third(self: DayWriter, chunks: list[Chunk], sizes: dict[str, int]) -> None:
+        nonlocal appended
+        appended += 1
+        append(self, chunks, sizes)  # the lines are in the file, fsynced...
+        if appended == 3:
+            raise WriteError("...but the process dies before the state says so")
+
+    monkeypatch.setattr(DayWriter, "append", fail_third)
+    with pytest.raises(WriteError):
+        pipeline.backfill()
+    pipeline.close()
+    state = StateStore(log_dir).load()
+    assert state is not None
+    assert state.logged == [(1, 40)] and state.pending  # page 3's save recorded pages 1-2
+    monkeypatch.undo()
+    again = Pipeline(Source(server_db), log_dir, DayWriter(log_dir, SystemClock()), page_size=4)
+    assert again.backfill().lines == 160  # page 3 again, and the rest
+    again.close()
+    assert logged_ids(log_dir) == list(range(1, 201))
