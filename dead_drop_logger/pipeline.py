@@ -13,6 +13,7 @@ import gzip
 import json
 import logging
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
 from .prefetch import Prefetcher
-from .source import Page, Run, Source, SourceMissing
+from .source import Page, Run, Source, SourceMissing, SourceNoTable
 from .state import State, StateError, StateStore
 from .writer import DayWriter
 
@@ -68,10 +69,9 @@ class Pipeline:
         self.writer = writer
         self.store = StateStore(log_dir)
         self.page_size = page_size
-        # A logger already ran here (the lock file and a day file, if only an empty
-        # one, outlive any state file; prune/status make only the lock) or this one
-        # loaded a state: a state lost from now on is not a first start.
-        self._ran_before = self.store.lock_path.exists() and bool(layout.log_files(log_dir))
+        # This process loaded a state: one lost from now on (the log directory deleted
+        # under it) is not a first start.
+        self._ran_before = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
 
@@ -117,26 +117,48 @@ class Pipeline:
         if state is not None:
             self._ran_before = True
             return state
-        state = self._recover_from_files()
-        if state is None:
-            state = State(database=str(self.source.path))
-            if self._ran_before:
-                # Starting at the database's end would lose what arrived since the
-                # state went; the log files hold nothing, so position 0 doubles nothing.
-                log.warning(
-                    "the state in %s is gone and no log files hold anything; "
-                    "logging the database from its first row",
-                    self.log_dir,
-                )
-            elif database_existed:
-                state.position = self.source.max_id()
-                state.fingerprint = self.source.fingerprint(state.position)
-                log.info("first start: logging messages after id %d", state.position)
-            else:
-                log.info("first start: database did not exist; logging it from its first row")
+        state = self._recover_from_files() or self._first_state(database_existed)
         self.store.save(state)
         self._ran_before = True
         return state
+
+    def _first_state(self, database_existed: bool) -> State:
+        """The state of a log directory whose files hold no line yet."""
+        state = State(database=str(self.source.path))
+        marked = self.store.first_start()
+        if self._ran_before:
+            # Starting at the database's end would lose what arrived since the state
+            # went; the log files hold nothing, so position 0 doubles nothing.
+            log.warning(
+                "the state in %s is gone and no log files hold anything;"
+                " logging the database from its first row",
+                self.log_dir,
+            )
+        elif marked is not None:  # a first start got this far, then its state was lost
+            state.position = marked
+            log.warning(
+                "no state in %s: resuming after id %d, where it first started", self.log_dir, marked
+            )
+        else:
+            if database_existed and self._has_table():
+                state.position = self.source.max_id()
+                log.info("first start: logging messages after id %d", state.position)
+            else:
+                log.info(
+                    "first start: the database did not exist or had no messages table yet;"
+                    " logging it from its first row"
+                )
+            self.store.mark_first_start(state.position)
+        state.fingerprint = self.source.fingerprint(state.position) if state.position else None
+        return state
+
+    def _has_table(self) -> bool:
+        """False for a database the server has not set up yet: all of it will be new."""
+        try:
+            self.source.max_id()
+        except SourceNoTable:
+            return False
+        return True
 
     def _recover_from_files(self) -> State | None:
         """Rebuild the state from the ids the log files hold (None when they hold none)."""
@@ -213,7 +235,7 @@ class Pipeline:
                 return
             reason = f"message {state.position} is not the one already logged"
         else:
-            last = self.source.max_id()
+            last = max(self.source.max_id(), self.source.sequence())
             if last >= state.position:
                 return  # that row was deleted, but the database is the same one
             reason = f"its last id {last} is below the logged position {state.position}"
@@ -224,6 +246,7 @@ class Pipeline:
         )
         state.position = 0
         state.logged = []
+        state.skipped = []
         state.fingerprint = None
         self.store.save(state)
 
@@ -275,6 +298,9 @@ class Pipeline:
         finished = False
         while not finished and not should_stop():
             with self._transaction() as state:
+                # A replaced database's rows must not fill the old one's gaps: they are
+                # the follower's to log, from the new database's first row.
+                self._check_same_database(state)
                 held = monotonic()
                 unsaved = False
                 while True:
@@ -348,11 +374,14 @@ class Pipeline:
 def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
     if path.suffix == ".gz":  # written whole and fsynced before its rename: never torn
-        with gzip.open(path, "rb") as packed:
-            for line in packed:
-                parsed = _parse_id(line, path)
-                if parsed is not None:
-                    yield parsed
+        try:
+            with gzip.open(path, "rb") as packed:
+                for line in packed:
+                    parsed = _parse_id(line, path)
+                    if parsed is not None:
+                        yield parsed
+        except (OSError, EOFError, zlib.error) as exc:  # damaged by someone else
+            log.warning("%s is damaged (%s); using the lines read before the damage", path, exc)
         return
     offset = 0
     with open(path, "rb") as fh:

@@ -40,12 +40,25 @@ def expired_by_age(files: Sequence[LogFile], today: dt.date, retention_days: int
     return [f for f in files if f.day < oldest and f.day < today]
 
 
-def expired_by_count(files: Sequence[LogFile], keep: int | None) -> list[LogFile]:
-    """All but the newest ``keep`` files (by day, then part); the newest is always kept."""
+def expired_by_count(
+    files: Sequence[LogFile], keep: int | None, today: dt.date | None = None
+) -> list[LogFile]:
+    """All but the newest ``keep`` files (by day, then part); the newest is always kept.
+
+    Given ``today``, today's newest part (the file being written) and any file dated
+    later (a message from a client whose clock is ahead) are never chosen: a future
+    date must not make the live file look old.
+    """
     if not keep or len(files) <= keep:
         return []
     ordered = sorted(files)
-    return ordered[: len(ordered) - max(keep, 1)]
+    spared: set[LogFile] = set()
+    if today is not None:
+        spared = {f for f in ordered if f.day > today}
+        live = [f for f in ordered if f.day == today]
+        spared.update(live[-1:])
+    candidates = [f for f in ordered if f not in spared]
+    return candidates[: max(0, len(ordered) - max(keep, 1))]
 
 
 def select(
@@ -60,7 +73,7 @@ def select(
     files = [f for f in layout.log_files(log_dir) if f.path.name not in protected]
     doomed = expired_by_age(files, today, retention_days)
     remaining = [f for f in files if f not in doomed]
-    doomed += expired_by_count(remaining, keep_files)
+    doomed += expired_by_count(remaining, keep_files, today)
     return sorted(doomed)
 
 

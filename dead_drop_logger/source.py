@@ -45,6 +45,10 @@ class SourceUnusable(SourceError):
     """The file exists but is not a usable Dead Drop database (corrupt, no table)."""
 
 
+class SourceNoTable(SourceUnusable):
+    """A database without a ``messages`` table (yet): the server has not set it up."""
+
+
 class _NotFast(SourceError):
     """The page aggregate failed: a BLOB (json_object refuses it), or too big a string."""
 
@@ -219,7 +223,8 @@ class Source:
                 raise SourceError(f"database {self.path} is busy: {text}") from None
             if "no such table" in text or "no such column" in text:
                 self._schema_version = None
-                raise SourceUnusable(f"database {self.path}: {text}") from None
+                kind = SourceNoTable if f"no such table: {TABLE}" in text else SourceUnusable
+                raise kind(f"database {self.path}: {text}") from None
             if isinstance(exc, sqlite3.OperationalError) and "disk I/O" in text:
                 self.close()
                 raise SourceError(f"database {self.path}: {text}") from None
@@ -254,7 +259,7 @@ class Source:
         columns = [_text(r[1]) for r in info]
         self._types = [_text(r[2]) for r in info]
         if not columns:
-            raise SourceUnusable(f"database {self.path} has no {TABLE} table")
+            raise SourceNoTable(f"database {self.path} has no {TABLE} table")
         if columns != self._columns and self._columns:
             log.info("messages columns changed: %s", ", ".join(columns))
         self._columns = columns
@@ -308,6 +313,18 @@ class Source:
     def max_id(self) -> int:
         self._refresh_schema()
         value = self._scalar(f"SELECT max(rowid) FROM {TABLE}")
+        return int(value) if isinstance(value, int) else 0
+
+    def sequence(self) -> int:
+        """The highest id AUTOINCREMENT ever handed out (0 if unknown).
+
+        Unlike ``max(id)`` it survives deleting the newest rows, so it tells a database
+        whose last messages were deleted from one that was replaced by a younger one.
+        """
+        try:
+            value = self._scalar("SELECT seq FROM sqlite_sequence WHERE name = ?", (TABLE,))
+        except SourceUnusable:  # no AUTOINCREMENT table at all
+            return 0
         return int(value) if isinstance(value, int) else 0
 
     def count_after(self, after: int) -> int:

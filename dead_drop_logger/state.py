@@ -5,7 +5,7 @@ fresh ``--log-dir`` starts afresh and two log directories never share a position
 
 Exactly-once rests on a two-step commit around every batch:
 
-1. ``pending`` is saved: the size of every file the batch is about to append to;
+1. ``pending`` is saved: the size (and inode) of every file the batch will append to;
 2. the lines are appended and fsynced;
 3. the new position is saved with ``pending`` cleared.
 
@@ -27,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 STATE_NAME = ".dead-drop-logger.state"
 LOCK_NAME = ".dead-drop-logger.lock"
 FORMAT = 1
+LOCK_PATIENCE = 2.0
+FIRST_START = "first start after id"
 
 
 class StateError(Exception):
@@ -62,7 +65,7 @@ class State:
     position: int = 0
     logged: list[tuple[int, int]] = field(default_factory=list)
     fingerprint: str | None = None
-    pending: dict[str, int] = field(default_factory=dict)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
     database: str = ""
     importing: bool = False
     skipped: list[tuple[int, int]] = field(default_factory=list)
@@ -73,7 +76,7 @@ class State:
             "position": self.position,
             "logged": [list(r) for r in self.logged],
             "fingerprint": self.fingerprint,
-            "pending": self.pending,
+            "pending": {name: list(v) for name, v in self.pending.items()},
             "database": self.database,
             "importing": self.importing,
             "skipped": [list(r) for r in self.skipped],
@@ -86,7 +89,7 @@ class State:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError("unknown state format")
         logged = [(int(lo), int(hi)) for lo, hi in data["logged"]]
-        pending = {str(k): int(v) for k, v in dict(data["pending"]).items()}
+        pending = {str(k): _size_and_inode(v) for k, v in dict(data["pending"]).items()}
         fingerprint = data.get("fingerprint")
         return cls(
             position=int(data["position"]),
@@ -99,6 +102,13 @@ class State:
         )
 
 
+def _size_and_inode(value: object) -> tuple[int, int]:
+    """A pending entry as saved: ``[size, inode]``."""
+    if isinstance(value, list) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    raise ValueError(f"bad pending entry {value!r}")
+
+
 class StateStore:
     """Loads, saves and locks the state file of one log directory."""
 
@@ -108,11 +118,27 @@ class StateStore:
         self.lock_path = log_dir / LOCK_NAME
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the log directory's writer lock (blocks while another batch runs)."""
+    def locked(self, patience: float = LOCK_PATIENCE) -> Iterator[None]:
+        """Hold the log directory's writer lock, waiting while another batch runs.
+
+        Batches hold it for a fraction of a second, so a holder that keeps it longer
+        than ``patience`` is stuck (a suspended export, say): raise StateError, which
+        callers retry with backoff, rather than block forever and miss a SIGTERM.
+        """
         fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            deadline = time.monotonic() + patience
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise StateError(
+                            f"another process has held {self.lock_path} for over"
+                            f" {patience:g}s (a stopped export or logger?)"
+                        ) from None
+                    time.sleep(0.005)
             yield
         finally:
             os.close(fd)  # closing releases the flock
@@ -152,3 +178,29 @@ class StateStore:
             os.close(fd)
         os.replace(tmp, self.path)
         fsync_dir(self.log_dir)
+
+    def mark_first_start(self, position: int) -> None:
+        """Record a first start's position in the lock file, durably, before its state.
+
+        The mark outlives a state file that is lost, or never written because the first
+        start was killed before saving it: the next start then resumes from here rather
+        than taking the database's end (losing what came in between) or its first row.
+        """
+        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
+        try:
+            if os.fstat(fd).st_size == 0:
+                os.write(fd, f"{FIRST_START} {position}\n".encode())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def first_start(self) -> int | None:
+        """The position a first start here recorded, or None if none ever did."""
+        try:
+            words = self.lock_path.read_text(encoding="ascii", errors="replace").split()
+        except OSError:
+            return None
+        if len(words) == len(FIRST_START.split()) + 1 and " ".join(words[:-1]) == FIRST_START:
+            with contextlib.suppress(ValueError):
+                return int(words[-1])
+        return None

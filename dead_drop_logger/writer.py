@@ -26,6 +26,20 @@ from .source import Run
 log = logging.getLogger(__name__)
 
 
+Pending = dict[str, tuple[int, int]]
+"""File name -> (size, inode) before an uncommitted batch; inode 0: the file did not exist."""
+
+
+def _recorded_size(inode: int, recorded: tuple[int, int]) -> int:
+    """What a file held before the batch: its recorded size if it is the same file."""
+    size, recorded_inode = recorded
+    return size if inode == recorded_inode else 0
+
+
+def _base_size(fd: int, recorded: tuple[int, int]) -> int:
+    return _recorded_size(os.fstat(fd).st_ino, recorded)
+
+
 class WriteError(Exception):
     """Appending to a log file failed; nothing of the batch stays in that file."""
 
@@ -71,17 +85,22 @@ class DayWriter:
                 chunks.append(Chunk(name, b"".join(line + b"\n" for line in lines[start:end])))
         return chunks
 
-    def sizes(self, chunks: Sequence[Chunk]) -> dict[str, int]:
-        """Current size of each file a plan will append to (0 if it does not exist)."""
-        result: dict[str, int] = {}
+    def sizes(self, chunks: Sequence[Chunk]) -> Pending:
+        """Size and inode of each file a plan will append to ((0, 0) if it does not exist).
+
+        The inode tells, after a crash, a file that was replaced (deleted or renamed,
+        then created afresh by the batch) from the one whose size was recorded.
+        """
+        result: Pending = {}
         for chunk in chunks:
             try:
-                result[chunk.name] = (self.log_dir / chunk.name).stat().st_size
+                st = (self.log_dir / chunk.name).stat()
+                result[chunk.name] = (st.st_size, st.st_ino)
             except FileNotFoundError:
-                result[chunk.name] = 0
+                result[chunk.name] = (0, 0)
         return result
 
-    def append(self, chunks: Sequence[Chunk], sizes: dict[str, int]) -> None:
+    def append(self, chunks: Sequence[Chunk], sizes: Pending) -> None:
         """Append each chunk and fsync it; on failure, undo that file and raise."""
         created = False
         for chunk in chunks:
@@ -91,11 +110,11 @@ class DayWriter:
             except OSError as exc:
                 raise WriteError(f"cannot open {path}: {exc.strerror}") from None
             try:
-                created = created or sizes.get(chunk.name, 0) == 0
+                created = created or sizes.get(chunk.name, (0, 0))[0] == 0
                 write_all(fd, chunk.data)
                 os.fsync(fd)
             except OSError as exc:
-                self._undo(fd, path, sizes.get(chunk.name, 0))
+                self._undo(fd, path, _base_size(fd, sizes.get(chunk.name, (0, 0))))
                 reason = {errno.ENOSPC: "disk full", errno.EFBIG: "file too large"}.get(
                     exc.errno or 0, exc.strerror or str(exc)
                 )
@@ -108,19 +127,23 @@ class DayWriter:
     @staticmethod
     def _undo(fd: int, path: Path, size: int) -> None:
         try:
+            if os.fstat(fd).st_size <= size:  # never extend (that would write NULs)
+                return
             os.ftruncate(fd, size)
             os.fsync(fd)
         except OSError as exc:  # the pending record still guards it on the next batch
             log.warning("could not truncate %s back to %d bytes: %s", path, size, exc)
 
-    def truncate_back(self, pending: dict[str, int]) -> None:
-        """Remove an uncommitted batch: cut each file back to its recorded size."""
-        for name, size in pending.items():
+    def truncate_back(self, pending: Pending) -> None:
+        """Remove an uncommitted batch: cut each file back to its recorded size (to 0 when
+        the file is not the one recorded: the batch created it afresh)."""
+        for name, recorded in pending.items():
             path = self.log_dir / name
             try:
-                current = path.stat().st_size
+                st = path.stat()
             except FileNotFoundError:
                 continue
+            current, size = st.st_size, _recorded_size(st.st_ino, recorded)
             if current <= size:
                 continue
             log.warning("removing %d uncommitted bytes from %s", current - size, path)

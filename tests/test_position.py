@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import gzip
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +15,8 @@ from conftest import logged_ids
 
 from dead_drop_logger import ranges
 from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.source import Source
-from dead_drop_logger.state import StateStore
+from dead_drop_logger.source import Run, Source
+from dead_drop_logger.state import StateError, StateStore
 from dead_drop_logger.writer import DayWriter
 
 
@@ -51,7 +55,7 @@ def test_uncommitted_batch_is_cut_back_and_logged_once(server_db: Path, log_dir:
     # pending sizes are on disk, the lines are in the file (one of them torn).
     more = serverdb.send_many(server_db, 2)
     day_file = next(log_dir.glob("messages-*.json"))
-    committed.pending = {day_file.name: day_file.stat().st_size}
+    committed.pending = {day_file.name: (day_file.stat().st_size, day_file.stat().st_ino)}
     store.save(committed)
     with day_file.open("ab") as fh:
         fh.write(b'{"id":%d,"half a line' % more[0])
@@ -85,3 +89,121 @@ def test_backfill_pages_through_history_exactly_once(server_db: Path, log_dir: P
     assert done.lines == len(ids)
     assert pipeline.backfill().lines == 0
     assert logged_ids(log_dir) == ids
+
+
+def replace_database(db: Path, sends: int) -> list[int]:
+    """The server reset: a new database file at the same path, ids from 1 again."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    serverdb.create(db)
+    return serverdb.send_many(db, sends, prefix="reset")
+
+
+def test_a_replaced_database_is_logged_once_by_follower_and_backfill(
+    server_db: Path, log_dir: Path
+):
+    serverdb.send_many(server_db, 10, prefix="old")  # history, never asked for
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=True)
+    state = StateStore(log_dir).load()
+    assert state is not None
+    state.skipped = [(1, 4)]  # as a retention-limited import leaves it
+    StateStore(log_dir).save(state)
+    new = replace_database(server_db, 4)  # ids 1..8, all below the old position 20
+    # The backfill must not take the new rows for the old database's history...
+    assert pipeline.backfill().lines == 0
+    reset = StateStore(log_dir).load()
+    assert reset is not None and reset.position == 0 and reset.skipped == []
+    pipeline.catch_up()  # ...the follower logs them, from the first row
+    assert pipeline.backfill().lines == 0
+    assert logged_ids(log_dir) == new
+
+
+def test_deleting_the_newest_messages_is_not_a_reset(server_db: Path, log_dir: Path):
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    ids = serverdb.send_many(server_db, 3)
+    pipeline.catch_up()
+    conn = serverdb.connect(server_db)
+    conn.execute("DELETE FROM messages WHERE id >= ?", (ids[-2],))
+    conn.close()
+    more = serverdb.send_many(server_db, 1)  # AUTOINCREMENT: new ids above the deleted
+    pipeline.catch_up()
+    assert logged_ids(log_dir) == ids + more
+
+
+def test_first_start_on_a_database_without_its_table_yet_logs_from_row_one(
+    tmp_path: Path, log_dir: Path
+):
+    db = tmp_path / "messages.db"
+    serverdb.connect(db).close()  # the server opened it but has not created its tables
+    pipeline = make_pipeline(db, log_dir)
+    assert pipeline.prepare(database_existed=True).position == 0
+    serverdb.create(db)
+    ids = serverdb.send_many(db, 2)
+    pipeline.catch_up()
+    assert logged_ids(log_dir) == ids
+
+
+def test_an_interrupted_first_start_is_still_a_first_start(server_db: Path, log_dir: Path):
+    history = serverdb.send_many(server_db, 3)
+    log_dir.mkdir()
+    (log_dir / ".dead-drop-logger.lock").touch()  # what a start killed early leaves
+    (log_dir / "messages-2026-03-01.json").touch()
+    state = make_pipeline(server_db, log_dir).prepare(database_existed=True)
+    assert state.position == history[-1]
+
+
+def test_a_lost_state_resumes_where_the_first_start_began(server_db: Path, log_dir: Path):
+    history = serverdb.send_many(server_db, 3)
+    pipeline = make_pipeline(server_db, log_dir)
+    assert pipeline.prepare(database_existed=True).position == history[-1]
+    (log_dir / ".dead-drop-logger.state").unlink()  # lost before any line was logged
+    sent_meanwhile = serverdb.send_many(server_db, 2)
+    again = make_pipeline(server_db, log_dir)  # a new process: the lock file's mark tells
+    assert again.prepare(database_existed=True).position == history[-1]
+    again.catch_up()
+    assert logged_ids(log_dir) == sent_meanwhile
+
+
+def test_a_damaged_gz_does_not_stop_a_state_rebuild(server_db: Path, log_dir: Path):
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    ids = serverdb.send_many(server_db, 3)
+    pipeline.catch_up()
+    day_file = next(log_dir.glob("messages-2*.json"))
+    packed = gzip.compress(day_file.read_bytes())
+    (log_dir / "messages-2020-01-01.json.gz").write_bytes(packed[: len(packed) // 2])
+    (log_dir / ".dead-drop-logger.state").unlink()
+    more = serverdb.send_many(server_db, 2)
+    pipeline.catch_up()  # rebuilds the state, reading past the damage: no crash
+    day_ids = [json.loads(line)["id"] for line in day_file.read_bytes().splitlines()]
+    assert day_ids == ids + more
+
+
+def test_a_stuck_lock_holder_is_an_error_to_retry_not_a_hang(log_dir: Path):
+    store = StateStore(log_dir)
+    log_dir.mkdir()
+    holder = os.open(store.lock_path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StateError, match="held"), store.locked(patience=0.2):
+            pass
+    finally:
+        os.close(holder)
+    with store.locked():
+        pass
+
+
+def test_a_day_file_replaced_mid_batch_is_cut_to_nothing_after_a_crash(tmp_path: Path):
+    clock = FixedClock(dt.datetime(2026, 3, 1, 12, 0).astimezone())
+    writer = DayWriter(tmp_path, clock)
+    first = [Run("2026-03-01", b'{"id":1}\n', 1, 1)]
+    writer.append(writer.plan(first), writer.sizes(writer.plan(first)))
+    batch = writer.plan([Run("2026-03-01", b'{"id":2}\n{"id":3}\n', 2, 3)])
+    pending = writer.sizes(batch)  # saved before the append
+    day = tmp_path / "messages-2026-03-01.json"
+    day.rename(tmp_path / "renamed-by-logrotate.json")
+    writer.append(batch, pending)  # creates a new, smaller file; then "kill -9"
+    writer.truncate_back(pending)
+    assert day.read_bytes() == b""  # the uncommitted lines are gone, nothing padded

@@ -90,9 +90,25 @@ def test_keep_files_keeps_the_newest_parts(tmp_path: Path) -> None:
     ]
 
 
+def test_keep_files_never_takes_the_live_file_for_an_old_one(tmp_path: Path) -> None:
+    # A message from a client whose clock is far ahead files itself under 2099.
+    make(
+        tmp_path,
+        "messages-2026-03-30.json",
+        "messages-2026-03-31.json",
+        "messages-2026-03-31.1.json",
+        "messages-2099-01-01.json",
+    )
+    doomed = retention.select(tmp_path, TODAY, retention_days=0, keep_files=1)
+    assert [f.path.name for f in doomed] == [
+        "messages-2026-03-30.json",
+        "messages-2026-03-31.json",
+    ]
+
+
 def test_housekeeping_spares_a_file_a_crashed_batch_must_cut_back(tmp_path: Path) -> None:
     make(tmp_path, "messages-2026-01-01.json", "messages-2026-01-02.json")
-    StateStore(tmp_path).save(State(pending={"messages-2026-01-01.json": 0}))
+    StateStore(tmp_path).save(State(pending={"messages-2026-01-01.json": (0, 0)}))
     outcome = housekeeping.run(tmp_path, TODAY, housekeeping.Policy(retention_days=30))
     assert [p.name for p in outcome.deleted] == ["messages-2026-01-02.json"]
     assert (tmp_path / "messages-2026-01-01.json").exists()

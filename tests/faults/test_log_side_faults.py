@@ -187,8 +187,10 @@ def test_lost_or_corrupt_state_is_rebuilt_from_the_log_files(
 def test_state_gone_before_anything_was_logged_loses_nothing(
     server_db: Path, log_dir: Path, logger
 ) -> None:
-    """No state and no log lines, but a logger ran here: not a first start."""
-    serverdb.send_many(server_db, 3, prefix="history")
+    """No state and no log lines, but a logger started here: not a first start. It
+    resumes where that first start began (the lock file keeps it), losing nothing and
+    logging none of the history the first start left out."""
+    history = serverdb.send_many(server_db, 3, prefix="history")
     proc = logger().start()
     proc.wait_ready()
     assert proc.stop() == 0
@@ -196,10 +198,10 @@ def test_state_gone_before_anything_was_logged_loses_nothing(
     serverdb.send_many(server_db, 4, prefix="while stopped")
 
     again = logger().start()
-    wait_all_logged(log_dir, server_db)
+    wait_all_logged(log_dir, server_db, after=history[-1])
     assert again.stop() == 0
-    assert count(again.stderr(), "logging the database from its first row") == 1
-    assert_exactly_once(log_dir, server_db)
+    assert count(again.stderr(), f"resuming after id {history[-1]}, where it first started") == 1
+    assert_exactly_once(log_dir, server_db, after=history[-1])
 
 
 def test_recovery_counts_compressed_log_files(server_db: Path, log_dir: Path, logger) -> None:
