@@ -126,8 +126,11 @@ def _export(
         return Progress(), None, 0, 0
     low, high = bounds
     top = min(high, state.position)
-    todo = history.count_in(db, idranges.gaps(state.logged, low, top))
-    already = history.count_in(db, [(low, top)]) - todo
+    # Counting rows costs a pass over them: count only what is already logged (nothing,
+    # on a first export) and, for the progress bar on a terminal, what is to do.
+    already = history.count_in(
+        db, idranges.subtract([(low, top)], idranges.gaps(state.logged, low, top))
+    )
     total = Progress()
     shows: list[Callable[[int], None]] = []  # the progress bar, on a terminal
 
@@ -145,6 +148,7 @@ def _export(
 
     try:
         if sys.stderr.isatty():
+            todo = history.count_in(db, idranges.gaps(state.logged, low, top))
             with click.progressbar(length=todo, label="exporting", file=sys.stderr) as bar:
                 shows.append(bar.update)
                 _retry(run, stop)

@@ -39,6 +39,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 import dbgen  # noqa: E402  (cached benchmark databases)
 import serverdb  # noqa: E402  (the one fixture module for the server's schema)
 
+from dead_drop_logger import layout  # noqa: E402
+
 EXPORT_SCRIPT = ROOT / "export_historical.py"
 IMPORT = ("--import-historical", "--poll-interval", "1")
 SQLITE3 = shutil.which("sqlite3") or "/usr/bin/sqlite3"
@@ -145,8 +147,8 @@ def run_import_historical(db: Path, log_dir: Path, work: Path) -> Outcome:
 
 def count_lines(log_dir: Path) -> int:
     total = 0
-    for path in log_dir.glob("messages-*.json"):
-        with open(path, "rb") as fh:
+    for entry in layout.log_files(log_dir):  # not the messages-current.json symlink
+        with open(entry.path, "rb") as fh:
             while chunk := fh.read(1 << 22):
                 total += chunk.count(b"\n")
     return total
@@ -245,7 +247,11 @@ class Watcher(threading.Thread):
         except FileNotFoundError:
             self.wal_sizes.append((now, 0))
         try:
-            names = [n for n in os.listdir(self.log_dir) if n.startswith("messages-")]
+            names = [
+                n
+                for n in os.listdir(self.log_dir)
+                if n.startswith("messages-") and n != layout.CURRENT_NAME  # not the symlink
+            ]
         except FileNotFoundError:
             return
         for name in names:
@@ -559,10 +565,15 @@ def report(args: argparse.Namespace, data: dict[str, object], started: float) ->
             )
     for name, r in load.items():
         if name != "no logger":
+            # The target as the issue words it: rows behind <= 2 polls' worth of rows at
+            # the writer's rate. The age of the oldest unlogged message is the stricter
+            # reading (a slow fsync shows there first), reported beside it.
+            worth = 2 * float(name) * r["rows_per_s"]
             lines.append(
                 f"| 5 | sustained load, poll {name}: lag never above 2 polls' worth |"
-                f" {r['max_lag']:.0f} rows at most; oldest unlogged {r['lag_s'] * 1e3:.0f} ms"
-                f" (p99 {r['lag_p99_s'] * 1e3:.0f} ms) | {verdict(r['lag_ratio'] <= 1)} |"
+                f" {r['max_lag']:.0f} rows at most (2 polls' worth: {worth:.0f});"
+                f" oldest unlogged {r['lag_s'] * 1e3:.0f} ms (p99 {r['lag_p99_s'] * 1e3:.0f} ms)"
+                f" | {verdict(r['max_lag'] <= worth)} |"
             )
     lines += [
         f"| 5 | sustained load: the logger does not make the WAL grow | peak {no_logger:.2f} MB"

@@ -129,6 +129,16 @@ def _escape_separators(data: bytes) -> bytes:
     return data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
 
 
+def is_real_date(expr: str) -> str:
+    """SQL: ``expr`` is a real YYYY-MM-DD date.
+
+    date() alone also reads numbers (as Julian days: 1763100000, 'now') and lets
+    2026-02-30 through unchanged; '+0 days' makes it normalise that to 2026-03-02, so
+    only a real date equals itself.
+    """
+    return f"date({expr}, '+0 days') = {expr}"
+
+
 def day_expression(column: str, utc: bool) -> str:
     """SQL for the routing day of a timestamp, NULL when it is missing or unparseable.
 
@@ -138,9 +148,7 @@ def day_expression(column: str, utc: bool) -> str:
     """
     ts = _quote(column)
     head = f"substr({ts}, 1, 10)"
-    # Only a timestamp that starts with a real date counts: date() also reads numbers
-    # (as Julian days) and would file 1763100000 or 'now' under some other day.
-    valid = f"date({head}) = {head}"
+    valid = is_real_date(head)
     return f"CASE WHEN {valid} THEN {f'date({ts}, {chr(39)}utc{chr(39)})' if utc else head} END"
 
 
@@ -418,7 +426,7 @@ class Source:
         except UnicodeDecodeError:
             day = None
         else:
-            value = self._scalar("SELECT CASE WHEN date(?1) = ?1 THEN ?1 END", (text,))
+            value = self._scalar(f"SELECT CASE WHEN {is_real_date('?1')} THEN ?1 END", (text,))
             day = value.decode("ascii") if isinstance(value, bytes) else None
         if len(self._days) >= _DAY_CACHE_MAX:
             self._days.clear()

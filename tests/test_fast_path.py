@@ -205,7 +205,15 @@ def test_a_timestamp_not_starting_with_a_date_has_no_day(utc: bool) -> None:
     """date() also reads numbers (Julian days) and 'now': those must not pick a day file."""
     conn = sqlite3.connect(":memory:")
     day = day_expression("timestamp", utc)
-    for value in (1763100000, "1763100000", "now", "yesterday", "2026-13-01T10:00", None):
+    for value in (
+        1763100000,
+        "1763100000",
+        "now",
+        "yesterday",
+        "2026-13-01T10:00",
+        "2026-02-30",
+        None,
+    ):
         found = conn.execute(f"SELECT {day} FROM (SELECT ? AS timestamp)", (value,)).fetchone()
         assert found == (None,), value
     zoned = conn.execute(
