@@ -184,15 +184,14 @@ def backfill_tools(db: Path, work: Path) -> dict[str, Callable[[], Outcome]]:
         return run_import_historical(db, fresh(), work)
 
     def export() -> Outcome:
-        target = fresh()
-        if EXPORT_SCRIPT.exists():
-            script = [str(EXPORT_SCRIPT), "--db", str(db), "--log-dir", str(target)]
-        else:  # the same library call, until export_historical.py exists
-            script = [str(HERE / "backfill_driver.py"), str(db), str(target)]
+        script = [str(EXPORT_SCRIPT), "--db", str(db), "--log-dir", str(fresh())]
         return run_to_exit([sys.executable, *script])
 
-    export_name = "export_historical.py" if EXPORT_SCRIPT.exists() else "Pipeline.backfill (driver)"
-    return {"sqlite3 -json": sqlite, "run --import-historical": importing, export_name: export}
+    return {
+        "sqlite3 -json": sqlite,
+        "run --import-historical": importing,
+        "export_historical.py": export,
+    }
 
 
 def bench_backfill(sizes: list[int], runs: int, cache: Path, work: Path) -> list[Backfill]:
