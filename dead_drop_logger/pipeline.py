@@ -140,25 +140,25 @@ class Pipeline:
                 "no state in %s: resuming after id %d, where it first started", self.log_dir, marked
             )
         else:
-            if database_existed and self._has_table():
-                state.position = self.source.max_id()
+            state.position = self._last_id() if database_existed else 0
+            if state.position:
                 log.info("first start: logging messages after id %d", state.position)
             else:
                 log.info(
-                    "first start: the database did not exist or had no messages table yet;"
-                    " logging it from its first row"
+                    "first start: the database was empty, absent or without its messages"
+                    " table; logging it from its first row"
                 )
             self.store.mark_first_start(state.position)
         state.fingerprint = self.source.fingerprint(state.position) if state.position else None
         return state
 
-    def _has_table(self) -> bool:
-        """False for a database the server has not set up yet: all of it will be new."""
+    def _last_id(self) -> int:
+        """The database's last id; 0 before the server has set up its table (so all of
+        it will be new)."""
         try:
-            self.source.max_id()
+            return self.source.max_id()
         except SourceNoTable:
-            return False
-        return True
+            return 0
 
     def _recover_from_files(self) -> State | None:
         """Rebuild the state from the ids the log files hold (None when they hold none)."""
