@@ -23,7 +23,7 @@ from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
 from .prefetch import Prefetcher
-from .source import Page, Run, Source, SourceMissing, SourceNoTable
+from .source import Page, Run, Source, SourceNoTable
 from .state import State, StateError, StateStore
 from .writer import DayWriter
 
@@ -359,16 +359,6 @@ class Pipeline:
         outside = sum(run.data.count(b"\n") for run in dropped)
         skipped = idranges.normalise((run.first_id, run.last_id) for run in dropped)
         return Page(kept, len(rows) - outside, rows.last_id), skipped, outside
-
-    def lag(self) -> int:
-        """Messages in the database not yet logged (above the position)."""
-        with self.store.locked():
-            state = self.store.load()
-        position = state.position if state else 0
-        try:
-            return self.source.count_after(position)
-        except SourceMissing:
-            return 0
 
 
 def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:

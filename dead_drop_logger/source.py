@@ -25,7 +25,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .encoding import encode_row
+from .encoding import LINE_SEPARATORS, encode_row
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,9 @@ def _check_utf8(data: bytes) -> tuple[bool, bool]:
 def _escape_separators(data: bytes) -> bytes:
     """U+2028/U+2029 escaped in valid UTF-8, as :func:`.encoding.escape_separators` does
     (``json_object`` leaves them raw)."""
-    return data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    for raw, escaped in LINE_SEPARATORS:
+        data = data.replace(raw.encode(), escaped.encode())
+    return data
 
 
 def is_real_date(expr: str) -> str:
@@ -311,10 +313,6 @@ class Source:
         )
         typed = ", ".join(f"{_quote(c)}, typeof({_quote(c)})" for c in cols)
         self._row_sql = f"SELECT {typed} FROM {TABLE} WHERE rowid = ?"
-
-    @property
-    def columns(self) -> list[str]:
-        return list(self._columns)
 
     # -- reads -------------------------------------------------------------------------
 
