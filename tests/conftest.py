@@ -62,7 +62,12 @@ def log_lines(log_dir: Path) -> list[dict[str, Any]]:
     for path in sorted(log_dir.glob("messages-*.json*")):
         if path.is_symlink():
             continue
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:  # pruned or compressed by a running logger since the glob
+            continue
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
         if not raw:
             continue
         assert raw.endswith(b"\n"), f"{path} ends in a partial line"

@@ -145,13 +145,13 @@ def test_the_link_follows_a_part_switch(
     running = follow(settings, clock)
     wait_until(lambda: (log_dir / ".dead-drop-logger.state").exists(), what="the state")
     conn = serverdb.connect(server_db)
+    sent: list[int] = []
     for i in range(6):
-        serverdb.send(conn, "juno", "atlas", f"m{i}", timestamp="2026-03-01T11:00:00")
-        wait_until(lambda: logged_ids(log_dir), what="a message")
-    newest = wait_until(
-        lambda: (files := layout.log_files(log_dir)) and files[-1].part >= 3 and files[-1],
-        what="several parts",
-    )
+        sent += serverdb.send(conn, "juno", "atlas", f"m{i}", timestamp="2026-03-01T11:00:00")
+    # every send logged, so no later part can appear while we look at the link
+    wait_until(lambda: sent[-1] in logged_ids(log_dir), what="the last message")
+    newest = layout.log_files(log_dir)[-1]
+    assert newest.part >= 3
     wait_until(lambda: current_target(log_dir) == newest.path.name, what="the link to follow")
     wait_until(lambda: len(layout.log_files(log_dir)) <= 3, what="--keep-files")
     running.stop()
