@@ -92,14 +92,16 @@ class PidFile:
             os.close(fd)
         self._fd = fd
         pid = os.getpid()
+        # Empty the file at once (a crashed holder's pid must not pass for ours), then
+        # the sidecar, then the pid: a reader that finds our pid finds our sidecar too.
         os.ftruncate(fd, 0)
-        os.write(fd, f"{pid}\n".encode())
-        os.fsync(fd)
         sidecar = {"pid": pid, "started": time.time(), **self.info}
         tmp = info_path(self.path).with_name(info_path(self.path).name + ".tmp")
         tmp.write_text(json.dumps(sidecar) + "\n", encoding="utf-8")
         tmp.chmod(FILE_MODE)
         os.replace(tmp, info_path(self.path))
+        os.write(fd, f"{pid}\n".encode())
+        os.fsync(fd)
 
     def release(self) -> None:
         """Remove the files while still holding the lock, then let go."""
@@ -115,8 +117,8 @@ class PidFile:
 def read(path: Path, *, settle: float = 2.0) -> PidStatus:
     """Whether a logger holds ``path``, and its pid and sidecar info when it does.
 
-    A holder writes its pid just after taking the lock; ``settle`` bounds how long to
-    wait for that number when the file is caught locked but still empty.
+    A holder writes its sidecar and pid just after taking the lock; ``settle`` bounds
+    how long to wait for both when the file is caught locked but not yet filled in.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -126,11 +128,12 @@ def read(path: Path, *, settle: float = 2.0) -> PidStatus:
         if _try_lock(fd, fcntl.LOCK_SH):
             return PidStatus(Liveness.STALE, _read_pid(path), {})
         deadline = time.monotonic() + settle
-        pid = _read_pid(path)
-        while pid is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while True:
             pid = _read_pid(path)
-        return PidStatus(Liveness.RUNNING, pid, _read_info(path, pid))
+            info = _read_info(path, pid)
+            if (pid is not None and info) or time.monotonic() >= deadline:
+                return PidStatus(Liveness.RUNNING, pid, info)
+            time.sleep(0.02)
     finally:
         os.close(fd)
 

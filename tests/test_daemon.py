@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,6 +220,35 @@ def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> Non
         assert report.database == info["database"] and report.lag is None
     assert pidfile.read(path).liveness is Liveness.ABSENT
     assert status.gather(path).exit_code == 3
+
+
+def test_status_caught_mid_start_waits_for_the_pid_and_its_sidecar(tmp_path: Path) -> None:
+    """A holder caught after its lock but before it has written both its pid and its
+    sidecar is reported once both are there, not with a crashed holder's leftovers."""
+    path = tmp_path / "logger.pid"
+    path.write_text("4242\n")  # a crashed holder's pid and sidecar
+    pidfile.info_path(path).write_text(json.dumps({"pid": 4242, "database": "old.db"}))
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the new holder, caught between its steps
+    os.ftruncate(fd, 0)
+
+    def finish() -> None:  # the pid first, the sidecar a moment later
+        os.write(fd, b"777\n")
+        time.sleep(0.2)
+        pidfile.info_path(path).write_text(json.dumps({"pid": 777, "database": "new.db"}))
+
+    timer = threading.Timer(0.2, finish)
+    timer.start()
+    try:
+        held = pidfile.read(path, settle=60)
+    finally:
+        timer.join()
+        os.close(fd)
+    assert (held.liveness, held.pid, held.info.get("database")) == (
+        Liveness.RUNNING,
+        777,
+        "new.db",
+    )
 
 
 def test_concurrent_starts_leave_exactly_one_daemon(daemons: Daemons) -> None:
