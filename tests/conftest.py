@@ -51,6 +51,12 @@ def wait_until(
         time.sleep(0.05)
 
 
+def day_files(log_dir: Path, pattern: str = "messages-*.json") -> list[Path]:
+    """The log files matching ``pattern``, sorted, without the ``messages-current.json``
+    symlink (reading through it would count today's lines twice)."""
+    return sorted(p for p in log_dir.glob(pattern) if not p.is_symlink())
+
+
 def log_lines(log_dir: Path) -> list[dict[str, Any]]:
     """Every logged message, parsed, from every log file (the current symlink skipped).
 
@@ -59,9 +65,7 @@ def log_lines(log_dir: Path) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     if not log_dir.exists():
         return found
-    for path in sorted(log_dir.glob("messages-*.json*")):
-        if path.is_symlink():
-            continue
+    for path in day_files(log_dir, "messages-*.json*"):
         try:
             raw = path.read_bytes()
         except FileNotFoundError:  # pruned or compressed by a running logger since the glob

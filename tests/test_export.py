@@ -9,7 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import serverdb
-from conftest import DEADLINE, LoggerProcess, log_lines, logged_ids, start_writer, wait_until
+from conftest import (
+    DEADLINE,
+    LoggerProcess,
+    day_files,
+    log_lines,
+    logged_ids,
+    start_writer,
+    wait_until,
+)
 
 SCRIPT = Path(__file__).resolve().parent.parent / "export_historical.py"
 
@@ -26,7 +34,7 @@ def export(db: Path, log_dir: Path, *args: str) -> subprocess.CompletedProcess[s
 
 
 def contents(log_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(log_dir.glob("messages-*.json"))}
+    return {p.name: p.read_bytes() for p in day_files(log_dir)}
 
 
 def test_exports_all_history_exactly_once(server_db: Path, log_dir: Path) -> None:
@@ -66,7 +74,7 @@ def test_since_and_until_select_whole_days(server_db: Path, log_dir: Path) -> No
     done = export(server_db, log_dir, "--since", "2026-03-02", "--until", "2026-03-02", *keep_all)
     assert done.returncode == 0, done.stderr
     assert logged_ids(log_dir) == by_day["2026-03-02"]
-    assert [p.name for p in log_dir.glob("messages-*.json")] == ["messages-2026-03-02.json"]
+    assert [p.name for p in day_files(log_dir)] == ["messages-2026-03-02.json"]
 
     rest = export(server_db, log_dir, "--since", "2026-03-01", *keep_all)
     assert rest.returncode == 0, rest.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import logged_ids
+from conftest import day_files, logged_ids
 
 from dead_drop_logger import ranges
 from dead_drop_logger.pipeline import Pipeline
@@ -54,7 +54,7 @@ def test_uncommitted_batch_is_cut_back_and_logged_once(server_db: Path, log_dir:
     # A crash after appending the next batch but before saving its position: the
     # pending sizes are on disk, the lines are in the file (one of them torn).
     more = serverdb.send_many(server_db, 2)
-    day_file = next(log_dir.glob("messages-*.json"))
+    (day_file,) = day_files(log_dir)
     committed.pending = {day_file.name: (day_file.stat().st_size, day_file.stat().st_ino)}
     store.save(committed)
     with day_file.open("ab") as fh:
@@ -171,7 +171,7 @@ def test_a_damaged_gz_does_not_stop_a_state_rebuild(server_db: Path, log_dir: Pa
     pipeline.prepare(database_existed=False)
     ids = serverdb.send_many(server_db, 3)
     pipeline.catch_up()
-    day_file = next(log_dir.glob("messages-2*.json"))
+    (day_file,) = day_files(log_dir)
     packed = gzip.compress(day_file.read_bytes())
     (log_dir / "messages-2020-01-01.json.gz").write_bytes(packed[: len(packed) // 2])
     (log_dir / ".dead-drop-logger.state").unlink()

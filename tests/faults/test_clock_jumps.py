@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 import serverdb
-from conftest import log_lines, wait_until
+from conftest import day_files, log_lines, wait_until
 from faultkit import assert_exactly_once, wait_all_logged
 
 from dead_drop_logger.config import Settings
@@ -64,7 +64,7 @@ def test_clock_jumping_back_and_forth_loses_and_doubles_nothing(
     assert_exactly_once(log_dir, server_db)
     undated = {
         path.name[len("messages-") : -len(".json")]
-        for path in log_dir.glob("messages-*.json")
+        for path in day_files(log_dir)
         if any(b'"timestamp":""' in line for line in path.read_bytes().splitlines())
     }
     assert undated and undated <= clock.days

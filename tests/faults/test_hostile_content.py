@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import serverdb
-from conftest import logged_ids
+from conftest import day_files, logged_ids
 from faultkit import assert_clean, assert_exactly_once, insert, wait_all_logged
 
 BIG = "x" * (10 * 1024 * 1024)
@@ -66,7 +66,7 @@ def test_every_hostile_row_is_one_valid_json_line(server_db: Path, log_dir: Path
     assert_exactly_once(log_dir, server_db)
 
     by_id: dict[int, dict[str, Any]] = {}
-    for path in sorted(log_dir.glob("messages-*.json")):
+    for path in day_files(log_dir):
         raw_bytes = path.read_bytes()
         assert raw_bytes.endswith(b"\n")
         text = raw_bytes.decode("utf-8")  # strict: every byte is valid UTF-8
