@@ -8,7 +8,7 @@ error back over a pipe. The command returns only after that report, so exit 0 me
 daemon is running and holds the PID file.
 
 ``stop`` signals only a pid whose PID file is locked (see :mod:`.pidfile`), then waits,
-bounded, for the lock to be released, which happens exactly when the daemon exits.
+bounded, for the lock to be released (the daemon's last act) and for the process to go.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
+EXIT_GRACE = 2.0
 
 
 class DaemonError(Exception):
@@ -130,27 +131,33 @@ def _become_daemon(
         _send(report, f"error cannot become a daemon: {exc}")
         return 1
     try:
-        return _serve(settings, log_file, log_level, report)
+        follower = _prepare(settings, log_file, log_level)
+    except (OSError, LogDirError) as exc:
+        log.error("cannot start: %s", exc)
+        context.close()  # the PID file first: once start has failed, status says stopped
+        _send(report, f"error {exc}")
+        return 1
+    try:
+        log.info("daemon started (pid %d)", os.getpid())
+        _send(report, f"ok {os.getpid()}")
+        return _serve(follower)
     finally:
         context.close()
 
 
-def _serve(
-    settings: Settings, log_file: Path, log_level: str, report: int
-) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
-    try:
-        log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        diagnostics.configure(log_level, file=log_file)
-        os.chmod(log_file, FILE_MODE)
-        ensure_private_dir(settings.log_dir)
-        follower = Follower(settings)
-        follower.install_signal_handlers()
-    except (OSError, LogDirError) as exc:
-        log.error("cannot start: %s", exc)
-        _send(report, f"error {exc}")
-        return 1
-    log.info("daemon started (pid %d)", os.getpid())
-    _send(report, f"ok {os.getpid()}")
+def _prepare(
+    settings: Settings, log_file: Path, log_level: str
+) -> Follower:  # pragma: no cover - runs in the daemon (tested end to end)
+    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    diagnostics.configure(log_level, file=log_file)
+    os.chmod(log_file, FILE_MODE)
+    ensure_private_dir(settings.log_dir)
+    follower = Follower(settings)
+    follower.install_signal_handlers()
+    return follower
+
+
+def _serve(follower: Follower) -> int:  # pragma: no cover - runs in the daemon
     try:
         follower.run()
     except LogDirError as exc:
@@ -218,4 +225,26 @@ def stop(
             )
         sleep(0.05)
     pidfile.remove_stale(pid_path)  # normally already gone: the daemon removes it
+    # The lock goes an instant before the process: give it that instant, so "stopped"
+    # means gone. Only waited on, never signalled, so a reused pid costs at most this.
+    gone_by = min(deadline, monotonic() + EXIT_GRACE)
+    while _alive(pid) and monotonic() < gone_by:
+        sleep(0.02)
     return Stopped(pid, f"stopped (pid {pid})")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    if not os.path.exists("/proc/self/stat"):  # no procfs (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)  # signal 0 only checks; nothing is sent
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

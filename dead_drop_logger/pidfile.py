@@ -85,7 +85,7 @@ class PidFile:
                 if time.monotonic() < deadline:
                     time.sleep(0.02)
                     continue
-                raise AlreadyRunning(_read_pid(self.path))
+                raise AlreadyRunning(read(self.path).pid)  # waits for a new holder's pid
             if _same_file(fd, self.path):
                 break
             # The holder removed this file between our open and our lock: use the new one.

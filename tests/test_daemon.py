@@ -116,7 +116,7 @@ def test_start_status_refuse_restart_stop(daemons: Daemons) -> None:
 
     stopped = daemons.run("stop")
     assert stopped.returncode == 0 and f"stopped (pid {new_pid})" in stopped.stdout
-    assert not process_alive(new_pid)
+    wait_until(lambda: not process_alive(new_pid), what="the stopped daemon to be gone")
     assert not daemons.pid_file.exists()
     assert daemons.status() == (3, {**daemons.status()[1], "status": "stopped"})
     assert daemons.run("status").returncode == 3

@@ -157,7 +157,7 @@ def _install_upgrade_uninstall(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "upgrading the installation" in again.stdout
     assert status().returncode == 0
-    assert not process_alive(first_pid)
+    wait_until(lambda: not process_alive(first_pid), what="the old daemon to be gone")
     more = serverdb.send_many(db, 5, prefix="after upgrade")
     wait_until(lambda: logged_ids(logs) == history + live + more, what="the upgraded daemon")
 
