@@ -57,21 +57,34 @@ def day_files(log_dir: Path, pattern: str = "messages-*.json") -> list[Path]:
     return sorted(p for p in log_dir.glob(pattern) if not p.is_symlink())
 
 
-def log_lines(log_dir: Path) -> list[dict[str, Any]]:
+def _whole_lines(path: Path, grace: float = 10.0) -> bytes | None:
+    """The file's bytes (None if it is gone). A read can catch a running logger's append
+    half done, so a file ending in a partial line is read again, for ``grace`` seconds,
+    before the partial line is taken as real."""
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:  # pruned or compressed by a running logger since the glob
+            return None
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        if not raw or raw.endswith(b"\n") or time.monotonic() > deadline:
+            return raw
+        time.sleep(0.01)
+
+
+def log_lines(log_dir: Path, grace: float = 10.0) -> list[dict[str, Any]]:
     """Every logged message, parsed, from every log file (the current symlink skipped).
 
-    Fails on a line that is not valid UTF-8 JSON ending in a newline.
+    Fails on a line that is not valid UTF-8 JSON ending in a newline; a partial last
+    line gets ``grace`` seconds to complete first (see :func:`_whole_lines`).
     """
     found: list[dict[str, Any]] = []
     if not log_dir.exists():
         return found
     for path in day_files(log_dir, "messages-*.json*"):
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:  # pruned or compressed by a running logger since the glob
-            continue
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
+        raw = _whole_lines(path, grace)
         if not raw:
             continue
         assert raw.endswith(b"\n"), f"{path} ends in a partial line"
@@ -104,7 +117,8 @@ class LoggerProcess:
         self.db = db
         self.log_dir = log_dir
         self.args = list(args)
-        self.env = {**os.environ, **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+        self.env = {**inherited, **(env or {})}  # only the test's own settings apply
         self.wrapper = list(wrapper)
         self.preexec = preexec
         self.stderr_path = log_dir.parent / f"logger-stderr-{id(self)}.txt"

@@ -99,7 +99,7 @@ def assert_exactly_once(log_dir: Path, db: Path, after: int = 0) -> None:
 def lines_so_far(log_dir: Path) -> list[dict[str, Any]] | None:
     """The logged lines, or None when a file was caught mid-append (look again)."""
     try:
-        return log_lines(log_dir)
+        return log_lines(log_dir, grace=0)
     except AssertionError as exc:
         if "partial line" in str(exc):
             return None
