@@ -112,7 +112,7 @@ def test_sigterm_and_sigint_exit_cleanly(server_db: Path, log_dir: Path, logger:
         proc.wait_ready()
         ids = serverdb.send_many(server_db, 1, prefix=sig.name)
         wait_until(lambda ids=ids: set(ids) <= set(logged_ids(log_dir)), what="the send logged")
-        assert proc.stop(sig, timeout=10) == 0
+        assert proc.stop(sig) == 0
         assert "stopped" in proc.stderr()
 
 
