@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import serverdb
 from conftest import LoggerProcess, log_lines, logged_ids, wait_until
+from procs import Reaper
 
 STRACE = shutil.which("strace")
 needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -76,14 +77,14 @@ def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
 
 
 @contextlib.contextmanager
-def reaped() -> Iterator[list[int]]:
-    """Pids (traced loggers, orphaned once strace goes) to SIGKILL on the way out."""
-    started: list[int] = []
+def reaped() -> Iterator[Reaper]:
+    """Pids (traced loggers, orphaned once strace goes) to SIGKILL on the way out, each
+    only if it is still the process added (see procs: a pid may be reused by then)."""
+    reaper = Reaper()
     try:
-        yield started
+        yield reaper
     finally:
-        for pid in started:
-            kill_pid(pid)
+        reaper.kill_all()
 
 
 def state(log_dir: Path) -> dict[str, Any]:

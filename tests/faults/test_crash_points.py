@@ -69,7 +69,7 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
                     proc = logger(*args, wrapper=wrapper).start()
                     died = crashed_or_caught_up(proc, log_dir, server_db, f"{call} #{k}")
                     if not died:  # alive, so it has said its pid
-                        pids.append(pid := traced_pid(proc))
+                        pids.add(pid := traced_pid(proc))
                         kill_pid(pid)  # never reached call #k: a plain kill -9 instead
                     else:
                         injected += 1

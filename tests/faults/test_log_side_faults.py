@@ -65,7 +65,7 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
     with reaped() as pids:
         proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=faulty))
         proc.start()
-        pids.append(pid := traced_pid(proc))
+        pids.add(pid := traced_pid(proc))
         proc.wait_ready()
         serverdb.send_many(server_db, 20)
         wait_until(
