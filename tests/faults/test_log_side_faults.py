@@ -35,9 +35,15 @@ from faultkit import (
 from dead_drop_logger.state import StateStore
 
 
-def today_file(log_dir: Path) -> Path:
-    """Where the writer's messages go (their timestamps are local "now")."""
-    return log_dir / f"messages-{dt.date.today().isoformat()}.json"
+def noon(day: dt.date) -> str:
+    """A timestamp on ``day``. Sends stamped with it go to ``day_file(day)`` whenever they
+    are logged; the server's own "now" stamps would move on to the next file at midnight.
+    """
+    return f"{day.isoformat()}T12:00:00"
+
+
+def day_file(log_dir: Path, day: dt.date) -> Path:
+    return log_dir / f"messages-{day.isoformat()}.json"
 
 
 def deleted(path: Path) -> bool:
@@ -70,7 +76,8 @@ def ids_in(path: Path) -> list[int]:
 def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
     server_db: Path, log_dir: Path, logger, tmp_path: Path, target: str, rule: str, says: str
 ) -> None:
-    day = today_file(log_dir)
+    today = dt.date.today()  # the day of the messages, and so of their file
+    day = day_file(log_dir, today)
     faulty = day if target == "day" else log_dir / ".dead-drop-logger.state.tmp"
     trace = tmp_path / "strace.log"
     with reaped() as pids:
@@ -78,7 +85,7 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
         proc.start()
         pids.add(pid := traced_pid(proc))
         proc.wait_ready()
-        serverdb.send_many(server_db, 20)
+        serverdb.send_many(server_db, 20, timestamp=noon(today))
         wait_until(
             lambda: retries(proc.stderr()) >= 3 and injected(trace) >= 3,
             what="several failed attempts",
@@ -115,10 +122,11 @@ def test_file_size_limit_short_write_is_cut_back_and_caught_up(
     def limited() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 
-    day = today_file(log_dir)
+    today = dt.date.today()
+    day = day_file(log_dir, today)
     proc = logger(preexec=limited).start()
     proc.wait_ready()
-    serverdb.send_many(server_db, 400)  # about 170 KB of lines
+    serverdb.send_many(server_db, 400, timestamp=noon(today))  # about 170 KB of lines
     wait_stderr(proc, "file too large")
 
     def whole_lines_up_to_position() -> bool:
@@ -145,18 +153,19 @@ def test_file_size_limit_short_write_is_cut_back_and_caught_up(
 def test_day_file_deleted_or_renamed_is_created_afresh(
     server_db: Path, log_dir: Path, logger, how: str
 ) -> None:
+    today = dt.date.today()
     proc = logger().start()
     proc.wait_ready()
-    first = serverdb.send_many(server_db, 5, prefix="before")
+    first = serverdb.send_many(server_db, 5, prefix="before", timestamp=noon(today))
     wait_until(lambda: logged_ids(log_dir) == first, what="the first messages")
-    day = today_file(log_dir)
+    day = day_file(log_dir, today)
     rotated = day.with_name(day.name + ".1")
     if how == "deleted":
         day.unlink()
     else:
         day.rename(rotated)
 
-    second = serverdb.send_many(server_db, 5, prefix="after")
+    second = serverdb.send_many(server_db, 5, prefix="after", timestamp=noon(today))
     wait_until(lambda: ids_in(day) == second, what="a fresh file with the new messages")
     assert proc.stop() == 0
     assert ids_in(rotated) == ([] if how == "deleted" else first)
@@ -218,12 +227,13 @@ def test_state_gone_before_anything_was_logged_loses_nothing(
 
 
 def test_recovery_counts_compressed_log_files(server_db: Path, log_dir: Path, logger) -> None:
+    today = dt.date.today()
     proc = logger().start()
     proc.wait_ready()
-    serverdb.send_many(server_db, 5)
+    serverdb.send_many(server_db, 5, timestamp=noon(today))
     wait_all_logged(log_dir, server_db)
     assert proc.stop() == 0
-    day = today_file(log_dir)
+    day = day_file(log_dir, today)
     day.with_name(day.name + ".gz").write_bytes(gzip.compress(day.read_bytes()))
     day.unlink()
     (log_dir / ".dead-drop-logger.state").unlink()
@@ -271,20 +281,20 @@ def test_impossible_log_dir_is_one_line_and_non_zero(server_db: Path, tmp_path: 
 def test_recovery_skips_hostile_lines_in_the_log_files(
     server_db: Path, log_dir: Path, logger
 ) -> None:
+    today = dt.date.today()
     proc = logger().start()
     proc.wait_ready()
-    serverdb.send_many(server_db, 5)
+    serverdb.send_many(server_db, 5, timestamp=noon(today))
     wait_all_logged(log_dir, server_db)
     assert proc.stop() == 0
-    yesterday = dt.date.today() - dt.timedelta(days=1)  # within retention
-    hostile = log_dir / f"messages-{yesterday.isoformat()}.json"
+    hostile = day_file(log_dir, today - dt.timedelta(days=1))  # within retention
     hostile.write_bytes(b'{"id": 1e999}\nnot json\n{"id": "x"}\n[1, 2]\n\xff\xfe\n{"id": 3')
     (log_dir / ".dead-drop-logger.state").unlink()
-    serverdb.send_many(server_db, 5, prefix="later")
+    serverdb.send_many(server_db, 5, prefix="later", timestamp=noon(today))
 
     again = logger().start()
     want = serverdb.all_ids(server_db)
-    wait_until(lambda: ids_in(today_file(log_dir)) == want, what="the later messages")
+    wait_until(lambda: ids_in(day_file(log_dir, today)) == want, what="the later messages")
     assert again.stop() == 0
     assert hostile.read_bytes().endswith(b"[1, 2]\n\xff\xfe\n")  # the torn line is cut
     assert_clean(again.stderr())
