@@ -117,7 +117,9 @@ def test_sigterm_and_sigint_exit_cleanly(server_db: Path, log_dir: Path, logger:
 
 
 def test_line_format_is_compact_ordered_json(server_db: Path, log_dir: Path, logger: Logger):
-    proc = logger().start()
+    # Retention off: 2026-02-20 is past 30 days, and a midnight during the test would
+    # have retention delete the file the test reads.
+    proc = logger("--retention-days", "0").start()
     proc.wait_ready()
     conn = serverdb.connect(server_db)
     serverdb.send(
