@@ -130,7 +130,7 @@ def paused_outside(pid: int, folder: Path) -> Iterator[None]:
         wait_until(stopped_outside, what=f"process {pid} to stop outside {folder}")
         yield
     finally:
-        os.kill(pid, signal.SIGCONT)
+        kill_pid(pid, signal.SIGCONT)
 
 
 def state(log_dir: Path) -> dict[str, Any]:
