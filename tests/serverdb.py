@@ -94,14 +94,20 @@ def send(
     return ids
 
 
-def send_many(path: Path, count: int, *, prefix: str = "msg") -> list[int]:
-    """``count`` sends from rotating agents; returns every id written (CC rows too)."""
+def send_many(
+    path: Path, count: int, *, prefix: str = "msg", timestamp: object = None
+) -> list[int]:
+    """``count`` sends from rotating agents; returns every id written (CC rows too).
+
+    ``timestamp`` as for :func:`send` (default: each send's "now").
+    """
     conn = connect(path)
     ids: list[int] = []
     for i in range(count):
         sender = AGENTS[i % len(AGENTS)]
         recipient = AGENTS[(i + 1) % len(AGENTS)] if i % 5 else "all"
-        ids += send(conn, sender, recipient, f"{prefix} {i}: status update\nline two")
+        text = f"{prefix} {i}: status update\nline two"
+        ids += send(conn, sender, recipient, text, timestamp=timestamp)
     conn.close()
     return ids
 

@@ -25,6 +25,7 @@ from conftest import (
     run_command,
     wait_until,
 )
+from procs import Reaper
 
 from dead_drop_logger import pidfile, status
 from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
@@ -40,7 +41,7 @@ class Daemons:
         self.home = Path(env["HOME"])
         self.db = db
         self.log_dir = log_dir
-        self.pids: set[int] = set()
+        self.pids = Reaper()  # every daemon a start reported, killed at the end if left
 
     @property
     def pid_file(self) -> Path:
@@ -72,9 +73,7 @@ def daemons(home_env: dict[str, str], server_db: Path, log_dir: Path) -> Iterato
     d = Daemons(home_env, server_db, log_dir)
     yield d
     d.run("stop", "--timeout", "10")
-    for pid in d.pids:
-        if process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    d.pids.kill_all()  # only those still the processes started (a pid may be reused)
 
 
 def test_start_status_refuse_restart_stop(daemons: Daemons) -> None:
@@ -262,7 +261,8 @@ def test_concurrent_starts_leave_exactly_one_daemon(daemons: Daemons) -> None:
     ]
     results = [(p.wait(timeout=DEADLINE), *p.communicate()) for p in racers]
     winners = [int(m) for _, out, _ in results for m in re.findall(r"pid (\d+)\)", out)]
-    daemons.pids.update(winners)
+    for pid in winners:
+        daemons.pids.add(pid)
     assert len(winners) == 1, results
     losers = [err for code, _, err in results if code == 1]
     assert len(losers) == 3, results

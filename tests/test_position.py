@@ -28,6 +28,11 @@ class FixedClock:
         return self.when
 
 
+# On the pipeline clock's day: lines that must share one day file are sent with it
+# (the server's "now" stamps would split them between two files across midnight).
+MARCH_1 = "2026-03-01T12:00:00"
+
+
 def make_pipeline(db: Path, log_dir: Path, page_size: int = 10_000) -> Pipeline:
     clock = FixedClock(dt.datetime(2026, 3, 1, 12, 0).astimezone())
     return Pipeline(Source(db), log_dir, DayWriter(log_dir, clock), page_size=page_size)
@@ -44,7 +49,7 @@ def test_ranges_merge_and_gaps():
 
 
 def test_uncommitted_batch_is_cut_back_and_logged_once(server_db: Path, log_dir: Path):
-    ids = serverdb.send_many(server_db, 3)
+    ids = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
     pipeline = make_pipeline(server_db, log_dir)
     pipeline.prepare(database_existed=False)
     pipeline.catch_up()
@@ -53,7 +58,7 @@ def test_uncommitted_batch_is_cut_back_and_logged_once(server_db: Path, log_dir:
     assert committed is not None and committed.position == ids[-1]
     # A crash after appending the next batch but before saving its position: the
     # pending sizes are on disk, the lines are in the file (one of them torn).
-    more = serverdb.send_many(server_db, 2)
+    more = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
     (day_file,) = day_files(log_dir)
     committed.pending = {day_file.name: (day_file.stat().st_size, day_file.stat().st_ino)}
     store.save(committed)
@@ -169,13 +174,13 @@ def test_a_lost_state_resumes_where_the_first_start_began(server_db: Path, log_d
 def test_a_damaged_gz_does_not_stop_a_state_rebuild(server_db: Path, log_dir: Path):
     pipeline = make_pipeline(server_db, log_dir)
     pipeline.prepare(database_existed=False)
-    ids = serverdb.send_many(server_db, 3)
+    ids = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
     pipeline.catch_up()
     (day_file,) = day_files(log_dir)
     packed = gzip.compress(day_file.read_bytes())
     (log_dir / "messages-2020-01-01.json.gz").write_bytes(packed[: len(packed) // 2])
     (log_dir / ".dead-drop-logger.state").unlink()
-    more = serverdb.send_many(server_db, 2)
+    more = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
     pipeline.catch_up()  # rebuilds the state, reading past the damage: no crash
     day_ids = [json.loads(line)["id"] for line in day_file.read_bytes().splitlines()]
     assert day_ids == ids + more

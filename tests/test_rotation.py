@@ -91,8 +91,9 @@ def test_midnight_creates_the_day_switches_the_link_and_applies_the_policies(
     assert new_day.read_bytes() == b""  # exists before any message of the day
     assert new_day.stat().st_mode & 0o777 == 0o600
     wait_until(lambda: not has_jan_30(), what="retention")
-    wait_until(lambda: (log_dir / "messages-2026-03-01.json.gz").exists(), what="compression")
-    assert not today.exists()
+    # compression renames the .gz into place, then unlinks the original: wait for the last step
+    wait_until(lambda: not today.exists(), what="compression to remove the original")
+    assert (log_dir / "messages-2026-03-01.json.gz").exists()
 
     sent += serverdb.send(conn, "juno", "atlas", "morning", timestamp="2026-03-02T00:00:01")
     sent += serverdb.send(conn, "atlas", "juno", "late", timestamp="2026-03-01T23:59:59")

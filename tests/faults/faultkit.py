@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import serverdb
 from conftest import LoggerProcess, log_lines, logged_ids, wait_until
+from procs import Reaper
 
 STRACE = shutil.which("strace")
 needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -76,14 +77,60 @@ def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
 
 
 @contextlib.contextmanager
-def reaped() -> Iterator[list[int]]:
-    """Pids (traced loggers, orphaned once strace goes) to SIGKILL on the way out."""
-    started: list[int] = []
+def reaped() -> Iterator[Reaper]:
+    """Pids (traced loggers, orphaned once strace goes) to SIGKILL on the way out, each
+    only if it is still the process added (see procs: a pid may be reused by then)."""
+    reaper = Reaper()
     try:
-        yield started
+        yield reaper
     finally:
-        for pid in started:
-            kill_pid(pid)
+        reaper.kill_all()
+
+
+def holds_open(pid: int, folder: Path) -> bool:
+    """Whether process ``pid`` has ``folder``, or anything in it, open."""
+    where = str(folder.resolve())
+    for link in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed since the listing
+            target = os.readlink(link)
+            if target == where or target.startswith(where + "/"):
+                return True
+    return False
+
+
+def all_stopped(pid: int) -> bool:
+    """Whether every thread of process ``pid`` is stopped (by SIGSTOP)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended since the listing
+            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+                return False
+    return True
+
+
+@contextlib.contextmanager
+def paused_outside(pid: int, folder: Path) -> Iterator[None]:
+    """Process ``pid`` stopped (SIGSTOP) at a moment it has nothing in ``folder`` open,
+    then resumed (SIGCONT) on the way out.
+
+    For the logger and its log dir: every batch (and so every state save) holds the
+    lock file open from its first step to its last, so the logger is paused between
+    batches, never halfway through one. (The rotator's link and file steps hold nothing
+    open, but it only acts at start, at midnight and on a part switch.)
+    """
+
+    def stopped_outside() -> bool:
+        os.kill(pid, signal.SIGSTOP)
+        wait_until(lambda: all_stopped(pid), what=f"process {pid} to stop")
+        if not holds_open(pid, folder):
+            return True
+        os.kill(pid, signal.SIGCONT)  # mid-batch: let it finish, try again
+        return False
+
+    try:
+        wait_until(stopped_outside, what=f"process {pid} to stop outside {folder}")
+        yield
+    finally:
+        kill_pid(pid, signal.SIGCONT)
 
 
 def state(log_dir: Path) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
 ) -> None:
     serverdb.send_many(server_db, 2)  # so that there is a first id to aim for
     writer = start_writer(server_db, 100_000, interval=0.01)
-    injected = 0
+    hit: set[tuple[str, int]] = set()  # the crash points the logger was killed at
     runs = 0
     try:
         with reaped() as pids:
@@ -69,10 +69,10 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
                     proc = logger(*args, wrapper=wrapper).start()
                     died = crashed_or_caught_up(proc, log_dir, server_db, f"{call} #{k}")
                     if not died:  # alive, so it has said its pid
-                        pids.append(pid := traced_pid(proc))
+                        pids.add(pid := traced_pid(proc))
                         kill_pid(pid)  # never reached call #k: a plain kill -9 instead
                     else:
-                        injected += 1
+                        hit.add((call, k))
                     assert proc.proc is not None
                     proc.proc.wait(timeout=60)
                     runs += 1
@@ -81,8 +81,12 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
         writer.send_signal(signal.SIGTERM)
         writer.wait(timeout=60)
 
-    print(f"{injected} of {runs} runs killed by injection")
-    assert injected >= runs // 2, (injected, runs)  # most kills did hit those calls
+    print(f"{len(hit)} of {runs} runs killed by injection: {sorted(hit)}")
+    # How many later calls a run reaches before it catches up depends on the machine (a
+    # slow one logs the backlog in fewer, bigger batches). But the position on disk can
+    # only pass the target through a state save (write, fsync, rename of .state.tmp), so
+    # every run reaches its first write, fsync and rename: those kills must have hit.
+    assert {("write", 1), ("fsync", 1), ("rename", 1)} <= hit, sorted(hit)
     last = logger(*args).start()
     last.wait_ready()
     # The first start that got as far as recording its position fixed where logging

@@ -327,7 +327,7 @@ def test_unreadable_database_is_reported_once_and_retried(
     with reaped() as pids:
         proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=server_db))
         proc.start()
-        pids.append(pid := traced_pid(proc))
+        pids.add(pid := traced_pid(proc))
         wait_stderr(proc, "cannot open database")
         wait_until(lambda: retries(proc.stderr()) >= 3, what="several retries")
         assert logged_ids(log_dir) == []
