@@ -72,6 +72,7 @@ class Pipeline:
         # This process loaded a state: one lost from now on (the log directory deleted
         # under it) is not a first start.
         self._ran_before = False
+        self._marked: int | None = None  # the first-start position this process recorded
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
 
@@ -117,40 +118,53 @@ class Pipeline:
         if state is not None:
             self._ran_before = True
             return state
-        state = self._recover_from_files() or self._first_state(database_existed)
+        state = self._recover_from_files()
+        note: tuple[int, str] | None = None
+        if state is None:
+            state, note = self._first_state(database_existed)
         self.store.save(state)
+        if note is not None:  # only once saved: a failed save retries without a repeat
+            log.log(*note)
         self._ran_before = True
         return state
 
-    def _first_state(self, database_existed: bool) -> State:
-        """The state of a log directory whose files hold no line yet."""
+    def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
+        """The state of a log directory whose files hold no line yet, and what to say
+        about it (level, message) once it is saved."""
         state = State(database=str(self.source.path))
         marked = self.store.first_start()
         if self._ran_before:
             # Starting at the database's end would lose what arrived since the state
             # went; the log files hold nothing, so position 0 doubles nothing.
-            log.warning(
-                "the state in %s is gone and no log files hold anything;"
+            note = (
+                logging.WARNING,
+                f"the state in {self.log_dir} is gone and no log files hold anything;"
                 " logging the database from its first row",
-                self.log_dir,
             )
-        elif marked is not None:  # a first start got this far, then its state was lost
+        elif marked is not None and marked != self._marked:
+            # a first start got this far, then its state was lost
             state.position = marked
-            log.warning(
-                "no state in %s: resuming after id %d, where it first started", self.log_dir, marked
+            note = (
+                logging.WARNING,
+                f"no state in {self.log_dir}: resuming after id {marked}, where it first started",
             )
-        else:
-            state.position = self._last_id() if database_existed else 0
-            if state.position:
-                log.info("first start: logging messages after id %d", state.position)
+        else:  # the first start (or this process retrying its own, after a failed save)
+            if marked is not None:
+                state.position = marked
             else:
-                log.info(
+                state.position = self._last_id() if database_existed else 0
+                self.store.mark_first_start(state.position)
+                self._marked = state.position
+            if state.position:
+                note = (logging.INFO, f"first start: logging messages after id {state.position}")
+            else:
+                note = (
+                    logging.INFO,
                     "first start: the database was empty, absent or without its messages"
-                    " table; logging it from its first row"
+                    " table; logging it from its first row",
                 )
-            self.store.mark_first_start(state.position)
         state.fingerprint = self.source.fingerprint(state.position) if state.position else None
-        return state
+        return state, note
 
     def _last_id(self) -> int:
         """The database's last id; 0 before the server has set up its table (so all of

@@ -16,7 +16,7 @@ from conftest import day_files, logged_ids
 from dead_drop_logger import ranges
 from dead_drop_logger.pipeline import Pipeline
 from dead_drop_logger.source import Run, Source
-from dead_drop_logger.state import StateError, StateStore
+from dead_drop_logger.state import State, StateError, StateStore
 from dead_drop_logger.writer import DayWriter
 
 
@@ -168,6 +168,36 @@ def test_a_lost_state_resumes_where_the_first_start_began(server_db: Path, log_d
     again = make_pipeline(server_db, log_dir)  # a new process: the lock file's mark tells
     assert again.prepare(database_existed=True).position == history[-1]
     again.catch_up()
+    assert logged_ids(log_dir) == sent_meanwhile
+
+
+def test_a_first_start_whose_save_failed_retries_quietly_from_the_same_place(
+    server_db: Path,
+    log_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+):
+    history = serverdb.send_many(server_db, 3)
+    pipeline = make_pipeline(server_db, log_dir)
+    real_save = StateStore.save
+    failures = iter([OSError(28, "No space left on device")])
+
+    def save_once_failing(store: StateStore, state: State) -> None:
+        for exc in failures:
+            raise exc
+        real_save(store, state)
+
+    monkeypatch.setattr(StateStore, "save", save_once_failing)
+    with caplog.at_level("INFO", logger="dead_drop_logger"):
+        with pytest.raises(OSError):
+            pipeline.prepare(database_existed=True)
+        assert not caplog.records  # nothing said about a state that was never saved
+        sent_meanwhile = serverdb.send_many(server_db, 2)
+        assert pipeline.prepare(database_existed=True).position == history[-1]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"first start: logging messages after id {history[-1]}"
+    ]
+    pipeline.catch_up()
     assert logged_ids(log_dir) == sent_meanwhile
 
 
