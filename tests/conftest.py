@@ -285,18 +285,3 @@ def run_command(
         text=True,
         timeout=timeout,
     )
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as dead)."""
-    if not Path("/proc/self/stat").exists():  # no procfs: a zombie looks alive here
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"

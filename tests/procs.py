@@ -15,15 +15,34 @@ import signal
 from pathlib import Path
 
 
-def start_time(pid: int) -> int | None:
-    """When ``pid`` started (field 22 of /proc/PID/stat: clock ticks since boot), or
-    None when there is no such process (or no procfs to tell)."""
+def stat_fields(stat: Path) -> list[str] | None:
+    """The fields of a /proc/PID[/task/TID]/stat file after the command name (so
+    ``[0]`` is the state and ``[19]`` the start time), or None when it is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        text = stat.read_text()
     except OSError:
         return None
     # Field 2, the command name in parentheses, may hold spaces and ")": split after it.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return text.rsplit(")", 1)[1].split()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie awaiting its reaper counts as dead)."""
+    if not Path("/proc/self/stat").exists():  # no procfs: a zombie looks alive here
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    fields = stat_fields(Path(f"/proc/{pid}/stat"))
+    return fields is not None and fields[0] != "Z"
+
+
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started (field 22 of /proc/PID/stat: clock ticks since boot), or
+    None when there is no such process (or no procfs to tell)."""
+    fields = stat_fields(Path(f"/proc/{pid}/stat"))
+    return int(fields[19]) if fields is not None else None
 
 
 def kill_if_same(pid: int, started: int, sig: int = signal.SIGKILL) -> None:

@@ -21,11 +21,10 @@ from conftest import (
     DEADLINE,
     logged_ids,
     logger_command,
-    process_alive,
     run_command,
     wait_until,
 )
-from procs import Reaper
+from procs import Reaper, process_alive
 
 from dead_drop_logger import pidfile, status
 from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile

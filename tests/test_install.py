@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import logged_ids, process_alive, wait_until
+from conftest import logged_ids, wait_until
+from procs import process_alive
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "install.sh"

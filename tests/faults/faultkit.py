@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import serverdb
 from conftest import LoggerProcess, log_lines, logged_ids, wait_until
-from procs import Reaper
+from procs import Reaper, stat_fields
 
 STRACE = shutil.which("strace")
 needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
@@ -62,15 +62,6 @@ def injected(trace_log: Path) -> int:
         return 0
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    return status != "Z"
-
-
 def kill_pid(pid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
@@ -101,9 +92,9 @@ def holds_open(pid: int, folder: Path) -> bool:
 def all_stopped(pid: int) -> bool:
     """Whether every thread of process ``pid`` is stopped (by SIGSTOP)."""
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):  # a thread that ended since the listing
-            if (task / "stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
-                return False
+        fields = stat_fields(task / "stat")
+        if fields is not None and fields[0] != "T":  # None: a thread ended since the listing
+            return False
     return True
 
 

@@ -12,7 +12,6 @@ import pytest
 import serverdb
 from conftest import log_lines, logged_ids, wait_until
 from faultkit import (
-    alive,
     assert_clean,
     assert_exactly_once,
     count,
@@ -25,6 +24,7 @@ from faultkit import (
     wait_all_logged,
     wait_stderr,
 )
+from procs import process_alive
 
 
 def db_files(db: Path) -> list[Path]:
@@ -333,7 +333,7 @@ def test_unreadable_database_is_reported_once_and_retried(
         assert logged_ids(log_dir) == []
         proc.stop()  # strace detaches: the database is readable again
         wait_all_logged(log_dir, server_db)
-        assert alive(pid)
+        assert process_alive(pid)
         stderr = proc.stderr()
         assert count(stderr, "cannot open database") == 1, stderr
         assert_clean(stderr)

@@ -16,7 +16,6 @@ import pytest
 import serverdb
 from conftest import logged_ids, logger_command, wait_until
 from faultkit import (
-    alive,
     assert_clean,
     assert_exactly_once,
     count,
@@ -31,6 +30,7 @@ from faultkit import (
     wait_all_logged,
     wait_stderr,
 )
+from procs import process_alive
 
 from dead_drop_logger.state import StateStore
 
@@ -97,7 +97,7 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
         wait_all_logged(log_dir, server_db)
         # said just after the batch's position is saved, a moment after its lines land
         wait_stderr(proc, "recovered; logging again")
-        assert alive(pid)
+        assert process_alive(pid)
         stderr = proc.stderr()
         # once by the writer; the rotator (today's file, the symlink) may say it once too
         assert count(stderr, says) - count(stderr, f"rotation: {says}") == 1, stderr
