@@ -116,7 +116,9 @@ class Waker:
                     self._last_change = now
                     self._recheck_at = now + self.gap
                     break
-                if self._recheck_at is not None and now >= self._recheck_at:
+                # A recheck is moot while a change waits its turn: that wakes anyway.
+                recheck = None if self._changed else self._recheck_at
+                if recheck is not None and now >= recheck:
                     wake = Wake(RECHECK)
                     self._recheck_at = None
                     break
@@ -126,8 +128,8 @@ class Waker:
                 until = end
                 if self._changed:
                     until = min(until, ready)
-                if self._recheck_at is not None:
-                    until = min(until, self._recheck_at)
+                if recheck is not None:
+                    until = min(until, recheck)
                 self._cond.wait(until - now)
         self.counts[wake.reason] += 1
         log.debug("woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else "")
