@@ -12,9 +12,11 @@ Why it looks like this:
   says how much its last wake-up found (:meth:`Waker.pace`): after a big batch the gap
   widens to ``BUSY_GAP``, so a flat-out writer gets batches as big as polling every
   50 ms gives, and each batch's fsyncs are spread over as many rows. After a
-  change the loop is woken once more, ``gap`` later ("recheck"): a commit becomes
-  visible to readers when the writer updates the ``-shm`` index, which is mapped memory
-  and raises no event, so the event for the WAL write can arrive an instant too early.
+  change the loop is woken a few more times ("recheck": 2, 4, 8 ... 256 ms after it,
+  each a ``stat`` and ``PRAGMA data_version``): the event comes with the WAL write, but
+  the commit becomes visible to readers only after the writer's fsync of the WAL (a
+  few ms, more on a busy disk) and its update of the ``-shm`` index, which is mapped
+  memory and raises no event of its own.
 - One :class:`Watcher` is one inotify instance and one thread for any number of
   directories and Wakers (a rooms directory and many databases in one process). It
   filters by name, so only the files a subscriber names wake it: the logger's own
@@ -48,7 +50,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STOP, CHANGE, RECHECK, TIMEOUT = "stop", "change", "recheck", "timeout"
-GAP = 0.02  # at most one change wake-up per GAP seconds, and a recheck GAP after one
+GAP = 0.02  # at most one change wake-up per GAP seconds
+RECHECKS = tuple(0.002 * 2**i for i in range(8))  # after a change: 2 ms ... 256 ms
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
 BUSY_LINES = 100
 SETTLE = 0.005  # the watcher thread reads its events at most once per SETTLE seconds
@@ -85,6 +88,7 @@ class Waker:
         self._stopped = False
         self._changed: dict[str, None] = {}  # names in the order they changed
         self._last_change = -float("inf")
+        self._rechecks = iter(())  # offsets from the last change still to come
         self._recheck_at: float | None = None
         self.counts: Counter[str] = Counter()
         self.watching = False  # a watcher delivers to this Waker
@@ -114,13 +118,17 @@ class Waker:
                     wake = Wake(CHANGE, tuple(self._changed))
                     self._changed.clear()
                     self._last_change = now
-                    self._recheck_at = now + self.gap
+                    self._rechecks = iter(RECHECKS)
+                    self._recheck_at = now + next(self._rechecks)
                     break
                 # A recheck is moot while a change waits its turn: that wakes anyway.
                 recheck = None if self._changed else self._recheck_at
                 if recheck is not None and now >= recheck:
                     wake = Wake(RECHECK)
-                    self._recheck_at = None
+                    # The next one still ahead (a slow tick may have passed some).
+                    ahead = (t for t in self._rechecks if self._last_change + t > now)
+                    offset = next(ahead, None)
+                    self._recheck_at = None if offset is None else self._last_change + offset
                     break
                 if now >= end:
                     wake = Wake(TIMEOUT)
