@@ -12,7 +12,7 @@ Why it looks like this:
   says how much its last wake-up found (:meth:`Waker.pace`): after a big batch the gap
   widens to ``BUSY_GAP``, so a flat-out writer gets batches as big as polling every
   50 ms gives, and each batch's fsyncs are spread over as many rows. After a
-  change the loop is woken a few more times ("recheck": 2, 4, 8 ... 256 ms after it,
+  change the loop is woken a few more times ("recheck": 2, 3, 5 ... 200 ms after it,
   each a ``stat`` and ``PRAGMA data_version``): the event comes with the WAL write, but
   the commit becomes visible to readers only after the writer's fsync of the WAL (a
   few ms, more on a busy disk) and its update of the ``-shm`` index, which is mapped
@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 
 STOP, CHANGE, RECHECK, TIMEOUT = "stop", "change", "recheck", "timeout"
 GAP = 0.02  # at most one change wake-up per GAP seconds
-RECHECKS = tuple(0.002 * 2**i for i in range(8))  # after a change: 2 ms ... 256 ms
+# After a change: rechecks growing by half each time, so a commit that becomes visible
+# t ms after its event is logged by about 1.5 t (12 cheap ticks, to 200 ms).
+RECHECKS = (0.002, 0.003, 0.005, 0.008, 0.012, 0.018, 0.027, 0.04, 0.06, 0.09, 0.135, 0.2)
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
 BUSY_LINES = 100
 SETTLE = 0.005  # the watcher thread reads its events at most once per SETTLE seconds
