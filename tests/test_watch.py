@@ -75,7 +75,7 @@ def test_a_burst_is_one_wake_then_rechecks_then_the_timer() -> None:
     assert waker.counts[CHANGE] == 3
 
 
-def test_a_big_batch_widens_the_gap() -> None:
+def test_a_big_batch_widens_the_gap_and_rows_found_end_the_rechecks() -> None:
     clock = FakeMonotonic()
     waker = Waker(gap=0.02, busy_gap=0.05, clock=clock)
     waker.ring("messages.db-wal")
@@ -83,12 +83,20 @@ def test_a_big_batch_widens_the_gap() -> None:
     waker.pace(1000)  # a writer flat out: batches no closer than busy_gap
     waker.ring("messages.db-wal")
     clock.now += 0.03
-    assert waker.wait(0).reason == TIMEOUT
+    assert waker.wait(0).reason == TIMEOUT  # no recheck either: a change waits its turn
     clock.now += 0.02
     assert waker.wait(0).reason == CHANGE
-    waker.pace(2)  # quiet again: a lone message is served a gap after the last
-    waker.ring("messages.db-wal")
+    waker.pace(0)  # nothing visible yet: the quick rechecks go on
+    clock.now += 0.002
+    assert waker.wait(0).reason == RECHECK
+    waker.pace(2)  # found: one recheck a gap (20.3 ms for 2 rows) later, then no more
     clock.now += 0.02
+    assert waker.wait(0).reason == TIMEOUT
+    clock.now += 0.001
+    assert waker.wait(0).reason == RECHECK
+    clock.now += 1
+    assert waker.wait(0).reason == TIMEOUT
+    waker.ring("messages.db-wal")  # quiet again: a lone message is served at once
     assert waker.wait(0).reason == CHANGE
 
 
