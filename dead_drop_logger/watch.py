@@ -360,7 +360,8 @@ def watching_database(db: Path, waker: Waker, *, enabled: bool, poll: float) -> 
     if not enabled:
         yield
         return
-    directory = db.absolute().parent
+    db = db.resolve()  # SQLite follows a symlink: the -wal is written beside the target
+    directory = db.parent
     hook = os.environ.get(TEST_HOOK, "")
     if hook.startswith("deaf:"):
         directory = Path(hook.removeprefix("deaf:"))

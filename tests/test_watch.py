@@ -23,6 +23,7 @@ from dead_drop_logger.watch import (
     Watcher,
     WatcherUnavailable,
     database_files,
+    watching_database,
 )
 
 Logger = Callable[..., LoggerProcess]
@@ -170,6 +171,17 @@ def test_one_watcher_many_directories(tmp_path: Path, watcher: Watcher) -> None:
     assert next_change(rooms["b"]) == ("messages.db-wal",)
     assert rooms["a"].wait(0).reason == TIMEOUT
     assert rooms["c"].wait(0).reason == TIMEOUT
+
+
+def test_a_database_reached_through_a_symlink_is_watched_where_it_is(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "elsewhere" / "messages.db"
+    link.symlink_to(tmp_path / "real" / "messages.db")  # SQLite writes the -wal there
+    waker = Waker()
+    with watching_database(link, waker, enabled=True, poll=1.0):
+        (tmp_path / "real" / "messages.db-wal").write_bytes(b"frame")
+        assert next_change(waker) == ("messages.db-wal",)
 
 
 def test_the_test_hook_makes_it_fail(monkeypatch: pytest.MonkeyPatch) -> None:
