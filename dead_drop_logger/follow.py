@@ -30,7 +30,7 @@ from .pipeline import Pipeline
 from .rotation import Rotator
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
-from .watch import CHANGE, Wake, Waker, watching_database
+from .watch import CHANGE, StopEvent, Wake, Waker, watching_database
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ class Follower:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.stop = stop or threading.Event()
+        self.waker = Waker()
+        self.stop = stop or StopEvent(self.waker)  # setting it ends a wait at once
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = DayWriter(
             settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
@@ -65,7 +66,6 @@ class Follower:
             max_bytes=settings.max_bytes,
         )
         self.reporter = Reporter(log)
-        self.waker = Waker()
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
@@ -77,15 +77,10 @@ class Follower:
     def install_signal_handlers(self) -> None:
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-            self.request_stop()
+            self.stop.set()
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-
-    def request_stop(self) -> None:
-        """End the loop after the batch in hand (a wait in progress ends at once)."""
-        self.stop.set()
-        self.waker.stop()
 
     # -- the loop ----------------------------------------------------------------------
 
