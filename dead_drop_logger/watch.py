@@ -58,7 +58,7 @@ GAP = 0.02  # at most one change wake-up per GAP seconds
 RECHECKS = (0.002, 0.003, 0.005, 0.008, 0.012, 0.018, 0.027, 0.04, 0.06, 0.09, 0.135, 0.2)
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
 BUSY_LINES = 200
-SETTLE = 0.01  # the watcher thread reads its events at most once per SETTLE seconds
+SETTLE = 0.025  # the watcher thread reads events at most once per SETTLE s (~1% of a core)
 TEST_HOOK = "DEAD_DROP_TEST_WATCHER"
 
 Match = Callable[[str, bool], bool]
