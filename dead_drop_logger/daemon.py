@@ -28,7 +28,7 @@ import daemon as python_daemon
 
 from . import diagnostics, pidfile
 from .config import Settings
-from .files import FILE_MODE, LogDirError, ensure_private_dir
+from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
 from .follow import Follower
 from .pidfile import AlreadyRunning, Liveness, PidFile
 
@@ -148,7 +148,7 @@ def _become_daemon(
 def _prepare(
     settings: Settings, log_file: Path, log_level: str
 ) -> Follower:  # pragma: no cover - runs in the daemon (tested end to end)
-    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(log_file.parent)
     diagnostics.configure(log_level, file=log_file)
     os.chmod(log_file, FILE_MODE)
     ensure_private_dir(settings.log_dir)
