@@ -21,8 +21,9 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import daemon as python_daemon
 
@@ -101,14 +102,21 @@ def start(
     return pid
 
 
-def held_pid_file(settings: Settings, pid_path: Path) -> PidFile:
-    """The PID file a logger holds, with what ``status`` reports about it."""
-    info = {
-        "database": str(settings.db.absolute()),
-        "log_dir": str(settings.log_dir.absolute()),
-        "utc": settings.utc,
-    }
+def held_pid_file(settings: Settings, pid_path: Path, log_level: str = "info") -> PidFile:
+    """The PID file a logger holds, with what ``status`` reports about it and the options
+    it runs with (for ``restart``), named as the command-line options are."""
+    db, log_dir = str(settings.db.absolute()), str(settings.log_dir.absolute())
+    running = {**asdict(settings), "db": db, "log_dir": log_dir, "log_level": log_level}
+    info = {"database": db, "log_dir": log_dir, "utc": settings.utc, "options": running}
     return PidFile(pid_path, info)
+
+
+def running_options(pid_path: Path) -> dict[str, Any]:
+    """The options the daemon holding ``pid_path`` runs with, by option name; empty when
+    none runs (or it is older than this record)."""
+    current = pidfile.read(pid_path)
+    recorded = current.info.get("options") if current.liveness is Liveness.RUNNING else None
+    return dict(recorded) if isinstance(recorded, dict) else {}
 
 
 def _become_daemon(
@@ -117,7 +125,7 @@ def _become_daemon(
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
     context = python_daemon.DaemonContext(
         detach_process=True,
-        pidfile=held_pid_file(settings, pid_path),
+        pidfile=held_pid_file(settings, pid_path, log_level),
         files_preserve=[report],
         working_directory="/",
         umask=0o077,
