@@ -40,6 +40,15 @@ def user_env(home_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {**home_env, "XDG_RUNTIME_DIR": str(runtime)}
 
 
+@pytest.fixture
+def user_db(user_env: dict[str, str]) -> Path:
+    """The server's database where the installer looks for it: ~/.dead-drop/messages.db."""
+    db = Path(user_env["HOME"]) / ".dead-drop" / "messages.db"
+    db.parent.mkdir(mode=0o700)
+    serverdb.create(db)
+    return db
+
+
 def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
@@ -89,13 +98,10 @@ def test_dry_run_prints_every_action_and_changes_nothing(
 
 
 def test_import_historical_exports_all_history_whatever_its_age(
-    user_env: dict[str, str],
+    user_env: dict[str, str], user_db: Path
 ) -> None:
     """As documented: every message in the database, not only the last 30 days."""
-    home = Path(user_env["HOME"])
-    db = home / ".dead-drop" / "messages.db"
-    db.parent.mkdir(mode=0o700)
-    serverdb.create(db)
+    home, db = Path(user_env["HOME"]), user_db
     env = {**user_env, "DEAD_DROP_SERVICE_MANAGER": "none"}
     done = install(env, "--dry-run", "--import-historical")
     assert done.returncode == 0, done.stderr
@@ -130,12 +136,9 @@ def test_never_takes_over_a_directory_that_is_not_a_venv(user_env: dict[str, str
 
 
 def test_real_install_upgrade_and_uninstall_fall_back_without_systemd(
-    user_env: dict[str, str],
+    user_env: dict[str, str], user_db: Path
 ) -> None:
-    home = Path(user_env["HOME"])
-    db = home / ".dead-drop" / "messages.db"
-    db.parent.mkdir(mode=0o700)
-    serverdb.create(db)
+    home, db = Path(user_env["HOME"]), user_db
     history = serverdb.send_many(db, 20, prefix="history")
     logs = home / ".dead-drop" / "logs"
     script = home / ".local" / "share" / "dead-drop-logger" / "venv" / "bin" / "dead-drop-logger"
