@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 import click
+from conftest import logger_command, wait_until
 
 from dead_drop_logger.cli import cli
 
@@ -79,6 +82,30 @@ def test_readme_opens_with_the_two_commands() -> None:
         "pip install -e '.[test]' && python -m pytest",
         "```",
     ]
+
+
+def test_what_run_prints_while_it_waits_for_a_database_is_what_the_readme_shows(
+    home_env: dict[str, str], tmp_path: Path
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    shown = re.findall(r"^ {6}\S+ (dead-drop-logger\[\d+\] .*)$", text, flags=re.MULTILINE)
+    assert len(shown) == 3
+    home = home_env["HOME"]
+    err = tmp_path / "stderr.txt"
+    with err.open("wb") as sink:
+        proc = subprocess.Popen(
+            [*logger_command(), "run"], env=home_env, stdin=subprocess.DEVNULL, stderr=sink
+        )
+    try:
+        wait_until(lambda: "waiting for it" in err.read_text(), what="the waiting line")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    printed = err.read_text().splitlines()[: len(shown)]
+    expected = [
+        re.sub(r"\[\d+\]", f"[{proc.pid}]", line).replace("/home/me", home) for line in shown
+    ]
+    assert [line.split(" ", 1)[1] for line in printed] == expected
 
 
 def test_option_table_is_every_option_with_its_environment_variable() -> None:
