@@ -113,10 +113,16 @@ def held_pid_file(settings: Settings, pid_path: Path, log_level: str = "info") -
 
 def running_options(pid_path: Path) -> dict[str, Any]:
     """The options the daemon holding ``pid_path`` runs with, by option name; empty when
-    none runs (or it is older than this record)."""
+    none runs."""
     current = pidfile.read(pid_path)
-    recorded = current.info.get("options") if current.liveness is Liveness.RUNNING else None
-    return dict(recorded) if isinstance(recorded, dict) else {}
+    if current.liveness is not Liveness.RUNNING:
+        return {}
+    recorded = current.info.get("options")
+    if isinstance(recorded, dict):
+        return dict(recorded)
+    # A daemon started by an older version (an upgrade restarts it): what it recorded.
+    older = {"database": "db", "log_dir": "log_dir", "utc": "utc"}
+    return {name: current.info[key] for key, name in older.items() if key in current.info}
 
 
 def _become_daemon(

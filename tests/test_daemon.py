@@ -26,7 +26,7 @@ from conftest import (
 )
 from procs import Reaper, process_alive
 
-from dead_drop_logger import pidfile, status
+from dead_drop_logger import daemon, pidfile, status
 from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
 
 FAST = ("--poll-interval", "0.05")
@@ -181,6 +181,19 @@ def test_restart_keeps_the_running_daemons_options_but_those_given(
     }
     more = serverdb.send_many(daemons.db, 2, prefix="after restart")
     wait_until(lambda: logged_ids(rlogs) == ids + more, what="the third daemon to log")
+
+
+def test_restart_of_a_daemon_from_before_options_were_recorded(tmp_path: Path) -> None:
+    """An upgrade restarts a daemon whose sidecar names only what it follows."""
+    path = tmp_path / "logger.pid"
+    old = {"database": "/data/messages.db", "log_dir": "/data/logs", "utc": True}
+    with PidFile(path, old):
+        assert daemon.running_options(path) == {
+            "db": "/data/messages.db",
+            "log_dir": "/data/logs",
+            "utc": True,
+        }
+    assert daemon.running_options(path) == {}  # nothing runs: nothing to keep
 
 
 def test_stale_pid_file_after_a_crash(daemons: Daemons) -> None:
