@@ -182,6 +182,13 @@ def test_restart_keeps_the_running_daemons_options_but_those_given(
     more = serverdb.send_many(daemons.db, 2, prefix="after restart")
     wait_until(lambda: logged_ids(rlogs) == ids + more, what="the third daemon to log")
 
+    # An option set through its environment variable counts as given too.
+    by_env = run_command("restart", env={**daemons.env, "DEAD_DROP_RETENTION_DAYS": "9"})
+    daemons.pids.add(started_pid(by_env))
+    options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+    assert (options["retention_days"], options["poll_interval"]) == (9, 0.05)
+    assert options["log_dir"] == str(rlogs)
+
 
 def test_restart_of_a_daemon_from_before_options_were_recorded(tmp_path: Path) -> None:
     """An upgrade restarts a daemon whose sidecar names only what it follows."""
