@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -34,6 +32,7 @@ from dead_drop_logger.clock import SystemClock
 from dead_drop_logger.files import LogDirError
 from dead_drop_logger.follow import TRANSIENT
 from dead_drop_logger.pipeline import Pipeline, Progress
+from dead_drop_logger.signals import StopEvent, stop_on_signals
 from dead_drop_logger.source import Source, SourceMissing
 from dead_drop_logger.writer import DayWriter
 
@@ -81,8 +80,8 @@ def main(
         raise click.BadParameter("--since is after --until", param_hint="--since")
     if not db.exists():
         fail(f"database {db} does not exist")
-    stop = threading.Event()
-    _stop_on_signals(stop)
+    stop = StopEvent()
+    stop_on_signals(stop, log)
     try:
         done, low, top, already, outside = _export(
             db, log_dir, first, last, utc, retention_days, stop
@@ -184,15 +183,6 @@ def _retry(action: Callable[[], T], stop: threading.Event) -> T:
             log.warning("%s; retrying", exc)
             stop.wait(2.0**attempt / 2)
     raise AssertionError("unreachable")
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    def request(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, request)
-    signal.signal(signal.SIGTERM, request)
 
 
 if __name__ == "__main__":
