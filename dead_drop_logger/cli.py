@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import config, daemon, diagnostics, options
+from . import config, daemon, diagnostics, options, reading
 from . import status as status_report
 from .files import LogDirError
 from .follow import Follower
+from .logread import Reader
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
+from .search import Search
 from .state import StateError
 
 log = logging.getLogger(__name__)
@@ -151,6 +156,132 @@ def status(pid_file: Path, as_json: bool) -> None:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
     sys.exit(report.exit_code)
+
+
+def _reading(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Reader:
+    try:
+        return reading.make_reader(log_dir, reading.make_window(since, until), utc)
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+        raise  # not reached: fail() exits
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signo, _frame: stop.set())
+    return stop
+
+
+def _finish(reader: Reader, found: bool) -> None:
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    sys.exit(0 if found else 1)
+
+
+def _printer(as_json: bool) -> reading.Printer:
+    out = sys.stdout.buffer
+    return reading.Printer(out, as_json=as_json, colour=not as_json and reading.wants_colour(out))
+
+
+def _guarded(action: Any) -> Any:
+    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
+    ends quietly."""
+    try:
+        return action()
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
+        sys.exit(0)
+
+
+@cli.command()
+@options.log_dir
+@options.search_filters
+@options.search_output
+@options.utc
+def search(log_dir: Path, utc: bool, **params: Any) -> None:
+    """Print the logged messages that match every filter given.
+
+    Exit status as grep: 0 something matched, 1 nothing did, 2 an error.
+
+    \b
+    Examples:
+      dead-drop-logger search --from juno --contains "deploy merge"
+      dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
+      dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
+      dead-drop-logger search --to lead --since 2h --follow
+    """
+    reader = _reading(log_dir, params["since"], params["until"], utc)
+    filters = _guarded(
+        lambda: reading.make_filters(
+            senders=params["senders"],
+            recipients=params["recipients"],
+            agents=params["agents"],
+            task=params["task"],
+            contains=params["contains"],
+            ignore_case=params["ignore_case"],
+            regex=params["regex"],
+            no_cc=params["no_cc"],
+        )
+    )
+    stop = _stop_on_signals() if params["follow"] else None
+    matched = _guarded(
+        lambda: reading.run_search(
+            Search(reader, filters),
+            _printer(params["as_json"]),
+            count=params["count"],
+            limit=params["limit"],
+            reverse=params["reverse"],
+            follow=params["follow"],
+            interval=params["interval"],
+            stop=stop,
+        )
+    )
+    _finish(reader, matched > 0 or (stop is not None and stop.is_set()))
+
+
+@cli.command()
+@click.argument("message_id", metavar="ID", type=int)
+@options.log_dir
+@options.as_json
+@options.utc
+def thread(message_id: int, log_dir: Path, as_json: bool, utc: bool) -> None:
+    """Print the conversation message ID belongs to: up to its root, then every reply
+    below it, in id order, indented by depth. Exit status 1 when ID is not logged.
+
+    \b
+    Examples:
+      dead-drop-logger thread 1234
+      dead-drop-logger thread 1234 --json | jq -r .content
+    """
+    reader = _reading(log_dir, None, None, utc)
+    found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
+    if not found:
+        click.echo(f"dead-drop-logger: message {message_id} is not in the logs", err=True)
+    _finish(reader, found)
+
+
+@cli.command()
+@options.log_dir
+@options.window
+@options.as_json
+@options.utc
+def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+    """One row per agent: messages sent, received (direct, broadcast, CC copies), first
+    and last seen; the most recently seen first.
+
+    \b
+    Examples:
+      dead-drop-logger agents
+      dead-drop-logger agents --since 1w --json | jq -r 'select(.sent == 0) | .agent'
+    """
+    reader = _reading(log_dir, since, until, utc)
+    rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
+    _finish(reader, rows > 0)
 
 
 def main() -> None:
