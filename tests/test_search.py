@@ -5,6 +5,7 @@ command line (click's runner), and exit codes."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import re
 import shutil
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dead_drop_logger.cli import cli
-from dead_drop_logger.logread import Reader, Window
+from dead_drop_logger.logread import EVERYTHING, Reader, Window
 from dead_drop_logger.search import Filters, Search
 
 JQ = shutil.which("jq")
@@ -29,7 +30,7 @@ def ids(entries: Any) -> list[int]:
     return [entry.message["id"] for entry in entries]
 
 
-def both_paths(log_dir: Path, filters: Filters, window: Window = Window()) -> list[int]:
+def both_paths(log_dir: Path, filters: Filters, window: Window = EVERYTHING) -> list[int]:
     """The fast path's ids, after checking the exact path gives the very same lines."""
     fast = list(Search(Reader.of(log_dir, window), filters).run())
     exact = list(Search(Reader.of(log_dir, window), filters, exact=True).run())
@@ -143,7 +144,6 @@ def stored(log_dir: Path, wanted: list[int]) -> bytes:
     for path in sorted(log_dir.glob("messages-*.json*")):
         if path.is_symlink():
             continue
-        import gzip
 
         raw = path.read_bytes()
         for line in (gzip.decompress(raw) if path.suffix == ".gz" else raw).splitlines(True):
@@ -285,8 +285,6 @@ def test_same_lines_as_jq(hostile_logs: HostileLogs) -> None:
     files = sorted(p for p in hostile_logs.log_dir.glob("messages-*.json*") if not p.is_symlink())
     plain = []
     for path in files:
-        import gzip
-
         raw = path.read_bytes()
         plain.append(gzip.decompress(raw) if path.suffix == ".gz" else raw)
     query = (
