@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -192,13 +193,20 @@ def format_table(rows: list[AgentRow]) -> Iterator[str]:
         )
         for r in rows
     ]
-    widths = [max(len(c[i]) for c in [titles, *cells]) for i in range(len(titles))]
+    widths = [max(_width(c[i]) for c in [titles, *cells]) for i in range(len(titles))]
     for line in [titles, *cells]:
         padded = [
-            text.ljust(width) if i in (0, 5, 6) else text.rjust(width)
+            text + " " * (width - _width(text))
+            if i in (0, 5, 6)
+            else " " * (width - _width(text)) + text
             for i, (text, width) in enumerate(zip(line, widths, strict=True))
         ]
         yield "  ".join(padded).rstrip()
+
+
+def _width(text: str) -> int:
+    """Columns on a terminal: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _when(stamp: dt.datetime | None) -> str:

@@ -85,14 +85,14 @@ def _members(parents: dict[int, int], target: int) -> set[int]:
     children: defaultdict[int, list[int]] = defaultdict(list)
     for child, parent in parents.items():
         children[parent].append(child)
-    members = set(chain)
+    members = {chain[-1]}
     todo = [chain[-1]]
     while todo:
         for child in children.get(todo.pop(), ()):
             if child not in members:
                 members.add(child)
                 todo.append(child)
-    return members
+    return members | set(chain)
 
 
 def thread(reader: Reader, target: int) -> list[Post] | None:
