@@ -13,10 +13,9 @@ from typing import Any
 
 import click
 
-from . import config, daemon, diagnostics, options, reading
+from . import config, diagnostics, options, reading
 from . import status as status_report
 from .files import LogDirError
-from .follow import Follower
 from .logread import Reader
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
@@ -44,6 +43,9 @@ def cli() -> None:
 @options.run_pid_file
 def run(**params: Any) -> None:
     """Follow the database in the foreground until SIGTERM or Ctrl-C."""
+    from . import daemon  # the logger's modules: not loaded by the reading commands
+    from .follow import Follower
+
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = Follower(settings)
@@ -83,6 +85,8 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
 
 
 def _start(params: dict[str, Any]) -> None:
+    from . import daemon
+
     settings = options.settings_from(params)
     try:
         pid = daemon.start(
@@ -99,6 +103,8 @@ def _start(params: dict[str, Any]) -> None:
 
 
 def _stop(params: dict[str, Any]) -> None:
+    from . import daemon
+
     try:
         done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
     except daemon.DaemonError as exc:

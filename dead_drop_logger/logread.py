@@ -19,12 +19,15 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import io
 import json
+import queue
+import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ from . import layout
 from .layout import LogFile
 
 BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
+READ_AHEAD = 2  # blocks read ahead of the caller
 Message = dict[str, Any]
 Stream = io.RawIOBase | io.BufferedIOBase
 
@@ -268,6 +272,50 @@ def _stream_chunks(
         offset += cut
 
 
+_END = object()
+
+
+def read_ahead(chunks: Generator[Chunk, None, None], depth: int) -> Iterator[Chunk]:
+    """``chunks``, produced by a background thread at most ``depth`` ahead; its errors
+    are raised here, and stopping early (``--limit``, an error) stops the thread."""
+    ready: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+        finally:
+            chunks.close()  # its open file, at once
+
+    worker = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Chunk)
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+
+
 @dataclass
 class Reader:
     """Reads one or more log directories (rooms) for a window, in day order.
@@ -295,6 +343,11 @@ class Reader:
         return [(source, entry) for _key, source, entry in pairs]
 
     def chunks(self) -> Iterator[Chunk]:
+        """Every chunk of every file, the next ones read ahead in a thread (reads and
+        gzip inflation release the GIL, so they overlap the caller's searching)."""
+        return read_ahead(self._chunks(), READ_AHEAD)
+
+    def _chunks(self) -> Generator[Chunk, None, None]:
         for source, entry in self.files():
             yield from read_chunks(source, entry, 0, self.block)
 

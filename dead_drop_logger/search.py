@@ -160,9 +160,8 @@ def candidate_lines(chunk: Chunk, groups: list[list[bytes]]) -> Iterator[Line]:
         return
     first, rest = groups[0], groups[1:]
     for start, end in _lines_holding(data, first):
-        raw = data[start:end]
-        if all(any(needle in raw for needle in group) for group in rest):
-            yield Line(chunk.source, chunk.file, chunk.offset + start, raw)
+        if all(any(data.find(needle, start, end) >= 0 for needle in group) for group in rest):
+            yield Line(chunk.source, chunk.file, chunk.offset + start, data[start:end])
 
 
 def _lines_holding(data: bytes, needles: list[bytes]) -> Iterator[tuple[int, int]]:
