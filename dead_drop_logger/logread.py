@@ -24,6 +24,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import os
 import queue
 import threading
 import zlib
@@ -37,6 +38,7 @@ from .layout import LogFile
 
 BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
 READ_AHEAD = 2  # blocks read ahead of the caller
+PEEK = 1 << 14  # where a block's last line break is looked for first
 Message = dict[str, Any]
 Stream = io.RawIOBase | io.BufferedIOBase
 
@@ -231,26 +233,30 @@ def read_chunks(
 def _file_chunks(
     stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
 ) -> Iterator[Chunk]:
-    """A seekable file: each read starts at a line boundary (the partial line at the end
-    of a block is read again with the next), so no block is copied to join it."""
-    size = block
+    """A plain file, read with ``pread`` in blocks that end at a line boundary: the end
+    of each block is looked up first in a small read of its last bytes, so the block
+    itself is read once, to the byte, and never copied to cut off a partial line."""
+    fd = stream.fileno()
     while True:
-        data = stream.read(size)
-        if not data:
-            return
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # no whole line: a line longer than the block, or one being written
-            if len(data) < size:
+        peek_at = max(offset, offset + block - PEEK)
+        tail = os.pread(fd, offset + block - peek_at, peek_at)
+        last = tail.rfind(b"\n")
+        if last >= 0:
+            cut = peek_at + last + 1 - offset
+            data = os.pread(fd, cut, offset)
+            if len(data) != cut:  # cannot happen to an append-only file; be safe
                 return
-            size *= 2
-            stream.seek(offset)
-            continue
-        if cut < len(data):
-            stream.seek(offset + cut)
-            data = data[:cut]
+        else:  # a line longer than PEEK (or the block), or no whole line left
+            data = os.pread(fd, block, offset)
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) < block:
+                    return
+                block *= 2
+                continue
+            data = data[:cut] if cut < len(data) else data
         yield Chunk(source, entry, offset, data)
         offset += cut
-        size = block
 
 
 def _stream_chunks(
