@@ -42,7 +42,13 @@ def cli() -> None:
 @options.follow_options
 @options.run_pid_file
 def run(**params: Any) -> None:
-    """Follow the database in the foreground until SIGTERM or Ctrl-C."""
+    """Follow the database in the foreground until SIGTERM or Ctrl-C.
+
+    \b
+    Examples:
+      dead-drop-logger run
+      dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
+    """
     from . import daemon  # the logger's modules: not loaded by the reading commands
     from .follow import Follower
 
@@ -71,7 +77,12 @@ def run(**params: Any) -> None:
 @options.utc
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files."""
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files.
+
+    \b
+    Examples:
+      dead-drop-logger prune --retention-days 90 --dry-run
+    """
     try:
         doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
@@ -121,7 +132,13 @@ def start(**params: Any) -> None:
     """Start the logger in the background.
 
     Returns once the daemon runs, printing its pid; refuses when one already runs.
-    Its own log goes to ~/.dead-drop/logger.log."""
+    Its own log goes to ~/.dead-drop/logger.log.
+
+    \b
+    Examples:
+      dead-drop-logger start
+      dead-drop-logger start --retention-days 0 --poll-interval 0.2
+    """
     _start(params)
 
 
@@ -132,7 +149,12 @@ def stop(**params: Any) -> None:
     """Stop the background logger.
 
     Sends SIGTERM to the pid the locked PID file names, waits for it to exit and
-    removes the PID file. Exits 0 also when it was not running."""
+    removes the PID file. Exits 0 also when it was not running.
+
+    \b
+    Examples:
+      dead-drop-logger stop --timeout 60
+    """
     _stop(params)
 
 
@@ -143,7 +165,12 @@ def stop(**params: Any) -> None:
 def restart(**params: Any) -> None:
     """Stop the background logger, then start it again.
 
-    The new logger runs with the options given here."""
+    The new logger runs with the options given here.
+
+    \b
+    Examples:
+      dead-drop-logger restart --max-bytes 100MB
+    """
     _stop(params)
     _start(params)
 
@@ -155,7 +182,13 @@ def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
     Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
-    running, 4 the PID file cannot be read."""
+    running, 4 the PID file cannot be read.
+
+    \b
+    Examples:
+      dead-drop-logger status
+      dead-drop-logger status --json
+    """
     try:
         report = status_report.gather(pid_file.expanduser())
     except OSError as exc:
