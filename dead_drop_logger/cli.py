@@ -14,7 +14,6 @@ from typing import Any
 import click
 
 from . import config, diagnostics, options, reading
-from . import status as status_report
 from .files import LogDirError
 from .logread import Reader
 from .pidfile import AlreadyRunning
@@ -189,6 +188,8 @@ def status(pid_file: Path, as_json: bool) -> None:
       dead-drop-logger status
       dead-drop-logger status --json
     """
+    from . import status as status_report  # reads the database: not for other commands
+
     try:
         report = status_report.gather(pid_file.expanduser())
     except OSError as exc:
