@@ -208,7 +208,8 @@ def test_tail_yields_only_what_is_new(hostile_logs: HostileLogs, tmp_path: Path)
     compress.compress(plain[0].path)  # the same lines, now gzipped: nothing new
     assert list(tail.poll()) == []
     day = plain[-1].day.isoformat()
-    (log_dir / f"messages-{day}.9.json").write_bytes(b'{"id": 100003}\n')
+    (log_dir / f"messages-{day}.99.json").write_bytes(b'{"id": 100003}\n')
     assert [c.data for c in tail.poll()] == [b'{"id": 100003}\n']
-    (log_dir / f"messages-{day}.9.json").unlink()
-    assert list(tail.poll()) == [] and all(key[2] != 9 for key in tail.positions)
+    (log_dir / f"messages-{day}.99.json").unlink()
+    assert list(tail.poll()) == []
+    assert [key for key in tail.positions if key[2] == 99] == [], tail.positions
