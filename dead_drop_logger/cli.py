@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from . import config, daemon, diagnostics, options
-from . import status as status_report
+from . import config, diagnostics, options, reading
 from .files import LogDirError
-from .follow import Follower
+from .logread import Reader
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
+from .search import Search
 from .state import StateError
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,16 @@ def cli() -> None:
 @options.follow_options
 @options.run_pid_file
 def run(**params: Any) -> None:
-    """Follow the database in the foreground until SIGTERM or Ctrl-C."""
+    """Follow the database in the foreground until SIGTERM or Ctrl-C.
+
+    \b
+    Examples:
+      dead-drop-logger run
+      dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
+    """
+    from . import daemon  # the logger's modules: not loaded by the reading commands
+    from .follow import Follower
+
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = Follower(settings)
@@ -66,7 +78,12 @@ def run(**params: Any) -> None:
 @options.utc
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files."""
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files.
+
+    \b
+    Examples:
+      dead-drop-logger prune --retention-days 90 --dry-run
+    """
     try:
         doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
@@ -80,6 +97,8 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
 
 
 def _start(params: dict[str, Any]) -> None:
+    from . import daemon
+
     settings = options.settings_from(params)
     try:
         pid = daemon.start(
@@ -96,6 +115,8 @@ def _start(params: dict[str, Any]) -> None:
 
 
 def _stop(params: dict[str, Any]) -> None:
+    from . import daemon
+
     try:
         done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
     except daemon.DaemonError as exc:
@@ -112,7 +133,13 @@ def start(**params: Any) -> None:
     """Start the logger in the background.
 
     Returns once the daemon runs, printing its pid; refuses when one already runs.
-    Its own log goes to ~/.dead-drop/logger.log."""
+    Its own log goes to ~/.dead-drop/logger.log.
+
+    \b
+    Examples:
+      dead-drop-logger start
+      dead-drop-logger start --retention-days 0 --poll-interval 0.2
+    """
     _start(params)
 
 
@@ -123,7 +150,12 @@ def stop(**params: Any) -> None:
     """Stop the background logger.
 
     Sends SIGTERM to the pid the locked PID file names, waits for it to exit and
-    removes the PID file. Exits 0 also when it was not running."""
+    removes the PID file. Exits 0 also when it was not running.
+
+    \b
+    Examples:
+      dead-drop-logger stop --timeout 60
+    """
     _stop(params)
 
 
@@ -136,7 +168,14 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
     """Stop the background logger, then start it again.
 
     The new logger runs with the options the stopped one ran with, changed only by the
-    options given here (on the command line or in their environment variables)."""
+    options given here (on the command line or in their environment variables).
+
+    \b
+    Examples:
+      dead-drop-logger restart --max-bytes 100MB
+    """
+    from . import daemon
+
     recorded = daemon.running_options(Path(params["pid_file"]).expanduser())
     kept = []
     for name, value in recorded.items():
@@ -158,13 +197,147 @@ def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
     Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
-    running, 4 the PID file cannot be read."""
+    running, 4 the PID file cannot be read.
+
+    \b
+    Examples:
+      dead-drop-logger status
+      dead-drop-logger status --json
+    """
+    from . import status as status_report  # reads the database: not for other commands
+
     try:
         report = status_report.gather(pid_file.expanduser())
     except OSError as exc:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
     sys.exit(report.exit_code)
+
+
+def _reading(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Reader:
+    try:
+        return reading.make_reader(log_dir, reading.make_window(since, until), utc)
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+        raise  # not reached: fail() exits
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signo, _frame: stop.set())
+    return stop
+
+
+def _finish(reader: Reader, found: bool) -> None:
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    sys.exit(0 if found else 1)
+
+
+def _printer(as_json: bool) -> reading.Printer:
+    out = sys.stdout.buffer
+    return reading.Printer(out, as_json=as_json, colour=not as_json and reading.wants_colour(out))
+
+
+def _guarded(action: Any) -> Any:
+    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
+    ends quietly."""
+    try:
+        return action()
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
+        sys.exit(0)
+
+
+@cli.command()
+@options.log_dir
+@options.search_filters
+@options.search_output
+@options.utc
+def search(log_dir: Path, utc: bool, **params: Any) -> None:
+    """Print the logged messages that match every filter given.
+
+    Exit status as grep: 0 something matched, 1 nothing did, 2 an error.
+
+    \b
+    Examples:
+      dead-drop-logger search --from juno --contains "deploy merge"
+      dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
+      dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
+      dead-drop-logger search --to lead --since 2h --follow
+    """
+    reader = _reading(log_dir, params["since"], params["until"], utc)
+    filters = _guarded(
+        lambda: reading.make_filters(
+            senders=params["senders"],
+            recipients=params["recipients"],
+            agents=params["agents"],
+            task=params["task"],
+            contains=params["contains"],
+            ignore_case=params["ignore_case"],
+            regex=params["regex"],
+            no_cc=params["no_cc"],
+        )
+    )
+    stop = _stop_on_signals() if params["follow"] else None
+    matched = _guarded(
+        lambda: reading.run_search(
+            Search(reader, filters),
+            _printer(params["as_json"]),
+            count=params["count"],
+            limit=params["limit"],
+            reverse=params["reverse"],
+            follow=params["follow"],
+            interval=params["interval"],
+            stop=stop,
+        )
+    )
+    _finish(reader, matched > 0 or (stop is not None and stop.is_set()))
+
+
+@cli.command()
+@click.argument("message_id", metavar="ID", type=int)
+@options.log_dir
+@options.as_json
+@options.utc
+def thread(message_id: int, log_dir: Path, as_json: bool, utc: bool) -> None:
+    """Print the conversation message ID belongs to: up to its root, then every reply
+    below it, in id order, indented by depth. Exit status 1 when ID is not logged.
+
+    \b
+    Examples:
+      dead-drop-logger thread 1234
+      dead-drop-logger thread 1234 --json | jq -r .content
+    """
+    reader = _reading(log_dir, None, None, utc)
+    found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
+    if not found:
+        click.echo(f"dead-drop-logger: message {message_id} is not in the logs", err=True)
+    _finish(reader, found)
+
+
+@cli.command()
+@options.log_dir
+@options.window
+@options.as_json
+@options.utc
+def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+    """One row per agent: messages sent, received (direct, broadcast, CC copies), first
+    and last seen; the most recently seen first.
+
+    \b
+    Examples:
+      dead-drop-logger agents
+      dead-drop-logger agents --since 1w --json | jq -r 'select(.sent == 0) | .agent'
+    """
+    reader = _reading(log_dir, since, until, utc)
+    rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
+    _finish(reader, rows > 0)
 
 
 def main() -> None:
