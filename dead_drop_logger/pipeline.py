@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout, retention
+from . import layout, ownership, retention
 from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
@@ -98,10 +98,24 @@ class Pipeline:
                 self.store.save(state)
             return state
 
+    def claim(self) -> None:
+        """Refuse now (ForeignDatabase) a log directory that holds another database's
+        messages; record a moved database's new path. Nothing else is written."""
+        with self.store.locked():
+            try:
+                state = self.store.load()
+            except StateError:  # set aside and rebuilt by the first transaction
+                return
+            if state is not None and ownership.claim(state, self.source, self.log_dir):
+                self.store.save(state)
+
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
         with self.store.locked():
             state = self._load(database_existed)
+            # before anything is written: another database's rows must not go here
+            if ownership.claim(state, self.source, self.log_dir):
+                self.store.save(state)
             if state.pending:
                 self.writer.truncate_back(state.pending)
                 state.pending = {}
@@ -131,7 +145,7 @@ class Pipeline:
     def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
         about it (level, message) once it is saved."""
-        state = State(database=str(self.source.path))
+        state = State(database=ownership.database_id(self.source.path))
         marked = self.store.first_start()
         if self._ran_before:
             # Starting at the database's end would lose what arrived since the state
@@ -192,7 +206,7 @@ class Pipeline:
             position=last[0],
             logged=idranges.from_ids(ids),
             fingerprint=last[1],
-            database=str(self.source.path),
+            database=ownership.database_id(self.source.path),
         )
         log.warning(
             "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
@@ -234,7 +248,7 @@ class Pipeline:
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
-            state.database = str(self.source.path)
+            state.database = ownership.database_id(self.source.path)
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
