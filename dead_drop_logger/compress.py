@@ -21,7 +21,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from . import layout
-from .files import fsync_dir, open_private
+from .files import create_private, fsync_dir
 from .layout import LogFile
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def compress(path: Path) -> Path:
     target = layout.compressed_path(path)
     tmp = layout.compress_temp_path(path)
     st = path.stat()
-    _unlink_quietly(tmp)
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    fd = create_private(tmp)
     try:
         with os.fdopen(fd, "wb") as raw, open(path, "rb") as src:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:

@@ -89,8 +89,9 @@ def seconds_to_midnight(clock: Clock, utc: bool) -> float:
 
 
 def ensure_file(path: Path) -> bool:
-    """Create ``path`` empty (0600) if missing; True when it was created."""
-    if path.exists():
+    """Create ``path`` empty (0600) if missing; True when it was created. A symlink
+    there (even a dangling one) is left to the writer, which replaces it."""
+    if os.path.lexists(path):
         return False
     os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
     fsync_dir(path.parent)

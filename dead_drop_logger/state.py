@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ranges as idranges
-from .files import fsync_dir, open_private
+from .files import create_private, fsync_dir, open_private
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class StateStore:
     def save(self, state: State) -> None:
         """Atomically replace the state file (durable once this returns)."""
         tmp = self.path.with_name(STATE_NAME + ".tmp")
-        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
             data = state.to_json()
             written = os.write(fd, data)
