@@ -57,6 +57,7 @@ class Follower:
             utc=settings.utc,
             policy=Policy(settings.retention_days, settings.keep_files, settings.compress_after),
             max_bytes=settings.max_bytes,
+            parts=self.writer.parts,
         )
         self.reporter = Reporter(log)
         self._failures = 0

@@ -80,6 +80,7 @@ class DayWriter:
         self.clock = clock
         self.utc = utc
         self.max_bytes = max_bytes
+        self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -88,17 +89,18 @@ class DayWriter:
         days: dict[str, list[Run]] = {}
         for run in runs:
             days.setdefault(run.day or fallback, []).append(run)
-        latest = rotation.latest_parts(self.log_dir)
         chunks: list[Chunk] = []
         for day, group in days.items():
-            part, size = rotation.open_part(self.log_dir, day, latest)
+            part, size = self.parts.open_part(day)
             data = b"".join(r.data for r in group)
             if self.max_bytes is None:
+                self.parts.wrote(day, part)
                 chunks.append(Chunk(layout.day_path(self.log_dir, day, part).name, data))
                 continue
             lines = data.split(b"\n")[:-1]  # JSON has no raw newline: one per line
             lengths = [len(line) + 1 for line in lines]
             for number, start, end in rotation.split_parts(lengths, part, size, self.max_bytes):
+                self.parts.wrote(day, number)
                 name = layout.day_path(self.log_dir, day, number).name
                 chunks.append(Chunk(name, b"".join(line + b"\n" for line in lines[start:end])))
         return chunks
