@@ -222,9 +222,12 @@ def bench_backfill(sizes: list[int], runs: int, cache: Path, work: Path) -> list
 class Watcher(threading.Thread):
     """Notes when each id's line becomes readable, and the WAL's size, every few ms."""
 
-    def __init__(self, log_dir: Path, db: Path, every: float = 0.002) -> None:
+    def __init__(
+        self, log_dir: Path, db: Path, every: float = 0.002, prefix: str = "messages-"
+    ) -> None:
         super().__init__(daemon=True)
         self.every = every
+        self.prefix = prefix  # only the files whose name starts so (say, today's)
         self.log_dir = log_dir
         self.wal = Path(str(db) + "-wal")
         self.seen: list[tuple[float, int]] = []
@@ -249,7 +252,7 @@ class Watcher(threading.Thread):
             names = [
                 n
                 for n in os.listdir(self.log_dir)
-                if n.startswith("messages-") and n != layout.CURRENT_NAME  # not the symlink
+                if n.startswith(self.prefix) and n != layout.CURRENT_NAME  # not the symlink
             ]
         except FileNotFoundError:
             return
