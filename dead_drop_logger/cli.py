@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from . import config, daemon, diagnostics, options
 from . import status as status_report
@@ -45,7 +46,8 @@ def run(**params: Any) -> None:
     follower.install_signal_handlers()
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
-        held = daemon.held_pid_file(settings, Path(params["pid_file"]).expanduser())
+        pid_path = Path(params["pid_file"]).expanduser()
+        held = daemon.held_pid_file(settings, pid_path, params["log_level"])
     try:
         with held:
             follower.run()
@@ -129,10 +131,22 @@ def stop(**params: Any) -> None:
 @options.follow_options
 @options.pid_file
 @options.stop_timeout
-def restart(**params: Any) -> None:
+@click.pass_context
+def restart(ctx: click.Context, /, **params: Any) -> None:
     """Stop the background logger, then start it again.
 
-    The new logger runs with the options given here."""
+    The new logger runs with the options the stopped one ran with, changed only by the
+    options given here (on the command line or in their environment variables)."""
+    recorded = daemon.running_options(Path(params["pid_file"]).expanduser())
+    kept = []
+    for name, value in recorded.items():
+        if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+            if value != params[name]:
+                flag = f"--{name.replace('_', '-')}"
+                kept.append(flag if value is True else f"{flag} {value}")
+            params[name] = value
+    if kept:
+        click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     _stop(params)
     _start(params)
 

@@ -19,6 +19,32 @@ class LogDirError(Exception):
     """The log directory cannot be created or used."""
 
 
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and every missing parent, each 0700 whatever the umask.
+
+    ``Path.mkdir(parents=True)`` gives the parents it creates 0777 minus the umask (0755
+    under the usual 022), which would leave ``~/.dead-drop`` open to every user.
+    Existing directories are left as they are. A file where a directory should be
+    raises FileExistsError (for ``path``) or NotADirectoryError (for a parent).
+    """
+    missing: list[Path] = []
+    for directory in (path, *path.parents):
+        if directory.is_dir():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            if directory.is_dir():
+                continue  # made by someone else meanwhile: theirs, left alone
+            if directory != path:
+                raise NotADirectoryError(f"{directory} is not a directory") from None
+            raise
+        if directory.stat().st_mode & 0o777 != DIR_MODE:  # a umask that masks owner bits
+            directory.chmod(DIR_MODE)
+
+
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) as 0700; tighten it if it is ours and looser.
 
@@ -26,7 +52,7 @@ def ensure_private_dir(path: Path) -> None:
     (0500) is never given write permission back.
     """
     try:
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        make_private_dirs(path)
         if not path.is_dir():
             raise LogDirError(f"{path} is not a directory")
         st = path.stat()

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from .clock import Clock, SystemClock, monotonic
 from .config import Settings
@@ -23,6 +21,7 @@ from .files import LogDirError, ensure_private_dir
 from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
+from .signals import StopEvent, stop_on_signals
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
 from .writer import DayWriter, WriteError
@@ -45,7 +44,7 @@ class Follower:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.stop = stop or threading.Event()
+        self.stop = stop or StopEvent()
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = DayWriter(
             settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
@@ -69,12 +68,7 @@ class Follower:
     # -- signals -----------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-            self.stop.set()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        stop_on_signals(self.stop, log)
 
     # -- the loop ----------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """Every command-line option, defined once and shared by the commands that take it.
 
-Each option can also be set through the environment variable named in its help.
+Each option that is a setting can also be set through the environment variable named in
+its help. Options that describe one invocation (``--json``, ``--dry-run``, ``--since``,
+``--until``) have none: a variable left exported would silently change later commands.
+The README's option table is checked against these by ``tests/test_readme.py``.
 """
 
 from __future__ import annotations
@@ -160,6 +163,8 @@ stop_timeout = click.option(
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
+    envvar="DEAD_DROP_STOP_TIMEOUT",
+    show_envvar=True,
     metavar="SECONDS",
     help="How long to wait for the daemon to exit after SIGTERM.",
 )
