@@ -34,8 +34,8 @@ from run import (  # noqa: E402  (the shared benchmark helpers)
     Logger,
     Watcher,
     count_lines,
+    latency_figures,
     machine,
-    percentile,
     say,
 )
 
@@ -72,31 +72,15 @@ def bench(cached: Path, work: Path, poll: float, duration: float, export: bool) 
         raise RuntimeError("the load failed")
     commits: list[list[float]] = json.loads(out.read_text())
     wanted = int(commits[-1][2])
-    deadline = time.monotonic() + 60
-    while not any(row_id == wanted for _, row_id in watcher.seen[-10:]):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the last live message never arrived")
-        time.sleep(0.01)
+    watcher.wait_for(wanted, timeout=60)
     watcher.stop()
     logger.stop()
     history = int(commits[0][1]) - 1  # what the database held before the live sends
     lines, rows = count_lines(log_dir), wanted - (0 if export else history)
     if lines != rows:
         raise RuntimeError(f"{lines} lines in the log for {rows} messages")
-    seen = {row_id: at for at, row_id in watcher.seen}
-    latencies = [
-        seen[i] - at
-        for at, first, last in commits
-        if began <= at <= ended
-        for i in range(int(first), int(last) + 1)
-    ]
-    return {
-        "window": ended - began,
-        "messages": len(latencies),
-        "p50": percentile(latencies, 50),
-        "p99": percentile(latencies, 99),
-        "max": max(latencies),
-    }
+    during = [commit for commit in commits if began <= commit[0] <= ended]
+    return {"window": ended - began, **latency_figures(watcher, during)}
 
 
 def main() -> int:
