@@ -236,8 +236,7 @@ class Rotator:
         outcome = housekeeping.run(self.log_dir, day, self.policy)
         if outcome.deleted or outcome.compressed:
             assert self.parts is not None
-            self.parts.forget()
-        if outcome.deleted or outcome.compressed:
+            self.parts.forget()  # what it knew of those days is gone
             log.info(
                 "retention: %d files deleted, %d compressed",
                 len(outcome.deleted),
