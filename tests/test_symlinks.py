@@ -9,9 +9,11 @@ import stat
 from pathlib import Path
 
 import serverdb
-from conftest import logged_ids, wait_until
+from conftest import FakeClock, logged_ids, wait_until
 
 from dead_drop_logger import compress, layout
+from dead_drop_logger.housekeeping import Policy
+from dead_drop_logger.rotation import Rotator
 from dead_drop_logger.state import STATE_NAME, State, StateStore
 
 DAY = "2026-03-01"
@@ -75,3 +77,12 @@ def test_the_compression_temp_file_is_made_afresh(tmp_path: Path) -> None:
     assert untouched(target)
     assert gzip.decompress(packed.read_bytes()) == b'{"id":1}\n'
     assert not packed.is_symlink() and sorted(os.listdir(log_dir)) == [packed.name]
+
+
+def test_a_dangling_link_at_todays_file_never_creates_its_target(tmp_path: Path) -> None:
+    """Midnight (and start) makes today's empty file: never through a planted link."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / f"messages-{DAY}.json").symlink_to("../created-through-the-link")
+    Rotator(log_dir, FakeClock(f"{DAY}T12:00:00"), policy=Policy(retention_days=0)).tick()
+    assert not (tmp_path / "created-through-the-link").exists()
