@@ -171,3 +171,28 @@ def test_a_copy_beside_its_original_is_another_database(
         intruder.prepare(database_existed=True)
     with pytest.raises(ForeignDatabase):
         intruder.backfill()
+
+
+def test_a_running_logger_whose_state_names_another_database_stops_rather_than_relog(
+    server_db: Path, tmp_path: Path, log_dir: Path, logger
+) -> None:
+    """Only something that skips the check (an older version, a hand edit) can leave
+    another database's state in the directory; the logger then says so and stops."""
+    a = logger().start()
+    a.wait_ready()
+    serverdb.send_many(server_db, 2, prefix="a")
+    follow_all(a, server_db)
+    b_db = other_db(tmp_path, 3)
+    store = StateStore(log_dir)
+    with store.locked():
+        state = store.load()
+        assert state is not None
+        state.database = str(b_db)
+        state.fingerprint = "not a row of A"
+        store.save(state)
+    before = logged_ids(log_dir)
+    serverdb.send_many(server_db, 1, prefix="a later")
+    assert a.proc is not None and a.proc.wait(timeout=DEADLINE) == 1
+    lines = a.stderr().splitlines()
+    assert lines[-1] == f"dead-drop-logger: error: {refusal(log_dir, b_db, server_db)}"
+    assert logged_ids(log_dir) == before  # nothing relogged
