@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serverdb
@@ -54,6 +55,15 @@ def follow_all(proc: LoggerProcess, db: Path) -> None:
     wait_until(lambda: logged_ids(proc.log_dir) == serverdb.all_ids(db), what="every row logged")
 
 
+def following(logger: Any, db: Path, sends: int) -> LoggerProcess:
+    """A logger following ``db`` that has logged ``sends`` new sends."""
+    proc = logger().start()
+    proc.wait_ready()
+    serverdb.send_many(db, sends, prefix="a")
+    follow_all(proc, db)
+    return proc
+
+
 def test_an_export_of_another_database_is_refused_and_the_logger_undisturbed(
     server_db: Path, tmp_path: Path, log_dir: Path, logger
 ) -> None:
@@ -87,10 +97,7 @@ def test_an_export_of_another_database_is_refused_and_the_logger_undisturbed(
 def test_a_second_logger_on_another_database_is_refused(
     server_db: Path, tmp_path: Path, log_dir: Path, logger, extra: tuple[str, ...]
 ) -> None:
-    a = logger().start()
-    a.wait_ready()
-    serverdb.send_many(server_db, 4, prefix="a")
-    follow_all(a, server_db)
+    a = following(logger, server_db, 4)
     b_db = other_db(tmp_path, 5)
     before = snapshot(log_dir)
 
@@ -178,10 +185,7 @@ def test_a_running_logger_whose_state_names_another_database_stops_rather_than_r
 ) -> None:
     """Only something that skips the check (an older version, a hand edit) can leave
     another database's state in the directory; the logger then says so and stops."""
-    a = logger().start()
-    a.wait_ready()
-    serverdb.send_many(server_db, 2, prefix="a")
-    follow_all(a, server_db)
+    a = following(logger, server_db, 2)
     b_db = other_db(tmp_path, 3)
     store = StateStore(log_dir)
     with store.locked():
