@@ -37,7 +37,8 @@ BACKFILL_PAGES = 5
 # History pages committed under one hold of the lock, for up to this long: each page's
 # pending save also records the page before it as logged, so a page costs one state
 # save instead of two. A follower that waits (it holds the lock's queue: see dirlock)
-# ends the hold after the page in hand, so it waits 0.1 s at most, and usually less.
+# ends the hold after the page in hand, so it waits 0.1 s at most (one page's write and
+# fsyncs, tens of ms, unless the disk itself stalls an fsync), never the whole export.
 BACKFILL_HOLD = 0.1
 
 
