@@ -30,7 +30,7 @@ import daemon as python_daemon
 from . import diagnostics, pidfile
 from .config import Settings
 from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
-from .follow import Follower
+from .follow import TRANSIENT, Follower
 from .pidfile import AlreadyRunning, Liveness, PidFile
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,10 @@ def _prepare(
     os.chmod(log_file, FILE_MODE)
     ensure_private_dir(settings.log_dir)
     follower = Follower(settings)
+    # Another database's log directory is refused here, so that `start` says so in the
+    # terminal; trouble reading the database now is the follower's to retry.
+    with contextlib.suppress(*TRANSIENT):
+        follower.pipeline.claim()
     follower.install_signal_handlers()
     return follower
 

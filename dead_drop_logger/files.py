@@ -6,6 +6,8 @@ or 0700 (directories) whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -71,8 +73,16 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def open_private(path: Path, flags: int) -> int:
-    """``os.open`` that makes a newly created file 0600 regardless of the umask."""
-    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
+    """``os.open`` that makes a newly created file 0600 regardless of the umask, and
+    never follows a symlink: one planted at ``path`` (``messages-DAY.json -> ../victim``)
+    raises OSError ELOOP instead of having the logger write to (and chmod) its target.
+    """
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link is in the way", str(path)) from None
+        raise
     try:
         if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
             os.fchmod(fd, FILE_MODE)
@@ -80,6 +90,19 @@ def open_private(path: Path, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def create_private(path: Path) -> int:
+    """A new, empty 0600 file at ``path`` for writing: whatever was there (a stale temp
+    file, a planted symlink) is unlinked first, so nothing is ever written through it.
+    For the logger's own temporary names, under the log directory's lock."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+def is_symlink_error(exc: OSError) -> bool:
+    return exc.errno == errno.ELOOP
 
 
 def fsync_dir(path: Path) -> None:

@@ -56,12 +56,14 @@ class Follower:
             utc=settings.utc,
             policy=Policy(settings.retention_days, settings.keep_files, settings.compress_after),
             max_bytes=settings.max_bytes,
+            parts=self.writer.parts,
         )
         self.reporter = Reporter(log)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
         self._wrote = False
         self._rotation_trouble: str | None = None
+        self._claimed = False  # the log directory is known to be this database's
 
     # -- signals -----------------------------------------------------------------------
 
@@ -71,9 +73,9 @@ class Follower:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Follow until stopped. Raises LogDirError when the log dir is unusable."""
+        """Follow until stopped. Raises LogDirError when the log dir is unusable or
+        another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
-        self._rotate()  # today's file, the symlink and retention, even before the db exists
         existed = self.source.exists()  # a database born later is all new: logged from row 1
         importing = self.settings.import_historical
 
@@ -82,6 +84,12 @@ class Follower:
             state = self.pipeline.prepare(database_existed=existed, import_historical=importing)
             importing = state.importing
 
+        # Before any file is touched: a log directory of another database is refused
+        # here (ForeignDatabase), with nothing written.
+        if not self._retrying(self.pipeline.claim):
+            return
+        self._claimed = True
+        self._rotate()  # today's file, the symlink and retention, even before the db exists
         if not self._retrying(prepare):
             return
         log.info(
@@ -131,6 +139,8 @@ class Follower:
 
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
+        if not self._claimed:  # the log directory may be another database's: hands off
+            return
         wrote, self._wrote = self._wrote, False
         try:
             self.rotator.tick(wrote=wrote)

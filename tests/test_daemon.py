@@ -380,3 +380,20 @@ def test_a_service_run_holding_the_pid_file_is_seen_by_status_start_and_stop(
     assert daemons.run("stop").returncode == 0
     assert service.wait(timeout=DEADLINE) == 0
     assert daemons.status()[0] == 3
+
+
+def test_status_names_the_part_being_written(tmp_path: Path) -> None:
+    """With --max-bytes, today's file is its highest part, not part 0."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    for name in ("messages-2026-03-10.json", "messages-2026-03-10.1.json"):
+        (log_dir / name).write_bytes(b'{"id":1}\n')
+    (log_dir / "messages-2026-03-10.2.json").write_bytes(b'{"id":2}\n{"id":3}\n')
+    (log_dir / "messages-2026-03-09.3.json").write_bytes(b'{"id":0}\n')  # another day
+    path = tmp_path / "logger.pid"
+    info = {"database": str(tmp_path / "m.db"), "log_dir": str(log_dir)}
+    noon = dt.datetime(2026, 3, 10, 12, 0).astimezone()
+    with PidFile(path, info):
+        report = status.gather(path, FixedClock(noon))
+    assert report.today_file == str(log_dir / "messages-2026-03-10.2.json")
+    assert report.today_file_bytes == 18
