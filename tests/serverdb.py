@@ -66,15 +66,20 @@ def send(
     timestamp: object = None,
     task_id: str | None = None,
     reply_to: int | None = None,
+    bytes_as_text: bool = False,
 ) -> list[int]:
-    """One send as the server does it: one transaction, the message plus its CC rows."""
+    """One send as the server does it: one transaction, the message plus its CC rows.
+
+    ``bytes_as_text`` stores bytes ``content`` as TEXT (``CAST(? AS TEXT)``), so it
+    can be invalid UTF-8; otherwise bytes are a BLOB."""
     stamp = dt.datetime.now().isoformat() if timestamp is None else timestamp
+    value = "CAST(? AS TEXT)" if bytes_as_text else "?"
     ids: list[int] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         cur = conn.execute(
             "INSERT INTO messages (from_agent, to_agent, content, timestamp, task_id, reply_to)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            f" VALUES (?, ?, {value}, ?, ?, ?)",
             (from_agent, to_agent, content, stamp, task_id, reply_to),
         )
         ids.append(int(cur.lastrowid or 0))
@@ -83,7 +88,7 @@ def send(
                 continue
             cur = conn.execute(
                 "INSERT INTO messages (from_agent, to_agent, content, timestamp, is_cc,"
-                " cc_original_to, task_id, reply_to) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                f" cc_original_to, task_id, reply_to) VALUES (?, ?, {value}, ?, 1, ?, ?, ?)",
                 (from_agent, lead, content, stamp, to_agent, task_id, reply_to),
             )
             ids.append(int(cur.lastrowid or 0))

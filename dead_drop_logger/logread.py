@@ -1,0 +1,288 @@
+"""The one reader of log directories: every command that reads the logs goes through it.
+
+Why it looks like this:
+- Files are chosen by the date in their name (:mod:`.layout`), so a one-day range opens
+  one day's files, and are read in day, then part, order; the ``messages-current.json``
+  link, the state and lock files are never read. A day part present both plain and
+  ``.gz`` (a compression between its rename and its unlink) is read once, from the gzip.
+- Data comes in large blocks of whole lines (:class:`Chunk`), so a caller can search a
+  whole block with ``bytes.find`` and split only where it matters; lines are the bytes
+  exactly as stored. A last line without its newline is a line still being appended:
+  it is not returned (nor counted as corrupt) until it is complete.
+- Every chunk says which directory (room) and file it came from and at which offset of
+  the file's uncompressed bytes it starts, so a follower can resume at (file, offset)
+  even after the file has been compressed.
+- Parsed messages (:meth:`Reader.messages`) apply the time window to each message's own
+  ``timestamp`` (naive local time, as the server writes it); a line that is not a JSON
+  object is skipped and counted in :attr:`Reader.corrupt`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import layout
+from .layout import LogFile
+
+BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
+Message = dict[str, Any]
+
+
+class LogReadError(Exception):
+    """A log directory or file cannot be read (the message is fit for the user)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """``[since, until)`` in naive local time; None is unbounded on that side."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    def admits_day(self, day: dt.date, slack_days: int = 0) -> bool:
+        """Whether a file named for ``day`` can hold a message inside the window.
+
+        ``slack_days`` widens the test (1 for files dated in UTC, whose day differs from
+        the local date of the messages in it by up to a day)."""
+        slack = dt.timedelta(days=slack_days)
+        if self.since is not None and day + slack < self.since.date():
+            return False
+        if self.until is not None:
+            midnight = dt.datetime.combine(day - slack, dt.time())
+            if midnight >= self.until:
+                return False
+        return True
+
+    def admits(self, stamp: dt.datetime | None) -> bool:
+        """Whether a message stamped ``stamp`` is inside; an unknown time is only inside
+        an unbounded window."""
+        if stamp is None:
+            return not self.bounded
+        if self.since is not None and stamp < self.since:
+            return False
+        return self.until is None or stamp < self.until
+
+
+EVERYTHING = Window()
+
+
+def timestamp_of(message: Message) -> dt.datetime | None:
+    """A message's ``timestamp`` as naive wall time (a zone, if any, is dropped: the
+    logger files a message by the date written in it), None if missing or unparseable."""
+    value = message.get("timestamp")
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class LogDir:
+    """A directory of log files; ``room`` names it for output (None: the main log)."""
+
+    path: Path
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole lines (each ending in ``\\n``) read from one file.
+
+    ``offset`` is where ``data`` starts in the file's uncompressed bytes; the next read
+    of that file resumes at ``end``."""
+
+    source: LogDir
+    file: LogFile
+    offset: int
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.data)
+
+    def lines(self) -> Iterator[bytes]:
+        """The lines, each with its ``\\n``."""
+        data = self.data
+        start = 0
+        while start < len(data):
+            stop = data.index(b"\n", start) + 1
+            yield data[start:stop]
+            start = stop
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One stored line (``raw`` ends in ``\\n``) and where it came from."""
+
+    source: LogDir
+    file: LogFile
+    offset: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A parsed message with its stored line."""
+
+    line: Line
+    message: Message
+
+
+def parse_line(raw: bytes) -> Message | None:
+    """The JSON object on a stored line, None if the line is not one (corrupt)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def select_files(log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> list[LogFile]:
+    """The directory's log files a window needs, in day/part order, each part once.
+
+    Raises LogReadError when the directory exists but cannot be listed; a missing
+    directory holds no files."""
+    if log_dir.exists() and not log_dir.is_dir():
+        raise LogReadError(f"{log_dir} is not a directory")
+    try:
+        found = layout.log_files(log_dir)
+    except OSError as exc:
+        raise LogReadError(f"cannot read {log_dir}: {exc.strerror}") from None
+    chosen: dict[tuple[dt.date, int], LogFile] = {}
+    slack = 1 if utc else 0
+    for entry in found:  # sorted: plain before .gz, so the gzip wins a tie
+        if window.admits_day(entry.day, slack):
+            chosen[(entry.day, entry.part)] = entry
+    return sorted(chosen.values())
+
+
+def _open(entry: LogFile) -> tuple[io.BufferedIOBase, bool]:
+    """Open a log file (and say whether it is a gzip); a plain file compressed since it
+    was listed is read as its .gz."""
+    if entry.compressed:
+        return gzip.open(entry.path, "rb"), True
+    try:
+        return open(entry.path, "rb"), False
+    except FileNotFoundError:
+        packed = layout.compressed_path(entry.path)
+        if not packed.exists():
+            raise
+        return gzip.open(packed, "rb"), True
+
+
+def _skip(stream: io.BufferedIOBase, offset: int, compressed: bool) -> None:
+    if not offset:
+        return
+    if not compressed:
+        stream.seek(offset)
+        return
+    remaining = offset
+    while remaining:
+        got = stream.read(min(remaining, BLOCK))
+        if not got:
+            break
+        remaining -= len(got)
+
+
+def read_chunks(
+    source: LogDir, entry: LogFile, start: int = 0, block: int = BLOCK
+) -> Iterator[Chunk]:
+    """The whole lines of one file from byte ``start`` on, in blocks of about ``block``.
+
+    A final line without its newline is being appended: it is left for a later read
+    (resume at the last chunk's ``end``). A file gone since it was listed (pruned)
+    yields nothing; other read errors raise LogReadError."""
+    try:
+        stream, compressed = _open(entry)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LogReadError(f"cannot read {entry.path}: {exc.strerror}") from None
+    offset = start
+    carry = b""
+    with stream:
+        try:
+            _skip(stream, start, compressed)
+            while True:
+                block_data = stream.read(block)
+                if not block_data:
+                    return
+                data = carry + block_data if carry else block_data
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    carry = data
+                    continue
+                carry = data[cut:]
+                yield Chunk(source, entry, offset, data[:cut] if carry else data)
+                offset += cut
+        except (OSError, EOFError, zlib.error) as exc:
+            raise LogReadError(f"cannot read {entry.path}: {exc}") from None
+
+
+@dataclass
+class Reader:
+    """Reads one or more log directories (rooms) for a window, in day order.
+
+    Counters: ``corrupt`` lines skipped by :meth:`messages`."""
+
+    sources: Sequence[LogDir]
+    window: Window = EVERYTHING
+    utc: bool = False
+    block: int = BLOCK
+    corrupt: int = field(default=0, init=False)
+
+    @classmethod
+    def of(cls, log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> Reader:
+        return cls([LogDir(log_dir)], window, utc)
+
+    def files(self) -> list[tuple[LogDir, LogFile]]:
+        """Every (directory, file) to read: by day, then directory (in the order
+        given), then part."""
+        pairs: list[tuple[tuple[dt.date, int, int], LogDir, LogFile]] = []
+        for index, source in enumerate(self.sources):
+            for entry in select_files(source.path, self.window, utc=self.utc):
+                pairs.append(((entry.day, index, entry.part), source, entry))
+        pairs.sort(key=lambda item: item[0])
+        return [(source, entry) for _key, source, entry in pairs]
+
+    def chunks(self) -> Iterator[Chunk]:
+        for source, entry in self.files():
+            yield from read_chunks(source, entry, 0, self.block)
+
+    def lines(self) -> Iterator[Line]:
+        """Every complete stored line, with no window applied (that needs parsing)."""
+        for chunk in self.chunks():
+            offset = chunk.offset
+            for raw in chunk.lines():
+                yield Line(chunk.source, chunk.file, offset, raw)
+                offset += len(raw)
+
+    def messages(self) -> Iterator[Entry]:
+        """Every message inside the window, parsed; corrupt lines counted and skipped."""
+        yield from self.parse(self.lines())
+
+    def parse(self, lines: Iterable[Line]) -> Iterator[Entry]:
+        """Parse ``lines`` (the exact, slow path), applying the window."""
+        window = self.window
+        for line in lines:
+            message = parse_line(line.raw)
+            if message is None:
+                self.corrupt += 1
+                continue
+            if window.bounded and not window.admits(timestamp_of(message)):
+                continue
+            yield Entry(line, message)
