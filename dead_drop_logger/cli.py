@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import sys
 from pathlib import Path
@@ -10,13 +11,17 @@ from typing import Any
 
 import click
 
-from . import config, daemon, diagnostics, options
+from . import config, daemon, diagnostics, options, stats_format
+from . import report as html_report
+from . import stats as numbers
 from . import status as status_report
 from .files import LogDirError
 from .follow import Follower
+from .logread import LogDir, LogReadError, Reader, Window
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
 from .state import StateError
+from .when import parse_when
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +144,7 @@ def restart(**params: Any) -> None:
 
 @cli.command()
 @options.pid_file
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@options.as_json
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
@@ -151,6 +156,115 @@ def status(pid_file: Path, as_json: bool) -> None:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
     sys.exit(report.exit_code)
+
+
+def _window(since: str | None, until: str | None) -> Window:
+    """--since/--until as a Window; a bad value is one line and exit 2."""
+    bounds: list[dt.datetime | None] = []
+    for name, value in (("--since", since), ("--until", until)):
+        try:
+            bounds.append(None if value is None else parse_when(value))
+        except ValueError as exc:
+            fail(f"{name}: {exc}", code=2)
+    return Window(bounds[0], bounds[1])
+
+
+def _read_stats(log_dir: Path, since: str | None, until: str | None) -> numbers.Stats:
+    """The numbers of a log directory's window; no messages is one line and exit 1,
+    an unreadable directory exit 2 (as search does)."""
+    window = _window(since, until)
+    log_dir = log_dir.expanduser()
+    if not log_dir.is_dir():
+        fail(f"{log_dir}: no such log directory", code=2)
+    reader = Reader.of(log_dir, window)
+    try:
+        result = numbers.from_reader(reader)
+    except LogReadError as exc:
+        fail(str(exc), code=2)
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    if result.totals.messages == 0:
+        where = " in that range" if window.bounded else ""
+        click.echo(f"dead-drop-logger: no messages in {log_dir}{where}", err=True)
+        sys.exit(1)
+    return result
+
+
+RESPONSE_TIME_HELP = """
+\b
+Response time: for a direct message m from A to B, the time until the first of
+  - B's next direct message to A, or
+  - B's first message (direct or broadcast) whose reply_to is m's id,
+if that comes within 24 hours of m. CC copies never count; one answer can
+answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
+10:07 replying to #1, B->A 10:20: B answered #1 in 7m 00s and #2 in 15m 00s
+(median 11m 00s, p90 15m 00s).
+"""
+
+
+@cli.command(epilog=RESPONSE_TIME_HELP)
+@options.log_dir
+@options.since
+@options.until
+@options.as_json
+def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) -> None:
+    """What the agents did, in numbers: totals, agents, pairs, response times,
+    activity, tasks and threads.
+
+    CC copies the server makes for the lead (is_cc = 1) are counted apart, never
+    as messages; broadcasts are messages to "all". Exit 0, 1 when no message is
+    in range, 2 on an error.
+
+    \b
+    Example: dead-drop-logger stats --since 1w
+    """
+    result = _read_stats(log_dir, since, until)
+    if as_json:
+        click.echo(stats_format.to_json(result))
+        return
+    for line in stats_format.text_lines(result):
+        click.echo(line)
+
+
+@cli.command(epilog=RESPONSE_TIME_HELP)
+@options.log_dir
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    metavar="FILE.html",
+    help="Where to write the report (replaced if it exists).",
+)
+@options.since
+@options.until
+@click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
+def report(log_dir: Path, output: Path, since: str | None, until: str | None, title: str) -> None:
+    """One self-contained HTML file with the numbers of stats and six charts
+    (hover for values); it opens from disk with no network.
+
+    Needs the report extra: pip install 'dead-drop-logger[report]'. Exit codes
+    as stats.
+
+    \b
+    Example: dead-drop-logger report --since 2026-02-01 -o team.html
+    """
+    try:
+        html_report.plotly_js()
+    except html_report.ReportUnavailable as exc:
+        fail(str(exc), code=2)
+    result = _read_stats(log_dir, since, until)
+    numbers.fill_previews(result, [LogDir(log_dir.expanduser())])
+    t = result.totals
+    subtitle = (
+        f"{t.messages:,} messages from {stats_format.when(t.first)} to "
+        f"{stats_format.when(t.last)} in {log_dir}"
+    )
+    try:
+        size = html_report.write(output.expanduser(), html_report.render(result, title, subtitle))
+    except html_report.ReportWriteError as exc:
+        fail(str(exc), code=2)
+    click.echo(f"wrote {output} ({size:,} bytes)", err=True)
 
 
 def main() -> None:

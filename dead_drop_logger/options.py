@@ -164,6 +164,20 @@ stop_timeout = click.option(
     help="How long to wait for the daemon to exit after SIGTERM.",
 )
 
+since = click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only messages stamped at or after WHEN: a date (2026-02-20, its midnight), a local"
+    " date-time (2026-02-20T10:30), a time back from now (90s, 15m, 2h, 3d, 1w), today or"
+    " yesterday.",
+)
+until = click.option(
+    "--until",
+    metavar="WHEN",
+    help="Only messages stamped before WHEN (same forms as --since).",
+)
+as_json = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
 follow_options = _compose(
     db,
     log_dir,

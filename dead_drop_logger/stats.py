@@ -26,10 +26,11 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .logread import LogDir, Reader, find_ids
 from .responses import ResponderTimes, ResponseTracker
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -305,8 +306,9 @@ class StatsBuilder:
             weekday_hour=[list(row) for row in self._weekday_hour],
             tasks=sorted(
                 (
-                    TaskRow(key, t.messages, sorted(t.agents), t.first, t.last,
-                            _span(t.first, t.last))
+                    TaskRow(
+                        key, t.messages, sorted(t.agents), t.first, t.last, _span(t.first, t.last)
+                    )
                     for key, t in self._tasks.items()
                 ),
                 key=lambda t: (t.first or "", t.task_id),
@@ -319,9 +321,7 @@ class StatsBuilder:
     @staticmethod
     def _agent_row(name: str, a: _Agent) -> AgentRow:
         busiest = max(range(24), key=lambda h: (a.hours[h], -h)) if any(a.hours) else None
-        return AgentRow(
-            name, a.sent, a.received, a.broadcasts, a.cc, busiest, a.first, a.last
-        )
+        return AgentRow(name, a.sent, a.received, a.broadcasts, a.cc, busiest, a.first, a.last)
 
     def _thread_summary(self) -> Threads:
         if not self._threads:
@@ -341,3 +341,26 @@ class StatsBuilder:
 def compute(messages: Iterable[Mapping[str, Any]]) -> Stats:
     """Every number of ``stats`` over ``messages`` (parsed log lines, in log order)."""
     return StatsBuilder().add_all(messages).result()
+
+
+def from_reader(reader: Reader) -> Stats:
+    """Every number over the messages a :class:`logread.Reader` yields (its window applied)."""
+    builder = StatsBuilder()
+    add = builder.add
+    for entry in reader.messages():
+        add(entry.message)
+    return builder.result()
+
+
+def fill_previews(stats: Stats, sources: Sequence[LogDir]) -> None:
+    """Give the busiest threads their root's content, looked up by id in the day of the
+    thread's first reply and the day before (a root is older than its replies)."""
+    rows = [r for r in stats.threads.busiest if r.first is not None]
+    days: set[dt.date] = set()
+    for row in rows:
+        day = dt.date.fromisoformat(str(row.first)[:10])
+        days.update((day, day - dt.timedelta(days=1)))
+    found = find_ids(sources, (r.root for r in rows), days)
+    for row in stats.threads.busiest:
+        content = found.get(row.root, {}).get("content")
+        row.preview = content if isinstance(content, str) else None

@@ -42,18 +42,27 @@ def duration(seconds: float | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Iterator[str]:
-    """Aligned columns, two spaces apart: numbers right-aligned, the rest left."""
+    """Aligned columns, two spaces apart: numbers right-aligned, the rest left;
+    ``(none)`` for no rows."""
+    if not rows:
+        yield "  (none)"
+        return
     cells = [[str(c) for c in headers], *[[_cell(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [
-        bool(rows) and all(isinstance(row[i], int) for row in rows) for i in range(len(headers))
-    ]
+    numeric = [all(isinstance(row[i], int) for row in rows) for i in range(len(headers))]
     for row in cells:
         parts = [
             cell.rjust(width) if right else cell.ljust(width)
             for cell, width, right in zip(row, widths, numeric, strict=True)
         ]
         yield "  " + "  ".join(parts).rstrip()
+
+
+def pairs(rows: Sequence[tuple[str, object]]) -> Iterator[str]:
+    """A name: value list, the values lined up."""
+    width = max(len(name) for name, _ in rows) + 1
+    for name, value in rows:
+        yield f"  {name + ':':<{width}} {_cell(value)}"
 
 
 def _cell(value: object) -> str:
@@ -64,8 +73,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
     """The whole of ``stats`` as plain text."""
     t = stats.totals
     yield "Totals"
-    yield from table(
-        ("", ""),
+    yield from pairs(
         [
             ("messages", t.messages),
             ("agents", t.agents),
@@ -80,12 +88,27 @@ def text_lines(stats: Stats) -> Iterator[str]:
     yield ""
     yield "Agents"
     yield from table(
-        ("agent", "sent", "received", "broadcasts", "CC copies", "busiest hour", "first seen",
-         "last seen"),
+        (
+            "agent",
+            "sent",
+            "received",
+            "broadcasts",
+            "CC copies",
+            "busiest hour",
+            "first seen",
+            "last seen",
+        ),
         [
-            (a.name, a.sent, a.received, a.broadcasts_sent, a.cc_received,
-             "-" if a.busiest_hour is None else f"{a.busiest_hour:02d}:00",
-             when(a.first_seen), when(a.last_seen))
+            (
+                a.name,
+                a.sent,
+                a.received,
+                a.broadcasts_sent,
+                a.cc_received,
+                "-" if a.busiest_hour is None else f"{a.busiest_hour:02d}:00",
+                when(a.first_seen),
+                when(a.last_seen),
+            )
             for a in stats.agents
         ],
     )
@@ -114,21 +137,24 @@ def text_lines(stats: Stats) -> Iterator[str]:
     yield from table(
         ("task", "messages", "agents", "first", "last", "span"),
         [
-            (k.task_id, k.messages, ",".join(k.agents), when(k.first), when(k.last),
-             duration(k.span_seconds))
+            (
+                k.task_id,
+                k.messages,
+                ",".join(k.agents),
+                when(k.first),
+                when(k.last),
+                duration(k.span_seconds),
+            )
             for k in stats.tasks
         ],
     )
-    yield f"  messages without a task: {stats.without_task}"
+    yield from pairs([("messages without a task", stats.without_task)])
     yield ""
     th = stats.threads
     yield "Threads (reply chains)"
     longest = "-" if th.longest is None else f"#{th.longest.root} ({th.longest.length} messages)"
     median = "-" if th.median_length is None else f"{th.median_length:g}"
-    yield from table(
-        ("", ""),
-        [("threads", th.count), ("longest", longest), ("median length", median)],
-    )
+    yield from pairs([("threads", th.count), ("longest", longest), ("median length", median)])
 
 
 def to_json(stats: Stats) -> str:
