@@ -79,9 +79,11 @@ def weekday_hour(stats: Stats) -> Chart:
         {
             "type": "heatmap",
             "x": [f"{h:02d}" for h in range(24)],
+            "xgap": 1,
+            "ygap": 1,
             "y": list(WEEKDAYS),
             "z": stats.weekday_hour,
-            "colorscale": "Blues",
+            "colorscale": [[0, "#f4f7fb"], [1, "#08306b"]],
             "hovertemplate": "%{y} %{x}:00: %{z} messages<extra></extra>",
         }
     ]
