@@ -93,7 +93,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
             "sent",
             "received",
             "broadcasts",
-            "CC copies",
+            "CC",
             "busiest hour",
             "first seen",
             "last seen",

@@ -187,7 +187,7 @@ class Browser:
         self.log = PageLog()
         self.call("Page.navigate", {"url": path.resolve().as_uri()}, session=True)
         self.wait_event("Page.loadEventFired")
-        self.evaluate("new Promise(r => setTimeout(r, %d))" % int(settle * 1000))
+        self.evaluate(f"new Promise(r => setTimeout(r, {int(settle * 1000)}))")
         return self.log
 
     def evaluate(self, expression: str) -> Any:

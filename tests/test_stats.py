@@ -96,11 +96,11 @@ Totals
   last:            2026-02-21 11:40:00
 
 Agents
-  agent  sent  received  broadcasts  CC copies  busiest hour  first seen           last seen
-  atlas     3         5           1          0  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
-  juno      3         2           0          0  23:00         2026-02-19 23:50:00  2026-02-21 11:00:00
-  vega      3         1           0          0  11:00         2026-02-20 09:00:00  2026-02-21 11:40:00
-  lead      2         1           1          8  00:00         2026-02-20 00:20:00  2026-02-20 09:30:00
+  agent  sent  received  broadcasts  CC  busiest hour  first seen           last seen
+  atlas     3         5           1   0  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
+  juno      3         2           0   0  23:00         2026-02-19 23:50:00  2026-02-21 11:00:00
+  vega      3         1           0   0  11:00         2026-02-20 09:00:00  2026-02-21 11:40:00
+  lead      2         1           1   8  00:00         2026-02-20 00:20:00  2026-02-20 09:30:00
 
 Who talks to whom (direct messages, top 10)
   from      to     messages
