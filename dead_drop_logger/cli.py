@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from . import config, daemon, diagnostics, options, stats_format
+from . import config, daemon, diagnostics, options, statlines, stats_format
 from . import report as html_report
 from . import stats as numbers
 from . import status as status_report
@@ -178,7 +178,7 @@ def _read_stats(log_dir: Path, since: str | None, until: str | None) -> numbers.
         fail(f"{log_dir}: no such log directory", code=2)
     reader = Reader.of(log_dir, window)
     try:
-        result = numbers.from_reader(reader)
+        result = statlines.read(reader)
     except LogReadError as exc:
         fail(str(exc), code=2)
     if reader.corrupt:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .logread import LogDir, Reader, find_ids
+from .logread import LogDir, find_ids
 from .responses import ResponderTimes, ResponseTracker
 
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -143,7 +143,7 @@ class _Thread:
         self.last: str | None = None
 
 
-def _parse_stamp(stamp: object) -> dt.datetime | None:
+def parse_stamp(stamp: object) -> dt.datetime | None:
     if not isinstance(stamp, str):
         return None
     try:
@@ -154,7 +154,7 @@ def _parse_stamp(stamp: object) -> dt.datetime | None:
 
 
 def _span(first: str | None, last: str | None) -> float | None:
-    a, b = _parse_stamp(first), _parse_stamp(last)
+    a, b = parse_stamp(first), parse_stamp(last)
     return None if a is None or b is None else (b - a).total_seconds()
 
 
@@ -187,11 +187,36 @@ class StatsBuilder:
         return self
 
     def add(self, message: Mapping[str, Any]) -> None:
-        sender = str(message.get("from_agent"))
-        to = str(message.get("to_agent"))
-        if message.get("is_cc") == 1:
-            self.totals.cc_copies += 1
-            self._agent(to).cc += 1
+        """One parsed log line (the exact path)."""
+        stamp = message.get("timestamp")
+        msg_id = message.get("id")
+        task = message.get("task_id")
+        reply_to = message.get("reply_to")
+        self.add_fields(
+            msg_id if isinstance(msg_id, int) else None,
+            str(message.get("from_agent")),
+            str(message.get("to_agent")),
+            stamp if isinstance(stamp, str) else None,
+            parse_stamp(stamp),
+            message.get("is_cc") == 1,
+            None if task is None else str(task),
+            reply_to if isinstance(reply_to, int) else None,
+        )
+
+    def add_fields(
+        self,
+        msg_id: int | None,
+        sender: str,
+        to: str,
+        stamp: str | None,
+        when: dt.datetime | None,
+        is_cc: bool,
+        task: str | None,
+        reply_to: int | None,
+    ) -> None:
+        """One line's fields; ``when`` is ``stamp`` parsed (None: undated)."""
+        if is_cc:
+            self.add_cc(to)
             return
         totals = self.totals
         totals.messages += 1
@@ -204,26 +229,21 @@ class StatsBuilder:
         else:
             totals.direct += 1
             self._pairs[sender, to] += 1
-        stamp = message.get("timestamp")
-        when = _parse_stamp(stamp)
-        if when is None or not isinstance(stamp, str):
+        if when is None or stamp is None:
             totals.undated += 1
             stamp = None
         else:
             self._dated(stamp, when, sender, agent, None if broadcast else to)
-        self._task(message.get("task_id"), sender, to, stamp)
-        msg_id = message.get("id")
-        reply_to = message.get("reply_to")
-        if isinstance(reply_to, int) and isinstance(msg_id, int):
+        self._task(task, sender, to, stamp)
+        if reply_to is not None and msg_id is not None:
             self._reply(msg_id, reply_to, stamp)
         if when is not None:
-            self.responses.add(
-                msg_id if isinstance(msg_id, int) else None,
-                sender,
-                to,
-                (when - _EPOCH).total_seconds(),
-                reply_to if isinstance(reply_to, int) else None,
-            )
+            self.responses.add(msg_id, sender, to, (when - _EPOCH).total_seconds(), reply_to)
+
+    def add_cc(self, to: str, count: int = 1) -> None:
+        """``count`` CC copies to ``to``: counted apart, never as messages."""
+        self.totals.cc_copies += count
+        self._agent(to).cc += count
 
     def _dated(
         self, stamp: str, when: dt.datetime, sender: str, agent: _Agent, to: str | None
@@ -247,11 +267,10 @@ class StatsBuilder:
             receiver.received += 1
             receiver.seen(stamp)
 
-    def _task(self, task_id: object, sender: str, to: str, stamp: str | None) -> None:
-        if task_id is None:
+    def _task(self, key: str | None, sender: str, to: str, stamp: str | None) -> None:
+        if key is None:
             self._without_task += 1
             return
-        key = str(task_id)
         task = self._tasks.get(key)
         if task is None:
             task = self._tasks[key] = _Task()
@@ -341,15 +360,6 @@ class StatsBuilder:
 def compute(messages: Iterable[Mapping[str, Any]]) -> Stats:
     """Every number of ``stats`` over ``messages`` (parsed log lines, in log order)."""
     return StatsBuilder().add_all(messages).result()
-
-
-def from_reader(reader: Reader) -> Stats:
-    """Every number over the messages a :class:`logread.Reader` yields (its window applied)."""
-    builder = StatsBuilder()
-    add = builder.add
-    for entry in reader.messages():
-        add(entry.message)
-    return builder.result()
 
 
 def fill_previews(stats: Stats, sources: Sequence[LogDir]) -> None:
