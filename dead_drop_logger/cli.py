@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from . import config, daemon, diagnostics, options, statlines, stats_format
+from . import config, daemon, diagnostics, options, reading, statlines, stats_format
 from . import report as html_report
 from . import stats as numbers
 from . import status as status_report
 from .files import LogDirError
 from .follow import Follower
-from .logread import LogDir, LogReadError, Reader, Window
+from .logread import LogDir, LogReadError, Reader
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
+from .search import Search
 from .state import StateError
-from .when import parse_when
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +146,7 @@ def restart(**params: Any) -> None:
 
 @cli.command()
 @options.pid_file
-@options.as_json
+@options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
@@ -158,25 +160,136 @@ def status(pid_file: Path, as_json: bool) -> None:
     sys.exit(report.exit_code)
 
 
-def _window(since: str | None, until: str | None) -> Window:
-    """--since/--until as a Window; a bad value is one line and exit 2."""
-    bounds: list[dt.datetime | None] = []
-    for name, value in (("--since", since), ("--until", until)):
-        try:
-            bounds.append(None if value is None else parse_when(value))
-        except ValueError as exc:
-            fail(f"{name}: {exc}", code=2)
-    return Window(bounds[0], bounds[1])
+def _reading(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Reader:
+    try:
+        return reading.make_reader(log_dir, reading.make_window(since, until), utc)
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+        raise  # not reached: fail() exits
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signo, _frame: stop.set())
+    return stop
+
+
+def _finish(reader: Reader, found: bool) -> None:
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    sys.exit(0 if found else 1)
+
+
+def _printer(as_json: bool) -> reading.Printer:
+    out = sys.stdout.buffer
+    return reading.Printer(out, as_json=as_json, colour=not as_json and reading.wants_colour(out))
+
+
+def _guarded(action: Any) -> Any:
+    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
+    ends quietly."""
+    try:
+        return action()
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
+        sys.exit(0)
+
+
+@cli.command()
+@options.log_dir
+@options.search_filters
+@options.search_output
+@options.utc
+def search(log_dir: Path, utc: bool, **params: Any) -> None:
+    """Print the logged messages that match every filter given.
+
+    Exit status as grep: 0 something matched, 1 nothing did, 2 an error.
+
+    \b
+    Examples:
+      dead-drop-logger search --from juno --contains "deploy merge"
+      dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
+      dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
+      dead-drop-logger search --to lead --since 2h --follow
+    """
+    reader = _reading(log_dir, params["since"], params["until"], utc)
+    filters = _guarded(
+        lambda: reading.make_filters(
+            senders=params["senders"],
+            recipients=params["recipients"],
+            agents=params["agents"],
+            task=params["task"],
+            contains=params["contains"],
+            ignore_case=params["ignore_case"],
+            regex=params["regex"],
+            no_cc=params["no_cc"],
+        )
+    )
+    stop = _stop_on_signals() if params["follow"] else None
+    matched = _guarded(
+        lambda: reading.run_search(
+            Search(reader, filters),
+            _printer(params["as_json"]),
+            count=params["count"],
+            limit=params["limit"],
+            reverse=params["reverse"],
+            follow=params["follow"],
+            interval=params["interval"],
+            stop=stop,
+        )
+    )
+    _finish(reader, matched > 0 or (stop is not None and stop.is_set()))
+
+
+@cli.command()
+@click.argument("message_id", metavar="ID", type=int)
+@options.log_dir
+@options.as_json
+@options.utc
+def thread(message_id: int, log_dir: Path, as_json: bool, utc: bool) -> None:
+    """Print the conversation message ID belongs to: up to its root, then every reply
+    below it, in id order, indented by depth. Exit status 1 when ID is not logged.
+
+    \b
+    Examples:
+      dead-drop-logger thread 1234
+      dead-drop-logger thread 1234 --json | jq -r .content
+    """
+    reader = _reading(log_dir, None, None, utc)
+    found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
+    if not found:
+        click.echo(f"dead-drop-logger: message {message_id} is not in the logs", err=True)
+    _finish(reader, found)
+
+
+@cli.command()
+@options.log_dir
+@options.window
+@options.as_json
+@options.utc
+def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+    """One row per agent: messages sent, received (direct, broadcast, CC copies), first
+    and last seen; the most recently seen first.
+
+    \b
+    Examples:
+      dead-drop-logger agents
+      dead-drop-logger agents --since 1w --json | jq -r 'select(.sent == 0) | .agent'
+    """
+    reader = _reading(log_dir, since, until, utc)
+    rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
+    _finish(reader, rows > 0)
 
 
 def _read_stats(log_dir: Path, since: str | None, until: str | None) -> numbers.Stats:
     """The numbers of a log directory's window; no messages is one line and exit 1,
     an unreadable directory exit 2 (as search does)."""
-    window = _window(since, until)
-    log_dir = log_dir.expanduser()
-    if not log_dir.is_dir():
-        fail(f"{log_dir}: no such log directory", code=2)
-    reader = Reader.of(log_dir, window)
+    reader = _reading(log_dir, since, until, utc=False)
     try:
         result = statlines.read(reader)
     except LogReadError as exc:
@@ -184,8 +297,8 @@ def _read_stats(log_dir: Path, since: str | None, until: str | None) -> numbers.
     if reader.corrupt:
         click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
     if result.totals.messages == 0:
-        where = " in that range" if window.bounded else ""
-        click.echo(f"dead-drop-logger: no messages in {log_dir}{where}", err=True)
+        where = " in that range" if reader.window.bounded else ""
+        click.echo(f"dead-drop-logger: no messages in {log_dir.expanduser()}{where}", err=True)
         sys.exit(1)
     return result
 
@@ -204,9 +317,8 @@ answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
 
 @cli.command(epilog=RESPONSE_TIME_HELP)
 @options.log_dir
-@options.since
-@options.until
-@options.as_json
+@options.window
+@options.json_object
 def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) -> None:
     """What the agents did, in numbers: totals, agents, pairs, response times,
     activity, tasks and threads.
@@ -236,8 +348,7 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) ->
     metavar="FILE.html",
     help="Where to write the report (replaced if it exists).",
 )
-@options.since
-@options.until
+@options.window
 @click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
 def report(log_dir: Path, output: Path, since: str | None, until: str | None, title: str) -> None:
     """One self-contained HTML file with the numbers of stats and six charts

@@ -34,6 +34,7 @@ from .layout import LogFile
 
 BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
 Message = dict[str, Any]
+Stream = io.RawIOBase | io.BufferedIOBase
 
 
 class LogReadError(Exception):
@@ -170,13 +171,13 @@ def select_files(log_dir: Path, window: Window = EVERYTHING, *, utc: bool = Fals
     return sorted(chosen.values())
 
 
-def _open(entry: LogFile) -> tuple[io.BufferedIOBase, bool]:
+def _open(entry: LogFile) -> tuple[Stream, bool]:
     """Open a log file (and say whether it is a gzip); a plain file compressed since it
     was listed is read as its .gz."""
     if entry.compressed:
         return gzip.open(entry.path, "rb"), True
     try:
-        return open(entry.path, "rb"), False
+        return open(entry.path, "rb", buffering=0), False
     except FileNotFoundError:
         packed = layout.compressed_path(entry.path)
         if not packed.exists():
@@ -184,7 +185,7 @@ def _open(entry: LogFile) -> tuple[io.BufferedIOBase, bool]:
         return gzip.open(packed, "rb"), True
 
 
-def _skip(stream: io.BufferedIOBase, offset: int, compressed: bool) -> None:
+def _skip(stream: Stream, offset: int, compressed: bool) -> None:
     if not offset:
         return
     if not compressed:
@@ -212,25 +213,59 @@ def read_chunks(
         return
     except OSError as exc:
         raise LogReadError(f"cannot read {entry.path}: {exc.strerror}") from None
-    offset = start
-    carry = b""
     with stream:
         try:
             _skip(stream, start, compressed)
-            while True:
-                block_data = stream.read(block)
-                if not block_data:
-                    return
-                data = carry + block_data if carry else block_data
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    carry = data
-                    continue
-                carry = data[cut:]
-                yield Chunk(source, entry, offset, data[:cut] if carry else data)
-                offset += cut
+            if compressed:
+                yield from _stream_chunks(stream, source, entry, start, block)
+            else:
+                yield from _file_chunks(stream, source, entry, start, block)
         except (OSError, EOFError, zlib.error) as exc:
             raise LogReadError(f"cannot read {entry.path}: {exc}") from None
+
+
+def _file_chunks(
+    stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
+) -> Iterator[Chunk]:
+    """A seekable file: each read starts at a line boundary (the partial line at the end
+    of a block is read again with the next), so no block is copied to join it."""
+    size = block
+    while True:
+        data = stream.read(size)
+        if not data:
+            return
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:  # no whole line: a line longer than the block, or one being written
+            if len(data) < size:
+                return
+            size *= 2
+            stream.seek(offset)
+            continue
+        if cut < len(data):
+            stream.seek(offset + cut)
+            data = data[:cut]
+        yield Chunk(source, entry, offset, data)
+        offset += cut
+        size = block
+
+
+def _stream_chunks(
+    stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
+) -> Iterator[Chunk]:
+    """A gzip stream (no cheap seeking back): the partial line is carried over."""
+    carry = b""
+    while True:
+        fresh = stream.read(block)
+        if not fresh:
+            return
+        data = carry + fresh if carry else fresh
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield Chunk(source, entry, offset, data[:cut] if carry else data)
+        offset += cut
 
 
 @dataclass
@@ -286,6 +321,56 @@ class Reader:
             if window.bounded and not window.admits(timestamp_of(message)):
                 continue
             yield Entry(line, message)
+
+
+def gzip_size(path: Path) -> int | None:
+    """The uncompressed size a gzip's trailer records (modulo 2**32), None if unreadable."""
+    try:
+        with open(path, "rb") as raw:
+            raw.seek(-4, 2)
+            return int.from_bytes(raw.read(4), "little")
+    except OSError:
+        return None
+
+
+@dataclass
+class Tail:
+    """Where reading got to in every file of some log directories, so that each
+    :meth:`poll` yields only the whole lines appended (or files created) since the last.
+
+    The first poll reads everything in the window, which makes it the initial search of
+    ``--follow``. Files are keyed by (directory, day, part), so a day file compressed
+    after it was read is recognised as the same file (its gzip trailer says whether it
+    grew first) and a new day or part is read from its start.
+    """
+
+    reader: Reader
+    positions: dict[tuple[LogDir, dt.date, int], int] = field(default_factory=dict)
+
+    def poll(self) -> Iterator[Chunk]:
+        """The chunks appended since the last poll, in the reader's file order."""
+        seen: set[tuple[LogDir, dt.date, int]] = set()
+        for source, entry in self.reader.files():
+            key = (source, entry.day, entry.part)
+            seen.add(key)
+            start = self.positions.get(key, 0)
+            if key in self.positions and not self._may_have_grown(entry, start):
+                continue
+            for chunk in read_chunks(source, entry, start, self.reader.block):
+                self.positions[key] = chunk.end
+                yield chunk
+            self.positions.setdefault(key, start)
+        for gone in set(self.positions) - seen:  # pruned by retention
+            del self.positions[gone]
+
+    @staticmethod
+    def _may_have_grown(entry: LogFile, start: int) -> bool:
+        if entry.compressed:
+            return gzip_size(entry.path) != start % (1 << 32)
+        try:
+            return entry.path.stat().st_size > start
+        except FileNotFoundError:  # compressed (or pruned) since it was listed
+            return True
 
 
 def find_ids(

@@ -7,6 +7,7 @@ Every test that needs a source database gets it from :mod:`serverdb` through the
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import gzip
 import json
 import os
@@ -25,6 +26,26 @@ import serverdb  # tests/ is on sys.path (pytest's rootdir-relative conftest imp
 
 DEADLINE = 60.0  # generous: a loaded 2-core machine must never make a test flaky
 WRITER = str(Path(__file__).parent / "serverdb.py")
+
+
+LIBFAKETIME = next(
+    iter(
+        sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+        + sorted(glob.glob("/usr/local/lib/faketime/libfaketime.so.1"))
+    ),
+    None,
+)
+
+
+def faked(start: str) -> dict[str, str]:
+    """The environment that runs a process under libfaketime from ``start`` (UTC)."""
+    assert LIBFAKETIME is not None
+    return {
+        "LD_PRELOAD": LIBFAKETIME,
+        "FAKETIME": f"@{start}",  # starts there, then advances in real time
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # waits and deadlines keep real durations
+        "TZ": "UTC",
+    }
 
 
 def logger_command() -> list[str]:
