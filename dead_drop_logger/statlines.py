@@ -15,7 +15,6 @@ every byte of its content: a line damaged only inside its content still counts.
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 from .logread import Reader, parse_line
 from .stats import Stats, StatsBuilder, parse_stamp
@@ -38,7 +37,6 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
     head_match = _HEAD.match
     tail_match = _TAIL.match
     add = builder.add_fields
-    cc_to: Counter[bytes] = Counter()
     for chunk in reader.chunks():
         for line in chunk.lines():
             head = head_match(line)
@@ -54,9 +52,6 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
                     builder.add(message)
                 continue
             stamp_bytes, cc, task, reply = tail.groups()
-            if cc == b"1" and not bounded:  # a CC copy: only its recipient matters
-                cc_to[head.group(3)] += 1
-                continue
             try:
                 stamp = stamp_bytes.decode()
                 sender, to = head.group(2).decode(), head.group(3).decode()
@@ -77,15 +72,6 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
                 task_id,
                 None if reply is None else int(reply),
             )
-    for name, count in cc_to.items():
-        builder.add_cc(_decode(name), count)
-
-
-def _decode(name: bytes) -> str:
-    try:
-        return name.decode()
-    except UnicodeDecodeError:
-        return name.decode(errors="replace")
 
 
 def read(reader: Reader) -> Stats:

@@ -12,7 +12,9 @@ Definitions (the README's "What the numbers mean" repeats them):
   lead (``is_cc = 1``) are counted apart, as ``cc_copies`` and per agent as
   ``cc_received``; they are never extra messages, pairs, replies or task messages.
 - A *broadcast* has ``to_agent = "all"``; every other message is *direct*.
-- *Agents* are the names that sent a message or received a direct one.
+- *Agents* are the names a line is from or to ("all" aside), CC copies included, as for
+  ``agents``; an agent is *seen* at every line it sends or receives (broadcasts it
+  receives aside: everyone does).
 - *Days*, hours and weekdays come from each message's ``timestamp`` (the server's local
   wall time, as logged); a message without a readable timestamp is counted in the totals
   only (``undated``).
@@ -216,7 +218,11 @@ class StatsBuilder:
     ) -> None:
         """One line's fields; ``when`` is ``stamp`` parsed (None: undated)."""
         if is_cc:
-            self.add_cc(to)
+            self.totals.cc_copies += 1
+            copied = self._agent(to)
+            copied.cc += 1
+            if when is not None and stamp is not None:
+                copied.seen(stamp)
             return
         totals = self.totals
         totals.messages += 1
@@ -239,11 +245,6 @@ class StatsBuilder:
             self._reply(msg_id, reply_to, stamp)
         if when is not None:
             self.responses.add(msg_id, sender, to, (when - _EPOCH).total_seconds(), reply_to)
-
-    def add_cc(self, to: str, count: int = 1) -> None:
-        """``count`` CC copies to ``to``: counted apart, never as messages."""
-        self.totals.cc_copies += count
-        self._agent(to).cc += count
 
     def _dated(
         self, stamp: str, when: dt.datetime, sender: str, agent: _Agent, to: str | None
@@ -299,12 +300,7 @@ class StatsBuilder:
 
     def result(self) -> Stats:
         """The numbers so far (the builder can go on being fed)."""
-        agents = [self._agent_row(name, a) for name, a in self._agents.items() if a.sent]
-        agents += [
-            self._agent_row(name, a)
-            for name, a in self._agents.items()
-            if not a.sent and a.received
-        ]
+        agents = [self._agent_row(name, a) for name, a in self._agents.items() if name != "all"]
         agents.sort(key=lambda r: (-r.sent, -r.received, r.name))
         self.totals.agents = len(agents)
         self.totals.days = len(self._days)

@@ -72,7 +72,8 @@ def run(*args: str) -> tuple[int, str, str]:
 #   juno  3 (S1,S2,S8) / 2 (S3,S9) / 0 / 0 / hours 23,23,10 -> 23
 #   vega  3 (S5,S10,S11) / 1 (S6) / 0 / 0 / hours 9,11,11 -> 11
 #   lead  2 (S4,S6) / 1 (S5) / 1 / 8 / hours 0,9 -> 00
-#   first/last seen: its first and last message sent or received direct.
+#   first/last seen: its first and last line sent or received, CC copies included
+#   (so the lead, copied on S1 and S11, spans the whole log), broadcasts received aside.
 # - pairs: juno->atlas 3; atlas->juno 2; vega->atlas 2; lead->vega 1; vega->lead 1.
 # - response times:
 #   atlas: S3 (00:10) replies to S1 (23:50 the day before): 20m, and is atlas's next
@@ -100,7 +101,7 @@ Agents
   atlas     3         5           1   0  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
   juno      3         2           0   0  23:00         2026-02-19 23:50:00  2026-02-21 11:00:00
   vega      3         1           0   0  11:00         2026-02-20 09:00:00  2026-02-21 11:40:00
-  lead      2         1           1   8  00:00         2026-02-20 00:20:00  2026-02-20 09:30:00
+  lead      2         1           1   8  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
 
 Who talks to whom (direct messages, top 10)
   from      to     messages
@@ -179,8 +180,8 @@ def test_stats_json_same_numbers(team_logs: Path) -> None:
     }  # fmt: skip
     assert data["agents"][3] == {
         "name": "lead", "sent": 2, "received": 1, "broadcasts_sent": 1, "cc_received": 8,
-        "busiest_hour": 0, "first_seen": "2026-02-20T00:20:00",
-        "last_seen": "2026-02-20T09:30:00",
+        "busiest_hour": 0, "first_seen": "2026-02-19T23:50:00",
+        "last_seen": "2026-02-21T11:40:00",
     }  # fmt: skip
     assert [a["name"] for a in data["agents"]] == ["atlas", "juno", "vega", "lead"]
     assert data["pairs"][0] == {"from": "juno", "to": "atlas", "messages": 3}
@@ -229,3 +230,21 @@ def test_stats_window_counts_only_messages_inside(team_logs: Path) -> None:
     assert responders == {"juno": 1, "lead": 1}
     # S3's root S1 is outside the range: the thread still has its root's id.
     assert [(t["root"], t["length"]) for t in data["threads"]["busiest"]] == [(1, 4), (8, 2)]
+
+
+def test_stats_agents_agree_with_the_agents_command(team_logs: Path) -> None:
+    _, out, _ = run("stats", "--log-dir", str(team_logs), "--json")
+    mine = {
+        a["name"]: (a["sent"], a["received"], a["cc_received"], a["first_seen"], a["last_seen"])
+        for a in json.loads(out)["agents"]
+    }
+    code, out, _ = run("agents", "--log-dir", str(team_logs), "--json")
+    assert code == 0
+    theirs = {
+        row["agent"]: (
+            row["sent"], row["received"]["direct"], row["received"]["cc"],
+            row["first_seen"], row["last_seen"],
+        )
+        for row in map(json.loads, out.splitlines())
+    }  # fmt: skip
+    assert mine == theirs
