@@ -343,7 +343,7 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) ->
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     required=True,
     metavar="FILE.html",
     help="Where to write the report (replaced if it exists).",
