@@ -19,13 +19,13 @@ import contextlib
 import html
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import charts, stats_format
 from .files import open_private, write_all
 from .stats import Stats
-from .stats_format import duration, when
+from .stats_format import when
 
 INSTALL_HINT = "report needs Plotly: pip install 'dead-drop-logger[report]'"
 PLOTLY_CONFIG = {
@@ -93,20 +93,19 @@ def _e(value: object) -> str:
     return html.escape("-" if value is None else str(value))
 
 
-def _table(headers: list[str], rows: list[list[object]], numeric: set[int]) -> Iterator[str]:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Iterator[str]:
+    numeric = stats_format.numeric_columns(rows) or [False] * len(headers)
+
+    def cell(tag: str, i: int, value: object) -> str:
+        return (
+            f'<{tag} class="n">{_e(value)}</{tag}>' if numeric[i] else f"<{tag}>{_e(value)}</{tag}>"
+        )
+
     yield '<div class="scroll"><table><thead><tr>'
-    for i, head in enumerate(headers):
-        yield f'<th class="n">{_e(head)}</th>' if i in numeric else f"<th>{_e(head)}</th>"
+    yield "".join(cell("th", i, head) for i, head in enumerate(headers))
     yield "</tr></thead><tbody>"
     for row in rows:
-        yield (
-            "<tr>"
-            + "".join(
-                f'<td class="n">{_e(c)}</td>' if i in numeric else f"<td>{_e(c)}</td>"
-                for i, c in enumerate(row)
-            )
-            + "</tr>"
-        )
+        yield "<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>"
     yield "</tbody></table></div>"
 
 
@@ -127,63 +126,27 @@ def _numbers(stats: Stats) -> Iterator[str]:
         yield f'<div class="card"><b>{value:,}</b><span>{_e(name)}</span></div>'
     yield "</div>"
     yield "<h2>Agents</h2>"
-    yield from _table(
-        [
-            "agent",
-            "sent",
-            "received",
-            "broadcasts",
-            "CC copies",
-            "busiest hour",
-            "first seen",
-            "last seen",
-        ],
-        [
-            [
-                a.name,
-                a.sent,
-                a.received,
-                a.broadcasts_sent,
-                a.cc_received,
-                "-" if a.busiest_hour is None else f"{a.busiest_hour:02d}:00",
-                when(a.first_seen),
-                when(a.last_seen),
-            ]
-            for a in stats.agents
-        ],
-        {1, 2, 3, 4},
-    )
+    yield from _table(*stats_format.agent_rows(stats))
     yield f"<h2>Who talks to whom (top {stats_format.TOP_PAIRS})</h2>"
     yield from _table(
-        ["from", "to", "messages"],
-        [[a, b, n] for a, b, n in stats.pairs[: stats_format.TOP_PAIRS]],
-        {2},
+        ("from", "to", "messages"), [(a, b, n) for a, b, n in stats.pairs[: stats_format.TOP_PAIRS]]
     )
     yield "<h2>Response times</h2>"
     yield (
         '<p class="sub">For a direct message from A to B: the time until B\'s next message'
         " to A, or B's first message replying to it, whichever comes first, within 24 h.</p>"
     )
-    yield from _table(
-        ["responder", "answered", "median", "p90"],
-        [[r.responder, r.count, duration(r.median), duration(r.p90)] for r in stats.responses],
-        {1, 2, 3},
-    )
-    th = stats.threads
+    yield from _table(*stats_format.response_rows(stats))
     yield "<h2>Threads</h2>"
-    longest = "-" if th.longest is None else f"#{th.longest.root} ({th.longest.length} messages)"
-    median = "-" if th.median_length is None else f"{th.median_length:g}"
-    yield (
-        f'<p class="sub">{th.count:,} reply chains; longest {_e(longest)}; median length '
-        f"{_e(median)}; {stats.without_task:,} messages without a task.</p>"
-    )
+    summary = "; ".join(f"{name} {value}" for name, value in stats_format.thread_summary(stats))
+    yield f'<p class="sub">{_e(summary)}; messages without a task {stats.without_task:,}.</p>'
+    th = stats.threads
     yield from _table(
-        ["thread", "messages", "first reply", "last reply", "first message"],
+        ("thread", "messages", "first reply", "last reply", "first message"),
         [
-            [f"#{r.root}", r.length, when(r.first), when(r.last), charts.preview(r.preview)]
+            (f"#{r.root}", r.length, when(r.first), when(r.last), charts.preview(r.preview))
             for r in th.busiest
         ],
-        {1},
     )
 
 

@@ -49,7 +49,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Iterator[
         return
     cells = [[str(c) for c in headers], *[[_cell(c) for c in row] for row in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    numeric = [all(isinstance(row[i], int) for row in rows) for i in range(len(headers))]
+    numeric = numeric_columns(rows)
     for row in cells:
         parts = [
             cell.rjust(width) if right else cell.ljust(width)
@@ -67,6 +67,47 @@ def pairs(rows: Sequence[tuple[str, object]]) -> Iterator[str]:
 
 def _cell(value: object) -> str:
     return "-" if value is None else str(value)
+
+
+Rows = tuple[tuple[str, ...], list[tuple[object, ...]]]
+
+
+def numeric_columns(rows: Sequence[Sequence[object]]) -> list[bool]:
+    """Which columns hold only numbers (right-aligned, in text and HTML alike)."""
+    if not rows:
+        return []
+    return [all(isinstance(row[i], int) for row in rows) for i in range(len(rows[0]))]
+
+
+def agent_rows(stats: Stats) -> Rows:
+    headers = ("agent", "sent", "received", "broadcasts", "CC", "busiest hour", "first seen",
+               "last seen")  # fmt: skip
+    return headers, [
+        (
+            a.name,
+            a.sent,
+            a.received,
+            a.broadcasts_sent,
+            a.cc_received,
+            "-" if a.busiest_hour is None else f"{a.busiest_hour:02d}:00",
+            when(a.first_seen),
+            when(a.last_seen),
+        )
+        for a in stats.agents
+    ]
+
+
+def response_rows(stats: Stats) -> Rows:
+    return ("responder", "answered", "median", "p90"), [
+        (r.responder, r.count, duration(r.median), duration(r.p90)) for r in stats.responses
+    ]
+
+
+def thread_summary(stats: Stats) -> list[tuple[str, object]]:
+    th = stats.threads
+    longest = "-" if th.longest is None else f"#{th.longest.root} ({th.longest.length} messages)"
+    median = "-" if th.median_length is None else f"{th.median_length:g}"
+    return [("threads", th.count), ("longest", longest), ("median length", median)]
 
 
 def text_lines(stats: Stats) -> Iterator[str]:
@@ -87,31 +128,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
     )
     yield ""
     yield "Agents"
-    yield from table(
-        (
-            "agent",
-            "sent",
-            "received",
-            "broadcasts",
-            "CC",
-            "busiest hour",
-            "first seen",
-            "last seen",
-        ),
-        [
-            (
-                a.name,
-                a.sent,
-                a.received,
-                a.broadcasts_sent,
-                a.cc_received,
-                "-" if a.busiest_hour is None else f"{a.busiest_hour:02d}:00",
-                when(a.first_seen),
-                when(a.last_seen),
-            )
-            for a in stats.agents
-        ],
-    )
+    yield from table(*agent_rows(stats))
     yield ""
     yield f"Who talks to whom (direct messages, top {TOP_PAIRS})"
     yield from table(
@@ -120,10 +137,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
     )
     yield ""
     yield "Response times (direct messages answered within 24 h)"
-    yield from table(
-        ("responder", "answered", "median", "p90"),
-        [(r.responder, r.count, duration(r.median), duration(r.p90)) for r in stats.responses],
-    )
+    yield from table(*response_rows(stats))
     yield ""
     yield "Messages per day"
     yield from table(("day", "messages"), list(stats.per_day.items()))
@@ -150,11 +164,8 @@ def text_lines(stats: Stats) -> Iterator[str]:
     )
     yield from pairs([("messages without a task", stats.without_task)])
     yield ""
-    th = stats.threads
     yield "Threads (reply chains)"
-    longest = "-" if th.longest is None else f"#{th.longest.root} ({th.longest.length} messages)"
-    median = "-" if th.median_length is None else f"{th.median_length:g}"
-    yield from pairs([("threads", th.count), ("longest", longest), ("median length", median)])
+    yield from pairs(thread_summary(stats))
 
 
 def to_json(stats: Stats) -> str:
