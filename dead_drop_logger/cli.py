@@ -286,10 +286,10 @@ def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, u
     _finish(reader, rows > 0)
 
 
-def _read_stats(log_dir: Path, since: str | None, until: str | None) -> numbers.Stats:
+def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) -> numbers.Stats:
     """The numbers of a log directory's window; no messages is one line and exit 1,
     an unreadable directory exit 2 (as search does)."""
-    reader = _reading(log_dir, since, until, utc=False)
+    reader = _reading(log_dir, since, until, utc)
     try:
         result = statlines.read(reader)
     except LogReadError as exc:
@@ -319,7 +319,8 @@ answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
 @options.log_dir
 @options.window
 @options.json_object
-def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) -> None:
+@options.utc
+def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
     """What the agents did, in numbers: totals, agents, pairs, response times,
     activity, tasks and threads.
 
@@ -330,7 +331,7 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) ->
     \b
     Example: dead-drop-logger stats --since 1w
     """
-    result = _read_stats(log_dir, since, until)
+    result = _read_stats(log_dir, since, until, utc)
     if as_json:
         click.echo(stats_format.to_json(result))
         return
@@ -350,7 +351,10 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool) ->
 )
 @options.window
 @click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
-def report(log_dir: Path, output: Path, since: str | None, until: str | None, title: str) -> None:
+@options.utc
+def report(
+    log_dir: Path, output: Path, since: str | None, until: str | None, title: str, utc: bool
+) -> None:
     """One self-contained HTML file with the numbers of stats and six charts
     (hover for values); it opens from disk with no network.
 
@@ -364,8 +368,8 @@ def report(log_dir: Path, output: Path, since: str | None, until: str | None, ti
         html_report.plotly_js()
     except html_report.ReportUnavailable as exc:
         fail(str(exc), code=2)
-    result = _read_stats(log_dir, since, until)
-    numbers.fill_previews(result, [LogDir(log_dir.expanduser())])
+    result = _read_stats(log_dir, since, until, utc)
+    numbers.fill_previews(result, [LogDir(log_dir.expanduser())], utc=utc)
     t = result.totals
     subtitle = (
         f"{t.messages:,} messages from {stats_format.when(t.first)} to "

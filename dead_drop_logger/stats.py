@@ -358,14 +358,16 @@ def compute(messages: Iterable[Mapping[str, Any]]) -> Stats:
     return StatsBuilder().add_all(messages).result()
 
 
-def fill_previews(stats: Stats, sources: Sequence[LogDir]) -> None:
+def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False) -> None:
     """Give the busiest threads their root's content, looked up by id in the day of the
-    thread's first reply and the day before (a root is older than its replies)."""
+    thread's first reply and the day before (a root is older than its replies), and the
+    day after too for files dated in UTC (``--utc``)."""
     rows = [r for r in stats.threads.busiest if r.first is not None]
     days: set[dt.date] = set()
+    shifts = (-1, 0, 1) if utc else (-1, 0)
     for row in rows:
         day = dt.date.fromisoformat(str(row.first)[:10])
-        days.update((day, day - dt.timedelta(days=1)))
+        days.update(day + dt.timedelta(days=shift) for shift in shifts)
     found = find_ids(sources, (r.root for r in rows), days)
     for row in stats.threads.busiest:
         content = found.get(row.root, {}).get("content")
