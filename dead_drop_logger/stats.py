@@ -26,14 +26,14 @@ Definitions (the README's "What the numbers mean" repeats them):
 from __future__ import annotations
 
 import datetime as dt
-import statistics
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .logread import LogDir, find_ids
-from .responses import ResponderTimes, ResponseTracker
+from .responses import ResponderTimes, ResponseTracker, median
 
 _EPOCH = dt.datetime(1970, 1, 1)
 TOP_THREADS = 10
@@ -341,15 +341,16 @@ class StatsBuilder:
     def _thread_summary(self) -> Threads:
         if not self._threads:
             return Threads()
-        rows = [
-            ThreadRow(root, t.replies + 1, t.first, t.last) for root, t in self._threads.items()
-        ]
-        rows.sort(key=lambda r: (-r.length, r.root))
+        top = heapq.nsmallest(
+            TOP_THREADS, self._threads.items(), key=lambda item: (-item[1].replies, item[0])
+        )
+        rows = [ThreadRow(root, t.replies + 1, t.first, t.last) for root, t in top]
+        lengths = Counter(t.replies + 1 for t in self._threads.values())
         return Threads(
-            count=len(rows),
+            count=len(self._threads),
             longest=rows[0],
-            median_length=float(statistics.median(r.length for r in rows)),
-            busiest=rows[:TOP_THREADS],
+            median_length=median(lengths),
+            busiest=rows,
         )
 
 
