@@ -9,21 +9,20 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import config, daemon, diagnostics, options, reading, statlines, stats_format
-from . import report as html_report
-from . import stats as numbers
-from . import status as status_report
+from . import config, diagnostics, options, reading
 from .files import LogDirError
-from .follow import Follower
-from .logread import LogDir, LogReadError, Reader
+from .logread import Reader
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
 from .search import Search
 from .state import StateError
+
+if TYPE_CHECKING:
+    from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,16 @@ def cli() -> None:
 @options.follow_options
 @options.run_pid_file
 def run(**params: Any) -> None:
-    """Follow the database in the foreground until SIGTERM or Ctrl-C."""
+    """Follow the database in the foreground until SIGTERM or Ctrl-C.
+
+    \b
+    Examples:
+      dead-drop-logger run
+      dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
+    """
+    from . import daemon  # the logger's modules: not loaded by the reading commands
+    from .follow import Follower
+
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = Follower(settings)
@@ -71,7 +79,12 @@ def run(**params: Any) -> None:
 @options.utc
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files."""
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files.
+
+    \b
+    Examples:
+      dead-drop-logger prune --retention-days 90 --dry-run
+    """
     try:
         doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
@@ -85,6 +98,8 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
 
 
 def _start(params: dict[str, Any]) -> None:
+    from . import daemon
+
     settings = options.settings_from(params)
     try:
         pid = daemon.start(
@@ -101,6 +116,8 @@ def _start(params: dict[str, Any]) -> None:
 
 
 def _stop(params: dict[str, Any]) -> None:
+    from . import daemon
+
     try:
         done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
     except daemon.DaemonError as exc:
@@ -117,7 +134,13 @@ def start(**params: Any) -> None:
     """Start the logger in the background.
 
     Returns once the daemon runs, printing its pid; refuses when one already runs.
-    Its own log goes to ~/.dead-drop/logger.log."""
+    Its own log goes to ~/.dead-drop/logger.log.
+
+    \b
+    Examples:
+      dead-drop-logger start
+      dead-drop-logger start --retention-days 0 --poll-interval 0.2
+    """
     _start(params)
 
 
@@ -128,7 +151,12 @@ def stop(**params: Any) -> None:
     """Stop the background logger.
 
     Sends SIGTERM to the pid the locked PID file names, waits for it to exit and
-    removes the PID file. Exits 0 also when it was not running."""
+    removes the PID file. Exits 0 also when it was not running.
+
+    \b
+    Examples:
+      dead-drop-logger stop --timeout 60
+    """
     _stop(params)
 
 
@@ -139,7 +167,12 @@ def stop(**params: Any) -> None:
 def restart(**params: Any) -> None:
     """Stop the background logger, then start it again.
 
-    The new logger runs with the options given here."""
+    The new logger runs with the options given here.
+
+    \b
+    Examples:
+      dead-drop-logger restart --max-bytes 100MB
+    """
     _stop(params)
     _start(params)
 
@@ -151,7 +184,15 @@ def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
     Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
-    running, 4 the PID file cannot be read."""
+    running, 4 the PID file cannot be read.
+
+    \b
+    Examples:
+      dead-drop-logger status
+      dead-drop-logger status --json
+    """
+    from . import status as status_report  # reads the database: not for other commands
+
     try:
         report = status_report.gather(pid_file.expanduser())
     except OSError as exc:
@@ -286,9 +327,12 @@ def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, u
     _finish(reader, rows > 0)
 
 
-def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) -> numbers.Stats:
+def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Stats:
     """The numbers of a log directory's window; no messages is one line and exit 1,
     an unreadable directory exit 2 (as search does)."""
+    from . import statlines  # the statistics' modules: only for stats and report
+    from .logread import LogReadError
+
     reader = _reading(log_dir, since, until, utc)
     try:
         result = statlines.read(reader)
@@ -329,8 +373,12 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, ut
     in range, 2 on an error.
 
     \b
-    Example: dead-drop-logger stats --since 1w
+    Examples:
+      dead-drop-logger stats --since 1w
+      dead-drop-logger stats --json | jq '.response_times[] | [.responder, .median_seconds]'
     """
+    from . import stats_format
+
     result = _read_stats(log_dir, since, until, utc)
     if as_json:
         click.echo(stats_format.to_json(result))
@@ -362,8 +410,15 @@ def report(
     as stats.
 
     \b
-    Example: dead-drop-logger report --since 2026-02-01 -o team.html
+    Examples:
+      dead-drop-logger report -o team.html
+      dead-drop-logger report --since 2026-02-01 --until 2026-03-01 -o february.html
     """
+    from . import report as html_report
+    from . import stats as numbers
+    from . import stats_format
+    from .logread import LogDir
+
     try:
         html_report.plotly_js()
     except html_report.ReportUnavailable as exc:

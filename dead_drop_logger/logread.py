@@ -19,12 +19,16 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import io
 import json
+import os
+import queue
+import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,8 @@ from . import layout
 from .layout import LogFile
 
 BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
+READ_AHEAD = 2  # blocks read ahead of the caller
+PEEK = 1 << 14  # where a block's last line break is looked for first
 Message = dict[str, Any]
 Stream = io.RawIOBase | io.BufferedIOBase
 
@@ -227,26 +233,30 @@ def read_chunks(
 def _file_chunks(
     stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
 ) -> Iterator[Chunk]:
-    """A seekable file: each read starts at a line boundary (the partial line at the end
-    of a block is read again with the next), so no block is copied to join it."""
-    size = block
+    """A plain file, read with ``pread`` in blocks that end at a line boundary: the end
+    of each block is looked up first in a small read of its last bytes, so the block
+    itself is read once, to the byte, and never copied to cut off a partial line."""
+    fd = stream.fileno()
     while True:
-        data = stream.read(size)
-        if not data:
-            return
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:  # no whole line: a line longer than the block, or one being written
-            if len(data) < size:
+        peek_at = max(offset, offset + block - PEEK)
+        tail = os.pread(fd, offset + block - peek_at, peek_at)
+        last = tail.rfind(b"\n")
+        if last >= 0:
+            cut = peek_at + last + 1 - offset
+            data = os.pread(fd, cut, offset)
+            if len(data) != cut:  # cannot happen to an append-only file; be safe
                 return
-            size *= 2
-            stream.seek(offset)
-            continue
-        if cut < len(data):
-            stream.seek(offset + cut)
-            data = data[:cut]
+        else:  # a line longer than PEEK (or the block), or no whole line left
+            data = os.pread(fd, block, offset)
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) < block:
+                    return
+                block *= 2
+                continue
+            data = data[:cut] if cut < len(data) else data
         yield Chunk(source, entry, offset, data)
         offset += cut
-        size = block
 
 
 def _stream_chunks(
@@ -266,6 +276,50 @@ def _stream_chunks(
         carry = data[cut:]
         yield Chunk(source, entry, offset, data[:cut] if carry else data)
         offset += cut
+
+
+_END = object()
+
+
+def read_ahead(chunks: Generator[Chunk, None, None], depth: int) -> Iterator[Chunk]:
+    """``chunks``, produced by a background thread at most ``depth`` ahead; its errors
+    are raised here, and stopping early (``--limit``, an error) stops the thread."""
+    ready: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+        finally:
+            chunks.close()  # its open file, at once
+
+    worker = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Chunk)
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
 
 
 @dataclass
@@ -295,6 +349,11 @@ class Reader:
         return [(source, entry) for _key, source, entry in pairs]
 
     def chunks(self) -> Iterator[Chunk]:
+        """Every chunk of every file, the next ones read ahead in a thread (reads and
+        gzip inflation release the GIL, so they overlap the caller's searching)."""
+        return read_ahead(self._chunks(), READ_AHEAD)
+
+    def _chunks(self) -> Generator[Chunk, None, None]:
         for source, entry in self.files():
             yield from read_chunks(source, entry, 0, self.block)
 

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from . import agents as agent_table
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
 from .textformat import format_message
-from .thread import thread
 from .when import parse_when
 
 
@@ -172,6 +170,8 @@ def _batches(
 
 def run_thread(reader: Reader, message_id: int, printer: Printer) -> bool:
     """Print the thread of ``message_id``; False when that id is not logged."""
+    from .thread import thread  # each command imports only what it runs: a fast start
+
     try:
         posts = thread(reader, message_id)
     except LogReadError as exc:
@@ -186,6 +186,8 @@ def run_thread(reader: Reader, message_id: int, printer: Printer) -> bool:
 
 def run_agents(reader: Reader, printer: Printer) -> int:
     """Print one row per agent; returns the number of agents."""
+    from . import agents as agent_table
+
     try:
         rows = agent_table.tally(reader)
     except LogReadError as exc:

@@ -159,10 +159,29 @@ def candidate_lines(chunk: Chunk, groups: list[list[bytes]]) -> Iterator[Line]:
             offset += len(raw)
         return
     first, rest = groups[0], groups[1:]
+    if len(first) == 1 and all(len(group) == 1 for group in rest):
+        yield from _single_needles(chunk, first[0], [group[0] for group in rest])
+        return
     for start, end in _lines_holding(data, first):
-        raw = data[start:end]
-        if all(any(needle in raw for needle in group) for group in rest):
-            yield Line(chunk.source, chunk.file, chunk.offset + start, raw)
+        if all(any(data.find(needle, start, end) >= 0 for needle in group) for group in rest):
+            yield Line(chunk.source, chunk.file, chunk.offset + start, data[start:end])
+
+
+def _single_needles(chunk: Chunk, needle: bytes, others: list[bytes]) -> Iterator[Line]:
+    """:func:`candidate_lines` when every group is one byte string (the common case),
+    in one loop: this runs once per occurrence of the first needle."""
+    data, source, file, offset = chunk.data, chunk.source, chunk.file, chunk.offset
+    find, rfind = data.find, data.rfind
+    pos = find(needle)
+    while pos >= 0:
+        start = rfind(b"\n", 0, pos) + 1
+        end = find(b"\n", pos) + 1
+        for other in others:
+            if find(other, start, end) < 0:
+                break
+        else:
+            yield Line(source, file, offset + start, data[start:end])
+        pos = find(needle, end)
 
 
 def _lines_holding(data: bytes, needles: list[bytes]) -> Iterator[tuple[int, int]]:

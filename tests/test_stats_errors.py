@@ -95,4 +95,6 @@ def test_help_defines_response_time_with_an_example() -> None:
         text = " ".join(result.output.split())
         assert "B's next direct message to A" in text
         assert "B answered #1 in 7m 00s and #2 in 15m 00s" in text
-    assert "dead-drop-logger stats --since 1w" in CliRunner().invoke(cli, ["stats", "-h"]).output
+    assert (
+        "  dead-drop-logger stats --since 1w\n" in CliRunner().invoke(cli, ["stats", "-h"]).output
+    )
