@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/stats_report.py              # 1,000,000 messages, 3 runs
     .venv/bin/python benchmarks/stats_report.py --size 100000 --runs 5
 
-The log directory is the search benchmark's: dbgen's cached database (the server's
-schema, ~450-byte contents, 10 days) exported by ``export_historical.py`` into day
-files, cached beside the database. Every figure comes from the real command as a child
-process (wall time; peak RSS sampled from /proc by run.py's PeakRSS). The three commands
-run interleaved, ``runs`` times each, and medians are quoted, so a busy machine slows all
-of them alike. Prints a markdown table and writes it to ``benchmarks/results/``.
+The log directory is the search benchmark's (benchmarks/reading.py ``log_dir_for``):
+dbgen's cached database (the server's schema, ~450-byte contents, 10 days) exported by
+``export_historical.py`` into day files, cached beside the database. Every figure comes
+from the real command as a child process (wall time; peak RSS sampled from /proc by
+run.py's PeakRSS). The commands run interleaved, ``runs`` times each, and medians are
+quoted, so a busy machine slows all of them alike. Prints a markdown table and writes it
+to ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,23 +24,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import dbgen  # noqa: E402  (cached benchmark databases)
-from run import EXPORT_SCRIPT, logger_command, machine, run_to_exit, say, verdict  # noqa: E402
-
-
-def log_dir_for(cache: Path, count: int) -> Path:
-    """The day files of dbgen's ``count``-message database, exported once and cached."""
-    db = dbgen.cached(cache, count)
-    log_dir = cache / f"logs-{count}-v{dbgen.VERSION}"
-    if not log_dir.exists():
-        say(f"exporting {db} to {log_dir}")
-        partial = log_dir.with_name(log_dir.name + ".tmp")
-        subprocess.run(
-            [sys.executable, str(EXPORT_SCRIPT), "--db", str(db), "--log-dir", str(partial)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        partial.rename(log_dir)
-    return log_dir
+from reading import log_dir_for  # noqa: E402  (the search benchmark's exported files)
+from run import logger_command, machine, run_to_exit, say, verdict  # noqa: E402
 
 
 def main() -> int:
@@ -49,7 +34,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/dead-drop-logger-bench"))
     args = parser.parse_args()
-    log_dir = log_dir_for(args.cache, args.size)
+    log_dir = log_dir_for(dbgen.cached(args.cache, args.size), args.cache)
     files = sorted(log_dir.glob("messages-2*.json*"))
     megabytes = sum(p.stat().st_size for p in files) / 1e6
     tool = logger_command()
