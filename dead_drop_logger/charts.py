@@ -87,7 +87,10 @@ def weekday_hour(stats: Stats) -> Chart:
             "hovertemplate": "%{y} %{x}:00: %{z} messages<extra></extra>",
         }
     ]
-    layout = _layout(yaxis={"autorange": "reversed"}, xaxis={"title": {"text": "hour of day"}})
+    layout = _layout(
+        yaxis={"autorange": "reversed"},
+        xaxis={"title": {"text": "hour of day"}, "type": "category"},
+    )
     return Chart(
         "week-hour",
         "When the team is busy: hour of day by weekday",

@@ -47,7 +47,8 @@ def test_messages_per_day_stacked_by_sender(figures) -> None:
 
 def test_weekday_hour_heatmap(figures) -> None:
     (trace,) = figures["week-hour"].figure["data"]
-    assert trace["y"][0] == "Mon" and len(trace["x"]) == 24
+    assert trace["y"][0] == "Mon" and trace["x"][:2] == ["00", "01"] and len(trace["x"]) == 24
+    assert figures["week-hour"].figure["layout"]["xaxis"]["type"] == "category"  # not 0, 5, 10
     assert trace["z"][0][9] == 2  # Monday 09h: messages 1 and 3 (the CC copy is not one)
     assert trace["z"][1][10] == 1 and trace["z"][1][11] == 2
     assert sum(map(sum, trace["z"])) == 5
