@@ -405,6 +405,7 @@ class Tail:
 
     reader: Reader
     positions: dict[tuple[LogDir, dt.date, int], int] = field(default_factory=dict)
+    finished: set[tuple[LogDir, dt.date, int]] = field(default_factory=set)  # read .gz
 
     def poll(self) -> Iterator[Chunk]:
         """The chunks appended since the last poll, in the reader's file order."""
@@ -412,15 +413,22 @@ class Tail:
         for source, entry in self.reader.files():
             key = (source, entry.day, entry.part)
             seen.add(key)
+            if entry.compressed and key in self.finished:  # a gzip never changes
+                continue
             start = self.positions.get(key, 0)
             if key in self.positions and not self._may_have_grown(entry, start):
+                if entry.compressed:
+                    self.finished.add(key)
                 continue
             for chunk in read_chunks(source, entry, start, self.reader.block):
                 self.positions[key] = chunk.end
                 yield chunk
             self.positions.setdefault(key, start)
+            if entry.compressed:
+                self.finished.add(key)
         for gone in set(self.positions) - seen:  # pruned by retention
             del self.positions[gone]
+            self.finished.discard(gone)
 
     @staticmethod
     def _may_have_grown(entry: LogFile, start: int) -> bool:

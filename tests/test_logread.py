@@ -18,6 +18,7 @@ from dead_drop_logger.logread import (
     LogDir,
     LogReadError,
     Reader,
+    Tail,
     Window,
     read_chunks,
     select_files,
@@ -189,3 +190,26 @@ def test_gzip_damage_is_a_read_error(hostile_logs: HostileLogs, tmp_path: Path) 
     packed.write_bytes(packed.read_bytes()[:-12] + b"garbage")
     with pytest.raises(LogReadError, match="cannot read"):
         list(Reader.of(log_dir).lines())
+
+
+def test_tail_yields_only_what_is_new(hostile_logs: HostileLogs, tmp_path: Path) -> None:
+    log_dir = copy_of(hostile_logs, tmp_path)
+    tail = Tail(Reader.of(log_dir))
+    first = b"".join(chunk.data for chunk in tail.poll())
+    assert sorted(first.splitlines(True)) == sorted(stored_lines(log_dir))
+    assert list(tail.poll()) == []
+    plain = [f for f in select_files(log_dir) if not f.compressed]
+    with open(plain[-1].path, "ab") as out:
+        out.write(b'{"id": 100001}\n{"id": 100002, "half')
+    assert [c.data for c in tail.poll()] == [b'{"id": 100001}\n']
+    with open(plain[-1].path, "ab") as out:
+        out.write(b'"}\n')
+    assert [c.data for c in tail.poll()] == [b'{"id": 100002, "half"}\n']
+    compress.compress(plain[0].path)  # the same lines, now gzipped: nothing new
+    assert list(tail.poll()) == []
+    day = plain[-1].day.isoformat()
+    (log_dir / f"messages-{day}.99.json").write_bytes(b'{"id": 100003}\n')
+    assert [c.data for c in tail.poll()] == [b'{"id": 100003}\n']
+    (log_dir / f"messages-{day}.99.json").unlink()
+    assert list(tail.poll()) == []
+    assert [key for key in tail.positions if key[2] == 99] == [], tail.positions
