@@ -27,6 +27,7 @@ from .files import open_private, write_all
 from .stats import Stats
 from .stats_format import when
 
+MAX_TASK_ROWS = 1000  # the page stays the size of the aggregates, whatever the logs hold
 INSTALL_HINT = "report needs Plotly: pip install 'dead-drop-logger[report]'"
 PLOTLY_CONFIG = {
     "displaylogo": False,
@@ -54,6 +55,7 @@ h2 { font-size: 1.15em; margin: 1.6em 0 0.4em; }
 .card { background: #fff; border: 1px solid #dde3ea; border-radius: 8px; padding: 8px 10px; }
 .card b { display: block; font-size: 1.35em; }
 .card span { color: #5b6675; font-size: 0.85em; }
+summary { cursor: pointer; color: #5b6675; margin: 0.3em 0; }
 .chart { background: #fff; border: 1px solid #dde3ea; border-radius: 8px; padding: 4px;
          width: 100%; box-sizing: border-box; min-height: 240px; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
@@ -148,6 +150,12 @@ def _numbers(stats: Stats) -> Iterator[str]:
             for r in th.busiest
         ],
     )
+    yield "<h2>Tasks</h2>"
+    shown = min(len(stats.tasks), MAX_TASK_ROWS)
+    more = f" (the first {shown} by first message)" if shown < len(stats.tasks) else ""
+    yield f"<details><summary>{len(stats.tasks):,} tasks{more}</summary>"
+    yield from _table(*stats_format.task_rows(stats, MAX_TASK_ROWS))
+    yield "</details>"
 
 
 def render(stats: Stats, title: str, subtitle: str) -> str:

@@ -103,6 +103,23 @@ def response_rows(stats: Stats) -> Rows:
     ]
 
 
+def task_rows(stats: Stats, limit: int | None = None) -> Rows:
+    return (
+        ("task", "messages", "agents", "first", "last", "span"),
+        [
+            (
+                k.task_id,
+                k.messages,
+                ",".join(k.agents),
+                when(k.first),
+                when(k.last),
+                duration(k.span_seconds),
+            )
+            for k in stats.tasks[:limit]
+        ],
+    )
+
+
 def thread_summary(stats: Stats) -> list[tuple[str, object]]:
     th = stats.threads
     longest = "-" if th.longest is None else f"#{th.longest.root} ({th.longest.length} messages)"
@@ -148,20 +165,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
     )
     yield ""
     yield "Tasks"
-    yield from table(
-        ("task", "messages", "agents", "first", "last", "span"),
-        [
-            (
-                k.task_id,
-                k.messages,
-                ",".join(k.agents),
-                when(k.first),
-                when(k.last),
-                duration(k.span_seconds),
-            )
-            for k in stats.tasks
-        ],
-    )
+    yield from table(*task_rows(stats))
     yield from pairs([("messages without a task", stats.without_task)])
     yield ""
     yield "Threads (reply chains)"

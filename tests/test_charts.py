@@ -104,3 +104,13 @@ def test_page_size_does_not_grow_with_messages() -> None:
 
     small, big = page(1), page(2000)
     assert big - small < 2000  # a few digits more, not a point per message
+
+
+def test_page_lists_tasks_up_to_a_cap() -> None:
+    few = report.render(compute(MESSAGES), "t", "s")
+    assert "<details><summary>2 tasks</summary>" in few
+    assert "<td>T-2</td>" in few
+    many = [msg(i, "juno", "atlas", "16T09:00:00", task_id=f"T-{i:04d}") for i in range(1005)]
+    page = report.render(compute(many), "t", "s")
+    assert "<summary>1,005 tasks (the first 1000 by first message)</summary>" in page
+    assert "<td>T-0999</td>" in page and "<td>T-1000</td>" not in page
