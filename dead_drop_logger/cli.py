@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -21,6 +21,9 @@ from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
 from .search import Search
 from .state import StateError
+
+if TYPE_CHECKING:
+    from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +195,7 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
 
 @cli.command()
 @options.pid_file
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
@@ -338,6 +341,116 @@ def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, u
     reader = _reading(log_dir, since, until, utc)
     rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
     _finish(reader, rows > 0)
+
+
+def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Stats:
+    """The numbers of a log directory's window; no messages is one line and exit 1,
+    an unreadable directory exit 2 (as search does)."""
+    from . import statlines  # the statistics' modules: only for stats and report
+    from .logread import LogReadError
+
+    reader = _reading(log_dir, since, until, utc)
+    try:
+        result = statlines.read(reader)
+    except LogReadError as exc:
+        fail(str(exc), code=2)
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    if result.totals.messages == 0:
+        where = " in that range" if reader.window.bounded else ""
+        click.echo(f"dead-drop-logger: no messages in {log_dir.expanduser()}{where}", err=True)
+        sys.exit(1)
+    return result
+
+
+RESPONSE_TIME_HELP = """
+\b
+Response time: for a direct message m from A to B, the time until the first of
+  - B's next direct message to A, or
+  - B's first message (direct or broadcast) whose reply_to is m's id,
+if that comes within 24 hours of m. CC copies never count; one answer can
+answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
+10:07 replying to #1, B->A 10:20: B answered #1 in 7m 00s and #2 in 15m 00s
+(median 11m 00s, p90 15m 00s).
+"""
+
+
+@cli.command(epilog=RESPONSE_TIME_HELP)
+@options.log_dir
+@options.window
+@options.json_object
+@options.utc
+def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+    """What the agents did, in numbers: totals, agents, pairs, response times,
+    activity, tasks and threads.
+
+    CC copies the server makes for the lead (is_cc = 1) are counted apart, never
+    as messages; broadcasts are messages to "all". Exit 0, 1 when no message is
+    in range, 2 on an error.
+
+    \b
+    Examples:
+      dead-drop-logger stats --since 1w
+      dead-drop-logger stats --json | jq '.response_times[] | [.responder, .median_seconds]'
+    """
+    from . import stats_format
+
+    result = _read_stats(log_dir, since, until, utc)
+    if as_json:
+        click.echo(stats_format.to_json(result))
+        return
+    for line in stats_format.text_lines(result):
+        click.echo(line)
+
+
+@cli.command(epilog=RESPONSE_TIME_HELP)
+@options.log_dir
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    metavar="FILE.html",
+    help="Where to write the report (replaced if it exists).",
+)
+@options.window
+@click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
+@options.utc
+def report(
+    log_dir: Path, output: Path, since: str | None, until: str | None, title: str, utc: bool
+) -> None:
+    """One self-contained HTML file with the numbers of stats and six charts
+    (hover for values); it opens from disk with no network.
+
+    Needs the report extra: pip install 'dead-drop-logger[report]'. Exit codes
+    as stats.
+
+    \b
+    Examples:
+      dead-drop-logger report -o team.html
+      dead-drop-logger report --since 2026-02-01 --until 2026-03-01 -o february.html
+    """
+    from . import report as html_report
+    from . import stats as numbers
+    from . import stats_format
+    from .logread import LogDir
+
+    try:
+        html_report.plotly_js()
+    except html_report.ReportUnavailable as exc:
+        fail(str(exc), code=2)
+    result = _read_stats(log_dir, since, until, utc)
+    numbers.fill_previews(result, [LogDir(log_dir.expanduser())], utc=utc)
+    t = result.totals
+    subtitle = (
+        f"{t.messages:,} messages from {stats_format.when(t.first)} to "
+        f"{stats_format.when(t.last)} in {log_dir}"
+    )
+    try:
+        size = html_report.write(output.expanduser(), html_report.render(result, title, subtitle))
+    except html_report.ReportWriteError as exc:
+        fail(str(exc), code=2)
+    click.echo(f"wrote {output} ({size:,} bytes)", err=True)
 
 
 def main() -> None:

@@ -169,6 +169,8 @@ stop_timeout = click.option(
     help="How long to wait for the daemon to exit after SIGTERM.",
 )
 
+json_object = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
 follow_options = _compose(
     db,
     log_dir,
