@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from .clock import Clock, SystemClock, monotonic
 from .config import Settings
@@ -28,9 +26,10 @@ from .files import LogDirError, ensure_private_dir
 from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
+from .signals import stop_on_signals
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
-from .watch import CHANGE, StopEvent, Wake, Waker, watching_database
+from .watch import CHANGE, Wake, Waker, WakingStopEvent, watching_database
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ class Follower:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.waker = Waker()
-        self.stop = stop or StopEvent(self.waker)  # setting it ends a wait at once
+        self.stop = stop or WakingStopEvent(self.waker)  # setting it ends a wait at once
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = DayWriter(
             settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
@@ -64,6 +63,7 @@ class Follower:
             utc=settings.utc,
             policy=Policy(settings.retention_days, settings.keep_files, settings.compress_after),
             max_bytes=settings.max_bytes,
+            parts=self.writer.parts,
         )
         self.reporter = Reporter(log)
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
@@ -71,21 +71,18 @@ class Follower:
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
         self._wrote = False
         self._rotation_trouble: str | None = None
+        self._claimed = False  # the log directory is known to be this database's
 
     # -- signals -----------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-            self.stop.set()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        stop_on_signals(self.stop, log)
 
     # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Follow until stopped. Raises LogDirError when the log dir is unusable."""
+        """Follow until stopped. Raises LogDirError when the log dir is unusable or
+        another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
         settings = self.settings
         # Here, not in __init__: the daemon closes every file descriptor it did not make.
@@ -97,7 +94,6 @@ class Follower:
         log.info("stopped")
 
     def _follow(self) -> None:
-        self._rotate()  # today's file, the symlink and retention, even before the db exists
         existed = self.source.exists()  # a database born later is all new: logged from row 1
         importing = self.settings.import_historical
 
@@ -106,6 +102,12 @@ class Follower:
             state = self.pipeline.prepare(database_existed=existed, import_historical=importing)
             importing = state.importing
 
+        # Before any file is touched: a log directory of another database is refused
+        # here (ForeignDatabase), with nothing written.
+        if not self._retrying(self.pipeline.claim):
+            return
+        self._claimed = True
+        self._rotate()  # today's file, the symlink and retention, even before the db exists
         if not self._retrying(prepare):
             return
         log.info(
@@ -160,6 +162,8 @@ class Follower:
 
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
+        if not self._claimed:  # the log directory may be another database's: hands off
+            return
         wrote, self._wrote = self._wrote, False
         try:
             self.rotator.tick(wrote=wrote)
