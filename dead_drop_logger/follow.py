@@ -87,7 +87,7 @@ class Follower:
         settings = self.settings
         # Here, not in __init__: the daemon closes every file descriptor it did not make.
         with watching_database(
-            settings.db, self.waker, enabled=settings.watch, poll=settings.poll_interval
+            settings.db, self.waker, enabled=not settings.no_watch, poll=settings.poll_interval
         ):
             self._follow()
         self.pipeline.close()

@@ -206,7 +206,7 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
         max_bytes=params["max_bytes"],
         keep_files=params["keep_files"],
         compress_after=params["compress_after"],
-        watch=not params["no_watch"],
+        no_watch=bool(params["no_watch"]),
     )
 
 

@@ -294,3 +294,18 @@ def test_the_daemon_watches_after_detaching(home_env: dict[str, str], server_db:
         stopped = run_command("stop", "--pid-file", str(pid_file), env=home_env)
     assert stopped.returncode == 0, stopped.stderr
     assert "polling only" not in daemon_log.read_text()
+
+
+def test_restart_keeps_no_watch(home_env: dict[str, str], server_db: Path) -> None:
+    log_dir = server_db.parent / "logs"
+    pid_file = server_db.parent / "logger.pid"
+    where = ["--pid-file", str(pid_file)]
+    args = ["--db", str(server_db), "--log-dir", str(log_dir), *where]
+    try:
+        assert run_command("start", *args, "--no-watch", env=home_env).returncode == 0
+        again = run_command("restart", *where, env=home_env)
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.startswith("dead-drop-logger keeps the running daemon's"), again
+        assert " --no-watch" in again.stdout.splitlines()[0]
+    finally:
+        assert run_command("stop", *where, env=home_env).returncode == 0
