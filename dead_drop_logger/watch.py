@@ -37,6 +37,7 @@ happens) instead of the database's directory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -256,12 +257,25 @@ class Watcher:
         waker.watching = True
         self._poke()  # the thread recomputes whether it must retry missing directories
 
+    def unwatch(self, directory: Path, waker: Waker) -> None:
+        """Stop ringing ``waker`` for ``directory`` (a room gone, a loop ended); the
+        directory is no longer watched once nobody subscribes to it."""
+        directory = directory.absolute()
+        with self._lock:
+            entry = self._dirs.get(directory)
+            if entry is None:
+                return
+            entry.subscriptions = [s for s in entry.subscriptions if s.waker is not waker]
+            if not entry.subscriptions:
+                self._forget(entry)
+                del self._dirs[directory]
+
     def _add(self, entry: _Directory) -> bool:
         """Start watching ``entry`` (the lock held). False while it cannot be watched."""
         try:
             wd = self._inotify.add_watch(entry.path, self._mask | self._flags.ONLYDIR)
         except OSError as exc:
-            if exc.errno not in (2, 20):  # ENOENT, ENOTDIR: not there (yet); quietly retried
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):  # not there (yet): retried
                 log.debug("cannot watch %s: %s; retrying", entry.path, exc.strerror)
             return False
         entry.wd = wd
