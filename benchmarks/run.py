@@ -653,7 +653,7 @@ def live_sections(args: argparse.Namespace, data: dict[str, Any], targets: list[
         lines.append("")
         worst = max(created[default])
         targets.append(
-            f"| 7 | a database created while running: first message logged <= 50 ms after"
+            f"| 8 | a database created while running: first message logged <= 50 ms after"
             f" its commit, at poll {default} | {worst * 1e3:.0f} ms at most"
             f" | {verdict(worst <= 0.05)} |"
         )
