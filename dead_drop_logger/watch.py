@@ -190,6 +190,7 @@ class _Subscription:
     directory: Path
     match: Match
     waker: Waker
+    prefix: str = ""  # rung as prefix + name: one Waker can tell its directories apart
 
 
 @dataclass
@@ -243,15 +244,17 @@ class Watcher:
 
     # -- subscribing -------------------------------------------------------------------
 
-    def watch(self, directory: Path, match: Match, waker: Waker) -> None:
+    def watch(self, directory: Path, match: Match, waker: Waker, *, prefix: str = "") -> None:
         """Ring ``waker`` when an entry of ``directory`` that ``match`` accepts is
-        modified, created, deleted or renamed, and when the directory itself appears."""
+        modified, created, deleted or renamed, and when the directory itself appears
+        (as ``"."``). Names are rung as ``prefix + name``, so one Waker shared by many
+        directories (rooms) learns which changed."""
         directory = directory.absolute()
         with self._lock:
             entry = self._dirs.get(directory)
             if entry is None:
                 entry = self._dirs[directory] = _Directory(directory)
-            entry.subscriptions.append(_Subscription(directory, match, waker))
+            entry.subscriptions.append(_Subscription(directory, match, waker, prefix))
             if entry.wd is None:
                 self._add(entry)
         waker.watching = True
@@ -321,17 +324,21 @@ class Watcher:
             appeared = [d for d in self._dirs.values() if d.wd is None and self._add(d)]
         for entry in appeared:
             for sub in entry.subscriptions:
-                sub.waker.ring(".")  # it appeared: what it holds may be new
+                sub.waker.ring(sub.prefix + ".")  # it appeared: what it holds may be new
 
     def _dispatch(self, events: list[Any]) -> None:
-        rings: dict[int, tuple[Waker, str]] = {}
+        rings: dict[tuple[int, str], Waker] = {}  # each (waker, name) once per read
+
+        def ring(sub: _Subscription, name: str) -> None:
+            rings[(id(sub.waker), sub.prefix + name)] = sub.waker
+
         flags = self._flags
         with self._lock:
             for event in events:
                 if event.mask & flags.Q_OVERFLOW:  # events were lost: wake everyone
                     for each in self._dirs.values():
                         for sub in each.subscriptions:
-                            rings[id(sub.waker)] = (sub.waker, "(overflow)")
+                            ring(sub, "*")
                     continue
                 entry = self._by_wd.get(event.wd)
                 if entry is None or entry.wd != event.wd:
@@ -339,13 +346,13 @@ class Watcher:
                 if event.mask & (flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED):
                     self._forget(entry)  # watched again once a directory is there
                     for sub in entry.subscriptions:
-                        rings[id(sub.waker)] = (sub.waker, ".")
+                        ring(sub, ".")
                     continue
                 is_dir = bool(event.mask & flags.ISDIR)
                 for sub in entry.subscriptions:
                     if sub.match(event.name, is_dir):
-                        rings[id(sub.waker)] = (sub.waker, event.name)
-        for waker, name in rings.values():
+                        ring(sub, event.name)
+        for (_, name), waker in rings.items():
             waker.ring(name)
 
     def _forget(self, entry: _Directory) -> None:

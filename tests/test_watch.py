@@ -194,6 +194,20 @@ def test_a_database_reached_through_a_symlink_is_watched_where_it_is(tmp_path: P
         assert next_change(waker) == ("messages.db-wal",)
 
 
+def test_one_waker_for_many_directories_tells_them_apart(tmp_path: Path, watcher: Watcher) -> None:
+    shared = Waker()
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        db = tmp_path / name / "messages.db"
+        watcher.watch(db.parent, database_files(db), shared, prefix=f"{name}/")
+    (tmp_path / "b" / "messages.db-wal").write_bytes(b"frame")
+    (tmp_path / "a" / "messages.db").write_bytes(b"page")
+    names: set[str] = set()
+    while names != {"b/messages.db-wal", "a/messages.db"}:
+        names |= set(next_change(shared))
+        assert names <= {"b/messages.db-wal", "a/messages.db"}, names
+
+
 def test_the_test_hook_makes_it_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEAD_DROP_TEST_WATCHER", "fail")
     with pytest.raises(WatcherUnavailable):
