@@ -32,6 +32,7 @@ import dbgen  # noqa: E402  (cached benchmark databases)
 from run import (  # noqa: E402  (the shared benchmark helpers)
     EXPORT_SCRIPT,
     Logger,
+    Setup,
     Watcher,
     count_lines,
     latency_figures,
@@ -48,7 +49,7 @@ def bench(cached: Path, work: Path, poll: float, duration: float, export: bool) 
     shutil.copyfile(cached, db)
     log_dir = work / "contention-logs"
     shutil.rmtree(log_dir, ignore_errors=True)
-    logger = Logger(db, log_dir, poll)
+    logger = Logger(db, log_dir, Setup(poll))  # as users run it: watching, too
     today = dt.date.today().isoformat()  # live sends are filed today; history never is
     watcher = Watcher(log_dir, db, prefix=f"messages-{today}")
     watcher.start()

@@ -27,3 +27,4 @@ class Settings:
     max_bytes: int | None = None  # None: one file per day
     keep_files: int | None = None  # None: no limit on the number of files
     compress_after: int | None = None  # None: never compress
+    no_watch: bool = False  # True: no change notifications, the poll interval only

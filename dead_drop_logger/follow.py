@@ -1,4 +1,9 @@
-"""The follow loop: poll the database, hand new rows to the pipeline, survive trouble.
+"""The follow loop: wake when the database changes (or at the poll interval, the safety
+net), hand new rows to the pipeline, survive trouble.
+
+Waiting is :mod:`.watch`'s job: the loop waits on a Waker that a watcher rings when the
+database's files change; with ``--no-watch``, or where no notification comes, it is the
+plain timer.
 
 Transient trouble (the database missing, locked, corrupt or replaced; a write failing)
 never ends the loop: it is reported once, retried with a capped exponential backoff,
@@ -21,9 +26,10 @@ from .files import LogDirError, ensure_private_dir
 from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
-from .signals import StopEvent, stop_on_signals
+from .signals import stop_on_signals
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
+from .watch import CHANGE, Wake, Waker, WakingStopEvent, watching_database
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
@@ -44,7 +50,8 @@ class Follower:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.stop = stop or StopEvent()
+        self.waker = Waker()
+        self.stop = stop or WakingStopEvent(self.waker)  # setting it ends a wait at once
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = DayWriter(
             settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
@@ -59,6 +66,7 @@ class Follower:
             parts=self.writer.parts,
         )
         self.reporter = Reporter(log)
+        self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
         self._wrote = False
@@ -76,6 +84,16 @@ class Follower:
         """Follow until stopped. Raises LogDirError when the log dir is unusable or
         another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
+        settings = self.settings
+        # Here, not in __init__: the daemon closes every file descriptor it did not make.
+        with watching_database(
+            settings.db, self.waker, enabled=not settings.no_watch, poll=settings.poll_interval
+        ):
+            self._follow()
+        self.pipeline.close()
+        log.info("stopped")
+
+    def _follow(self) -> None:
         existed = self.source.exists()  # a database born later is all new: logged from row 1
         importing = self.settings.import_historical
 
@@ -111,9 +129,7 @@ class Follower:
                 # ended (a batch's own time does not add to the latency), and never
                 # sleeps past midnight.
                 wait = max(0.0, self.settings.poll_interval - (monotonic() - started))
-                self.stop.wait(self.rotator.wait_time(wait))
-        self.pipeline.close()
-        log.info("stopped")
+                self._woke = self.waker.wait(self.rotator.wait_time(wait))
 
     def _import_history(self) -> None:
         days = self.settings.retention_days
@@ -133,9 +149,16 @@ class Follower:
             self._behind = True
             done = self.pipeline.catch_up(should_stop=self.stop.is_set)
             self._behind = False
+            self.waker.pace(done.lines)
             if done.lines:
                 self._wrote = True
                 log.debug("logged %d messages up to id %d", done.lines, done.last_id)
+                if self.waker.timer_found_work(self._woke):
+                    log.info(
+                        "no change notifications arrive for %s; polling only, every %ss",
+                        self.settings.db,
+                        self.settings.poll_interval,
+                    )
 
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
@@ -164,20 +187,24 @@ class Follower:
                 action()
             except SourceMissing as exc:
                 self.reporter.problem(f"{exc}; waiting for it")
+                source_side = True
             except TRANSIENT as exc:
                 self.reporter.problem(f"{_describe(exc)}; retrying")
+                source_side = isinstance(exc, SourceError)
             else:
                 if self.reporter.in_trouble:
                     self.reporter.resolved("recovered; logging again")
                 self._failures = 0
                 return True
-            self._backoff()
+            self._backoff(on_change=source_side)
             if once:
                 return False
         return False
 
-    def _backoff(self) -> None:
-        """Wait before retrying: doubling, capped, cut short when the database changes."""
+    def _backoff(self, *, on_change: bool) -> None:
+        """Wait before retrying: doubling, capped, cut short when the database file is
+        replaced or (``on_change``: the trouble is the database's) any of its files
+        changes. A write failing (disk full) is not retried at every commit."""
         self._failures += 1
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))
@@ -186,10 +213,10 @@ class Follower:
         waited = 0.0
         step = min(self.settings.poll_interval, 0.5)
         while waited < delay and not self.stop.is_set():
-            self.stop.wait(step)
+            woke = self.waker.wait(step)
             waited += step
             self._rotate()  # midnight does not wait for the database to come back
-            if _signature(self.settings.db) != before:
+            if (on_change and woke.reason == CHANGE) or _signature(self.settings.db) != before:
                 return
 
 

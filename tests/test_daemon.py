@@ -177,6 +177,7 @@ def test_restart_keeps_the_running_daemons_options_but_those_given(
         "max_bytes": None,
         "keep_files": None,
         "compress_after": None,
+        "no_watch": False,
         "log_level": "debug",
     }
     more = serverdb.send_many(daemons.db, 2, prefix="after restart")
