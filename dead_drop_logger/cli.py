@@ -10,10 +10,9 @@ from typing import Any
 
 import click
 
-from . import config, daemon, diagnostics, options
+from . import config, configfile, daemon, diagnostics, options, rooms
 from . import status as status_report
 from .files import LogDirError
-from .follow import Follower
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
 from .state import StateError
@@ -41,7 +40,7 @@ def run(**params: Any) -> None:
     """Follow the database in the foreground until SIGTERM or Ctrl-C."""
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
-    follower = Follower(settings)
+    follower = rooms.runner(settings)
     follower.install_signal_handlers()
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
@@ -59,6 +58,7 @@ def run(**params: Any) -> None:
 
 
 @cli.command()
+@options.config_file
 @options.log_dir
 @options.retention_days
 @options.utc
@@ -115,6 +115,7 @@ def start(**params: Any) -> None:
 
 
 @cli.command()
+@options.config_file
 @options.pid_file
 @options.stop_timeout
 def stop(**params: Any) -> None:
@@ -138,6 +139,7 @@ def restart(**params: Any) -> None:
 
 
 @cli.command()
+@options.config_file
 @options.pid_file
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(pid_file: Path, as_json: bool) -> None:
@@ -151,6 +153,27 @@ def status(pid_file: Path, as_json: bool) -> None:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
     sys.exit(report.exit_code)
+
+
+@cli.command("config")
+@options.follow_options
+@options.run_pid_file
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--example", is_flag=True, help="Print a commented example settings file instead."
+)
+def show_config(as_json: bool, example: bool, **params: Any) -> None:
+    """Print the settings `run` would use, and where each came from.
+
+    Sources: default, config.toml:LINE (the settings file), env DEAD_DROP_... or
+    command line. Takes the same options as run, so a trial option shows its effect."""
+    if example:
+        click.echo(configfile.EXAMPLE, nl=False)
+        return
+    ctx = click.get_current_context()
+    options.settings_from(params)  # the same refusals as run
+    effective = options.effective(ctx, params)
+    click.echo(effective.to_json() if as_json else effective.to_text())
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from .config import Settings
 from .files import FILE_MODE, LogDirError, ensure_private_dir
 from .follow import Follower
 from .pidfile import AlreadyRunning, Liveness, PidFile
+from .rooms import Rooms, runner
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,13 @@ def start(
     if current.liveness is Liveness.RUNNING:
         raise AlreadyRunning(current.pid)
     # The daemon works from "/", so every path it is given must be absolute.
-    settings = replace(settings, db=settings.db.absolute(), log_dir=settings.log_dir.absolute())
+    settings = replace(
+        settings,
+        db=settings.db.absolute(),
+        log_dir=settings.log_dir.absolute(),
+        rooms_dir=settings.rooms_dir.absolute() if settings.rooms_dir else None,
+        rooms=tuple((name, db.absolute()) for name, db in settings.rooms),
+    )
     pid_path, log_file = pid_path.absolute(), log_file.absolute()
     read_end, write_end = os.pipe()
     sys.stdout.flush()
@@ -103,11 +110,15 @@ def start(
 
 def held_pid_file(settings: Settings, pid_path: Path) -> PidFile:
     """The PID file a logger holds, with what ``status`` reports about it."""
-    info = {
+    info: dict[str, object] = {
         "database": str(settings.db.absolute()),
         "log_dir": str(settings.log_dir.absolute()),
         "utc": settings.utc,
     }
+    if settings.has_rooms:
+        del info["database"]
+        info["rooms_dir"] = str(settings.rooms_dir.absolute()) if settings.rooms_dir else None
+        info["rooms"] = {name: str(db.absolute()) for name, db in settings.rooms}
     return PidFile(pid_path, info)
 
 
@@ -147,17 +158,17 @@ def _become_daemon(
 
 def _prepare(
     settings: Settings, log_file: Path, log_level: str
-) -> Follower:  # pragma: no cover - runs in the daemon (tested end to end)
+) -> Follower | Rooms:  # pragma: no cover - runs in the daemon (tested end to end)
     log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     diagnostics.configure(log_level, file=log_file)
     os.chmod(log_file, FILE_MODE)
     ensure_private_dir(settings.log_dir)
-    follower = Follower(settings)
+    follower = runner(settings)
     follower.install_signal_handlers()
     return follower
 
 
-def _serve(follower: Follower) -> int:  # pragma: no cover - runs in the daemon
+def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the daemon
     try:
         follower.run()
     except LogDirError as exc:

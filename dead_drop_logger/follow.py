@@ -63,6 +63,7 @@ class Follower:
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
         self._wrote = False
         self._rotation_trouble: str | None = None
+        self.finished = False  # set by a subclass whose database is gone for good
 
     # -- signals -----------------------------------------------------------------------
 
@@ -80,7 +81,7 @@ class Follower:
         """Follow until stopped. Raises LogDirError when the log dir is unusable."""
         ensure_private_dir(self.settings.log_dir)
         self._rotate()  # today's file, the symlink and retention, even before the db exists
-        existed = self.source.exists()  # a database born later is all new: logged from row 1
+        existed = self._database_existed()  # a database born later is all new: from row 1
         importing = self.settings.import_historical
 
         def prepare() -> None:
@@ -100,11 +101,11 @@ class Follower:
             return
         if not existed:  # worded as SourceMissing is, so the Reporter says it only once
             self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.finished:
             started = monotonic()
             self._retrying(self._tick, once=True)
             self._rotate()
-            if not self.stop.is_set() and not self.reporter.in_trouble:
+            if not self.stop.is_set() and not self.finished and not self.reporter.in_trouble:
                 # A tick starts every poll interval, not an interval after the last one
                 # ended (a batch's own time does not add to the latency), and never
                 # sleeps past midnight.
@@ -112,6 +113,10 @@ class Follower:
                 self.stop.wait(self.rotator.wait_time(wait))
         self.pipeline.close()
         log.info("stopped")
+
+    def _database_existed(self) -> bool:
+        """Whether the database is there at start (else all of it will be new)."""
+        return self.source.exists()
 
     def _import_history(self) -> None:
         days = self.settings.retention_days

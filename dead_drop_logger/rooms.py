@@ -1,0 +1,239 @@
+"""Rooms: one process follows many databases, each into its own log directory.
+
+Why it looks like this:
+- A Dead Drop hub runs one server per room, each with its own database
+  (``ROOMS_DIR/NAME/messages.db``), and creates and archives rooms at any time. Each
+  room gets the whole single-database machinery (a :class:`.Follower` with its
+  pipeline, state, lock, rotation, retention, parts, compression) in ``LOG_DIR/NAME/``:
+  nothing is re-implemented, so every promise of one database holds for each room.
+- One thread per room, so one room's trouble (a locked or corrupt database, a full
+  disk, an unreadable directory) only ever waits in that room's own thread: SQLite and
+  file I/O release the GIL, so the others go on, delayed by one batch at most.
+- The supervisor (this module's :class:`Rooms`) only finds rooms: it lists the rooms
+  directory every poll interval and starts a thread for each new name.
+- Archiving deletes a room's directory after gzipping ``messages.db`` but not its WAL,
+  so messages still in the WAL exist only while our connection holds the deleted files
+  open: a room whose database vanishes first logs what that connection can still read,
+  then, when its directory is gone, says so once and is released. A room that comes
+  back under the same name is a new database (the replaced-database rule).
+- Rooms there at the logger's first start follow the first-start rule (new messages
+  only); a room found later, or one without a state at a later start, is new: logged
+  from its first row. A marker file in the log directory says a first start happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+
+from .clock import Clock, SystemClock
+from .config import ROOM_DB_NAME, Settings
+from .diagnostics import ROOM_THREAD_PREFIX
+from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
+from .follow import MAX_BACKOFF, Follower
+from .rooms_spec import RoomNameError, check_room_name
+
+log = logging.getLogger(__name__)
+
+ROOMS_MARK = ".dead-drop-logger.rooms"  # in LOG_DIR: the rooms' first start happened
+
+
+def room_settings(settings: Settings, name: str, db: Path) -> Settings:
+    """One room's settings: its database, its own log directory, nothing else changed."""
+    return replace(settings, db=db, log_dir=settings.log_dir / name, rooms_dir=None, rooms=())
+
+
+def find_rooms(settings: Settings) -> dict[str, Path]:
+    """Every room now: the explicit ones and each directory under the rooms directory.
+
+    Raises OSError when the rooms directory cannot be listed.
+    """
+    found: dict[str, Path] = {}
+    if settings.rooms_dir is not None:
+        with os.scandir(settings.rooms_dir) as entries:
+            for entry in entries:
+                try:
+                    name = check_room_name(entry.name)
+                    if entry.is_dir():
+                        found[name] = Path(entry.path) / ROOM_DB_NAME
+                except (RoomNameError, OSError):
+                    continue
+    found.update(settings.rooms)
+    return found
+
+
+class RoomFollower(Follower):
+    """A room's follower: logs what a vanished database still holds, then lets go.
+
+    ``discovered``: the room appeared after the logger's first start, so all of it is
+    new. ``releasable``: found in the rooms directory, so it ends when its directory
+    goes (an explicitly named room waits for its database, as a single one does).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *,
+        discovered: bool,
+        releasable: bool,
+        clock: Clock | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        super().__init__(settings, clock=clock, stop=stop)
+        self.name = name
+        self.discovered = discovered
+        self.releasable = releasable
+        self.prepared = threading.Event()
+
+    def _database_existed(self) -> bool:
+        return not self.discovered and super()._database_existed()
+
+    def _tick(self) -> None:
+        if not self.prepared.is_set():
+            self.prepared.set()
+        if self.source.exists():
+            super()._tick()
+            return
+        drained = 0
+        if self.source.is_open:  # read what the deleted files still hold
+            self.source.pin()
+            drained = self.pipeline.catch_up(should_stop=self.stop.is_set).lines
+            self.source.close()
+        if self.releasable and not self.settings.db.parent.exists():
+            self.finished = True
+            log.info(
+                "gone (%s removed); %d more messages logged from it; released",
+                self.settings.db.parent,
+                drained,
+            )
+            return
+        super()._tick()  # the database is missing: waiting for it, said once
+
+
+class Rooms:
+    """Follows every room until asked to stop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.stop = stop or threading.Event()
+        self.mark = settings.log_dir / ROOMS_MARK
+        self.active: dict[str, tuple[RoomFollower, threading.Thread]] = {}
+        self._listing_trouble: str | None = None
+
+    def install_signal_handlers(self) -> None:
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("received %s; finishing the batches in hand", signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+
+    def run(self) -> None:
+        """Follow until stopped. Raises LogDirError when LOG_DIR itself is unusable."""
+        ensure_private_dir(self.settings.log_dir)
+        first_start = not self.mark.exists()
+        where = self.settings.rooms_dir or "the rooms named"
+        log.info("following the rooms in %s into %s", where, self.settings.log_dir)
+        initial = [
+            self._start(name, db, discovered=not first_start)
+            for name, db in sorted(self._list().items())
+        ]
+        while not self.stop.is_set():
+            if first_start and all(room.prepared.is_set() for room in initial):
+                first_start = not self._write_mark()
+            self._reap()
+            for name, db in sorted(self._list().items()):
+                if name not in self.active:
+                    self._start(name, db, discovered=True)
+            self.stop.wait(self.settings.poll_interval)
+        for _room, thread in self.active.values():
+            thread.join()
+        log.info("stopped")
+
+    def _list(self) -> dict[str, Path]:
+        try:
+            found = find_rooms(self.settings)
+        except OSError as exc:
+            message = f"cannot list the rooms in {self.settings.rooms_dir}: {exc.strerror}"
+            if message != self._listing_trouble:
+                log.warning("%s; retrying", message)
+            self._listing_trouble = message
+            return dict(self.settings.rooms)
+        if self._listing_trouble is not None:
+            log.info("rooms directory %s readable again", self.settings.rooms_dir)
+            self._listing_trouble = None
+        return found
+
+    def _start(self, name: str, db: Path, *, discovered: bool) -> RoomFollower:
+        room = RoomFollower(
+            name,
+            room_settings(self.settings, name, db),
+            discovered=discovered,
+            releasable=name not in dict(self.settings.rooms),
+            clock=self.clock,
+            stop=self.stop,
+        )
+        if discovered:
+            log.info("new room %s (%s): logging all of it", name, db)
+        thread = threading.Thread(
+            target=self._serve, args=(room,), name=f"{ROOM_THREAD_PREFIX}{name}"
+        )
+        self.active[name] = (room, thread)
+        thread.start()
+        return room
+
+    def _serve(self, room: RoomFollower) -> None:
+        """A room's thread: its follower, restarted after trouble that ended it."""
+        while not self.stop.is_set() and not room.finished:
+            try:
+                room.run()
+            except LogDirError as exc:
+                log.warning("room %s: %s; retrying in %gs", room.name, exc, MAX_BACKOFF)
+            except Exception:  # a bug in one room must not end the others
+                log.exception("room %s: unexpected error; retrying in %gs", room.name, MAX_BACKOFF)
+            else:
+                return
+            room.prepared.set()  # its trouble must not hold back the others' first start
+            self.stop.wait(MAX_BACKOFF)
+
+    def _reap(self) -> None:
+        for name, (room, thread) in list(self.active.items()):
+            if room.finished and not thread.is_alive():
+                thread.join()
+                del self.active[name]
+
+    def _write_mark(self) -> bool:
+        """Record that the rooms there at the first start have their states."""
+        try:
+            fd = open_private(self.mark, os.O_WRONLY | os.O_CREAT)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(self.settings.log_dir)
+        except OSError as exc:  # retried next poll
+            log.debug("cannot record the rooms' first start in %s: %s", self.mark, exc)
+            return False
+        return True
+
+
+def runner(
+    settings: Settings, *, clock: Clock | None = None, stop: threading.Event | None = None
+) -> Follower | Rooms:
+    """What follows ``settings``: one database as always, or every room."""
+    if settings.has_rooms:
+        return Rooms(settings, clock=clock, stop=stop)
+    return Follower(settings, clock=clock, stop=stop)
