@@ -1,0 +1,176 @@
+"""Rooms: one logger follows every room of a hub, each into LOG_DIR/NAME/, exactly once,
+whatever happens to the others; a room archived the hub's way is drained, WAL included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import LoggerProcess, day_files, logged_ids, start_writer, wait_until
+
+
+@pytest.fixture
+def rooms_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "rooms"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def rooms_logger(rooms_dir: Path, log_dir: Path) -> Iterator[Callable[..., LoggerProcess]]:
+    """Factory for ``run --rooms-dir`` processes; all are killed at the end."""
+    started: list[LoggerProcess] = []
+
+    def make(*args: str) -> LoggerProcess:
+        target = ["--rooms-dir", str(rooms_dir), "--log-dir", str(log_dir)]
+        proc = LoggerProcess(rooms_dir, log_dir, *args, target=target)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.kill()
+
+
+def make_room(rooms_dir: Path, name: str, history: int = 0) -> tuple[Path, list[int]]:
+    db = serverdb.room_db(rooms_dir, name)
+    db.parent.mkdir()
+    serverdb.create(db)
+    return db, serverdb.send_many(db, history, prefix=f"{name} old") if history else []
+
+
+def wait_rooms_ready(proc: LoggerProcess, *names: str) -> None:
+    """Until each room's follower has fixed its start position on disk."""
+    for name in names:
+        wait_until(
+            lambda n=name: f"room {n}: following " in proc.stderr() or proc._died(),
+            what=f"room {name} to start following",
+        )
+    assert not proc._died(), proc.stderr()
+
+
+def finished(writer: subprocess.Popen[bytes]) -> None:
+    assert writer.wait(timeout=120) == 0
+
+
+def test_rooms_from_the_start_one_created_and_one_archived_while_others_write(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    dbs: dict[str, Path] = {}
+    old: dict[str, list[int]] = {}
+    for name in ("a", "b", "c"):
+        dbs[name], old[name] = make_room(rooms_dir, name, history=3)
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "a", "b", "c")
+
+    writers = {
+        "a": start_writer(dbs["a"], 150, interval=0.01, prefix="a live"),
+        "b": start_writer(dbs["b"], 40, interval=0.005, prefix="b live"),
+        "c": start_writer(dbs["c"], 150, interval=0.01, prefix="c live"),
+    }
+    dbs["d"], old["d"] = make_room(rooms_dir, "d", history=2)  # created while running
+    writers["d"] = start_writer(dbs["d"], 100, interval=0.01, prefix="d live")
+
+    finished(writers["b"])  # b's server stops ...
+    everything_b = serverdb.all_ids(dbs["b"])
+    archive = serverdb.archive_room(  # ... and the hub archives it while a, c, d write
+        rooms_dir, "b", tmp_path / "archive", dt.datetime(2026, 11, 29, 12, 0, 0)
+    )
+    assert (archive / "messages.db.gz").exists() and (archive / "index.json").exists()
+    assert all(w.poll() is None for n, w in writers.items() if n != "b"), "write longer"
+    for name in ("a", "c", "d"):
+        finished(writers[name])
+
+    expected = {
+        "a": [i for i in serverdb.all_ids(dbs["a"]) if i > old["a"][-1]],
+        "b": [i for i in everything_b if i > old["b"][-1]],
+        "c": [i for i in serverdb.all_ids(dbs["c"]) if i > old["c"][-1]],
+        "d": serverdb.all_ids(dbs["d"]),  # a new room: all of it, its history too
+    }
+    for name, ids in expected.items():
+        wait_until(
+            lambda n=name, i=ids: logged_ids(log_dir / n) == i,
+            what=f"room {name}'s log to hold each message once",
+        )
+    wait_until(lambda: "room b: gone (" in proc.stderr(), what="room b to be released")
+    assert proc.stop() == 0
+    for name, ids in expected.items():
+        assert logged_ids(log_dir / name) == ids, name  # nothing more once stopped
+    assert day_files(log_dir) == []  # nothing logged outside the rooms' directories
+    gone = [line for line in proc.stderr().splitlines() if "room b: gone" in line]
+    assert len(gone) == 1 and "INFO:" in gone[0], proc.stderr()
+
+
+def test_a_room_archived_with_its_messages_only_in_the_wal_is_still_logged_whole(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """The hub gzips messages.db without its -wal: what the WAL held is only in our log."""
+    db, _ = make_room(rooms_dir, "w")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "w")
+    ids = serverdb.send_many(db, 30, prefix="w")
+    # The server stops; our reader keeps the WAL from being checkpointed away.
+    archive = serverdb.archive_room(rooms_dir, "w", tmp_path / "archive", dt.datetime.now())
+    wait_until(lambda: "room w: gone (" in proc.stderr(), what="room w to be released")
+    assert logged_ids(log_dir / "w") == ids
+    proc.stop()
+    restored = tmp_path / "restored.db"
+    restored.write_bytes(gzip.decompress((archive / "messages.db.gz").read_bytes()))
+    in_archive = serverdb.all_ids(restored)
+    assert in_archive != ids  # the archive lacks the WAL's messages: the log has them
+
+
+def test_a_room_that_comes_back_is_a_new_database(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    db, _ = make_room(rooms_dir, "r")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "r")
+    first = serverdb.send_many(db, 4, prefix="first life")
+    wait_until(lambda: logged_ids(log_dir / "r") == first, what="the first life logged")
+    serverdb.archive_room(rooms_dir, "r", tmp_path / "archive", dt.datetime.now())
+    wait_until(lambda: "room r: gone (" in proc.stderr(), what="room r to be released")
+    db, second = make_room(rooms_dir, "r", history=3)
+    wait_until(
+        lambda: sorted(first + second) == logged_ids(log_dir / "r"),
+        what="the second life logged from its first row",
+    )
+    assert proc.stop() == 0
+
+
+def test_one_corrupt_room_does_not_stop_the_others(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    good, _ = make_room(rooms_dir, "good")
+    bad = serverdb.room_db(rooms_dir, "bad")
+    bad.parent.mkdir()
+    bad.write_bytes(b"this is not a database" * 100)
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "good")
+    ids = serverdb.send_many(good, 10, prefix="good")
+    wait_until(lambda: logged_ids(log_dir / "good") == ids, what="the good room logged")
+    wait_until(lambda: "room bad: " in proc.stderr(), what="the bad room's complaint")
+    assert proc.stop() == 0
+
+
+def test_explicit_rooms_by_name(tmp_path: Path, log_dir: Path) -> None:
+    one, two = tmp_path / "one.db", tmp_path / "elsewhere" / "two.db"
+    two.parent.mkdir()
+    for db in (one, two):
+        serverdb.create(db)
+    target = ["--db", f"one={one}", "--db", f"two={two}", "--log-dir", str(log_dir)]
+    proc = LoggerProcess(one, log_dir, target=target).start()
+    try:
+        wait_rooms_ready(proc, "one", "two")
+        ids_one = serverdb.send_many(one, 3, prefix="one")
+        ids_two = serverdb.send_many(two, 5, prefix="two")
+        wait_until(lambda: logged_ids(log_dir / "one") == ids_one, what="room one")
+        wait_until(lambda: logged_ids(log_dir / "two") == ids_two, what="room two")
+    finally:
+        assert proc.stop() == 0
