@@ -10,12 +10,15 @@ from typing import Any
 
 import click
 
+from . import archive as archive_import
 from . import config, configfile, daemon, diagnostics, options, rooms
 from . import status as status_report
 from .files import LogDirError
 from .pidfile import AlreadyRunning
 from .prune import prune_log_dir
+from .source import SourceError
 from .state import StateError
+from .writer import WriteError
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,38 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
     for path in doomed:
         click.echo(f"{verb} {path}")
     click.echo(f"{verb} {len(doomed)} files", err=True)
+
+
+@cli.command("import-archive")
+@options.config_file
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--room",
+    required=True,
+    callback=options.room_name,
+    help="The room the archive is of: its messages go to LOG_DIR/NAME/.",
+)
+@options.log_dir
+@options.utc
+def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
+    """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
+
+    Writes only what the room's log lacks: nothing on a second run, and for a room
+    that was followed, only the messages it had not logged yet."""
+    diagnostics.configure("warning", stream=sys.stderr)
+    room_dir = log_dir.expanduser() / room
+    try:
+        done = archive_import.import_archive(archive.expanduser(), room_dir, utc=utc)
+    except archive_import.ArchiveError as exc:
+        fail(str(exc))
+    except LogDirError as exc:
+        fail(str(exc))
+    except (OSError, SourceError, StateError, WriteError) as exc:
+        fail(f"{exc}; run it again to resume (nothing is written twice)")
+    click.echo(
+        f"imported {done.written} messages from {archive} into {done.log_dir}"
+        f" ({done.already} already there)"
+    )
 
 
 def _start(params: dict[str, Any]) -> None:
@@ -159,9 +194,7 @@ def status(pid_file: Path, as_json: bool) -> None:
 @options.follow_options
 @options.run_pid_file
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option(
-    "--example", is_flag=True, help="Print a commented example settings file instead."
-)
+@click.option("--example", is_flag=True, help="Print a commented example settings file instead.")
 def show_config(as_json: bool, example: bool, **params: Any) -> None:
     """Print the settings `run` would use, and where each came from.
 

@@ -14,7 +14,7 @@ from click.core import ParameterSource
 
 from . import config, configfile, settings_report
 from .diagnostics import LEVELS
-from .rooms_spec import parse_dbs
+from .rooms_spec import RoomNameError, check_room_name, parse_dbs
 from .sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,6 +54,16 @@ db = click.option(
     help="The Dead Drop database to follow (opened read-only). Repeat as NAME=PATH to "
     "follow several rooms, each into LOG_DIR/NAME/; a bare PATH logs into LOG_DIR itself.",
 )
+db_path = click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=config.DEFAULT_DB,
+    show_default="~/.dead-drop/messages.db",
+    envvar="DEAD_DROP_DB_PATH",
+    show_envvar=True,
+    help="The Dead Drop database (opened read-only).",
+)
+"""One database, for the commands that read exactly one (the export)."""
 rooms_dir = click.option(
     "--rooms-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -63,6 +73,13 @@ rooms_dir = click.option(
     help="Follow every room of a Dead Drop hub: each DIR/NAME/messages.db, into "
     "LOG_DIR/NAME/ (rooms created later are found as they appear).",
 )
+
+
+def room_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_room_name(value)
+    except RoomNameError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
