@@ -397,6 +397,7 @@ def bench_sustained(poll: float | None, duration: float, work: Path) -> dict[str
     logger = Logger(db, log_dir, poll) if poll is not None else None
     watcher = Watcher(log_dir, db, every=0.005)  # lighter: the writer needs the CPU
     watcher.start()
+    cpu_before = logger.cpu_seconds() if logger is not None else 0.0
     commits = run_load(db, work, duration, interval=0.0)
     if logger is not None:
         wanted = commits[-1][2]
@@ -405,6 +406,7 @@ def bench_sustained(poll: float | None, duration: float, work: Path) -> dict[str
             if time.monotonic() > deadline:
                 raise RuntimeError("sustained: the logger never caught up")
             time.sleep(0.01)
+    cpu = logger.cpu_seconds() - cpu_before if logger is not None else 0.0
     watcher.stop()
     if logger is not None:
         logger.stop()
@@ -434,6 +436,7 @@ def bench_sustained(poll: float | None, duration: float, work: Path) -> dict[str
         result["lag_p99_s"] = percentile(ages, 99)
         result["lag_ratio"] = max(ages) / (2 * (poll or 1))
         result["logged"] = len(seen)
+        result["cpu_us_per_message"] = 1e6 * cpu / rows
         if len(seen) != rows or len({i for _, i in seen}) != rows:
             raise RuntimeError(f"sustained: {len(seen)} lines for {rows} messages")
     return result

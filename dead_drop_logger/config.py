@@ -28,6 +28,7 @@ class Settings:
     max_bytes: int | None = None  # None: one file per day
     keep_files: int | None = None  # None: no limit on the number of files
     compress_after: int | None = None  # None: never compress
+    watch: bool = True  # wake on change notifications; False: the poll interval only
     # Rooms (several databases in one process, each into log_dir/NAME/): every
     # rooms_dir/NAME/messages.db, and the rooms named explicitly. With neither, ``db`` is
     # the one database, logged into log_dir itself as always.

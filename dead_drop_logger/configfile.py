@@ -102,6 +102,7 @@ KEYS: dict[str, Callable[[object], Value]] = {
     "max_bytes": _size,
     "keep_files": _number(1),
     "compress_after": _number(0),
+    "no_watch": _flag,
     "log_level": _level,
     "pid_file": _path,
 }
@@ -220,6 +221,7 @@ EXAMPLE = """\
 # max_bytes = "10MB"                  # start a new part past this size
 # keep_files = 100
 # compress_after = 7                  # days
+# no_watch = false                    # true: no change notifications, poll only
 # log_level = "info"
 # pid_file = "~/.dead-drop/logger.pid"
 

@@ -1,4 +1,9 @@
-"""The follow loop: poll the database, hand new rows to the pipeline, survive trouble.
+"""The follow loop: wake when the database changes (or at the poll interval, the safety
+net), hand new rows to the pipeline, survive trouble.
+
+Waiting is :mod:`.watch`'s job: the loop waits on a Waker that a watcher rings when the
+database's files change; with ``--no-watch``, or where no notification comes, it is the
+plain timer.
 
 Transient trouble (the database missing, locked, corrupt or replaced; a write failing)
 never ends the loop: it is reported once, retried with a capped exponential backoff,
@@ -25,6 +30,7 @@ from .pipeline import Pipeline
 from .rotation import Rotator
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
+from .watch import CHANGE, Wake, Waker, Watcher, database_files, watching_database
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
@@ -42,8 +48,10 @@ class Follower:
         *,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
         self.settings = settings
+        self.watcher = watcher  # shared by many followers (rooms); None: one of its own
         self.clock = clock or SystemClock()
         self.stop = stop or threading.Event()
         self.source = Source(settings.db, utc=settings.utc)
@@ -59,6 +67,8 @@ class Follower:
             max_bytes=settings.max_bytes,
         )
         self.reporter = Reporter(log)
+        self.waker = Waker()
+        self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
         self._wrote = False
@@ -70,16 +80,40 @@ class Follower:
     def install_signal_handlers(self) -> None:
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-            self.stop.set()
+            self.request_stop()
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+
+    def request_stop(self) -> None:
+        """End the loop after the batch in hand (a wait in progress ends at once)."""
+        self.stop.set()
+        self.waker.stop()
 
     # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
         """Follow until stopped. Raises LogDirError when the log dir is unusable."""
         ensure_private_dir(self.settings.log_dir)
+        settings = self.settings
+        if self.watcher is not None:
+            self.watcher.watch(
+                settings.db.absolute().parent, database_files(settings.db), self.waker
+            )
+            try:
+                self._follow()
+            finally:
+                self.watcher.unwatch(self.waker)
+        else:
+            # Here, not in __init__: the daemon closes every file descriptor it did not make.
+            with watching_database(
+                settings.db, self.waker, enabled=settings.watch, poll=settings.poll_interval
+            ):
+                self._follow()
+        self.pipeline.close()
+        log.info("stopped")
+
+    def _follow(self) -> None:
         self._rotate()  # today's file, the symlink and retention, even before the db exists
         existed = self._database_existed()  # a database born later is all new: from row 1
         importing = self.settings.import_historical
@@ -99,7 +133,7 @@ class Follower:
         )
         if importing and not self._retrying(self._import_history):
             return
-        if not existed:  # worded as SourceMissing is, so the Reporter says it only once
+        if not self.source.exists():  # worded as SourceMissing is: the Reporter says it once
             self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
         while not self.stop.is_set() and not self.finished:
             started = monotonic()
@@ -110,9 +144,7 @@ class Follower:
                 # ended (a batch's own time does not add to the latency), and never
                 # sleeps past midnight.
                 wait = max(0.0, self.settings.poll_interval - (monotonic() - started))
-                self.stop.wait(self.rotator.wait_time(wait))
-        self.pipeline.close()
-        log.info("stopped")
+                self._woke = self.waker.wait(self.rotator.wait_time(wait))
 
     def _database_existed(self) -> bool:
         """Whether the database is there at start (else all of it will be new)."""
@@ -136,9 +168,16 @@ class Follower:
             self._behind = True
             done = self.pipeline.catch_up(should_stop=self.stop.is_set)
             self._behind = False
+            self.waker.pace(done.lines)
             if done.lines:
                 self._wrote = True
                 log.debug("logged %d messages up to id %d", done.lines, done.last_id)
+                if self.waker.timer_found_work(self._woke):
+                    log.info(
+                        "no change notifications arrive for %s; polling only, every %ss",
+                        self.settings.db,
+                        self.settings.poll_interval,
+                    )
 
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
@@ -165,20 +204,24 @@ class Follower:
                 action()
             except SourceMissing as exc:
                 self.reporter.problem(f"{exc}; waiting for it")
+                source_side = True
             except TRANSIENT as exc:
                 self.reporter.problem(f"{_describe(exc)}; retrying")
+                source_side = isinstance(exc, SourceError)
             else:
                 if self.reporter.in_trouble:
                     self.reporter.resolved("recovered; logging again")
                 self._failures = 0
                 return True
-            self._backoff()
+            self._backoff(on_change=source_side)
             if once:
                 return False
         return False
 
-    def _backoff(self) -> None:
-        """Wait before retrying: doubling, capped, cut short when the database changes."""
+    def _backoff(self, *, on_change: bool) -> None:
+        """Wait before retrying: doubling, capped, cut short when the database file is
+        replaced or (``on_change``: the trouble is the database's) any of its files
+        changes. A write failing (disk full) is not retried at every commit."""
         self._failures += 1
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))
@@ -187,10 +230,10 @@ class Follower:
         waited = 0.0
         step = min(self.settings.poll_interval, 0.5)
         while waited < delay and not self.stop.is_set():
-            self.stop.wait(step)
+            woke = self.waker.wait(step)
             waited += step
             self._rotate()  # midnight does not wait for the database to come back
-            if _signature(self.settings.db) != before:
+            if (on_change and woke.reason == CHANGE) or _signature(self.settings.db) != before:
                 return
 
 

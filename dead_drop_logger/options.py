@@ -207,6 +207,13 @@ compress_after = click.option(
     metavar="DAYS",
     help="Gzip day files more than DAYS days old into messages-DAY.json.gz. Default: never.",
 )
+no_watch = click.option(
+    "--no-watch",
+    is_flag=True,
+    envvar="DEAD_DROP_NO_WATCH",
+    show_envvar=True,
+    help="Do not wake on change notifications (inotify): check only every --poll-interval.",
+)
 dry_run = click.option(
     "--dry-run",
     is_flag=True,
@@ -263,6 +270,7 @@ follow_options = _compose(
     max_bytes,
     keep_files,
     compress_after,
+    no_watch,
     log_level,
 )
 """The options of every command that runs a logger: run, start, restart."""
@@ -290,6 +298,7 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
         max_bytes=params["max_bytes"],
         keep_files=params["keep_files"],
         compress_after=params["compress_after"],
+        watch=not params["no_watch"],
         rooms_dir=None if rooms_dir is None else Path(rooms_dir).expanduser(),
         rooms=tuple(sorted(named.items())),
     )

@@ -37,6 +37,7 @@ from .diagnostics import ROOM_THREAD_PREFIX
 from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
 from .follow import MAX_BACKOFF, Follower
 from .rooms_spec import RoomNameError, check_room_name
+from .watch import Waker, Watcher, WatcherUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,9 @@ class RoomFollower(Follower):
         releasable: bool,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
-        super().__init__(settings, clock=clock, stop=stop)
+        super().__init__(settings, clock=clock, stop=stop, watcher=watcher)
         self.name = name
         self.discovered = discovered
         self.releasable = releasable
@@ -113,7 +115,9 @@ class RoomFollower(Follower):
                 drained,
             )
             return
-        super()._tick()  # the database is missing: waiting for it, said once
+        if not self.releasable:
+            super()._tick()  # the database is missing: waiting for it, said once
+        # else: a room's directory without its database (being made, or being archived)
 
 
 class Rooms:
@@ -132,18 +136,49 @@ class Rooms:
         self.mark = settings.log_dir / ROOMS_MARK
         self.active: dict[str, tuple[RoomFollower, threading.Thread]] = {}
         self._listing_trouble: str | None = None
+        self.waker = Waker()  # rung when a room's directory appears or goes
+        self.watcher: Watcher | None = None
 
     def install_signal_handlers(self) -> None:
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s; finishing the batches in hand", signal.Signals(signum).name)
-            self.stop.set()
+            self.request_stop()
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
 
+    def request_stop(self) -> None:
+        """Every room ends after its batch in hand; waits in progress end at once."""
+        self.stop.set()
+        self.waker.stop()
+        for room, _thread in list(self.active.values()):
+            room.request_stop()
+
     def run(self) -> None:
         """Follow until stopped. Raises LogDirError when LOG_DIR itself is unusable."""
         ensure_private_dir(self.settings.log_dir)
+        # Here, not in __init__: the daemon closes every file descriptor it did not make.
+        self.watcher = self._start_watcher()
+        try:
+            self._supervise()
+        finally:
+            if self.watcher is not None:
+                self.watcher.close()
+
+    def _start_watcher(self) -> Watcher | None:
+        """One inotify instance for the rooms directory and every room's database."""
+        if not self.settings.watch:
+            return None
+        try:
+            watcher = Watcher(retry=max(self.settings.poll_interval, 0.05))
+        except WatcherUnavailable as exc:
+            log.info("no change notifications (%s); polling only", exc)
+            return None
+        if self.settings.rooms_dir is not None:
+            watcher.watch(self.settings.rooms_dir, lambda _name, is_dir: is_dir, self.waker)
+        return watcher
+
+    def _supervise(self) -> None:
         first_start = not self.mark.exists()
         where = self.settings.rooms_dir or "the rooms named"
         log.info("following the rooms in %s into %s", where, self.settings.log_dir)
@@ -158,8 +193,9 @@ class Rooms:
             for name, db in sorted(self._list().items()):
                 if name not in self.active:
                     self._start(name, db, discovered=True)
-            self.stop.wait(self.settings.poll_interval)
-        for _room, thread in self.active.values():
+            self.waker.wait(self.settings.poll_interval)
+        for room, thread in list(self.active.values()):
+            room.request_stop()
             thread.join()
         log.info("stopped")
 
@@ -178,13 +214,15 @@ class Rooms:
         return found
 
     def _start(self, name: str, db: Path, *, discovered: bool) -> RoomFollower:
+        settings = room_settings(self.settings, name, db)
         room = RoomFollower(
             name,
-            room_settings(self.settings, name, db),
+            replace(settings, watch=False) if self.watcher is None else settings,
             discovered=discovered,
             releasable=name not in dict(self.settings.rooms),
             clock=self.clock,
             stop=self.stop,
+            watcher=self.watcher,
         )
         if discovered:
             log.info("new room %s (%s): logging all of it", name, db)

@@ -2,6 +2,9 @@
 
 Every test that needs a source database gets it from :mod:`serverdb` through the
 ``server_db`` fixture; every test that runs the logger uses :class:`LoggerProcess`.
+
+A test (or module) marked ``both_ways`` runs twice: its ``logger`` fixture starts
+loggers with change notifications (the default) and with ``--no-watch``.
 """
 
 from __future__ import annotations
@@ -102,9 +105,10 @@ class LoggerProcess:
     """``dead-drop-logger run`` as a subprocess, stderr captured to a file.
 
     ``wrapper`` goes before the command (e.g. strace for fault injection); ``preexec``
-    runs in the child before exec (umask, resource limits). ``target``: the options
-    saying what to follow and where, instead of ``--db DB --log-dir LOG_DIR`` (rooms;
-    or none at all, to take them from a settings file).
+    runs in the child before exec (umask, resource limits); ``watch=False`` adds
+    ``--no-watch``. ``target``: the options saying what to follow and where, instead of
+    ``--db DB --log-dir LOG_DIR`` (rooms; or none at all, to take them from a settings
+    file).
     """
 
     def __init__(
@@ -116,13 +120,14 @@ class LoggerProcess:
         wrapper: Sequence[str] = (),
         preexec: Callable[[], None] | None = None,
         target: Sequence[str] | None = None,
+        watch: bool = True,
     ):
         self.target = (
             ["--db", str(db), "--log-dir", str(log_dir)] if target is None else list(target)
         )
         self.db = db
         self.log_dir = log_dir
-        self.args = list(args)
+        self.args = [*args, *(() if watch else ("--no-watch",))]
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
         self.env = {**inherited, **(env or {})}  # only the test's own settings apply
         self.wrapper = list(wrapper)
@@ -205,14 +210,37 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "logs"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_ways: run with change notifications and with --no-watch"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "watch_mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_ways"
+    ):
+        metafunc.parametrize("watch_mode", ["watch", "no-watch"])
+
+
 @pytest.fixture
-def logger(server_db: Path, log_dir: Path) -> Iterator[Callable[..., LoggerProcess]]:
+def watch_mode() -> str:
+    """How the ``logger`` fixture's loggers wait: "watch" (the default) or "no-watch";
+    a ``both_ways`` test gets both."""
+    return "watch"
+
+
+@pytest.fixture
+def logger(
+    server_db: Path, log_dir: Path, watch_mode: str
+) -> Iterator[Callable[..., LoggerProcess]]:
     """Factory for logger processes on the test's database; all are killed at the end."""
     started: list[LoggerProcess] = []
 
     def make(
         *args: str, db: Path | None = None, env: dict[str, str] | None = None, **kw: Any
     ) -> LoggerProcess:
+        kw.setdefault("watch", watch_mode == "watch")
         proc = LoggerProcess(db or server_db, log_dir, *args, env=env, **kw)
         started.append(proc)
         return proc

@@ -68,6 +68,7 @@ def test_config_text_names_every_setting_and_its_source(tmp_path: Path) -> None:
         "max_bytes          10485760                  mine.toml:3",
         "keep_files         7                         env DEAD_DROP_KEEP_FILES",
         "compress_after     (not set)                 default",
+        "no_watch           false                     default",
         "log_level          info                      default",
         "pid_file           (not set)                 default",
     ]

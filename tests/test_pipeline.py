@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import LoggerProcess, log_lines, logged_ids, start_writer, wait_until
 
 Logger = Callable[..., LoggerProcess]
+pytestmark = pytest.mark.both_ways
 
 
 def wait_logged(log_dir: Path, expected: list[int]) -> None:

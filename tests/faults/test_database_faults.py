@@ -26,6 +26,8 @@ from faultkit import (
 )
 from procs import process_alive
 
+pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
+
 
 def db_files(db: Path) -> list[Path]:
     return [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]

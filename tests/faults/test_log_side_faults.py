@@ -34,6 +34,8 @@ from procs import process_alive
 
 from dead_drop_logger.state import StateStore
 
+pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
+
 
 def noon(day: dt.date) -> str:
     """A timestamp on ``day``. Sends stamped with it go to ``day_file(day)`` whenever they

@@ -1,0 +1,380 @@
+"""Waking a loop the moment a watched file changes, with its timer as the safety net.
+
+Why it looks like this:
+- A loop waits on a :class:`Waker` instead of ``stop.wait(timeout)``. The wait ends on a
+  stop request, on a relevant change, or at the timeout. Nobody rings a bare Waker, so
+  without a watcher it *is* the polling loop, unchanged: the timer never goes away,
+  and wherever notifications do not come (network filesystems, some container bind
+  mounts, a watcher that failed to start) the logger still logs at the poll interval.
+- A burst coalesces: however many events arrive, a waiting loop wakes once, and at most
+  once per ``gap`` (the leading edge at once, so a lone message is logged at once; a
+  writer going flat out gets a batch every ``gap``, never a wake-up per row). The loop
+  says how much its last wake-up found (:meth:`Waker.pace`): after a big batch the gap
+  widens to ``BUSY_GAP``, so a flat-out writer gets batches as big as polling every
+  50 ms gives, and each batch's fsyncs are spread over as many rows. After a
+  change the loop is woken once more, ``gap`` later ("recheck"): a commit becomes
+  visible to readers when the writer updates the ``-shm`` index, which is mapped memory
+  and raises no event, so the event for the WAL write can arrive an instant too early.
+- One :class:`Watcher` is one inotify instance and one thread for any number of
+  directories and Wakers (a rooms directory and many databases in one process). It
+  filters by name, so only the files a subscriber names wake it: the logger's own
+  writes (its log directory, state, lock, its daemon log beside the database) never do.
+  A watched directory that is missing, deleted or moved away is watched again as soon
+  as it is there (retried every ``retry`` seconds), and its subscribers are woken then.
+- inotify through ``inotify_simple`` (one small pure-Python module over ctypes: ~4 ms to
+  import after the rest of the logger, no thread or process of its own) on Linux;
+  elsewhere (macOS) the logger polls only, and says so once.
+
+Test hook (only the test suite sets it): ``DEAD_DROP_TEST_WATCHER=fail`` makes the
+watcher fail to start; ``DEAD_DROP_TEST_WATCHER=deaf:DIR`` watches DIR (where nothing
+happens) instead of the database's directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+STOP, CHANGE, RECHECK, TIMEOUT = "stop", "change", "recheck", "timeout"
+GAP = 0.02  # at most one change wake-up per GAP seconds, and a recheck GAP after one
+BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
+BUSY_LINES = 100
+SETTLE = 0.005  # the watcher thread reads its events at most once per SETTLE seconds
+TEST_HOOK = "DEAD_DROP_TEST_WATCHER"
+
+Match = Callable[[str, bool], bool]
+"""Whether an event on ``name`` (a directory when the flag is set) concerns a subscriber."""
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Why a wait ended, and (for a change) the names that changed."""
+
+    reason: str
+    names: tuple[str, ...] = ()
+
+
+class Waker:
+    """What a loop waits on: ends on :meth:`stop`, on a change rung by a watcher, or at
+    the timeout. ``counts`` tallies wake-ups by reason (each is also a debug line)."""
+
+    def __init__(
+        self,
+        *,
+        gap: float = GAP,
+        busy_gap: float = BUSY_GAP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.quiet_gap = self.gap = gap
+        self.busy_gap = busy_gap
+        self._clock = clock
+        # An RLock: a signal handler may stop() while this thread is inside wait().
+        self._cond = threading.Condition(threading.RLock())
+        self._stopped = False
+        self._changed: dict[str, None] = {}  # names in the order they changed
+        self._last_change = -float("inf")
+        self._recheck_at: float | None = None
+        self.counts: Counter[str] = Counter()
+        self.watching = False  # a watcher delivers to this Waker
+        self._timer_work = 0  # timer wake-ups that found new data, while no change came
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def ring(self, name: str) -> None:
+        """A relevant change (called by a watcher's thread)."""
+        with self._cond:
+            self._changed[name] = None
+            self._cond.notify_all()
+
+    def wait(self, timeout: float) -> Wake:
+        end = self._clock() + max(0.0, timeout)
+        with self._cond:
+            while True:
+                now = self._clock()
+                if self._stopped:
+                    wake = Wake(STOP)
+                    break
+                ready = self._last_change + self.gap
+                if self._changed and now >= ready:
+                    wake = Wake(CHANGE, tuple(self._changed))
+                    self._changed.clear()
+                    self._last_change = now
+                    self._recheck_at = now + self.gap
+                    break
+                if self._recheck_at is not None and now >= self._recheck_at:
+                    wake = Wake(RECHECK)
+                    self._recheck_at = None
+                    break
+                if now >= end:
+                    wake = Wake(TIMEOUT)
+                    break
+                until = end
+                if self._changed:
+                    until = min(until, ready)
+                if self._recheck_at is not None:
+                    until = min(until, self._recheck_at)
+                self._cond.wait(until - now)
+        self.counts[wake.reason] += 1
+        log.debug("woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else "")
+        return wake
+
+    def pace(self, lines: int) -> None:
+        """How much the last wake-up found: a big batch widens the gap (see above)."""
+        self.gap = self.busy_gap if lines >= BUSY_LINES else self.quiet_gap
+
+    def timer_found_work(self, last: Wake | None) -> bool:
+        """Note that a tick after ``last`` found new data. True, once, when notifications
+        are evidently not arriving: twice the timer found data and no change ever came."""
+        if not self.watching or self.counts[CHANGE] or last is None or last.reason != TIMEOUT:
+            return False
+        self._timer_work += 1
+        return self._timer_work == 2
+
+
+@dataclass
+class _Subscription:
+    directory: Path
+    match: Match
+    waker: Waker
+
+
+@dataclass
+class _Directory:
+    path: Path
+    subscriptions: list[_Subscription] = field(default_factory=list)
+    wd: int | None = None  # None: not watched (missing); retried
+
+
+class WatcherUnavailable(Exception):
+    """No change notifications here (platform, library, kernel limits, test hook)."""
+
+
+class Watcher:
+    """One inotify instance and one thread, for any number of directories and Wakers."""
+
+    def __init__(self, *, retry: float = 1.0, settle: float = SETTLE) -> None:
+        if os.environ.get(TEST_HOOK) == "fail":
+            raise WatcherUnavailable(f"{TEST_HOOK}=fail (test hook)")
+        if not sys.platform.startswith("linux"):
+            raise WatcherUnavailable(f"no inotify on {sys.platform}")
+        try:
+            import inotify_simple
+        except ImportError:  # pragma: no cover - a dependency on Linux
+            raise WatcherUnavailable("inotify_simple is not installed") from None
+        flags = inotify_simple.flags
+        self._mask = (
+            flags.MODIFY
+            | flags.ATTRIB
+            | flags.CREATE
+            | flags.DELETE
+            | flags.MOVED_FROM
+            | flags.MOVED_TO
+            | flags.DELETE_SELF
+            | flags.MOVE_SELF
+        )
+        self._flags = flags
+        try:
+            self._inotify: Any = inotify_simple.INotify(nonblocking=True)
+        except OSError as exc:
+            raise WatcherUnavailable(f"inotify: {exc.strerror or exc}") from None
+        self.retry = retry
+        self.settle = settle
+        self._lock = threading.Lock()
+        self._dirs: dict[Path, _Directory] = {}
+        self._by_wd: dict[int, _Directory] = {}
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+        self._thread.start()
+
+    # -- subscribing -------------------------------------------------------------------
+
+    def watch(self, directory: Path, match: Match, waker: Waker) -> None:
+        """Ring ``waker`` when an entry of ``directory`` that ``match`` accepts is
+        modified, created, deleted or renamed, and when the directory itself appears."""
+        directory = directory.absolute()
+        with self._lock:
+            entry = self._dirs.get(directory)
+            if entry is None:
+                entry = self._dirs[directory] = _Directory(directory)
+            entry.subscriptions.append(_Subscription(directory, match, waker))
+            if entry.wd is None:
+                self._add(entry)
+        waker.watching = True
+        self._poke()  # the thread recomputes whether it must retry missing directories
+
+    def unwatch(self, waker: Waker) -> None:
+        """Stop ringing ``waker`` (a room released); a directory nobody watches any more
+        is no longer watched."""
+        with self._lock:
+            for path, entry in list(self._dirs.items()):
+                entry.subscriptions = [s for s in entry.subscriptions if s.waker is not waker]
+                if not entry.subscriptions:
+                    self._forget(entry)
+                    del self._dirs[path]
+        waker.watching = False
+
+    def _add(self, entry: _Directory) -> bool:
+        """Start watching ``entry`` (the lock held). False while it cannot be watched."""
+        try:
+            wd = self._inotify.add_watch(entry.path, self._mask | self._flags.ONLYDIR)
+        except OSError as exc:
+            if exc.errno not in (2, 20):  # ENOENT, ENOTDIR: not there (yet); quietly retried
+                log.debug("cannot watch %s: %s; retrying", entry.path, exc.strerror)
+            return False
+        entry.wd = wd
+        self._by_wd[wd] = entry
+        return True
+
+    # -- the thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._inotify.fileno(), select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        closing = select.poll()  # only the pipe: a coalescing pause that close() ends
+        closing.register(self._wake_r, select.POLLIN)
+        try:
+            while not self._closed:
+                with self._lock:
+                    missing = any(d.wd is None for d in self._dirs.values())
+                ready = poller.poll(self.retry * 1000 if missing else None)
+                if self._closed:
+                    break
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 512)
+                if missing:
+                    self._retry_missing()
+                if any(fd == self._inotify.fileno() for fd, _ in ready):
+                    self._dispatch(self._inotify.read(timeout=0))
+                    # Coalesce: let a burst pile up (the kernel merges repeats) before
+                    # the next read, so a writer flat out costs a bounded number of
+                    # wake-ups of this thread, not one per write.
+                    closing.poll(self.settle * 1000)
+        except Exception as exc:  # never kill the logger: it still polls
+            log.warning("change notifications stopped (%s); polling only", exc)
+            with self._lock:
+                wakers = {
+                    id(s.waker): s.waker for d in self._dirs.values() for s in d.subscriptions
+                }
+            for waker in wakers.values():
+                waker.watching = False
+
+    def _retry_missing(self) -> None:
+        with self._lock:
+            appeared = [d for d in self._dirs.values() if d.wd is None and self._add(d)]
+        for entry in appeared:
+            for sub in entry.subscriptions:
+                sub.waker.ring(".")  # it appeared: what it holds may be new
+
+    def _dispatch(self, events: list[Any]) -> None:
+        rings: dict[int, tuple[Waker, str]] = {}
+        flags = self._flags
+        with self._lock:
+            for event in events:
+                if event.mask & flags.Q_OVERFLOW:  # events were lost: wake everyone
+                    for each in self._dirs.values():
+                        for sub in each.subscriptions:
+                            rings[id(sub.waker)] = (sub.waker, "(overflow)")
+                    continue
+                entry = self._by_wd.get(event.wd)
+                if entry is None or entry.wd != event.wd:
+                    continue
+                if event.mask & (flags.DELETE_SELF | flags.MOVE_SELF | flags.IGNORED):
+                    self._forget(entry)  # watched again once a directory is there
+                    for sub in entry.subscriptions:
+                        rings[id(sub.waker)] = (sub.waker, ".")
+                    continue
+                is_dir = bool(event.mask & flags.ISDIR)
+                for sub in entry.subscriptions:
+                    if sub.match(event.name, is_dir):
+                        rings[id(sub.waker)] = (sub.waker, event.name)
+        for waker, name in rings.values():
+            waker.ring(name)
+
+    def _forget(self, entry: _Directory) -> None:
+        if entry.wd is None:
+            return
+        self._by_wd.pop(entry.wd, None)
+        with contextlib.suppress(OSError):
+            self._inotify.rm_watch(entry.wd)  # a moved directory is still watched: stop
+        entry.wd = None
+
+    def _poke(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    # -- stopping ----------------------------------------------------------------------
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the thread (at once: it is woken through a pipe) and free the inotify fd."""
+        if self._closed:
+            return
+        self._closed = True
+        self._poke()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._inotify.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+
+def database_files(db: Path) -> Match:
+    """The database file and its ``-wal`` and ``-journal`` companions (not ``-shm``:
+    readers write it too)."""
+    names = {db.name, f"{db.name}-wal", f"{db.name}-journal"}
+    return lambda name, is_dir: name in names
+
+
+@contextlib.contextmanager
+def watching_database(db: Path, waker: Waker, *, enabled: bool, poll: float) -> Iterator[None]:
+    """Ring ``waker`` when the database changes, for the block's duration; when that is
+    impossible, say once that the logger polls only. Create it after daemonizing: the
+    daemon closes every file descriptor it did not create."""
+    if not enabled:
+        yield
+        return
+    directory = db.absolute().parent
+    hook = os.environ.get(TEST_HOOK, "")
+    if hook.startswith("deaf:"):
+        directory = Path(hook.removeprefix("deaf:"))
+    try:
+        watcher = Watcher(retry=max(poll, 0.05))
+    except WatcherUnavailable as exc:
+        log.info("no change notifications (%s); polling only, every %ss", exc, poll)
+        yield
+        return
+    try:
+        watcher.watch(directory, database_files(db), waker)
+        yield
+    finally:
+        watcher.close()
+
+
+__all__ = [
+    "CHANGE",
+    "RECHECK",
+    "STOP",
+    "TIMEOUT",
+    "Wake",
+    "Waker",
+    "Watcher",
+    "WatcherUnavailable",
+    "database_files",
+    "watching_database",
+]
