@@ -74,6 +74,9 @@ class Follower:
         self._wrote = False
         self._rotation_trouble: str | None = None
         self.finished = False  # set by a subclass whose database is gone for good
+        # Longest wait between two ticks when nothing rings the waker: the poll interval,
+        # unless something else checks for changes at that pace (the rooms' sweep).
+        self.idle_wait = settings.poll_interval
 
     # -- signals -----------------------------------------------------------------------
 
@@ -143,7 +146,7 @@ class Follower:
                 # A tick starts every poll interval, not an interval after the last one
                 # ended (a batch's own time does not add to the latency), and never
                 # sleeps past midnight.
-                wait = max(0.0, self.settings.poll_interval - (monotonic() - started))
+                wait = max(0.0, self.idle_wait - (monotonic() - started))
                 self._woke = self.waker.wait(self.rotator.wait_time(wait))
 
     def _database_existed(self) -> bool:
@@ -226,18 +229,19 @@ class Follower:
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))
         log.debug("retry %d in %.2fs", self._failures, delay)
-        before = _signature(self.settings.db)
+        before = signature(self.settings.db)
         waited = 0.0
         step = min(self.settings.poll_interval, 0.5)
         while waited < delay and not self.stop.is_set():
             woke = self.waker.wait(step)
             waited += step
             self._rotate()  # midnight does not wait for the database to come back
-            if (on_change and woke.reason == CHANGE) or _signature(self.settings.db) != before:
+            if (on_change and woke.reason == CHANGE) or signature(self.settings.db) != before:
                 return
 
 
-def _signature(path: Path) -> tuple[int, int, int, int] | None:
+def signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What a ``stat`` says of a file's identity and last change (None: not there)."""
     try:
         st = os.stat(path)
     except OSError:

@@ -35,13 +35,16 @@ from .clock import Clock, SystemClock
 from .config import ROOM_DB_NAME, Settings
 from .diagnostics import ROOM_THREAD_PREFIX
 from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
-from .follow import MAX_BACKOFF, Follower
+from .follow import MAX_BACKOFF, Follower, signature
 from .rooms_spec import RoomNameError, check_room_name
 from .watch import Waker, Watcher, WatcherUnavailable
 
 log = logging.getLogger(__name__)
 
 ROOMS_MARK = ".dead-drop-logger.rooms"  # in LOG_DIR: the rooms' first start happened
+# An idle room's own timer, in poll intervals: 50 rooms each ticking every poll interval
+# would cost ten times the CPU of one sweep of stat() calls over all of them.
+SAFETY_POLLS = 10
 
 
 def room_settings(settings: Settings, name: str, db: Path) -> Settings:
@@ -88,6 +91,10 @@ class RoomFollower(Follower):
         watcher: Watcher | None = None,
     ) -> None:
         super().__init__(settings, clock=clock, stop=stop, watcher=watcher)
+        # The supervisor's sweep checks every room at the poll interval and rings the
+        # ones that changed; the room's own timer is only the safety net behind it.
+        self.idle_wait = settings.poll_interval * SAFETY_POLLS
+        self.seen: tuple[object, ...] = ()  # the sweep's last signature of its files
         self.name = name
         self.discovered = discovered
         self.releasable = releasable
@@ -193,6 +200,7 @@ class Rooms:
             for name, db in sorted(self._list().items()):
                 if name not in self.active:
                     self._start(name, db, discovered=True)
+            self._sweep()
             self.waker.wait(self.settings.poll_interval)
         for room, thread in list(self.active.values()):
             room.request_stop()
@@ -246,6 +254,18 @@ class Rooms:
                 return
             room.prepared.set()  # its trouble must not hold back the others' first start
             self.stop.wait(MAX_BACKOFF)
+
+    def _sweep(self) -> None:
+        """Ring every room whose database or WAL changed since the last sweep: the
+        poll-interval check of a single follower, for all rooms in one thread (with
+        change notifications, it is a second net; without them, the only one)."""
+        for room, _thread in self.active.values():
+            db = room.settings.db
+            seen = (signature(db), signature(db.with_name(db.name + "-wal")))
+            if seen != room.seen:
+                if room.seen:
+                    room.waker.ring(db.name)
+                room.seen = seen
 
     def _reap(self) -> None:
         for name, (room, thread) in list(self.active.items()):

@@ -26,9 +26,9 @@ def rooms_logger(rooms_dir: Path, log_dir: Path) -> Iterator[Callable[..., Logge
     """Factory for ``run --rooms-dir`` processes; all are killed at the end."""
     started: list[LoggerProcess] = []
 
-    def make(*args: str) -> LoggerProcess:
+    def make(*args: str, watch: bool = True) -> LoggerProcess:
         target = ["--rooms-dir", str(rooms_dir), "--log-dir", str(log_dir)]
-        proc = LoggerProcess(rooms_dir, log_dir, *args, target=target)
+        proc = LoggerProcess(rooms_dir, log_dir, *args, target=target, watch=watch)
         started.append(proc)
         return proc
 
@@ -59,14 +59,19 @@ def finished(writer: subprocess.Popen[bytes]) -> None:
     assert writer.wait(timeout=120) == 0
 
 
+@pytest.mark.parametrize("watch", [True, False], ids=["watch", "no-watch"])
 def test_rooms_from_the_start_one_created_and_one_archived_while_others_write(
-    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+    rooms_dir: Path,
+    log_dir: Path,
+    tmp_path: Path,
+    rooms_logger: Callable[..., LoggerProcess],
+    watch: bool,
 ) -> None:
     dbs: dict[str, Path] = {}
     old: dict[str, list[int]] = {}
     for name in ("a", "b", "c"):
         dbs[name], old[name] = make_room(rooms_dir, name, history=3)
-    proc = rooms_logger().start()
+    proc = rooms_logger(watch=watch).start()
     wait_rooms_ready(proc, "a", "b", "c")
 
     writers = {
