@@ -15,7 +15,7 @@ from . import config, configfile, daemon, diagnostics, options, rooms
 from . import status as status_report
 from .files import LogDirError
 from .pidfile import AlreadyRunning
-from .prune import prune_log_dir
+from .prune import prune_all
 from .source import SourceError
 from .state import StateError
 from .writer import WriteError
@@ -67,9 +67,10 @@ def run(**params: Any) -> None:
 @options.utc
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files."""
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files,
+    in the log directory and in every room's directory in it."""
     try:
-        doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
+        doomed = prune_all(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
         fail(str(exc))
     except (OSError, StateError) as exc:

@@ -1,4 +1,6 @@
-"""``prune``: retention on demand, for a log directory no logger may be running on."""
+"""``prune``: retention on demand, beside a running logger or without one.
+
+It covers the log directory and, when it holds rooms, every room's own directory."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 from . import retention
 from .clock import Clock, SystemClock, today
 from .files import LogDirError
-from .state import StateStore
+from .state import LOCK_NAME, StateStore
 
 
 def prune_log_dir(
@@ -34,3 +36,27 @@ def prune_log_dir(
         protected = set(state.pending) if state else set()
         doomed = retention.select(log_dir, day, retention_days=retention_days, protected=protected)
         return retention.delete(log_dir, doomed)
+
+
+def room_dirs(log_dir: Path) -> list[Path]:
+    """The rooms' log directories in ``log_dir``: its subdirectories a logger wrote to."""
+    try:
+        subdirs = sorted(p for p in log_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+    return [p for p in subdirs if (p / LOCK_NAME).exists()]
+
+
+def prune_all(
+    log_dir: Path,
+    retention_days: int,
+    *,
+    utc: bool = False,
+    dry_run: bool = False,
+    clock: Clock | None = None,
+) -> list[Path]:
+    """:func:`prune_log_dir` over ``log_dir`` and every room's directory in it."""
+    doomed = prune_log_dir(log_dir, retention_days, utc=utc, dry_run=dry_run, clock=clock)
+    for room in room_dirs(log_dir):
+        doomed += prune_log_dir(room, retention_days, utc=utc, dry_run=dry_run, clock=clock)
+    return doomed

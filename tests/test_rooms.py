@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, day_files, logged_ids, start_writer, wait_until
+from conftest import (
+    LoggerProcess,
+    day_files,
+    logged_ids,
+    run_command,
+    start_writer,
+    wait_until,
+)
+from procs import Reaper
 
 
 @pytest.fixture
@@ -179,3 +188,60 @@ def test_explicit_rooms_by_name(tmp_path: Path, log_dir: Path) -> None:
         wait_until(lambda: logged_ids(log_dir / "two") == ids_two, what="room two")
     finally:
         assert proc.stop() == 0
+
+
+def test_status_shows_each_room_and_why_one_cannot_be_read(
+    rooms_dir: Path, log_dir: Path, home_env: dict[str, str]
+) -> None:
+    good, _ = make_room(rooms_dir, "good")
+    bad = serverdb.room_db(rooms_dir, "bad")
+    bad.parent.mkdir()
+    bad.write_bytes(b"this is not a database" * 100)
+    reaper = Reaper()
+    try:
+        done = run_command(
+            "start",
+            "--rooms-dir",
+            str(rooms_dir),
+            "--log-dir",
+            str(log_dir),
+            "--poll-interval",
+            "0.05",
+            env=home_env,
+        )
+        assert done.returncode == 0, done.stderr
+        reaper.add(int(done.stdout.split("pid ")[1].split(")")[0]))
+        wait_until(lambda: (log_dir / "good" / ".dead-drop-logger.state").exists(), what="good")
+        ids = serverdb.send_many(good, 3, prefix="good")
+        wait_until(lambda: logged_ids(log_dir / "good") == ids, what="good logged")
+
+        def rooms() -> list[dict[str, object]]:
+            done = run_command("status", "--json", env=home_env)
+            assert done.returncode == 0, done.stdout
+            found: list[dict[str, object]] = json.loads(done.stdout)["rooms"]
+            return found
+
+        wait_until(lambda: rooms()[1]["lag"] == 0, what="status to see room good caught up")
+        bad_room, good_room = rooms()
+        assert good_room == {
+            "name": "good",
+            "database": str(good),
+            "log_dir": str(log_dir / "good"),
+            "last_id_logged": ids[-1],
+            "lag": 0,
+            "today_file": good_room["today_file"],
+            "today_file_bytes": good_room["today_file_bytes"],
+            "problems": [],
+        }
+        assert str(good_room["today_file"]).startswith(str(log_dir / "good" / "messages-"))
+        assert bad_room["name"] == "bad" and bad_room["lag"] is None
+        assert bad_room["problems"] == [f"database {bad} is not usable: file is not a database"]
+        text = run_command("status", env=home_env).stdout.splitlines()
+        assert f"  rooms dir:      {rooms_dir}" in text
+        assert "  rooms:          2" in text
+        assert "  room bad:" in text and "  room good:" in text
+        assert f"    cannot be read: database {bad} is not usable: file is not a database" in text
+        assert f"    last id logged: {ids[-1]}" in text
+    finally:
+        run_command("stop", env=home_env)
+        reaper.kill_all()
