@@ -122,9 +122,7 @@ class LoggerProcess:
         target: Sequence[str] | None = None,
         watch: bool = True,
     ):
-        self.target = (
-            ["--db", str(db), "--log-dir", str(log_dir)] if target is None else list(target)
-        )
+        self.target = None if target is None else list(target)
         self.db = db
         self.log_dir = log_dir
         self.args = [*args, *(() if watch else ("--no-watch",))]
@@ -140,7 +138,11 @@ class LoggerProcess:
             *self.wrapper,
             *logger_command(),
             "run",
-            *self.target,
+            *(
+                ["--db", str(self.db), "--log-dir", str(self.log_dir)]
+                if self.target is None
+                else self.target
+            ),
             "--poll-interval",
             "0.05",
             *self.args,
