@@ -69,18 +69,40 @@ class RoomsLogger:
 
 
 class LogWatchers(threading.Thread):
-    """run.py's Watcher for each room's log dir, all polled from one thread."""
+    """run.py's Watcher for each room's log dir, all from one thread, kept light so the
+    measuring does not starve the logger of CPU: every ``every`` seconds one ``stat`` of
+    each room's newest log file, and a Watcher's full poll only for a room whose file
+    grew (or every ``rescan`` seconds, when a new file may have appeared)."""
 
-    def __init__(self, watchers: list[bench.Watcher], every: float = 0.005) -> None:
+    def __init__(
+        self, watchers: list[bench.Watcher], every: float = 0.005, rescan: float = 0.25
+    ) -> None:
         super().__init__(daemon=True)
         self.watchers = watchers
         self.every = every
+        self.rescan = rescan
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        sizes: dict[int, tuple[Path, int]] = {}
+        next_scan = 0.0
         while not self.stopping.is_set():
-            for watcher in self.watchers:
-                watcher.poll()
+            full = time.monotonic() >= next_scan
+            for k, watcher in enumerate(self.watchers):
+                known = sizes.get(k)
+                size = -1
+                if known is not None:
+                    try:
+                        size = known[0].stat().st_size
+                    except FileNotFoundError:
+                        full = True
+                if full or known is None or size != known[1]:
+                    watcher.poll()
+                    newest = max(watcher._offsets, key=lambda p: p.name, default=None)
+                    if newest is not None:
+                        sizes[k] = (newest, watcher._offsets[newest])
+            if full:
+                next_scan = time.monotonic() + self.rescan
             time.sleep(self.every)
         for watcher in self.watchers:
             watcher.poll()
