@@ -9,12 +9,16 @@ Why it looks like this:
 - A burst coalesces: however many events arrive, a waiting loop wakes once, and at most
   once per ``gap`` (the leading edge at once, so a lone message is logged at once; a
   writer going flat out gets a batch every ``gap``, never a wake-up per row). The loop
-  says how much its last wake-up found (:meth:`Waker.pace`): after a big batch the gap
-  widens to ``BUSY_GAP``, so a flat-out writer gets batches as big as polling every
-  50 ms gives, and each batch's fsyncs are spread over as many rows. After a
-  change the loop is woken once more, ``gap`` later ("recheck"): a commit becomes
-  visible to readers when the writer updates the ``-shm`` index, which is mapped memory
-  and raises no event, so the event for the WAL write can arrive an instant too early.
+  says how much its last wake-up found (:meth:`Waker.pace`): the gap widens with the
+  batch, to ``BUSY_GAP`` at ``BUSY_LINES``, so a flat-out writer gets batches as big
+  as polling every 50 ms gives, and each batch's fsyncs are spread over as many rows.
+- Until a change turns out to hold something, the loop is woken a few more times
+  ("recheck": 2, 3, 5 ... 200 ms after it, each a ``stat`` and ``PRAGMA
+  data_version``): the event comes with the WAL write, but the commit becomes visible
+  to readers only after the writer's fsync of the WAL (a few ms, more on a busy disk)
+  and its update of the ``-shm`` index, which is mapped memory and raises no event of
+  its own. Once a wake-up found rows, one more recheck a gap later catches a commit
+  whose event came with theirs; rechecks never come closer than that to a batch.
 - One :class:`Watcher` is one inotify instance and one thread for any number of
   directories and Wakers (a rooms directory and many databases in one process). It
   filters by name, so only the files a subscriber names wake it: the logger's own
@@ -48,10 +52,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STOP, CHANGE, RECHECK, TIMEOUT = "stop", "change", "recheck", "timeout"
-GAP = 0.02  # at most one change wake-up per GAP seconds, and a recheck GAP after one
+GAP = 0.02  # at most one change wake-up per GAP seconds
+# After a change: rechecks growing by half each time, so a commit that becomes visible
+# t ms after its event is logged by about 1.5 t (12 cheap ticks, to 200 ms).
+RECHECKS = (0.002, 0.003, 0.005, 0.008, 0.012, 0.018, 0.027, 0.04, 0.06, 0.09, 0.135, 0.2)
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
-BUSY_LINES = 100
-SETTLE = 0.005  # the watcher thread reads its events at most once per SETTLE seconds
+BUSY_LINES = 200
+SETTLE = 0.01  # the watcher thread reads its events at most once per SETTLE seconds
 TEST_HOOK = "DEAD_DROP_TEST_WATCHER"
 
 Match = Callable[[str, bool], bool]
@@ -85,8 +92,10 @@ class Waker:
         self._stopped = False
         self._changed: dict[str, None] = {}  # names in the order they changed
         self._last_change = -float("inf")
+        self._rechecks: Iterator[float] = iter(())  # offsets from the last change to come
         self._recheck_at: float | None = None
         self.counts: Counter[str] = Counter()
+        self._last = TIMEOUT  # the reason of the last wake-up
         self.watching = False  # a watcher delivers to this Waker
         self._timer_work = 0  # timer wake-ups that found new data, while no change came
 
@@ -114,11 +123,17 @@ class Waker:
                     wake = Wake(CHANGE, tuple(self._changed))
                     self._changed.clear()
                     self._last_change = now
-                    self._recheck_at = now + self.gap
+                    self._rechecks = iter(RECHECKS)
+                    self._recheck_at = now + next(self._rechecks)
                     break
-                if self._recheck_at is not None and now >= self._recheck_at:
+                # A recheck is moot while a change waits its turn: that wakes anyway.
+                recheck = None if self._changed else self._recheck_at
+                if recheck is not None and now >= recheck:
                     wake = Wake(RECHECK)
-                    self._recheck_at = None
+                    # The next one still ahead (a slow tick may have passed some).
+                    ahead = (t for t in self._rechecks if self._last_change + t > now)
+                    offset = next(ahead, None)
+                    self._recheck_at = None if offset is None else self._last_change + offset
                     break
                 if now >= end:
                     wake = Wake(TIMEOUT)
@@ -126,16 +141,23 @@ class Waker:
                 until = end
                 if self._changed:
                     until = min(until, ready)
-                if self._recheck_at is not None:
-                    until = min(until, self._recheck_at)
+                if recheck is not None:
+                    until = min(until, recheck)
                 self._cond.wait(until - now)
         self.counts[wake.reason] += 1
+        self._last = wake.reason
         log.debug("woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else "")
         return wake
 
     def pace(self, lines: int) -> None:
-        """How much the last wake-up found: a big batch widens the gap (see above)."""
-        self.gap = self.busy_gap if lines >= BUSY_LINES else self.quiet_gap
+        """How much the last wake-up found: a bigger batch widens the gap, and rows found
+        end the quick rechecks (see above)."""
+        widen = (self.busy_gap - self.quiet_gap) * min(lines, BUSY_LINES) / BUSY_LINES
+        self.gap = self.quiet_gap + widen
+        if lines and self._last in (CHANGE, RECHECK):  # not after the timer's: no event
+            with self._cond:
+                self._rechecks = iter(())
+                self._recheck_at = self._clock() + self.gap
 
     def timer_found_work(self, last: Wake | None) -> bool:
         """Note that a tick after ``last`` found new data. True, once, when notifications
@@ -349,7 +371,8 @@ def watching_database(db: Path, waker: Waker, *, enabled: bool, poll: float) -> 
     if not enabled:
         yield
         return
-    directory = db.absolute().parent
+    db = db.resolve()  # SQLite follows a symlink: the -wal is written beside the target
+    directory = db.parent
     hook = os.environ.get(TEST_HOOK, "")
     if hook.startswith("deaf:"):
         directory = Path(hook.removeprefix("deaf:"))
