@@ -100,9 +100,8 @@ class Follower:
         ensure_private_dir(self.settings.log_dir)
         settings = self.settings
         if self.watcher is not None:
-            self.watcher.watch(
-                settings.db.absolute().parent, database_files(settings.db), self.waker
-            )
+            db = settings.db.resolve()  # SQLite writes the -wal beside a symlink's target
+            self.watcher.watch(db.parent, database_files(db), self.waker)
             try:
                 self._follow()
             finally:

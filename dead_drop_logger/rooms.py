@@ -95,6 +95,8 @@ class RoomFollower(Follower):
         # ones that changed; the room's own timer is only the safety net behind it.
         self.idle_wait = settings.poll_interval * SAFETY_POLLS
         self.seen: tuple[object, ...] = ()  # the sweep's last signature of its files
+        target = settings.db.resolve()  # SQLite writes the -wal beside a symlink's target
+        self.sweep_paths = (settings.db, target.with_name(target.name + "-wal"))
         self.name = name
         self.discovered = discovered
         self.releasable = releasable
@@ -262,8 +264,8 @@ class Rooms:
         poll-interval check of a single follower, for all rooms in one thread (with
         change notifications, it is a second net; without them, the only one)."""
         for room, _thread in self.active.values():
-            db = room.settings.db
-            seen = (signature(db), signature(db.with_name(db.name + "-wal")))
+            db, wal = room.sweep_paths
+            seen = (signature(db), signature(wal))
             if seen != room.seen:
                 if room.seen:
                     room.waker.ring(db.name)

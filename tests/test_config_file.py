@@ -138,3 +138,11 @@ def test_the_real_logger_runs_with_the_file_named_by_the_environment(
         wait_until(lambda: logged_ids(logs) == old + new, what="the file's log dir to fill")
     finally:
         proc.stop()
+
+
+def test_every_run_and_start_option_can_be_set_in_the_file() -> None:
+    for command in ("run", "start"):
+        names = {
+            p.name for p in cli.commands[command].params if p.expose_value and p.name != "help"
+        }
+        assert names <= set(configfile.KEYS), (command, names - set(configfile.KEYS))
