@@ -81,12 +81,7 @@ class Follower:
     # -- signals -----------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        on_stop_signals(self.request_stop, "the batch in hand")
 
     def request_stop(self) -> None:
         """End the loop after the batch in hand (a wait in progress ends at once)."""
@@ -237,6 +232,17 @@ class Follower:
             self._rotate()  # midnight does not wait for the database to come back
             if (on_change and woke.reason == CHANGE) or signature(self.settings.db) != before:
                 return
+
+
+def on_stop_signals(request_stop: Callable[[], None], finishing: str) -> None:
+    """SIGTERM and SIGINT call ``request_stop``, saying what is finished first."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; finishing %s", signal.Signals(signum).name, finishing)
+        request_stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def signature(path: Path) -> tuple[int, int, int, int] | None:

@@ -25,17 +25,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 from .clock import Clock, SystemClock
 from .config import ROOM_DB_NAME, Settings
 from .diagnostics import ROOM_THREAD_PREFIX
 from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
-from .follow import MAX_BACKOFF, Follower, signature
+from .follow import MAX_BACKOFF, Follower, on_stop_signals, signature
 from .rooms_spec import RoomNameError, check_room_name
 from .watch import Waker, Watcher, WatcherUnavailable
 
@@ -151,12 +149,7 @@ class Rooms:
         self.watcher: Watcher | None = None
 
     def install_signal_handlers(self) -> None:
-        def request_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("received %s; finishing the batches in hand", signal.Signals(signum).name)
-            self.request_stop()
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        on_stop_signals(self.request_stop, "the batches in hand")
 
     def request_stop(self) -> None:
         """Every room ends after its batch in hand; waits in progress end at once."""

@@ -24,11 +24,10 @@ from .state import StateError, StateStore
 EXIT_CODES = {Liveness.RUNNING: 0, Liveness.STALE: 1, Liveness.ABSENT: 3}
 
 
-@dataclass
-class RoomReport:
-    """One room of a logger following rooms: how far its log has got."""
+@dataclass(kw_only=True)
+class LogProgress:
+    """How far one log directory has got behind its database."""
 
-    name: str
     database: str | None = None
     log_dir: str | None = None
     last_id_logged: int | None = None
@@ -37,34 +36,27 @@ class RoomReport:
     today_file_bytes: int | None = None
     problems: list[str] = field(default_factory=list)
 
+
+@dataclass(kw_only=True)
+class RoomReport(LogProgress):
+    """One room of a logger following rooms."""
+
+    name: str
+
     def lines(self) -> list[str]:
-        rows: list[tuple[str, object]] = [
-            ("database", self.database),
-            ("log dir", self.log_dir),
-            ("last id logged", _last_id(self.last_id_logged, self.lag)),
-            ("lag", None if self.lag is None else f"{self.lag} messages not yet logged"),
-            ("today's file", _file(self.today_file, self.today_file_bytes)),
-        ]
         out = [f"  room {self.name}:"]
-        out += [f"    {name + ':':<16}{'unknown' if v is None else v}" for name, v in rows]
+        out += _rows(_progress_rows(self), "    ")
         out += [f"    cannot be read: {p}" for p in self.problems]
         return out
 
 
-@dataclass
-class Report:
+@dataclass(kw_only=True)
+class Report(LogProgress):
     status: str
     pid_file: str
     pid: int | None = None
     started: str | None = None
     uptime_seconds: int | None = None
-    database: str | None = None
-    log_dir: str | None = None
-    last_id_logged: int | None = None
-    lag: int | None = None
-    today_file: str | None = None
-    today_file_bytes: int | None = None
-    problems: list[str] = field(default_factory=list)
     rooms_dir: str | None = None
     rooms: list[RoomReport] | None = None  # None: one database, not rooms
     exit_code: int = 3
@@ -86,30 +78,41 @@ class Report:
                 f"{named} was left behind (it crashed or was killed)"
             )
         lines = [f"dead-drop-logger is running (pid {self.pid})"]
-        if self.rooms is not None:
-            lines += [
-                f"  {'uptime:':<16}{_duration(self.uptime_seconds) or 'unknown'}",
-                f"  {'started:':<16}{self.started or 'unknown'}",
-                f"  {'rooms dir:':<16}{self.rooms_dir or 'none (named rooms only)'}",
-                f"  {'log dir:':<16}{self.log_dir}",
-                f"  {'rooms:':<16}{len(self.rooms)}",
-            ]
-            lines += [f"  note: {p}" for p in self.problems]
-            for room in self.rooms:
-                lines += room.lines()
-            return "\n".join(lines)
-        rows: list[tuple[str, object]] = [
+        started: list[tuple[str, object]] = [
             ("uptime", _duration(self.uptime_seconds)),
             ("started", self.started),
-            ("database", self.database),
-            ("log dir", self.log_dir),
-            ("last id logged", _last_id(self.last_id_logged, self.lag)),
-            ("lag", None if self.lag is None else f"{self.lag} messages not yet logged"),
-            ("today's file", _file(self.today_file, self.today_file_bytes)),
         ]
-        lines += [f"  {name + ':':<16}{'unknown' if v is None else v}" for name, v in rows]
+        if self.rooms is None:
+            lines += _rows([*started, *_progress_rows(self)])
+            lines += [f"  note: {p}" for p in self.problems]
+            return "\n".join(lines)
+        lines += _rows(
+            [
+                *started,
+                ("rooms dir", self.rooms_dir or "none (named rooms only)"),
+                ("log dir", self.log_dir),
+                ("rooms", len(self.rooms)),
+            ]
+        )
         lines += [f"  note: {p}" for p in self.problems]
+        for room in self.rooms:
+            lines += room.lines()
         return "\n".join(lines)
+
+
+def _progress_rows(report: LogProgress) -> list[tuple[str, object]]:
+    """What the text says of how far a log directory has got."""
+    return [
+        ("database", report.database),
+        ("log dir", report.log_dir),
+        ("last id logged", _last_id(report.last_id_logged, report.lag)),
+        ("lag", None if report.lag is None else f"{report.lag} messages not yet logged"),
+        ("today's file", _file(report.today_file, report.today_file_bytes)),
+    ]
+
+
+def _rows(rows: list[tuple[str, object]], indent: str = "  ") -> list[str]:
+    return [f"{indent}{name + ':':<16}{'unknown' if v is None else v}" for name, v in rows]
 
 
 def gather(pid_path: Path, clock: Clock | None = None) -> Report:
@@ -161,7 +164,7 @@ def _rooms(report: Report, info: dict[str, Any], *, clock: Clock) -> None:
         found = dict(settings.rooms)
     report.rooms = []
     for name, db in sorted(found.items()):
-        room = RoomReport(name, database=str(db), log_dir=str(log_dir / name))
+        room = RoomReport(name=name, database=str(db), log_dir=str(log_dir / name))
         _progress(room, db, log_dir / name, utc=bool(info.get("utc")), clock=clock)
         if room.lag is None and not room.problems:  # no state yet: say why, if we can
             _probe(room, db)
@@ -178,9 +181,7 @@ def _probe(room: RoomReport, db: Path) -> None:
         source.close()
 
 
-def _progress(
-    report: Report | RoomReport, db: Path, log_dir: Path, *, utc: bool, clock: Clock
-) -> None:
+def _progress(report: LogProgress, db: Path, log_dir: Path, *, utc: bool, clock: Clock) -> None:
     try:
         state = StateStore(log_dir).load()
     except StateError as exc:

@@ -7,7 +7,7 @@ import datetime as dt
 import gzip
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,20 +31,16 @@ def rooms_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def rooms_logger(rooms_dir: Path, log_dir: Path) -> Iterator[Callable[..., LoggerProcess]]:
-    """Factory for ``run --rooms-dir`` processes; all are killed at the end."""
-    started: list[LoggerProcess] = []
+def rooms_logger(
+    rooms_dir: Path, log_dir: Path, logger: Callable[..., LoggerProcess]
+) -> Callable[..., LoggerProcess]:
+    """conftest's logger factory, on ``--rooms-dir`` instead of one database."""
 
     def make(*args: str, watch: bool = True) -> LoggerProcess:
         target = ["--rooms-dir", str(rooms_dir), "--log-dir", str(log_dir)]
-        proc = LoggerProcess(rooms_dir, log_dir, *args, target=target, watch=watch)
-        started.append(proc)
-        return proc
+        return logger(*args, target=target, watch=watch)
 
-    yield make
-    for proc in started:
-        if proc.proc is not None and proc.proc.poll() is None:
-            proc.kill()
+    return make
 
 
 def make_room(rooms_dir: Path, name: str, history: int = 0) -> tuple[Path, list[int]]:
@@ -52,6 +48,13 @@ def make_room(rooms_dir: Path, name: str, history: int = 0) -> tuple[Path, list[
     db.parent.mkdir()
     serverdb.create(db)
     return db, serverdb.send_many(db, history, prefix=f"{name} old") if history else []
+
+
+def make_corrupt_room(rooms_dir: Path, name: str) -> Path:
+    db = serverdb.room_db(rooms_dir, name)
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database" * 100)
+    return db
 
 
 def wait_rooms_ready(proc: LoggerProcess, *names: str) -> None:
@@ -162,9 +165,7 @@ def test_one_corrupt_room_does_not_stop_the_others(
     rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
 ) -> None:
     good, _ = make_room(rooms_dir, "good")
-    bad = serverdb.room_db(rooms_dir, "bad")
-    bad.parent.mkdir()
-    bad.write_bytes(b"this is not a database" * 100)
+    make_corrupt_room(rooms_dir, "bad")
     proc = rooms_logger().start()
     wait_rooms_ready(proc, "good")
     ids = serverdb.send_many(good, 10, prefix="good")
@@ -194,9 +195,7 @@ def test_status_shows_each_room_and_why_one_cannot_be_read(
     rooms_dir: Path, log_dir: Path, home_env: dict[str, str]
 ) -> None:
     good, _ = make_room(rooms_dir, "good")
-    bad = serverdb.room_db(rooms_dir, "bad")
-    bad.parent.mkdir()
-    bad.write_bytes(b"this is not a database" * 100)
+    bad = make_corrupt_room(rooms_dir, "bad")
     reaper = Reaper()
     try:
         done = run_command(
