@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -244,3 +245,61 @@ def test_status_shows_each_room_and_why_one_cannot_be_read(
     finally:
         run_command("stop", env=home_env)
         reaper.kill_all()
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("INSERT INTO agents (name) VALUES ('locker')")
+conn.execute("COMMIT")  # the exclusive lock is kept until the connection closes
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_locked_room_waits_alone(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    free, _ = make_room(rooms_dir, "free")
+    stuck, _ = make_room(rooms_dir, "stuck")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "free", "stuck")
+    held = serverdb.send_many(stuck, 2, prefix="before the lock")
+    wait_until(lambda: logged_ids(log_dir / "stuck") == held, what="room stuck's first sends")
+    locker = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(stuck)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == "locked\n"
+        ids: list[int] = []
+        for i in range(5):  # the free room goes on, send after send
+            ids += serverdb.send_many(free, 1, prefix=f"free {i}")
+            wait_until(lambda i=list(ids): logged_ids(log_dir / "free") == i, what="room free")
+        wait_until(
+            lambda: "room stuck: " in proc.stderr() and "locked" in proc.stderr(),
+            what="room stuck to say it is locked",
+        )
+    finally:
+        locker.kill()
+        locker.wait()
+    later = serverdb.send_many(stuck, 2, prefix="after the lock")
+    wait_until(lambda: logged_ids(log_dir / "stuck") == held + later, what="room stuck again")
+    assert proc.stop() == 0
+
+
+def test_a_room_made_while_the_logger_was_stopped_is_logged_whole(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    make_room(rooms_dir, "first", history=2)
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "first")
+    wait_until(lambda: (log_dir / ".dead-drop-logger.rooms").exists(), what="the first start")
+    assert proc.stop() == 0
+    _, history = make_room(rooms_dir, "later", history=3)
+    again = rooms_logger().start()
+    wait_rooms_ready(again, "first", "later")
+    wait_until(lambda: logged_ids(log_dir / "later") == history, what="all of room later")
+    assert logged_ids(log_dir / "first") == []  # its history stays the first start's
+    assert again.stop() == 0
