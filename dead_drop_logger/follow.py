@@ -30,7 +30,15 @@ from .pipeline import Pipeline
 from .rotation import Rotator
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
-from .watch import CHANGE, Wake, Waker, Watcher, database_files, watching_database
+from .watch import (
+    CHANGE,
+    StopEvent,
+    Wake,
+    Waker,
+    Watcher,
+    database_files,
+    watching_database,
+)
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
@@ -53,7 +61,8 @@ class Follower:
         self.settings = settings
         self.watcher = watcher  # shared by many followers (rooms); None: one of its own
         self.clock = clock or SystemClock()
-        self.stop = stop or threading.Event()
+        self.waker = Waker()
+        self.stop = stop or StopEvent(self.waker)  # setting it ends a wait at once
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = DayWriter(
             settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
@@ -67,7 +76,6 @@ class Follower:
             max_bytes=settings.max_bytes,
         )
         self.reporter = Reporter(log)
-        self.waker = Waker()
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since

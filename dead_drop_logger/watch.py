@@ -168,6 +168,19 @@ class Waker:
         return self._timer_work == 2
 
 
+class StopEvent(threading.Event):
+    """A stop request (``threading.Event``) that also ends ``waker``'s wait at once,
+    whoever sets it: a signal handler, or another thread running the loop in process."""
+
+    def __init__(self, waker: Waker) -> None:
+        super().__init__()
+        self._waker = waker
+
+    def set(self) -> None:
+        super().set()
+        self._waker.stop()
+
+
 @dataclass
 class _Subscription:
     directory: Path
@@ -394,6 +407,7 @@ __all__ = [
     "RECHECK",
     "STOP",
     "TIMEOUT",
+    "StopEvent",
     "Wake",
     "Waker",
     "Watcher",

@@ -19,6 +19,7 @@ from dead_drop_logger.watch import (
     RECHECKS,
     STOP,
     TIMEOUT,
+    StopEvent,
     Waker,
     Watcher,
     WatcherUnavailable,
@@ -103,12 +104,13 @@ def test_a_big_batch_widens_the_gap_and_rows_found_end_the_rechecks() -> None:
 
 def test_stop_ends_a_long_wait_at_once() -> None:
     waker = Waker()
+    stop = StopEvent(waker)  # what Follower.stop is: setting it, from anywhere, wakes
     woke: list[str] = []
     thread = threading.Thread(target=lambda: woke.append(waker.wait(600).reason))
     thread.start()
-    waker.stop()
+    stop.set()
     thread.join(DEADLINE)
-    assert woke == [STOP]
+    assert woke == [STOP] and stop.is_set()
 
 
 # -- the Watcher -----------------------------------------------------------------------
