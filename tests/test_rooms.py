@@ -304,3 +304,21 @@ def test_a_room_made_while_the_logger_was_stopped_is_logged_whole(
     wait_until(lambda: logged_ids(log_dir / "later") == history, what="all of room later")
     assert logged_ids(log_dir / "first") == []  # its history stays the first start's
     assert again.stop() == 0
+
+
+def test_kill_9_mid_writes_then_restart_every_room_exactly_once(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    dbs = {name: make_room(rooms_dir, name)[0] for name in ("x", "y", "z")}
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, *dbs)
+    writers = [start_writer(db, 200, interval=0.002, prefix=name) for name, db in dbs.items()]
+    wait_until(lambda: all(logged_ids(log_dir / n) for n in dbs), what="every room logging")
+    proc.kill()  # SIGKILL while every room is mid-stream
+    for writer in writers:
+        finished(writer)
+    again = rooms_logger().start()
+    for name, db in dbs.items():
+        ids = serverdb.all_ids(db)
+        wait_until(lambda n=name, i=ids: logged_ids(log_dir / n) == i, what=f"room {name}")
+    assert again.stop() == 0
