@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from .diagnostics import ROOM_THREAD_PREFIX
 from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
 from .follow import MAX_BACKOFF, Follower, on_stop_signals, signature
 from .rooms_spec import RoomNameError, check_room_name
-from .watch import Waker, Watcher, WatcherUnavailable
+from .watch import StopEvent, Waker, Watcher, WatcherUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +100,19 @@ class RoomFollower(Follower):
         self.discovered = discovered
         self.releasable = releasable
         self.prepared = threading.Event()
+        self.on_prepared: Callable[[], None] = lambda: None  # the supervisor's doorbell
 
     def _database_existed(self) -> bool:
         return not self.discovered and super()._database_existed()
 
-    def _tick(self) -> None:
+    def mark_prepared(self) -> None:
+        """Its start position is on disk (or it gave up trying): tell the supervisor."""
         if not self.prepared.is_set():
             self.prepared.set()
+            self.on_prepared()
+
+    def _tick(self) -> None:
+        self.mark_prepared()
         if self.source.exists():
             super()._tick()
             return
@@ -141,11 +148,11 @@ class Rooms:
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.stop = stop or threading.Event()
+        self.waker = Waker()  # rung when a room's directory appears or goes
+        self.stop = stop or StopEvent(self.waker)  # setting it ends the supervisor's wait
         self.mark = settings.log_dir / ROOMS_MARK
         self.active: dict[str, tuple[RoomFollower, threading.Thread]] = {}
         self._listing_trouble: str | None = None
-        self.waker = Waker()  # rung when a room's directory appears or goes
         self.watcher: Watcher | None = None
 
     def install_signal_handlers(self) -> None:
@@ -184,8 +191,12 @@ class Rooms:
 
     def _supervise(self) -> None:
         first_start = not self.mark.exists()
-        where = self.settings.rooms_dir or "the rooms named"
-        log.info("following the rooms in %s into %s", where, self.settings.log_dir)
+        where = self.settings.rooms_dir
+        log.info(
+            "following %s into %s",
+            f"the rooms in {where}" if where else "the rooms named",
+            self.settings.log_dir,
+        )
         initial = [
             self._start(name, db, discovered=not first_start)
             for name, db in sorted(self._list().items())
@@ -229,6 +240,7 @@ class Rooms:
             stop=self.stop,
             watcher=self.watcher,
         )
+        room.on_prepared = lambda: self.waker.ring(name)  # the first start's mark may be due
         if discovered:
             log.info("new room %s (%s): logging all of it", name, db)
         thread = threading.Thread(
@@ -249,7 +261,7 @@ class Rooms:
                 log.exception("room %s: unexpected error; retrying in %gs", room.name, MAX_BACKOFF)
             else:
                 return
-            room.prepared.set()  # its trouble must not hold back the others' first start
+            room.mark_prepared()  # its trouble must not hold back the others' first start
             self.stop.wait(MAX_BACKOFF)
 
     def _sweep(self) -> None:

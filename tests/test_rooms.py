@@ -8,6 +8,7 @@ import gzip
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from conftest import (
     wait_until,
 )
 from procs import Reaper
+
+from dead_drop_logger.config import Settings
+from dead_drop_logger.rooms import Rooms
 
 
 @pytest.fixture
@@ -322,3 +326,18 @@ def test_kill_9_mid_writes_then_restart_every_room_exactly_once(
         ids = serverdb.all_ids(db)
         wait_until(lambda n=name, i=ids: logged_ids(log_dir / n) == i, what=f"room {name}")
     assert again.stop() == 0
+
+
+def test_in_process_rooms_stop_at_once_even_with_a_long_poll(
+    rooms_dir: Path, log_dir: Path
+) -> None:
+    """Setting ``stop`` from another thread ends every wait, not the next poll hours away."""
+    make_room(rooms_dir, "one")
+    rooms = Rooms(Settings(log_dir=log_dir, rooms_dir=rooms_dir, poll_interval=3600))
+    thread = threading.Thread(target=rooms.run, daemon=True)
+    thread.start()
+    wait_until(lambda: (log_dir / "one" / ".dead-drop-logger.state").exists(), what="room one")
+    wait_until(lambda: (log_dir / ".dead-drop-logger.rooms").exists(), what="the first start")
+    rooms.stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
