@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -34,6 +32,7 @@ from dead_drop_logger.clock import SystemClock
 from dead_drop_logger.files import LogDirError
 from dead_drop_logger.follow import TRANSIENT
 from dead_drop_logger.pipeline import Pipeline, Progress
+from dead_drop_logger.signals import StopEvent, stop_on_signals
 from dead_drop_logger.source import Source, SourceMissing
 from dead_drop_logger.writer import DayWriter
 
@@ -81,10 +80,12 @@ def main(
         raise click.BadParameter("--since is after --until", param_hint="--since")
     if not db.exists():
         fail(f"database {db} does not exist")
-    stop = threading.Event()
-    _stop_on_signals(stop)
+    stop = StopEvent()
+    stop_on_signals(stop, log)
     try:
-        done, low, top, already = _export(db, log_dir, first, last, utc, retention_days, stop)
+        done, low, top, already, outside = _export(
+            db, log_dir, first, last, utc, retention_days, stop
+        )
     except LogDirError as exc:
         fail(str(exc))
         return
@@ -99,9 +100,9 @@ def main(
         f"exported {done.lines} messages with ids {low}..{top} to {log_dir}"
         f" ({already} already there)"
     )
-    if done.outside_retention:
+    if outside:
         click.echo(
-            f"{done.outside_retention} messages older than the {retention_days}-day retention"
+            f"{outside} messages older than the {retention_days}-day retention"
             " were not written (retention would delete them); --retention-days 0 keeps them"
         )
     if stop.is_set():
@@ -117,20 +118,29 @@ def _export(
     utc: bool,
     retention_days: int,
     stop: threading.Event,
-) -> tuple[Progress, int | None, int, int]:
+) -> tuple[Progress, int | None, int, int, int]:
+    """Returns what was written, the id range, how many of its messages were already in
+    the log, and how many are not because of retention (this run's and earlier runs')."""
     source = Source(db, utc=utc)
     pipeline = Pipeline(source, log_dir, DayWriter(log_dir, SystemClock(), utc=utc))
     state = _retry(lambda: pipeline.prepare(database_existed=True), stop)
     bounds = history.id_range(db, first, last, utc=utc)
     if bounds is None:
-        return Progress(), None, 0, 0
+        return Progress(), None, 0, 0, 0
     low, high = bounds
     top = min(high, state.position)
-    # Counting rows costs a pass over them: count only what is already logged (nothing,
-    # on a first export) and, for the progress bar on a terminal, what is to do.
-    already = history.count_in(
-        db, idranges.subtract([(low, top)], idranges.gaps(state.logged, low, top))
+    # The state counts ids an earlier run left out for retention as handled: they are
+    # not in the log. With --retention-days 0 this run writes them; otherwise they stay
+    # out and the note about them is repeated.
+    skipped = idranges.within(state.skipped, low, top)
+    handled = idranges.within(state.logged, low, top)
+    todo = idranges.gaps(
+        handled if retention_days else idranges.subtract(handled, skipped), low, top
     )
+    # Counting rows costs a pass over them: count only what is already logged (nothing,
+    # on a first export), what was left out and, for the progress bar, what is to do.
+    already = history.count_in(db, idranges.subtract(handled, skipped))
+    left_out = history.count_in(db, skipped) if retention_days else 0
     total = Progress()
     shows: list[Callable[[int], None]] = []  # the progress bar, on a terminal
 
@@ -148,15 +158,15 @@ def _export(
 
     try:
         if sys.stderr.isatty():
-            todo = history.count_in(db, idranges.gaps(state.logged, low, top))
-            with click.progressbar(length=todo, label="exporting", file=sys.stderr) as bar:
+            length = history.count_in(db, todo)
+            with click.progressbar(length=length, label="exporting", file=sys.stderr) as bar:
                 shows.append(bar.update)
                 _retry(run, stop)
         else:
             _retry(run, stop)
     finally:
         source.close()
-    return total, low, top, already
+    return total, low, top, already, left_out + total.outside_retention
 
 
 def _retry(action: Callable[[], T], stop: threading.Event) -> T:
@@ -173,15 +183,6 @@ def _retry(action: Callable[[], T], stop: threading.Event) -> T:
             log.warning("%s; retrying", exc)
             stop.wait(2.0**attempt / 2)
     raise AssertionError("unreachable")
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    def request(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; finishing the batch in hand", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, request)
-    signal.signal(signal.SIGTERM, request)
 
 
 if __name__ == "__main__":

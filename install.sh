@@ -8,8 +8,9 @@ usage() {
   cat <<'USAGE'
 Usage: ./install.sh [options]
 
-Installs dead-drop-logger into its own virtual environment, creates ~/.dead-drop/logs
-(mode 0700) and runs the logger as a user service: systemd on Linux, launchd on macOS.
+Installs dead-drop-logger into its own virtual environment, links the command into
+~/.local/bin, creates ~/.dead-drop/logs (mode 0700) and runs the logger as a user
+service: systemd on Linux, launchd on macOS.
 Where no service manager is usable (a container, no user bus) it starts the logger
 with `dead-drop-logger start` instead. Running it again upgrades in place. It writes
 a commented example settings file (~/.config/dead-drop-logger/config.toml on Linux)
@@ -18,9 +19,11 @@ when there is none, and never overwrites one.
 Options:
   --dry-run            print every action instead of doing it
   --no-service         install only; do not set up a service or start anything
-  --import-historical  first log every message already in the database (once)
-  --uninstall          stop the logger, remove the service and the virtual
-                       environment; keep the logs and the settings file
+  --import-historical  first log every message already in the database (once),
+                       however old; retention applies from the service's start
+  --uninstall          stop the logger, remove the service, the command's link
+                       and the virtual environment; keep the logs and the
+                       settings file
   --venv DIR           where the virtual environment goes
                        (default: <user data dir>/dead-drop-logger/venv)
   --render KIND        print the rendered service file (KIND: systemd or launchd)
@@ -33,6 +36,7 @@ Environment:
   DEAD_DROP_PIP_ARGS         extra arguments for pip install (e.g. --no-index)
   DEAD_DROP_VENV_ARGS        extra arguments for python -m venv
   DEAD_DROP_SERVICE_MANAGER  auto (default), systemd, launchd or none
+  XDG_BIN_HOME               where the command is linked (default: ~/.local/bin)
 USAGE
 }
 
@@ -41,6 +45,7 @@ die() {
   exit 1
 }
 say() { printf '%s\n' "$*"; }
+warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NAME=dead-drop-logger
@@ -96,6 +101,9 @@ CONFIG_FILE="$CONFIG_DIR/config.toml"
 VENV="${VENV:-$DATA_DIR/venv}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 BIN="$VENV/bin/$NAME"
+# Where a user's own commands go (XDG; on PATH in most distributions' default profile).
+BIN_DIR="${XDG_BIN_HOME:-$HOME/.local/bin}"
+LINK="$BIN_DIR/$NAME"
 DEAD_DROP_HOME="$HOME/.dead-drop"
 DB="$DEAD_DROP_HOME/messages.db"
 LOG_DIR="$DEAD_DROP_HOME/logs"
@@ -232,7 +240,32 @@ import_historical() {
     say "no database at $DB yet: nothing historical to import"
     return
   fi
-  act "$VENV/bin/python" "$HERE/export_historical.py" --db "$DB" --log-dir "$LOG_DIR"
+  # Every message, however old, as documented: the service's retention decides later.
+  act "$VENV/bin/python" "$HERE/export_historical.py" --db "$DB" --log-dir "$LOG_DIR" \
+    --retention-days 0
+}
+
+# Whether $LINK is the link this installer makes (to this venv's command).
+link_is_ours() {
+  [ -L "$LINK" ] && [ "$(readlink "$LINK")" = "$BIN" ]
+}
+
+# Put the command on the user's PATH: a symlink in $BIN_DIR, never over anything else.
+link_command() {
+  if link_is_ours; then
+    say "the command: $LINK -> $BIN"
+  elif [ -e "$LINK" ] || { [ -L "$LINK" ] && [ -e "$(readlink "$LINK")" ]; }; then
+    warn "$LINK exists and is not this installation's link: left alone; the command is $BIN"
+    return
+  else  # nothing there, or a dangling link (a removed installation's)
+    act mkdir -p "$BIN_DIR"
+    act ln -sfn "$BIN" "$LINK"
+    say "the command: $LINK -> $BIN"
+  fi
+  case ":${PATH:-}:" in
+    *":$BIN_DIR:"* | *":$BIN_DIR/:"*) ;;
+    *) warn "$BIN_DIR is not on your PATH: add it (export PATH=\"$BIN_DIR:\$PATH\" in ~/.profile) or run $BIN" ;;
+  esac
 }
 
 # Stop a logger an earlier fallback install started with `dead-drop-logger start`.
@@ -289,6 +322,7 @@ do_install() {
   act chmod 700 "$LOG_DIR"
   install_package
   say "installed $BIN"
+  link_command
   write_example_config
   if [ "$IMPORT" = 1 ]; then
     import_historical
@@ -324,6 +358,11 @@ do_uninstall() {
   fi
   if [ -x "$BIN" ]; then
     act "$BIN" stop
+  fi
+  if link_is_ours; then
+    act rm -f "$LINK"
+  elif [ -e "$LINK" ] || [ -L "$LINK" ]; then
+    say "left $LINK alone: it is not this installation's link"
   fi
   if [ -f "$VENV/pyvenv.cfg" ]; then  # only ever delete a virtual environment
     act rm -rf "$VENV"

@@ -223,9 +223,12 @@ def bench_backfill(sizes: list[int], runs: int, cache: Path, work: Path) -> list
 class Watcher(threading.Thread):
     """Notes when each id's line becomes readable, and the WAL's size, every few ms."""
 
-    def __init__(self, log_dir: Path, db: Path, every: float = 0.002) -> None:
+    def __init__(
+        self, log_dir: Path, db: Path, every: float = 0.002, prefix: str = "messages-"
+    ) -> None:
         super().__init__(daemon=True)
         self.every = every
+        self.prefix = prefix  # only the files whose name starts so (say, today's)
         self.log_dir = log_dir
         self.wal = Path(str(db) + "-wal")
         self.seen: list[tuple[float, int]] = []
@@ -250,7 +253,7 @@ class Watcher(threading.Thread):
             names = [
                 n
                 for n in os.listdir(self.log_dir)
-                if n.startswith("messages-") and n != layout.CURRENT_NAME  # not the symlink
+                if n.startswith(self.prefix) and n != layout.CURRENT_NAME  # not the symlink
             ]
         except FileNotFoundError:
             return
@@ -279,6 +282,14 @@ class Watcher(threading.Thread):
     def stop(self) -> None:
         self.stopping.set()
         self.join()
+
+    def wait_for(self, row_id: int, timeout: float) -> None:
+        """Until ``row_id``'s line has been seen (RuntimeError after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while not any(seen == row_id for _, seen in self.seen[-10:]):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"message {row_id} never arrived in the log")
+            time.sleep(0.01)
 
 
 @dataclass(frozen=True)
@@ -365,14 +376,14 @@ def bench_latency(setup: Setup, duration: float, work: Path) -> dict[str, float]
     watcher.start()
     # Sends at random gaps (mean 0.1 s; 0.05 s against a 0.05 s poll, as before).
     commits = run_load(db, work, duration, interval=0.05 if setup.poll < 0.5 else 0.1)
-    wanted = commits[-1][2]
-    deadline = time.monotonic() + 30
-    while not any(row_id == wanted for _, row_id in watcher.seen[-10:]):
-        if time.monotonic() > deadline:
-            raise RuntimeError("latency: the last message never arrived")
-        time.sleep(0.01)
+    watcher.wait_for(int(commits[-1][2]), timeout=30)
     watcher.stop()
     logger.stop()
+    return latency_figures(watcher, commits)
+
+
+def latency_figures(watcher: Watcher, commits: list[list[float]]) -> dict[str, float]:
+    """Commit-to-line latency of every row of ``commits`` ([at, first id, last id])."""
     seen = {row_id: at for at, row_id in watcher.seen}
     latencies = [
         seen[i] - at for at, first, last in commits for i in range(int(first), int(last) + 1)

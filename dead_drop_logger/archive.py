@@ -30,6 +30,7 @@ from .clock import Clock, SystemClock
 from .files import ensure_private_dir
 from .pipeline import Pipeline
 from .source import Source
+from .state import StateStore
 from .writer import DayWriter
 
 
@@ -72,22 +73,46 @@ def import_archive(
         source = Source(db, utc=utc)
         try:
             ensure_private_dir(log_dir)
-            pipeline = Pipeline(
-                source, log_dir, DayWriter(log_dir, clock or SystemClock(), utc=utc)
-            )
-            state = pipeline.prepare(database_existed=False)  # no state yet: all of it is new
+            store = StateStore(log_dir)
+            with store.locked():
+                before = store.load()
             last = source.max_id()
-            if state.position > 0 and (
-                last < state.position or source.fingerprint(state.position) != state.fingerprint
+            if (
+                before is not None
+                and before.position > 0
+                and (
+                    last < before.position
+                    or source.fingerprint(before.position) != before.fingerprint
+                )
             ):
                 raise ArchiveError(
                     f"{archive} is not the database logged in {log_dir} (its message"
-                    f" {state.position} differs): import it as another room"
+                    f" {before.position} differs): import it as another room"
                 )
-            held = idranges.subtract([(1, last)], idranges.gaps(state.logged, 1, last))
-            already = history.count_in(db, held) if last else 0
-            written = pipeline.backfill(1).lines  # the gaps below the logged position
-            written += pipeline.catch_up().lines  # and everything after it
+            # The archive is that database, unpacked elsewhere for a moment: the log
+            # directory keeps naming the room's own database (ownership), not the copy.
+            recorded = before.database if before is not None else ""
+            _record_database(store, "")
+            try:
+                pipeline = Pipeline(
+                    source, log_dir, DayWriter(log_dir, clock or SystemClock(), utc=utc)
+                )
+                state = pipeline.prepare(database_existed=False)  # no state: all of it is new
+                held = idranges.subtract([(1, last)], idranges.gaps(state.logged, 1, last))
+                already = history.count_in(db, held) if last else 0
+                written = pipeline.backfill(1).lines  # the gaps below the logged position
+                written += pipeline.catch_up().lines  # and everything after it
+            finally:
+                _record_database(store, recorded)
         finally:
             source.close()
     return Imported(written, already, log_dir)
+
+
+def _record_database(store: StateStore, database: str) -> None:
+    """Set the database a log directory's state names (nothing without a state)."""
+    with store.locked():
+        state = store.load()
+        if state is not None and state.database != database:
+            state.database = database
+            store.save(state)

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
-from . import archive as archive_import
-from . import config, configfile, daemon, diagnostics, options, rooms
-from . import status as status_report
+from . import config, configfile, diagnostics, options, reading
 from .files import LogDirError
+from .logread import Reader
 from .pidfile import AlreadyRunning
 from .prune import prune_all
-from .source import SourceError
+from .search import Search
 from .state import StateError
-from .writer import WriteError
+
+if TYPE_CHECKING:
+    from .stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +45,24 @@ def cli() -> None:
 @options.follow_options
 @options.run_pid_file
 def run(**params: Any) -> None:
-    """Follow the database in the foreground until SIGTERM or Ctrl-C."""
+    """Follow the database in the foreground until SIGTERM or Ctrl-C.
+
+    \b
+    Examples:
+      dead-drop-logger run
+      dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
+    """
+    from . import daemon  # the logger's modules: not loaded by the reading commands
+    from .rooms import runner
+
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
-    follower = rooms.runner(settings)
+    follower = runner(settings)
     follower.install_signal_handlers()
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
-        held = daemon.held_pid_file(settings, Path(params["pid_file"]).expanduser())
+        pid_path = Path(params["pid_file"]).expanduser()
+        held = daemon.held_pid_file(settings, pid_path, params["log_level"])
     try:
         with held:
             follower.run()
@@ -68,7 +83,12 @@ def run(**params: Any) -> None:
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
     """Apply --retention-days now: delete (or, with --dry-run, list) old log files,
-    in the log directory and in every room's directory in it."""
+    in the log directory and in every room's directory in it.
+
+    \b
+    Examples:
+      dead-drop-logger prune --retention-days 90 --dry-run
+    """
     try:
         doomed = prune_all(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
@@ -96,7 +116,16 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
 
     Writes only what the room's log lacks: nothing on a second run, and for a room
-    that was followed, only the messages it had not logged yet."""
+    that was followed, only the messages it had not logged yet.
+
+    \b
+    Examples:
+      dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
+    """
+    from . import archive as archive_import
+    from .source import SourceError
+    from .writer import WriteError
+
     diagnostics.configure("warning", stream=sys.stderr)
     room_dir = log_dir.expanduser() / room
     try:
@@ -114,6 +143,8 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
 
 
 def _start(params: dict[str, Any]) -> None:
+    from . import daemon
+
     settings = options.settings_from(params)
     try:
         pid = daemon.start(
@@ -130,6 +161,8 @@ def _start(params: dict[str, Any]) -> None:
 
 
 def _stop(params: dict[str, Any]) -> None:
+    from . import daemon
+
     try:
         done = daemon.stop(Path(params["pid_file"]).expanduser(), timeout=params["stop_timeout"])
     except daemon.DaemonError as exc:
@@ -146,7 +179,13 @@ def start(**params: Any) -> None:
     """Start the logger in the background.
 
     Returns once the daemon runs, printing its pid; refuses when one already runs.
-    Its own log goes to ~/.dead-drop/logger.log."""
+    Its own log goes to ~/.dead-drop/logger.log.
+
+    \b
+    Examples:
+      dead-drop-logger start
+      dead-drop-logger start --retention-days 0 --poll-interval 0.2
+    """
     _start(params)
 
 
@@ -158,7 +197,12 @@ def stop(**params: Any) -> None:
     """Stop the background logger.
 
     Sends SIGTERM to the pid the locked PID file names, waits for it to exit and
-    removes the PID file. Exits 0 also when it was not running."""
+    removes the PID file. Exits 0 also when it was not running.
+
+    \b
+    Examples:
+      dead-drop-logger stop --timeout 60
+    """
     _stop(params)
 
 
@@ -166,10 +210,30 @@ def stop(**params: Any) -> None:
 @options.follow_options
 @options.pid_file
 @options.stop_timeout
-def restart(**params: Any) -> None:
+@click.pass_context
+def restart(ctx: click.Context, /, **params: Any) -> None:
     """Stop the background logger, then start it again.
 
-    The new logger runs with the options given here."""
+    The new logger runs with the options the stopped one ran with, changed only by the
+    options given here (on the command line or in their environment variables).
+
+    \b
+    Examples:
+      dead-drop-logger restart --max-bytes 100MB
+    """
+    from . import daemon
+
+    recorded = daemon.running_options(Path(params["pid_file"]).expanduser())
+    kept = []
+    for name, value in recorded.items():
+        if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+            if value != params[name]:
+                flag = f"--{name.replace('_', '-')}"
+                values = value if isinstance(value, tuple) else (value,)
+                kept += [flag if v is True else f"{flag} {v}" for v in values]
+            params[name] = value
+    if kept:
+        click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     _stop(params)
     _start(params)
 
@@ -177,12 +241,20 @@ def restart(**params: Any) -> None:
 @cli.command()
 @options.config_file
 @options.pid_file
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
     Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
-    running, 4 the PID file cannot be read."""
+    running, 4 the PID file cannot be read.
+
+    \b
+    Examples:
+      dead-drop-logger status
+      dead-drop-logger status --json
+    """
+    from . import status as status_report  # reads the database: not for other commands
+
     try:
         report = status_report.gather(pid_file.expanduser())
     except OSError as exc:
@@ -194,13 +266,19 @@ def status(pid_file: Path, as_json: bool) -> None:
 @cli.command("config")
 @options.follow_options
 @options.run_pid_file
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@options.json_object
 @click.option("--example", is_flag=True, help="Print a commented example settings file instead.")
 def show_config(as_json: bool, example: bool, **params: Any) -> None:
     """Print the settings `run` would use, and where each came from.
 
     Sources: default, config.toml:LINE (the settings file), env DEAD_DROP_... or
-    command line. Takes the same options as run, so a trial option shows its effect."""
+    command line. Takes the same options as run, so a trial option shows its effect.
+
+    \b
+    Examples:
+      dead-drop-logger config
+      dead-drop-logger config --json --rooms-dir /var/lib/dead-drop/rooms
+    """
     if example:
         click.echo(configfile.EXAMPLE, nl=False)
         return
@@ -208,6 +286,242 @@ def show_config(as_json: bool, example: bool, **params: Any) -> None:
     options.settings_from(params)  # the same refusals as run
     effective = options.effective(ctx, params)
     click.echo(effective.to_json() if as_json else effective.to_text())
+
+
+def _reading(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Reader:
+    try:
+        return reading.make_reader(log_dir, reading.make_window(since, until), utc)
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+        raise  # not reached: fail() exits
+
+
+def _stop_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda _signo, _frame: stop.set())
+    return stop
+
+
+def _finish(reader: Reader, found: bool) -> None:
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    sys.exit(0 if found else 1)
+
+
+def _printer(as_json: bool) -> reading.Printer:
+    out = sys.stdout.buffer
+    return reading.Printer(out, as_json=as_json, colour=not as_json and reading.wants_colour(out))
+
+
+def _guarded(action: Any) -> Any:
+    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
+    ends quietly."""
+    try:
+        return action()
+    except reading.RequestError as exc:
+        fail(str(exc), code=2)
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
+        sys.exit(0)
+
+
+@cli.command()
+@options.log_dir
+@options.search_filters
+@options.search_output
+@options.utc
+def search(log_dir: Path, utc: bool, **params: Any) -> None:
+    """Print the logged messages that match every filter given.
+
+    Exit status as grep: 0 something matched, 1 nothing did, 2 an error.
+
+    \b
+    Examples:
+      dead-drop-logger search --from juno --contains "deploy merge"
+      dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
+      dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
+      dead-drop-logger search --to lead --since 2h --follow
+    """
+    reader = _reading(log_dir, params["since"], params["until"], utc)
+    filters = _guarded(
+        lambda: reading.make_filters(
+            senders=params["senders"],
+            recipients=params["recipients"],
+            agents=params["agents"],
+            task=params["task"],
+            contains=params["contains"],
+            ignore_case=params["ignore_case"],
+            regex=params["regex"],
+            no_cc=params["no_cc"],
+        )
+    )
+    stop = _stop_on_signals() if params["follow"] else None
+    matched = _guarded(
+        lambda: reading.run_search(
+            Search(reader, filters),
+            _printer(params["as_json"]),
+            count=params["count"],
+            limit=params["limit"],
+            reverse=params["reverse"],
+            follow=params["follow"],
+            interval=params["interval"],
+            stop=stop,
+        )
+    )
+    _finish(reader, matched > 0 or (stop is not None and stop.is_set()))
+
+
+@cli.command()
+@click.argument("message_id", metavar="ID", type=int)
+@options.log_dir
+@options.as_json
+@options.utc
+def thread(message_id: int, log_dir: Path, as_json: bool, utc: bool) -> None:
+    """Print the conversation message ID belongs to: up to its root, then every reply
+    below it, in id order, indented by depth. Exit status 1 when ID is not logged.
+
+    \b
+    Examples:
+      dead-drop-logger thread 1234
+      dead-drop-logger thread 1234 --json | jq -r .content
+    """
+    reader = _reading(log_dir, None, None, utc)
+    found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
+    if not found:
+        click.echo(f"dead-drop-logger: message {message_id} is not in the logs", err=True)
+    _finish(reader, found)
+
+
+@cli.command()
+@options.log_dir
+@options.window
+@options.as_json
+@options.utc
+def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+    """One row per agent: messages sent, received (direct, broadcast, CC copies), first
+    and last seen; the most recently seen first.
+
+    \b
+    Examples:
+      dead-drop-logger agents
+      dead-drop-logger agents --since 1w --json | jq -r 'select(.sent == 0) | .agent'
+    """
+    reader = _reading(log_dir, since, until, utc)
+    rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
+    _finish(reader, rows > 0)
+
+
+def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Stats:
+    """The numbers of a log directory's window; no messages is one line and exit 1,
+    an unreadable directory exit 2 (as search does)."""
+    from . import statlines  # the statistics' modules: only for stats and report
+    from .logread import LogReadError
+
+    reader = _reading(log_dir, since, until, utc)
+    try:
+        result = statlines.read(reader)
+    except LogReadError as exc:
+        fail(str(exc), code=2)
+    if reader.corrupt:
+        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    if result.totals.messages == 0:
+        where = " in that range" if reader.window.bounded else ""
+        click.echo(f"dead-drop-logger: no messages in {log_dir.expanduser()}{where}", err=True)
+        sys.exit(1)
+    return result
+
+
+RESPONSE_TIME_HELP = """
+\b
+Response time: for a direct message m from A to B, the time until the first of
+  - B's next direct message to A, or
+  - B's first message (direct or broadcast) whose reply_to is m's id,
+if that comes within 24 hours of m. CC copies never count; one answer can
+answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
+10:07 replying to #1, B->A 10:20: B answered #1 in 7m 00s and #2 in 15m 00s
+(median 11m 00s, p90 15m 00s).
+"""
+
+
+@cli.command(epilog=RESPONSE_TIME_HELP)
+@options.log_dir
+@options.window
+@options.json_object
+@options.utc
+def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+    """What the agents did, in numbers: totals, agents, pairs, response times,
+    activity, tasks and threads.
+
+    CC copies the server makes for the lead (is_cc = 1) are counted apart, never
+    as messages; broadcasts are messages to "all". Exit 0, 1 when no message is
+    in range, 2 on an error.
+
+    \b
+    Examples:
+      dead-drop-logger stats --since 1w
+      dead-drop-logger stats --json | jq '.response_times[] | [.responder, .median_seconds]'
+    """
+    from . import stats_format
+
+    result = _read_stats(log_dir, since, until, utc)
+    if as_json:
+        click.echo(stats_format.to_json(result))
+        return
+    for line in stats_format.text_lines(result):
+        click.echo(line)
+
+
+@cli.command(epilog=RESPONSE_TIME_HELP)
+@options.log_dir
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    metavar="FILE.html",
+    help="Where to write the report (replaced if it exists).",
+)
+@options.window
+@click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
+@options.utc
+def report(
+    log_dir: Path, output: Path, since: str | None, until: str | None, title: str, utc: bool
+) -> None:
+    """One self-contained HTML file with the numbers of stats and six charts
+    (hover for values); it opens from disk with no network.
+
+    Needs the report extra: pip install 'dead-drop-logger[report]'. Exit codes
+    as stats.
+
+    \b
+    Examples:
+      dead-drop-logger report -o team.html
+      dead-drop-logger report --since 2026-02-01 --until 2026-03-01 -o february.html
+    """
+    from . import report as html_report
+    from . import stats as numbers
+    from . import stats_format
+    from .logread import LogDir
+
+    try:
+        html_report.plotly_js()
+    except html_report.ReportUnavailable as exc:
+        fail(str(exc), code=2)
+    result = _read_stats(log_dir, since, until, utc)
+    numbers.fill_previews(result, [LogDir(log_dir.expanduser())], utc=utc)
+    t = result.totals
+    subtitle = (
+        f"{t.messages:,} messages from {stats_format.when(t.first)} to "
+        f"{stats_format.when(t.last)} in {log_dir}"
+    )
+    try:
+        size = html_report.write(output.expanduser(), html_report.render(result, title, subtitle))
+    except html_report.ReportWriteError as exc:
+        fail(str(exc), code=2)
+    click.echo(f"wrote {output} ({size:,} bytes)", err=True)
 
 
 def main() -> None:

@@ -1,11 +1,12 @@
 """``--compress-after DAYS``: gzip old day files into ``messages-DAY[.N].json.gz``.
 
 Crash-safe by construction: the gzip is written under a hidden temporary name, fsynced,
-renamed into place, the directory fsynced, and only then is the original unlinked. A
-crash therefore leaves either the original alone (plus maybe a temp, deleted by
-:func:`recover`) or the complete ``.gz`` plus the original, which :func:`recover` also
-resolves by removing the original once it has checked the two hold the same bytes. No
-file is ever lost, and none stays doubled after the next start.
+linked into place (never over an existing ``.gz``), the directory fsynced, and only then
+is the original unlinked. A crash therefore leaves either the original alone (plus
+maybe a temp, deleted by :func:`recover`) or the complete ``.gz`` plus the original,
+which :func:`recover` also resolves by removing the original once it has checked the
+two hold the same bytes. No file is ever lost, and none stays doubled after the next
+start. A plain file and a ``.gz`` that differ are both kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from . import layout
-from .files import fsync_dir, open_private
+from .files import create_private, fsync_dir
 from .layout import LogFile
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,16 @@ BLOCK = 1 << 20
 def select(
     files: Sequence[LogFile], today: dt.date, after_days: int | None, protected: Collection[str]
 ) -> list[LogFile]:
-    """Uncompressed files more than ``after_days`` days old (never today's or later)."""
+    """Uncompressed files more than ``after_days`` days old (never today's or later).
+
+    A file whose ``.gz`` already exists is left alone: :func:`recover` found the two
+    different (or it would have removed the plain one), and compressing it would
+    replace the ``.gz``, losing every line only the ``.gz`` holds. Both stay.
+    """
     if after_days is None:
         return []
     oldest_plain = today - dt.timedelta(days=after_days)
+    packed = {f.path.name for f in files if f.compressed}
     return [
         f
         for f in files
@@ -42,15 +49,21 @@ def select(
         and f.day < oldest_plain
         and f.day < today
         and f.path.name not in protected
+        and layout.compressed_path(f.path).name not in packed
     ]
 
 
 def compress(path: Path) -> Path:
-    """Replace ``path`` by its gzip, durably; returns the ``.gz`` path."""
+    """Replace ``path`` by its gzip, durably; returns the ``.gz`` path.
+
+    Never replaces an existing ``.gz`` (FileExistsError): it may hold lines ``path``
+    does not. The temporary file is created afresh (a link planted under its name is
+    removed, never written through).
+    """
     target = layout.compressed_path(path)
     tmp = layout.compress_temp_path(path)
     st = path.stat()
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    fd = create_private(tmp)
     try:
         with os.fdopen(fd, "wb") as raw, open(path, "rb") as src:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
@@ -61,7 +74,10 @@ def compress(path: Path) -> Path:
         _unlink_quietly(tmp)
         raise
     os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # keep the day's last-write time
-    os.replace(tmp, target)
+    try:
+        os.link(tmp, target)  # unlike a rename, fails rather than replace a .gz
+    finally:
+        _unlink_quietly(tmp)
     fsync_dir(path.parent)
     os.unlink(path)
     fsync_dir(path.parent)
@@ -90,7 +106,11 @@ def recover(log_dir: Path) -> None:
             log.warning("removed %s: its compressed copy was already complete", entry.path.name)
             changed = True
         else:
-            log.warning("%s and %s differ; keeping both", entry.path.name, packed.name)
+            log.warning(
+                "%s and %s differ; keeping both (compare them, and delete the one you do not want)",
+                entry.path.name,
+                packed.name,
+            )
     if changed:
         fsync_dir(log_dir)
 

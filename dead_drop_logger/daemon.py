@@ -21,15 +21,16 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import daemon as python_daemon
 
 from . import diagnostics, pidfile
 from .config import Settings
-from .files import FILE_MODE, LogDirError, ensure_private_dir
-from .follow import Follower
+from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
+from .follow import TRANSIENT, Follower
 from .pidfile import AlreadyRunning, Liveness, PidFile
 from .rooms import Rooms, runner
 
@@ -108,18 +109,49 @@ def start(
     return pid
 
 
-def held_pid_file(settings: Settings, pid_path: Path) -> PidFile:
-    """The PID file a logger holds, with what ``status`` reports about it."""
-    info: dict[str, object] = {
-        "database": str(settings.db.absolute()),
-        "log_dir": str(settings.log_dir.absolute()),
-        "utc": settings.utc,
+def held_pid_file(settings: Settings, pid_path: Path, log_level: str = "info") -> PidFile:
+    """The PID file a logger holds, with what ``status`` reports about it and the options
+    it runs with (for ``restart``), named as the command-line options are."""
+    db, log_dir = str(settings.db.absolute()), str(settings.log_dir.absolute())
+    running = {
+        **asdict(settings),
+        "db": [db],
+        "log_dir": log_dir,
+        "log_level": log_level,
+        "rooms_dir": None,
     }
+    del running["rooms"], running["watch"]
+    running["no_watch"] = not settings.watch
+    info: dict[str, object] = {"database": db, "log_dir": log_dir, "utc": settings.utc}
     if settings.has_rooms:
         del info["database"]
+        rooms = {name: str(path.absolute()) for name, path in settings.rooms}
         info["rooms_dir"] = str(settings.rooms_dir.absolute()) if settings.rooms_dir else None
-        info["rooms"] = {name: str(db.absolute()) for name, db in settings.rooms}
+        info["rooms"] = rooms
+        running["rooms_dir"] = info["rooms_dir"]
+        running["db"] = [f"{name}={path}" for name, path in rooms.items()]
+    info["options"] = running
     return PidFile(pid_path, info)
+
+
+def running_options(pid_path: Path) -> dict[str, Any]:
+    """The options the daemon holding ``pid_path`` runs with, by option name; empty when
+    none runs."""
+    current = pidfile.read(pid_path)
+    if current.liveness is not Liveness.RUNNING:
+        return {}
+    recorded = current.info.get("options")
+    if isinstance(recorded, dict):
+        found = dict(recorded)
+    else:  # A daemon started by an older version (an upgrade restarts it): what it recorded.
+        older = {"database": "db", "log_dir": "log_dir", "utc": "utc"}
+        found = {name: current.info[key] for key, name in older.items() if key in current.info}
+    # --db is repeatable (rooms): its value is a tuple, one path before rooms existed.
+    if isinstance(found.get("db"), str):
+        found["db"] = (found["db"],)
+    elif isinstance(found.get("db"), list):
+        found["db"] = tuple(str(v) for v in found["db"])
+    return found
 
 
 def _become_daemon(
@@ -128,7 +160,7 @@ def _become_daemon(
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
     context = python_daemon.DaemonContext(
         detach_process=True,
-        pidfile=held_pid_file(settings, pid_path),
+        pidfile=held_pid_file(settings, pid_path, log_level),
         files_preserve=[report],
         working_directory="/",
         umask=0o077,
@@ -159,11 +191,16 @@ def _become_daemon(
 def _prepare(
     settings: Settings, log_file: Path, log_level: str
 ) -> Follower | Rooms:  # pragma: no cover - runs in the daemon (tested end to end)
-    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(log_file.parent)
     diagnostics.configure(log_level, file=log_file)
     os.chmod(log_file, FILE_MODE)
     ensure_private_dir(settings.log_dir)
     follower = runner(settings)
+    if isinstance(follower, Follower):
+        # Another database's log directory is refused here, so that `start` says so in
+        # the terminal; trouble reading the database now is the follower's to retry.
+        with contextlib.suppress(*TRANSIENT):
+            follower.pipeline.claim()
     follower.install_signal_handlers()
     return follower
 

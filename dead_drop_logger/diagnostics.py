@@ -1,13 +1,32 @@
-"""The logger's own diagnostics: stderr (or a file for the daemon) through ``logging``."""
+"""The logger's own diagnostics: stderr (or a file for the daemon) through ``logging``.
+
+The daemon's file (``~/.dead-drop/logger.log``) runs for months unattended, so it is
+rotated at a size cap with two older copies: it can never fill the disk the logs need.
+"""
 
 from __future__ import annotations
 
+import io
 import logging
+import logging.handlers
+import os
 from pathlib import Path
 from typing import TextIO
 
+from .files import open_private
+
 FORMAT = "%(asctime)s dead-drop-logger[%(process)d] %(levelname)s: %(message)s"
 LEVELS = ("debug", "info", "warning", "error")
+FILE_MAX_BYTES = 1024 * 1024  # logger.log, then logger.log.1 and .2: 3 MiB at most
+FILE_BACKUPS = 2
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A size-capped log file whose every copy is 0600, whatever the umask."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 def configure(
@@ -16,7 +35,9 @@ def configure(
     """Send the package's log records to one stream or file, replacing earlier handlers."""
     handler: logging.Handler
     if file is not None:
-        handler = logging.FileHandler(file, encoding="utf-8")
+        handler = PrivateRotatingFileHandler(
+            file, maxBytes=FILE_MAX_BYTES, backupCount=FILE_BACKUPS, encoding="utf-8"
+        )
     else:
         handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z"))

@@ -6,6 +6,8 @@ or 0700 (directories) whatever the umask.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -17,6 +19,32 @@ class LogDirError(Exception):
     """The log directory cannot be created or used."""
 
 
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and every missing parent, each 0700 whatever the umask.
+
+    ``Path.mkdir(parents=True)`` gives the parents it creates 0777 minus the umask (0755
+    under the usual 022), which would leave ``~/.dead-drop`` open to every user.
+    Existing directories are left as they are. A file where a directory should be
+    raises FileExistsError (for ``path``) or NotADirectoryError (for a parent).
+    """
+    missing: list[Path] = []
+    for directory in (path, *path.parents):
+        if directory.is_dir():
+            break
+        missing.append(directory)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            if directory.is_dir():
+                continue  # made by someone else meanwhile: theirs, left alone
+            if directory != path:
+                raise NotADirectoryError(f"{directory} is not a directory") from None
+            raise
+        if directory.stat().st_mode & 0o777 != DIR_MODE:  # a umask that masks owner bits
+            directory.chmod(DIR_MODE)
+
+
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) as 0700; tighten it if it is ours and looser.
 
@@ -24,7 +52,7 @@ def ensure_private_dir(path: Path) -> None:
     (0500) is never given write permission back.
     """
     try:
-        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        make_private_dirs(path)
         if not path.is_dir():
             raise LogDirError(f"{path} is not a directory")
         st = path.stat()
@@ -45,8 +73,16 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def open_private(path: Path, flags: int) -> int:
-    """``os.open`` that makes a newly created file 0600 regardless of the umask."""
-    fd = os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
+    """``os.open`` that makes a newly created file 0600 regardless of the umask, and
+    never follows a symlink: one planted at ``path`` (``messages-DAY.json -> ../victim``)
+    raises OSError ELOOP instead of having the logger write to (and chmod) its target.
+    """
+    try:
+        fd = os.open(path, flags | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link is in the way", str(path)) from None
+        raise
     try:
         if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
             os.fchmod(fd, FILE_MODE)
@@ -54,6 +90,19 @@ def open_private(path: Path, flags: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def create_private(path: Path) -> int:
+    """A new, empty 0600 file at ``path`` for writing: whatever was there (a stale temp
+    file, a planted symlink) is unlinked first, so nothing is ever written through it.
+    For the logger's own temporary names, under the log directory's lock."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+
+
+def is_symlink_error(exc: OSError) -> bool:
+    return exc.errno == errno.ELOOP
 
 
 def fsync_dir(path: Path) -> None:

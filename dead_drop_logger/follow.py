@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from .clock import Clock, SystemClock, monotonic
 from .config import Settings
@@ -28,6 +26,7 @@ from .files import LogDirError, ensure_private_dir
 from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
+from .signals import stop_on_signals
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
 from .watch import (
@@ -74,6 +73,7 @@ class Follower:
             utc=settings.utc,
             policy=Policy(settings.retention_days, settings.keep_files, settings.compress_after),
             max_bytes=settings.max_bytes,
+            parts=self.writer.parts,
         )
         self.reporter = Reporter(log)
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
@@ -85,11 +85,12 @@ class Follower:
         # Longest wait between two ticks when nothing rings the waker: the poll interval,
         # unless something else checks for changes at that pace (the rooms' sweep).
         self.idle_wait = settings.poll_interval
+        self._claimed = False  # the log directory is known to be this database's
 
     # -- signals -----------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        on_stop_signals(self.request_stop, "the batch in hand")
+        stop_on_signals(self.stop, log)  # its StopEvent also ends the waker's wait
 
     def request_stop(self) -> None:
         """End the loop after the batch in hand (a wait in progress ends at once)."""
@@ -99,7 +100,8 @@ class Follower:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self) -> None:
-        """Follow until stopped. Raises LogDirError when the log dir is unusable."""
+        """Follow until stopped. Raises LogDirError when the log dir is unusable or
+        another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
         settings = self.settings
         if self.watcher is not None:
@@ -119,7 +121,6 @@ class Follower:
         log.info("stopped")
 
     def _follow(self) -> None:
-        self._rotate()  # today's file, the symlink and retention, even before the db exists
         existed = self._database_existed()  # a database born later is all new: from row 1
         importing = self.settings.import_historical
 
@@ -128,6 +129,12 @@ class Follower:
             state = self.pipeline.prepare(database_existed=existed, import_historical=importing)
             importing = state.importing
 
+        # Before any file is touched: a log directory of another database is refused
+        # here (ForeignDatabase), with nothing written.
+        if not self._retrying(self.pipeline.claim):
+            return
+        self._claimed = True
+        self._rotate()  # today's file, the symlink and retention, even before the db exists
         if not self._retrying(prepare):
             return
         log.info(
@@ -186,6 +193,8 @@ class Follower:
 
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
+        if not self._claimed:  # the log directory may be another database's: hands off
+            return
         wrote, self._wrote = self._wrote, False
         try:
             self.rotator.tick(wrote=wrote)
@@ -240,17 +249,6 @@ class Follower:
             self._rotate()  # midnight does not wait for the database to come back
             if (on_change and woke.reason == CHANGE) or signature(self.settings.db) != before:
                 return
-
-
-def on_stop_signals(request_stop: Callable[[], None], finishing: str) -> None:
-    """SIGTERM and SIGINT call ``request_stop``, saying what is finished first."""
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s; finishing %s", signal.Signals(signum).name, finishing)
-        request_stop()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def signature(path: Path) -> tuple[int, int, int, int] | None:

@@ -1,6 +1,9 @@
 """Every command-line option, defined once and shared by the commands that take it.
 
-Each option can also be set through the environment variable named in its help.
+Each option that is a setting can also be set through the environment variable named in
+its help. Options that describe one invocation (``--json``, ``--dry-run``, ``--since``,
+``--until``) have none: a variable left exported would silently change later commands.
+The README's option table is checked against these by ``tests/test_readme.py``.
 """
 
 from __future__ import annotations
@@ -254,9 +257,13 @@ stop_timeout = click.option(
     type=click.FloatRange(min=0),
     default=30.0,
     show_default=True,
+    envvar="DEAD_DROP_STOP_TIMEOUT",
+    show_envvar=True,
     metavar="SECONDS",
     help="How long to wait for the daemon to exit after SIGTERM.",
 )
+
+json_object = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 follow_options = _compose(
     config_file,
@@ -345,3 +352,73 @@ def _plain(name: str, value: Any) -> object:
     if isinstance(value, tuple | list):
         return [str(v) for v in value]
     return value
+
+
+# -- reading the logs: search, thread, agents ------------------------------------------
+
+since = click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only messages stamped at or after WHEN: a date (2026-02-20, its midnight), a"
+    " local time (2026-02-20T10:30), a time back from now (90s, 15m, 2h, 3d, 1w), today"
+    " or yesterday.",
+)
+until = click.option(
+    "--until",
+    metavar="WHEN",
+    help="Only messages stamped before WHEN (exclusive; same forms as --since).",
+)
+window = _compose(since, until)
+as_json = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print each line exactly as stored (pipes into jq).",
+)
+search_filters = _compose(
+    window,
+    click.option(
+        "--from", "senders", multiple=True, metavar="AGENT", help="Sent by AGENT (repeatable)."
+    ),
+    click.option(
+        "--to", "recipients", multiple=True, metavar="AGENT", help="Sent to AGENT (repeatable)."
+    ),
+    click.option(
+        "--agent",
+        "agents",
+        multiple=True,
+        metavar="AGENT",
+        help="Sent by or to AGENT (repeatable).",
+    ),
+    click.option("--task", metavar="ID", help="With this exact task_id."),
+    click.option(
+        "--contains",
+        multiple=True,
+        metavar="TEXT",
+        help="Content holds TEXT (repeatable: all must be there).",
+    ),
+    click.option("-i", "--ignore-case", is_flag=True, help="--contains and --regex ignore case."),
+    click.option("--regex", metavar="PATTERN", help="Content matches a Python regex."),
+    click.option("--no-cc", is_flag=True, help="Leave out the CC copies made for the lead."),
+)
+search_output = _compose(
+    as_json,
+    click.option("--count", is_flag=True, help="Print only the number of matches."),
+    click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Stop after N matches."),
+    click.option(
+        "--reverse", is_flag=True, help="Newest first (with --limit: the last N matches)."
+    ),
+    click.option(
+        "--follow",
+        is_flag=True,
+        help="Then keep printing new matches as they are logged, until Ctrl-C.",
+    ),
+    click.option(
+        "--interval",
+        type=click.FloatRange(min=0, min_open=True),
+        default=0.5,
+        show_default=True,
+        metavar="SECONDS",
+        help="How often --follow looks for new lines.",
+    ),
+)

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .files import FILE_MODE, open_private
+from .files import FILE_MODE, make_private_dirs, open_private
 
 
 class AlreadyRunning(Exception):
@@ -76,7 +76,7 @@ class PidFile:
 
         ``patience`` rides out a reader's momentary probe lock (``status``, ``stop``).
         """
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         deadline = time.monotonic() + patience
         while True:
             fd = open_private(self.path, os.O_RDWR | os.O_CREAT)

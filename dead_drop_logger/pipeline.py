@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout, retention
+from . import layout, ownership, retention
 from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
@@ -34,9 +34,11 @@ log = logging.getLogger(__name__)
 # (~3 MB of lines, two in flight with the read ahead: well under 64 MB) for throughput.
 PAGE_SIZE = 1_000
 BACKFILL_PAGES = 5
-# History pages committed under one hold of the lock (a running follower waits that
-# long at most): each page's pending save also records the page before it as logged,
-# so a page costs one state save instead of two.
+# History pages committed under one hold of the lock, for up to this long: each page's
+# pending save also records the page before it as logged, so a page costs one state
+# save instead of two. A follower that waits (it holds the lock's queue: see dirlock)
+# ends the hold after the page in hand, so it waits 0.1 s at most (one page's write and
+# fsyncs, tens of ms, unless the disk itself stalls an fsync), never the whole export.
 BACKFILL_HOLD = 0.1
 
 
@@ -98,10 +100,24 @@ class Pipeline:
                 self.store.save(state)
             return state
 
+    def claim(self) -> None:
+        """Refuse now (ForeignDatabase) a log directory that holds another database's
+        messages; record a moved database's new path. Nothing else is written."""
+        with self.store.locked():
+            try:
+                state = self.store.load()
+            except StateError:  # set aside and rebuilt by the first transaction
+                return
+            if state is not None and ownership.claim(state, self.source, self.log_dir):
+                self.store.save(state)
+
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
         with self.store.locked():
             state = self._load(database_existed)
+            # before anything is written: another database's rows must not go here
+            if ownership.claim(state, self.source, self.log_dir):
+                self.store.save(state)
             if state.pending:
                 self.writer.truncate_back(state.pending)
                 state.pending = {}
@@ -131,7 +147,7 @@ class Pipeline:
     def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
         about it (level, message) once it is saved."""
-        state = State(database=str(self.source.path))
+        state = State(database=ownership.database_id(self.source.path))
         marked = self.store.first_start()
         if self._ran_before:
             # Starting at the database's end would lose what arrived since the state
@@ -192,7 +208,7 @@ class Pipeline:
             position=last[0],
             logged=idranges.from_ids(ids),
             fingerprint=last[1],
-            database=str(self.source.path),
+            database=ownership.database_id(self.source.path),
         )
         log.warning(
             "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
@@ -234,7 +250,7 @@ class Pipeline:
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
-            state.database = str(self.source.path)
+            state.database = ownership.database_id(self.source.path)
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
@@ -346,7 +362,11 @@ class Pipeline:
                     total.last_id = step.last_id or total.last_id
                     total.outside_retention += step.outside_retention
                     on_page(step)
-                    if should_stop() or monotonic() - held >= BACKFILL_HOLD:
+                    if (
+                        should_stop()
+                        or monotonic() - held >= BACKFILL_HOLD
+                        or self.store.someone_waits()  # a follower: let it go first
+                    ):
                         break
                 if unsaved:
                     self.store.save(state)

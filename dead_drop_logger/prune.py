@@ -8,8 +8,9 @@ from pathlib import Path
 
 from . import retention
 from .clock import Clock, SystemClock, today
+from .dirlock import LOCK_NAME
 from .files import LogDirError
-from .state import LOCK_NAME, StateStore
+from .state import StateStore
 
 
 def prune_log_dir(

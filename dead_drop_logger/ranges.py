@@ -44,6 +44,11 @@ def subtract(ranges: Ranges, other: Ranges) -> Ranges:
     return [gap for low, high in ranges for gap in gaps(other, low, high)]
 
 
+def within(ranges: Ranges, low: int, high: int) -> Ranges:
+    """The parts of ``ranges`` inside ``[low, high]``."""
+    return gaps(gaps(ranges, low, high), low, high)
+
+
 def from_ids(ids: Iterable[int]) -> Ranges:
     """Ranges covering exactly the given ids."""
     return normalise((i, i) for i in ids)

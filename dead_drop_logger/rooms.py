@@ -34,8 +34,9 @@ from .clock import Clock, SystemClock
 from .config import ROOM_DB_NAME, Settings
 from .diagnostics import ROOM_THREAD_PREFIX
 from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
-from .follow import MAX_BACKOFF, Follower, on_stop_signals, signature
+from .follow import MAX_BACKOFF, Follower, signature
 from .rooms_spec import RoomNameError, check_room_name
+from .signals import stop_on_signals
 from .watch import StopEvent, Waker, Watcher, WatcherUnavailable
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,7 @@ class Rooms:
         self.watcher: Watcher | None = None
 
     def install_signal_handlers(self) -> None:
-        on_stop_signals(self.request_stop, "the batches in hand")
+        stop_on_signals(self.stop, log)  # its StopEvent ends the supervisor's wait
 
     def request_stop(self) -> None:
         """Every room ends after its batch in hand; waits in progress end at once."""

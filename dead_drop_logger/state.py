@@ -18,29 +18,28 @@ the batch is read again from the database.
 Every writer (the follower, ``--import-historical``, ``export_historical.py``) holds an
 exclusive ``flock`` on ``.dead-drop-logger.lock`` for the length of one batch and
 rereads the state under it, so they can run at the same time without doubling a line.
+They take it in turn (:mod:`.dirlock`), so a follower never starves behind a backfill.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ranges as idranges
-from .files import fsync_dir, open_private
+from .dirlock import LOCK_NAME, PATIENCE, DirLock, LockTimeout
+from .files import create_private, fsync_dir, open_private
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = ".dead-drop-logger.state"
-LOCK_NAME = ".dead-drop-logger.lock"
 FORMAT = 1
-LOCK_PATIENCE = 2.0
+LOCK_PATIENCE = PATIENCE
 FIRST_START = "first start after id"
 
 
@@ -116,32 +115,26 @@ class StateStore:
         self.log_dir = log_dir
         self.path = log_dir / STATE_NAME
         self.lock_path = log_dir / LOCK_NAME
+        self.lock = DirLock(log_dir)
 
     @contextlib.contextmanager
     def locked(self, patience: float = LOCK_PATIENCE) -> Iterator[None]:
-        """Hold the log directory's writer lock, waiting while another batch runs.
+        """Hold the log directory's writer lock, waiting in turn while another batch runs
+        (see :mod:`.dirlock`: a waiting follower goes before a backfill's next page).
 
         Batches hold it for a fraction of a second, so a holder that keeps it longer
         than ``patience`` is stuck (a suspended export, say): raise StateError, which
         callers retry with backoff, rather than block forever and miss a SIGTERM.
         """
-        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
         try:
-            deadline = time.monotonic() + patience
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise StateError(
-                            f"another process has held {self.lock_path} for over"
-                            f" {patience:g}s (a stopped export or logger?)"
-                        ) from None
-                    time.sleep(0.005)
-            yield
-        finally:
-            os.close(fd)  # closing releases the flock
+            with self.lock.held(patience):
+                yield
+        except LockTimeout as exc:
+            raise StateError(str(exc)) from None
+
+    def someone_waits(self) -> bool:
+        """Whether another writer waits for the lock: a long holder should let go."""
+        return self.lock.someone_waits()
 
     def load(self) -> State | None:
         """The saved state; None when there is none. Raises StateError when unreadable."""
@@ -167,7 +160,7 @@ class StateStore:
     def save(self, state: State) -> None:
         """Atomically replace the state file (durable once this returns)."""
         tmp = self.path.with_name(STATE_NAME + ".tmp")
-        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
             data = state.to_json()
             written = os.write(fd, data)

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout, pidfile
+from . import layout, pidfile, rotation
 from .clock import Clock, SystemClock, today
 from .config import Settings
 from .pidfile import Liveness
@@ -197,7 +197,10 @@ def _progress(report: LogProgress, db: Path, log_dir: Path, *, utc: bool, clock:
             report.problems.append(str(exc))
         finally:
             source.close()
-    path = layout.day_path(log_dir, today(clock, utc).isoformat())
+    day = today(clock, utc).isoformat()
+    # the part being written: with --max-bytes, today's highest, not part 0
+    part, _size = rotation.open_part(log_dir, day, rotation.latest_parts(log_dir))
+    path = layout.day_path(log_dir, day, part)
     report.today_file = str(path)
     try:
         report.today_file_bytes = path.stat().st_size

@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import signals
+
 log = logging.getLogger(__name__)
 
 STOP, CHANGE, RECHECK, TIMEOUT = "stop", "change", "recheck", "timeout"
@@ -168,9 +170,10 @@ class Waker:
         return self._timer_work == 2
 
 
-class StopEvent(threading.Event):
-    """A stop request (``threading.Event``) that also ends ``waker``'s wait at once,
-    whoever sets it: a signal handler, or another thread running the loop in process."""
+class StopEvent(signals.StopEvent):
+    """A stop request (``threading.Event``, safe to set from a signal handler) that also
+    ends ``waker``'s wait at once, whoever sets it: a signal handler, or another thread
+    running the loop in process."""
 
     def __init__(self, waker: Waker) -> None:
         super().__init__()

@@ -14,13 +14,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import layout, rotation
 from .clock import Clock, today
-from .files import fsync_dir, open_private, write_all
+from .files import fsync_dir, is_symlink_error, open_private, write_all
 from .source import Run
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,23 @@ def _recorded_size(inode: int, recorded: tuple[int, int]) -> int:
 
 def _base_size(fd: int, recorded: tuple[int, int]) -> int:
     return _recorded_size(os.fstat(fd).st_ino, recorded)
+
+
+def _open_append(path: Path) -> int:
+    """Open a day file for appending, creating it. A symlink in its place (planted, or
+    left by a user) is never written through: it is replaced by a new file."""
+    try:
+        return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except OSError as exc:
+        if not is_symlink_error(exc):
+            raise
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    os.unlink(path)
+    log.warning("%s was a symbolic link (to %s); replaced it by a new file", path, target)
+    return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
 class WriteError(Exception):
@@ -62,6 +80,7 @@ class DayWriter:
         self.clock = clock
         self.utc = utc
         self.max_bytes = max_bytes
+        self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -70,17 +89,18 @@ class DayWriter:
         days: dict[str, list[Run]] = {}
         for run in runs:
             days.setdefault(run.day or fallback, []).append(run)
-        latest = rotation.latest_parts(self.log_dir)
         chunks: list[Chunk] = []
         for day, group in days.items():
-            part, size = rotation.open_part(self.log_dir, day, latest)
+            part, size = self.parts.open_part(day)
             data = b"".join(r.data for r in group)
             if self.max_bytes is None:
+                self.parts.wrote(day, part)
                 chunks.append(Chunk(layout.day_path(self.log_dir, day, part).name, data))
                 continue
             lines = data.split(b"\n")[:-1]  # JSON has no raw newline: one per line
             lengths = [len(line) + 1 for line in lines]
             for number, start, end in rotation.split_parts(lengths, part, size, self.max_bytes):
+                self.parts.wrote(day, number)
                 name = layout.day_path(self.log_dir, day, number).name
                 chunks.append(Chunk(name, b"".join(line + b"\n" for line in lines[start:end])))
         return chunks
@@ -94,10 +114,14 @@ class DayWriter:
         result: Pending = {}
         for chunk in chunks:
             try:
-                st = (self.log_dir / chunk.name).stat()
-                result[chunk.name] = (st.st_size, st.st_ino)
+                st = (self.log_dir / chunk.name).lstat()
             except FileNotFoundError:
+                st = None
+            # a symlink is replaced by a new file (see append): as good as absent
+            if st is None or stat.S_ISLNK(st.st_mode):
                 result[chunk.name] = (0, 0)
+            else:
+                result[chunk.name] = (st.st_size, st.st_ino)
         return result
 
     def append(self, chunks: Sequence[Chunk], sizes: Pending) -> None:
@@ -106,7 +130,7 @@ class DayWriter:
         for chunk in chunks:
             path = self.log_dir / chunk.name
             try:
-                fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+                fd = _open_append(path)
             except OSError as exc:
                 raise WriteError(f"cannot open {path}: {exc.strerror}") from None
             try:
@@ -140,14 +164,16 @@ class DayWriter:
         for name, recorded in pending.items():
             path = self.log_dir / name
             try:
-                st = path.stat()
+                st = path.lstat()
             except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):  # not a file the batch wrote: never through it
                 continue
             current, size = st.st_size, _recorded_size(st.st_ino, recorded)
             if current <= size:
                 continue
             log.warning("removing %d uncommitted bytes from %s", current - size, path)
-            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             try:
                 os.ftruncate(fd, size)
                 os.fsync(fd)

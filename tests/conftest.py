@@ -10,6 +10,7 @@ loggers with change notifications (the default) and with ``--no-watch``.
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import gzip
 import json
 import os
@@ -28,6 +29,26 @@ import serverdb  # tests/ is on sys.path (pytest's rootdir-relative conftest imp
 
 DEADLINE = 60.0  # generous: a loaded 2-core machine must never make a test flaky
 WRITER = str(Path(__file__).parent / "serverdb.py")
+
+
+LIBFAKETIME = next(
+    iter(
+        sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+        + sorted(glob.glob("/usr/local/lib/faketime/libfaketime.so.1"))
+    ),
+    None,
+)
+
+
+def faked(start: str) -> dict[str, str]:
+    """The environment that runs a process under libfaketime from ``start`` (UTC)."""
+    assert LIBFAKETIME is not None
+    return {
+        "LD_PRELOAD": LIBFAKETIME,
+        "FAKETIME": f"@{start}",  # starts there, then advances in real time
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # waits and deadlines keep real durations
+        "TZ": "UTC",
+    }
 
 
 def logger_command() -> list[str]:
@@ -328,3 +349,56 @@ def run_command(
         text=True,
         timeout=timeout,
     )
+
+
+def log_with_real_logger(
+    db: Path, log_dir: Path, *args: str, until: Callable[[], Any] = lambda: True
+) -> None:
+    """Run the real logger (``--import-historical``, retention off) until every message
+    in ``db`` is logged and ``until()`` holds, then stop it with SIGTERM."""
+    want = serverdb.all_ids(db)
+    proc = LoggerProcess(db, log_dir, "--import-historical", "--retention-days", "0", *args)
+    proc.start()
+    try:
+        wait_until(lambda: logged_ids(log_dir) == want, what="every message logged")
+        wait_until(until, what="the logger's work")
+    finally:
+        assert proc.stop() == 0, proc.stderr()
+
+
+class HostileLogs:
+    """A read-only log directory of :mod:`logsets`' hostile messages (see there)."""
+
+    def __init__(self, db: Path, log_dir: Path, ids: dict[str, int]) -> None:
+        self.db = db
+        self.log_dir = log_dir
+        self.ids = ids
+
+
+@pytest.fixture(scope="session")
+def hostile_logs(tmp_path_factory: pytest.TempPathFactory) -> HostileLogs:
+    """Logged by the real logger in size parts; a second run gzips the older days.
+    Shared by the session: tests only read it."""
+    import logsets
+
+    root = tmp_path_factory.mktemp("hostile")
+    db, log_dir = root / "messages.db", root / "logs"
+    serverdb.create(db)
+    ids = logsets.fill(db)
+    log_with_real_logger(db, log_dir, "--max-bytes", logsets.MAX_BYTES)
+    first_plain = dt.date.fromisoformat(logsets.PLAIN_DAYS[0])
+    after = (dt.date.today() - first_plain).days  # gzips every day before PLAIN_DAYS
+    log_with_real_logger(
+        db,
+        log_dir,
+        "--max-bytes",
+        logsets.MAX_BYTES,
+        "--compress-after",
+        str(after),
+        until=lambda: all(
+            list(log_dir.glob(f"messages-{day}*.json.gz"))
+            and not list(log_dir.glob(f"messages-{day}*.json"))
+            for day in logsets.GZ_DAYS
+        ),
+    )
+    return HostileLogs(db, log_dir, ids)

@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gzip
+import heapq
 import json
 import os
+import random
 import shutil
 import sqlite3
 import sys
@@ -72,15 +74,20 @@ def send(
     timestamp: object = None,
     task_id: str | None = None,
     reply_to: int | None = None,
+    bytes_as_text: bool = False,
 ) -> list[int]:
-    """One send as the server does it: one transaction, the message plus its CC rows."""
+    """One send as the server does it: one transaction, the message plus its CC rows.
+
+    ``bytes_as_text`` stores bytes ``content`` as TEXT (``CAST(? AS TEXT)``), so it
+    can be invalid UTF-8; otherwise bytes are a BLOB."""
     stamp = dt.datetime.now().isoformat() if timestamp is None else timestamp
+    value = "CAST(? AS TEXT)" if bytes_as_text else "?"
     ids: list[int] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         cur = conn.execute(
             "INSERT INTO messages (from_agent, to_agent, content, timestamp, task_id, reply_to)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            f" VALUES (?, ?, {value}, ?, ?, ?)",
             (from_agent, to_agent, content, stamp, task_id, reply_to),
         )
         ids.append(int(cur.lastrowid or 0))
@@ -89,7 +96,7 @@ def send(
                 continue
             cur = conn.execute(
                 "INSERT INTO messages (from_agent, to_agent, content, timestamp, is_cc,"
-                " cc_original_to, task_id, reply_to) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                f" cc_original_to, task_id, reply_to) VALUES (?, ?, {value}, ?, 1, ?, ?, ?)",
                 (from_agent, lead, content, stamp, to_agent, task_id, reply_to),
             )
             ids.append(int(cur.lastrowid or 0))
@@ -165,6 +172,61 @@ def archive_room(rooms_dir: Path, name: str, archive_dir: Path, when: dt.datetim
     shutil.rmtree(room_dir, ignore_errors=True)
     assert not os.path.exists(room_dir)
     return archive_path
+
+
+TEAM_LINES = (
+    "Can you take {task}? The deploy <script> step fails on staging, see https://example.test/ci",
+    "On it. Looking at the logs for {task} now.",
+    "Found it: the migration runs twice. Patch coming for {task}.",
+    "Review please: {task} patch is up, tests green.",
+    "Looks good, one nit on naming. Approved.",
+    "Merged {task}. Closing it out.",
+    "Blocked on {task} until the schema change lands.",
+    "Standup in 10 minutes: bring your numbers.",
+)
+
+
+def simulate_team(path: Path, start: dt.datetime, days: int = 14, seed: int = 7) -> int:
+    """A realistic team's traffic, as the server would store it: conversations in working
+    hours (fewer at weekends), each about a task or not, answered after minutes to hours
+    with ``reply_to`` set, plus the lead's broadcasts. Sends in time order; returns how
+    many. Deterministic for a ``seed`` (for the README's screenshot and the report test).
+    """
+    rng = random.Random(seed)
+    people = (*AGENTS, "lead")
+    queue: list[tuple[dt.datetime, int, str, str, str | None, int | None, int]] = []
+    serial = 0
+    for day in range(days):
+        date = start + dt.timedelta(days=day)
+        busy = 3 if date.weekday() >= 5 else 14
+        for _ in range(rng.randint(busy // 2, busy)):
+            at = date.replace(hour=rng.choice((8, 9, 9, 10, 10, 11, 13, 14, 14, 15, 16, 17, 19)))
+            at += dt.timedelta(minutes=rng.randrange(60))
+            a, b = rng.sample(people, 2)
+            task = f"T-{100 + rng.randrange(days * 2)}" if rng.random() < 0.7 else None
+            serial += 1
+            turns = rng.choice((1, 1, 2, 2, 3, 3, 4, 5, 6, 8, 11))
+            heapq.heappush(queue, (at, serial, a, b, task, None, turns))
+        if rng.random() < 0.6:
+            serial += 1
+            at = date.replace(hour=9, minute=rng.randrange(30))
+            heapq.heappush(queue, (at, serial, "lead", "all", None, None, 1))
+    conn = connect(path)
+    sends = 0
+    while queue:
+        at, _, a, b, task, reply_to, turns = heapq.heappop(queue)
+        text = TEAM_LINES[-1] if b == "all" else TEAM_LINES[rng.randrange(len(TEAM_LINES) - 1)]
+        ids = send(
+            conn, a, b, text.format(task=task or "this"), timestamp=at.isoformat(),
+            task_id=task, reply_to=reply_to,
+        )  # fmt: skip
+        sends += 1
+        if turns > 1 and b != "all":
+            delay = dt.timedelta(seconds=min(20 * 3600, rng.expovariate(1 / 1500) + 20))
+            serial += 1
+            heapq.heappush(queue, (at + delay, serial, b, a, task, ids[0], turns - 1))
+    conn.close()
+    return sends
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import FakeClock, log_lines, logged_ids
 
@@ -124,3 +125,29 @@ def test_late_lines_for_a_compressed_day_go_to_a_new_part(server_db: Path, log_d
     assert logged_ids(log_dir) == sorted(sent)
     source.close()
     conn.close()
+
+
+def test_a_plain_file_and_a_different_gz_are_both_kept_not_compressed_over(
+    tmp_path: Path,
+) -> None:
+    """The plain file holds id 1, the .gz ids 1-3: compressing the plain file would
+    replace the .gz and lose ids 2 and 3."""
+    plain = day_file(tmp_path, "2026-03-01", LINES[: LINES.index(b"\n") + 1])
+    packed = layout.compressed_path(plain)
+    whole = LINES + b'{"id":3,"content":"c"}\n'
+    packed.write_bytes(gzip.compress(whole))
+    housekeeping.run(tmp_path, TODAY, housekeeping.Policy(retention_days=0, compress_after=1))
+    assert gzip.decompress(packed.read_bytes()) == whole
+    assert plain.read_bytes() == LINES[: LINES.index(b"\n") + 1]
+    assert logged_ids(tmp_path) == [1, 1, 2, 3]  # every line of both, none lost
+
+
+def test_compress_never_replaces_an_existing_gz(tmp_path: Path) -> None:
+    plain = day_file(tmp_path, "2026-03-01")
+    packed = layout.compressed_path(plain)
+    packed.write_bytes(gzip.compress(b'{"id":9}\n'))
+    with pytest.raises(FileExistsError):
+        compress.compress(plain)
+    assert gzip.decompress(packed.read_bytes()) == b'{"id":9}\n'
+    assert plain.read_bytes() == LINES
+    assert sorted(os.listdir(tmp_path)) == [plain.name, packed.name]  # no temp left

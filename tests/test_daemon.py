@@ -26,7 +26,7 @@ from conftest import (
 )
 from procs import Reaper, process_alive
 
-from dead_drop_logger import pidfile, status
+from dead_drop_logger import daemon, pidfile, status
 from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
 
 FAST = ("--poll-interval", "0.05")
@@ -125,6 +125,84 @@ def test_start_status_refuse_restart_stop(daemons: Daemons) -> None:
     assert own_log.stat().st_mode & 0o777 == 0o600
     assert f"dead-drop-logger[{pid}] INFO: daemon started" in own_log.read_text()
     assert logged_ids(daemons.log_dir) == ids + more
+
+
+def test_restart_keeps_the_running_daemons_options_but_those_given(
+    daemons: Daemons, tmp_path: Path
+) -> None:
+    """A plain restart used to start over in ~/.dead-drop/logs at the default poll
+    interval: a first start in another log directory."""
+    rlogs = tmp_path / "rlogs"
+    first = daemons.run(
+        "start", "--db", str(daemons.db), "--log-dir", str(rlogs), "--poll-interval", "0.5",
+        "--retention-days", "7", "--log-level", "debug",
+    )  # fmt: skip
+    pid = started_pid(first)
+    daemons.pids.add(pid)
+
+    plain = daemons.run("restart")
+    new_pid = started_pid(plain)
+    daemons.pids.add(new_pid)
+    own_log = daemons.home / ".dead-drop" / "logger.log"
+    assert plain.stdout == (
+        f"dead-drop-logger keeps the running daemon's --db {daemons.db} --log-dir {rlogs}"
+        " --poll-interval 0.5 --retention-days 7 --log-level debug\n"
+        f"dead-drop-logger stopped (pid {pid})\n"
+        f"dead-drop-logger started (pid {new_pid}); its own log: {own_log}\n"
+    )
+    code, info = daemons.status()
+    assert (code, info["pid"], info["log_dir"]) == (0, new_pid, str(rlogs))
+    options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+    assert (options["poll_interval"], options["retention_days"]) == (0.5, 7)
+    ids = serverdb.send_many(daemons.db, 3)
+    wait_until(lambda: logged_ids(rlogs) == ids, what="the restarted daemon to log")
+    assert not (daemons.home / ".dead-drop" / "logs").exists()
+
+    # An option given changes that option only.
+    faster = daemons.run("restart", "--poll-interval", "0.05")
+    newest = started_pid(faster)
+    daemons.pids.add(newest)
+    assert faster.stdout.splitlines()[0] == (
+        f"dead-drop-logger keeps the running daemon's --db {daemons.db} --log-dir {rlogs}"
+        " --retention-days 7 --log-level debug"
+    )
+    options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+    assert options == {
+        "db": [str(daemons.db)],  # --db is repeatable (rooms): a list of its values
+        "rooms_dir": None,
+        "no_watch": False,
+        "log_dir": str(rlogs),
+        "poll_interval": 0.05,
+        "import_historical": False,
+        "utc": False,
+        "retention_days": 7,
+        "max_bytes": None,
+        "keep_files": None,
+        "compress_after": None,
+        "log_level": "debug",
+    }
+    more = serverdb.send_many(daemons.db, 2, prefix="after restart")
+    wait_until(lambda: logged_ids(rlogs) == ids + more, what="the third daemon to log")
+
+    # An option set through its environment variable counts as given too.
+    by_env = run_command("restart", env={**daemons.env, "DEAD_DROP_RETENTION_DAYS": "9"})
+    daemons.pids.add(started_pid(by_env))
+    options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+    assert (options["retention_days"], options["poll_interval"]) == (9, 0.05)
+    assert options["log_dir"] == str(rlogs)
+
+
+def test_restart_of_a_daemon_from_before_options_were_recorded(tmp_path: Path) -> None:
+    """An upgrade restarts a daemon whose sidecar names only what it follows."""
+    path = tmp_path / "logger.pid"
+    old = {"database": "/data/messages.db", "log_dir": "/data/logs", "utc": True}
+    with PidFile(path, old):
+        assert daemon.running_options(path) == {
+            "db": ("/data/messages.db",),  # as the repeatable --db gives its value
+            "log_dir": "/data/logs",
+            "utc": True,
+        }
+    assert daemon.running_options(path) == {}  # nothing runs: nothing to keep
 
 
 def test_stale_pid_file_after_a_crash(daemons: Daemons) -> None:
@@ -304,3 +382,20 @@ def test_a_service_run_holding_the_pid_file_is_seen_by_status_start_and_stop(
     assert daemons.run("stop").returncode == 0
     assert service.wait(timeout=DEADLINE) == 0
     assert daemons.status()[0] == 3
+
+
+def test_status_names_the_part_being_written(tmp_path: Path) -> None:
+    """With --max-bytes, today's file is its highest part, not part 0."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    for name in ("messages-2026-03-10.json", "messages-2026-03-10.1.json"):
+        (log_dir / name).write_bytes(b'{"id":1}\n')
+    (log_dir / "messages-2026-03-10.2.json").write_bytes(b'{"id":2}\n{"id":3}\n')
+    (log_dir / "messages-2026-03-09.3.json").write_bytes(b'{"id":0}\n')  # another day
+    path = tmp_path / "logger.pid"
+    info = {"database": str(tmp_path / "m.db"), "log_dir": str(log_dir)}
+    noon = dt.datetime(2026, 3, 10, 12, 0).astimezone()
+    with PidFile(path, info):
+        report = status.gather(path, FixedClock(noon))
+    assert report.today_file == str(log_dir / "messages-2026-03-10.2.json")
+    assert report.today_file_bytes == 18

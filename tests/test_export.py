@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -51,6 +52,42 @@ def test_exports_all_history_exactly_once(server_db: Path, log_dir: Path) -> Non
     assert f"exported 0 messages with ids 1..{ids[-1]}" in again.stdout
     assert f"({len(ids)} already there)" in again.stdout
     assert contents(log_dir) == before
+
+
+def test_counts_after_a_retention_skip_are_what_is_really_there(
+    server_db: Path, log_dir: Path
+) -> None:
+    """The issue's three runs: 12 messages older than the retention, 20 recent. Runs two
+    and three used to say "(32 already there)" though 20 were, and run two dropped the
+    retention note."""
+    conn = serverdb.connect(server_db)
+    old = (dt.datetime.now() - dt.timedelta(days=60)).isoformat()
+    for number in range(6):
+        serverdb.send(conn, "juno", "atlas", f"old {number}", timestamp=old)
+    conn.close()
+    serverdb.send_many(server_db, 10, prefix="recent")
+    assert len(serverdb.all_ids(server_db)) == 32
+    note = (
+        "12 messages older than the 30-day retention were not written (retention would"
+        " delete them); --retention-days 0 keeps them\n"
+    )
+
+    first = export(server_db, log_dir)
+    assert (
+        first.stdout
+        == f"exported 20 messages with ids 1..32 to {log_dir} (0 already there)\n" + note
+    )
+    second = export(server_db, log_dir)
+    assert (
+        second.stdout
+        == f"exported 0 messages with ids 1..32 to {log_dir} (20 already there)\n" + note
+    )
+    assert logged_ids(log_dir) == list(range(13, 33))
+    third = export(server_db, log_dir, "--retention-days", "0")
+    assert third.stdout == f"exported 12 messages with ids 1..32 to {log_dir} (20 already there)\n"
+    fourth = export(server_db, log_dir, "--retention-days", "0")
+    assert fourth.stdout == f"exported 0 messages with ids 1..32 to {log_dir} (32 already there)\n"
+    assert logged_ids(log_dir) == list(range(1, 33))
 
 
 def test_since_and_until_select_whole_days(server_db: Path, log_dir: Path) -> None:

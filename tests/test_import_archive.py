@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def test_a_followed_room_gets_only_what_it_had_not_logged(tmp_path: Path) -> Non
     again = run_command(*args, env=env())
     assert again.stdout.startswith("imported 0 messages")
     assert logged_ids(logs / "dev") == seen + unseen
+    # The room's log still names the room's own database, not the unpacked copy.
+    state = json.loads((logs / "dev" / ".dead-drop-logger.state").read_bytes())
+    assert state["database"] == str(db)
 
 
 def test_an_archive_of_another_database_is_refused(tmp_path: Path) -> None:

@@ -42,6 +42,15 @@ def user_env(home_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return {**home_env, "XDG_RUNTIME_DIR": str(runtime)}
 
 
+@pytest.fixture
+def user_db(user_env: dict[str, str]) -> Path:
+    """The server's database where the installer looks for it: ~/.dead-drop/messages.db."""
+    db = Path(user_env["HOME"]) / ".dead-drop" / "messages.db"
+    db.parent.mkdir(mode=0o700)
+    serverdb.create(db)
+    return db
+
+
 def tree(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
@@ -74,6 +83,9 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     assert f"+ chmod 700 {home}/.dead-drop/logs" in out
     assert f"-m venv {venv}" in out
     assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}" in out
+    command = home / ".local" / "bin" / "dead-drop-logger"
+    assert f"+ mkdir -p {command.parent}\n+ ln -sfn {venv}/bin/dead-drop-logger {command}\n" in out
+    assert f"{command.parent} is not on your PATH" in done.stderr  # the test's PATH lacks it
     expected = {
         "none": f"+ {venv}/bin/dead-drop-logger restart",
         "systemd": "+ systemctl --user enable --now dead-drop-logger.service",
@@ -85,6 +97,33 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     gone = install(user_env, "--dry-run", "--uninstall")
     assert gone.returncode == 0 and "logs are kept" in gone.stdout
     assert tree(home) == []
+
+
+def test_import_historical_exports_all_history_whatever_its_age(
+    user_env: dict[str, str], user_db: Path
+) -> None:
+    """As documented: every message in the database, not only the last 30 days."""
+    home, db = Path(user_env["HOME"]), user_db
+    env = {**user_env, "DEAD_DROP_SERVICE_MANAGER": "none"}
+    done = install(env, "--dry-run", "--import-historical")
+    assert done.returncode == 0, done.stderr
+    python = home / ".local" / "share" / "dead-drop-logger" / "venv" / "bin" / "python"
+    export = f"{ROOT}/export_historical.py --db {db} --log-dir {db.parent}/logs"
+    assert f"+ {python} {export} --retention-days 0\n" in done.stdout
+
+
+def test_never_replaces_a_command_that_is_not_its_link(user_env: dict[str, str]) -> None:
+    theirs = Path(user_env["HOME"]) / ".local" / "bin" / "dead-drop-logger"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("#!/bin/sh\necho theirs\n")
+    done = install(user_env, "--dry-run", "--no-service")
+    assert done.returncode == 0, done.stderr
+    assert "ln -sfn" not in done.stdout
+    assert f"{theirs} exists and is not this installation's link: left alone" in done.stderr
+    gone = install(user_env, "--uninstall")
+    assert gone.returncode == 0, gone.stderr
+    assert f"left {theirs} alone: it is not this installation's link" in gone.stdout
+    assert theirs.read_text() == "#!/bin/sh\necho theirs\n"
 
 
 def test_never_takes_over_a_directory_that_is_not_a_venv(user_env: dict[str, str]) -> None:
@@ -99,12 +138,9 @@ def test_never_takes_over_a_directory_that_is_not_a_venv(user_env: dict[str, str
 
 
 def test_real_install_upgrade_and_uninstall_fall_back_without_systemd(
-    user_env: dict[str, str],
+    user_env: dict[str, str], user_db: Path
 ) -> None:
-    home = Path(user_env["HOME"])
-    db = home / ".dead-drop" / "messages.db"
-    db.parent.mkdir(mode=0o700)
-    serverdb.create(db)
+    home, db = Path(user_env["HOME"]), user_db
     history = serverdb.send_many(db, 20, prefix="history")
     logs = home / ".dead-drop" / "logs"
     script = home / ".local" / "share" / "dead-drop-logger" / "venv" / "bin" / "dead-drop-logger"
@@ -147,6 +183,16 @@ def _install_upgrade_uninstall(
     assert first.returncode == 0, first.stdout + first.stderr
     assert "no usable service manager" in first.stdout
     assert script.exists()
+    assert f"exported {len(history)} messages with ids 1..{history[-1]}" in first.stdout
+    # The command is where the user's PATH looks (and it says so when PATH does not).
+    command = home / ".local" / "bin" / "dead-drop-logger"
+    assert f"the command: {command} -> {script}" in first.stdout
+    assert f"{command.parent} is not on your PATH" in first.stderr
+    on_path = {**user_env, "PATH": f"{command.parent}:/usr/bin:/bin"}
+    found = subprocess.run(
+        ["dead-drop-logger", "status"], env=on_path, capture_output=True, text=True, check=False
+    )
+    assert found.returncode == 0 and "running (pid" in found.stdout, found.stdout + found.stderr
     assert logs.stat().st_mode & 0o777 == 0o700
     assert logged_ids(logs) == history  # the historical import ran
     settings = home / ".config" / "dead-drop-logger" / "config.toml"
@@ -174,6 +220,7 @@ def _install_upgrade_uninstall(
     gone = install(user_env, "--uninstall")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert not script.exists()
+    assert not command.exists() and not command.is_symlink()
     assert not (home / ".local" / "share" / "dead-drop-logger").exists()
     assert not (home / ".dead-drop" / "logger.pid").exists()
     assert logged_ids(logs) == history + live + more  # the logs are kept

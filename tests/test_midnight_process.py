@@ -4,7 +4,6 @@ and restarted, and every message is still logged exactly once."""
 
 from __future__ import annotations
 
-import glob
 import os
 import stat
 from collections.abc import Callable
@@ -12,27 +11,9 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, wait_until
-
-LIBFAKETIME = next(
-    iter(
-        sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-        + sorted(glob.glob("/usr/local/lib/faketime/libfaketime.so.1"))
-    ),
-    None,
-)
+from conftest import LIBFAKETIME, LoggerProcess, faked, logged_ids, wait_until
 
 pytestmark = pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime is not installed")
-
-
-def faked(start: str) -> dict[str, str]:
-    assert LIBFAKETIME is not None
-    return {
-        "LD_PRELOAD": LIBFAKETIME,
-        "FAKETIME": f"@{start}",  # starts there, then advances in real time
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # waits and deadlines keep real durations
-        "TZ": "UTC",
-    }
 
 
 def test_a_real_logger_crosses_a_faked_midnight(

@@ -3,8 +3,11 @@ middle of a batch that switches parts still leaves every message exactly once.""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serverdb
@@ -13,7 +16,7 @@ from crashing import Crash, CrashingWriter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dead_drop_logger import layout
+from dead_drop_logger import compress, layout
 from dead_drop_logger.pipeline import Pipeline
 from dead_drop_logger.rotation import split_parts
 from dead_drop_logger.sizes import parse_size
@@ -147,3 +150,64 @@ def test_crash_in_a_batch_that_switches_parts_leaves_each_message_once(
         assert len(data) <= 600 or data.count(b"\n") == 1
     source.close()
     conn.close()
+
+
+def many_day_files(log_dir: Path, count: int) -> None:
+    """Years of (tiny) day files before 2026-03-01, as a long-running logger leaves."""
+    log_dir.mkdir(exist_ok=True)
+    day = dt.date(2026, 2, 28)
+    for _ in range(count):
+        (log_dir / f"messages-{day.isoformat()}.json").write_bytes(b'{"id":0}\n')
+        day -= dt.timedelta(days=1)
+
+
+def test_a_batch_does_not_list_the_log_directory(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Listing 1,100 day files on every batch cost milliseconds under the lock: after
+    the first, batches only check the few names they rely on."""
+    many_day_files(log_dir, 1_100)
+    clock = FakeClock("2026-03-01T12:00:00")
+    source = Source(server_db)
+    pipeline = Pipeline(source, log_dir, DayWriter(log_dir, clock, max_bytes=300))
+    pipeline.prepare(database_existed=False)
+    conn = serverdb.connect(server_db)
+    sent = serverdb.send(conn, "juno", "atlas", "first", timestamp="2026-03-01T11:00:00")
+    pipeline.catch_up()  # the first batch lists the directory once
+    listings: list[object] = []
+    real = os.scandir
+
+    def counting(path: Any) -> Any:
+        listings.append(path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    monkeypatch.setattr(os, "listdir", counting)
+    for i in range(5):  # each batch one send; parts switch every ~2 sends at 300 bytes
+        sent += serverdb.send(conn, "juno", "atlas", f"m{i}", timestamp="2026-03-01T11:30:00")
+        assert pipeline.follow_once().lines == 2
+    assert listings == []
+    monkeypatch.undo()
+    assert [i for i in logged_ids(log_dir) if i] == sorted(sent)
+    today = [f for f in layout.log_files(log_dir) if f.day == dt.date(2026, 3, 1)]
+    assert len(today) >= 3  # it did switch parts without listing
+    source.close()
+    conn.close()
+
+
+def test_parts_made_or_compressed_by_another_process_are_noticed(tmp_path: Path) -> None:
+    clock = FakeClock("2026-03-01T12:00:00")
+    ours = DayWriter(tmp_path, clock)
+    assert [c.name for c in write(ours, rows("2026-03-01", 40))] == ["messages-2026-03-01.json"]
+    theirs = DayWriter(tmp_path, clock, max_bytes=50)  # another logger on the directory
+    write(theirs, rows("2026-03-01", 40, first=2))  # makes part 1
+    assert [c.name for c in write(ours, rows("2026-03-01", 40, first=3))] == [
+        "messages-2026-03-01.1.json"
+    ]
+    write(ours, rows("2026-02-01", 40, first=4))  # a past day, known to the cache
+    old = tmp_path / "messages-2026-02-01.json"
+    compress.compress(old)  # by another process's --compress-after
+    assert [c.name for c in write(ours, rows("2026-02-01", 40, first=5))] == [
+        "messages-2026-02-01.1.json"  # never a plain part 0 beside its .gz
+    ]
+    assert sorted(obj["id"] for obj in log_lines(tmp_path)) == [1, 2, 3, 4, 5]

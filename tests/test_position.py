@@ -222,8 +222,13 @@ def test_a_stuck_lock_holder_is_an_error_to_retry_not_a_hang(log_dir: Path):
     holder = os.open(store.lock_path, os.O_RDWR | os.O_CREAT)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
-        with pytest.raises(StateError, match="held"), store.locked(patience=0.2):
+        with pytest.raises(StateError) as raised, store.locked(patience=0.2):
             pass
+        assert str(raised.value) == (
+            f"{store.lock_path} has been held by another process for over 0.2s; a batch"
+            " holds it for a fraction of a second, so that process is stopped or stalled"
+            " (or compressing a large day file)"
+        )
     finally:
         os.close(holder)
     with store.locked():

@@ -7,6 +7,7 @@ lock with its first-start mark, a day file, today's empty file and the symlink.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -32,7 +33,14 @@ def test_a_bare_db_log_dir_keeps_its_layout_position_and_files(tmp_path: Path, h
     snapshot.build_database(db)
     log_dir = tmp_path / "logs"
     shutil.copytree(SNAPSHOT, log_dir, symlinks=True)
+    # The database is where the old logger found it: its state names that path.
+    state_file = log_dir / ".dead-drop-logger.state"
+    state = json.loads(state_file.read_bytes())
+    assert state["database"] == "/tmp/upg/db/messages.db"  # where the snapshot was made
+    state["database"] = str(db)
+    state_file.write_text(json.dumps(state, separators=(",", ":"), sort_keys=True) + "\n")
     old = before()
+    old[".dead-drop-logger.state"] = state_file.read_bytes()
     if how == "option":
         proc = LoggerProcess(db, log_dir, "--retention-days", "0")
     else:
@@ -55,4 +63,5 @@ def test_a_bare_db_log_dir_keeps_its_layout_position_and_files(tmp_path: Path, h
         assert (log_dir / name).exists(), name
     assert not [p for p in log_dir.iterdir() if p.is_dir()]  # no room directories
     assert not (log_dir / ".dead-drop-logger.rooms").exists()
-    assert b'"position":10' in (log_dir / ".dead-drop-logger.state").read_bytes()
+    after = json.loads(state_file.read_bytes())
+    assert (after["position"], after["database"]) == (10, str(db))

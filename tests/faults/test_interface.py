@@ -125,6 +125,26 @@ def test_log_dir_and_files_are_private_whatever_the_umask(
     assert set(found.values()) == {oct(0o600)}, found
 
 
+def test_missing_parents_are_private_under_umask_022(
+    server_db: Path, tmp_path: Path, logger
+) -> None:
+    """``~/.dead-drop`` and any other parent the logger has to create are 0700 too (they
+    were 0755 under umask 022: Path.mkdir(parents=True) masks only the last one)."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    dead_drop = home / ".dead-drop"
+    pid_file = dead_drop / "run" / "logger.pid"
+    proc = logger("--pid-file", str(pid_file), preexec=lambda: os.umask(0o022))
+    proc.log_dir = dead_drop / "team" / "logs"
+    proc.start()
+    proc.wait_ready()
+    assert proc.stop() == 0
+    created = [dead_drop, dead_drop / "team", proc.log_dir, pid_file.parent]
+    assert [oct(stat.S_IMODE(d.stat().st_mode)) for d in created] == [oct(0o700)] * 4
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755  # an existing parent is not ours
+
+
 def test_existing_loose_log_dir_is_tightened(server_db: Path, log_dir: Path, logger) -> None:
     log_dir.mkdir(mode=0o755)
     log_dir.chmod(0o755)

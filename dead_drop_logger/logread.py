@@ -1,0 +1,477 @@
+"""The one reader of log directories: every command that reads the logs goes through it.
+
+Why it looks like this:
+- Files are chosen by the date in their name (:mod:`.layout`), so a one-day range opens
+  one day's files, and are read in day, then part, order; the ``messages-current.json``
+  link, the state and lock files are never read. A day part present both plain and
+  ``.gz`` (a compression between its rename and its unlink) is read once, from the gzip.
+- Data comes in large blocks of whole lines (:class:`Chunk`), so a caller can search a
+  whole block with ``bytes.find`` and split only where it matters; lines are the bytes
+  exactly as stored. A last line without its newline is a line still being appended:
+  it is not returned (nor counted as corrupt) until it is complete.
+- Every chunk says which directory (room) and file it came from and at which offset of
+  the file's uncompressed bytes it starts, so a follower can resume at (file, offset)
+  even after the file has been compressed.
+- Parsed messages (:meth:`Reader.messages`) apply the time window to each message's own
+  ``timestamp`` (naive local time, as the server writes it); a line that is not a JSON
+  object is skipped and counted in :attr:`Reader.corrupt`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import gzip
+import io
+import json
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import layout
+from .layout import LogFile
+
+BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
+READ_AHEAD = 2  # blocks read ahead of the caller
+PEEK = 1 << 14  # where a block's last line break is looked for first
+Message = dict[str, Any]
+Stream = io.RawIOBase | io.BufferedIOBase
+
+
+class LogReadError(Exception):
+    """A log directory or file cannot be read (the message is fit for the user)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """``[since, until)`` in naive local time; None is unbounded on that side."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.since is not None or self.until is not None
+
+    def admits_day(self, day: dt.date, slack_days: int = 0) -> bool:
+        """Whether a file named for ``day`` can hold a message inside the window.
+
+        ``slack_days`` widens the test (1 for files dated in UTC, whose day differs from
+        the local date of the messages in it by up to a day)."""
+        slack = dt.timedelta(days=slack_days)
+        if self.since is not None and day + slack < self.since.date():
+            return False
+        if self.until is not None:
+            midnight = dt.datetime.combine(day - slack, dt.time())
+            if midnight >= self.until:
+                return False
+        return True
+
+    def admits(self, stamp: dt.datetime | None) -> bool:
+        """Whether a message stamped ``stamp`` is inside; an unknown time is only inside
+        an unbounded window."""
+        if stamp is None:
+            return not self.bounded
+        if self.since is not None and stamp < self.since:
+            return False
+        return self.until is None or stamp < self.until
+
+
+EVERYTHING = Window()
+
+
+def timestamp_of(message: Message) -> dt.datetime | None:
+    """A message's ``timestamp`` as naive wall time (a zone, if any, is dropped: the
+    logger files a message by the date written in it), None if missing or unparseable."""
+    value = message.get("timestamp")
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class LogDir:
+    """A directory of log files; ``room`` names it for output (None: the main log)."""
+
+    path: Path
+    room: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Whole lines (each ending in ``\\n``) read from one file.
+
+    ``offset`` is where ``data`` starts in the file's uncompressed bytes; the next read
+    of that file resumes at ``end``."""
+
+    source: LogDir
+    file: LogFile
+    offset: int
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.data)
+
+    def lines(self) -> Iterator[bytes]:
+        """The lines, each with its ``\\n``."""
+        data = self.data
+        start = 0
+        while start < len(data):
+            stop = data.index(b"\n", start) + 1
+            yield data[start:stop]
+            start = stop
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One stored line (``raw`` ends in ``\\n``) and where it came from."""
+
+    source: LogDir
+    file: LogFile
+    offset: int
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A parsed message with its stored line."""
+
+    line: Line
+    message: Message
+
+
+def parse_line(raw: bytes) -> Message | None:
+    """The JSON object on a stored line, None if the line is not one (corrupt)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError alike
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def select_files(log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> list[LogFile]:
+    """The directory's log files a window needs, in day/part order, each part once.
+
+    Raises LogReadError when the directory exists but cannot be listed; a missing
+    directory holds no files."""
+    if log_dir.exists() and not log_dir.is_dir():
+        raise LogReadError(f"{log_dir} is not a directory")
+    try:
+        found = layout.log_files(log_dir)
+    except OSError as exc:
+        raise LogReadError(f"cannot read {log_dir}: {exc.strerror}") from None
+    chosen: dict[tuple[dt.date, int], LogFile] = {}
+    slack = 1 if utc else 0
+    for entry in found:  # sorted: plain before .gz, so the gzip wins a tie
+        if window.admits_day(entry.day, slack):
+            chosen[(entry.day, entry.part)] = entry
+    return sorted(chosen.values())
+
+
+def _open(entry: LogFile) -> tuple[Stream, bool]:
+    """Open a log file (and say whether it is a gzip); a plain file compressed since it
+    was listed is read as its .gz."""
+    if entry.compressed:
+        return gzip.open(entry.path, "rb"), True
+    try:
+        return open(entry.path, "rb", buffering=0), False
+    except FileNotFoundError:
+        packed = layout.compressed_path(entry.path)
+        if not packed.exists():
+            raise
+        return gzip.open(packed, "rb"), True
+
+
+def _skip(stream: Stream, offset: int, compressed: bool) -> None:
+    if not offset:
+        return
+    if not compressed:
+        stream.seek(offset)
+        return
+    remaining = offset
+    while remaining:
+        got = stream.read(min(remaining, BLOCK))
+        if not got:
+            break
+        remaining -= len(got)
+
+
+def read_chunks(
+    source: LogDir, entry: LogFile, start: int = 0, block: int = BLOCK
+) -> Iterator[Chunk]:
+    """The whole lines of one file from byte ``start`` on, in blocks of about ``block``.
+
+    A final line without its newline is being appended: it is left for a later read
+    (resume at the last chunk's ``end``). A file gone since it was listed (pruned)
+    yields nothing; other read errors raise LogReadError."""
+    try:
+        stream, compressed = _open(entry)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LogReadError(f"cannot read {entry.path}: {exc.strerror}") from None
+    with stream:
+        try:
+            _skip(stream, start, compressed)
+            if compressed:
+                yield from _stream_chunks(stream, source, entry, start, block)
+            else:
+                yield from _file_chunks(stream, source, entry, start, block)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise LogReadError(f"cannot read {entry.path}: {exc}") from None
+
+
+def _file_chunks(
+    stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
+) -> Iterator[Chunk]:
+    """A plain file, read with ``pread`` in blocks that end at a line boundary: the end
+    of each block is looked up first in a small read of its last bytes, so the block
+    itself is read once, to the byte, and never copied to cut off a partial line."""
+    fd = stream.fileno()
+    while True:
+        peek_at = max(offset, offset + block - PEEK)
+        tail = os.pread(fd, offset + block - peek_at, peek_at)
+        last = tail.rfind(b"\n")
+        if last >= 0:
+            cut = peek_at + last + 1 - offset
+            data = os.pread(fd, cut, offset)
+            if len(data) != cut:  # cannot happen to an append-only file; be safe
+                return
+        else:  # a line longer than PEEK (or the block), or no whole line left
+            data = os.pread(fd, block, offset)
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                if len(data) < block:
+                    return
+                block *= 2
+                continue
+            data = data[:cut] if cut < len(data) else data
+        yield Chunk(source, entry, offset, data)
+        offset += cut
+
+
+def _stream_chunks(
+    stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
+) -> Iterator[Chunk]:
+    """A gzip stream (no cheap seeking back): the partial line is carried over."""
+    carry = b""
+    while True:
+        fresh = stream.read(block)
+        if not fresh:
+            return
+        data = carry + fresh if carry else fresh
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield Chunk(source, entry, offset, data[:cut] if carry else data)
+        offset += cut
+
+
+_END = object()
+
+
+def read_ahead(chunks: Generator[Chunk, None, None], depth: int) -> Iterator[Chunk]:
+    """``chunks``, produced by a background thread at most ``depth`` ahead; its errors
+    are raised here, and stopping early (``--limit``, an error) stops the thread."""
+    ready: queue.Queue[object] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(_END)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ready.put(exc)
+        finally:
+            chunks.close()  # its open file, at once
+
+    worker = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = ready.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Chunk)
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+
+
+@dataclass
+class Reader:
+    """Reads one or more log directories (rooms) for a window, in day order.
+
+    Counters: ``corrupt`` lines skipped by :meth:`messages`."""
+
+    sources: Sequence[LogDir]
+    window: Window = EVERYTHING
+    utc: bool = False
+    block: int = BLOCK
+    corrupt: int = field(default=0, init=False)
+
+    @classmethod
+    def of(cls, log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> Reader:
+        return cls([LogDir(log_dir)], window, utc)
+
+    def files(self) -> list[tuple[LogDir, LogFile]]:
+        """Every (directory, file) to read: by day, then directory (in the order
+        given), then part."""
+        pairs: list[tuple[tuple[dt.date, int, int], LogDir, LogFile]] = []
+        for index, source in enumerate(self.sources):
+            for entry in select_files(source.path, self.window, utc=self.utc):
+                pairs.append(((entry.day, index, entry.part), source, entry))
+        pairs.sort(key=lambda item: item[0])
+        return [(source, entry) for _key, source, entry in pairs]
+
+    def chunks(self) -> Iterator[Chunk]:
+        """Every chunk of every file, the next ones read ahead in a thread (reads and
+        gzip inflation release the GIL, so they overlap the caller's searching)."""
+        return read_ahead(self._chunks(), READ_AHEAD)
+
+    def _chunks(self) -> Generator[Chunk, None, None]:
+        for source, entry in self.files():
+            yield from read_chunks(source, entry, 0, self.block)
+
+    def lines(self) -> Iterator[Line]:
+        """Every complete stored line, with no window applied (that needs parsing)."""
+        for chunk in self.chunks():
+            offset = chunk.offset
+            for raw in chunk.lines():
+                yield Line(chunk.source, chunk.file, offset, raw)
+                offset += len(raw)
+
+    def messages(self) -> Iterator[Entry]:
+        """Every message inside the window, parsed; corrupt lines counted and skipped."""
+        yield from self.parse(self.lines())
+
+    def parse(self, lines: Iterable[Line]) -> Iterator[Entry]:
+        """Parse ``lines`` (the exact, slow path), applying the window."""
+        window = self.window
+        for line in lines:
+            message = parse_line(line.raw)
+            if message is None:
+                self.corrupt += 1
+                continue
+            if window.bounded and not window.admits(timestamp_of(message)):
+                continue
+            yield Entry(line, message)
+
+
+def gzip_size(path: Path) -> int | None:
+    """The uncompressed size a gzip's trailer records (modulo 2**32), None if unreadable."""
+    try:
+        with open(path, "rb") as raw:
+            raw.seek(-4, 2)
+            return int.from_bytes(raw.read(4), "little")
+    except OSError:
+        return None
+
+
+@dataclass
+class Tail:
+    """Where reading got to in every file of some log directories, so that each
+    :meth:`poll` yields only the whole lines appended (or files created) since the last.
+
+    The first poll reads everything in the window, which makes it the initial search of
+    ``--follow``. Files are keyed by (directory, day, part), so a day file compressed
+    after it was read is recognised as the same file (its gzip trailer says whether it
+    grew first) and a new day or part is read from its start.
+    """
+
+    reader: Reader
+    positions: dict[tuple[LogDir, dt.date, int], int] = field(default_factory=dict)
+    finished: set[tuple[LogDir, dt.date, int]] = field(default_factory=set)  # read .gz
+
+    def poll(self) -> Iterator[Chunk]:
+        """The chunks appended since the last poll, in the reader's file order."""
+        seen: set[tuple[LogDir, dt.date, int]] = set()
+        for source, entry in self.reader.files():
+            key = (source, entry.day, entry.part)
+            seen.add(key)
+            if entry.compressed and key in self.finished:  # a gzip never changes
+                continue
+            start = self.positions.get(key, 0)
+            if key in self.positions and not self._may_have_grown(entry, start):
+                if entry.compressed:
+                    self.finished.add(key)
+                continue
+            for chunk in read_chunks(source, entry, start, self.reader.block):
+                self.positions[key] = chunk.end
+                yield chunk
+            self.positions.setdefault(key, start)
+            if entry.compressed:
+                self.finished.add(key)
+        for gone in set(self.positions) - seen:  # pruned by retention
+            del self.positions[gone]
+            self.finished.discard(gone)
+
+    @staticmethod
+    def _may_have_grown(entry: LogFile, start: int) -> bool:
+        if entry.compressed:
+            return gzip_size(entry.path) != start % (1 << 32)
+        try:
+            return entry.path.stat().st_size > start
+        except FileNotFoundError:  # compressed (or pruned) since it was listed
+            return True
+
+
+def find_ids(
+    sources: Sequence[LogDir], ids: Iterable[int], days: Iterable[dt.date]
+) -> dict[int, Message]:
+    """The stored messages with these ids, looked for in the files of ``days`` only.
+
+    Found by bytes (a line starts with ``{"id":N,``, as every logged line does: ``id``
+    is the table's first column) and parsed only when found; a corrupt line is not found.
+    For a few ids (a report's thread roots), not for scanning: reads whole day files."""
+    wanted = {int(i) for i in ids}
+    chosen = set(days)
+    found: dict[int, Message] = {}
+    for source in sources:
+        for entry in select_files(source.path):
+            if entry.day not in chosen:
+                continue
+            for chunk in read_chunks(source, entry):
+                for msg_id in wanted - found.keys():
+                    message = _find_line(chunk.data, msg_id)
+                    if message is not None:
+                        found[msg_id] = message
+            if len(found) == len(wanted):
+                return found
+    return found
+
+
+def _find_line(data: bytes, msg_id: int) -> Message | None:
+    key = b'{"id":%d,' % msg_id
+    at = data.find(key)
+    while at >= 0:
+        if at == 0 or data[at - 1] == 0x0A:
+            message = parse_line(data[at : data.index(b"\n", at) + 1])
+            if message is not None and message.get("id") == msg_id:
+                return message
+        at = data.find(key, at + 1)
+    return None

@@ -1,0 +1,86 @@
+"""A log directory belongs to one database.
+
+The state records which database its lines came from (``State.database``, an absolute
+path). Every transaction checks it before anything is written, because
+``~/.dead-drop/logs`` is every database's default: without the check a second database
+pointed at the same directory looks like a server reset and is logged again from row 1,
+next to the first one's lines (and two loggers on two databases reset each other on
+every message).
+
+- Same path: the database is the recorded one. A reset at that path (ids from 1 again)
+  is :meth:`Pipeline._check_same_database`'s business, as before.
+- Another path holding the same rows (the row at the position has the recorded
+  fingerprint) while the recorded path no longer does: the database was moved. The new
+  path is recorded, with one info line.
+- Anything else is a different database: :class:`ForeignDatabase`, one line naming
+  both databases and the way out, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .files import LogDirError
+from .source import Source, SourceMissing, SourceUnusable
+from .state import State
+
+log = logging.getLogger(__name__)
+
+
+class ForeignDatabase(LogDirError):
+    """The log directory holds another database's messages."""
+
+
+def database_id(path: Path) -> str:
+    """How the state records a database: its absolute path (not resolved: a symlinked
+    path is recorded as given, and compared resolved)."""
+    return os.path.abspath(path.expanduser())
+
+
+def same_path(recorded: str, ours: str) -> bool:
+    return recorded == ours or os.path.realpath(recorded) == os.path.realpath(ours)
+
+
+def claim(state: State, source: Source, log_dir: Path) -> bool:
+    """Check that ``state`` is ``source``'s; True when it changed (a moved database).
+
+    Raises ForeignDatabase for another database, SourceError when the database cannot
+    be read right now (busy: the caller retries).
+    """
+    ours = database_id(source.path)
+    if not state.database or same_path(state.database, ours):
+        return False  # (an empty record: a state from before databases were recorded)
+    if _moved(state, source):
+        log.info(
+            "database %s moved to %s (the same messages); following it there",
+            state.database,
+            ours,
+        )
+        state.database = ours
+        return True
+    raise ForeignDatabase(
+        f"log directory {log_dir} holds the messages of database {state.database}, not"
+        f" {ours}; give {ours} another --log-dir"
+    )
+
+
+def _moved(state: State, source: Source) -> bool:
+    """Whether ``source`` holds the recorded rows and the recorded path no longer does."""
+    if state.position <= 0 or state.fingerprint is None:
+        return False  # nothing logged that could prove it is the same database
+    if _fingerprint(source, state.position) != state.fingerprint:
+        return False
+    old = Source(Path(state.database), utc=source.utc)
+    try:  # still there, still the same rows: a copy, which would diverge from the original
+        return _fingerprint(old, state.position) != state.fingerprint
+    finally:
+        old.close()
+
+
+def _fingerprint(source: Source, position: int) -> str | None:
+    try:
+        return source.fingerprint(position)
+    except (SourceMissing, SourceUnusable):  # absent or not a database: not those rows
+        return None

@@ -1,0 +1,202 @@
+"""What ``search``, ``thread`` and ``agents`` do with their options, without click.
+
+Turns the options into a :class:`.logread.Reader` and :class:`.search.Filters`
+(a mistake the user made raises :class:`RequestError`, which the CLI reports in one
+line with exit code 2, as grep does), and writes the results to a binary stream:
+``--json`` lines byte for byte as stored, the text format as UTF-8 whatever the
+locale, flushed after every batch so ``--follow`` output reaches a pipe at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
+from .search import Filters, Search
+from .textformat import format_message
+from .when import parse_when
+
+
+class RequestError(Exception):
+    """Options that cannot work (a bad date, regex or directory): exit code 2."""
+
+
+def make_window(since: str | None, until: str | None, now: dt.datetime | None = None) -> Window:
+    try:
+        first = None if since is None else parse_when(since, now)
+        last = None if until is None else parse_when(until, now)
+    except ValueError as exc:
+        raise RequestError(f"--since/--until: {exc}") from None
+    return Window(first, last)
+
+
+def make_reader(log_dir: Path, window: Window, utc: bool) -> Reader:
+    """A reader of ``log_dir``, which must be a readable directory."""
+    path = log_dir.expanduser()
+    if not path.is_dir():
+        what = "is not a directory" if path.exists() else "does not exist"
+        raise RequestError(f"log directory {path} {what}")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise RequestError(f"log directory {path} cannot be read (permission denied)")
+    return Reader([LogDir(path)], window, utc)
+
+
+def make_filters(
+    *,
+    senders: Iterable[str] = (),
+    recipients: Iterable[str] = (),
+    agents: Iterable[str] = (),
+    task: str | None = None,
+    contains: Iterable[str] = (),
+    ignore_case: bool = False,
+    regex: str | None = None,
+    no_cc: bool = False,
+) -> Filters:
+    pattern = None
+    if regex is not None:
+        try:
+            pattern = re.compile(regex, re.IGNORECASE if ignore_case else 0)
+        except re.error as exc:
+            raise RequestError(f"--regex {regex!r}: {exc}") from None
+    return Filters(
+        tuple(senders),
+        tuple(recipients),
+        tuple(agents),
+        task,
+        tuple(contains),
+        ignore_case,
+        pattern,
+        no_cc,
+    )
+
+
+def wants_colour(stream: BinaryIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return "NO_COLOR" not in os.environ and stream.isatty()
+
+
+@dataclass
+class Printer:
+    """Writes messages to ``out`` as stored lines or as text."""
+
+    out: BinaryIO
+    as_json: bool = False
+    colour: bool = False
+    printed: int = 0
+
+    def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
+        if self.as_json:
+            self.out.write(entry.line.raw)
+        else:
+            lines = format_message(entry.message, colour=self.colour, depth=depth, note=note)
+            text = "\n".join(lines) + "\n\n"
+            self.out.write(text.encode("utf-8", "replace"))
+        self.printed += 1
+
+    def text(self, line: str) -> None:
+        self.out.write((line + "\n").encode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def _until_stopped(chunks: Iterable[Chunk], stop: threading.Event) -> Iterator[Chunk]:
+    for chunk in chunks:
+        if stop.is_set():
+            return
+        yield chunk
+
+
+def run_search(
+    search: Search,
+    printer: Printer,
+    *,
+    count: bool = False,
+    limit: int | None = None,
+    reverse: bool = False,
+    follow: bool = False,
+    interval: float = 0.5,
+    stop: threading.Event | None = None,
+) -> int:
+    """Print the matches (or their number); returns how many matched."""
+    if follow and (reverse or count):
+        raise RequestError("--follow cannot be combined with --reverse or --count")
+    halt = stop or threading.Event()
+    if reverse:
+        batches: Iterator[Iterator[Entry]] = iter([search.newest_first(limit)])
+    else:
+        batches = _batches(search, follow, interval, halt)
+    matched = 0
+    try:
+        for batch in batches:
+            for entry in batch:
+                matched += 1
+                if not count:
+                    printer.entry(entry)
+                if matched == limit:
+                    break
+            else:
+                printer.flush()
+                continue
+            break
+    except LogReadError as exc:
+        raise RequestError(str(exc)) from None
+    if count:
+        printer.text(str(matched))
+    printer.flush()
+    return matched
+
+
+def _batches(
+    search: Search, follow: bool, interval: float, stop: threading.Event
+) -> Iterator[Iterator[Entry]]:
+    """The matches of the files as they are, then (``--follow``) of what each poll finds."""
+    if not follow:
+        yield search.run()
+        return
+    tail = Tail(search.reader)
+    while not stop.is_set():
+        yield search.entries(_until_stopped(tail.poll(), stop))
+        if stop.wait(interval):
+            return
+
+
+def run_thread(reader: Reader, message_id: int, printer: Printer) -> bool:
+    """Print the thread of ``message_id``; False when that id is not logged."""
+    from .thread import thread  # each command imports only what it runs: a fast start
+
+    try:
+        posts = thread(reader, message_id)
+    except LogReadError as exc:
+        raise RequestError(str(exc)) from None
+    if posts is None:
+        return False
+    for post in posts:
+        printer.entry(post.entry, post.depth, post.note)
+    printer.flush()
+    return True
+
+
+def run_agents(reader: Reader, printer: Printer) -> int:
+    """Print one row per agent; returns the number of agents."""
+    from . import agents as agent_table
+
+    try:
+        rows = agent_table.tally(reader)
+    except LogReadError as exc:
+        raise RequestError(str(exc)) from None
+    if printer.as_json:
+        for row in rows:
+            printer.text(row.to_json())
+    elif rows:
+        for line in agent_table.format_table(rows):
+            printer.text(line)
+    printer.flush()
+    return len(rows)

@@ -1,0 +1,252 @@
+"""``search``: which logged messages match the filters, as fast as grep and as exact as jq.
+
+Two paths give the same answers (``tests/test_search.py`` holds them equal on hostile
+content):
+
+- the exact path parses every line and applies :meth:`Filters.matches`;
+- the fast path looks for the filters' values in whole blocks of raw bytes first and
+  parses only the lines that hold them all, then confirms with the same
+  :meth:`Filters.matches`. It never misses a match because every line the logger
+  writes is encoded one way only (:mod:`.encoding`: compact, non-ASCII raw, only ``"``,
+  ``\\``, control characters and U+2028/U+2029 escaped, each always the same way), and
+  that encoding works character by character: a string holding the text holds the
+  text's encoding. So ``--from juno`` is the bytes ``"from_agent":"juno"`` and
+  ``--contains 'a "b"'`` the bytes ``a \\"b\\"``. Where bytes cannot decide
+  (``--ignore-case``, ``--regex``, ``--no-cc``, the time window), the candidates are
+  parsed and checked exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .encoding import encode_value, escape_separators
+from .logread import (
+    Chunk,
+    Entry,
+    Line,
+    Message,
+    Reader,
+    parse_line,
+    read_chunks,
+    timestamp_of,
+)
+
+
+def encoded(text: str) -> bytes | None:
+    """``text`` as the logger writes it in a JSON string (quotes included), None if it
+    cannot be encoded (lone surrogates: then it cannot be in any line either)."""
+    try:
+        return escape_separators(encode_value(text, "text")).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The search filters; they AND together, the values of one filter OR together.
+
+    A filter on a key a message lacks (or holds with another type) does not match it."""
+
+    senders: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    task: str | None = None
+    contains: tuple[str, ...] = ()
+    ignore_case: bool = False
+    regex: re.Pattern[str] | None = None
+    no_cc: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(
+            self.senders
+            or self.recipients
+            or self.agents
+            or self.task is not None
+            or self.contains
+            or self.regex is not None
+            or self.no_cc
+        )
+
+    def matches(self, message: Message) -> bool:
+        """The exact test, on a parsed message."""
+        if self.senders and not _is_one_of(message.get("from_agent"), self.senders):
+            return False
+        if self.recipients and not _is_one_of(message.get("to_agent"), self.recipients):
+            return False
+        if self.agents and not (
+            _is_one_of(message.get("from_agent"), self.agents)
+            or _is_one_of(message.get("to_agent"), self.agents)
+        ):
+            return False
+        if self.task is not None and not _is_one_of(message.get("task_id"), (self.task,)):
+            return False
+        if self.no_cc and message.get("is_cc", 1) in (1, True):
+            return False
+        if self.contains or self.regex is not None:
+            content = message.get("content")
+            if not isinstance(content, str):
+                return False
+            if self.ignore_case:
+                folded = content.casefold()
+                if not all(needle.casefold() in folded for needle in self.contains):
+                    return False
+            elif not all(needle in content for needle in self.contains):
+                return False
+            if self.regex is not None and self.regex.search(content) is None:
+                return False
+        return True
+
+    def byte_groups(self) -> list[list[bytes]] | None:
+        """What every matching line must hold: each group one of its byte strings, in
+        the order best searched first (the rarest likely first). None when no match is
+        possible at all (a value that cannot be encoded)."""
+        groups: list[list[bytes]] = []
+        if not self.ignore_case:
+            for needle in sorted(self.contains, key=len, reverse=True):
+                if needle:
+                    found = encoded(needle)
+                    if found is None:
+                        return None
+                    groups.append([found[1:-1]])
+        keyed = (
+            ("task_id", (self.task,) if self.task is not None else ()),
+            ("from_agent", self.senders),
+            ("to_agent", self.recipients),
+        )
+        for key, values in keyed:
+            if values:
+                group = _key_values([key], values)
+                if not group:
+                    return None
+                groups.append(group)
+        if self.agents:
+            group = _key_values(["from_agent", "to_agent"], self.agents)
+            if not group:
+                return None
+            groups.append(group)
+        return groups
+
+
+def _is_one_of(value: object, wanted: Sequence[str]) -> bool:
+    return isinstance(value, str) and value in wanted
+
+
+def _key_values(keys: Sequence[str], values: Sequence[str]) -> list[bytes]:
+    """``"key":"value"`` byte strings (values that cannot be encoded left out)."""
+    found: list[bytes] = []
+    for key in keys:
+        prefix = b'"' + key.encode() + b'":'
+        for value in values:
+            text = encoded(value)
+            if text is not None:
+                found.append(prefix + text)
+    return found
+
+
+def candidate_lines(chunk: Chunk, groups: list[list[bytes]]) -> Iterator[Line]:
+    """The lines of a chunk that hold one byte string of every group (all lines when
+    there are no groups), found by searching the whole block, not line by line."""
+    data = chunk.data
+    if not groups:
+        offset = chunk.offset
+        for raw in chunk.lines():
+            yield Line(chunk.source, chunk.file, offset, raw)
+            offset += len(raw)
+        return
+    first, rest = groups[0], groups[1:]
+    if len(first) == 1 and all(len(group) == 1 for group in rest):
+        yield from _single_needles(chunk, first[0], [group[0] for group in rest])
+        return
+    for start, end in _lines_holding(data, first):
+        if all(any(data.find(needle, start, end) >= 0 for needle in group) for group in rest):
+            yield Line(chunk.source, chunk.file, chunk.offset + start, data[start:end])
+
+
+def _single_needles(chunk: Chunk, needle: bytes, others: list[bytes]) -> Iterator[Line]:
+    """:func:`candidate_lines` when every group is one byte string (the common case),
+    in one loop: this runs once per occurrence of the first needle."""
+    data, source, file, offset = chunk.data, chunk.source, chunk.file, chunk.offset
+    find, rfind = data.find, data.rfind
+    pos = find(needle)
+    while pos >= 0:
+        start = rfind(b"\n", 0, pos) + 1
+        end = find(b"\n", pos) + 1
+        for other in others:
+            if find(other, start, end) < 0:
+                break
+        else:
+            yield Line(source, file, offset + start, data[start:end])
+        pos = find(needle, end)
+
+
+def _lines_holding(data: bytes, needles: list[bytes]) -> Iterator[tuple[int, int]]:
+    """(start, end) of every line holding one of ``needles``, in order, each once."""
+    if len(needles) == 1:
+        needle = needles[0]
+        pos = data.find(needle)
+        while pos >= 0:
+            start = data.rfind(b"\n", 0, pos) + 1
+            end = data.index(b"\n", pos) + 1
+            yield start, end
+            pos = data.find(needle, end)
+        return
+    starts: set[int] = set()
+    for needle in needles:
+        pos = data.find(needle)
+        while pos >= 0:
+            start = data.rfind(b"\n", 0, pos) + 1
+            end = data.index(b"\n", pos) + 1
+            starts.add(start)
+            pos = data.find(needle, end)
+    for start in sorted(starts):
+        yield start, data.index(b"\n", start) + 1
+
+
+@dataclass
+class Search:
+    """One search over a reader's files: :meth:`run` yields matches in file order."""
+
+    reader: Reader
+    filters: Filters
+    exact: bool = False  # parse every line (the reference path)
+
+    def entries(self, chunks: Iterable[Chunk]) -> Iterator[Entry]:
+        """The matching messages of ``chunks``."""
+        groups: list[list[bytes]] | None = [] if self.exact else self.filters.byte_groups()
+        if groups is None:
+            for _chunk in chunks:  # still read: --follow keeps its positions
+                pass
+            return
+        filters, window = self.filters, self.reader.window
+        for chunk in chunks:
+            for line in candidate_lines(chunk, groups):
+                message = parse_line(line.raw)
+                if message is None:
+                    self.reader.corrupt += 1
+                    continue
+                if window.bounded and not window.admits(timestamp_of(message)):
+                    continue
+                if filters.matches(message):
+                    yield Entry(line, message)
+
+    def run(self) -> Iterator[Entry]:
+        return self.entries(self.reader.chunks())
+
+    def newest_first(self, limit: int | None) -> Iterator[Entry]:
+        """Matches newest first (``--reverse``): files from the newest, each file's
+        matches reversed; with ``limit``, only as many files as the last ``limit``
+        matches need. Holds one file's matches (or ``limit``) at a time."""
+        taken = 0
+        for source, entry in reversed(self.reader.files()):
+            kept: deque[Entry] = deque(maxlen=None if limit is None else limit - taken)
+            kept.extend(self.entries(read_chunks(source, entry, 0, self.reader.block)))
+            while kept:
+                yield kept.pop()
+                taken += 1
+            if limit is not None and taken >= limit:
+                return

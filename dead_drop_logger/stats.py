@@ -1,0 +1,375 @@
+"""What the agents did, in numbers: every figure of ``stats`` and ``report``, in one pass.
+
+Why it is built this way: a log directory can hold millions of messages, so the numbers
+are aggregated while the messages stream past (a few counters per agent, day, hour,
+pair, task and thread; response times in :mod:`responses`), never by collecting the
+messages. The input is any iterable of parsed log lines (dicts), so the definitions are
+tested without files; the output is plain dataclasses that the text tables
+(:mod:`stats_format`) and the charts (:mod:`charts`) are built from.
+
+Definitions (the README's "What the numbers mean" repeats them):
+- A *message* is a line whose ``is_cc`` is not 1. The CC copies the server makes for the
+  lead (``is_cc = 1``) are counted apart, as ``cc_copies`` and per agent as
+  ``cc_received``; they are never extra messages, pairs, replies or task messages.
+- A *broadcast* has ``to_agent = "all"``; every other message is *direct*.
+- *Agents* are the names a line is from or to ("all" aside), CC copies included, as for
+  ``agents``; an agent is *seen* at every line it sends or receives (broadcasts it
+  receives aside: everyone does).
+- *Days*, hours and weekdays come from each message's ``timestamp`` (the server's local
+  wall time, as logged); a message without a readable timestamp is counted in the totals
+  only (``undated``).
+- A *thread* is a message that has replies, with all replies below it (replies of
+  replies too); its length counts the root and every reply. A reply whose root is not
+  in the logs (or not in the range) still makes a thread under that root's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .logread import LogDir, find_ids
+from .responses import ResponderTimes, ResponseTracker, median
+
+_EPOCH = dt.datetime(1970, 1, 1)
+TOP_THREADS = 10
+
+
+@dataclass
+class Totals:
+    messages: int = 0
+    agents: int = 0
+    days: int = 0
+    broadcasts: int = 0
+    direct: int = 0
+    cc_copies: int = 0
+    undated: int = 0
+    first: str | None = None
+    last: str | None = None
+
+
+@dataclass
+class AgentRow:
+    name: str
+    sent: int = 0
+    received: int = 0
+    broadcasts_sent: int = 0
+    cc_received: int = 0
+    busiest_hour: int | None = None
+    first_seen: str | None = None
+    last_seen: str | None = None
+
+
+@dataclass
+class TaskRow:
+    task_id: str
+    messages: int
+    agents: list[str]
+    first: str | None
+    last: str | None
+    span_seconds: float | None
+
+
+@dataclass
+class ThreadRow:
+    root: int
+    length: int
+    first: str | None
+    last: str | None
+    preview: str | None = None
+
+
+@dataclass
+class Threads:
+    count: int = 0
+    longest: ThreadRow | None = None
+    median_length: float | None = None
+    busiest: list[ThreadRow] = field(default_factory=list)
+
+
+@dataclass
+class Stats:
+    totals: Totals
+    agents: list[AgentRow]
+    pairs: list[tuple[str, str, int]]
+    responses: list[ResponderTimes]
+    per_day: dict[str, int]
+    per_day_sender: dict[str, dict[str, int]]
+    per_hour: list[int]
+    weekday_hour: list[list[int]]
+    tasks: list[TaskRow]
+    without_task: int
+    threads: Threads
+    pending_evicted: int = 0
+
+
+class _Agent:
+    __slots__ = ("broadcasts", "cc", "first", "hours", "last", "received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received = 0
+        self.broadcasts = 0
+        self.cc = 0
+        self.hours = [0] * 24
+        self.first: str | None = None
+        self.last: str | None = None
+
+    def seen(self, stamp: str) -> None:
+        if self.first is None or stamp < self.first:
+            self.first = stamp
+        if self.last is None or stamp > self.last:
+            self.last = stamp
+
+
+class _Task:
+    __slots__ = ("agents", "first", "last", "messages")
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.agents: set[str] = set()
+        self.first: str | None = None
+        self.last: str | None = None
+
+
+class _Thread:
+    __slots__ = ("first", "last", "replies")
+
+    def __init__(self) -> None:
+        self.replies = 0
+        self.first: str | None = None
+        self.last: str | None = None
+
+
+def parse_stamp(stamp: object) -> dt.datetime | None:
+    if not isinstance(stamp, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _span(first: str | None, last: str | None) -> float | None:
+    a, b = parse_stamp(first), parse_stamp(last)
+    return None if a is None or b is None else (b - a).total_seconds()
+
+
+class StatsBuilder:
+    """Feed it parsed log lines in log order (:meth:`add`), then :meth:`result`."""
+
+    def __init__(self) -> None:
+        self.totals = Totals()
+        self._agents: dict[str, _Agent] = {}
+        self._pairs: Counter[tuple[str, str]] = Counter()
+        self._days: Counter[str] = Counter()
+        self._day_sender: Counter[tuple[str, str]] = Counter()
+        self._weekday_hour = [[0] * 24 for _ in range(7)]
+        self._weekdays: dict[str, int] = {}
+        self._tasks: dict[str, _Task] = {}
+        self._without_task = 0
+        self._roots: dict[int, int] = {}  # reply id -> its thread's root id
+        self._threads: dict[int, _Thread] = {}
+        self.responses = ResponseTracker()
+
+    def _agent(self, name: str) -> _Agent:
+        agent = self._agents.get(name)
+        if agent is None:
+            agent = self._agents[name] = _Agent()
+        return agent
+
+    def add_all(self, messages: Iterable[Mapping[str, Any]]) -> StatsBuilder:
+        for message in messages:
+            self.add(message)
+        return self
+
+    def add(self, message: Mapping[str, Any]) -> None:
+        """One parsed log line (the exact path)."""
+        stamp = message.get("timestamp")
+        msg_id = message.get("id")
+        task = message.get("task_id")
+        reply_to = message.get("reply_to")
+        self.add_fields(
+            msg_id if isinstance(msg_id, int) else None,
+            str(message.get("from_agent")),
+            str(message.get("to_agent")),
+            stamp if isinstance(stamp, str) else None,
+            parse_stamp(stamp),
+            message.get("is_cc") == 1,
+            None if task is None else str(task),
+            reply_to if isinstance(reply_to, int) else None,
+        )
+
+    def add_fields(
+        self,
+        msg_id: int | None,
+        sender: str,
+        to: str,
+        stamp: str | None,
+        when: dt.datetime | None,
+        is_cc: bool,
+        task: str | None,
+        reply_to: int | None,
+    ) -> None:
+        """One line's fields; ``when`` is ``stamp`` parsed (None: undated)."""
+        if is_cc:
+            self.totals.cc_copies += 1
+            copied = self._agent(to)
+            copied.cc += 1
+            if when is not None and stamp is not None:
+                copied.seen(stamp)
+            return
+        totals = self.totals
+        totals.messages += 1
+        agent = self._agent(sender)
+        agent.sent += 1
+        broadcast = to == "all"
+        if broadcast:
+            totals.broadcasts += 1
+            agent.broadcasts += 1
+        else:
+            totals.direct += 1
+            self._pairs[sender, to] += 1
+        if when is None or stamp is None:
+            totals.undated += 1
+            stamp = None
+        else:
+            self._dated(stamp, when, sender, agent, None if broadcast else to)
+        self._task(task, sender, to, stamp)
+        if reply_to is not None and msg_id is not None:
+            self._reply(msg_id, reply_to, stamp)
+        if when is not None:
+            self.responses.add(msg_id, sender, to, (when - _EPOCH).total_seconds(), reply_to)
+
+    def _dated(
+        self, stamp: str, when: dt.datetime, sender: str, agent: _Agent, to: str | None
+    ) -> None:
+        totals = self.totals
+        if totals.first is None or stamp < totals.first:
+            totals.first = stamp
+        if totals.last is None or stamp > totals.last:
+            totals.last = stamp
+        day = stamp[:10]
+        self._days[day] += 1
+        self._day_sender[day, sender] += 1
+        weekday = self._weekdays.get(day)
+        if weekday is None:
+            weekday = self._weekdays[day] = when.weekday()
+        self._weekday_hour[weekday][when.hour] += 1
+        agent.hours[when.hour] += 1
+        agent.seen(stamp)
+        if to is not None:
+            receiver = self._agent(to)
+            receiver.received += 1
+            receiver.seen(stamp)
+
+    def _task(self, key: str | None, sender: str, to: str, stamp: str | None) -> None:
+        if key is None:
+            self._without_task += 1
+            return
+        task = self._tasks.get(key)
+        if task is None:
+            task = self._tasks[key] = _Task()
+        task.messages += 1
+        task.agents.add(sender)
+        if to != "all":
+            task.agents.add(to)
+        if stamp is not None:
+            if task.first is None or stamp < task.first:
+                task.first = stamp
+            if task.last is None or stamp > task.last:
+                task.last = stamp
+
+    def _reply(self, msg_id: int, reply_to: int, stamp: str | None) -> None:
+        root = self._roots.get(reply_to, reply_to)
+        self._roots[msg_id] = root
+        thread = self._threads.get(root)
+        if thread is None:
+            thread = self._threads[root] = _Thread()
+        thread.replies += 1
+        if stamp is not None:
+            if thread.first is None or stamp < thread.first:
+                thread.first = stamp
+            if thread.last is None or stamp > thread.last:
+                thread.last = stamp
+
+    def result(self) -> Stats:
+        """The numbers so far (the builder can go on being fed)."""
+        agents = [self._agent_row(name, a) for name, a in self._agents.items() if name != "all"]
+        agents.sort(key=lambda r: (-r.sent, -r.received, r.name))
+        self.totals.agents = len(agents)
+        self.totals.days = len(self._days)
+        day_sender: dict[str, dict[str, int]] = {}
+        for (day, sender), count in sorted(self._day_sender.items()):
+            day_sender.setdefault(day, {})[sender] = count
+        return Stats(
+            totals=self.totals,
+            agents=agents,
+            pairs=sorted(
+                ((a, b, n) for (a, b), n in self._pairs.items()),
+                key=lambda p: (-p[2], p[0], p[1]),
+            ),
+            responses=self.responses.results(),
+            per_day=dict(sorted(self._days.items())),
+            per_day_sender=day_sender,
+            per_hour=[sum(row[h] for row in self._weekday_hour) for h in range(24)],
+            weekday_hour=[list(row) for row in self._weekday_hour],
+            tasks=sorted(
+                (
+                    TaskRow(
+                        key, t.messages, sorted(t.agents), t.first, t.last, _span(t.first, t.last)
+                    )
+                    for key, t in self._tasks.items()
+                ),
+                key=lambda t: (t.first or "", t.task_id),
+            ),
+            without_task=self._without_task,
+            threads=self._thread_summary(),
+            pending_evicted=self.responses.evicted,
+        )
+
+    @staticmethod
+    def _agent_row(name: str, a: _Agent) -> AgentRow:
+        busiest = max(range(24), key=lambda h: (a.hours[h], -h)) if any(a.hours) else None
+        return AgentRow(name, a.sent, a.received, a.broadcasts, a.cc, busiest, a.first, a.last)
+
+    def _thread_summary(self) -> Threads:
+        if not self._threads:
+            return Threads()
+        top = heapq.nsmallest(
+            TOP_THREADS, self._threads.items(), key=lambda item: (-item[1].replies, item[0])
+        )
+        rows = [ThreadRow(root, t.replies + 1, t.first, t.last) for root, t in top]
+        lengths = Counter(t.replies + 1 for t in self._threads.values())
+        return Threads(
+            count=len(self._threads),
+            longest=rows[0],
+            median_length=median(lengths),
+            busiest=rows,
+        )
+
+
+def compute(messages: Iterable[Mapping[str, Any]]) -> Stats:
+    """Every number of ``stats`` over ``messages`` (parsed log lines, in log order)."""
+    return StatsBuilder().add_all(messages).result()
+
+
+def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False) -> None:
+    """Give the busiest threads their root's content, looked up by id in the day of the
+    thread's first reply and the day before (a root is older than its replies), and the
+    day after too for files dated in UTC (``--utc``)."""
+    rows = [r for r in stats.threads.busiest if r.first is not None]
+    days: set[dt.date] = set()
+    shifts = (-1, 0, 1) if utc else (-1, 0)
+    for row in rows:
+        day = dt.date.fromisoformat(str(row.first)[:10])
+        days.update(day + dt.timedelta(days=shift) for shift in shifts)
+    found = find_ids(sources, (r.root for r in rows), days)
+    for row in stats.threads.busiest:
+        content = found.get(row.root, {}).get("content")
+        row.preview = content if isinstance(content, str) else None

@@ -1,0 +1,92 @@
+"""The text format of ``search`` and ``thread``: for people, not for pipes.
+
+One header line per message (local time as the server stamped it, ``from → to``, the
+id, and ``task``, ``re #N``, ``cc`` where they apply), then the content, indented.
+Colour is the caller's decision (only on a terminal, never with ``NO_COLOR``); the
+content's own control characters are shown escaped, so a message can never drive the
+reader's terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator
+
+from .logread import Message
+
+INDENT = "    "
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_STYLE = {"time": "2", "agent": "1;36", "id": "33", "meta": "35", "note": "3;31"}
+
+
+def _paint(text: str, style: str, colour: bool) -> str:
+    return f"\x1b[{_STYLE[style]}m{text}\x1b[0m" if colour else text
+
+
+def _visible(text: str) -> str:
+    """Control characters (ESC, CR, ...) as escapes; tabs and line breaks are kept."""
+    return _CONTROL.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+def _name(value: object) -> str:
+    return _visible(value) if isinstance(value, str) else json.dumps(value)
+
+
+def show_time(value: object) -> str:
+    """``2026-02-20 10:30:15`` for a timestamp (its zone, if any, kept as written);
+    the raw value when it is not one."""
+    if isinstance(value, str):
+        try:
+            stamp = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return _visible(value)
+        return stamp.replace(microsecond=0, tzinfo=None).isoformat(" ")
+    return "?" if value is None else json.dumps(value)
+
+
+def content_lines(content: object) -> list[str]:
+    """The content as display lines: text split at its line breaks; a BLOB
+    (``{"$base64": ...}``) or any other value described, not dumped raw."""
+    if isinstance(content, str):
+        return _visible(content).splitlines() or [""]
+    if isinstance(content, dict) and isinstance(content.get("$base64"), str):
+        size = len(content["$base64"]) * 3 // 4 - content["$base64"].count("=")
+        return [f"[binary content, {size} bytes]"]
+    return [json.dumps(content, ensure_ascii=False)]
+
+
+def header(message: Message, colour: bool) -> str:
+    parts = [
+        _paint(show_time(message.get("timestamp")), "time", colour),
+        _paint(
+            f"{_name(message.get('from_agent'))} → {_name(message.get('to_agent'))}",
+            "agent",
+            colour,
+        ),
+        _paint(f"#{_name(message.get('id'))}", "id", colour),
+    ]
+    task = message.get("task_id")
+    if task is not None:
+        parts.append(_paint(f"task {_name(task)}", "meta", colour))
+    reply = message.get("reply_to")
+    if reply is not None:
+        parts.append(_paint(f"re #{_name(reply)}", "meta", colour))
+    if message.get("is_cc") in (1, True):
+        original = message.get("cc_original_to")
+        cc = "cc" if original is None else f"cc of → {_name(original)}"
+        parts.append(_paint(cc, "meta", colour))
+    return "  ".join(parts)
+
+
+def format_message(
+    message: Message, *, colour: bool = False, depth: int = 0, note: str | None = None
+) -> Iterator[str]:
+    """The lines (without newlines) that show one message, indented by ``depth``."""
+    margin = INDENT * depth
+    yield margin + header(message, colour)
+    if note is not None:
+        yield margin + INDENT + _paint(f"({note})", "note", colour)
+    for line in content_lines(message.get("content")):
+        yield margin + INDENT + line

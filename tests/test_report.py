@@ -1,0 +1,131 @@
+"""``report``: the HTML file in a real headless Chromium, and its refusals.
+
+The log directory is a simulated team's fortnight (``serverdb.simulate_team``) written
+by the real logger; the page is made by the real ``dead-drop-logger report`` command
+and opened from disk in Chromium driven over the DevTools protocol (tests/browser.py),
+which reports every request, console message and script error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import serverdb
+from browser import Browser, chromium
+from click.testing import CliRunner
+from conftest import log_with_real_logger, run_command
+
+from dead_drop_logger.cli import cli
+
+needs_chromium = pytest.mark.skipif(
+    chromium() is None, reason="chromium is not installed (.ci/run installs it)"
+)
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+
+# What must be drawn in each chart, as CSS selectors of Plotly's marks.
+MARKS = {
+    "chart-per-day": ".trace.bars .point path",
+    "chart-week-hour": ".hm image",
+    "chart-pairs": ".hm image",
+    "chart-responses": ".trace.bars .point path",
+    "chart-tasks": ".trace.bars .point path",
+    "chart-threads": ".trace.bars .point path",
+}
+
+
+@pytest.fixture(scope="module")
+def team_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    db, log_dir = root / "messages.db", root / "logs"
+    serverdb.create(db)
+    serverdb.simulate_team(db, dt.datetime(2026, 2, 2), days=14)
+    log_with_real_logger(db, log_dir)
+    out = root / "team.html"
+    done = run_command("report", "--log-dir", str(log_dir), "-o", str(out), env=ENV)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"wrote {out} (") and done.stderr.endswith(" bytes)\n")
+    return out
+
+
+def test_report_file_is_private_and_self_contained(team_report: Path) -> None:
+    assert team_report.stat().st_mode & 0o777 == 0o600
+    page = team_report.read_text()
+    # Message text is escaped: a '<script>' in a message is text, not markup.
+    assert "&lt;script&gt;" in page
+    assert page.count("<script") == 2  # Plotly.js, then the charts
+    assert "cdn.plot.ly/plotly" not in page.split("<script>", 1)[0]
+
+
+@needs_chromium
+def test_report_renders_offline_in_chromium(team_report: Path) -> None:
+    with Browser(width=1280) as browser:
+        log = browser.open(team_report)
+        assert log.errors == []
+        assert [u for u in log.requests if not u.startswith("data:")] == [team_report.as_uri()]
+        drawn = browser.evaluate(
+            "Object.fromEntries(Array.from(document.querySelectorAll('.chart')).map(d =>"
+            " [d.id, {svg: d.querySelectorAll('svg.main-svg').length,"
+            "  marks: d.querySelectorAll(MARKS[d.id]).length}]))".replace("MARKS", repr(MARKS))
+        )
+        assert set(drawn) == set(MARKS)
+        for chart, found in drawn.items():
+            assert found["svg"] >= 1 and found["marks"] >= 1, (chart, found)
+        # The stats numbers are on the page; no message text became a link.
+        cards = browser.evaluate(
+            "Array.from(document.querySelectorAll('.card')).map(c => c.innerText)"
+        )
+        assert any(c.endswith("messages") for c in cards)
+        assert (
+            browser.evaluate("document.querySelectorAll('a[href*=\"example.test\"]').length") == 0
+        )
+        # Hover gives the values: the first bar of the first sender's day.
+        hover = browser.evaluate(
+            "(() => { const d = document.getElementById('chart-per-day');"
+            " Plotly.Fx.hover(d, [{curveNumber: 0, pointNumber: 0}]);"
+            " return d.querySelector('.hoverlayer').textContent; })()"
+        )
+        assert "2026-02-02:" in hover and "messages" in hover
+        assert log.errors == []
+
+
+@needs_chromium
+def test_report_fits_a_phone(team_report: Path) -> None:
+    with Browser(width=390, height=844) as browser:
+        browser.set_width(390, 844, mobile=True)
+        log = browser.open(team_report)
+        assert log.errors == []
+        width = browser.evaluate("window.innerWidth")
+        assert browser.evaluate("document.documentElement.scrollWidth") <= width
+        widths = browser.evaluate(
+            "Array.from(document.querySelectorAll('.chart svg.main-svg'))"
+            ".map(s => s.getBoundingClientRect().right)"
+        )
+        assert widths and max(widths) <= width
+
+
+def test_report_without_plotly_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "plotly.offline", None)  # import fails, as uninstalled
+    result = CliRunner().invoke(cli, ["report", "--log-dir", str(tmp_path), "-o", "x.html"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "dead-drop-logger: error: report needs Plotly: pip install 'dead-drop-logger[report]'\n"
+    )
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_report_to_an_unwritable_path_is_one_line(team_report: Path, tmp_path: Path) -> None:
+    log_dir = team_report.parent / "logs"
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = blocker / "report.html"
+    done = run_command("report", "--log-dir", str(log_dir), "-o", str(out), env=ENV)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"dead-drop-logger: error: cannot write {out}: Not a directory\n"

@@ -1,0 +1,160 @@
+"""``search --follow`` as a real process beside a real logger: across a faked midnight
+(libfaketime on the logger), size-part switches and the old day's compression, and a
+clean stop (exit 0, nothing on stderr) on SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import LIBFAKETIME, LoggerProcess, faked, logger_command, wait_until
+
+
+class FollowingSearch:
+    """``dead-drop-logger search --follow --json ARGS``, its output in files."""
+
+    def __init__(self, log_dir: Path, *args: str) -> None:
+        self.out = log_dir.parent / "follow-out.json"
+        self.err = log_dir.parent / "follow-err.txt"
+        with open(self.out, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen(
+                [
+                    *logger_command(),
+                    "search",
+                    "--log-dir",
+                    str(log_dir),
+                    "--follow",
+                    "--json",
+                    "--interval",
+                    "0.05",
+                    *args,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+            )
+
+    def ids(self) -> list[int]:
+        raw = self.out.read_bytes()
+        whole = raw[: raw.rfind(b"\n") + 1]
+        return [json.loads(line)["id"] for line in whole.splitlines()]
+
+    def handles_signals(self) -> bool:
+        """Whether it has installed its SIGINT and SIGTERM handlers (SigCgt in /proc)."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+        return all(caught & (1 << (sig - 1)) for sig in (signal.SIGINT, signal.SIGTERM))
+
+    def stop(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def following() -> Iterator[Callable[..., FollowingSearch]]:
+    started: list[FollowingSearch] = []
+
+    def make(log_dir: Path, *args: str) -> FollowingSearch:
+        started.append(FollowingSearch(log_dir, *args))
+        return started[-1]
+
+    yield make
+    for search in started:
+        if search.proc.poll() is None:
+            search.proc.kill()
+            search.proc.wait()
+
+
+def juno_sends(conn: object, count: int, stamp: str, word: str) -> list[int]:
+    """``count`` sends from juno (each plus its CC copy, also from juno)."""
+    ids: list[int] = []
+    for i in range(count):
+        ids += serverdb.send(conn, "juno", "vega", f"{word} {i} " + "x" * 200, timestamp=stamp)
+    return ids
+
+
+@pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime is not installed")
+def test_follow_crosses_midnight_parts_and_compression(
+    server_db: Path,
+    log_dir: Path,
+    logger: Callable[..., LoggerProcess],
+    following: Callable[..., FollowingSearch],
+) -> None:
+    conn = serverdb.connect(server_db)
+    before = juno_sends(conn, 3, "2026-03-01T23:59:40", "earlier")
+    serverdb.send(conn, "vega", "atlas", "not juno", timestamp="2026-03-01T23:59:41")
+    proc = logger(
+        "--import-historical",
+        "--max-bytes",
+        "1KB",
+        "--compress-after",
+        "0",
+        "--retention-days",
+        "0",
+        env=faked("2026-03-01 23:59:50"),
+    ).start()
+    proc.wait_ready()
+    search = following(log_dir, "--from", "juno")
+    wait_until(lambda: search.ids() == before, what="the messages logged before")
+
+    evening = juno_sends(conn, 4, "2026-03-01T23:59:55", "evening")
+    wait_until(lambda: search.ids() == before + evening, what="the evening's parts")
+    assert len(list(log_dir.glob("messages-2026-03-01.*.json"))) >= 2
+
+    wait_until(
+        lambda: (
+            list(log_dir.glob("messages-2026-03-01*.json.gz"))
+            and not list(log_dir.glob("messages-2026-03-01*.json"))
+        ),
+        what="midnight, and the old day compressed",
+    )
+    morning = juno_sends(conn, 4, "2026-03-02T00:00:05", "morning")
+    late = juno_sends(conn, 1, "2026-03-01T23:59:59", "late")  # a new part after the .gz
+    wait_until(
+        lambda: (
+            search.ids() == before + evening + morning + late
+            or sorted(search.ids()) == sorted(before + evening + morning + late)
+        ),
+        what="the morning's and the late lines, once each",
+    )
+    assert list(log_dir.glob("messages-2026-03-01.*.json"))  # the late line's new part
+    assert search.stop(signal.SIGINT) == 0
+    assert search.err.read_text() == ""
+    assert sorted(search.ids()) == sorted(before + evening + morning + late)
+    assert proc.stop() == 0
+    conn.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_follow_stops_cleanly(
+    server_db: Path,
+    log_dir: Path,
+    logger: Callable[..., LoggerProcess],
+    following: Callable[..., FollowingSearch],
+    sig: int,
+) -> None:
+    proc = logger().start()
+    proc.wait_ready()
+    search = following(log_dir, "--contains", "needle")
+    conn = serverdb.connect(server_db)
+    sent = serverdb.send(conn, "juno", "vega", "a needle in the logs")
+    wait_until(lambda: search.ids() == sent, what="the live match")
+    assert search.stop(sig) == 0
+    assert search.err.read_text() == ""
+    conn.close()
+    assert proc.stop() == 0
+
+
+def test_follow_with_no_match_still_exits_zero_on_a_signal(
+    log_dir: Path, following: Callable[..., FollowingSearch]
+) -> None:
+    log_dir.mkdir()
+    search = following(log_dir, "--from", "nobody")
+    wait_until(search.handles_signals, what="the search to be ready for signals")
+    assert search.stop(signal.SIGTERM) == 0
+    assert search.err.read_text() == ""
