@@ -288,9 +288,15 @@ def show_config(as_json: bool, example: bool, **params: Any) -> None:
     click.echo(effective.to_json() if as_json else effective.to_text())
 
 
-def _reading(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Reader:
+def _reading(
+    log_dir: Path,
+    since: str | None,
+    until: str | None,
+    utc: bool,
+    rooms: tuple[str, ...] | None = None,
+) -> Reader:
     try:
-        return reading.make_reader(log_dir, reading.make_window(since, until), utc)
+        return reading.make_reader(log_dir, reading.make_window(since, until), utc, rooms)
     except reading.RequestError as exc:
         fail(str(exc), code=2)
         raise  # not reached: fail() exits
@@ -330,6 +336,7 @@ def _guarded(action: Any) -> Any:
 
 @cli.command()
 @options.log_dir
+@options.rooms_filter
 @options.search_filters
 @options.search_output
 @options.utc
@@ -344,8 +351,9 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
       dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
       dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
       dead-drop-logger search --to lead --since 2h --follow
+      dead-drop-logger search --room ops --room dev --contains deploy
     """
-    reader = _reading(log_dir, params["since"], params["until"], utc)
+    reader = _reading(log_dir, params["since"], params["until"], utc, params["rooms"])
     filters = _guarded(
         lambda: reading.make_filters(
             senders=params["senders"],

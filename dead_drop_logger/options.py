@@ -85,6 +85,23 @@ def room_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
+def _room_names(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    return tuple(room_name(ctx, param, name) for name in value)
+
+
+rooms_filter = click.option(
+    "--room",
+    "rooms",
+    multiple=True,
+    metavar="NAME",
+    callback=_room_names,
+    help="Read only room NAME's log, LOG_DIR/NAME/ (repeatable). Default: the log"
+    " directory and every room's in it; each message shows its room.",
+)
+
+
 def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """Read the settings file before any other option, as their defaults."""
     path, required = configfile.find(value)

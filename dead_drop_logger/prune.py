@@ -8,8 +8,8 @@ from pathlib import Path
 
 from . import retention
 from .clock import Clock, SystemClock, today
-from .dirlock import LOCK_NAME
 from .files import LogDirError
+from .layout import room_dirs
 from .state import StateStore
 
 
@@ -37,15 +37,6 @@ def prune_log_dir(
         protected = set(state.pending) if state else set()
         doomed = retention.select(log_dir, day, retention_days=retention_days, protected=protected)
         return retention.delete(log_dir, doomed)
-
-
-def room_dirs(log_dir: Path) -> list[Path]:
-    """The rooms' log directories in ``log_dir``: its subdirectories a logger wrote to."""
-    try:
-        subdirs = sorted(p for p in log_dir.iterdir() if p.is_dir() and not p.is_symlink())
-    except OSError:
-        return []
-    return [p for p in subdirs if (p / LOCK_NAME).exists()]
 
 
 def prune_all(

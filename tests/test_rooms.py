@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -341,3 +342,36 @@ def test_in_process_rooms_stop_at_once_even_with_a_long_poll(
     rooms.stop.set()
     thread.join(timeout=60)
     assert not thread.is_alive()
+
+
+def test_search_reads_every_room_and_names_each_messages_room(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    dbs = {name: make_room(rooms_dir, name)[0] for name in ("ops", "dev")}
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, *dbs)
+    conn = {name: serverdb.connect(db) for name, db in dbs.items()}
+    stamp = "2026-11-28T09:00:00"
+    serverdb.send(conn["ops"], "juno", "atlas", "deploy ops", leads=(), timestamp=stamp)
+    serverdb.send(conn["dev"], "vega", "orion", "deploy dev", leads=(), timestamp=stamp)
+    for c in conn.values():
+        c.close()
+    wait_until(lambda: all(logged_ids(log_dir / n) == [1] for n in dbs), what="both rooms")
+    assert proc.stop() == 0
+    every = run_command("search", "--log-dir", str(log_dir), "--contains", "deploy", env=env())
+    assert every.returncode == 0, every.stderr
+    assert every.stdout == (
+        "2026-11-28 09:00:00  [dev]  vega → orion  #1\n    deploy dev\n\n"
+        "2026-11-28 09:00:00  [ops]  juno → atlas  #1\n    deploy ops\n\n"
+    )
+    one = run_command("search", "--log-dir", str(log_dir), "--room", "ops", "--json", env=env())
+    assert [json.loads(line)["content"] for line in one.stdout.splitlines()] == ["deploy ops"]
+    missing = run_command("search", "--log-dir", str(log_dir), "--room", "nope", env=env())
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr == (
+        f"dead-drop-logger: error: no room 'nope' in {log_dir} (no directory {log_dir / 'nope'})\n"
+    )
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
