@@ -254,12 +254,15 @@ class Rooms:
     def _serve(self, room: RoomFollower) -> None:
         """A room's thread: its follower, restarted after trouble that ended it."""
         while not self.stop.is_set() and not room.finished:
+            # (Its lines start with "room NAME:" already: they come from its thread.)
             try:
                 room.run()
-            except LogDirError as exc:
-                log.warning("room %s: %s; retrying in %gs", room.name, exc, MAX_BACKOFF)
-            except Exception:  # a bug in one room must not end the others
-                log.exception("room %s: unexpected error; retrying in %gs", room.name, MAX_BACKOFF)
+            except LogDirError as exc:  # its log directory unusable, or another database's
+                room.reporter.problem(f"{exc}; retrying every {MAX_BACKOFF:g}s")
+            except Exception as exc:  # a bug in one room must not end the others
+                log.debug("unexpected error", exc_info=True)
+                what = f"unexpected {type(exc).__name__}: {exc}"
+                room.reporter.problem(f"{what}; retrying every {MAX_BACKOFF:g}s")
             else:
                 return
             room.mark_prepared()  # its trouble must not hold back the others' first start

@@ -375,3 +375,28 @@ def test_search_reads_every_room_and_names_each_messages_room(
 
 def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+
+
+def test_a_room_whose_log_dir_is_another_databases_waits_alone(
+    tmp_path: Path, log_dir: Path, logger: Callable[..., LoggerProcess]
+) -> None:
+    first, other, fine = (tmp_path / f"{n}.db" for n in ("first", "other", "fine"))
+    for db in (first, other, fine):
+        serverdb.create(db)
+    proc = logger(target=["--db", f"a={first}", "--log-dir", str(log_dir)]).start()
+    wait_rooms_ready(proc, "a")
+    ids = serverdb.send_many(first, 2, prefix="first")
+    wait_until(lambda: logged_ids(log_dir / "a") == ids, what="room a, first database")
+    assert proc.stop() == 0
+    serverdb.send_many(other, 3, prefix="other")
+    target = ["--db", f"a={other}", "--db", f"b={fine}", "--log-dir", str(log_dir)]
+    again = logger(target=target).start()
+    wait_rooms_ready(again, "b")
+    more = serverdb.send_many(fine, 2, prefix="fine")
+    wait_until(lambda: logged_ids(log_dir / "b") == more, what="room b")
+    wait_until(lambda: "room a: log directory" in again.stderr(), what="room a's refusal")
+    refusal = [line for line in again.stderr().splitlines() if "room a: log directory" in line]
+    assert len(refusal) == 1 and "room a: room a" not in refusal[0], refusal
+    assert "holds the messages of database" in refusal[0]
+    assert logged_ids(log_dir / "a") == ids  # nothing of the other database went there
+    assert again.stop() == 0
