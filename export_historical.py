@@ -53,7 +53,7 @@ def day_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Call
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@options.db
+@options.db_path
 @options.log_dir
 @day_option("--since", "Only messages from this day on (inclusive).")
 @day_option("--until", "Only messages up to this day (inclusive).")

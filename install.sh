@@ -12,7 +12,9 @@ Installs dead-drop-logger into its own virtual environment, links the command in
 ~/.local/bin, creates ~/.dead-drop/logs (mode 0700) and runs the logger as a user
 service: systemd on Linux, launchd on macOS.
 Where no service manager is usable (a container, no user bus) it starts the logger
-with `dead-drop-logger start` instead. Running it again upgrades in place.
+with `dead-drop-logger start` instead. Running it again upgrades in place. It writes
+a commented example settings file (~/.config/dead-drop-logger/config.toml on Linux)
+when there is none, and never overwrites one.
 
 Options:
   --dry-run            print every action instead of doing it
@@ -20,7 +22,8 @@ Options:
   --import-historical  first log every message already in the database (once),
                        however old; retention applies from the service's start
   --uninstall          stop the logger, remove the service, the command's link
-                       and the virtual environment; keep the logs
+                       and the virtual environment; keep the logs and the
+                       settings file
   --venv DIR           where the virtual environment goes
                        (default: <user data dir>/dead-drop-logger/venv)
   --render KIND        print the rendered service file (KIND: systemd or launchd)
@@ -82,11 +85,19 @@ SOURCE="${DEAD_DROP_INSTALL_SOURCE:-$HERE}"
 read -r -a PIP_ARGS <<<"${DEAD_DROP_PIP_ARGS:-}"
 read -r -a VENV_ARGS <<<"${DEAD_DROP_VENV_ARGS:-}"
 
-# The user data dir, as platformdirs.user_data_dir("dead-drop-logger") names it.
+# The user data and config dirs, as platformdirs.user_data_dir("dead-drop-logger") and
+# user_config_dir name them.
 case "$(uname -s)" in
-  Darwin) DATA_DIR="$HOME/Library/Application Support/$NAME" ;;
-  *) DATA_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/$NAME" ;;
+  Darwin)
+    DATA_DIR="$HOME/Library/Application Support/$NAME"
+    CONFIG_DIR="$DATA_DIR"
+    ;;
+  *)
+    DATA_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/$NAME"
+    CONFIG_DIR="${XDG_CONFIG_HOME:-$HOME/.config}/$NAME"
+    ;;
 esac
+CONFIG_FILE="$CONFIG_DIR/config.toml"
 VENV="${VENV:-$DATA_DIR/venv}"
 case "$VENV" in /*) ;; *) VENV="$PWD/$VENV" ;; esac
 BIN="$VENV/bin/$NAME"
@@ -206,6 +217,24 @@ install_package() {
     ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$SOURCE"
 }
 
+# A commented example settings file, only when there is none: never overwrite one.
+write_example_config() {
+  if [ -e "$CONFIG_FILE" ]; then
+    say "keeping your settings in $CONFIG_FILE"
+    return
+  fi
+  if [ "$DRY_RUN" = 1 ]; then
+    say "+ write $CONFIG_FILE (a commented example: every setting at its default)"
+    return
+  fi
+  mkdir -p "$CONFIG_DIR"
+  chmod 700 "$CONFIG_DIR"
+  (umask 077 && "$BIN" config --example >"$CONFIG_FILE.tmp")
+  mv -n "$CONFIG_FILE.tmp" "$CONFIG_FILE"
+  rm -f "$CONFIG_FILE.tmp"
+  say "wrote an example settings file: $CONFIG_FILE"
+}
+
 import_historical() {
   if [ ! -e "$DB" ]; then
     say "no database at $DB yet: nothing historical to import"
@@ -294,6 +323,7 @@ do_install() {
   install_package
   say "installed $BIN"
   link_command
+  write_example_config
   if [ "$IMPORT" = 1 ]; then
     import_historical
   fi
@@ -341,6 +371,9 @@ do_uninstall() {
     fi
   fi
   say "uninstalled; your logs are kept in $LOG_DIR"
+  if [ -e "$CONFIG_FILE" ]; then
+    say "your settings are kept in $CONFIG_FILE"
+  fi
 }
 
 if [ -n "$RENDER" ]; then

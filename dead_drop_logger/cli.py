@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from . import config, diagnostics, options, reading
+from . import config, configfile, diagnostics, options, reading
 from .files import LogDirError
 from .logread import Reader
 from .pidfile import AlreadyRunning
-from .prune import prune_log_dir
+from .prune import prune_all
 from .search import Search
 from .state import StateError
 
@@ -53,11 +53,11 @@ def run(**params: Any) -> None:
       dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
     """
     from . import daemon  # the logger's modules: not loaded by the reading commands
-    from .follow import Follower
+    from .rooms import runner
 
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
-    follower = Follower(settings)
+    follower = runner(settings)
     follower.install_signal_handlers()
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
@@ -76,19 +76,21 @@ def run(**params: Any) -> None:
 
 
 @cli.command()
+@options.config_file
 @options.log_dir
 @options.retention_days
 @options.utc
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files.
+    """Apply --retention-days now: delete (or, with --dry-run, list) old log files,
+    in the log directory and in every room's directory in it.
 
     \b
     Examples:
       dead-drop-logger prune --retention-days 90 --dry-run
     """
     try:
-        doomed = prune_log_dir(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
+        doomed = prune_all(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
         fail(str(exc))
     except (OSError, StateError) as exc:
@@ -97,6 +99,47 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
     for path in doomed:
         click.echo(f"{verb} {path}")
     click.echo(f"{verb} {len(doomed)} files", err=True)
+
+
+@cli.command("import-archive")
+@options.config_file
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--room",
+    required=True,
+    callback=options.room_name,
+    help="The room the archive is of: its messages go to LOG_DIR/NAME/.",
+)
+@options.log_dir
+@options.utc
+def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
+    """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
+
+    Writes only what the room's log lacks: nothing on a second run, and for a room
+    that was followed, only the messages it had not logged yet.
+
+    \b
+    Examples:
+      dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
+    """
+    from . import archive as archive_import
+    from .source import SourceError
+    from .writer import WriteError
+
+    diagnostics.configure("warning", stream=sys.stderr)
+    room_dir = log_dir.expanduser() / room
+    try:
+        done = archive_import.import_archive(archive.expanduser(), room_dir, utc=utc)
+    except archive_import.ArchiveError as exc:
+        fail(str(exc))
+    except LogDirError as exc:
+        fail(str(exc))
+    except (OSError, SourceError, StateError, WriteError) as exc:
+        fail(f"{exc}; run it again to resume (nothing is written twice)")
+    click.echo(
+        f"imported {done.written} messages from {archive} into {done.log_dir}"
+        f" ({done.already} already there)"
+    )
 
 
 def _start(params: dict[str, Any]) -> None:
@@ -147,6 +190,7 @@ def start(**params: Any) -> None:
 
 
 @cli.command()
+@options.config_file
 @options.pid_file
 @options.stop_timeout
 def stop(**params: Any) -> None:
@@ -185,7 +229,8 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
         if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
             if value != params[name]:
                 flag = f"--{name.replace('_', '-')}"
-                kept.append(flag if value is True else f"{flag} {value}")
+                values = value if isinstance(value, tuple) else (value,)
+                kept += [flag if v is True else f"{flag} {v}" for v in values]
             params[name] = value
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
@@ -194,6 +239,7 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
 
 
 @cli.command()
+@options.config_file
 @options.pid_file
 @options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
@@ -217,9 +263,40 @@ def status(pid_file: Path, as_json: bool) -> None:
     sys.exit(report.exit_code)
 
 
-def _reading(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Reader:
+@cli.command("config")
+@options.follow_options
+@options.run_pid_file
+@options.json_object
+@click.option("--example", is_flag=True, help="Print a commented example settings file instead.")
+def show_config(as_json: bool, example: bool, **params: Any) -> None:
+    """Print the settings `run` would use, and where each came from.
+
+    Sources: default, config.toml:LINE (the settings file), env DEAD_DROP_... or
+    command line. Takes the same options as run, so a trial option shows its effect.
+
+    \b
+    Examples:
+      dead-drop-logger config
+      dead-drop-logger config --json --rooms-dir /var/lib/dead-drop/rooms
+    """
+    if example:
+        click.echo(configfile.EXAMPLE, nl=False)
+        return
+    ctx = click.get_current_context()
+    options.settings_from(params)  # the same refusals as run
+    effective = options.effective(ctx, params)
+    click.echo(effective.to_json() if as_json else effective.to_text())
+
+
+def _reading(
+    log_dir: Path,
+    since: str | None,
+    until: str | None,
+    utc: bool,
+    rooms: tuple[str, ...] | None = None,
+) -> Reader:
     try:
-        return reading.make_reader(log_dir, reading.make_window(since, until), utc)
+        return reading.make_reader(log_dir, reading.make_window(since, until), utc, rooms)
     except reading.RequestError as exc:
         fail(str(exc), code=2)
         raise  # not reached: fail() exits
@@ -259,6 +336,7 @@ def _guarded(action: Any) -> Any:
 
 @cli.command()
 @options.log_dir
+@options.rooms_filter
 @options.search_filters
 @options.search_output
 @options.utc
@@ -273,8 +351,9 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
       dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
       dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
       dead-drop-logger search --to lead --since 2h --follow
+      dead-drop-logger search --room ops --room dev --contains deploy
     """
-    reader = _reading(log_dir, params["since"], params["until"], utc)
+    reader = _reading(log_dir, params["since"], params["until"], utc, params["rooms"])
     filters = _guarded(
         lambda: reading.make_filters(
             senders=params["senders"],

@@ -12,6 +12,7 @@ DEFAULT_PID_FILE = HOME / "logger.pid"
 DEFAULT_DAEMON_LOG = HOME / "logger.log"
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_RETENTION_DAYS = 30
+ROOM_DB_NAME = "messages.db"  # a hub room's database: ROOMS_DIR/NAME/messages.db
 
 
 @dataclass(frozen=True)
@@ -28,3 +29,12 @@ class Settings:
     keep_files: int | None = None  # None: no limit on the number of files
     compress_after: int | None = None  # None: never compress
     no_watch: bool = False  # True: no change notifications, the poll interval only
+    # Rooms (several databases in one process, each into log_dir/NAME/): every
+    # rooms_dir/NAME/messages.db, and the rooms named explicitly. With neither, ``db`` is
+    # the one database, logged into log_dir itself as always.
+    rooms_dir: Path | None = None
+    rooms: tuple[tuple[str, Path], ...] = ()
+
+    @property
+    def has_rooms(self) -> bool:
+        return self.rooms_dir is not None or bool(self.rooms)

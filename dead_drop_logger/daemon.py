@@ -32,6 +32,7 @@ from .config import Settings
 from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
 from .follow import TRANSIENT, Follower
 from .pidfile import AlreadyRunning, Liveness, PidFile
+from .rooms import Rooms, runner
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,13 @@ def start(
     if current.liveness is Liveness.RUNNING:
         raise AlreadyRunning(current.pid)
     # The daemon works from "/", so every path it is given must be absolute.
-    settings = replace(settings, db=settings.db.absolute(), log_dir=settings.log_dir.absolute())
+    settings = replace(
+        settings,
+        db=settings.db.absolute(),
+        log_dir=settings.log_dir.absolute(),
+        rooms_dir=settings.rooms_dir.absolute() if settings.rooms_dir else None,
+        rooms=tuple((name, db.absolute()) for name, db in settings.rooms),
+    )
     pid_path, log_file = pid_path.absolute(), log_file.absolute()
     read_end, write_end = os.pipe()
     sys.stdout.flush()
@@ -106,8 +113,23 @@ def held_pid_file(settings: Settings, pid_path: Path, log_level: str = "info") -
     """The PID file a logger holds, with what ``status`` reports about it and the options
     it runs with (for ``restart``), named as the command-line options are."""
     db, log_dir = str(settings.db.absolute()), str(settings.log_dir.absolute())
-    running = {**asdict(settings), "db": db, "log_dir": log_dir, "log_level": log_level}
-    info = {"database": db, "log_dir": log_dir, "utc": settings.utc, "options": running}
+    running = {
+        **asdict(settings),
+        "db": [db],
+        "log_dir": log_dir,
+        "log_level": log_level,
+        "rooms_dir": None,
+    }
+    del running["rooms"]
+    info: dict[str, object] = {"database": db, "log_dir": log_dir, "utc": settings.utc}
+    if settings.has_rooms:
+        del info["database"]
+        rooms = {name: str(path.absolute()) for name, path in settings.rooms}
+        info["rooms_dir"] = str(settings.rooms_dir.absolute()) if settings.rooms_dir else None
+        info["rooms"] = rooms
+        running["rooms_dir"] = info["rooms_dir"]
+        running["db"] = [f"{name}={path}" for name, path in rooms.items()]
+    info["options"] = running
     return PidFile(pid_path, info)
 
 
@@ -119,10 +141,16 @@ def running_options(pid_path: Path) -> dict[str, Any]:
         return {}
     recorded = current.info.get("options")
     if isinstance(recorded, dict):
-        return dict(recorded)
-    # A daemon started by an older version (an upgrade restarts it): what it recorded.
-    older = {"database": "db", "log_dir": "log_dir", "utc": "utc"}
-    return {name: current.info[key] for key, name in older.items() if key in current.info}
+        found = dict(recorded)
+    else:  # A daemon started by an older version (an upgrade restarts it): what it recorded.
+        older = {"database": "db", "log_dir": "log_dir", "utc": "utc"}
+        found = {name: current.info[key] for key, name in older.items() if key in current.info}
+    # --db is repeatable (rooms): its value is a tuple, one path before rooms existed.
+    if isinstance(found.get("db"), str):
+        found["db"] = (found["db"],)
+    elif isinstance(found.get("db"), list):
+        found["db"] = tuple(str(v) for v in found["db"])
+    return found
 
 
 def _become_daemon(
@@ -161,21 +189,22 @@ def _become_daemon(
 
 def _prepare(
     settings: Settings, log_file: Path, log_level: str
-) -> Follower:  # pragma: no cover - runs in the daemon (tested end to end)
+) -> Follower | Rooms:  # pragma: no cover - runs in the daemon (tested end to end)
     make_private_dirs(log_file.parent)
     diagnostics.configure(log_level, file=log_file)
     os.chmod(log_file, FILE_MODE)
     ensure_private_dir(settings.log_dir)
-    follower = Follower(settings)
-    # Another database's log directory is refused here, so that `start` says so in the
-    # terminal; trouble reading the database now is the follower's to retry.
-    with contextlib.suppress(*TRANSIENT):
-        follower.pipeline.claim()
+    follower = runner(settings)
+    if isinstance(follower, Follower):
+        # Another database's log directory is refused here, so that `start` says so in
+        # the terminal; trouble reading the database now is the follower's to retry.
+        with contextlib.suppress(*TRANSIENT):
+            follower.pipeline.claim()
     follower.install_signal_handlers()
     return follower
 
 
-def _serve(follower: Follower) -> int:  # pragma: no cover - runs in the daemon
+def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the daemon
     try:
         follower.run()
     except LogDirError as exc:

@@ -41,6 +41,7 @@ def configure(
     else:
         handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    handler.addFilter(_name_the_room)
     root = logging.getLogger("dead_drop_logger")
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -48,6 +49,16 @@ def configure(
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+
+
+ROOM_THREAD_PREFIX = "room-"
+
+
+def _name_the_room(record: logging.LogRecord) -> bool:
+    """Lines from a room's thread start with ``room NAME:``, so each says whose it is."""
+    if record.threadName and record.threadName.startswith(ROOM_THREAD_PREFIX):
+        record.msg = f"room {record.threadName[len(ROOM_THREAD_PREFIX) :]}: {record.msg}"
+    return True
 
 
 class Reporter:

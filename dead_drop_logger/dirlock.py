@@ -29,9 +29,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import layout
 from .files import open_private
 
-LOCK_NAME = ".dead-drop-logger.lock"
+LOCK_NAME = layout.LOCK_FILE
 QUEUE_NAME = ".dead-drop-logger.queue"
 PATIENCE = 2.0
 STEP = 0.002  # how often a waiter looks again (the lock is free within a page's time)

@@ -29,7 +29,15 @@ from .rotation import Rotator
 from .signals import stop_on_signals
 from .source import Source, SourceError, SourceMissing
 from .state import StateError
-from .watch import CHANGE, Wake, Waker, WakingStopEvent, watching_database
+from .watch import (
+    CHANGE,
+    Wake,
+    Waker,
+    WakingStopEvent,
+    Watcher,
+    database_files,
+    watching_database,
+)
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
@@ -47,8 +55,10 @@ class Follower:
         *,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
         self.settings = settings
+        self.watcher = watcher  # shared by many followers (rooms); None: one of its own
         self.clock = clock or SystemClock()
         self.waker = Waker()
         self.stop = stop or WakingStopEvent(self.waker)  # setting it ends a wait at once
@@ -71,12 +81,21 @@ class Follower:
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
         self._wrote = False
         self._rotation_trouble: str | None = None
+        self.finished = False  # set by a subclass whose database is gone for good
+        # Longest wait between two ticks when nothing rings the waker: the poll interval,
+        # unless something else checks for changes at that pace (the rooms' sweep).
+        self.idle_wait = settings.poll_interval
         self._claimed = False  # the log directory is known to be this database's
 
     # -- signals -----------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        stop_on_signals(self.stop, log)
+        stop_on_signals(self.stop, log)  # its StopEvent also ends the waker's wait
+
+    def request_stop(self) -> None:
+        """End the loop after the batch in hand (a wait in progress ends at once)."""
+        self.stop.set()
+        self.waker.stop()
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -85,16 +104,24 @@ class Follower:
         another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
         settings = self.settings
-        # Here, not in __init__: the daemon closes every file descriptor it did not make.
-        with watching_database(
-            settings.db, self.waker, enabled=not settings.no_watch, poll=settings.poll_interval
-        ):
-            self._follow()
+        if self.watcher is not None:
+            db = settings.db.resolve()  # SQLite writes the -wal beside a symlink's target
+            self.watcher.watch(db.parent, database_files(db), self.waker)
+            try:
+                self._follow()
+            finally:
+                self.watcher.unwatch(self.waker)
+        else:
+            # Here, not in __init__: the daemon closes every file descriptor it did not make.
+            with watching_database(
+                settings.db, self.waker, enabled=not settings.no_watch, poll=settings.poll_interval
+            ):
+                self._follow()
         self.pipeline.close()
         log.info("stopped")
 
     def _follow(self) -> None:
-        existed = self.source.exists()  # a database born later is all new: logged from row 1
+        existed = self._database_existed()  # a database born later is all new: from row 1
         importing = self.settings.import_historical
 
         def prepare() -> None:
@@ -118,18 +145,22 @@ class Follower:
         )
         if importing and not self._retrying(self._import_history):
             return
-        if not existed:  # worded as SourceMissing is, so the Reporter says it only once
+        if not self.source.exists():  # worded as SourceMissing is: the Reporter says it once
             self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.finished:
             started = monotonic()
             self._retrying(self._tick, once=True)
             self._rotate()
-            if not self.stop.is_set() and not self.reporter.in_trouble:
+            if not self.stop.is_set() and not self.finished and not self.reporter.in_trouble:
                 # A tick starts every poll interval, not an interval after the last one
                 # ended (a batch's own time does not add to the latency), and never
                 # sleeps past midnight.
-                wait = max(0.0, self.settings.poll_interval - (monotonic() - started))
+                wait = max(0.0, self.idle_wait - (monotonic() - started))
                 self._woke = self.waker.wait(self.rotator.wait_time(wait))
+
+    def _database_existed(self) -> bool:
+        """Whether the database is there at start (else all of it will be new)."""
+        return self.source.exists()
 
     def _import_history(self) -> None:
         days = self.settings.retention_days
@@ -209,18 +240,19 @@ class Follower:
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))
         log.debug("retry %d in %.2fs", self._failures, delay)
-        before = _signature(self.settings.db)
+        before = signature(self.settings.db)
         waited = 0.0
         step = min(self.settings.poll_interval, 0.5)
         while waited < delay and not self.stop.is_set():
             woke = self.waker.wait(step)
             waited += step
             self._rotate()  # midnight does not wait for the database to come back
-            if (on_change and woke.reason == CHANGE) or _signature(self.settings.db) != before:
+            if (on_change and woke.reason == CHANGE) or signature(self.settings.db) != before:
                 return
 
 
-def _signature(path: Path) -> tuple[int, int, int, int] | None:
+def signature(path: Path) -> tuple[int, int, int, int] | None:
+    """What a ``stat`` says of a file's identity and last change (None: not there)."""
     try:
         st = os.stat(path)
     except OSError:

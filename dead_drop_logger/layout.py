@@ -83,3 +83,16 @@ def log_files(log_dir: Path) -> list[LogFile]:
     except FileNotFoundError:
         return []
     return sorted(found)
+
+
+LOCK_FILE = ".dead-drop-logger.lock"  # the writer lock (dirlock): in every log dir written
+
+
+def room_dirs(log_dir: Path) -> list[Path]:
+    """The rooms' log directories in ``log_dir`` (``LOG_DIR/NAME/``, see rooms.py): its
+    subdirectories a logger has written to, by name."""
+    try:
+        subdirs = sorted(p for p in log_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
+    return [p for p in subdirs if (p / LOCK_FILE).exists()]

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
-from . import config
+from . import config, configfile, settings_report
 from .diagnostics import LEVELS
+from .rooms_spec import RoomNameError, check_room_name, parse_dbs
 from .sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,14 +32,116 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+class DbValue(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """A ``--db`` value, ``PATH`` or ``NAME=PATH``; the environment variable holds one
+    (a path with spaces or colons stays whole, as before rooms existed)."""
+
+    name = "[NAME=]PATH"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [rv] if rv else []
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+
 db = click.option(
+    "--db",
+    "db",
+    type=DbValue(),
+    multiple=True,
+    default=(),
+    show_default="~/.dead-drop/messages.db",
+    envvar="DEAD_DROP_DB_PATH",
+    show_envvar=True,
+    help="The Dead Drop database to follow (opened read-only). Repeat as NAME=PATH to "
+    "follow several rooms, each into LOG_DIR/NAME/; a bare PATH logs into LOG_DIR itself.",
+)
+db_path = click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=config.DEFAULT_DB,
     show_default="~/.dead-drop/messages.db",
     envvar="DEAD_DROP_DB_PATH",
     show_envvar=True,
-    help="The Dead Drop database to follow (opened read-only).",
+    help="The Dead Drop database (opened read-only).",
+)
+"""One database, for the commands that read exactly one (the export)."""
+rooms_dir = click.option(
+    "--rooms-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="DEAD_DROP_ROOMS_DIR",
+    show_envvar=True,
+    help="Follow every room of a Dead Drop hub: each DIR/NAME/messages.db, into "
+    "LOG_DIR/NAME/ (rooms created later are found as they appear).",
+)
+
+
+def room_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        return check_room_name(value)
+    except RoomNameError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _room_names(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    return tuple(room_name(ctx, param, name) for name in value)
+
+
+rooms_filter = click.option(
+    "--room",
+    "rooms",
+    multiple=True,
+    metavar="NAME",
+    callback=_room_names,
+    help="Read only room NAME's log, LOG_DIR/NAME/ (repeatable). Default: the log"
+    " directory and every room's in it; each message shows its room.",
+)
+
+
+def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Read the settings file before any other option, as their defaults."""
+    path, required = configfile.find(value)
+    try:
+        loaded = configfile.load(path)
+    except FileNotFoundError:
+        if required:
+            click.echo(f"{path}: no such settings file", err=True)
+            ctx.exit(2)
+        ctx.meta[CONFIG_META] = None
+        return path
+    except OSError as exc:
+        click.echo(f"{path}: cannot read: {exc.strerror}", err=True)
+        ctx.exit(2)
+    except configfile.ConfigError as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(2)
+    defaults: dict[str, Any] = dict(loaded.values)
+    dbs = [str(defaults.pop("db"))] if "db" in defaults else []
+    dbs += [f"{name}={where}" for name, where in loaded.rooms.items()]
+    if dbs:
+        defaults["db"] = dbs
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta[CONFIG_META] = loaded
+    return path
+
+
+CONFIG_META = "dead_drop_logger.config_file"
+config_file = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    is_eager=True,
+    expose_value=False,
+    callback=_load_config,
+    envvar="DEAD_DROP_CONFIG",
+    show_envvar=True,
+    help="The settings file (default: config.toml in the user config directory, "
+    "~/.config/dead-drop-logger/ on Linux). Command line and environment override it.",
 )
 log_dir = click.option(
     "--log-dir",
@@ -179,7 +283,9 @@ stop_timeout = click.option(
 json_object = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 follow_options = _compose(
+    config_file,
     db,
+    rooms_dir,
     log_dir,
     poll_interval,
     import_historical,
@@ -195,9 +301,19 @@ follow_options = _compose(
 
 
 def settings_from(params: dict[str, Any]) -> config.Settings:
-    """Build Settings from a command's parsed options."""
+    """Build Settings from a command's parsed options. Raises click.UsageError."""
+    try:
+        bare, named = parse_dbs(params["db"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--db'") from None
+    rooms_dir = params.get("rooms_dir")
+    if bare is not None and rooms_dir is not None:
+        raise click.BadParameter(
+            "a bare --db PATH cannot be combined with --rooms-dir; name it: --db NAME=PATH",
+            param_hint="'--db'",
+        )
     return config.Settings(
-        db=Path(params["db"]).expanduser(),
+        db=bare or config.DEFAULT_DB,
         log_dir=Path(params["log_dir"]).expanduser(),
         poll_interval=float(params["poll_interval"]),
         import_historical=bool(params["import_historical"]),
@@ -207,7 +323,52 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
         keep_files=params["keep_files"],
         compress_after=params["compress_after"],
         no_watch=bool(params["no_watch"]),
+        rooms_dir=None if rooms_dir is None else Path(rooms_dir).expanduser(),
+        rooms=tuple(sorted(named.items())),
     )
+
+
+def effective(ctx: click.Context, params: dict[str, Any]) -> settings_report.Effective:
+    """What each option of ``ctx``'s command is, and which layer it came from."""
+    loaded: configfile.ConfigFile | None = ctx.meta.get(CONFIG_META)
+    path = loaded.path if loaded else configfile.find(None)[0]
+    if loaded is None and isinstance(ctx.params.get("config_file"), Path):
+        path = ctx.params["config_file"]
+    report = settings_report.Effective(path, loaded is not None)
+    for param in ctx.command.params:
+        name = param.name
+        if not isinstance(param, click.Option) or name is None or name not in params:
+            continue
+        if param.expose_value is False or name in ("as_json", "example"):
+            continue
+        report.settings.append(
+            settings_report.Setting(name, _plain(name, params[name]), _source(ctx, param, loaded))
+        )
+    return report
+
+
+def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFile | None) -> str:
+    name = param.name or ""
+    source = ctx.get_parameter_source(name)
+    if source is ParameterSource.COMMANDLINE:
+        return "command line"
+    if source is ParameterSource.ENVIRONMENT:
+        return f"env {param.envvar}"
+    if source is ParameterSource.DEFAULT_MAP and loaded is not None:
+        if name == "db" and "db" not in loaded.values and loaded.rooms:
+            return loaded.where(configfile.ROOMS_TABLE)
+        return loaded.where(name)
+    return "default"
+
+
+def _plain(name: str, value: Any) -> object:
+    if name == "db" and not value:
+        return [str(config.DEFAULT_DB)]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [str(v) for v in value]
+    return value
 
 
 # -- reading the logs: search, thread, agents ------------------------------------------

@@ -1,4 +1,6 @@
-"""``prune``: retention on demand, for a log directory no logger may be running on."""
+"""``prune``: retention on demand, beside a running logger or without one.
+
+It covers the log directory and, when it holds rooms, every room's own directory."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from pathlib import Path
 from . import retention
 from .clock import Clock, SystemClock, today
 from .files import LogDirError
+from .layout import room_dirs
 from .state import StateStore
 
 
@@ -34,3 +37,18 @@ def prune_log_dir(
         protected = set(state.pending) if state else set()
         doomed = retention.select(log_dir, day, retention_days=retention_days, protected=protected)
         return retention.delete(log_dir, doomed)
+
+
+def prune_all(
+    log_dir: Path,
+    retention_days: int,
+    *,
+    utc: bool = False,
+    dry_run: bool = False,
+    clock: Clock | None = None,
+) -> list[Path]:
+    """:func:`prune_log_dir` over ``log_dir`` and every room's directory in it."""
+    doomed = prune_log_dir(log_dir, retention_days, utc=utc, dry_run=dry_run, clock=clock)
+    for room in room_dirs(log_dir):
+        doomed += prune_log_dir(room, retention_days, utc=utc, dry_run=dry_run, clock=clock)
+    return doomed

@@ -13,11 +13,12 @@ import datetime as dt
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .layout import room_dirs
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
 from .textformat import format_message
@@ -37,15 +38,33 @@ def make_window(since: str | None, until: str | None, now: dt.datetime | None = 
     return Window(first, last)
 
 
-def make_reader(log_dir: Path, window: Window, utc: bool) -> Reader:
-    """A reader of ``log_dir``, which must be a readable directory."""
+def make_reader(
+    log_dir: Path, window: Window, utc: bool, rooms: Sequence[str] | None = None
+) -> Reader:
+    """A reader of ``log_dir``, which must be a readable directory.
+
+    ``rooms``: None reads ``log_dir`` alone; ``()`` also every room's directory in it
+    (``LOG_DIR/NAME/``); names read only those rooms."""
     path = log_dir.expanduser()
+    _check_dir(path)
+    if rooms is None:
+        return Reader([LogDir(path)], window, utc)
+    if not rooms:
+        every = [LogDir(room, room.name) for room in room_dirs(path)]
+        return Reader([LogDir(path), *every], window, utc)
+    for name in rooms:
+        if not (path / name).is_dir():
+            raise RequestError(f"no room {name!r} in {path} (no directory {path / name})")
+        _check_dir(path / name)
+    return Reader([LogDir(path / name, name) for name in dict.fromkeys(rooms)], window, utc)
+
+
+def _check_dir(path: Path) -> None:
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
         raise RequestError(f"log directory {path} {what}")
     if not os.access(path, os.R_OK | os.X_OK):
         raise RequestError(f"log directory {path} cannot be read (permission denied)")
-    return Reader([LogDir(path)], window, utc)
 
 
 def make_filters(
@@ -95,7 +114,13 @@ class Printer:
         if self.as_json:
             self.out.write(entry.line.raw)
         else:
-            lines = format_message(entry.message, colour=self.colour, depth=depth, note=note)
+            lines = format_message(
+                entry.message,
+                colour=self.colour,
+                depth=depth,
+                note=note,
+                room=entry.line.source.room,
+            )
             text = "\n".join(lines) + "\n\n"
             self.out.write(text.encode("utf-8", "replace"))
         self.printed += 1

@@ -171,13 +171,28 @@ class Source:
         self._rows_sql = ""
         self._row_sql = ""
         self._days: dict[bytes, str | None] = {}
+        self._pinned = False
 
     # -- connection ------------------------------------------------------------------
 
     def exists(self) -> bool:
         return self.path.exists()
 
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def pin(self) -> None:
+        """Keep reading through the open connection whatever the path names now.
+
+        For a database whose file was deleted under us (a hub archiving a room deletes
+        its directory): the open descriptors keep the file and its WAL readable, so what
+        it still holds can be logged. Ends at :meth:`close`.
+        """
+        self._pinned = self._conn is not None
+
     def close(self) -> None:
+        self._pinned = False
         if self._conn is not None:
             self._conn.close()
         self._conn = None
@@ -196,6 +211,8 @@ class Source:
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection, reopened when the path now names a different file."""
+        if self._pinned and self._conn is not None:
+            return self._conn
         identity = self._file_identity()
         if self._conn is not None and identity == self._identity:
             return self._conn

@@ -11,23 +11,23 @@ import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import layout, pidfile, rotation
 from .clock import Clock, SystemClock, today
+from .config import Settings
 from .pidfile import Liveness
+from .rooms import find_rooms
 from .source import Source, SourceError
 from .state import StateError, StateStore
 
 EXIT_CODES = {Liveness.RUNNING: 0, Liveness.STALE: 1, Liveness.ABSENT: 3}
 
 
-@dataclass
-class Report:
-    status: str
-    pid_file: str
-    pid: int | None = None
-    started: str | None = None
-    uptime_seconds: int | None = None
+@dataclass(kw_only=True)
+class LogProgress:
+    """How far one log directory has got behind its database."""
+
     database: str | None = None
     log_dir: str | None = None
     last_id_logged: int | None = None
@@ -35,11 +35,37 @@ class Report:
     today_file: str | None = None
     today_file_bytes: int | None = None
     problems: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class RoomReport(LogProgress):
+    """One room of a logger following rooms."""
+
+    name: str
+
+    def lines(self) -> list[str]:
+        out = [f"  room {self.name}:"]
+        out += _rows(_progress_rows(self), "    ")
+        out += [f"    cannot be read: {p}" for p in self.problems]
+        return out
+
+
+@dataclass(kw_only=True)
+class Report(LogProgress):
+    status: str
+    pid_file: str
+    pid: int | None = None
+    started: str | None = None
+    uptime_seconds: int | None = None
+    rooms_dir: str | None = None
+    rooms: list[RoomReport] | None = None  # None: one database, not rooms
     exit_code: int = 3
 
     def to_json(self) -> str:
         data = asdict(self)
         del data["exit_code"]
+        if self.rooms is None:  # one database: the keys it always had
+            del data["rooms"], data["rooms_dir"]
         return json.dumps(data, sort_keys=True)
 
     def to_text(self) -> str:
@@ -52,18 +78,41 @@ class Report:
                 f"{named} was left behind (it crashed or was killed)"
             )
         lines = [f"dead-drop-logger is running (pid {self.pid})"]
-        rows: list[tuple[str, object]] = [
+        started: list[tuple[str, object]] = [
             ("uptime", _duration(self.uptime_seconds)),
             ("started", self.started),
-            ("database", self.database),
-            ("log dir", self.log_dir),
-            ("last id logged", _last_id(self.last_id_logged, self.lag)),
-            ("lag", None if self.lag is None else f"{self.lag} messages not yet logged"),
-            ("today's file", _file(self.today_file, self.today_file_bytes)),
         ]
-        lines += [f"  {name + ':':<16}{'unknown' if v is None else v}" for name, v in rows]
+        if self.rooms is None:
+            lines += _rows([*started, *_progress_rows(self)])
+            lines += [f"  note: {p}" for p in self.problems]
+            return "\n".join(lines)
+        lines += _rows(
+            [
+                *started,
+                ("rooms dir", self.rooms_dir or "none (named rooms only)"),
+                ("log dir", self.log_dir),
+                ("rooms", len(self.rooms)),
+            ]
+        )
         lines += [f"  note: {p}" for p in self.problems]
+        for room in self.rooms:
+            lines += room.lines()
         return "\n".join(lines)
+
+
+def _progress_rows(report: LogProgress) -> list[tuple[str, object]]:
+    """What the text says of how far a log directory has got."""
+    return [
+        ("database", report.database),
+        ("log dir", report.log_dir),
+        ("last id logged", _last_id(report.last_id_logged, report.lag)),
+        ("lag", None if report.lag is None else f"{report.lag} messages not yet logged"),
+        ("today's file", _file(report.today_file, report.today_file_bytes)),
+    ]
+
+
+def _rows(rows: list[tuple[str, object]], indent: str = "  ") -> list[str]:
+    return [f"{indent}{name + ':':<16}{'unknown' if v is None else v}" for name, v in rows]
 
 
 def gather(pid_path: Path, clock: Clock | None = None) -> Report:
@@ -84,6 +133,9 @@ def gather(pid_path: Path, clock: Clock | None = None) -> Report:
         began = dt.datetime.fromtimestamp(started, dt.UTC)
         report.started = began.astimezone().isoformat(timespec="seconds")
         report.uptime_seconds = max(0, int((clock.now() - began).total_seconds()))
+    if "rooms" in info and isinstance(info.get("log_dir"), str):
+        _rooms(report, info, clock=clock)
+        return report
     if not isinstance(info.get("database"), str) or not isinstance(info.get("log_dir"), str):
         report.problems.append("the daemon did not record what it follows")
         return report
@@ -93,7 +145,43 @@ def gather(pid_path: Path, clock: Clock | None = None) -> Report:
     return report
 
 
-def _progress(report: Report, db: Path, log_dir: Path, *, utc: bool, clock: Clock) -> None:
+def _rooms(report: Report, info: dict[str, Any], *, clock: Clock) -> None:
+    """Every room the daemon follows now: those in its rooms directory, and the named."""
+    log_dir = Path(info["log_dir"])
+    report.log_dir = str(log_dir)
+    rooms_dir = info.get("rooms_dir")
+    named = info.get("rooms") if isinstance(info.get("rooms"), dict) else {}
+    settings = Settings(
+        log_dir=log_dir,
+        rooms_dir=Path(rooms_dir) if isinstance(rooms_dir, str) else None,
+        rooms=tuple((str(name), Path(str(db))) for name, db in (named or {}).items()),
+    )
+    report.rooms_dir = str(settings.rooms_dir) if settings.rooms_dir else None
+    try:
+        found = find_rooms(settings)
+    except OSError as exc:
+        report.problems.append(f"cannot list the rooms in {rooms_dir}: {exc.strerror}")
+        found = dict(settings.rooms)
+    report.rooms = []
+    for name, db in sorted(found.items()):
+        room = RoomReport(name=name, database=str(db), log_dir=str(log_dir / name))
+        _progress(room, db, log_dir / name, utc=bool(info.get("utc")), clock=clock)
+        if room.lag is None and not room.problems:  # no state yet: say why, if we can
+            _probe(room, db)
+        report.rooms.append(room)
+
+
+def _probe(room: RoomReport, db: Path) -> None:
+    source = Source(db)
+    try:
+        source.max_id()
+    except SourceError as exc:
+        room.problems.append(str(exc))
+    finally:
+        source.close()
+
+
+def _progress(report: LogProgress, db: Path, log_dir: Path, *, utc: bool, clock: Clock) -> None:
     try:
         state = StateStore(log_dir).load()
     except StateError as exc:

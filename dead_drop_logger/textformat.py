@@ -57,9 +57,10 @@ def content_lines(content: object) -> list[str]:
     return [json.dumps(content, ensure_ascii=False)]
 
 
-def header(message: Message, colour: bool) -> str:
+def header(message: Message, colour: bool, room: str | None = None) -> str:
     parts = [
         _paint(show_time(message.get("timestamp")), "time", colour),
+        *([_paint(f"[{room}]", "meta", colour)] if room is not None else []),
         _paint(
             f"{_name(message.get('from_agent'))} → {_name(message.get('to_agent'))}",
             "agent",
@@ -81,11 +82,17 @@ def header(message: Message, colour: bool) -> str:
 
 
 def format_message(
-    message: Message, *, colour: bool = False, depth: int = 0, note: str | None = None
+    message: Message,
+    *,
+    colour: bool = False,
+    depth: int = 0,
+    note: str | None = None,
+    room: str | None = None,
 ) -> Iterator[str]:
-    """The lines (without newlines) that show one message, indented by ``depth``."""
+    """The lines (without newlines) that show one message, indented by ``depth``; a
+    room's message names its room after the time."""
     margin = INDENT * depth
-    yield margin + header(message, colour)
+    yield margin + header(message, colour, room)
     if note is not None:
         yield margin + INDENT + _paint(f"({note})", "note", colour)
     for line in content_lines(message.get("content")):

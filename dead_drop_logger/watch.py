@@ -260,18 +260,16 @@ class Watcher:
         waker.watching = True
         self._poke()  # the thread recomputes whether it must retry missing directories
 
-    def unwatch(self, directory: Path, waker: Waker) -> None:
-        """Stop ringing ``waker`` for ``directory`` (a room gone, a loop ended); the
-        directory is no longer watched once nobody subscribes to it."""
-        directory = directory.absolute()
+    def unwatch(self, waker: Waker) -> None:
+        """Stop ringing ``waker`` (a room released); a directory nobody watches any more
+        is no longer watched."""
         with self._lock:
-            entry = self._dirs.get(directory)
-            if entry is None:
-                return
-            entry.subscriptions = [s for s in entry.subscriptions if s.waker is not waker]
-            if not entry.subscriptions:
-                self._forget(entry)
-                del self._dirs[directory]
+            for path, entry in list(self._dirs.items()):
+                entry.subscriptions = [s for s in entry.subscriptions if s.waker is not waker]
+                if not entry.subscriptions:
+                    self._forget(entry)
+                    del self._dirs[path]
+        waker.watching = False
 
     def _add(self, entry: _Directory) -> bool:
         """Start watching ``entry`` (the lock held). False while it cannot be watched."""

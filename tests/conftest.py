@@ -127,7 +127,9 @@ class LoggerProcess:
 
     ``wrapper`` goes before the command (e.g. strace for fault injection); ``preexec``
     runs in the child before exec (umask, resource limits); ``watch=False`` adds
-    ``--no-watch``.
+    ``--no-watch``. ``target``: the options saying what to follow and where, instead of
+    ``--db DB --log-dir LOG_DIR`` (rooms; or none at all, to take them from a settings
+    file).
     """
 
     def __init__(
@@ -138,8 +140,10 @@ class LoggerProcess:
         env: dict[str, str] | None = None,
         wrapper: Sequence[str] = (),
         preexec: Callable[[], None] | None = None,
+        target: Sequence[str] | None = None,
         watch: bool = True,
     ):
+        self.target = None if target is None else list(target)
         self.db = db
         self.log_dir = log_dir
         self.args = [*args, *(() if watch else ("--no-watch",))]
@@ -155,10 +159,11 @@ class LoggerProcess:
             *self.wrapper,
             *logger_command(),
             "run",
-            "--db",
-            str(self.db),
-            "--log-dir",
-            str(self.log_dir),
+            *(
+                ["--db", str(self.db), "--log-dir", str(self.log_dir)]
+                if self.target is None
+                else self.target
+            ),
             "--poll-interval",
             "0.05",
             *self.args,
@@ -203,6 +208,16 @@ class LoggerProcess:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+
+@pytest.fixture(autouse=True)
+def no_user_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads the real user's settings file: the config dir is a fresh temporary
+    one (for in-process commands and for every process a test starts)."""
+    config_home = tmp_path / "xdg-config"
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    monkeypatch.delenv("DEAD_DROP_CONFIG", raising=False)
+    return config_home / "dead-drop-logger" / "config.toml"
 
 
 @pytest.fixture

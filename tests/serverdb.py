@@ -8,6 +8,8 @@ The one place tests (and benchmarks) get their source databases from:
   (``is_cc=1``, ``cc_original_to`` = the original recipient);
 - ``timestamp`` = ``datetime.now().isoformat()`` (local wall time, no zone).
 
+It also archives a hub room the way the Dead Drop hub does (``archive_room``).
+
 Run as a script it is a concurrent writer process:
 ``python tests/serverdb.py DB --sends N [--interval S] [--leads lead,...]``.
 """
@@ -16,8 +18,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import heapq
+import json
+import os
 import random
+import shutil
 import sqlite3
 import sys
 import time
@@ -125,6 +131,47 @@ def all_ids(path: Path) -> list[int]:
         return [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY id")]
     finally:
         conn.close()
+
+
+def room_db(rooms_dir: Path, name: str) -> Path:
+    """Where the hub keeps room NAME's database: ``$DD_ROOM_DATA_DIR/NAME/messages.db``."""
+    return rooms_dir / name / "messages.db"
+
+
+def archive_room(rooms_dir: Path, name: str, archive_dir: Path, when: dt.datetime) -> Path:
+    """Archive a room exactly as the hub's ``Spawner.archive_room`` does, once its server
+    has stopped: ``index.json`` built through a read-write connection, then
+    ``messages.db`` (the main file only, not its ``-wal``) gzipped into
+    ``ARCHIVE/NAME_YYYYMMDD-HHMMSS/messages.db.gz``, then the room's directory deleted.
+    Returns the archive's directory."""
+    room_dir = rooms_dir / name
+    db_file = room_db(rooms_dir, name)
+    stamp = when.strftime("%Y%m%d-%H%M%S")
+    archive_path = archive_dir / f"{name}_{stamp}"
+    archive_path.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_file)
+    try:
+        count = conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+        first, last = conn.execute("SELECT MIN(timestamp), MAX(timestamp) FROM messages").fetchone()
+        agents = [
+            {"name": r[0], "role": r[1]} for r in conn.execute("SELECT name, role FROM agents")
+        ]
+    finally:
+        conn.close()
+    index = {
+        "room_name": name,
+        "archived_at": stamp,
+        "agents": agents,
+        "message_count": count,
+        "tasks": [],
+        "date_range": {"first": first, "last": last} if first else {},
+    }
+    (archive_path / "index.json").write_text(json.dumps(index, indent=2))
+    with open(db_file, "rb") as f_in, gzip.open(archive_path / "messages.db.gz", "wb") as f_out:
+        shutil.copyfileobj(f_in, f_out)
+    shutil.rmtree(room_dir, ignore_errors=True)
+    assert not os.path.exists(room_dir)
+    return archive_path
 
 
 TEAM_LINES = (

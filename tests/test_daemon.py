@@ -168,7 +168,8 @@ def test_restart_keeps_the_running_daemons_options_but_those_given(
     )
     options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
     assert options == {
-        "db": str(daemons.db),
+        "db": [str(daemons.db)],  # --db is repeatable (rooms): a list of its values
+        "rooms_dir": None,
         "log_dir": str(rlogs),
         "poll_interval": 0.05,
         "import_historical": False,
@@ -197,7 +198,7 @@ def test_restart_of_a_daemon_from_before_options_were_recorded(tmp_path: Path) -
     old = {"database": "/data/messages.db", "log_dir": "/data/logs", "utc": True}
     with PidFile(path, old):
         assert daemon.running_options(path) == {
-            "db": "/data/messages.db",
+            "db": ("/data/messages.db",),  # as the repeatable --db gives its value
             "log_dir": "/data/logs",
             "utc": True,
         }

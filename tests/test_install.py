@@ -17,6 +17,8 @@ import serverdb
 from conftest import logged_ids, wait_until
 from procs import process_alive
 
+from dead_drop_logger import configfile
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "install.sh"
 
@@ -193,6 +195,9 @@ def _install_upgrade_uninstall(
     assert found.returncode == 0 and "running (pid" in found.stdout, found.stdout + found.stderr
     assert logs.stat().st_mode & 0o777 == 0o700
     assert logged_ids(logs) == history  # the historical import ran
+    settings = home / ".config" / "dead-drop-logger" / "config.toml"
+    assert settings.read_text() == configfile.EXAMPLE  # all commented: defaults apply
+    assert settings.stat().st_mode & 0o777 == 0o600
     running = status()
     assert running.returncode == 0, running.stdout
     first_pid = int(running.stdout.split("pid ")[1].split(")")[0])
@@ -200,9 +205,13 @@ def _install_upgrade_uninstall(
     live = serverdb.send_many(db, 5, prefix="live")
     wait_until(lambda: logged_ids(logs) == history + live, what="the installed daemon to log")
 
+    mine = configfile.EXAMPLE + "poll_interval = 0.5\n"
+    settings.write_text(mine)
     again = install(user_env, "--import-historical")  # idempotent: upgrades in place
     assert again.returncode == 0, again.stdout + again.stderr
     assert "upgrading the installation" in again.stdout
+    assert f"keeping your settings in {settings}" in again.stdout
+    assert settings.read_text() == mine  # never overwritten
     assert status().returncode == 0
     wait_until(lambda: not process_alive(first_pid), what="the old daemon to be gone")
     more = serverdb.send_many(db, 5, prefix="after upgrade")
@@ -215,6 +224,7 @@ def _install_upgrade_uninstall(
     assert not (home / ".local" / "share" / "dead-drop-logger").exists()
     assert not (home / ".dead-drop" / "logger.pid").exists()
     assert logged_ids(logs) == history + live + more  # the logs are kept
+    assert settings.read_text() == mine  # and the settings
 
     nothing = install(user_env, "--uninstall")
     assert nothing.returncode == 0, nothing.stderr

@@ -177,3 +177,22 @@ def test_prune_uses_injected_clock_and_utc(tmp_path: Path) -> None:
         tmp_path / "messages-2026-03-01.json"
     ]
     assert layout.log_files(tmp_path) == []
+
+
+def test_prune_covers_every_room(tmp_path: Path) -> None:
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    old = dt.date.today() - dt.timedelta(days=40)
+    recent = dt.date.today() - dt.timedelta(days=3)
+    for room in ("a", "b"):
+        make(log_dir / room, f"messages-{old}.json", f"messages-{recent}.json")
+        StateStore(log_dir / room).save(State())
+        (log_dir / room / ".dead-drop-logger.lock").touch()
+    make(log_dir / "not-a-room", f"messages-{old}.json")  # no logger ever wrote there
+    real = prune_cli("--log-dir", str(log_dir))
+    assert real.returncode == 0, real.stderr
+    assert real.stdout.splitlines() == [
+        f"deleted {log_dir / 'a' / f'messages-{old}.json'}",
+        f"deleted {log_dir / 'b' / f'messages-{old}.json'}",
+    ]
+    assert (log_dir / "not-a-room" / f"messages-{old}.json").exists()

@@ -173,7 +173,7 @@ def test_one_watcher_many_directories(tmp_path: Path, watcher: Watcher) -> None:
     assert next_change(rooms["b"]) == ("messages.db-wal",)
     assert rooms["a"].wait(0).reason == TIMEOUT
     assert rooms["c"].wait(0).reason == TIMEOUT
-    watcher.unwatch(tmp_path / "b", rooms["b"])  # room b is gone: it rings no more
+    watcher.unwatch(rooms["b"])  # room b is gone: it rings no more
     (tmp_path / "b" / "messages.db-wal").write_bytes(b"frame 2")
     (tmp_path / "c" / "messages.db-wal").write_bytes(b"frame")
     assert next_change(rooms["c"]) == ("messages.db-wal",)  # after b's event, if any

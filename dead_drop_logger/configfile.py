@@ -1,0 +1,234 @@
+"""The settings file: ``config.toml`` in the platform's config directory, checked whole.
+
+Why it exists: a hub with many rooms wants its settings written down once, where the
+platform keeps such files (``platformdirs.user_config_dir``), not repeated in every
+service unit. Why it looks like this:
+- Every key is a ``run``/``start`` option in snake case, plus a ``[rooms]`` table of
+  ``NAME = "PATH"``; the command line maps it onto option defaults, so the precedence
+  (command line, environment, file, defaults) is click's own.
+- The whole file is checked before anything starts, and every mistake is one line,
+  ``path:line: what is wrong``, the way compilers report: a typo in a key must not be
+  silently ignored (the logger would run with a default the user thinks they changed).
+- TOML's parser gives a line for syntax errors only, so the line of each key is found
+  by scanning the text (good enough for the flat file this is).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from .diagnostics import LEVELS
+from .rooms_spec import RoomNameError, check_room_name
+from .sizes import parse_size
+
+APP = "dead-drop-logger"
+FILE_NAME = "config.toml"
+ROOMS_TABLE = "rooms"
+
+
+def default_path() -> Path:
+    """``~/.config/dead-drop-logger/config.toml`` on Linux (honouring XDG_CONFIG_HOME),
+    ``~/Library/Application Support/dead-drop-logger/config.toml`` on macOS."""
+    return Path(platformdirs.user_config_dir(APP)) / FILE_NAME
+
+
+class ConfigError(Exception):
+    """The file is unusable; ``str()`` is ``path:line: what is wrong``."""
+
+
+Value = str | int | float | bool
+
+
+def _path(value: object) -> Value:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a path (a non-empty string)")
+    return value
+
+
+def _flag(value: object) -> Value:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _number(
+    minimum: float, *, open_min: bool = False, whole: bool = True
+) -> Callable[[object], Value]:
+    def check(value: object) -> Value:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a whole number" if whole else "must be a number")
+        if whole and not isinstance(value, int):
+            raise ValueError("must be a whole number")
+        if value < minimum or (open_min and value == minimum):
+            relation = "above" if open_min else "at least"
+            raise ValueError(f"must be {relation} {minimum:g} (got {value})")
+        return value
+
+    return check
+
+
+def _size(value: object) -> Value:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError('must be a size: bytes, or a string such as "10MB"')
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError(f"must be at least 1 byte (got {value})")
+        return str(value)
+    parse_size(value)  # raises ValueError with the reason
+    return value
+
+
+def _level(value: object) -> Value:
+    if not isinstance(value, str) or value.lower() not in LEVELS:
+        raise ValueError(f"must be one of {', '.join(LEVELS)}")
+    return value.lower()
+
+
+# Each key: how to check it (and turn it into what the option takes).
+KEYS: dict[str, Callable[[object], Value]] = {
+    "db": _path,
+    "rooms_dir": _path,
+    "log_dir": _path,
+    "poll_interval": _number(0, open_min=True, whole=False),
+    "import_historical": _flag,
+    "utc": _flag,
+    "retention_days": _number(0),
+    "max_bytes": _size,
+    "keep_files": _number(1),
+    "compress_after": _number(0),
+    "no_watch": _flag,
+    "log_level": _level,
+    "pid_file": _path,
+}
+
+
+@dataclass
+class ConfigFile:
+    """A checked settings file: its values (as the options take them) and their lines."""
+
+    path: Path
+    values: dict[str, Value] = field(default_factory=dict)
+    rooms: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
+
+    def where(self, key: str) -> str:
+        return f"{self.path.name}:{self.lines.get(key, 1)}"
+
+
+_SYNTAX_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+_TABLE = re.compile(r"^\s*\[\s*([^\]]*?)\s*\]")
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of each top-level key and of each ``[rooms]`` entry (``rooms.NAME``)."""
+    found: dict[str, int] = {}
+    table = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        header = _TABLE.match(line)
+        if header and not line.startswith("[["):
+            table = header.group(1).strip().strip("\"'")
+            found.setdefault(table, number)
+            continue
+        key, sep, _ = line.partition("=")
+        if not sep:
+            continue
+        key = key.strip().strip("\"'")
+        name = f"{table}.{key}" if table else key
+        found.setdefault(name, number)
+    return found
+
+
+def load(path: Path) -> ConfigFile:
+    """Read and check the whole file. Raises ConfigError (one line) or OSError."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}:1: not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _SYNTAX_LINE.search(message)
+        line = int(match.group(1)) if match else 1
+        what = message[: match.start()] if match else message
+        column = f" (column {match.group(2)})" if match else ""
+        raise ConfigError(f"{path}:{line}: TOML syntax error: {what}{column}") from None
+    lines = _key_lines(text)
+    config = ConfigFile(path, lines=lines)
+
+    def fail(key: str, what: str) -> ConfigError:
+        return ConfigError(f"{path}:{lines.get(key, 1)}: {what}")
+
+    for key, value in data.items():
+        if key == ROOMS_TABLE:
+            config.rooms = _rooms(value, fail)
+            continue
+        check = KEYS.get(key)
+        if check is None:
+            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]"])
+            raise fail(key, f"unknown setting {key!r} (known: {known})")
+        try:
+            config.values[key] = check(value)
+        except ValueError as exc:
+            raise fail(key, f"{key}: {exc}") from None
+    return config
+
+
+def _rooms(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise fail(ROOMS_TABLE, f'{ROOMS_TABLE} must be a table of NAME = "PATH"')
+    rooms: dict[str, str] = {}
+    for name, path in value.items():
+        key = f"{ROOMS_TABLE}.{name}"
+        try:
+            check_room_name(name)
+        except RoomNameError as exc:
+            raise fail(key, str(exc)) from None
+        if not isinstance(path, str) or not path:
+            raise fail(key, f"room {name!r}: must be the path of its database (a string)")
+        rooms[name] = path
+    return rooms
+
+
+def find(explicit: Path | None) -> tuple[Path, bool]:
+    """The file to read and whether it must exist (one named explicitly must)."""
+    if explicit is not None:
+        return explicit.expanduser(), True
+    return default_path(), False
+
+
+EXAMPLE = """\
+# dead-drop-logger settings. Every option of `dead-drop-logger run` can be set here,
+# by its name in snake case; the command line and DEAD_DROP_* environment variables
+# override this file. `dead-drop-logger config` shows what is in effect and why.
+# Everything is commented out: the defaults apply.
+
+# db = "~/.dead-drop/messages.db"     # one database (today's layout, no room dirs)
+# log_dir = "~/.dead-drop/logs"
+# poll_interval = 1.0                 # seconds
+# import_historical = false
+# utc = false
+# retention_days = 30                 # 0 keeps everything
+# max_bytes = "10MB"                  # start a new part past this size
+# keep_files = 100
+# compress_after = 7                  # days
+# no_watch = false                    # true: no change notifications, poll only
+# log_level = "info"
+# pid_file = "~/.dead-drop/logger.pid"
+
+# A Dead Drop hub: follow every DIR/NAME/messages.db, each room into log_dir/NAME/.
+# rooms_dir = "/var/lib/dead-drop/rooms"
+
+# Rooms that live elsewhere, NAME = "PATH of its messages.db":
+# [rooms]
+# ops = "/srv/ops/messages.db"
+"""

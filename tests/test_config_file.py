@@ -1,0 +1,148 @@
+"""The settings file: found where the platform keeps it, four layers of precedence, and
+every mistake refused in one line before anything starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import serverdb
+from click.testing import CliRunner
+from conftest import LoggerProcess, logged_ids, run_command, wait_until
+
+from dead_drop_logger import configfile
+from dead_drop_logger.cli import cli
+
+
+def effective(*args: str, env: dict[str, str] | None = None) -> dict[str, dict[str, object]]:
+    result = CliRunner().invoke(cli, ["config", "--json", *args], env=env)
+    assert result.exit_code == 0, result.output
+    settings: dict[str, dict[str, object]] = json.loads(result.stdout)["settings"]
+    return settings
+
+
+def test_the_file_is_where_platformdirs_says(no_user_config: Path) -> None:
+    assert configfile.default_path() == no_user_config
+    result = CliRunner().invoke(cli, ["config", "--json"])
+    data = json.loads(result.stdout)
+    assert data["config_file"] == str(no_user_config)
+    assert data["config_file_found"] is False
+
+
+def test_poll_interval_through_all_four_layers(no_user_config: Path) -> None:
+    assert effective()["poll_interval"] == {"value": 1.0, "source": "default"}
+    no_user_config.parent.mkdir(parents=True)
+    no_user_config.write_text("# mine\n\npoll_interval = 0.5\n")
+    assert effective()["poll_interval"] == {"value": 0.5, "source": "config.toml:3"}
+    env = {"DEAD_DROP_POLL_INTERVAL": "0.25"}
+    assert effective(env=env)["poll_interval"] == {
+        "value": 0.25,
+        "source": "env DEAD_DROP_POLL_INTERVAL",
+    }
+    assert effective("--poll-interval", "0.125", env=env)["poll_interval"] == {
+        "value": 0.125,
+        "source": "command line",
+    }
+
+
+def test_config_text_names_every_setting_and_its_source(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'log_dir = "/srv/logs"\nretention_days = 90\nmax_bytes = "10MB"\n\n'
+        '[rooms]\nops = "/srv/ops/messages.db"\n'
+    )
+    result = CliRunner().invoke(
+        cli, ["config", "--config", str(path), "--utc"], env={"DEAD_DROP_KEEP_FILES": "7"}
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"settings file: {path}",
+        "db                 ops=/srv/ops/messages.db  mine.toml:5",
+        "rooms_dir          (not set)                 default",
+        "log_dir            /srv/logs                 mine.toml:1",
+        "poll_interval      1.0                       default",
+        "import_historical  false                     default",
+        "utc                true                      command line",
+        "retention_days     90                        mine.toml:2",
+        "max_bytes          10485760                  mine.toml:3",
+        "keep_files         7                         env DEAD_DROP_KEEP_FILES",
+        "compress_after     (not set)                 default",
+        "no_watch           false                     default",
+        "log_level          info                      default",
+        "pid_file           (not set)                 default",
+    ]
+
+
+BAD_FILES = [
+    ("syntax", "a = 1\npoll_interval = = 2\n", "2: TOML syntax error: Invalid value (column 17)"),
+    ("unknown key", "# x\npoll_intervall = 2\n", "2: unknown setting 'poll_intervall' (known: "),
+    ("wrong type", 'utc = "yes"\n', "1: utc: must be true or false"),
+    ("wrong type number", 'poll_interval = "fast"\n', "1: poll_interval: must be a number"),
+    ("impossible", "\nretention_days = -3\n", "2: retention_days: must be at least 0 (got -3)"),
+    ("impossible zero", "poll_interval = 0\n", "1: poll_interval: must be above 0 (got 0)"),
+    ("impossible size", 'max_bytes = "lots"\n', "1: max_bytes: 'lots' is not a size"),
+    ("bad level", 'log_level = "loud"\n', "1: log_level: must be one of debug, info,"),
+    ("bad room name", '[rooms]\n".hidden" = "/x.db"\n', "2: room name '.hidden' cannot hold"),
+    ("room path type", "[rooms]\nops = 3\n", "2: room 'ops': must be the path of its database"),
+    ("rooms not a table", "rooms = 3\n", '1: rooms must be a table of NAME = "PATH"'),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
+def test_a_bad_file_is_one_line_and_exit_2(
+    tmp_path: Path, case: str, text: str, expected: str
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    for command in ("run", "config", "start", "status", "prune"):
+        result = CliRunner().invoke(cli, [command, "--config", str(path)])
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stdout == ""
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert result.stderr.startswith(f"{path}:{expected}"), result.stderr
+
+
+def test_a_missing_named_file_is_refused_but_a_missing_default_is_not(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    result = CliRunner().invoke(cli, ["config", "--config", str(missing)])
+    assert (result.exit_code, result.stderr) == (2, f"{missing}: no such settings file\n")
+    result = CliRunner().invoke(cli, ["config"], env={"DEAD_DROP_CONFIG": str(missing)})
+    assert result.exit_code == 2
+    assert CliRunner().invoke(cli, ["config"]).exit_code == 0
+
+
+def test_a_bad_file_stops_the_real_logger_before_it_starts(
+    tmp_path: Path, home_env: dict[str, str]
+) -> None:
+    config = Path(home_env["HOME"]) / ".config" / "dead-drop-logger" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(f'log_dir = "{tmp_path / "logs"}"\nkeep_files = 0\n')
+    done = run_command("run", "--db", str(tmp_path / "m.db"), env=home_env)
+    assert done.returncode == 2
+    assert done.stderr == f"{config}:2: keep_files: must be at least 1 (got 0)\n"
+    assert not (tmp_path / "logs").exists()
+
+
+def test_the_real_logger_runs_with_the_file_named_by_the_environment(
+    tmp_path: Path, server_db: Path
+) -> None:
+    logs = tmp_path / "from-the-file"
+    config = tmp_path / "settings.toml"
+    config.write_text(f'db = "{server_db}"\nlog_dir = "{logs}"\nimport_historical = true\n')
+    old = serverdb.send_many(server_db, 2, prefix="old")
+    proc = LoggerProcess(server_db, logs, target=[], env={"DEAD_DROP_CONFIG": str(config)}).start()
+    try:
+        proc.wait_ready()
+        new = serverdb.send_many(server_db, 2, prefix="new")
+        wait_until(lambda: logged_ids(logs) == old + new, what="the file's log dir to fill")
+    finally:
+        proc.stop()
+
+
+def test_every_run_and_start_option_can_be_set_in_the_file() -> None:
+    for command in ("run", "start"):
+        names = {
+            p.name for p in cli.commands[command].params if p.expose_value and p.name != "help"
+        }
+        assert names <= set(configfile.KEYS), (command, names - set(configfile.KEYS))

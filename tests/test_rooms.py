@@ -1,0 +1,402 @@
+"""Rooms: one logger follows every room of a hub, each into LOG_DIR/NAME/, exactly once,
+whatever happens to the others; a room archived the hub's way is drained, WAL included."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import (
+    LoggerProcess,
+    day_files,
+    logged_ids,
+    run_command,
+    start_writer,
+    wait_until,
+)
+from procs import Reaper
+
+from dead_drop_logger.config import Settings
+from dead_drop_logger.rooms import Rooms
+
+
+@pytest.fixture
+def rooms_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "rooms"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def rooms_logger(
+    rooms_dir: Path, log_dir: Path, logger: Callable[..., LoggerProcess]
+) -> Callable[..., LoggerProcess]:
+    """conftest's logger factory, on ``--rooms-dir`` instead of one database."""
+
+    def make(*args: str, watch: bool = True) -> LoggerProcess:
+        target = ["--rooms-dir", str(rooms_dir), "--log-dir", str(log_dir)]
+        return logger(*args, target=target, watch=watch)
+
+    return make
+
+
+def make_room(rooms_dir: Path, name: str, history: int = 0) -> tuple[Path, list[int]]:
+    db = serverdb.room_db(rooms_dir, name)
+    db.parent.mkdir()
+    serverdb.create(db)
+    return db, serverdb.send_many(db, history, prefix=f"{name} old") if history else []
+
+
+def make_corrupt_room(rooms_dir: Path, name: str) -> Path:
+    db = serverdb.room_db(rooms_dir, name)
+    db.parent.mkdir()
+    db.write_bytes(b"this is not a database" * 100)
+    return db
+
+
+def wait_rooms_ready(proc: LoggerProcess, *names: str) -> None:
+    """Until each room's follower has fixed its start position on disk."""
+    for name in names:
+        wait_until(
+            lambda n=name: f"room {n}: following " in proc.stderr() or proc._died(),
+            what=f"room {name} to start following",
+        )
+    assert not proc._died(), proc.stderr()
+
+
+def finished(writer: subprocess.Popen[bytes]) -> None:
+    assert writer.wait(timeout=120) == 0
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watch", "no-watch"])
+def test_rooms_from_the_start_one_created_and_one_archived_while_others_write(
+    rooms_dir: Path,
+    log_dir: Path,
+    tmp_path: Path,
+    rooms_logger: Callable[..., LoggerProcess],
+    watch: bool,
+) -> None:
+    dbs: dict[str, Path] = {}
+    old: dict[str, list[int]] = {}
+    for name in ("a", "b", "c"):
+        dbs[name], old[name] = make_room(rooms_dir, name, history=3)
+    proc = rooms_logger(watch=watch).start()
+    wait_rooms_ready(proc, "a", "b", "c")
+
+    writers = {
+        "a": start_writer(dbs["a"], 150, interval=0.01, prefix="a live"),
+        "b": start_writer(dbs["b"], 40, interval=0.005, prefix="b live"),
+        "c": start_writer(dbs["c"], 150, interval=0.01, prefix="c live"),
+    }
+    dbs["d"], old["d"] = make_room(rooms_dir, "d", history=2)  # created while running
+    writers["d"] = start_writer(dbs["d"], 100, interval=0.01, prefix="d live")
+
+    finished(writers["b"])  # b's server stops ...
+    everything_b = serverdb.all_ids(dbs["b"])
+    archive = serverdb.archive_room(  # ... and the hub archives it while a, c, d write
+        rooms_dir, "b", tmp_path / "archive", dt.datetime(2026, 11, 29, 12, 0, 0)
+    )
+    assert (archive / "messages.db.gz").exists() and (archive / "index.json").exists()
+    assert all(w.poll() is None for n, w in writers.items() if n != "b"), "write longer"
+    for name in ("a", "c", "d"):
+        finished(writers[name])
+
+    expected = {
+        "a": [i for i in serverdb.all_ids(dbs["a"]) if i > old["a"][-1]],
+        "b": [i for i in everything_b if i > old["b"][-1]],
+        "c": [i for i in serverdb.all_ids(dbs["c"]) if i > old["c"][-1]],
+        "d": serverdb.all_ids(dbs["d"]),  # a new room: all of it, its history too
+    }
+    for name, ids in expected.items():
+        wait_until(
+            lambda n=name, i=ids: logged_ids(log_dir / n) == i,
+            what=f"room {name}'s log to hold each message once",
+        )
+    wait_until(lambda: "room b: gone (" in proc.stderr(), what="room b to be released")
+    assert proc.stop() == 0
+    for name, ids in expected.items():
+        assert logged_ids(log_dir / name) == ids, name  # nothing more once stopped
+    assert day_files(log_dir) == []  # nothing logged outside the rooms' directories
+    gone = [line for line in proc.stderr().splitlines() if "room b: gone" in line]
+    assert len(gone) == 1 and "INFO:" in gone[0], proc.stderr()
+
+
+def test_a_room_archived_with_its_messages_only_in_the_wal_is_still_logged_whole(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """The hub gzips messages.db without its -wal: what the WAL held is only in our log."""
+    db, _ = make_room(rooms_dir, "w")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "w")
+    ids = serverdb.send_many(db, 30, prefix="w")
+    # The server stops; our reader keeps the WAL from being checkpointed away.
+    archive = serverdb.archive_room(rooms_dir, "w", tmp_path / "archive", dt.datetime.now())
+    wait_until(lambda: "room w: gone (" in proc.stderr(), what="room w to be released")
+    assert logged_ids(log_dir / "w") == ids
+    proc.stop()
+    restored = tmp_path / "restored.db"
+    restored.write_bytes(gzip.decompress((archive / "messages.db.gz").read_bytes()))
+    in_archive = serverdb.all_ids(restored)
+    assert in_archive != ids  # the archive lacks the WAL's messages: the log has them
+
+
+def test_a_room_that_comes_back_is_a_new_database(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    db, _ = make_room(rooms_dir, "r")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "r")
+    first = serverdb.send_many(db, 4, prefix="first life")
+    wait_until(lambda: logged_ids(log_dir / "r") == first, what="the first life logged")
+    serverdb.archive_room(rooms_dir, "r", tmp_path / "archive", dt.datetime.now())
+    wait_until(lambda: "room r: gone (" in proc.stderr(), what="room r to be released")
+    db, second = make_room(rooms_dir, "r", history=3)
+    wait_until(
+        lambda: sorted(first + second) == logged_ids(log_dir / "r"),
+        what="the second life logged from its first row",
+    )
+    assert proc.stop() == 0
+
+
+def test_one_corrupt_room_does_not_stop_the_others(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    good, _ = make_room(rooms_dir, "good")
+    make_corrupt_room(rooms_dir, "bad")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "good")
+    ids = serverdb.send_many(good, 10, prefix="good")
+    wait_until(lambda: logged_ids(log_dir / "good") == ids, what="the good room logged")
+    wait_until(lambda: "room bad: " in proc.stderr(), what="the bad room's complaint")
+    assert proc.stop() == 0
+
+
+def test_explicit_rooms_by_name(tmp_path: Path, log_dir: Path) -> None:
+    one, two = tmp_path / "one.db", tmp_path / "elsewhere" / "two.db"
+    two.parent.mkdir()
+    for db in (one, two):
+        serverdb.create(db)
+    target = ["--db", f"one={one}", "--db", f"two={two}", "--log-dir", str(log_dir)]
+    proc = LoggerProcess(one, log_dir, target=target).start()
+    try:
+        wait_rooms_ready(proc, "one", "two")
+        ids_one = serverdb.send_many(one, 3, prefix="one")
+        ids_two = serverdb.send_many(two, 5, prefix="two")
+        wait_until(lambda: logged_ids(log_dir / "one") == ids_one, what="room one")
+        wait_until(lambda: logged_ids(log_dir / "two") == ids_two, what="room two")
+    finally:
+        assert proc.stop() == 0
+
+
+def test_status_shows_each_room_and_why_one_cannot_be_read(
+    rooms_dir: Path, log_dir: Path, home_env: dict[str, str]
+) -> None:
+    good, _ = make_room(rooms_dir, "good")
+    bad = make_corrupt_room(rooms_dir, "bad")
+    reaper = Reaper()
+    try:
+        done = run_command(
+            "start",
+            "--rooms-dir",
+            str(rooms_dir),
+            "--log-dir",
+            str(log_dir),
+            "--poll-interval",
+            "0.05",
+            env=home_env,
+        )
+        assert done.returncode == 0, done.stderr
+        reaper.add(int(done.stdout.split("pid ")[1].split(")")[0]))
+        wait_until(lambda: (log_dir / "good" / ".dead-drop-logger.state").exists(), what="good")
+        ids = serverdb.send_many(good, 3, prefix="good")
+        wait_until(lambda: logged_ids(log_dir / "good") == ids, what="good logged")
+
+        def rooms() -> list[dict[str, object]]:
+            done = run_command("status", "--json", env=home_env)
+            assert done.returncode == 0, done.stdout
+            found: list[dict[str, object]] = json.loads(done.stdout)["rooms"]
+            return found
+
+        wait_until(lambda: rooms()[1]["lag"] == 0, what="status to see room good caught up")
+        bad_room, good_room = rooms()
+        assert good_room == {
+            "name": "good",
+            "database": str(good),
+            "log_dir": str(log_dir / "good"),
+            "last_id_logged": ids[-1],
+            "lag": 0,
+            "today_file": good_room["today_file"],
+            "today_file_bytes": good_room["today_file_bytes"],
+            "problems": [],
+        }
+        assert str(good_room["today_file"]).startswith(str(log_dir / "good" / "messages-"))
+        assert bad_room["name"] == "bad" and bad_room["lag"] is None
+        assert bad_room["problems"] == [f"database {bad} is not usable: file is not a database"]
+        text = run_command("status", env=home_env).stdout.splitlines()
+        assert f"  rooms dir:      {rooms_dir}" in text
+        assert "  rooms:          2" in text
+        assert "  room bad:" in text and "  room good:" in text
+        assert f"    cannot be read: database {bad} is not usable: file is not a database" in text
+        assert f"    last id logged: {ids[-1]}" in text
+    finally:
+        run_command("stop", env=home_env)
+        reaper.kill_all()
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("INSERT INTO agents (name) VALUES ('locker')")
+conn.execute("COMMIT")  # the exclusive lock is kept until the connection closes
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_locked_room_waits_alone(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    free, _ = make_room(rooms_dir, "free")
+    stuck, _ = make_room(rooms_dir, "stuck")
+    # A server holding its database in exclusive locking mode: no reader gets in.
+    locker = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(stuck)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == "locked\n"
+        proc = rooms_logger().start()
+        wait_rooms_ready(proc, "free")
+        ids: list[int] = []
+        for i in range(5):  # the free room goes on, send after send
+            ids += serverdb.send_many(free, 1, prefix=f"free {i}")
+            wait_until(lambda i=list(ids): logged_ids(log_dir / "free") == i, what="room free")
+        wait_until(
+            lambda: "room stuck: " in proc.stderr() and "locked" in proc.stderr(),
+            what="room stuck to say it is locked",
+        )
+        assert "room stuck: following " not in proc.stderr()
+    finally:
+        locker.kill()
+        locker.wait()
+    wait_rooms_ready(proc, "stuck")
+    later = serverdb.send_many(stuck, 2, prefix="after the lock")
+    wait_until(lambda: logged_ids(log_dir / "stuck") == later, what="room stuck again")
+    assert proc.stop() == 0
+
+
+def test_a_room_made_while_the_logger_was_stopped_is_logged_whole(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    make_room(rooms_dir, "first", history=2)
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "first")
+    wait_until(lambda: (log_dir / ".dead-drop-logger.rooms").exists(), what="the first start")
+    assert proc.stop() == 0
+    _, history = make_room(rooms_dir, "later", history=3)
+    again = rooms_logger().start()
+    wait_rooms_ready(again, "first", "later")
+    wait_until(lambda: logged_ids(log_dir / "later") == history, what="all of room later")
+    assert logged_ids(log_dir / "first") == []  # its history stays the first start's
+    assert again.stop() == 0
+
+
+def test_kill_9_mid_writes_then_restart_every_room_exactly_once(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    dbs = {name: make_room(rooms_dir, name)[0] for name in ("x", "y", "z")}
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, *dbs)
+    writers = [start_writer(db, 200, interval=0.002, prefix=name) for name, db in dbs.items()]
+    wait_until(lambda: all(logged_ids(log_dir / n) for n in dbs), what="every room logging")
+    proc.kill()  # SIGKILL while every room is mid-stream
+    for writer in writers:
+        finished(writer)
+    again = rooms_logger().start()
+    for name, db in dbs.items():
+        ids = serverdb.all_ids(db)
+        wait_until(lambda n=name, i=ids: logged_ids(log_dir / n) == i, what=f"room {name}")
+    assert again.stop() == 0
+
+
+def test_in_process_rooms_stop_at_once_even_with_a_long_poll(
+    rooms_dir: Path, log_dir: Path
+) -> None:
+    """Setting ``stop`` from another thread ends every wait, not the next poll hours away."""
+    make_room(rooms_dir, "one")
+    rooms = Rooms(Settings(log_dir=log_dir, rooms_dir=rooms_dir, poll_interval=3600))
+    thread = threading.Thread(target=rooms.run, daemon=True)
+    thread.start()
+    wait_until(lambda: (log_dir / "one" / ".dead-drop-logger.state").exists(), what="room one")
+    wait_until(lambda: (log_dir / ".dead-drop-logger.rooms").exists(), what="the first start")
+    rooms.stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+
+
+def test_search_reads_every_room_and_names_each_messages_room(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    dbs = {name: make_room(rooms_dir, name)[0] for name in ("ops", "dev")}
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, *dbs)
+    conn = {name: serverdb.connect(db) for name, db in dbs.items()}
+    stamp = "2026-11-28T09:00:00"
+    serverdb.send(conn["ops"], "juno", "atlas", "deploy ops", leads=(), timestamp=stamp)
+    serverdb.send(conn["dev"], "vega", "orion", "deploy dev", leads=(), timestamp=stamp)
+    for c in conn.values():
+        c.close()
+    wait_until(lambda: all(logged_ids(log_dir / n) == [1] for n in dbs), what="both rooms")
+    assert proc.stop() == 0
+    every = run_command("search", "--log-dir", str(log_dir), "--contains", "deploy", env=env())
+    assert every.returncode == 0, every.stderr
+    assert every.stdout == (
+        "2026-11-28 09:00:00  [dev]  vega → orion  #1\n    deploy dev\n\n"
+        "2026-11-28 09:00:00  [ops]  juno → atlas  #1\n    deploy ops\n\n"
+    )
+    one = run_command("search", "--log-dir", str(log_dir), "--room", "ops", "--json", env=env())
+    assert [json.loads(line)["content"] for line in one.stdout.splitlines()] == ["deploy ops"]
+    missing = run_command("search", "--log-dir", str(log_dir), "--room", "nope", env=env())
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr == (
+        f"dead-drop-logger: error: no room 'nope' in {log_dir} (no directory {log_dir / 'nope'})\n"
+    )
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+
+
+def test_a_room_whose_log_dir_is_another_databases_waits_alone(
+    tmp_path: Path, log_dir: Path, logger: Callable[..., LoggerProcess]
+) -> None:
+    first, other, fine = (tmp_path / f"{n}.db" for n in ("first", "other", "fine"))
+    for db in (first, other, fine):
+        serverdb.create(db)
+    proc = logger(target=["--db", f"a={first}", "--log-dir", str(log_dir)]).start()
+    wait_rooms_ready(proc, "a")
+    ids = serverdb.send_many(first, 2, prefix="first")
+    wait_until(lambda: logged_ids(log_dir / "a") == ids, what="room a, first database")
+    assert proc.stop() == 0
+    serverdb.send_many(other, 3, prefix="other")
+    target = ["--db", f"a={other}", "--db", f"b={fine}", "--log-dir", str(log_dir)]
+    again = logger(target=target).start()
+    wait_rooms_ready(again, "b")
+    more = serverdb.send_many(fine, 2, prefix="fine")
+    wait_until(lambda: logged_ids(log_dir / "b") == more, what="room b")
+    wait_until(lambda: "room a: log directory" in again.stderr(), what="room a's refusal")
+    refusal = [line for line in again.stderr().splitlines() if "room a: log directory" in line]
+    assert len(refusal) == 1 and "room a: room a" not in refusal[0], refusal
+    assert "holds the messages of database" in refusal[0]
+    assert logged_ids(log_dir / "a") == ids  # nothing of the other database went there
+    assert again.stop() == 0
