@@ -199,7 +199,9 @@ class StatsBuilder:
         self._weekdays: dict[str, int] = {}
         self._tasks: dict[tuple[Room, str], _Task] = {}
         self._without_task = 0
-        self._roots: dict[tuple[Room, int], int] = {}  # (room, reply id) -> its root id
+        # room -> {reply id: its thread's root id}: one entry per reply, so int keys in
+        # one dict per room (a (room, id) tuple per reply would cost a third more memory)
+        self._roots: dict[Room, dict[int, int]] = {}
         self._threads: dict[tuple[Room, int], _Thread] = {}
         self.responses = ResponseTracker()
 
@@ -321,8 +323,11 @@ class StatsBuilder:
                 task.last = stamp
 
     def _reply(self, msg_id: int, reply_to: int, stamp: str | None, room: Room) -> None:
-        root = self._roots.get((room, reply_to), reply_to)
-        self._roots[room, msg_id] = root
+        roots = self._roots.get(room)
+        if roots is None:
+            roots = self._roots[room] = {}
+        root = roots.get(reply_to, reply_to)
+        roots[msg_id] = root
         thread = self._threads.get((room, root))
         if thread is None:
             thread = self._threads[room, root] = _Thread()
