@@ -58,7 +58,7 @@ def day_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Call
 @day_option("--since", "Only messages from this day on (inclusive).")
 @day_option("--until", "Only messages up to this day (inclusive).")
 @options.utc
-@options.retention_days
+@options.retention_days_now
 @options.log_level
 def main(
     db: Path,
@@ -69,7 +69,13 @@ def main(
     retention_days: int,
     log_level: str,
 ) -> None:
-    """Log every message already in the database that the log directory lacks."""
+    """Log every message already in the database that the log directory lacks.
+
+    \b
+    Examples:
+      python export_historical.py
+      python export_historical.py --since 2026-01-01 --retention-days 0
+    """
     diagnostics.configure(log_level, stream=sys.stderr)
     if log_level != "debug":  # its "first start: logging after id N" is the follower's news
         logging.getLogger("dead_drop_logger.pipeline").setLevel(logging.WARNING)

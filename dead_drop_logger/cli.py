@@ -41,7 +41,7 @@ def cli() -> None:
     to daily NDJSON files (~/.dead-drop/logs/messages-YYYY-MM-DD.json)."""
 
 
-@cli.command()
+@cli.command(short_help="Follow the database in the foreground.")
 @options.follow_options
 @options.run_pid_file
 def run(**params: Any) -> None:
@@ -75,10 +75,10 @@ def run(**params: Any) -> None:
         fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
-@cli.command()
+@cli.command(short_help="Delete (or list) log files past --retention-days.")
 @options.config_file
 @options.log_dir
-@options.retention_days
+@options.retention_days_now
 @options.utc
 @options.dry_run
 def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
@@ -101,7 +101,7 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
     click.echo(f"{verb} {len(doomed)} files", err=True)
 
 
-@cli.command("import-archive")
+@cli.command("import-archive", short_help="Log an archived room's database, exactly once.")
 @options.config_file
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -263,7 +263,7 @@ def status(pid_file: Path, as_json: bool) -> None:
     sys.exit(report.exit_code)
 
 
-@cli.command("config")
+@cli.command("config", short_help="Print the settings `run` would use, and where from.")
 @options.follow_options
 @options.run_pid_file
 @options.json_object
@@ -335,11 +335,12 @@ def _guarded(action: Any) -> Any:
 
 
 @cli.command()
+@options.config_file
 @options.log_dir
 @options.rooms_filter
 @options.search_filters
 @options.search_output
-@options.utc
+@options.read_utc
 def search(log_dir: Path, utc: bool, **params: Any) -> None:
     """Print the logged messages that match every filter given.
 
@@ -382,12 +383,13 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
     _finish(reader, matched > 0 or (stop is not None and stop.is_set()))
 
 
-@cli.command()
+@cli.command(short_help="Print the conversation a message belongs to.")
+@options.config_file
 @click.argument("message_id", metavar="ID", type=int)
 @options.log_dir
 @options.rooms_filter
 @options.as_json
-@options.utc
+@options.read_utc
 def thread(
     message_id: int, log_dir: Path, rooms: tuple[str, ...], as_json: bool, utc: bool
 ) -> None:
@@ -407,12 +409,13 @@ def thread(
     _finish(reader, found)
 
 
-@cli.command()
+@cli.command(short_help="One row per agent: sent, received, first and last seen.")
+@options.config_file
 @options.log_dir
 @options.rooms_filter
 @options.window
-@options.as_json
-@options.utc
+@options.json_rows
+@options.read_utc
 def agents(
     log_dir: Path,
     rooms: tuple[str, ...],
@@ -470,12 +473,13 @@ answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
 """
 
 
-@cli.command(epilog=RESPONSE_TIME_HELP)
+@cli.command(epilog=RESPONSE_TIME_HELP, short_help="What the agents did, in numbers.")
+@options.config_file
 @options.log_dir
 @options.rooms_filter
 @options.window
 @options.json_object
-@options.utc
+@options.read_utc
 def stats(
     log_dir: Path,
     rooms: tuple[str, ...],
@@ -507,7 +511,8 @@ def stats(
         click.echo(line)
 
 
-@cli.command(epilog=RESPONSE_TIME_HELP)
+@cli.command(epilog=RESPONSE_TIME_HELP, short_help="Write the numbers of stats as one HTML page.")
+@options.config_file
 @options.log_dir
 @options.rooms_filter
 @click.option(
@@ -520,7 +525,7 @@ def stats(
 )
 @options.window
 @click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
-@options.utc
+@options.read_utc
 def report(
     log_dir: Path,
     rooms: tuple[str, ...],

@@ -176,6 +176,15 @@ utc = click.option(
     show_envvar=True,
     help="Date files and midnight in UTC instead of local time.",
 )
+read_utc = click.option(
+    "--utc",
+    is_flag=True,
+    envvar="DEAD_DROP_UTC",
+    show_envvar=True,
+    help="The logs were written with --utc (their files dated in UTC), so a --since or"
+    " --until day looks one file further.",
+)
+"""``--utc`` of the commands that read the logs: it says how they were written."""
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
@@ -199,6 +208,18 @@ retention_days = click.option(
     help="Delete day files (all parts, .gz too) more than N days old, at start and after "
     "each midnight; 0 keeps everything.",
 )
+retention_days_now = click.option(
+    "--retention-days",
+    type=click.IntRange(min=0),
+    default=config.DEFAULT_RETENTION_DAYS,
+    show_default=True,
+    envvar="DEAD_DROP_RETENTION_DAYS",
+    show_envvar=True,
+    metavar="N",
+    help="Delete day files (all parts, .gz too) more than N days old, once, now;"
+    " 0 keeps everything.",
+)
+"""``--retention-days`` of the one-shot commands (prune, the export): no midnight."""
 max_bytes = click.option(
     "--max-bytes",
     callback=_size,
@@ -391,6 +412,12 @@ as_json = click.option(
     "as_json",
     is_flag=True,
     help="Print each line exactly as stored (pipes into jq).",
+)
+json_rows = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object a line, one line per agent (pipes into jq).",
 )
 search_filters = _compose(
     window,

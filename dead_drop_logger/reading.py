@@ -30,12 +30,22 @@ class RequestError(Exception):
 
 
 def make_window(since: str | None, until: str | None, now: dt.datetime | None = None) -> Window:
-    try:
-        first = None if since is None else parse_when(since, now)
-        last = None if until is None else parse_when(until, now)
-    except ValueError as exc:
-        raise RequestError(f"--since/--until: {exc}") from None
+    first = _when("--since", since, now)
+    last = _when("--until", until, now)
+    if first is not None and last is not None and first >= last:
+        raise RequestError(
+            f"--since {since} is not before --until {until}: no message can be in that range"
+        )
     return Window(first, last)
+
+
+def _when(option: str, value: str | None, now: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now)
+    except ValueError as exc:
+        raise RequestError(f"{option}: {exc}") from None
 
 
 def make_reader(
@@ -153,6 +163,8 @@ def run_search(
     """Print the matches (or their number); returns how many matched."""
     if follow and (reverse or count):
         raise RequestError("--follow cannot be combined with --reverse or --count")
+    if count and printer.as_json:
+        raise RequestError("--count cannot be combined with --json (it prints one number)")
     halt = stop or threading.Event()
     if reverse:
         batches: Iterator[Iterator[Entry]] = iter([search.newest_first(limit)])

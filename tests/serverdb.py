@@ -11,7 +11,8 @@ The one place tests (and benchmarks) get their source databases from:
 It also archives a hub room the way the Dead Drop hub does (``archive_room``).
 
 Run as a script it is a concurrent writer process:
-``python tests/serverdb.py DB --sends N [--interval S] [--leads lead,...]``.
+``python tests/serverdb.py DB --sends N [--interval S] [--prefix TEXT]`` (each send
+CC'd to the lead, as the server does; ``--help`` says more).
 """
 
 from __future__ import annotations
@@ -230,11 +231,20 @@ def simulate_team(path: Path, start: dt.datetime, days: int = 14, seed: int = 7)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("db", type=Path)
-    parser.add_argument("--sends", type=int, default=100)
-    parser.add_argument("--interval", type=float, default=0.0)
-    parser.add_argument("--prefix", default="live")
+    parser = argparse.ArgumentParser(
+        description="Write messages into a Dead Drop database as the server does: one"
+        " transaction per send, a CC row for the lead. Example: python tests/serverdb.py"
+        " /tmp/messages.db --sends 1000 --interval 0.01",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("db", type=Path, help="the database (created if missing)")
+    parser.add_argument("--sends", type=int, default=100, help="how many messages to send")
+    parser.add_argument(
+        "--interval", type=float, default=0.0, help="seconds to wait after each send"
+    )
+    parser.add_argument(
+        "--prefix", default="live", help='each content is "PREFIX N" (N counts from 0)'
+    )
     args = parser.parse_args(argv)
     if not args.db.exists():
         args.db.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import serverdb
 from click.testing import CliRunner
-from conftest import LoggerProcess, logged_ids, run_command, wait_until
+from conftest import HostileLogs, LoggerProcess, logged_ids, run_command, wait_until
 
 from dead_drop_logger import configfile
 from dead_drop_logger.cli import cli
@@ -146,3 +146,35 @@ def test_every_run_and_start_option_can_be_set_in_the_file() -> None:
             p.name for p in cli.commands[command].params if p.expose_value and p.name != "help"
         }
         assert names <= set(configfile.KEYS), (command, names - set(configfile.KEYS))
+
+
+READERS = ["search", "thread", "agents", "stats", "report"]
+
+
+@pytest.mark.parametrize("name", READERS)
+def test_reading_commands_take_log_dir_and_utc_from_the_file(
+    name: str, no_user_config: Path, tmp_path: Path
+) -> None:
+    """One log_dir setting serves every command (run writes there, the readers read there)."""
+    no_user_config.parent.mkdir(parents=True)
+    no_user_config.write_text(f'log_dir = "{tmp_path / "mine"}"\nutc = true\n')
+    command = cli.commands[name]
+    args = ["1"] if name == "thread" else ["-o", "x.html"] if name == "report" else []
+    ctx = command.make_context(name, list(args))
+    assert ctx.params["log_dir"] == tmp_path / "mine"
+    assert ctx.params["utc"] is True
+    other = tmp_path / "other.toml"
+    other.write_text('log_dir = "/elsewhere"\n')
+    ctx = command.make_context(name, ["--config", str(other), *args])
+    assert (ctx.params["log_dir"], ctx.params["utc"]) == (Path("/elsewhere"), False)
+
+
+def test_search_reads_the_files_log_dir(hostile_logs: HostileLogs, no_user_config: Path) -> None:
+    wanted = CliRunner().invoke(cli, ["search", "--count", "--log-dir", str(hostile_logs.log_dir)])
+    assert wanted.exit_code == 0 and int(wanted.stdout) > 0
+    no_user_config.parent.mkdir(parents=True)
+    no_user_config.write_text(f'log_dir = "{hostile_logs.log_dir}"\n')
+    for args in (["search", "--count"], ["stats", "--json"], ["agents"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+    assert CliRunner().invoke(cli, ["search", "--count"]).stdout == wanted.stdout

@@ -236,7 +236,14 @@ def test_exit_codes_and_errors(hostile_logs: HostileLogs, tmp_path: Path) -> Non
     log_dir = hostile_logs.log_dir
     assert run(log_dir, "--from", "nobody").exit_code == 1
     for args, message in [
-        (["--since", "soon"], "--since/--until: 'soon' is not a date or time"),
+        (["--since", "soon"], "--since: 'soon' is not a date or time"),
+        (["--until", "soon"], "--until: 'soon' is not a date or time"),
+        (
+            ["--since", "2026-02-20", "--until", "2026-02-10"],
+            "--since 2026-02-20 is not before --until 2026-02-10: no message can be in that"
+            " range\n",
+        ),
+        (["--count", "--json"], "--count cannot be combined with --json (it prints one number)\n"),
         (["--regex", "("], "--regex '(': missing ), unterminated subpattern"),
         (["--follow", "--count"], "--follow cannot be combined with --reverse or --count"),
     ]:

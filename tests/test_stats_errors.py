@@ -60,7 +60,7 @@ def test_bad_date_exit_2(one_message: Path, option: str) -> None:
     code, stdout, stderr = invoke("stats", "--log-dir", str(one_message), option, "2026-13-01")
     assert (code, stdout) == (2, "")
     assert stderr == (
-        "dead-drop-logger: error: --since/--until: '2026-13-01' is not a date or time"
+        f"dead-drop-logger: error: {option}: '2026-13-01' is not a date or time"
         f" (examples: {WHEN_EXAMPLES})\n"
     )
 
