@@ -120,6 +120,7 @@ def _numbers(stats: Stats) -> Iterator[str]:
         ("direct", t.direct),
         ("broadcasts", t.broadcasts),
         ("CC copies", t.cc_copies),
+        *stats_format.undated(stats),
         ("threads", stats.threads.count),
         ("tasks", len(stats.tasks)),
     ]

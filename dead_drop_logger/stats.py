@@ -265,6 +265,7 @@ class StatsBuilder:
         else:
             totals.direct += 1
             self._pairs[room, sender, to] += 1
+            self._agent(to, room).received += 1  # dated or not, as the pair counts it
         if when is None or stamp is None:
             totals.undated += 1
             stamp = None
@@ -301,9 +302,7 @@ class StatsBuilder:
         agent.hours[when.hour] += 1
         agent.seen(stamp)
         if to is not None:
-            receiver = self._agent(to, room)
-            receiver.received += 1
-            receiver.seen(stamp)
+            self._agent(to, room).seen(stamp)
 
     def _task(self, key: str | None, sender: str, to: str, stamp: str | None, room: Room) -> None:
         if key is None:

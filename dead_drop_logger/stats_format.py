@@ -146,6 +146,13 @@ def thread_summary(stats: Stats) -> list[tuple[str, object]]:
     return [("threads", th.count), ("longest", longest), ("median length", median)]
 
 
+def undated(stats: Stats) -> list[tuple[str, int]]:
+    """The messages without a readable timestamp, when there are any: they are in the
+    totals but in no day, hour or time span, so the per-day counts add up to less."""
+    n = stats.totals.undated
+    return [("undated", n)] if n else []
+
+
 def text_lines(stats: Stats) -> Iterator[str]:
     """The whole of ``stats`` as plain text."""
     t = stats.totals
@@ -158,6 +165,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
             ("broadcasts", t.broadcasts),
             ("direct messages", t.direct),
             ("CC copies", t.cc_copies),
+            *undated(stats),
             ("first", when(t.first)),
             ("last", when(t.last)),
         ],

@@ -248,3 +248,32 @@ def test_stats_agents_agree_with_the_agents_command(team_logs: Path) -> None:
         for row in map(json.loads, out.splitlines())
     }  # fmt: skip
     assert mine == theirs
+
+
+def test_an_undated_direct_message_counts_for_its_recipient_and_in_the_totals(
+    tmp_path: Path,
+) -> None:
+    """A message whose timestamp cannot be read is in no day, but it is still a message
+    its recipient received, and the totals say how many such there are."""
+    db, log_dir = tmp_path / "messages.db", tmp_path / "logs"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    serverdb.send(conn, "juno", "atlas", "dated", timestamp="2026-02-20T10:00:00")
+    serverdb.send(conn, "juno", "atlas", "undated", timestamp="garbage")
+    conn.close()
+    log_with_real_logger(db, log_dir)
+    code, out, _ = run("stats", "--log-dir", str(log_dir), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["totals"]["messages"], data["totals"]["undated"]) == (2, 1)
+    assert data["pairs"] == [{"from": "juno", "to": "atlas", "messages": 2}]
+    atlas = next(a for a in data["agents"] if a["name"] == "atlas")
+    assert (atlas["received"], atlas["last_seen"]) == (2, "2026-02-20T10:00:00")
+    assert sum(data["per_day"].values()) == 1
+    code, out, _ = run("stats", "--log-dir", str(log_dir))
+    totals = out.split("\n\n", 1)[0]
+    assert "  undated:         1\n" in totals + "\n", totals
+    html = tmp_path / "r.html"
+    code, _, err = run("report", "--log-dir", str(log_dir), "-o", str(html))
+    assert code == 0, err
+    assert "<b>1</b><span>undated</span>" in html.read_text()
