@@ -115,7 +115,7 @@ def chunk_fields(chunk: Chunk, reader: Reader, exact: bool = False) -> Iterator[
     for raw in chunk.lines():
         message = parse_line(raw)
         if message is None:
-            reader.corrupt += 1
+            reader.skip(chunk.file)
             continue
         yield _fields(message)
 

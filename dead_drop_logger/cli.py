@@ -310,9 +310,13 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
+def _warn(reader: Reader) -> None:
+    for line in reading.warnings(reader):
+        click.echo(f"dead-drop-logger: warning: {line}", err=True)
+
+
 def _finish(reader: Reader, found: bool) -> None:
-    if reader.corrupt:
-        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    _warn(reader)
     sys.exit(0 if found else 1)
 
 
@@ -452,8 +456,7 @@ def _read_stats(
         result = statlines.read(reader)
     except LogReadError as exc:
         fail(str(exc), code=2)
-    if reader.corrupt:
-        click.echo(f"dead-drop-logger: warning: skipped {reader.corrupt} corrupt lines", err=True)
+    _warn(reader)
     if result.totals.messages == 0:
         where = " in that range" if reader.window.bounded else ""
         click.echo(f"dead-drop-logger: no messages in {log_dir.expanduser()}{where}", err=True)

@@ -14,7 +14,9 @@ Why it looks like this:
   even after the file has been compressed.
 - Parsed messages (:meth:`Reader.messages`) apply the time window to each message's own
   ``timestamp`` (naive local time, as the server writes it); a line that is not a JSON
-  object is skipped and counted in :attr:`Reader.corrupt`.
+  object is skipped and counted in :attr:`Reader.corrupt`, per file.
+- A damaged gzip (cut short, a bad block) is read up to the damage and named in
+  :attr:`Reader.damaged`: one bad file must not hide every other day's messages.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import queue
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +48,20 @@ Stream = io.RawIOBase | io.BufferedIOBase
 
 class LogReadError(Exception):
     """A log directory or file cannot be read (the message is fit for the user)."""
+
+
+class DamagedFile(LogReadError):
+    """A file's content ends in damage (a gzip cut short or corrupt); every whole line
+    before it was read."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} is damaged ({reason}): read up to the damage")
+        self.path = path
+        self.reason = reason
+
+
+DAMAGE = (EOFError, zlib.error, gzip.BadGzipFile)
+"""What a damaged gzip raises while it is read (not a failing disk: that is OSError)."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +229,8 @@ def read_chunks(
 
     A final line without its newline is being appended: it is left for a later read
     (resume at the last chunk's ``end``). A file gone since it was listed (pruned)
-    yields nothing; other read errors raise LogReadError."""
+    yields nothing; a damaged gzip yields its lines up to the damage, then raises
+    DamagedFile; other read errors raise LogReadError."""
     try:
         stream, compressed = _open(entry)
     except FileNotFoundError:
@@ -226,6 +244,8 @@ def read_chunks(
                 yield from _stream_chunks(stream, source, entry, start, block)
             else:
                 yield from _file_chunks(stream, source, entry, start, block)
+        except DAMAGE as exc:
+            raise DamagedFile(entry.path, str(exc) or type(exc).__name__) from None
         except (OSError, EOFError, zlib.error) as exc:
             raise LogReadError(f"cannot read {entry.path}: {exc}") from None
 
@@ -262,20 +282,31 @@ def _file_chunks(
 def _stream_chunks(
     stream: Stream, source: LogDir, entry: LogFile, offset: int, block: int
 ) -> Iterator[Chunk]:
-    """A gzip stream (no cheap seeking back): the partial line is carried over."""
+    """A gzip stream (no cheap seeking back): the partial line is carried over. Read
+    in the gzip's own steps (``read1``), so damage loses only the step it is in: the
+    whole lines before it are yielded, then the damage is raised."""
     carry = b""
     while True:
-        fresh = stream.read(block)
-        if not fresh:
+        pieces, size, damage = [], 0, None
+        try:
+            while size < block:
+                piece = stream.read1(block - size)  # type: ignore[union-attr]
+                if not piece:
+                    break
+                pieces.append(piece)
+                size += len(piece)
+        except DAMAGE as exc:
+            damage = exc
+        if not pieces and damage is None:
             return
-        data = carry + fresh if carry else fresh
+        data = b"".join([carry, *pieces])
         cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            carry = data
-            continue
         carry = data[cut:]
-        yield Chunk(source, entry, offset, data[:cut] if carry else data)
-        offset += cut
+        if cut:
+            yield Chunk(source, entry, offset, data[:cut] if carry else data)
+            offset += cut
+        if damage is not None:
+            raise damage
 
 
 _END = object()
@@ -326,13 +357,31 @@ def read_ahead(chunks: Generator[Chunk, None, None], depth: int) -> Iterator[Chu
 class Reader:
     """Reads one or more log directories (rooms) for a window, in day order.
 
-    Counters: ``corrupt`` lines skipped by :meth:`messages`."""
+    What was skipped: ``corrupt_in`` counts the corrupt lines of each file (``corrupt``
+    is their total), ``damaged`` names each damaged file and why."""
 
     sources: Sequence[LogDir]
     window: Window = EVERYTHING
     utc: bool = False
     block: int = BLOCK
-    corrupt: int = field(default=0, init=False)
+    corrupt_in: Counter[Path] = field(default_factory=Counter, init=False)
+    damaged: dict[Path, str] = field(default_factory=dict, init=False)
+
+    @property
+    def corrupt(self) -> int:
+        return sum(self.corrupt_in.values())
+
+    def skip(self, file: LogFile) -> None:
+        """Count one corrupt line of ``file``."""
+        self.corrupt_in[file.path] += 1
+
+    def read_file(self, source: LogDir, entry: LogFile, start: int = 0) -> Iterator[Chunk]:
+        """:func:`read_chunks` of one file; a damaged file's lines up to the damage,
+        the damage noted in :attr:`damaged`."""
+        try:
+            yield from read_chunks(source, entry, start, self.block)
+        except DamagedFile as exc:
+            self.damaged[exc.path] = exc.reason
 
     @classmethod
     def of(cls, log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> Reader:
@@ -361,7 +410,7 @@ class Reader:
 
     def _chunks(self) -> Generator[Chunk, None, None]:
         for source, entry in self.files():
-            yield from read_chunks(source, entry, 0, self.block)
+            yield from self.read_file(source, entry)
 
     def lines(self) -> Iterator[Line]:
         """Every complete stored line, with no window applied (that needs parsing)."""
@@ -381,7 +430,7 @@ class Reader:
         for line in lines:
             message = parse_line(line.raw)
             if message is None:
-                self.corrupt += 1
+                self.skip(line.file)
                 continue
             if window.bounded and not window.admits(timestamp_of(message)):
                 continue
@@ -426,7 +475,7 @@ class Tail:
                 if entry.compressed:
                     self.finished.add(key)
                 continue
-            for chunk in read_chunks(source, entry, start, self.reader.block):
+            for chunk in self.reader.read_file(source, entry, start):
                 self.positions[key] = chunk.end
                 yield chunk
             self.positions.setdefault(key, start)
@@ -461,7 +510,7 @@ def find_ids(
         for entry in select_files(source.path):
             if entry.day not in chosen:
                 continue
-            for chunk in read_chunks(source, entry):
+            for chunk in _undamaged(read_chunks(source, entry)):
                 for msg_id in wanted - found.keys():
                     message = _find_line(chunk.data, msg_id)
                     if message is not None:
@@ -469,6 +518,13 @@ def find_ids(
             if len(found) == len(wanted):
                 return found
     return found
+
+
+def _undamaged(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks`` up to a damage, which ends them quietly (a preview is not worth a
+    warning: the command reading the numbers warns of it)."""
+    with contextlib.suppress(DamagedFile):
+        yield from chunks
 
 
 def _find_line(data: bytes, msg_id: int) -> Message | None:

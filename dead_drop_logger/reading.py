@@ -77,6 +77,23 @@ def _check_dir(path: Path) -> None:
         raise RequestError(f"log directory {path} cannot be read (permission denied)")
 
 
+NAMED_FILES = 3  # files a warning names; the rest are counted
+
+
+def warnings(reader: Reader) -> Iterator[str]:
+    """What the reader skipped, for stderr: each damaged file, and the corrupt lines
+    with the files they are in (the most first)."""
+    for path, reason in reader.damaged.items():
+        yield f"{path} is damaged ({reason}): read up to the damage"
+    if not reader.corrupt:
+        return
+    files = reader.corrupt_in.most_common()
+    named = [f"{count} in {path}" for path, count in files[:NAMED_FILES]]
+    if len(files) > NAMED_FILES:
+        named.append(f"{len(files) - NAMED_FILES} more files")
+    yield f"skipped {reader.corrupt} corrupt lines: {', '.join(named)}"
+
+
 def make_filters(
     *,
     senders: Iterable[str] = (),

@@ -31,7 +31,6 @@ from .logread import (
     Message,
     Reader,
     parse_line,
-    read_chunks,
     timestamp_of,
 )
 
@@ -227,7 +226,7 @@ class Search:
             for line in candidate_lines(chunk, groups):
                 message = parse_line(line.raw)
                 if message is None:
-                    self.reader.corrupt += 1
+                    self.reader.skip(line.file)
                     continue
                 if window.bounded and not window.admits(timestamp_of(message)):
                     continue
@@ -244,7 +243,7 @@ class Search:
         taken = 0
         for source, entry in reversed(self.reader.files()):
             kept: deque[Entry] = deque(maxlen=None if limit is None else limit - taken)
-            kept.extend(self.entries(read_chunks(source, entry, 0, self.reader.block)))
+            kept.extend(self.entries(self.reader.read_file(source, entry)))
             while kept:
                 yield kept.pop()
                 taken += 1

@@ -48,7 +48,7 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
             if head is None or tail is None:
                 message = parse_line(line)
                 if message is None:
-                    reader.corrupt += 1
+                    reader.skip(chunk.file)
                 elif not bounded or admits(parse_stamp(message.get("timestamp"))):
                     builder.add(message, room)
                 continue
@@ -58,7 +58,7 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
                 sender, to = head.group(2).decode(), head.group(3).decode()
                 task_id = None if task is None else task.decode()
             except UnicodeDecodeError:  # not UTF-8: corrupt, as the exact path says
-                reader.corrupt += 1
+                reader.skip(chunk.file)
                 continue
             when = parse_stamp(stamp)
             if bounded and not admits(when):

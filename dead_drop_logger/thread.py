@@ -54,14 +54,14 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def line_id(raw: bytes, reader: Reader) -> int | None:
+def line_id(line: Line, reader: Reader) -> int | None:
     """The line's ``id`` (None for a corrupt line or one without an integer id)."""
-    found = _ID.match(raw)
+    found = _ID.match(line.raw)
     if found is not None:
         return int(found.group(1))
-    message = parse_line(raw)
+    message = parse_line(line.raw)
     if message is None:
-        reader.corrupt += 1
+        reader.skip(line.file)
         return None
     return _int(message.get("id"))
 
@@ -89,7 +89,7 @@ def _parents(reader: Reader) -> dict[Key, Key]:
         parent = _reply(line.raw)
         if parent is None:
             continue
-        child = line_id(line.raw, reader)
+        child = line_id(line, reader)
         if child is not None:
             room = line.source.room
             parents.setdefault((room, child), (room, parent))
@@ -122,14 +122,14 @@ def thread(reader: Reader, target: int) -> list[Post] | None:
     members: set[Key] = set()
     for room in rooms:
         members |= _members(parents, (room, target))
-    corrupt = reader.corrupt
+    corrupt = reader.corrupt_in.copy()
     every: dict[Key, Entry] = {}
     for line in _lines_with_ids(reader, members):
         message = parse_line(line.raw)
         ident = None if message is None else _int(message.get("id"))
         if message is not None and ident is not None:
             every.setdefault((line.source.room, ident), Entry(line, message))
-    reader.corrupt = corrupt  # the first pass counted them already
+    reader.corrupt_in = corrupt  # the first pass counted them already
     holding = [room for room in rooms if (room, target) in every]
     if not holding:
         return None
@@ -160,6 +160,6 @@ def _depth(found: dict[int, Entry], ident: int) -> int:
 
 def _lines_with_ids(reader: Reader, wanted: set[Key]) -> Iterator[Line]:
     for line in reader.lines():
-        ident = line_id(line.raw, reader)
+        ident = line_id(line, reader)
         if ident is not None and (line.source.room, ident) in wanted:
             yield line

@@ -15,6 +15,7 @@ from conftest import HostileLogs, day_files, log_lines
 
 from dead_drop_logger import compress, layout
 from dead_drop_logger.logread import (
+    DamagedFile,
     LogDir,
     LogReadError,
     Reader,
@@ -184,12 +185,19 @@ def test_directories_missing_or_not_directories(tmp_path: Path) -> None:
         select_files(tmp_path / "file")
 
 
-def test_gzip_damage_is_a_read_error(hostile_logs: HostileLogs, tmp_path: Path) -> None:
+def test_gzip_damage_is_read_up_to_the_damage_and_named(
+    hostile_logs: HostileLogs, tmp_path: Path
+) -> None:
     log_dir = copy_of(hostile_logs, tmp_path)
     packed = log_dir / "messages-2026-02-17.json.gz"
-    packed.write_bytes(packed.read_bytes()[:-12] + b"garbage")
-    with pytest.raises(LogReadError, match="cannot read"):
-        list(Reader.of(log_dir).lines())
+    before = stored_lines(log_dir)
+    packed.write_bytes(packed.read_bytes()[:-8] + b"garbage!")  # a damaged trailer
+    with pytest.raises(DamagedFile, match="is damaged"):
+        list(read_chunks(LogDir(log_dir), select_files(log_dir)[0]))
+    reader = Reader.of(log_dir)
+    lines = [line.raw for line in reader.lines()]
+    assert sorted(lines) == sorted(before)  # the damage is past the last line
+    assert list(reader.damaged) == [packed]
 
 
 def test_tail_yields_only_what_is_new(hostile_logs: HostileLogs, tmp_path: Path) -> None:

@@ -264,11 +264,35 @@ def test_corrupt_lines_are_one_warning(hostile_logs: HostileLogs, tmp_path: Path
     shutil.copytree(hostile_logs.log_dir, log_dir, symlinks=True)
     with open(log_dir / "messages-2026-02-20.json", "ab") as out:
         out.write(b'{"id": 5000, "from_agent": "juno", "content": "deploy mer\n\x00junk\n')
+    day = log_dir / "messages-2026-02-20.json"
     result = run(log_dir, "--contains", "deploy mer", "--count")
     assert result.exit_code == 0
-    assert result.stderr == "dead-drop-logger: warning: skipped 1 corrupt lines\n"
+    assert result.stderr == f"dead-drop-logger: warning: skipped 1 corrupt lines: 1 in {day}\n"
     result = run(log_dir, "--count")
-    assert result.stderr == "dead-drop-logger: warning: skipped 2 corrupt lines\n"
+    assert result.stderr == f"dead-drop-logger: warning: skipped 2 corrupt lines: 2 in {day}\n"
+
+
+def test_a_damaged_gzip_is_read_up_to_the_damage(hostile_logs: HostileLogs, tmp_path: Path) -> None:
+    """A .json.gz cut short: its whole lines before the cut and every other file are
+    still read, and one warning names the file; stats and agents too."""
+    log_dir = tmp_path / "logs"
+    shutil.copytree(hostile_logs.log_dir, log_dir, symlinks=True)
+    packed = sorted(log_dir.glob("messages-*.json.gz"))[0]
+    raw = packed.read_bytes()
+    inside = gzip.decompress(raw)
+    packed.write_bytes(raw[: len(raw) * 2 // 3])
+    every = int(run(hostile_logs.log_dir, "--count").output)
+    result = run(log_dir, "--count")
+    assert result.exit_code == 0
+    kept = every - int(result.stdout)
+    assert 0 < kept < inside.count(b"\n")  # only the damaged file's tail is lost
+    assert result.stderr.startswith(f"dead-drop-logger: warning: {packed} is damaged (")
+    assert result.stderr.endswith("): read up to the damage\n")
+    assert len(result.stderr.splitlines()) == 1
+    for command in (["stats", "--json"], ["agents"], ["search", "--reverse"], ["thread", "1"]):
+        done = CliRunner().invoke(cli, [*command, "--log-dir", str(log_dir)])
+        assert done.exit_code == 0, (command, done.stderr)
+        assert f"{packed} is damaged" in done.stderr
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(hostile_logs: HostileLogs) -> None:
