@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from .logread import Message
 
 INDENT = "    "
+MAX_DEPTH = 4  # indentation stops here; deeper replies say their depth instead
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STYLE = {"time": "2", "agent": "1;36", "id": "33", "meta": "35", "note": "3;31"}
 
@@ -89,10 +90,12 @@ def format_message(
     note: str | None = None,
     room: str | None = None,
 ) -> Iterator[str]:
-    """The lines (without newlines) that show one message, indented by ``depth``; a
-    room's message names its room after the time."""
-    margin = INDENT * depth
-    yield margin + header(message, colour, room)
+    """The lines (without newlines) that show one message, indented by ``depth`` (up to
+    :data:`MAX_DEPTH` levels, then ``(depth N)`` leads the header, so a long exchange
+    stays on the screen); a room's message names its room after the time."""
+    margin = INDENT * min(depth, MAX_DEPTH)
+    deeper = _paint(f"(depth {depth})", "meta", colour) + " " if depth > MAX_DEPTH else ""
+    yield margin + deeper + header(message, colour, room)
     if note is not None:
         yield margin + INDENT + _paint(f"({note})", "note", colour)
     for line in content_lines(message.get("content")):

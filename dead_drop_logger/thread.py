@@ -7,6 +7,12 @@ and ``reply_to`` are read from the bytes where the logger's layout makes that ce
 (``{"id":N,`` leads every line; ``"reply_to":N`` can only be the key, since a quote
 inside a string is always escaped) and parsed as JSON otherwise.
 
+CC copies: the server copies each send to the team leads in the same transaction, so a
+send's copies take the ids just after it; a copy of a reply replies to the same parent
+(it is in the thread anyway), and the root's copies, which reply to nothing, are found
+there and checked to be the same send (:func:`is_copy_of`). The thread of a root's copy
+is its original's.
+
 Rooms: every room is its own database, so ids repeat across rooms; a message is known
 by (room, id) and a reply's parent is in its own room. An id found in several of the
 rooms read is ambiguous (:class:`AmbiguousId`): the caller asks for ``--room``.
@@ -19,13 +25,16 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .logread import Entry, Line, Reader, parse_line
+from .logread import Entry, Line, Message, Reader, parse_line
 
 _ID = re.compile(rb'\{"id":(-?\d+)[,}]')
 _REPLY = re.compile(rb'"reply_to":(-?\d+)[,}]')
 _REPLY_KEY = b'"reply_to":'
 
 Key = tuple[str | None, int]  # (room, id): None is the plain log directory
+LEADS_MAX = 4  # a send's CC copies take the ids just after it, one per team lead
+_CC = b'"is_cc":1,'  # only the key can hold these bytes: a quote in a string is escaped
+_SAME_SEND = ("from_agent", "content", "timestamp", "task_id", "reply_to")
 
 
 class AmbiguousId(Exception):
@@ -83,17 +92,39 @@ def _reply(raw: bytes) -> int | None:
     return None if message is None else _int(message.get("reply_to"))
 
 
-def _parents(reader: Reader) -> dict[Key, Key]:
+def _parents(reader: Reader, target: int) -> tuple[dict[Key, Key], set[str | None]]:
+    """Every reply's parent, and the rooms where ``target`` is a CC copy that replies
+    to nothing (a copy of a thread's root: its thread is its original's)."""
     parents: dict[Key, Key] = {}
+    copy_in: set[str | None] = set()
+    target_key = b'{"id":%d,' % target
     for line in reader.lines():
         parent = _reply(line.raw)
         if parent is None:
+            if line.raw.startswith(target_key) and _CC in line.raw:
+                copy_in.add(line.source.room)
             continue
         child = line_id(line, reader)
         if child is not None:
             room = line.source.room
             parents.setdefault((room, child), (room, parent))
-    return parents
+    return parents, copy_in
+
+
+def is_copy_of(copy: Message, original: Message) -> bool:
+    """Whether ``copy`` is the CC copy the server made of ``original`` for a lead: the
+    same send (sender, content, time, reply), to the lead instead of the recipient."""
+    return (
+        copy.get("is_cc") in (1, True)
+        and original.get("is_cc") not in (1, True)
+        and copy.get("cc_original_to") == original.get("to_agent")
+        and all(copy.get(k) == original.get(k) for k in _SAME_SEND)
+    )
+
+
+def _neighbours(keys: set[Key]) -> set[Key]:
+    """Where each message's CC copies are: the ids just after it (one per lead)."""
+    return {(room, ident + k) for room, ident in keys for k in range(1, LEADS_MAX + 1)}
 
 
 def _members(parents: dict[Key, Key], target: Key) -> set[Key]:
@@ -117,14 +148,19 @@ def _members(parents: dict[Key, Key], target: Key) -> set[Key]:
 def thread(reader: Reader, target: int) -> list[Post] | None:
     """The thread of message ``target`` in id order, None when it is not logged;
     raises :class:`AmbiguousId` when it is logged in more than one room read."""
-    parents = _parents(reader)
+    parents, copy_in = _parents(reader, target)
     rooms = list(dict.fromkeys(source.room for source in reader.sources))
+    starts: dict[str | None, list[Key]] = {}
+    for room in rooms:  # a root's CC copy: its original is one of the ids just before it
+        below = range(1, LEADS_MAX + 1) if room in copy_in else ()
+        starts[room] = [(room, target), *((room, target - k) for k in below)]
     members: set[Key] = set()
-    for room in rooms:
-        members |= _members(parents, (room, target))
+    for keys in starts.values():
+        for key in keys:
+            members |= _members(parents, key)
     corrupt = reader.corrupt_in.copy()
     every: dict[Key, Entry] = {}
-    for line in _lines_with_ids(reader, members):
+    for line in _lines_with_ids(reader, members | _neighbours(members)):
         message = parse_line(line.raw)
         ident = None if message is None else _int(message.get("id"))
         if message is not None and ident is not None:
@@ -136,7 +172,21 @@ def thread(reader: Reader, target: int) -> list[Post] | None:
     if len(holding) > 1:
         raise AmbiguousId(target, holding)
     room = holding[0]
-    found = {ident: entry for (where, ident), entry in every.items() if where == room}
+    start = (room, target)
+    for key in starts[room][1:]:
+        if key in every and is_copy_of(every[start].message, every[key].message):
+            start = key
+            break
+    shown = _members(parents, start) | {(room, target)}
+    for key in list(shown):  # each message's CC copies, the root's too
+        for copy in _neighbours({key}):
+            if (
+                copy in every
+                and key in every
+                and is_copy_of(every[copy].message, every[key].message)
+            ):
+                shown.add(copy)
+    found = {ident: every[(room, ident)] for _where, ident in shown if (room, ident) in every}
     posts: list[Post] = []
     for ident in sorted(found):
         parent = _int(found[ident].message.get("reply_to"))

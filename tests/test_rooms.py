@@ -470,7 +470,9 @@ def test_thread_keys_messages_by_room_and_id(two_rooms: Path) -> None:
     )
     assert reading("thread", "1", "--room", "dev", *where) == (
         0,
-        "2026-11-28 10:00:00  [dev]  juno → vega  #1  task T-1\n    dev question\n\n",
+        "2026-11-28 10:00:00  [dev]  juno → vega  #1  task T-1\n    dev question\n\n"
+        "2026-11-28 10:00:00  [dev]  juno → lead  #2  task T-1  cc of → vega\n"
+        "    dev question\n\n",
         "",
     )
     code, out, _ = reading("thread", "4", "--room", "dev", "--json", *where)

@@ -9,8 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import serverdb
 from click.testing import CliRunner
-from conftest import HostileLogs, log_lines
+from conftest import HostileLogs, log_lines, log_with_real_logger
 
 from dead_drop_logger import agents
 from dead_drop_logger.cli import cli
@@ -29,6 +30,8 @@ def test_thread_from_a_nested_reply(hostile_logs: HostileLogs) -> None:
     assert result.output == (
         f"2026-02-17 09:00:00  juno → vega  #{root}  task T-1\n"
         "    deploy merge started\n\n"
+        f"2026-02-17 09:00:00  juno → lead  #{root + 1}  task T-1  cc of → vega\n"
+        "    deploy merge started\n\n"
         f"    2026-02-17 09:05:00  vega → juno  #{ack}  re #{root}\n"
         "        ack: deploy merge\n\n"
         f"    2026-02-17 09:05:00  vega → lead  #{ack + 1}  re #{root}  cc of → juno\n"
@@ -44,6 +47,9 @@ def test_thread_from_a_nested_reply(hostile_logs: HostileLogs) -> None:
     )
     from_root = invoke("thread", str(root), "--log-dir", str(hostile_logs.log_dir))
     assert from_root.output == result.output
+    # the root's CC copy (it replies to nothing) belongs to its original's conversation
+    from_copy = invoke("thread", str(root + 1), "--log-dir", str(hostile_logs.log_dir))
+    assert from_copy.output == result.output
 
 
 def test_thread_json_is_the_stored_lines_in_id_order(hostile_logs: HostileLogs) -> None:
@@ -51,7 +57,7 @@ def test_thread_json_is_the_stored_lines_in_id_order(hostile_logs: HostileLogs) 
     result = invoke("thread", str(ids["done"]), "--json", "--log-dir", str(hostile_logs.log_dir))
     got = [json.loads(line)["id"] for line in result.stdout_bytes.splitlines()]
     root, ack, nested, done = ids["root"], ids["ack"], ids["nested"], ids["done"]
-    assert got == [root, ack, ack + 1, nested, nested + 1, done, done + 1]
+    assert got == [root, root + 1, ack, ack + 1, nested, nested + 1, done, done + 1]
     stored = {m["id"]: m for m in log_lines(hostile_logs.log_dir)}
     assert [json.loads(line) for line in result.stdout_bytes.splitlines()] == [
         stored[i] for i in got
@@ -151,3 +157,41 @@ def test_agents_match_the_reference_and_the_exact_path(hostile_logs: HostileLogs
 def test_agents_in_an_empty_directory_is_exit_1(tmp_path: Path) -> None:
     result = invoke("agents", "--log-dir", str(tmp_path))
     assert result.exit_code == 1 and result.output == ""
+
+
+def test_a_long_exchange_stays_on_the_screen(tmp_path: Path) -> None:
+    """Eleven turns, each replying to the last, with two leads CC'd: the indentation
+    stops at four levels and deeper turns say their depth; the root's copies for both
+    leads are shown, and the thread of either copy is the same conversation."""
+    db, log_dir = tmp_path / "messages.db", tmp_path / "logs"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    leads = ("lead", "boss")
+    parent = None
+    ids = []
+    for turn in range(11):
+        sender, to = ("juno", "vega") if turn % 2 == 0 else ("vega", "juno")
+        sent = serverdb.send(
+            conn, sender, to, f"turn {turn}", leads=leads,
+            timestamp=f"2026-02-17T09:{turn:02d}:00", reply_to=parent,
+        )  # fmt: skip
+        parent = sent[0]
+        ids.append(sent)
+    conn.close()
+    log_with_real_logger(db, log_dir)
+    result = invoke("thread", str(ids[-1][0]), "--log-dir", str(log_dir))
+    assert result.exit_code == 0, result.output
+    headers = [line for line in result.output.splitlines() if " → " in line]
+    assert len(headers) == 33  # 11 messages, 2 copies each
+    deepest = headers[-3:]
+    assert all(line.startswith(" " * 16 + "(depth 10) 2026-02-17 09:10:00") for line in deepest)
+    assert max(len(line) - len(line.lstrip()) for line in result.output.splitlines()) == 20
+    assert headers[:3] == [
+        f"2026-02-17 09:00:00  juno → vega  #{ids[0][0]}",
+        f"2026-02-17 09:00:00  juno → lead  #{ids[0][1]}  cc of → vega",
+        f"2026-02-17 09:00:00  juno → boss  #{ids[0][2]}  cc of → vega",
+    ]
+    assert headers[12].startswith(" " * 16 + "2026-02-17 09:04:00")  # depth 4: indented
+    assert headers[15].startswith(" " * 16 + "(depth 5) 2026-02-17 09:05:00")
+    for copy in ids[0][1:]:
+        assert invoke("thread", str(copy), "--log-dir", str(log_dir)).output == result.output
