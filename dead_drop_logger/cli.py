@@ -315,6 +315,13 @@ def _warn(reader: Reader) -> None:
         click.echo(f"dead-drop-logger: warning: {line}", err=True)
 
 
+def _nothing(reader: Reader, log_dir: Path) -> None:
+    """One line for "no messages": where was read, and the range when one was given."""
+    in_range = " in that range" if reader.window.bounded else ""
+    where, hint = reading.read_where(reader, log_dir)
+    click.echo(f"dead-drop-logger: no messages in {where}{in_range}{hint}", err=True)
+
+
 def _finish(reader: Reader, found: bool) -> None:
     _warn(reader)
     sys.exit(0 if found else 1)
@@ -409,7 +416,11 @@ def thread(
     reader = _reading(log_dir, None, None, utc, rooms)
     found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
     if not found:
-        click.echo(f"dead-drop-logger: message {message_id} is not in the logs", err=True)
+        where, hint = reading.read_where(reader, log_dir)
+        click.echo(
+            f"dead-drop-logger: message {message_id} is not in the logs of {where}{hint}",
+            err=True,
+        )
     _finish(reader, found)
 
 
@@ -440,6 +451,8 @@ def agents(
     """
     reader = _reading(log_dir, since, until, utc, rooms)
     rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
+    if not rows:
+        _nothing(reader, log_dir)
     _finish(reader, rows > 0)
 
 
@@ -458,8 +471,7 @@ def _read_stats(
         fail(str(exc), code=2)
     _warn(reader)
     if result.totals.messages == 0:
-        where = " in that range" if reader.window.bounded else ""
-        click.echo(f"dead-drop-logger: no messages in {log_dir.expanduser()}{where}", err=True)
+        _nothing(reader, log_dir)
         sys.exit(1)
     return result, reader
 

@@ -77,6 +77,21 @@ def _check_dir(path: Path) -> None:
         raise RequestError(f"log directory {path} cannot be read (permission denied)")
 
 
+def read_where(reader: Reader, log_dir: Path) -> tuple[str, str]:
+    """Which logs were read, for a "nothing found" line: ``DIR``, ``DIR and its rooms
+    (a, b)`` or ``room a (DIR/a)``; and a hint naming the rooms left out (``--room``)."""
+    path = log_dir.expanduser()
+    rooms = [source.room for source in reader.sources if source.room is not None]
+    if not rooms:
+        return str(path), ""
+    if any(source.room is None for source in reader.sources):
+        return f"{path} and its rooms ({', '.join(rooms)})", ""
+    where = ", ".join(f"room {room} ({path / room})" for room in rooms)
+    others = [room.name for room in room_dirs(path) if room.name not in rooms]
+    hint = f"; other rooms: {', '.join(others)} (--room NAME)" if others else ""
+    return where, hint
+
+
 NAMED_FILES = 3  # files a warning names; the rest are counted
 
 

@@ -609,3 +609,28 @@ def test_report_previews_each_threads_root_from_its_own_room(
         assert f"<td>#{root}</td><td>{room}</td>" in html
         row = html[html.index(f"<td>#{root}</td><td>{room}</td>") :].split("</tr>")[0]
         assert row.endswith(f"<td>{preview}</td>"), row
+
+
+def test_nothing_found_says_which_rooms_were_read(two_rooms: Path) -> None:
+    where = ("--log-dir", str(two_rooms))
+    late = ("--since", "2030-01-01")
+    assert reading("stats", *late, *where) == (
+        1,
+        "",
+        f"dead-drop-logger: no messages in {two_rooms} and its rooms (dev, ops) in that range\n",
+    )
+    assert reading("agents", "--room", "ops", *late, *where) == (
+        1,
+        "",
+        f"dead-drop-logger: no messages in room ops ({two_rooms / 'ops'}) in that range;"
+        " other rooms: dev (--room NAME)\n",
+    )
+    assert reading("thread", "6", "--room", "dev", *where) == (
+        1,
+        "",
+        f"dead-drop-logger: message 6 is not in the logs of room dev ({two_rooms / 'dev'});"
+        " other rooms: ops (--room NAME)\n",
+    )
+    assert reading("thread", "99", *where)[2] == (
+        f"dead-drop-logger: message 99 is not in the logs of {two_rooms} and its rooms (dev, ops)\n"
+    )

@@ -79,7 +79,17 @@ def test_an_id_not_logged_is_exit_1(hostile_logs: HostileLogs) -> None:
     result = invoke("thread", "123456", "--log-dir", str(hostile_logs.log_dir))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "dead-drop-logger: message 123456 is not in the logs\n"
+    assert result.stderr == (
+        f"dead-drop-logger: message 123456 is not in the logs of {hostile_logs.log_dir}\n"
+    )
+
+
+def test_agents_with_nothing_in_range_says_so(hostile_logs: HostileLogs) -> None:
+    result = invoke("agents", "--since", "2030-01-01", "--log-dir", str(hostile_logs.log_dir))
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"dead-drop-logger: no messages in {hostile_logs.log_dir} in that range\n"
+    )
 
 
 def test_agents_table(hostile_logs: HostileLogs) -> None:
@@ -156,7 +166,8 @@ def test_agents_match_the_reference_and_the_exact_path(hostile_logs: HostileLogs
 
 def test_agents_in_an_empty_directory_is_exit_1(tmp_path: Path) -> None:
     result = invoke("agents", "--log-dir", str(tmp_path))
-    assert result.exit_code == 1 and result.output == ""
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr == f"dead-drop-logger: no messages in {tmp_path}\n"
 
 
 def test_a_long_exchange_stays_on_the_screen(tmp_path: Path) -> None:
