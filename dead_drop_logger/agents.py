@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from .columns import BCAST_RECV, CC_RECV, DIRECT_RECV
 from .logread import Chunk, Message, Reader, Window, parse_line, timestamp_of
 
 BROADCAST = "all"
@@ -194,11 +195,11 @@ def tally(reader: Reader, exact: bool = False) -> list[AgentRow]:
 def format_table(rows: list[AgentRow], rooms: bool = False) -> Iterator[str]:
     """A plain table for people, one line per agent; ``rooms``: a ROOM column after
     AGENT (``-`` for the plain log directory)."""
-    titles: tuple[str, ...] = ("AGENT", "SENT", "DIRECT", "BROADCAST", "CC", "FIRST SEEN",
-                               "LAST SEEN")  # fmt: skip
+    titles: tuple[str, ...] = ("agent", "sent", DIRECT_RECV, BCAST_RECV, CC_RECV,
+                               "first seen", "last seen")  # fmt: skip
     left = {0, 5, 6}
     if rooms:
-        titles = (titles[0], "ROOM", *titles[1:])
+        titles = (titles[0], "room", *titles[1:])
         left = {0, 1, 6, 7}
     cells = [
         (

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from .columns import BCAST_SENT, CC_RECV, DIRECT_RECV
 from .responses import BUCKETS
 from .stats import Room, Stats, who
 
@@ -94,7 +95,7 @@ def headers_with_room(stats: Stats, name: str, *rest: str) -> tuple[str, ...]:
 
 def agent_rows(stats: Stats) -> Rows:
     headers = headers_with_room(
-        stats, "agent", "sent", "received", "broadcasts", "CC", "busiest hour", "first seen",
+        stats, "agent", "sent", DIRECT_RECV, BCAST_SENT, CC_RECV, "busiest hour", "first seen",
         "last seen",
     )  # fmt: skip
     return headers, [
@@ -207,6 +208,11 @@ def to_json(stats: Stats) -> str:
     return json.dumps(as_dict(stats), ensure_ascii=False, sort_keys=False)
 
 
+def _agent_key(found: dict[str, Any]) -> dict[str, Any]:
+    """An agent's name under ``agent``, as ``agents --json`` has it."""
+    return {"agent": found.pop("name"), **found}
+
+
 def as_dict(stats: Stats) -> dict[str, Any]:
     def row(item: Any) -> dict[str, Any]:
         found: dict[str, Any] = asdict(item)
@@ -218,7 +224,7 @@ def as_dict(stats: Stats) -> dict[str, Any]:
         return {"room": value} if stats.rooms else {}
 
     data: dict[str, Any] = {"totals": asdict(stats.totals)}
-    data["agents"] = [row(a) for a in stats.agents]
+    data["agents"] = [_agent_key(row(a)) for a in stats.agents]
     data["pairs"] = [
         {"from": p.sender, "to": p.to, **room(p.room), "messages": p.messages} for p in stats.pairs
     ]

@@ -500,14 +500,21 @@ def test_agents_are_a_name_in_a_room(two_rooms: Path) -> None:
     where = ("--log-dir", str(two_rooms))
     assert reading("agents", *where) == (
         0,
-        "AGENT  ROOM  SENT  DIRECT  BROADCAST  CC  FIRST SEEN           LAST SEEN\n"
-        "atlas  ops      3       2          1   0  2026-11-28 09:00:00  2026-11-28 10:30:00\n"
-        "juno   ops      2       3          0   0  2026-11-28 09:00:00  2026-11-28 10:30:00\n"
-        "orion  dev      1       0          1   0  2026-11-28 10:20:00  2026-11-28 10:20:00\n"
-        "vega   dev      1       2          0   0  2026-11-28 10:00:00  2026-11-28 10:20:00\n"
-        "vega   ops      1       0          1   0  2026-11-28 10:10:00  2026-11-28 10:10:00\n"
-        "juno   dev      1       0          1   0  2026-11-28 10:00:00  2026-11-28 10:00:00\n"
-        "lead   dev      0       0          1   1  2026-11-28 10:00:00  2026-11-28 10:00:00\n",
+        "agent  room  sent  direct recv  bcast recv  CC recv  first seen           last seen\n"
+        "atlas  ops      3            2           1        0  2026-11-28 09:00:00"
+        "  2026-11-28 10:30:00\n"
+        "juno   ops      2            3           0        0  2026-11-28 09:00:00"
+        "  2026-11-28 10:30:00\n"
+        "orion  dev      1            0           1        0  2026-11-28 10:20:00"
+        "  2026-11-28 10:20:00\n"
+        "vega   dev      1            2           0        0  2026-11-28 10:00:00"
+        "  2026-11-28 10:20:00\n"
+        "vega   ops      1            0           1        0  2026-11-28 10:10:00"
+        "  2026-11-28 10:10:00\n"
+        "juno   dev      1            0           1        0  2026-11-28 10:00:00"
+        "  2026-11-28 10:00:00\n"
+        "lead   dev      0            0           1        1  2026-11-28 10:00:00"
+        "  2026-11-28 10:00:00\n",
         "",
     )
     code, out, _ = reading("agents", "--room", "dev", "--json", *where)
@@ -545,7 +552,7 @@ def test_stats_keep_each_rooms_threads_answers_and_tasks_apart(two_rooms: Path) 
         "first": "2026-11-28T09:00:00",
         "last": "2026-11-28T10:30:00",
     }
-    assert [(a["name"], a["room"], a["sent"], a["received"]) for a in got["agents"]] == [
+    assert [(a["agent"], a["room"], a["sent"], a["received"]) for a in got["agents"]] == [
         ("atlas", "ops", 3, 2),
         ("juno", "ops", 2, 3),
         ("vega", "dev", 1, 2),
@@ -580,9 +587,9 @@ def test_stats_keep_each_rooms_threads_answers_and_tasks_apart(two_rooms: Path) 
     text = out.splitlines()
     at = text.index("Agents")
     assert text[at + 1 : at + 3] == [
-        "  agent  room  sent  received  broadcasts  CC  busiest hour  first seen"
-        "           last seen",
-        "  atlas  ops      3         2           0   0  09:00         2026-11-28 09:00:00"
+        "  agent  room  sent  direct recv  bcast sent  CC recv  busiest hour  "
+        "first seen           last seen",
+        "  atlas  ops      3            2           0        0  09:00         2026-11-28 09:00:00"
         "  2026-11-28 10:30:00",
     ]
     assert text[-3:] == [

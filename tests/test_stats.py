@@ -97,11 +97,11 @@ Totals
   last:            2026-02-21 11:40:00
 
 Agents
-  agent  sent  received  broadcasts  CC  busiest hour  first seen           last seen
-  atlas     3         5           1   0  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
-  juno      3         2           0   0  23:00         2026-02-19 23:50:00  2026-02-21 11:00:00
-  vega      3         1           0   0  11:00         2026-02-20 09:00:00  2026-02-21 11:40:00
-  lead      2         1           1   8  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
+  agent  sent  direct recv  bcast sent  CC recv  busiest hour  first seen           last seen
+  atlas     3            5           1        0  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
+  juno      3            2           0        0  23:00         2026-02-19 23:50:00  2026-02-21 11:00:00
+  vega      3            1           0        0  11:00         2026-02-20 09:00:00  2026-02-21 11:40:00
+  lead      2            1           1        8  00:00         2026-02-19 23:50:00  2026-02-21 11:40:00
 
 Who talks to whom (direct messages, top 10)
   from      to     messages
@@ -160,7 +160,7 @@ Threads (reply chains)
   threads:       2
   longest:       #1 (4 messages)
   median length: 3
-"""
+"""  # noqa: E501  (the exact output, columns and all)
 
 
 def test_stats_text_every_number_by_hand(team_logs: Path) -> None:
@@ -179,11 +179,11 @@ def test_stats_json_same_numbers(team_logs: Path) -> None:
         "last": "2026-02-21T11:40:00",
     }  # fmt: skip
     assert data["agents"][3] == {
-        "name": "lead", "sent": 2, "received": 1, "broadcasts_sent": 1, "cc_received": 8,
+        "agent": "lead", "sent": 2, "received": 1, "broadcasts_sent": 1, "cc_received": 8,
         "busiest_hour": 0, "first_seen": "2026-02-19T23:50:00",
         "last_seen": "2026-02-21T11:40:00",
     }  # fmt: skip
-    assert [a["name"] for a in data["agents"]] == ["atlas", "juno", "vega", "lead"]
+    assert [a["agent"] for a in data["agents"]] == ["atlas", "juno", "vega", "lead"]
     assert data["pairs"][0] == {"from": "juno", "to": "atlas", "messages": 3}
     assert len(data["pairs"]) == 5
     atlas, juno, lead = data["response_times"]
@@ -235,7 +235,7 @@ def test_stats_window_counts_only_messages_inside(team_logs: Path) -> None:
 def test_stats_agents_agree_with_the_agents_command(team_logs: Path) -> None:
     _, out, _ = run("stats", "--log-dir", str(team_logs), "--json")
     mine = {
-        a["name"]: (a["sent"], a["received"], a["cc_received"], a["first_seen"], a["last_seen"])
+        a["agent"]: (a["sent"], a["received"], a["cc_received"], a["first_seen"], a["last_seen"])
         for a in json.loads(out)["agents"]
     }
     code, out, _ = run("agents", "--log-dir", str(team_logs), "--json")
@@ -267,7 +267,7 @@ def test_an_undated_direct_message_counts_for_its_recipient_and_in_the_totals(
     data = json.loads(out)
     assert (data["totals"]["messages"], data["totals"]["undated"]) == (2, 1)
     assert data["pairs"] == [{"from": "juno", "to": "atlas", "messages": 2}]
-    atlas = next(a for a in data["agents"] if a["name"] == "atlas")
+    atlas = next(a for a in data["agents"] if a["agent"] == "atlas")
     assert (atlas["received"], atlas["last_seen"]) == (2, "2026-02-20T10:00:00")
     assert sum(data["per_day"].values()) == 1
     code, out, _ = run("stats", "--log-dir", str(log_dir))
@@ -277,3 +277,22 @@ def test_an_undated_direct_message_counts_for_its_recipient_and_in_the_totals(
     code, _, err = run("report", "--log-dir", str(log_dir), "-o", str(html))
     assert code == 0, err
     assert "<b>1</b><span>undated</span>" in html.read_text()
+
+
+def test_stats_and_agents_speak_one_vocabulary(team_logs: Path) -> None:
+    """The same quantity has the same column name and the same JSON key in both; the
+    broadcasts an agent sent and those it received are told apart."""
+    _, stats_text, _ = run("stats", "--log-dir", str(team_logs))
+    _, agents_text, _ = run("agents", "--log-dir", str(team_logs))
+    stats_head = stats_text.split("Agents\n", 1)[1].splitlines()[0].split("  ")
+    agents_head = agents_text.splitlines()[0].split("  ")
+    stats_cols = {c.strip() for c in stats_head if c.strip()}
+    agents_cols = {c.strip() for c in agents_head if c.strip()}
+    assert stats_cols & agents_cols == {
+        "agent", "sent", "direct recv", "CC recv", "first seen", "last seen",
+    }  # fmt: skip
+    assert "bcast sent" in stats_cols and "bcast recv" in agents_cols
+    _, out, _ = run("stats", "--log-dir", str(team_logs), "--json")
+    _, rows, _ = run("agents", "--log-dir", str(team_logs), "--json")
+    stats_names = sorted(a["agent"] for a in json.loads(out)["agents"])
+    assert stats_names == sorted(json.loads(line)["agent"] for line in rows.splitlines())
