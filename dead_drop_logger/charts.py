@@ -22,6 +22,13 @@ from .stats_format import WEEKDAYS, duration
 MAX_TASKS = 50
 PREVIEW_CHARS = 120
 Figure = dict[str, Any]
+# One colour per agent across every chart (Plotly's ten, then D3's): the busiest agents
+# get the first; past twenty agents the colours repeat.
+PALETTE = (
+    "#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692",
+    "#b6e880", "#ff97ff", "#fecb52", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
 
 
 @dataclass
@@ -44,11 +51,20 @@ def preview(content: str | None, limit: int = PREVIEW_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def agent_colours(stats: Stats) -> dict[str, str]:
+    """Each agent's colour (keyed by its label, room included), in the stats' agent
+    order (most messages sent first), the same in every chart that shows agents."""
+    names = [who(a.name, a.room) for a in stats.agents]
+    names += sorted({s for row in stats.per_day_sender.values() for s in row} - set(names))
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
 def _layout(**extra: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "autosize": True,
         "height": 380,
-        "margin": {"l": 60, "r": 20, "t": 20, "b": 50},
+        # the top margin holds the toolbar (shown on hover), so it covers no bar
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
         "legend": {"orientation": "h", "y": -0.2},
         "hoverlabel": {"namelength": -1},
     }
@@ -59,10 +75,12 @@ def _layout(**extra: Any) -> dict[str, Any]:
 def messages_per_day(stats: Stats) -> Chart:
     days = list(stats.per_day)
     senders = sorted({s for row in stats.per_day_sender.values() for s in row})
+    colours = agent_colours(stats)
     data = [
         {
             "type": "bar",
             "name": label(sender),
+            "marker": {"color": colours[sender]},
             "x": days,
             "y": [stats.per_day_sender.get(day, {}).get(sender, 0) for day in days],
             "hovertemplate": "%{x}: %{y} messages<extra>%{fullData.name}</extra>",
@@ -72,8 +90,16 @@ def messages_per_day(stats: Stats) -> Chart:
     return Chart(
         "per-day",
         "Messages per day, by sender",
-        {"data": data, "layout": _layout(barmode="stack", xaxis={"type": "category"})},
+        {"data": data, "layout": _layout(barmode="stack", xaxis=DAY_AXIS)},
     )
+
+
+DAY_AXIS = {  # days as dates: Plotly thins the labels to fit, each keeps its day
+    "type": "date",
+    "tickformat": "%b %d",
+    "hoverformat": "%Y-%m-%d",
+    "automargin": True,
+}
 
 
 def weekday_hour(stats: Stats) -> Chart:
@@ -123,10 +149,12 @@ def who_talks(stats: Stats) -> Chart:
 
 def response_times(stats: Stats) -> Chart:
     labels = [name for _, name in BUCKETS]
+    colours = agent_colours(stats)
     data = [
         {
             "type": "bar",
             "name": label(who(r.responder, r.room)),
+            "marker": {"color": colours.get(who(r.responder, r.room), PALETTE[0])},
             "x": labels,
             "y": r.buckets,
             "customdata": [[duration(r.median), duration(r.p90), r.count]] * len(labels),

@@ -536,7 +536,7 @@ def stats(
     type=click.Path(path_type=Path),
     required=True,
     metavar="FILE.html",
-    help="Where to write the report (replaced if it exists).",
+    help="Where to write the report (replaced if it exists); - writes it to stdout.",
 )
 @options.window
 @click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
@@ -576,11 +576,20 @@ def report(
         f"{t.messages:,} messages from {stats_format.when(t.first)} to "
         f"{stats_format.when(t.last)} in {log_dir}"
     )
+    page = html_report.render(result, title, subtitle)
+    if str(output) == "-":  # stdout, as for most tools: | gzip, | ssh host 'cat > r.html'
+        _guarded(lambda: _write_stdout(page.encode("utf-8")))
+        return
     try:
-        size = html_report.write(output.expanduser(), html_report.render(result, title, subtitle))
+        size = html_report.write(output.expanduser(), page)
     except html_report.ReportWriteError as exc:
         fail(str(exc), code=2)
     click.echo(f"wrote {output} ({size:,} bytes)", err=True)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def main() -> None:

@@ -338,12 +338,13 @@ def home_env(tmp_path: Path) -> dict[str, str]:
 
 
 def run_command(
-    *args: str, env: dict[str, str], timeout: float = DEADLINE
+    *args: str, env: dict[str, str], timeout: float = DEADLINE, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``dead-drop-logger ARGS`` to completion, output captured as text."""
+    """Run ``dead-drop-logger ARGS`` to completion (in ``cwd``), output captured as text."""
     return subprocess.run(
         [*logger_command(), *args],
         env=env,
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

@@ -114,3 +114,20 @@ def test_page_lists_tasks_up_to_a_cap() -> None:
     page = report.render(compute(many), "t", "s")
     assert "<summary>1,005 tasks (the first 1000 by first message)</summary>" in page
     assert "<td>T-0999</td>" in page and "<td>T-1000</td>" not in page
+
+
+def test_one_colour_per_agent_in_every_chart() -> None:
+    """An agent is the same colour in messages per day and in response times, and no
+    two agents share one."""
+    stats = compute(MESSAGES)
+    figures = {c.key: c.figure for c in charts.all_charts(stats)}
+    per_day = {t["name"]: t["marker"]["color"] for t in figures["per-day"]["data"]}
+    answers = {t["name"]: t["marker"]["color"] for t in figures["responses"]["data"]}
+    assert answers and all(per_day[name] == colour for name, colour in answers.items())
+    assert len(set(per_day.values())) == len(per_day)
+
+
+def test_days_are_a_date_axis_that_keeps_the_day() -> None:
+    axis = charts.all_charts(compute(MESSAGES))[0].figure["layout"]["xaxis"]
+    assert axis["type"] == "date" and "%d" in axis["tickformat"]
+    assert axis["hoverformat"] == "%Y-%m-%d"

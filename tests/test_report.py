@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -107,6 +108,24 @@ def test_report_fits_a_phone(team_report: Path) -> None:
             ".map(s => s.getBoundingClientRect().right)"
         )
         assert widths and max(widths) <= width
+        # Each day's label keeps its day (not "2026-02" cut short), fully inside its chart.
+        ticks = browser.evaluate(
+            "Array.from(document.querySelectorAll('#chart-per-day .xtick text'))"
+            ".map(t => [t.textContent, t.getBoundingClientRect().bottom,"
+            " t.closest('.chart').getBoundingClientRect().bottom])"
+        )
+        assert len(ticks) >= 3, ticks
+        for text, bottom, chart_bottom in ticks:
+            assert re.fullmatch(r"[A-Z][a-z]{2} \d{2}", text), ticks
+            assert bottom <= chart_bottom, ticks
+        # The toolbar sits above the plot: it covers no bar of the busiest threads.
+        overlap = browser.evaluate(
+            "(() => { const d = document.getElementById('chart-threads');"
+            " const bar = d.querySelector('.modebar').getBoundingClientRect();"
+            " const plot = d.querySelector('.nsewdrag').getBoundingClientRect();"
+            " return bar.bottom - plot.top; })()"
+        )
+        assert overlap <= 0
 
 
 def test_report_without_plotly_says_how_to_install(
@@ -119,6 +138,15 @@ def test_report_without_plotly_says_how_to_install(
         "dead-drop-logger: error: report needs Plotly: pip install 'dead-drop-logger[report]'\n"
     )
     assert not (tmp_path / "x.html").exists()
+
+
+def test_report_to_stdout(team_report: Path, tmp_path: Path) -> None:
+    """``-o -`` is stdout (a pipe), never a file named "-"."""
+    log_dir = team_report.parent / "logs"
+    done = run_command("report", "--log-dir", str(log_dir), "-o", "-", env=ENV, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith("<!DOCTYPE html>") and done.stdout.endswith("</html>\n")
+    assert not (tmp_path / "-").exists()
 
 
 def test_report_to_an_unwritable_path_is_one_line(team_report: Path, tmp_path: Path) -> None:
