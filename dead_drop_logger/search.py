@@ -18,16 +18,21 @@ content):
 
 from __future__ import annotations
 
+import datetime as dt
+import heapq
+import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .encoding import encode_value, escape_separators
+from .layout import LogFile
 from .logread import (
     Chunk,
     Entry,
     Line,
+    LogDir,
     Message,
     Reader,
     parse_line,
@@ -234,18 +239,75 @@ class Search:
                     yield Entry(line, message)
 
     def run(self) -> Iterator[Entry]:
-        return self.entries(self.reader.chunks())
+        """The matches in log order; several rooms' matches merged in time order."""
+        if len(self.reader.sources) == 1:
+            return self.entries(self.reader.chunks())
+        return self._merged_days()
+
+    def _merged_days(self) -> Iterator[Entry]:
+        """Day by day, each room's matches of the day merged by timestamp (a k-way merge:
+        one block of each room's day in memory at a time)."""
+        for _day, files in _days(self.reader.files()):
+            streams = [_stamped(self.entries(self._read_all(parts))) for parts in _by_source(files)]
+            for _key, entry in heapq.merge(*streams, key=_first):
+                yield entry
+
+    def _read_all(self, files: list[tuple[LogDir, LogFile]]) -> Iterator[Chunk]:
+        for source, entry in files:
+            yield from self.reader.read_file(source, entry)
 
     def newest_first(self, limit: int | None) -> Iterator[Entry]:
-        """Matches newest first (``--reverse``): files from the newest, each file's
-        matches reversed; with ``limit``, only as many files as the last ``limit``
-        matches need. Holds one file's matches (or ``limit``) at a time."""
+        """Matches newest first (``--reverse``): days from the newest, each day's matches
+        reversed (several rooms' merged by timestamp); with ``limit``, only as many days
+        as the last ``limit`` matches need. Holds one day's matches of each room (or
+        ``limit`` of them) at a time."""
         taken = 0
-        for source, entry in reversed(self.reader.files()):
-            kept: deque[Entry] = deque(maxlen=None if limit is None else limit - taken)
-            kept.extend(self.entries(self.reader.read_file(source, entry)))
-            while kept:
-                yield kept.pop()
+        for _day, files in reversed(list(_days(self.reader.files()))):
+            streams = []
+            for parts in _by_source(files):
+                kept: deque[tuple[dt.datetime, Entry]] = deque(
+                    maxlen=None if limit is None else limit - taken
+                )
+                kept.extend(_stamped(self.entries(self._read_all(parts))))
+                streams.append(_popped(kept))
+            for _key, found in heapq.merge(*streams, key=_first, reverse=True):
+                yield found
                 taken += 1
-            if limit is not None and taken >= limit:
-                return
+                if limit is not None and taken >= limit:
+                    return
+
+
+def _days(
+    files: list[tuple[LogDir, LogFile]],
+) -> Iterator[tuple[dt.date, list[tuple[LogDir, LogFile]]]]:
+    """The reader's files (by day, then room, then part) grouped by day."""
+    for day, group in itertools.groupby(files, key=lambda pair: pair[1].day):
+        yield day, list(group)
+
+
+def _by_source(files: list[tuple[LogDir, LogFile]]) -> list[list[tuple[LogDir, LogFile]]]:
+    """One day's files, one list (its parts in order) per room."""
+    rooms: dict[LogDir, list[tuple[LogDir, LogFile]]] = {}
+    for pair in files:
+        rooms.setdefault(pair[0], []).append(pair)
+    return list(rooms.values())
+
+
+def _stamped(entries: Iterable[Entry]) -> Iterator[tuple[dt.datetime, Entry]]:
+    """Each entry with the time to merge it by: its timestamp, or (none readable) the
+    one before it in its room, so an undated message keeps its place in its stream."""
+    last = dt.datetime.min
+    for entry in entries:
+        stamp = timestamp_of(entry.message)
+        if stamp is not None:
+            last = max(last, stamp)  # a stream out of order still merges without loss
+        yield last, entry
+
+
+def _popped(kept: deque[tuple[dt.datetime, Entry]]) -> Iterator[tuple[dt.datetime, Entry]]:
+    while kept:
+        yield kept.pop()
+
+
+def _first(item: tuple[dt.datetime, Entry]) -> dt.datetime:
+    return item[0]

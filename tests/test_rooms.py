@@ -641,3 +641,30 @@ def test_nothing_found_says_which_rooms_were_read(two_rooms: Path) -> None:
     assert reading("thread", "99", *where)[2] == (
         f"dead-drop-logger: message 99 is not in the logs of {two_rooms} and its rooms (dev, ops)\n"
     )
+
+
+def test_rooms_read_together_are_merged_in_time_order(two_rooms: Path) -> None:
+    """Within a day, several rooms' messages come in timestamp order (not one room after
+    the other), and --reverse --limit 1 is the newest message of them all."""
+    where = ("--log-dir", str(two_rooms), "--json")
+    code, out, _ = reading("search", "--no-cc", *where)
+    assert code == 0
+    got = [(m["timestamp"][11:16], m["content"]) for m in map(json.loads, out.splitlines())]
+    assert got == [
+        ("09:00", "ops deploy?"),
+        ("09:02", "ops deployed"),
+        ("09:10", "ops all hands"),
+        ("09:20", "ops follow-up"),
+        ("10:00", "dev question"),
+        ("10:05", "dev broadcast"),
+        ("10:10", "ops vega chimes in"),
+        ("10:20", "dev re broadcast"),
+        ("10:30", "ops re all hands"),
+    ]
+    code, out, _ = reading("search", "--no-cc", "--reverse", *where)
+    assert [json.loads(line)["content"] for line in out.splitlines()] == [
+        content for _, content in reversed(got)
+    ]
+    for limit, newest in ((1, ["ops re all hands"]), (2, ["ops re all hands", "dev re broadcast"])):
+        code, out, _ = reading("search", "--reverse", "--limit", str(limit), *where)
+        assert [json.loads(line)["content"] for line in out.splitlines()] == newest
