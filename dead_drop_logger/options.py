@@ -197,28 +197,22 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> int 
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
-retention_days = click.option(
-    "--retention-days",
-    type=click.IntRange(min=0),
-    default=config.DEFAULT_RETENTION_DAYS,
-    show_default=True,
-    envvar="DEAD_DROP_RETENTION_DAYS",
-    show_envvar=True,
-    metavar="N",
-    help="Delete day files (all parts, .gz too) more than N days old, at start and after "
-    "each midnight; 0 keeps everything.",
-)
-retention_days_now = click.option(
-    "--retention-days",
-    type=click.IntRange(min=0),
-    default=config.DEFAULT_RETENTION_DAYS,
-    show_default=True,
-    envvar="DEAD_DROP_RETENTION_DAYS",
-    show_envvar=True,
-    metavar="N",
-    help="Delete day files (all parts, .gz too) more than N days old, once, now;"
-    " 0 keeps everything.",
-)
+def _retention_days(when: str) -> Callable[[F], F]:
+    return click.option(
+        "--retention-days",
+        type=click.IntRange(min=0),
+        default=config.DEFAULT_RETENTION_DAYS,
+        show_default=True,
+        envvar="DEAD_DROP_RETENTION_DAYS",
+        show_envvar=True,
+        metavar="N",
+        help=f"Delete day files (all parts, .gz too) more than N days old, {when};"
+        " 0 keeps everything.",
+    )
+
+
+retention_days = _retention_days("at start and after each midnight")
+retention_days_now = _retention_days("once, now")
 """``--retention-days`` of the one-shot commands (prune, the export): no midnight."""
 max_bytes = click.option(
     "--max-bytes",
