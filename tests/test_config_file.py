@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 import serverdb
 from click.testing import CliRunner
@@ -160,12 +161,15 @@ def test_reading_commands_take_log_dir_and_utc_from_the_file(
     no_user_config.write_text(f'log_dir = "{tmp_path / "mine"}"\nutc = true\n')
     command = cli.commands[name]
     args = ["1"] if name == "thread" else ["-o", "x.html"] if name == "report" else []
-    ctx = command.make_context(name, list(args))
+    # as the group makes it (a context without the group's settings would make click
+    # remember a help option without -h for the command)
+    parent = click.Context(cli, info_name="dead-drop-logger", **cli.context_settings)
+    ctx = command.make_context(name, list(args), parent=parent)
     assert ctx.params["log_dir"] == tmp_path / "mine"
     assert ctx.params["utc"] is True
     other = tmp_path / "other.toml"
     other.write_text('log_dir = "/elsewhere"\n')
-    ctx = command.make_context(name, ["--config", str(other), *args])
+    ctx = command.make_context(name, ["--config", str(other), *args], parent=parent)
     assert (ctx.params["log_dir"], ctx.params["utc"]) == (Path("/elsewhere"), False)
 
 
