@@ -11,6 +11,11 @@ fields of every line (``from_agent``, ``to_agent``, ``timestamp``, ``is_cc``), a
 block where they do not account for every line (a name with an escape, a different
 schema, a corrupt line) is parsed line by line instead. Timestamps are still parsed
 one by one, so a malformed one counts exactly as on the exact path.
+
+Rooms: an agent is a name *in a room*. Each room is its own server with its own agents,
+and the same name in two rooms (``lead``, ``reviewer``) is usually two different agents,
+so when rooms are read there is one row per (room, name), with the room in a column
+(``ROOM``) and in ``--json`` (``room``); a broadcast reaches only its own room.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ Fields = tuple[object, object, dt.datetime | None, bool]  # from, to, time, is a
 @dataclass
 class AgentRow:
     agent: str
+    room: str | None = None
     sent: int = 0
     direct: int = 0
     broadcast: int = 0
@@ -55,10 +61,13 @@ class AgentRow:
         if self.last_seen is None or stamp > self.last_seen:
             self.last_seen = stamp
 
-    def to_json(self) -> str:
+    def to_json(self, rooms: bool = False) -> str:
+        """One JSON object; ``rooms``: with the row's ``room`` (null: the plain log)."""
+        where = {"room": self.room} if rooms else {}
         return json.dumps(
             {
                 "agent": self.agent,
+                **where,
                 "sent": self.sent,
                 "received": {"direct": self.direct, "broadcast": self.broadcast, "cc": self.cc},
                 "first_seen": None if self.first_seen is None else self.first_seen.isoformat(),
@@ -112,24 +121,25 @@ def chunk_fields(chunk: Chunk, reader: Reader, exact: bool = False) -> Iterator[
 
 
 class Tally:
-    """Counts per (sender, recipient, is CC) and time spans per agent, then rows."""
+    """Counts per (room, sender, recipient, is CC) and time spans per agent (a room and
+    a name), then rows."""
 
     def __init__(self, window: Window) -> None:
         self.window = window
-        self.pairs: Counter[tuple[object, object, bool]] = Counter()
-        self.first: dict[object, dt.datetime] = {}
-        self.last: dict[object, dt.datetime] = {}
+        self.pairs: Counter[tuple[str | None, object, object, bool]] = Counter()
+        self.first: dict[tuple[str | None, object], dt.datetime] = {}
+        self.last: dict[tuple[str | None, object], dt.datetime] = {}
 
-    def add(self, fields: Iterable[Fields]) -> None:
+    def add(self, fields: Iterable[Fields], room: str | None = None) -> None:
         window, pairs, first, last = self.window, self.pairs, self.first, self.last
         bounded = window.bounded
         for sender, recipient, stamp, cc in fields:
             if bounded and not window.admits(stamp):
                 continue
-            pairs[(sender, recipient, cc)] += 1
+            pairs[(room, sender, recipient, cc)] += 1
             if stamp is None:
                 continue
-            for name in (sender, recipient):
+            for name in ((room, sender), (room, recipient)):
                 seen = first.get(name)
                 if seen is None or stamp < seen:
                     first[name] = stamp
@@ -138,33 +148,36 @@ class Tally:
                     last[name] = stamp
 
     def rows(self) -> list[AgentRow]:
-        rows: dict[str, AgentRow] = {}
+        rows: dict[tuple[str | None, str], AgentRow] = {}
 
-        def row(name: object) -> AgentRow | None:
+        def row(room: str | None, name: object) -> AgentRow | None:
             if not isinstance(name, str) or name == BROADCAST:
                 return None
-            if name not in rows:
-                rows[name] = AgentRow(name, first_seen=self.first.get(name))
-                rows[name].last_seen = self.last.get(name)
-            return rows[name]
+            key = (room, name)
+            if key not in rows:
+                rows[key] = AgentRow(name, room, first_seen=self.first.get(key))
+                rows[key].last_seen = self.last.get(key)
+            return rows[key]
 
-        broadcasts: Counter[object] = Counter()
-        for (sender, recipient, cc), count in self.pairs.items():
-            by, to = row(sender), row(recipient)
+        broadcasts: Counter[tuple[str | None, object]] = Counter()
+        for (room, sender, recipient, cc), count in self.pairs.items():
+            by, to = row(room, sender), row(room, recipient)
             if not cc and by is not None:
                 by.sent += count
             if recipient == BROADCAST and not cc:
-                broadcasts[sender] += count
+                broadcasts[room, sender] += count
             elif to is not None:
                 if cc:
                     to.cc += count
                 else:
                     to.direct += count
-        total = sum(broadcasts.values())
-        for name, agent in rows.items():
-            agent.broadcast = total - broadcasts[name]
+        totals: Counter[str | None] = Counter()
+        for (room, _sender), count in broadcasts.items():
+            totals[room] += count
+        for (room, name), agent in rows.items():
+            agent.broadcast = totals[room] - broadcasts[room, name]
         never = dt.datetime.min
-        by_name = sorted(rows.values(), key=lambda r: r.agent)
+        by_name = sorted(rows.values(), key=lambda r: (r.agent, r.room or ""))
         return sorted(  # stable: agents last seen at the same time stay by name
             by_name, key=lambda r: (r.last_seen is not None, r.last_seen or never), reverse=True
         )
@@ -174,16 +187,23 @@ def tally(reader: Reader, exact: bool = False) -> list[AgentRow]:
     """One row per agent over everything the reader reads, newest last-seen first."""
     result = Tally(reader.window)
     for chunk in reader.chunks():
-        result.add(chunk_fields(chunk, reader, exact))
+        result.add(chunk_fields(chunk, reader, exact), chunk.source.room)
     return result.rows()
 
 
-def format_table(rows: list[AgentRow]) -> Iterator[str]:
-    """A plain table for people, one line per agent."""
-    titles = ("AGENT", "SENT", "DIRECT", "BROADCAST", "CC", "FIRST SEEN", "LAST SEEN")
+def format_table(rows: list[AgentRow], rooms: bool = False) -> Iterator[str]:
+    """A plain table for people, one line per agent; ``rooms``: a ROOM column after
+    AGENT (``-`` for the plain log directory)."""
+    titles: tuple[str, ...] = ("AGENT", "SENT", "DIRECT", "BROADCAST", "CC", "FIRST SEEN",
+                               "LAST SEEN")  # fmt: skip
+    left = {0, 5, 6}
+    if rooms:
+        titles = (titles[0], "ROOM", *titles[1:])
+        left = {0, 1, 6, 7}
     cells = [
         (
             r.agent,
+            *([r.room or "-"] if rooms else []),
             str(r.sent),
             str(r.direct),
             str(r.broadcast),
@@ -197,7 +217,7 @@ def format_table(rows: list[AgentRow]) -> Iterator[str]:
     for line in [titles, *cells]:
         padded = [
             text + " " * (width - _width(text))
-            if i in (0, 5, 6)
+            if i in left
             else " " * (width - _width(text)) + text
             for i, (text, width) in enumerate(zip(line, widths, strict=True))
         ]

@@ -4,7 +4,9 @@ Why plain dicts: the specs are data (traces and layout as Plotly.js takes them),
 tests check what each chart shows without a browser or even Plotly installed, and the
 report stays the size of the aggregated numbers whatever the number of messages: no
 chart carries one point per message. Text that came from messages (thread previews,
-names) is escaped so Plotly's hover labels cannot turn it into markup or links.
+names) is escaped so Plotly's hover labels cannot turn it into markup or links. When
+rooms were read, names, tasks and thread roots carry their room (``juno [ops]``), so two
+rooms' ``juno`` or ``#12`` are two bars, never one.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .responses import BUCKETS
-from .stats import Stats
+from .stats import Stats, who
 from .stats_format import WEEKDAYS, duration
 
 MAX_TASKS = 50
@@ -99,9 +101,9 @@ def weekday_hour(stats: Stats) -> Chart:
 
 
 def who_talks(stats: Stats) -> Chart:
-    senders = sorted({a for a, _, _ in stats.pairs})
-    receivers = sorted({b for _, b, _ in stats.pairs})
-    counts = {(a, b): n for a, b, n in stats.pairs}
+    senders = sorted({who(p.sender, p.room) for p in stats.pairs})
+    receivers = sorted({who(p.to, p.room) for p in stats.pairs})
+    counts = {(who(p.sender, p.room), who(p.to, p.room)): p.messages for p in stats.pairs}
     data = [
         {
             "type": "heatmap",
@@ -124,7 +126,7 @@ def response_times(stats: Stats) -> Chart:
     data = [
         {
             "type": "bar",
-            "name": label(r.responder),
+            "name": label(who(r.responder, r.room)),
             "x": labels,
             "y": r.buckets,
             "customdata": [[duration(r.median), duration(r.p90), r.count]] * len(labels),
@@ -146,9 +148,9 @@ def response_times(stats: Stats) -> Chart:
 
 def task_timeline(stats: Stats) -> Chart:
     tasks = [t for t in stats.tasks if t.first is not None and t.last is not None]
-    shown = sorted(tasks, key=lambda t: (-t.messages, t.task_id))[:MAX_TASKS]
-    shown.sort(key=lambda t: (t.first or "", t.task_id))
-    names = [label(t.task_id) for t in shown]
+    shown = sorted(tasks, key=lambda t: (-t.messages, t.task_id, t.room or ""))[:MAX_TASKS]
+    shown.sort(key=lambda t: (t.first or "", t.task_id, t.room or ""))
+    names = [label(who(t.task_id, t.room)) for t in shown]
     custom = [
         [t.first, t.last, duration(t.span_seconds), t.messages, label(", ".join(t.agents))]
         for t in shown
@@ -196,7 +198,7 @@ def busiest_threads(stats: Stats) -> Chart:
         {
             "type": "bar",
             "orientation": "h",
-            "y": [f"#{r.root}" for r in rows],
+            "y": [label(who(f"#{r.root}", r.room)) for r in rows],
             "x": [r.length for r in rows],
             "customdata": [[label(preview(r.preview))] for r in rows],
             "hovertemplate": "%{y}: %{x} messages<br>%{customdata[0]}<extra></extra>",

@@ -385,18 +385,22 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
 @cli.command()
 @click.argument("message_id", metavar="ID", type=int)
 @options.log_dir
+@options.rooms_filter
 @options.as_json
 @options.utc
-def thread(message_id: int, log_dir: Path, as_json: bool, utc: bool) -> None:
+def thread(
+    message_id: int, log_dir: Path, rooms: tuple[str, ...], as_json: bool, utc: bool
+) -> None:
     """Print the conversation message ID belongs to: up to its root, then every reply
-    below it, in id order, indented by depth. Exit status 1 when ID is not logged.
+    below it, in id order, indented by depth. Exit status 1 when ID is not logged, 2
+    when it is logged in several rooms (choose one with --room).
 
     \b
     Examples:
       dead-drop-logger thread 1234
-      dead-drop-logger thread 1234 --json | jq -r .content
+      dead-drop-logger thread 1234 --room ops --json | jq -r .content
     """
-    reader = _reading(log_dir, None, None, utc)
+    reader = _reading(log_dir, None, None, utc, rooms)
     found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
     if not found:
         click.echo(f"dead-drop-logger: message {message_id} is not in the logs", err=True)
@@ -405,30 +409,42 @@ def thread(message_id: int, log_dir: Path, as_json: bool, utc: bool) -> None:
 
 @cli.command()
 @options.log_dir
+@options.rooms_filter
 @options.window
 @options.as_json
 @options.utc
-def agents(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+def agents(
+    log_dir: Path,
+    rooms: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    utc: bool,
+) -> None:
     """One row per agent: messages sent, received (direct, broadcast, CC copies), first
-    and last seen; the most recently seen first.
+    and last seen; the most recently seen first. When rooms are read, an agent is a
+    name in a room: one row per room it is in, with a ROOM column.
 
     \b
     Examples:
       dead-drop-logger agents
       dead-drop-logger agents --since 1w --json | jq -r 'select(.sent == 0) | .agent'
+      dead-drop-logger agents --room ops
     """
-    reader = _reading(log_dir, since, until, utc)
+    reader = _reading(log_dir, since, until, utc, rooms)
     rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
     _finish(reader, rows > 0)
 
 
-def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) -> Stats:
-    """The numbers of a log directory's window; no messages is one line and exit 1,
-    an unreadable directory exit 2 (as search does)."""
+def _read_stats(
+    log_dir: Path, rooms: tuple[str, ...], since: str | None, until: str | None, utc: bool
+) -> tuple[Stats, Reader]:
+    """The numbers of a log directory's window (and the reader that read them); no
+    messages is one line and exit 1, an unreadable directory exit 2 (as search does)."""
     from . import statlines  # the statistics' modules: only for stats and report
     from .logread import LogReadError
 
-    reader = _reading(log_dir, since, until, utc)
+    reader = _reading(log_dir, since, until, utc, rooms)
     try:
         result = statlines.read(reader)
     except LogReadError as exc:
@@ -439,7 +455,7 @@ def _read_stats(log_dir: Path, since: str | None, until: str | None, utc: bool) 
         where = " in that range" if reader.window.bounded else ""
         click.echo(f"dead-drop-logger: no messages in {log_dir.expanduser()}{where}", err=True)
         sys.exit(1)
-    return result
+    return result, reader
 
 
 RESPONSE_TIME_HELP = """
@@ -456,16 +472,25 @@ answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
 
 @cli.command(epilog=RESPONSE_TIME_HELP)
 @options.log_dir
+@options.rooms_filter
 @options.window
 @options.json_object
 @options.utc
-def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, utc: bool) -> None:
+def stats(
+    log_dir: Path,
+    rooms: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+    utc: bool,
+) -> None:
     """What the agents did, in numbers: totals, agents, pairs, response times,
     activity, tasks and threads.
 
     CC copies the server makes for the lead (is_cc = 1) are counted apart, never
-    as messages; broadcasts are messages to "all". Exit 0, 1 when no message is
-    in range, 2 on an error.
+    as messages; broadcasts are messages to "all". When rooms are read, agents,
+    pairs, responders, tasks and threads are each of one room (a room column).
+    Exit 0, 1 when no message is in range, 2 on an error.
 
     \b
     Examples:
@@ -474,7 +499,7 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, ut
     """
     from . import stats_format
 
-    result = _read_stats(log_dir, since, until, utc)
+    result, _reader = _read_stats(log_dir, rooms, since, until, utc)
     if as_json:
         click.echo(stats_format.to_json(result))
         return
@@ -484,6 +509,7 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, ut
 
 @cli.command(epilog=RESPONSE_TIME_HELP)
 @options.log_dir
+@options.rooms_filter
 @click.option(
     "--output",
     "-o",
@@ -496,7 +522,13 @@ def stats(log_dir: Path, since: str | None, until: str | None, as_json: bool, ut
 @click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
 @options.utc
 def report(
-    log_dir: Path, output: Path, since: str | None, until: str | None, title: str, utc: bool
+    log_dir: Path,
+    rooms: tuple[str, ...],
+    output: Path,
+    since: str | None,
+    until: str | None,
+    title: str,
+    utc: bool,
 ) -> None:
     """One self-contained HTML file with the numbers of stats and six charts
     (hover for values); it opens from disk with no network.
@@ -512,14 +544,13 @@ def report(
     from . import report as html_report
     from . import stats as numbers
     from . import stats_format
-    from .logread import LogDir
 
     try:
         html_report.plotly_js()
     except html_report.ReportUnavailable as exc:
         fail(str(exc), code=2)
-    result = _read_stats(log_dir, since, until, utc)
-    numbers.fill_previews(result, [LogDir(log_dir.expanduser())], utc=utc)
+    result, reader = _read_stats(log_dir, rooms, since, until, utc)
+    numbers.fill_previews(result, reader.sources, utc=utc)
     t = result.totals
     subtitle = (
         f"{t.messages:,} messages from {stats_format.when(t.first)} to "

@@ -338,6 +338,12 @@ class Reader:
     def of(cls, log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> Reader:
         return cls([LogDir(log_dir)], window, utc)
 
+    @property
+    def rooms(self) -> bool:
+        """Whether a room's directory is read: then every output names each row's room
+        (a plain log directory's output stays as it was before rooms existed)."""
+        return any(source.room is not None for source in self.sources)
+
     def files(self) -> list[tuple[LogDir, LogFile]]:
         """Every (directory, file) to read: by day, then directory (in the order
         given), then part."""

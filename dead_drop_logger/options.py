@@ -98,7 +98,7 @@ rooms_filter = click.option(
     metavar="NAME",
     callback=_room_names,
     help="Read only room NAME's log, LOG_DIR/NAME/ (repeatable). Default: the log"
-    " directory and every room's in it; each message shows its room.",
+    " directory and every room's in it; each message (or row) shows its room.",
 )
 
 

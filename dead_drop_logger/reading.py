@@ -195,11 +195,11 @@ def _batches(
 
 def run_thread(reader: Reader, message_id: int, printer: Printer) -> bool:
     """Print the thread of ``message_id``; False when that id is not logged."""
-    from .thread import thread  # each command imports only what it runs: a fast start
+    from .thread import AmbiguousId, thread  # each command imports only what it runs
 
     try:
         posts = thread(reader, message_id)
-    except LogReadError as exc:
+    except (LogReadError, AmbiguousId) as exc:
         raise RequestError(str(exc)) from None
     if posts is None:
         return False
@@ -219,9 +219,9 @@ def run_agents(reader: Reader, printer: Printer) -> int:
         raise RequestError(str(exc)) from None
     if printer.as_json:
         for row in rows:
-            printer.text(row.to_json())
+            printer.text(row.to_json(reader.rooms))
     elif rows:
-        for line in agent_table.format_table(rows):
+        for line in agent_table.format_table(rows, reader.rooms):
             printer.text(line)
     printer.flush()
     return len(rows)

@@ -131,7 +131,11 @@ def _numbers(stats: Stats) -> Iterator[str]:
     yield from _table(*stats_format.agent_rows(stats))
     yield f"<h2>Who talks to whom (top {stats_format.TOP_PAIRS})</h2>"
     yield from _table(
-        ("from", "to", "messages"), [(a, b, n) for a, b, n in stats.pairs[: stats_format.TOP_PAIRS]]
+        ("from", *stats_format.headers_with_room(stats, "to", "messages")),
+        [
+            (p.sender, p.to, *stats_format.room_cell(stats, p.room), p.messages)
+            for p in stats.pairs[: stats_format.TOP_PAIRS]
+        ],
     )
     yield "<h2>Response times</h2>"
     yield (
@@ -144,9 +148,18 @@ def _numbers(stats: Stats) -> Iterator[str]:
     yield f'<p class="sub">{_e(summary)}; messages without a task {stats.without_task:,}.</p>'
     th = stats.threads
     yield from _table(
-        ("thread", "messages", "first reply", "last reply", "first message"),
+        stats_format.headers_with_room(
+            stats, "thread", "messages", "first reply", "last reply", "first message"
+        ),
         [
-            (f"#{r.root}", r.length, when(r.first), when(r.last), charts.preview(r.preview))
+            (
+                f"#{r.root}",
+                *stats_format.room_cell(stats, r.room),
+                r.length,
+                when(r.first),
+                when(r.last),
+                charts.preview(r.preview),
+            )
             for r in th.busiest
         ],
     )

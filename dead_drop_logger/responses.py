@@ -17,6 +17,11 @@ older than that (by the timestamp of the message being read) are dropped as the 
 goes on; on top of that at most ``max_pending`` wait at once (the oldest of the pair
 go first, counted in ``evicted``). Answers are kept as a count per whole second
 (at most 86,401 keys per responder), so median and p90 are exact to the second.
+
+Rooms: each room is its own server (ids repeat, names mean different agents), so an
+agent is a (room, name) and a message can only be answered in its own room: pending
+messages are kept per (room, asker, responder), and a ``reply_to`` is looked up among
+the messages waiting in the replier's room only.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class ResponderTimes:
     median: float
     p90: float
     buckets: list[int]
+    room: str | None = None
 
 
 def median(counts: Counter[int]) -> float:
@@ -94,37 +100,47 @@ def buckets(counts: Counter[int]) -> list[int]:
     return out
 
 
+Room = str | None  # None: the plain log directory
+Who = tuple[Room, str]  # an agent: its room and name
+
+
 class ResponseTracker:
     """Feed it every non-CC message in log order; ask :meth:`results` at the end."""
 
     def __init__(self, max_pending: int = MAX_PENDING) -> None:
-        # (asker, responder) -> {message id: its time}, oldest first
-        self._pending: dict[tuple[str, str], OrderedDict[int, float]] = {}
-        self._by_responder: dict[str, list[tuple[str, OrderedDict[int, float]]]] = {}
-        self._answers: dict[str, Counter[int]] = {}
+        # (room, asker, responder) -> {message id: its time}, oldest first
+        self._pending: dict[tuple[Room, str, str], OrderedDict[int, float]] = {}
+        self._by_responder: dict[Who, list[tuple[str, OrderedDict[int, float]]]] = {}
+        self._answers: dict[Who, Counter[int]] = {}
         self._size = 0
         self._seen = 0
         self.max_pending = max_pending
         self.evicted = 0
 
     def add(
-        self, msg_id: int | None, sender: str, to: str, when: float, reply_to: int | None
+        self,
+        msg_id: int | None,
+        sender: str,
+        to: str,
+        when: float,
+        reply_to: int | None,
+        room: Room = None,
     ) -> None:
-        """One message (``to`` is "all" for a broadcast), ``when`` in seconds."""
+        """One message of ``room`` (``to`` is "all" for a broadcast), ``when`` in seconds."""
         if reply_to is not None:
-            self._answer_reply(sender, reply_to, when)
+            self._answer_reply((room, sender), reply_to, when)
         if to == "all" or to == sender:
             return
-        waiting = self._pending.get((to, sender))
+        waiting = self._pending.get((room, to, sender))
         if waiting:
-            self._answer_all(sender, waiting, when)
+            self._answer_all((room, sender), waiting, when)
         if msg_id is not None:
-            self._wait(msg_id, sender, to, when)
+            self._wait(msg_id, room, sender, to, when)
         self._seen += 1
         if self._seen % SWEEP_EVERY == 0:
             self._sweep(when)
 
-    def _answer_reply(self, sender: str, reply_to: int, when: float) -> None:
+    def _answer_reply(self, sender: Who, reply_to: int, when: float) -> None:
         for _, waiting in self._by_responder.get(sender, ()):
             asked = waiting.get(reply_to)
             if asked is None:
@@ -135,7 +151,7 @@ class ResponseTracker:
                 self._size -= 1
             return
 
-    def _answer_all(self, responder: str, waiting: OrderedDict[int, float], when: float) -> None:
+    def _answer_all(self, responder: Who, waiting: OrderedDict[int, float], when: float) -> None:
         later: list[tuple[int, float]] = []
         for msg_id, asked in waiting.items():
             delay = when - asked
@@ -147,12 +163,12 @@ class ResponseTracker:
         waiting.clear()
         waiting.update(later)
 
-    def _wait(self, msg_id: int, sender: str, to: str, when: float) -> None:
-        key = (sender, to)
+    def _wait(self, msg_id: int, room: Room, sender: str, to: str, when: float) -> None:
+        key = (room, sender, to)
         waiting = self._pending.get(key)
         if waiting is None:
             waiting = self._pending[key] = OrderedDict()
-            self._by_responder.setdefault(to, []).append((sender, waiting))
+            self._by_responder.setdefault((room, to), []).append((sender, waiting))
         self._expire(waiting, when)
         if self._size >= self.max_pending and waiting:
             waiting.popitem(last=False)
@@ -175,7 +191,7 @@ class ResponseTracker:
         for waiting in self._pending.values():
             self._expire(waiting, now)
 
-    def _record(self, responder: str, delay: float) -> None:
+    def _record(self, responder: Who, delay: float) -> None:
         counts = self._answers.get(responder)
         if counts is None:
             counts = self._answers[responder] = Counter()
@@ -187,16 +203,16 @@ class ResponseTracker:
         return self._size
 
     def results(self) -> list[ResponderTimes]:
-        """Per responder, most answers first (then by name)."""
+        """Per responder, most answers first (then by name, then room)."""
         return sorted(
             (
-                ResponderTimes(name, sum(c.values()), median(c), p90(c), buckets(c))
-                for name, c in self._answers.items()
+                ResponderTimes(name, sum(c.values()), median(c), p90(c), buckets(c), room)
+                for (room, name), c in self._answers.items()
             ),
-            key=lambda r: (-r.count, r.responder),
+            key=lambda r: (-r.count, r.responder, r.room or ""),
         )
 
-    def distribution(self, responder: str) -> Iterable[tuple[int, int]]:
+    def distribution(self, responder: str, room: Room = None) -> Iterable[tuple[int, int]]:
         """(whole seconds, count) pairs of one responder's answers, in order."""
-        counts = self._answers.get(responder, Counter())
+        counts = self._answers.get((room, responder), Counter())
         return sorted(counts.items())

@@ -38,6 +38,7 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
     tail_match = _TAIL.match
     add = builder.add_fields
     for chunk in reader.chunks():
+        room = chunk.source.room  # ids and names are a room's own
         for line in chunk.lines():
             head = head_match(line)
             tail = None
@@ -49,7 +50,7 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
                 if message is None:
                     reader.corrupt += 1
                 elif not bounded or admits(parse_stamp(message.get("timestamp"))):
-                    builder.add(message)
+                    builder.add(message, room)
                 continue
             stamp_bytes, cc, task, reply = tail.groups()
             try:
@@ -71,11 +72,12 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
                 cc == b"1",
                 task_id,
                 None if reply is None else int(reply),
+                room,
             )
 
 
 def read(reader: Reader) -> Stats:
     """Every number over what the reader reads (its window applied)."""
-    builder = StatsBuilder()
+    builder = StatsBuilder(rooms=reader.rooms)
     feed(reader, builder)
     return builder.result()

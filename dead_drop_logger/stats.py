@@ -21,6 +21,11 @@ Definitions (the README's "What the numbers mean" repeats them):
 - A *thread* is a message that has replies, with all replies below it (replies of
   replies too); its length counts the root and every reply. A reply whose root is not
   in the logs (or not in the range) still makes a thread under that root's id.
+- *Rooms*: each room is its own server and database, so ids repeat across rooms and the
+  same name in two rooms is (usually) two agents. When rooms are read, agents, pairs,
+  responders, tasks and threads are each of one room (a reply's root, a pending
+  message, a task id are looked up in the message's own room), and each row carries its
+  ``room`` (None: the plain log directory). Totals, days and hours add up every room.
 """
 
 from __future__ import annotations
@@ -30,13 +35,19 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .logread import LogDir, find_ids
 from .responses import ResponderTimes, ResponseTracker, median
 
 _EPOCH = dt.datetime(1970, 1, 1)
 TOP_THREADS = 10
+Room = str | None  # None: the plain log directory
+
+
+def who(name: str, room: Room) -> str:
+    """A name for people that says its room when it has one: ``juno [ops]``."""
+    return name if room is None else f"{name} [{room}]"
 
 
 @dataclass
@@ -62,6 +73,7 @@ class AgentRow:
     busiest_hour: int | None = None
     first_seen: str | None = None
     last_seen: str | None = None
+    room: Room = None
 
 
 @dataclass
@@ -72,6 +84,7 @@ class TaskRow:
     first: str | None
     last: str | None
     span_seconds: float | None
+    room: Room = None
 
 
 @dataclass
@@ -81,6 +94,16 @@ class ThreadRow:
     first: str | None
     last: str | None
     preview: str | None = None
+    room: Room = None
+
+
+class Pair(NamedTuple):
+    """Direct messages from one agent to another (of one room)."""
+
+    sender: str
+    to: str
+    messages: int
+    room: Room = None
 
 
 @dataclass
@@ -95,7 +118,7 @@ class Threads:
 class Stats:
     totals: Totals
     agents: list[AgentRow]
-    pairs: list[tuple[str, str, int]]
+    pairs: list[Pair]
     responses: list[ResponderTimes]
     per_day: dict[str, int]
     per_day_sender: dict[str, dict[str, int]]
@@ -105,6 +128,7 @@ class Stats:
     without_task: int
     threads: Threads
     pending_evicted: int = 0
+    rooms: bool = False  # rooms were read: rows name their room
 
 
 class _Agent:
@@ -161,26 +185,30 @@ def _span(first: str | None, last: str | None) -> float | None:
 
 
 class StatsBuilder:
-    """Feed it parsed log lines in log order (:meth:`add`), then :meth:`result`."""
+    """Feed it parsed log lines in log order (:meth:`add`), then :meth:`result`;
+    ``rooms``: the result's rows name their room (see the module's definitions)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rooms: bool = False) -> None:
+        self.rooms = rooms
         self.totals = Totals()
-        self._agents: dict[str, _Agent] = {}
-        self._pairs: Counter[tuple[str, str]] = Counter()
+        self._agents: dict[tuple[Room, str], _Agent] = {}
+        self._pairs: Counter[tuple[Room, str, str]] = Counter()
         self._days: Counter[str] = Counter()
         self._day_sender: Counter[tuple[str, str]] = Counter()
         self._weekday_hour = [[0] * 24 for _ in range(7)]
         self._weekdays: dict[str, int] = {}
-        self._tasks: dict[str, _Task] = {}
+        self._tasks: dict[tuple[Room, str], _Task] = {}
         self._without_task = 0
-        self._roots: dict[int, int] = {}  # reply id -> its thread's root id
-        self._threads: dict[int, _Thread] = {}
+        # room -> {reply id: its thread's root id}: one entry per reply, so int keys in
+        # one dict per room (a (room, id) tuple per reply would cost a third more memory)
+        self._roots: dict[Room, dict[int, int]] = {}
+        self._threads: dict[tuple[Room, int], _Thread] = {}
         self.responses = ResponseTracker()
 
-    def _agent(self, name: str) -> _Agent:
-        agent = self._agents.get(name)
+    def _agent(self, name: str, room: Room) -> _Agent:
+        agent = self._agents.get((room, name))
         if agent is None:
-            agent = self._agents[name] = _Agent()
+            agent = self._agents[room, name] = _Agent()
         return agent
 
     def add_all(self, messages: Iterable[Mapping[str, Any]]) -> StatsBuilder:
@@ -188,8 +216,8 @@ class StatsBuilder:
             self.add(message)
         return self
 
-    def add(self, message: Mapping[str, Any]) -> None:
-        """One parsed log line (the exact path)."""
+    def add(self, message: Mapping[str, Any], room: Room = None) -> None:
+        """One parsed log line of ``room`` (the exact path)."""
         stamp = message.get("timestamp")
         msg_id = message.get("id")
         task = message.get("task_id")
@@ -203,6 +231,7 @@ class StatsBuilder:
             message.get("is_cc") == 1,
             None if task is None else str(task),
             reply_to if isinstance(reply_to, int) else None,
+            room,
         )
 
     def add_fields(
@@ -215,18 +244,19 @@ class StatsBuilder:
         is_cc: bool,
         task: str | None,
         reply_to: int | None,
+        room: Room = None,
     ) -> None:
         """One line's fields; ``when`` is ``stamp`` parsed (None: undated)."""
         if is_cc:
             self.totals.cc_copies += 1
-            copied = self._agent(to)
+            copied = self._agent(to, room)
             copied.cc += 1
             if when is not None and stamp is not None:
                 copied.seen(stamp)
             return
         totals = self.totals
         totals.messages += 1
-        agent = self._agent(sender)
+        agent = self._agent(sender, room)
         agent.sent += 1
         broadcast = to == "all"
         if broadcast:
@@ -234,20 +264,27 @@ class StatsBuilder:
             agent.broadcasts += 1
         else:
             totals.direct += 1
-            self._pairs[sender, to] += 1
+            self._pairs[room, sender, to] += 1
         if when is None or stamp is None:
             totals.undated += 1
             stamp = None
         else:
-            self._dated(stamp, when, sender, agent, None if broadcast else to)
-        self._task(task, sender, to, stamp)
+            self._dated(stamp, when, sender, agent, None if broadcast else to, room)
+        self._task(task, sender, to, stamp, room)
         if reply_to is not None and msg_id is not None:
-            self._reply(msg_id, reply_to, stamp)
+            self._reply(msg_id, reply_to, stamp, room)
         if when is not None:
-            self.responses.add(msg_id, sender, to, (when - _EPOCH).total_seconds(), reply_to)
+            seconds = (when - _EPOCH).total_seconds()
+            self.responses.add(msg_id, sender, to, seconds, reply_to, room)
 
     def _dated(
-        self, stamp: str, when: dt.datetime, sender: str, agent: _Agent, to: str | None
+        self,
+        stamp: str,
+        when: dt.datetime,
+        sender: str,
+        agent: _Agent,
+        to: str | None,
+        room: Room,
     ) -> None:
         totals = self.totals
         if totals.first is None or stamp < totals.first:
@@ -256,7 +293,7 @@ class StatsBuilder:
             totals.last = stamp
         day = stamp[:10]
         self._days[day] += 1
-        self._day_sender[day, sender] += 1
+        self._day_sender[day, who(sender, room)] += 1
         weekday = self._weekdays.get(day)
         if weekday is None:
             weekday = self._weekdays[day] = when.weekday()
@@ -264,17 +301,17 @@ class StatsBuilder:
         agent.hours[when.hour] += 1
         agent.seen(stamp)
         if to is not None:
-            receiver = self._agent(to)
+            receiver = self._agent(to, room)
             receiver.received += 1
             receiver.seen(stamp)
 
-    def _task(self, key: str | None, sender: str, to: str, stamp: str | None) -> None:
+    def _task(self, key: str | None, sender: str, to: str, stamp: str | None, room: Room) -> None:
         if key is None:
             self._without_task += 1
             return
-        task = self._tasks.get(key)
+        task = self._tasks.get((room, key))
         if task is None:
-            task = self._tasks[key] = _Task()
+            task = self._tasks[room, key] = _Task()
         task.messages += 1
         task.agents.add(sender)
         if to != "all":
@@ -285,12 +322,15 @@ class StatsBuilder:
             if task.last is None or stamp > task.last:
                 task.last = stamp
 
-    def _reply(self, msg_id: int, reply_to: int, stamp: str | None) -> None:
-        root = self._roots.get(reply_to, reply_to)
-        self._roots[msg_id] = root
-        thread = self._threads.get(root)
+    def _reply(self, msg_id: int, reply_to: int, stamp: str | None, room: Room) -> None:
+        roots = self._roots.get(room)
+        if roots is None:
+            roots = self._roots[room] = {}
+        root = roots.get(reply_to, reply_to)
+        roots[msg_id] = root
+        thread = self._threads.get((room, root))
         if thread is None:
-            thread = self._threads[root] = _Thread()
+            thread = self._threads[room, root] = _Thread()
         thread.replies += 1
         if stamp is not None:
             if thread.first is None or stamp < thread.first:
@@ -300,8 +340,12 @@ class StatsBuilder:
 
     def result(self) -> Stats:
         """The numbers so far (the builder can go on being fed)."""
-        agents = [self._agent_row(name, a) for name, a in self._agents.items() if name != "all"]
-        agents.sort(key=lambda r: (-r.sent, -r.received, r.name))
+        agents = [
+            self._agent_row(name, room, a)
+            for (room, name), a in self._agents.items()
+            if name != "all"
+        ]
+        agents.sort(key=lambda r: (-r.sent, -r.received, r.name, r.room or ""))
         self.totals.agents = len(agents)
         self.totals.days = len(self._days)
         day_sender: dict[str, dict[str, int]] = {}
@@ -311,8 +355,8 @@ class StatsBuilder:
             totals=self.totals,
             agents=agents,
             pairs=sorted(
-                ((a, b, n) for (a, b), n in self._pairs.items()),
-                key=lambda p: (-p[2], p[0], p[1]),
+                (Pair(a, b, n, room) for (room, a, b), n in self._pairs.items()),
+                key=lambda p: (-p.messages, p.sender, p.to, p.room or ""),
             ),
             responses=self.responses.results(),
             per_day=dict(sorted(self._days.items())),
@@ -322,29 +366,42 @@ class StatsBuilder:
             tasks=sorted(
                 (
                     TaskRow(
-                        key, t.messages, sorted(t.agents), t.first, t.last, _span(t.first, t.last)
+                        key,
+                        t.messages,
+                        sorted(t.agents),
+                        t.first,
+                        t.last,
+                        _span(t.first, t.last),
+                        room,
                     )
-                    for key, t in self._tasks.items()
+                    for (room, key), t in self._tasks.items()
                 ),
-                key=lambda t: (t.first or "", t.task_id),
+                key=lambda t: (t.first or "", t.task_id, t.room or ""),
             ),
             without_task=self._without_task,
             threads=self._thread_summary(),
             pending_evicted=self.responses.evicted,
+            rooms=self.rooms,
         )
 
     @staticmethod
-    def _agent_row(name: str, a: _Agent) -> AgentRow:
+    def _agent_row(name: str, room: Room, a: _Agent) -> AgentRow:
         busiest = max(range(24), key=lambda h: (a.hours[h], -h)) if any(a.hours) else None
-        return AgentRow(name, a.sent, a.received, a.broadcasts, a.cc, busiest, a.first, a.last)
+        return AgentRow(
+            name, a.sent, a.received, a.broadcasts, a.cc, busiest, a.first, a.last, room
+        )
 
     def _thread_summary(self) -> Threads:
         if not self._threads:
             return Threads()
         top = heapq.nsmallest(
-            TOP_THREADS, self._threads.items(), key=lambda item: (-item[1].replies, item[0])
+            TOP_THREADS,
+            self._threads.items(),
+            key=lambda item: (-item[1].replies, item[0][1], item[0][0] or ""),
         )
-        rows = [ThreadRow(root, t.replies + 1, t.first, t.last) for root, t in top]
+        rows = [
+            ThreadRow(root, t.replies + 1, t.first, t.last, room=room) for (room, root), t in top
+        ]
         lengths = Counter(t.replies + 1 for t in self._threads.values())
         return Threads(
             count=len(self._threads),
@@ -360,16 +417,21 @@ def compute(messages: Iterable[Mapping[str, Any]]) -> Stats:
 
 
 def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False) -> None:
-    """Give the busiest threads their root's content, looked up by id in the day of the
-    thread's first reply and the day before (a root is older than its replies), and the
-    day after too for files dated in UTC (``--utc``)."""
-    rows = [r for r in stats.threads.busiest if r.first is not None]
-    days: set[dt.date] = set()
+    """Give the busiest threads their root's content, looked up by id in the thread's
+    own room's directory (ids repeat across rooms), in the day of the thread's first
+    reply and the day before (a root is older than its replies), and the day after too
+    for files dated in UTC (``--utc``)."""
     shifts = (-1, 0, 1) if utc else (-1, 0)
-    for row in rows:
-        day = dt.date.fromisoformat(str(row.first)[:10])
-        days.update(day + dt.timedelta(days=shift) for shift in shifts)
-    found = find_ids(sources, (r.root for r in rows), days)
-    for row in stats.threads.busiest:
-        content = found.get(row.root, {}).get("content")
-        row.preview = content if isinstance(content, str) else None
+    for room in dict.fromkeys(r.room for r in stats.threads.busiest):
+        rows = [r for r in stats.threads.busiest if r.room == room]
+        days: set[dt.date] = set()
+        for row in rows:
+            if row.first is not None:
+                day = dt.date.fromisoformat(row.first[:10])
+                days.update(day + dt.timedelta(days=shift) for shift in shifts)
+        found = find_ids(
+            [s for s in sources if s.room == room], (r.root for r in rows if r.first), days
+        )
+        for row in rows:
+            content = found.get(row.root, {}).get("content")
+            row.preview = content if isinstance(content, str) else None

@@ -3,6 +3,10 @@
 Separate from the arithmetic so that the definitions can be tested on plain data and
 the layout changed without touching them. Text is a generator of lines (as the other
 commands print); JSON keys are documented in the README ("stats --json keys").
+
+When rooms were read (``Stats.rooms``), the agents, pairs, responders and tasks tables
+get a ``room`` column and their JSON objects a ``room`` key, thread roots say their room
+(``#12 [ops]``); a plain log directory's output is exactly as it was before rooms.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .responses import BUCKETS
-from .stats import Stats
+from .stats import Room, Stats, who
 
 TOP_PAIRS = 10
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -79,12 +83,24 @@ def numeric_columns(rows: Sequence[Sequence[object]]) -> list[bool]:
     return [all(isinstance(row[i], int) for row in rows) for i in range(len(rows[0]))]
 
 
+def room_cell(stats: Stats, room: Room) -> tuple[object, ...]:
+    """The room cell of a row when rooms were read (``-``: the plain log directory)."""
+    return (room or "-",) if stats.rooms else ()
+
+
+def headers_with_room(stats: Stats, name: str, *rest: str) -> tuple[str, ...]:
+    return (name, *(("room",) if stats.rooms else ()), *rest)
+
+
 def agent_rows(stats: Stats) -> Rows:
-    headers = ("agent", "sent", "received", "broadcasts", "CC", "busiest hour", "first seen",
-               "last seen")  # fmt: skip
+    headers = headers_with_room(
+        stats, "agent", "sent", "received", "broadcasts", "CC", "busiest hour", "first seen",
+        "last seen",
+    )  # fmt: skip
     return headers, [
         (
             a.name,
+            *room_cell(stats, a.room),
             a.sent,
             a.received,
             a.broadcasts_sent,
@@ -98,17 +114,19 @@ def agent_rows(stats: Stats) -> Rows:
 
 
 def response_rows(stats: Stats) -> Rows:
-    return ("responder", "answered", "median", "p90"), [
-        (r.responder, r.count, duration(r.median), duration(r.p90)) for r in stats.responses
+    return headers_with_room(stats, "responder", "answered", "median", "p90"), [
+        (r.responder, *room_cell(stats, r.room), r.count, duration(r.median), duration(r.p90))
+        for r in stats.responses
     ]
 
 
 def task_rows(stats: Stats, limit: int | None = None) -> Rows:
     return (
-        ("task", "messages", "agents", "first", "last", "span"),
+        headers_with_room(stats, "task", "messages", "agents", "first", "last", "span"),
         [
             (
                 k.task_id,
+                *room_cell(stats, k.room),
                 k.messages,
                 ",".join(k.agents),
                 when(k.first),
@@ -122,7 +140,8 @@ def task_rows(stats: Stats, limit: int | None = None) -> Rows:
 
 def thread_summary(stats: Stats) -> list[tuple[str, object]]:
     th = stats.threads
-    longest = "-" if th.longest is None else f"#{th.longest.root} ({th.longest.length} messages)"
+    top = th.longest
+    longest = "-" if top is None else f"{who(f'#{top.root}', top.room)} ({top.length} messages)"
     median = "-" if th.median_length is None else f"{th.median_length:g}"
     return [("threads", th.count), ("longest", longest), ("median length", median)]
 
@@ -149,8 +168,11 @@ def text_lines(stats: Stats) -> Iterator[str]:
     yield ""
     yield f"Who talks to whom (direct messages, top {TOP_PAIRS})"
     yield from table(
-        ("from", "", "to", "messages"),
-        [(a, "→", b, n) for a, b, n in stats.pairs[:TOP_PAIRS]],
+        ("from", "", *headers_with_room(stats, "to", "messages")),
+        [
+            (p.sender, "→", p.to, *room_cell(stats, p.room), p.messages)
+            for p in stats.pairs[:TOP_PAIRS]
+        ],
     )
     yield ""
     yield "Response times (direct messages answered within 24 h)"
@@ -178,12 +200,24 @@ def to_json(stats: Stats) -> str:
 
 
 def as_dict(stats: Stats) -> dict[str, Any]:
+    def row(item: Any) -> dict[str, Any]:
+        found: dict[str, Any] = asdict(item)
+        if not stats.rooms:
+            del found["room"]
+        return found
+
+    def room(value: Room) -> dict[str, Room]:
+        return {"room": value} if stats.rooms else {}
+
     data: dict[str, Any] = {"totals": asdict(stats.totals)}
-    data["agents"] = [asdict(a) for a in stats.agents]
-    data["pairs"] = [{"from": a, "to": b, "messages": n} for a, b, n in stats.pairs]
+    data["agents"] = [row(a) for a in stats.agents]
+    data["pairs"] = [
+        {"from": p.sender, "to": p.to, **room(p.room), "messages": p.messages} for p in stats.pairs
+    ]
     data["response_times"] = [
         {
             "responder": r.responder,
+            **room(r.room),
             "count": r.count,
             "median_seconds": r.median,
             "p90_seconds": r.p90,
@@ -194,14 +228,14 @@ def as_dict(stats: Stats) -> dict[str, Any]:
     data["per_day"] = stats.per_day
     data["per_hour"] = stats.per_hour
     data["weekday_hour"] = dict(zip(WEEKDAYS, stats.weekday_hour, strict=True))
-    data["tasks"] = [asdict(k) for k in stats.tasks]
+    data["tasks"] = [row(k) for k in stats.tasks]
     data["without_task"] = stats.without_task
     th = stats.threads
     data["threads"] = {
         "count": th.count,
-        "longest": None if th.longest is None else asdict(th.longest),
+        "longest": None if th.longest is None else row(th.longest),
         "median_length": th.median_length,
-        "busiest": [asdict(r) for r in th.busiest],
+        "busiest": [row(r) for r in th.busiest],
     }
     data["response_pending_evicted"] = stats.pending_evicted
     return data

@@ -6,6 +6,10 @@ then every reply below it); the second collects just those lines. Each line's ``
 and ``reply_to`` are read from the bytes where the logger's layout makes that certain
 (``{"id":N,`` leads every line; ``"reply_to":N`` can only be the key, since a quote
 inside a string is always escaped) and parsed as JSON otherwise.
+
+Rooms: every room is its own database, so ids repeat across rooms; a message is known
+by (room, id) and a reply's parent is in its own room. An id found in several of the
+rooms read is ambiguous (:class:`AmbiguousId`): the caller asks for ``--room``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,20 @@ from .logread import Entry, Line, Reader, parse_line
 _ID = re.compile(rb'\{"id":(-?\d+)[,}]')
 _REPLY = re.compile(rb'"reply_to":(-?\d+)[,}]')
 _REPLY_KEY = b'"reply_to":'
+
+Key = tuple[str | None, int]  # (room, id): None is the plain log directory
+
+
+class AmbiguousId(Exception):
+    """The id is logged in more than one of the rooms read."""
+
+    def __init__(self, message_id: int, rooms: list[str | None]) -> None:
+        self.message_id = message_id
+        self.rooms = rooms
+        names = ", ".join("(the log directory)" if r is None else r for r in rooms)
+        super().__init__(
+            f"message {message_id} is in several rooms ({names}): choose one with --room NAME"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,24 +83,25 @@ def _reply(raw: bytes) -> int | None:
     return None if message is None else _int(message.get("reply_to"))
 
 
-def _parents(reader: Reader) -> dict[int, int]:
-    parents: dict[int, int] = {}
+def _parents(reader: Reader) -> dict[Key, Key]:
+    parents: dict[Key, Key] = {}
     for line in reader.lines():
         parent = _reply(line.raw)
         if parent is None:
             continue
         child = line_id(line.raw, reader)
         if child is not None:
-            parents.setdefault(child, parent)
+            room = line.source.room
+            parents.setdefault((room, child), (room, parent))
     return parents
 
 
-def _members(parents: dict[int, int], target: int) -> set[int]:
+def _members(parents: dict[Key, Key], target: Key) -> set[Key]:
     """The target, its ancestors, and every reply below the topmost one."""
     chain = [target]
     while chain[-1] in parents and parents[chain[-1]] not in chain:
         chain.append(parents[chain[-1]])
-    children: defaultdict[int, list[int]] = defaultdict(list)
+    children: defaultdict[Key, list[Key]] = defaultdict(list)
     for child, parent in parents.items():
         children[parent].append(child)
     members = {chain[-1]}
@@ -96,18 +115,28 @@ def _members(parents: dict[int, int], target: int) -> set[int]:
 
 
 def thread(reader: Reader, target: int) -> list[Post] | None:
-    """The thread of message ``target`` in id order, None when it is not logged."""
-    members = _members(_parents(reader), target)
+    """The thread of message ``target`` in id order, None when it is not logged;
+    raises :class:`AmbiguousId` when it is logged in more than one room read."""
+    parents = _parents(reader)
+    rooms = list(dict.fromkeys(source.room for source in reader.sources))
+    members: set[Key] = set()
+    for room in rooms:
+        members |= _members(parents, (room, target))
     corrupt = reader.corrupt
-    found: dict[int, Entry] = {}
+    every: dict[Key, Entry] = {}
     for line in _lines_with_ids(reader, members):
         message = parse_line(line.raw)
         ident = None if message is None else _int(message.get("id"))
         if message is not None and ident is not None:
-            found.setdefault(ident, Entry(line, message))
+            every.setdefault((line.source.room, ident), Entry(line, message))
     reader.corrupt = corrupt  # the first pass counted them already
-    if target not in found:
+    holding = [room for room in rooms if (room, target) in every]
+    if not holding:
         return None
+    if len(holding) > 1:
+        raise AmbiguousId(target, holding)
+    room = holding[0]
+    found = {ident: entry for (where, ident), entry in every.items() if where == room}
     posts: list[Post] = []
     for ident in sorted(found):
         parent = _int(found[ident].message.get("reply_to"))
@@ -129,8 +158,8 @@ def _depth(found: dict[int, Entry], ident: int) -> int:
         seen.add(parent)
 
 
-def _lines_with_ids(reader: Reader, wanted: set[int]) -> Iterator[Line]:
+def _lines_with_ids(reader: Reader, wanted: set[Key]) -> Iterator[Line]:
     for line in reader.lines():
         ident = line_id(line.raw, reader)
-        if ident in wanted:
+        if ident is not None and (line.source.room, ident) in wanted:
             yield line

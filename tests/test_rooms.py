@@ -400,3 +400,210 @@ def test_a_room_whose_log_dir_is_another_databases_waits_alone(
     assert "holds the messages of database" in refusal[0]
     assert logged_ids(log_dir / "a") == ids  # nothing of the other database went there
     assert again.stop() == 0
+
+
+# Reading several rooms at once: ids repeat across rooms (each room is its own
+# database) and names too, so nothing keyed by id or by name may mix across rooms.
+# Room "ops" and room "dev" below share ids 1-4 and the agents juno and vega; every
+# expected value is worked out by hand from these sends (file order reads dev first).
+DAY = "2026-11-28T"
+OPS = [  # (from, to, content, time, task, reply_to); ids 1-6
+    ("juno", "atlas", "ops deploy?", "09:00:00", "T-1", None),
+    ("atlas", "juno", "ops deployed", "09:02:00", "T-1", 1),
+    ("juno", "all", "ops all hands", "09:10:00", None, None),
+    ("atlas", "juno", "ops follow-up", "09:20:00", None, 2),
+    ("vega", "atlas", "ops vega chimes in", "10:10:00", None, 1),  # not an answer to dev #1
+    ("atlas", "juno", "ops re all hands", "10:30:00", None, 3),  # not in dev #3's thread
+]
+DEV = [  # ids 1 (+ 2, its CC copy for lead), 3, 4
+    ("juno", "vega", "dev question", "10:00:00", "T-1", None),
+    ("vega", "all", "dev broadcast", "10:05:00", None, None),
+    ("orion", "vega", "dev re broadcast", "10:20:00", "T-2", 3),
+]
+
+
+@pytest.fixture
+def two_rooms(rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]) -> Path:
+    """Rooms ops and dev logged by the real logger; returns the log directory."""
+    for name, sends in (("ops", OPS), ("dev", DEV)):
+        db, _ = make_room(rooms_dir, name)
+        conn = serverdb.connect(db)
+        for i, (by, to, text, at, task, reply) in enumerate(sends):
+            leads = ("lead",) if name == "dev" and i == 0 else ()
+            serverdb.send(
+                conn, by, to, text, leads=leads, timestamp=DAY + at, task_id=task, reply_to=reply
+            )
+        conn.close()
+    want = {n: serverdb.all_ids(serverdb.room_db(rooms_dir, n)) for n in ("ops", "dev")}
+    assert want == {"ops": [1, 2, 3, 4, 5, 6], "dev": [1, 2, 3, 4]}
+    proc = rooms_logger("--import-historical", "--retention-days", "0").start()
+    wait_until(
+        lambda: all(logged_ids(log_dir / n) == ids for n, ids in want.items()),
+        what="both rooms logged",
+    )
+    assert proc.stop() == 0, proc.stderr()
+    return log_dir
+
+
+def reading(*args: str) -> tuple[int, str, str]:
+    """A reading command in process: (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from dead_drop_logger.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_thread_keys_messages_by_room_and_id(two_rooms: Path) -> None:
+    where = ("--log-dir", str(two_rooms))
+    assert reading("thread", "5", *where) == (
+        0,
+        "2026-11-28 09:00:00  [ops]  juno → atlas  #1  task T-1\n    ops deploy?\n\n"
+        "    2026-11-28 09:02:00  [ops]  atlas → juno  #2  task T-1  re #1\n"
+        "        ops deployed\n\n"
+        "        2026-11-28 09:20:00  [ops]  atlas → juno  #4  re #2\n"
+        "            ops follow-up\n\n"
+        "    2026-11-28 10:10:00  [ops]  vega → atlas  #5  re #1\n"
+        "        ops vega chimes in\n\n",
+        "",
+    )
+    assert reading("thread", "1", "--room", "dev", *where) == (
+        0,
+        "2026-11-28 10:00:00  [dev]  juno → vega  #1  task T-1\n    dev question\n\n",
+        "",
+    )
+    code, out, _ = reading("thread", "4", "--room", "dev", "--json", *where)
+    assert code == 0
+    assert [(m["id"], m["content"]) for m in map(json.loads, out.splitlines())] == [
+        (3, "dev broadcast"),
+        (4, "dev re broadcast"),
+    ]
+    assert reading("thread", "3", *where) == (
+        2,
+        "",
+        "dead-drop-logger: error: message 3 is in several rooms (dev, ops): "
+        "choose one with --room NAME\n",
+    )
+    assert reading("thread", "7", *where)[0] == 1
+    assert reading("thread", "1", "--room", "nope", *where) == (
+        2,
+        "",
+        f"dead-drop-logger: error: no room 'nope' in {two_rooms} "
+        f"(no directory {two_rooms / 'nope'})\n",
+    )
+
+
+def test_agents_are_a_name_in_a_room(two_rooms: Path) -> None:
+    where = ("--log-dir", str(two_rooms))
+    assert reading("agents", *where) == (
+        0,
+        "AGENT  ROOM  SENT  DIRECT  BROADCAST  CC  FIRST SEEN           LAST SEEN\n"
+        "atlas  ops      3       2          1   0  2026-11-28 09:00:00  2026-11-28 10:30:00\n"
+        "juno   ops      2       3          0   0  2026-11-28 09:00:00  2026-11-28 10:30:00\n"
+        "orion  dev      1       0          1   0  2026-11-28 10:20:00  2026-11-28 10:20:00\n"
+        "vega   dev      1       2          0   0  2026-11-28 10:00:00  2026-11-28 10:20:00\n"
+        "vega   ops      1       0          1   0  2026-11-28 10:10:00  2026-11-28 10:10:00\n"
+        "juno   dev      1       0          1   0  2026-11-28 10:00:00  2026-11-28 10:00:00\n"
+        "lead   dev      0       0          1   1  2026-11-28 10:00:00  2026-11-28 10:00:00\n",
+        "",
+    )
+    code, out, _ = reading("agents", "--room", "dev", "--json", *where)
+    assert code == 0
+    assert [json.loads(line) for line in out.splitlines()][1] == {
+        "agent": "vega",
+        "room": "dev",
+        "sent": 1,
+        "received": {"direct": 2, "broadcast": 0, "cc": 0},
+        "first_seen": "2026-11-28T10:00:00",
+        "last_seen": "2026-11-28T10:20:00",
+    }
+    assert [(r["agent"], r["room"]) for r in map(json.loads, out.splitlines())] == [
+        ("orion", "dev"),
+        ("vega", "dev"),
+        ("juno", "dev"),
+        ("lead", "dev"),
+    ]
+    assert reading("agents", "--room", "nope", *where)[0] == 2
+
+
+def test_stats_keep_each_rooms_threads_answers_and_tasks_apart(two_rooms: Path) -> None:
+    where = ("--log-dir", str(two_rooms))
+    code, out, err = reading("stats", "--json", *where)
+    assert (code, err) == (0, "")
+    got = json.loads(out)
+    assert got["totals"] == {
+        "messages": 9,
+        "agents": 7,
+        "days": 1,
+        "broadcasts": 2,
+        "direct": 7,
+        "cc_copies": 1,
+        "undated": 0,
+        "first": "2026-11-28T09:00:00",
+        "last": "2026-11-28T10:30:00",
+    }
+    assert [(a["name"], a["room"], a["sent"], a["received"]) for a in got["agents"]] == [
+        ("atlas", "ops", 3, 2),
+        ("juno", "ops", 2, 3),
+        ("vega", "dev", 1, 2),
+        ("juno", "dev", 1, 0),
+        ("orion", "dev", 1, 0),
+        ("vega", "ops", 1, 0),
+        ("lead", "dev", 0, 0),
+    ]
+    assert got["pairs"] == [
+        {"from": "atlas", "to": "juno", "room": "ops", "messages": 3},
+        {"from": "juno", "to": "atlas", "room": "ops", "messages": 1},
+        {"from": "juno", "to": "vega", "room": "dev", "messages": 1},
+        {"from": "orion", "to": "vega", "room": "dev", "messages": 1},
+        {"from": "vega", "to": "atlas", "room": "ops", "messages": 1},
+    ]
+    # ops #5 (vega, reply_to 1) is not an answer to dev #1 (juno -> vega): no vega row
+    assert [(r["responder"], r["room"], r["count"], r["median_seconds"])
+            for r in got["response_times"]] == [("atlas", "ops", 1, 120.0)]  # fmt: skip
+    assert [(t["task_id"], t["room"], t["messages"], t["agents"]) for t in got["tasks"]] == [
+        ("T-1", "ops", 2, ["atlas", "juno"]),
+        ("T-1", "dev", 1, ["juno", "vega"]),
+        ("T-2", "dev", 1, ["orion", "vega"]),
+    ]
+    threads = got["threads"]
+    assert (threads["count"], threads["median_length"]) == (3, 2)
+    assert [(r["root"], r["room"], r["length"]) for r in threads["busiest"]] == [
+        (1, "ops", 4),
+        (3, "dev", 2),
+        (3, "ops", 2),
+    ]
+    code, out, _ = reading("stats", *where)
+    text = out.splitlines()
+    at = text.index("Agents")
+    assert text[at + 1 : at + 3] == [
+        "  agent  room  sent  received  broadcasts  CC  busiest hour  first seen"
+        "           last seen",
+        "  atlas  ops      3         2           0   0  09:00         2026-11-28 09:00:00"
+        "  2026-11-28 10:30:00",
+    ]
+    assert text[-3:] == [
+        "  threads:       3",
+        "  longest:       #1 [ops] (4 messages)",
+        "  median length: 2",
+    ]
+    code, out, _ = reading("stats", "--room", "dev", "--json", *where)
+    assert code == 0
+    assert json.loads(out)["totals"]["messages"] == 3
+    assert reading("stats", "--room", "nope", *where)[0] == 2
+
+
+def test_report_previews_each_threads_root_from_its_own_room(
+    two_rooms: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("plotly")
+    page = tmp_path / "team.html"
+    code, _, err = reading("report", "--log-dir", str(two_rooms), "-o", str(page))
+    assert code == 0, err
+    html = page.read_text()
+    for root, room, preview in ((1, "ops", "ops deploy?"), (3, "dev", "dev broadcast"),
+                                (3, "ops", "ops all hands")):  # fmt: skip
+        assert f"<td>#{root}</td><td>{room}</td>" in html
+        row = html[html.index(f"<td>#{root}</td><td>{room}</td>") :].split("</tr>")[0]
+        assert row.endswith(f"<td>{preview}</td>"), row
