@@ -123,18 +123,18 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
     from . import archive as archive_import
-    from .source import SourceError
     from .writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
-    room_dir = log_dir.expanduser() / room
     try:
-        done = archive_import.import_archive(archive.expanduser(), room_dir, utc=utc)
+        done = archive_import.import_archive(
+            archive.expanduser(), log_dir.expanduser(), room, utc=utc
+        )
     except archive_import.ArchiveError as exc:
         fail(str(exc))
     except LogDirError as exc:
         fail(str(exc))
-    except (OSError, SourceError, StateError, WriteError) as exc:
+    except (OSError, StateError, WriteError) as exc:
         fail(f"{exc}; run it again to resume (nothing is written twice)")
     click.echo(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
