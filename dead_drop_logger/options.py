@@ -367,8 +367,10 @@ def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFi
     if source is ParameterSource.ENVIRONMENT:
         return f"env {param.envvar}"
     if source is ParameterSource.DEFAULT_MAP and loaded is not None:
-        if name == "db" and "db" not in loaded.values and loaded.rooms:
-            return loaded.where(configfile.ROOMS_TABLE)
+        if name == "db" and loaded.rooms:  # each [rooms] entry's own line
+            keys = ["db"] if "db" in loaded.values else []
+            keys += [f"{configfile.ROOMS_TABLE}.{room}" for room in loaded.rooms]
+            return loaded.where(*keys)
         return loaded.where(name)
     return "default"
 
