@@ -41,6 +41,12 @@ def cli() -> None:
     to daily NDJSON files (~/.dead-drop/logs/messages-YYYY-MM-DD.json)."""
 
 
+def _given(ctx: click.Context, params: dict[str, Any]) -> set[str]:
+    """The options given on the command line or through their environment variables."""
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {name for name in params if ctx.get_parameter_source(name) in given}
+
+
 @cli.command()
 @options.follow_options
 @options.run_pid_file
@@ -62,7 +68,8 @@ def run(**params: Any) -> None:
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
         pid_path = Path(params["pid_file"]).expanduser()
-        held = daemon.held_pid_file(settings, pid_path, params["log_level"])
+        given = _given(click.get_current_context(), params)
+        held = daemon.held_pid_file(settings, pid_path, params["log_level"], given)
     try:
         with held:
             follower.run()
@@ -123,18 +130,18 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
     from . import archive as archive_import
-    from .source import SourceError
     from .writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
-    room_dir = log_dir.expanduser() / room
     try:
-        done = archive_import.import_archive(archive.expanduser(), room_dir, utc=utc)
+        done = archive_import.import_archive(
+            archive.expanduser(), log_dir.expanduser(), room, utc=utc
+        )
     except archive_import.ArchiveError as exc:
         fail(str(exc))
     except LogDirError as exc:
         fail(str(exc))
-    except (OSError, SourceError, StateError, WriteError) as exc:
+    except (OSError, StateError, WriteError) as exc:
         fail(f"{exc}; run it again to resume (nothing is written twice)")
     click.echo(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
@@ -142,16 +149,16 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     )
 
 
-def _start(params: dict[str, Any]) -> None:
+def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
     from . import daemon
 
-    settings = options.settings_from(params)
     try:
         pid = daemon.start(
             settings,
             pid_path=Path(params["pid_file"]).expanduser(),
             log_file=config.DEFAULT_DAEMON_LOG,
             log_level=params["log_level"],
+            given=given,
         )
     except (AlreadyRunning, daemon.DaemonError) as exc:
         fail(str(exc))
@@ -186,7 +193,7 @@ def start(**params: Any) -> None:
       dead-drop-logger start
       dead-drop-logger start --retention-days 0 --poll-interval 0.2
     """
-    _start(params)
+    _start(params, options.settings_from(params), _given(click.get_current_context(), params))
 
 
 @cli.command()
@@ -214,8 +221,9 @@ def stop(**params: Any) -> None:
 def restart(ctx: click.Context, /, **params: Any) -> None:
     """Stop the background logger, then start it again.
 
-    The new logger runs with the options the stopped one ran with, changed only by the
-    options given here (on the command line or in their environment variables).
+    The new logger runs with the options the stopped one was given (on the command
+    line or in their environment variables), changed by the options given here, and
+    the settings file as it is now. Nothing is stopped when those cannot start.
 
     \b
     Examples:
@@ -223,19 +231,46 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
     """
     from . import daemon
 
-    recorded = daemon.running_options(Path(params["pid_file"]).expanduser())
+    given = _given(ctx, params)
+    recorded = _replaced(
+        daemon.running_options(Path(params["pid_file"]).expanduser()), params, given
+    )
     kept = []
     for name, value in recorded.items():
-        if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+        if name in params and name not in given:
             if value != params[name]:
                 flag = f"--{name.replace('_', '-')}"
                 values = value if isinstance(value, tuple) else (value,)
                 kept += [flag if v is True else f"{flag} {v}" for v in values]
             params[name] = value
+            given.add(name)
+    settings = options.settings_from(params)  # refused here, with the daemon still running
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     _stop(params)
-    _start(params)
+    _start(params, settings, given)
+
+
+def _replaced(recorded: dict[str, Any], params: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """The recorded options a restart keeps: what it follows, given anew, replaces what it
+    followed (a bare --db replaces a recorded --rooms-dir; --rooms-dir a recorded bare
+    --db), rather than conflicting with it."""
+    from .rooms_spec import RoomNameError, split_db
+
+    def bare(value: str) -> bool:
+        try:
+            return split_db(value)[0] is None
+        except RoomNameError:
+            return False
+
+    kept = dict(recorded)
+    if "db" in given and any(bare(v) for v in params["db"]):
+        kept.pop("rooms_dir", None)
+    if "rooms_dir" in given and "db" in kept:
+        rooms = tuple(v for v in kept.pop("db") if not bare(v))
+        if rooms:
+            kept["db"] = rooms
+    return kept
 
 
 @cli.command()

@@ -166,6 +166,8 @@ class Follower:
         days = self.settings.retention_days
         done = self.pipeline.backfill(should_stop=self.stop.is_set, retention_days=days)
         log.info("historical import: %d messages logged", done.lines)
+        if done.lines:
+            self.rotator.policies_now()  # the old days it wrote: compressed now, not at midnight
         if done.outside_retention:
             log.info(
                 "historical import: %d messages older than the %d-day retention not written",

@@ -17,7 +17,7 @@ from click.core import ParameterSource
 
 from . import config, configfile, settings_report
 from .diagnostics import LEVELS
-from .rooms_spec import RoomNameError, check_room_name, parse_dbs
+from .rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
 from .sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -312,6 +312,18 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
             "a bare --db PATH cannot be combined with --rooms-dir; name it: --db NAME=PATH",
             param_hint="'--db'",
         )
+    if bare is None and not named and rooms_dir is None and config.DEFAULT_DB.is_dir():
+        raise click.BadParameter(
+            f"{config.DEFAULT_DB} is a directory, not a database file", param_hint="'--db'"
+        )
+    # One name, two databases: which one LOG_DIR/NAME/ logs must not be a silent choice.
+    both = clashes(Path(rooms_dir).expanduser(), named) if rooms_dir is not None else []
+    if both:
+        raise click.BadParameter(
+            f"room {both[0]!r} is both a directory of --rooms-dir {rooms_dir} and named by"
+            f" --db {both[0]}=PATH (or [rooms]); rename one",
+            param_hint="'--db'",
+        )
     return config.Settings(
         db=bare or config.DEFAULT_DB,
         log_dir=Path(params["log_dir"]).expanduser(),
@@ -355,8 +367,10 @@ def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFi
     if source is ParameterSource.ENVIRONMENT:
         return f"env {param.envvar}"
     if source is ParameterSource.DEFAULT_MAP and loaded is not None:
-        if name == "db" and "db" not in loaded.values and loaded.rooms:
-            return loaded.where(configfile.ROOMS_TABLE)
+        if name == "db" and loaded.rooms:  # each [rooms] entry's own line
+            keys = ["db"] if "db" in loaded.values else []
+            keys += [f"{configfile.ROOMS_TABLE}.{room}" for room in loaded.rooms]
+            return loaded.where(*keys)
         return loaded.where(name)
     return "default"
 

@@ -198,7 +198,7 @@ class Pipeline:
         ids: list[int] = []
         last: tuple[int, str | None] = (0, None)
         for entry in files:
-            for row_id, timestamp in _scan_ids(entry.path):
+            for row_id, timestamp in scan_ids(entry.path):
                 ids.append(row_id)
                 if row_id >= last[0]:
                     last = (row_id, timestamp)
@@ -395,7 +395,7 @@ class Pipeline:
         return Page(kept, len(rows) - outside, rows.last_id), skipped, outside
 
 
-def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
+def scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
     if path.suffix == ".gz":  # written whole and fsynced before its rename: never torn
         try:

@@ -228,6 +228,12 @@ class Rotator:
             self._apply_policies(current)
             self.policies_due = None
 
+    def policies_now(self) -> None:
+        """Run the policies at the next tick, not at midnight: a historical import has
+        just written old days that --compress-after / --retention-days / --keep-files
+        are about."""
+        self.policies_due = monotonic()
+
     def wait_time(self, poll_interval: float) -> float:
         """How long the loop may sleep: never past midnight (just after it, in fact)."""
         return min(poll_interval, seconds_to_midnight(self.clock, self.utc) + 0.001)

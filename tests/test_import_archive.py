@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import LoggerProcess, logged_ids, run_command, wait_until
 
@@ -125,3 +127,81 @@ def test_bad_archives_are_one_line(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
     bad_name = run_command("import-archive", str(garbage), "--room", "../up", env=env())
     assert bad_name.returncode == 2
+
+
+@pytest.mark.parametrize("when", ["at the first start", "found later"])
+def test_a_room_archived_while_followed_lacks_its_wal_and_is_still_its_room(
+    tmp_path: Path, when: str
+) -> None:
+    """The hub gzips messages.db without its -wal; the following logger's connection
+    kept SQLite from checkpointing, so the archive ends below the logged position."""
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    rooms.mkdir()
+    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
+    if when == "found later":  # a first start before the room exists
+        first = LoggerProcess(rooms, logs, target=target, env=env()).start()
+        wait_until(lambda: "INFO: " in first.stderr(), what="the first start")
+        assert first.stop() == 0
+    db = serverdb.room_db(rooms, "h")
+    db.parent.mkdir()
+    serverdb.create(db)
+    early = serverdb.send_many(db, 5, prefix="early")  # checkpointed: no reader holds it
+    proc = LoggerProcess(db, logs, target=target, env=env()).start()
+    wait_until(lambda: "room h: following " in proc.stderr(), what="room h followed")
+    late = serverdb.send_many(db, 2, prefix="late")  # only in the WAL, held open by it
+    logged = early + late if when == "found later" else late
+    wait_until(lambda: logged_ids(logs / "h") == logged, what="the followed messages")
+    archive = serverdb.archive_room(rooms, "h", tmp_path / "archive", WHEN)
+    wait_until(lambda: "released" in proc.stderr(), what="room h released")
+    assert proc.stop() == 0
+    packed = archive / "messages.db.gz"
+    args = ("import-archive", str(packed), "--room", "h", "--log-dir", str(logs))
+    done = run_command(*args, env=env())
+    assert (done.returncode, done.stderr) == (0, "")
+    new, there = (0, 10) if when == "found later" else (10, 0)
+    assert done.stdout == (
+        f"imported {new} messages from {packed} into {logs / 'h'} ({there} already there)\n"
+    )
+    assert logged_ids(logs / "h") == early + late
+    again = run_command(*args, env=env())
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout == (
+        f"imported 0 messages from {packed} into {logs / 'h'} (10 already there)\n"
+    )
+    assert logged_ids(logs / "h") == early + late
+
+
+def test_a_gzipped_non_database_names_the_archive_and_leaves_no_room_behind(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    packed = tmp_path / "notes.db.gz"
+    with gzip.open(packed, "wb") as out:
+        out.write(b"these are notes, not a database\n" * 100)
+    done = run_command(
+        "import-archive", str(packed), "--room", "x3", "--log-dir", str(logs), env=env()
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"dead-drop-logger: error: {packed} is not a Dead Drop messages database"
+        " (is not usable: file is not a database)\n"
+    )
+    assert not logs.exists()
+
+
+def test_a_loose_log_dir_is_tightened_as_run_does(tmp_path: Path) -> None:
+    archive, _ = archive_of(tmp_path / "rooms", "ops", 2, tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    logs.chmod(0o755)
+    done = run_command(
+        "import-archive",
+        str(archive / "messages.db.gz"),
+        "--room",
+        "ops",
+        "--log-dir",
+        str(logs),
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (logs.stat().st_mode & 0o777, (logs / "ops").stat().st_mode & 0o777) == (0o700, 0o700)

@@ -607,3 +607,43 @@ def test_report_previews_each_threads_root_from_its_own_room(
         assert f"<td>#{root}</td><td>{room}</td>" in html
         row = html[html.index(f"<td>#{root}</td><td>{room}</td>") :].split("</tr>")[0]
         assert row.endswith(f"<td>{preview}</td>"), row
+
+
+@pytest.mark.parametrize(
+    ("db", "reason"),
+    [
+        ("{tmp}", "{tmp} is a directory, not a database file"),
+        ("ops={tmp}", "{tmp} is a directory, not a database file"),
+        (".a={tmp}/x.db", "room name '.a' cannot hold '/' or start with '.'"),
+        ("={tmp}/x.db", "room name '' must be non-empty, without surrounding spaces"),
+        ("ops=", "room 'ops' names no database: --db NAME=PATH"),
+    ],
+)
+def test_a_db_that_cannot_be_followed_is_refused_at_start(
+    tmp_path: Path, log_dir: Path, db: str, reason: str
+) -> None:
+    """Not a retry loop on a directory, nor a room name silently taken for a path."""
+    value, expected = db.format(tmp=tmp_path), reason.format(tmp=tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+    done = run_command("run", "--db", value, "--log-dir", str(log_dir), env=env, timeout=30)
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not log_dir.exists()
+
+
+def test_a_room_named_twice_by_rooms_dir_and_db_is_refused(
+    tmp_path: Path, rooms_dir: Path, log_dir: Path
+) -> None:
+    make_room(rooms_dir, "ops")
+    other = tmp_path / "other.db"
+    serverdb.create(other)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+    args = ["--rooms-dir", str(rooms_dir), "--db", f"ops={other}", "--log-dir", str(log_dir)]
+    done = run_command("run", *args, env=env, timeout=30)
+    assert done.returncode == 2
+    assert (
+        f"room 'ops' is both a directory of --rooms-dir {rooms_dir} and named by"
+        " --db ops=PATH (or [rooms]); rename one"
+    ) in done.stderr
+    assert not log_dir.exists()
