@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from . import config, configfile, diagnostics, options, reading
+from . import cli_errors, config, configfile, diagnostics, options, reading
 from .files import LogDirError
 from .logread import Reader
 from .pidfile import AlreadyRunning
@@ -34,7 +33,7 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=cli_errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dead-drop-logger")
 def cli() -> None:
     """Follow a Dead Drop messages database and append every message, exactly once,
@@ -322,16 +321,12 @@ def _printer(as_json: bool) -> reading.Printer:
 
 
 def _guarded(action: Any) -> Any:
-    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
-    ends quietly."""
+    """Run ``action``: a user's mistake is one line and exit 2 (a closed pipe or a full
+    disk on stdout: :mod:`.cli_errors`, for every command)."""
     try:
         return action()
     except reading.RequestError as exc:
         fail(str(exc), code=2)
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
-        sys.exit(0)
 
 
 @cli.command()

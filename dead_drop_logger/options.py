@@ -8,6 +8,7 @@ The README's option table is checked against these by ``tests/test_readme.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +31,18 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
         return func
 
     return apply
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option's type: ``nan`` and ``inf`` are refused, not taken as a number of
+    seconds (``nan`` compares false with every bound, so a plain FloatRange lets it
+    through, and a poll loop waiting nan seconds spins)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class DbValue(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
@@ -154,7 +167,7 @@ log_dir = click.option(
 )
 poll_interval = click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=config.DEFAULT_POLL_INTERVAL,
     show_default=True,
     envvar="DEAD_DROP_POLL_INTERVAL",
@@ -271,7 +284,7 @@ run_pid_file = click.option(
 stop_timeout = click.option(
     "--timeout",
     "stop_timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=30.0,
     show_default=True,
     envvar="DEAD_DROP_STOP_TIMEOUT",
@@ -432,7 +445,7 @@ search_output = _compose(
     ),
     click.option(
         "--interval",
-        type=click.FloatRange(min=0, min_open=True),
+        type=FiniteFloatRange(min=0, min_open=True),
         default=0.5,
         show_default=True,
         metavar="SECONDS",
