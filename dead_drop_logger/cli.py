@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from . import cli_errors, config, configfile, diagnostics, options, reading
 from .files import LogDirError
 from .logread import Reader
-from .pidfile import AlreadyRunning
+from .pidfile import AlreadyRunning, PidFileError
 from .prune import prune_all
 from .search import Search
 from .state import StateError
@@ -65,9 +65,7 @@ def run(**params: Any) -> None:
     try:
         with held:
             follower.run()
-    except AlreadyRunning as exc:
-        fail(str(exc))
-    except LogDirError as exc:
+    except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         log.debug("unexpected error", exc_info=True)
@@ -239,7 +237,7 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
 
 @cli.command()
 @options.config_file
-@options.pid_file
+@options.status_pid_file
 @options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
@@ -256,6 +254,8 @@ def status(pid_file: Path, as_json: bool) -> None:
 
     try:
         report = status_report.gather(pid_file.expanduser())
+    except PidFileError as exc:
+        fail(str(exc), code=4)
     except OSError as exc:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())

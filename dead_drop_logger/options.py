@@ -262,15 +262,17 @@ log_level = click.option(
     help="How much the logger says about itself (on stderr).",
 )
 
-pid_file = click.option(
-    "--pid-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=config.DEFAULT_PID_FILE,
-    show_default="~/.dead-drop/logger.pid",
-    envvar="DEAD_DROP_PID_FILE",
-    show_envvar=True,
-    help="The daemon's PID file (locked for as long as the daemon runs).",
-)
+_PID_FILE: dict[str, Any] = {
+    "default": config.DEFAULT_PID_FILE,
+    "show_default": "~/.dead-drop/logger.pid",
+    "envvar": "DEAD_DROP_PID_FILE",
+    "show_envvar": True,
+    "help": "The daemon's PID file (locked for as long as the daemon runs).",
+}
+pid_file = click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), **_PID_FILE)
+status_pid_file = click.option("--pid-file", type=click.Path(path_type=Path), **_PID_FILE)
+"""status's: a directory there is a PID file that cannot be read (LSB exit 4), not a
+usage error (exit 2, which LSB status gives another meaning)."""
 run_pid_file = click.option(
     "--pid-file",
     type=click.Path(dir_okay=False, path_type=Path),
