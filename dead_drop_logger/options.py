@@ -38,6 +38,8 @@ class FiniteFloatRange(click.FloatRange):
     seconds (``nan`` compares false with every bound, so a plain FloatRange lets it
     through, and a poll loop waiting nan seconds spins)."""
 
+    name = "number"  # "'soon' is not a valid number", not "... valid float range"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
