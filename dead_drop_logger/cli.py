@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import sys
 import threading
@@ -14,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from . import config, configfile, diagnostics, options, reading
+from . import cli_errors, config, configfile, diagnostics, options, reading
 from .files import LogDirError
 from .logread import Reader
-from .pidfile import AlreadyRunning
+from .pidfile import AlreadyRunning, PidFileError
 from .prune import prune_all
 from .search import Search
 from .state import StateError
@@ -34,7 +33,7 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=cli_errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dead-drop-logger")
 def cli() -> None:
     """Follow a Dead Drop messages database and append every message, exactly once,
@@ -73,9 +72,7 @@ def run(**params: Any) -> None:
     try:
         with held:
             follower.run()
-    except AlreadyRunning as exc:
-        fail(str(exc))
-    except LogDirError as exc:
+    except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         log.debug("unexpected error", exc_info=True)
@@ -275,7 +272,7 @@ def _replaced(recorded: dict[str, Any], params: dict[str, Any], given: set[str])
 
 @cli.command()
 @options.config_file
-@options.pid_file
+@options.status_pid_file
 @options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
@@ -292,6 +289,8 @@ def status(pid_file: Path, as_json: bool) -> None:
 
     try:
         report = status_report.gather(pid_file.expanduser())
+    except PidFileError as exc:
+        fail(str(exc), code=4)
     except OSError as exc:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
@@ -357,16 +356,12 @@ def _printer(as_json: bool) -> reading.Printer:
 
 
 def _guarded(action: Any) -> Any:
-    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
-    ends quietly."""
+    """Run ``action``: a user's mistake is one line and exit 2 (a closed pipe or a full
+    disk on stdout: :mod:`.cli_errors`, for every command)."""
     try:
         return action()
     except reading.RequestError as exc:
         fail(str(exc), code=2)
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
-        sys.exit(0)
 
 
 @cli.command()

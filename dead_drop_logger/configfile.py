@@ -15,6 +15,7 @@ service unit. Why it looks like this:
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -65,6 +66,8 @@ def _number(
             raise ValueError("must be a whole number" if whole else "must be a number")
         if whole and not isinstance(value, int):
             raise ValueError("must be a whole number")
+        if not math.isfinite(value):  # TOML has nan and inf
+            raise ValueError(f"must be a finite number (got {value})")
         if value < minimum or (open_min and value == minimum):
             relation = "above" if open_min else "at least"
             raise ValueError(f"must be {relation} {minimum:g} (got {value})")

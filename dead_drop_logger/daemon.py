@@ -31,7 +31,7 @@ from . import diagnostics, pidfile
 from .config import Settings
 from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
 from .follow import TRANSIENT, Follower
-from .pidfile import AlreadyRunning, Liveness, PidFile
+from .pidfile import AlreadyRunning, Liveness, PidFile, PidFileError
 from .rooms import Rooms, runner
 
 log = logging.getLogger(__name__)
@@ -182,8 +182,11 @@ def _become_daemon(
     )
     try:
         context.open()
-    except AlreadyRunning as exc:  # another start won the race after our check
+    except (AlreadyRunning, PidFileError) as exc:  # AlreadyRunning: a start won the race
         _send(report, f"error {exc}")
+        return 1
+    except OSError as exc:
+        _send(report, f"error cannot become a daemon: {exc.strerror}")
         return 1
     except Exception as exc:
         _send(report, f"error cannot become a daemon: {exc}")

@@ -8,6 +8,7 @@ The README's option table is checked against these by ``tests/test_readme.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +31,20 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
         return func
 
     return apply
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option's type: ``nan`` and ``inf`` are refused, not taken as a number of
+    seconds (``nan`` compares false with every bound, so a plain FloatRange lets it
+    through, and a poll loop waiting nan seconds spins)."""
+
+    name = "number"  # "'soon' is not a valid number", not "... valid float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class DbValue(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
@@ -154,7 +169,7 @@ log_dir = click.option(
 )
 poll_interval = click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=config.DEFAULT_POLL_INTERVAL,
     show_default=True,
     envvar="DEAD_DROP_POLL_INTERVAL",
@@ -249,15 +264,17 @@ log_level = click.option(
     help="How much the logger says about itself (on stderr).",
 )
 
-pid_file = click.option(
-    "--pid-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=config.DEFAULT_PID_FILE,
-    show_default="~/.dead-drop/logger.pid",
-    envvar="DEAD_DROP_PID_FILE",
-    show_envvar=True,
-    help="The daemon's PID file (locked for as long as the daemon runs).",
-)
+_PID_FILE: dict[str, Any] = {
+    "default": config.DEFAULT_PID_FILE,
+    "show_default": "~/.dead-drop/logger.pid",
+    "envvar": "DEAD_DROP_PID_FILE",
+    "show_envvar": True,
+    "help": "The daemon's PID file (locked for as long as the daemon runs).",
+}
+pid_file = click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), **_PID_FILE)
+status_pid_file = click.option("--pid-file", type=click.Path(path_type=Path), **_PID_FILE)
+"""status's: a directory there is a PID file that cannot be read (LSB exit 4), not a
+usage error (exit 2, which LSB status gives another meaning)."""
 run_pid_file = click.option(
     "--pid-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -271,7 +288,7 @@ run_pid_file = click.option(
 stop_timeout = click.option(
     "--timeout",
     "stop_timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=30.0,
     show_default=True,
     envvar="DEAD_DROP_STOP_TIMEOUT",
@@ -446,7 +463,7 @@ search_output = _compose(
     ),
     click.option(
         "--interval",
-        type=click.FloatRange(min=0, min_open=True),
+        type=FiniteFloatRange(min=0, min_open=True),
         default=0.5,
         show_default=True,
         metavar="SECONDS",
