@@ -23,6 +23,7 @@ from .clock import Clock, SystemClock, monotonic
 from .config import Settings
 from .diagnostics import Reporter
 from .files import LogDirError, ensure_private_dir
+from .heap import keep_batch_memory
 from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
@@ -84,6 +85,7 @@ class Follower:
         """Follow until stopped. Raises LogDirError when the log dir is unusable or
         another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
+        keep_batch_memory()  # batch after batch in the same buffers (see heap)
         settings = self.settings
         # Here, not in __init__: the daemon closes every file descriptor it did not make.
         with watching_database(
