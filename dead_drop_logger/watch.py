@@ -110,8 +110,10 @@ class Waker:
     def ring(self, name: str) -> None:
         """A relevant change (called by a watcher's thread)."""
         with self._cond:
+            first = not self._changed
             self._changed[name] = None
-            self._cond.notify_all()
+            if first:  # a waiter that knows of a change already wakes at its turn for it
+                self._cond.notify_all()
 
     def wait(self, timeout: float) -> Wake:
         end = self._clock() + max(0.0, timeout)
@@ -149,7 +151,10 @@ class Waker:
                 self._cond.wait(until - now)
         self.counts[wake.reason] += 1
         self._last = wake.reason
-        log.debug("woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else "")
+        if log.isEnabledFor(logging.DEBUG):  # (the names are not joined for nothing)
+            log.debug(
+                "woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else ""
+            )
         return wake
 
     def pace(self, lines: int) -> None:
@@ -297,14 +302,15 @@ class Watcher:
             while not self._closed:
                 with self._lock:
                     missing = any(d.wd is None for d in self._dirs.values())
-                ready = poller.poll(self.retry * 1000 if missing else None)
+                ready = {fd for fd, _ in poller.poll(self.retry * 1000 if missing else None)}
                 if self._closed:
                     break
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 512)
+                if self._wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 512)
                 if missing:
                     self._retry_missing()
-                if any(fd == self._inotify.fileno() for fd, _ in ready):
+                if self._inotify.fileno() in ready:
                     self._dispatch(self._inotify.read(timeout=0))
                     # Coalesce: let a burst pile up (the kernel merges repeats) before
                     # the next read, so a writer flat out costs a bounded number of
