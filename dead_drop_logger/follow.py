@@ -70,6 +70,7 @@ class Follower:
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
+        self._found = 0  # lines the last catch-up logged
         self._wrote = False
         self._rotation_trouble: str | None = None
         self._claimed = False  # the log directory is known to be this database's
@@ -146,11 +147,17 @@ class Follower:
 
     def _tick(self) -> None:
         # ``changed()`` consumes the change: after a failed catch-up it would say
-        # "nothing new" and the failed batch would wait for the next message.
-        if self.source.changed() or self._behind:
+        # "nothing new" and the failed batch would wait for the next message. A change
+        # rung while the server writes flat out (the last batch found lines) is not
+        # asked about: the page read answers the same question, and the statement
+        # cost a read transaction a batch (a stale answer later costs one empty read).
+        busy = self._found > 0 and self._woke is not None and self._woke.reason == CHANGE
+        self._found = 0
+        if busy or self.source.changed() or self._behind:
             self._behind = True
             done = self.pipeline.catch_up(should_stop=self.stop.is_set)
             self._behind = False
+            self._found = done.lines
             self.waker.pace(done.lines)
             if done.lines:
                 self._wrote = True
