@@ -61,7 +61,9 @@ GAP = 0.02  # at most one change wake-up per GAP seconds
 RECHECKS = (0.002, 0.003, 0.005, 0.008, 0.012, 0.018, 0.027, 0.04, 0.06, 0.09, 0.135, 0.2)
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
 BUSY_LINES = 200
-SETTLE = 0.025  # the watcher thread reads events at most once per SETTLE s (~1% of a core)
+# The watcher thread reads events at most once per SETTLE s, or once per its Wakers'
+# gap when all of them wait longer than that (a writer flat out: once per BUSY_GAP).
+SETTLE = 0.025
 TEST_HOOK = "DEAD_DROP_TEST_WATCHER"
 
 Match = Callable[[str, bool], bool]
@@ -315,7 +317,7 @@ class Watcher:
                     # Coalesce: let a burst pile up (the kernel merges repeats) before
                     # the next read, so a writer flat out costs a bounded number of
                     # wake-ups of this thread, not one per write.
-                    closing.poll(self.settle * 1000)
+                    closing.poll(self._settle() * 1000)
         except Exception as exc:  # never kill the logger: it still polls
             log.warning("change notifications stopped (%s); polling only", exc)
             with self._lock:
@@ -324,6 +326,14 @@ class Watcher:
                 }
             for waker in wakers.values():
                 waker.watching = False
+
+    def _settle(self) -> float:
+        """How long to let a burst pile up: ``settle``, or longer while every Waker
+        takes a change no oftener anyway (under a writer flat out, one read a batch:
+        a change read in between would only be added to the one already waiting)."""
+        with self._lock:
+            gaps = [s.waker.gap for d in self._dirs.values() for s in d.subscriptions]
+        return max(self.settle, min(gaps, default=self.settle))
 
     def _retry_missing(self) -> None:
         with self._lock:
