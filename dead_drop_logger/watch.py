@@ -114,7 +114,9 @@ class Waker:
         with self._cond:
             first = not self._changed
             self._changed[name] = None
-            if first:  # a waiter that knows of a change already wakes at its turn for it
+            # A waiter wakes by itself at the end of the gap, its turn for a change (see
+            # wait): only the first change after that must wake it.
+            if first and self._clock() >= self._last_change + self.gap:
                 self._cond.notify_all()
 
     def wait(self, timeout: float) -> Wake:
@@ -146,7 +148,7 @@ class Waker:
                     wake = Wake(TIMEOUT)
                     break
                 until = end
-                if self._changed:
+                if self._changed or now < ready:  # (a change rung in the gap rings no one)
                     until = min(until, ready)
                 if recheck is not None:
                     until = min(until, recheck)
