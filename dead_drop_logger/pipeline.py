@@ -255,19 +255,19 @@ class Pipeline:
         if final:
             self.store.save(state)
 
-    def _check_same_database(self, state: State) -> None:
-        """Start over, from the first row, when the database was replaced (server reset)."""
+    def _check_same_database(self, state: State, current: str | None) -> bool:
+        """Start over, from the first row, when the database was replaced (server reset);
+        True when it did. ``current``: the fingerprint of the row at the position now."""
         if state.position <= 0:
-            return
-        current = self.source.fingerprint(state.position)
+            return False
         if current is not None:
             if state.fingerprint is None or current == state.fingerprint:
-                return
+                return False
             reason = f"message {state.position} is not the one already logged"
         else:
             last = max(self.source.max_id(), self.source.sequence())
             if last >= state.position:
-                return  # that row was deleted, but the database is the same one
+                return False  # that row was deleted, but the database is the same one
             reason = f"its last id {last} is below the logged position {state.position}"
         log.warning(
             "database %s was replaced (%s); logging the new database from its first row",
@@ -279,18 +279,20 @@ class Pipeline:
         state.skipped = []
         state.fingerprint = None
         self.store.save(state)
+        return True
 
     def follow_once(self) -> Progress:
         """Log one page of messages newer than the position."""
         with self._transaction() as state:
-            self._check_same_database(state)
-            start = state.position
-            rows = self.source.read(start, None, self.page_size)
+            # One statement reads the page and the fingerprints it is checked and
+            # advanced by (see Page): a page of a replaced database is read again.
+            rows = self.source.read(state.position, None, self.page_size)
+            if self._check_same_database(state, rows.after_stamp):
+                rows = self.source.read(state.position, None, self.page_size)
             if not rows:
                 return Progress()
-            last = rows.last_id
-            advance = (last, self.source.fingerprint(last))
-            self._commit(state, rows, start + 1, last, advance=advance)
+            start, last = state.position, rows.last_id
+            self._commit(state, rows, start + 1, last, advance=(last, rows.last_stamp))
             return Progress(len(rows), last)
 
     def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
@@ -330,7 +332,7 @@ class Pipeline:
             with self._transaction() as state:
                 # A replaced database's rows must not fill the old one's gaps: they are
                 # the follower's to log, from the new database's first row.
-                self._check_same_database(state)
+                self._check_same_database(state, self.source.fingerprint(state.position))
                 held = monotonic()
                 unsaved = False
                 while True:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import ranges as idranges
 from .dirlock import LOCK_NAME, PATIENCE, DirLock, LockTimeout
-from .files import create_private, fsync_dir, open_private
+from .files import create_private, fsync_dir, open_private, read_whole
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,7 @@ class StateStore:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.path = log_dir / STATE_NAME
+        self.tmp_path = log_dir / (STATE_NAME + ".tmp")
         self.lock_path = log_dir / LOCK_NAME
         self.lock = DirLock(log_dir)
 
@@ -139,7 +140,7 @@ class StateStore:
     def load(self) -> State | None:
         """The saved state; None when there is none. Raises StateError when unreadable."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_whole(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -159,7 +160,7 @@ class StateStore:
 
     def save(self, state: State) -> None:
         """Atomically replace the state file (durable once this returns)."""
-        tmp = self.path.with_name(STATE_NAME + ".tmp")
+        tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
             data = state.to_json()
