@@ -72,8 +72,8 @@ class _ArchivePipeline(Pipeline):
     before (:func:`_check_owner`), and an archive without its WAL legitimately ends
     below the logged position."""
 
-    def _check_same_database(self, state: State) -> None:
-        return
+    def _check_same_database(self, state: State, current: str | None) -> bool:
+        return False
 
 
 def import_archive(
