@@ -23,7 +23,7 @@ from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
 from .prefetch import Prefetcher
-from .source import Page, Run, Source, SourceNoTable
+from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .state import State, StateError, StateStore
 from .writer import DayWriter
 
@@ -303,6 +303,27 @@ class Pipeline:
             if step.lines < self.page_size:
                 break
         return total
+
+    def finish_old_file(self) -> int:
+        """Log what the open connection's file still holds when the path now names
+        another file (or none), then close it: the next read opens the path anew.
+
+        A hub archiving a room copies ``messages.db`` without its WAL and may make the
+        room again at once; a database replaced at its path goes the same way. The
+        messages only in the old WAL exist only through this connection, so all of them
+        are logged first, even when asked to stop. Returns the lines written. On a
+        transient error (busy, disk full) the connection stays open (pinned), so the next
+        call drains it again; a file that is no readable database holds nothing to lose.
+        """
+        if not self.source.replaced():
+            return 0
+        self.source.pin()
+        try:
+            lines = self.catch_up().lines
+        except SourceUnusable:  # not a readable database (never was, or corrupt): no loss
+            lines = 0
+        self.source.close()
+        return lines
 
     def backfill(
         self,

@@ -117,13 +117,7 @@ class RoomFollower(Follower):
         if self.source.exists():
             super()._tick()
             return
-        drained = 0
-        if self.source.is_open:  # read what the deleted files still hold
-            self.source.pin()
-            # All of it, even when asked to stop: once the connection closes, messages
-            # that were only in the deleted WAL are gone for good.
-            drained = self.pipeline.catch_up().lines
-            self.source.close()
+        drained = self.pipeline.finish_old_file()  # what the deleted files still hold
         if self.releasable and not self.settings.db.parent.exists():
             self.finished = True
             log.info(

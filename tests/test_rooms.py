@@ -167,6 +167,26 @@ def test_a_room_that_comes_back_is_a_new_database(
     assert proc.stop() == 0
 
 
+def test_a_room_archived_and_made_again_before_its_next_tick_loses_nothing(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """The hub archives a room (without its WAL) and makes it again at once: the old
+    database's last messages are logged from the connection still open on it before the
+    new database is followed (a long poll interval: no tick comes in between)."""
+    db, _ = make_room(rooms_dir, "ops", history=3)
+    proc = rooms_logger("--poll-interval", "5", watch=False).start()
+    wait_rooms_ready(proc, "ops")
+    last_words = serverdb.send_many(db, 10, prefix="last")
+    serverdb.archive_room(rooms_dir, "ops", tmp_path / "archive", dt.datetime.now())
+    db, again = make_room(rooms_dir, "ops", history=2)
+    wait_until(
+        lambda: logged_ids(log_dir / "ops") == sorted(last_words + again),
+        what="the old database's last messages, then the new one's",
+    )
+    assert proc.stop() == 0
+    assert logged_ids(log_dir / "ops") == sorted(last_words + again)
+
+
 def test_one_corrupt_room_does_not_stop_the_others(
     rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
 ) -> None:
