@@ -65,8 +65,12 @@ class Pipeline:
         writer: DayWriter,
         *,
         page_size: int = PAGE_SIZE,
+        database: str | None = None,
     ) -> None:
         self.source = source
+        # What the state records as the database the lines come from: its path, unless
+        # told otherwise (an archive's temporary copy records the room's database).
+        self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
         self.store = StateStore(log_dir)
@@ -108,7 +112,9 @@ class Pipeline:
                 state = self.store.load()
             except StateError:  # set aside and rebuilt by the first transaction
                 return
-            if state is not None and ownership.claim(state, self.source, self.log_dir):
+            if state is not None and ownership.claim(
+                state, self.source, self.log_dir, self.database
+            ):
                 self.store.save(state)
 
     @contextlib.contextmanager
@@ -116,7 +122,7 @@ class Pipeline:
         with self.store.locked():
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
-            if ownership.claim(state, self.source, self.log_dir):
+            if ownership.claim(state, self.source, self.log_dir, self.database):
                 self.store.save(state)
             if state.pending:
                 self.writer.truncate_back(state.pending)
@@ -147,7 +153,7 @@ class Pipeline:
     def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
         about it (level, message) once it is saved."""
-        state = State(database=ownership.database_id(self.source.path))
+        state = State(database=self.database)
         marked = self.store.first_start()
         if self._ran_before:
             # Starting at the database's end would lose what arrived since the state
@@ -208,7 +214,7 @@ class Pipeline:
             position=last[0],
             logged=idranges.from_ids(ids),
             fingerprint=last[1],
-            database=ownership.database_id(self.source.path),
+            database=self.database,
         )
         log.warning(
             "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
@@ -250,7 +256,7 @@ class Pipeline:
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
-            state.database = ownership.database_id(self.source.path)
+            state.database = self.database
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
