@@ -79,6 +79,7 @@ class Pipeline:
         # under it) is not a first start.
         self._ran_before = False
         self._marked: int | None = None  # the first-start position this process recorded
+        self._owner_recorded = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
 
@@ -124,6 +125,9 @@ class Pipeline:
             # before anything is written: another database's rows must not go here
             if ownership.claim(state, self.source, self.log_dir, self.database):
                 self.store.save(state)
+            if not self._owner_recorded:  # once a process: for a state lost later
+                self.store.record_owner(state.database)
+                self._owner_recorded = True
             if state.pending:
                 self.writer.truncate_back(state.pending)
                 state.pending = {}
@@ -210,11 +214,15 @@ class Pipeline:
                     last = (row_id, timestamp)
         if not ids:  # only empty files (today's, made at midnight or start): a first start
             return None
+        # Whose lines these are: the damaged state's record, or the lock file's.
+        owner = self.store.set_aside_owner() or self.store.owner()
+        if owner is None:
+            self._refuse_unless_ours(*last)
         state = State(
             position=last[0],
             logged=idranges.from_ids(ids),
             fingerprint=last[1],
-            database=self.database,
+            database=owner or self.database,
         )
         log.warning(
             "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
@@ -223,6 +231,23 @@ class Pipeline:
             state.position,
         )
         return state
+
+    def _refuse_unless_ours(self, position: int, fingerprint: str | None) -> None:
+        """With no record of whose lines the files hold, they are taken as this
+        database's only if its row ``position`` is the one logged last; anything else
+        (another database, or this one reset while the state was lost) is refused rather
+        than logged again from its first row beside them."""
+        current = self.source.fingerprint(position)
+        if current is None:
+            mismatch = max(self.source.max_id(), self.source.sequence()) < position
+        else:
+            mismatch = fingerprint is not None and current != fingerprint
+        if mismatch:
+            raise ownership.ForeignDatabase(
+                f"log directory {self.log_dir} has lost its state and its files hold"
+                f" message {position} of another database than {self.database}; give"
+                f" {self.database} another --log-dir"
+            )
 
     # -- batches -----------------------------------------------------------------------
 
