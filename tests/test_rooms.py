@@ -331,6 +331,28 @@ def test_a_room_made_while_the_logger_was_stopped_is_logged_whole(
     assert again.stop() == 0
 
 
+def test_a_room_that_cannot_be_followed_at_the_first_start_holds_no_later_room_back(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """The first start's mark (and its list of rooms) is on disk before any room starts:
+    a damaged room there then does not keep a room made while the logger was stopped
+    from being new (all of it logged)."""
+    make_room(rooms_dir, "good", history=2)
+    make_corrupt_room(rooms_dir, "bad")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "good")
+    wait_until(lambda: "room bad: " in proc.stderr(), what="room bad's trouble")
+    assert proc.stop() == 0
+    mark = json.loads((log_dir / ".dead-drop-logger.rooms").read_bytes())
+    assert mark == {"rooms": ["bad", "good"]}
+    _, history = make_room(rooms_dir, "late", history=3)
+    again = rooms_logger().start()
+    wait_rooms_ready(again, "good", "late")
+    wait_until(lambda: logged_ids(log_dir / "late") == history, what="all of room late")
+    assert logged_ids(log_dir / "good") == []  # its history stays the first start's
+    assert again.stop() == 0
+
+
 def test_kill_9_mid_writes_then_restart_every_room_exactly_once(
     rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
 ) -> None:
