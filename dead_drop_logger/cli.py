@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -347,9 +346,8 @@ def _reading(
 
 def _stop_on_signals() -> threading.Event:
     """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _signo, _frame: stop.set())
+    stop = StopEvent()  # a plain Event set from a handler can deadlock its own wait()
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.search"))
     return stop
 
 
