@@ -25,11 +25,15 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
 
 
-def archive_of(rooms: Path, name: str, sends: int, tmp_path: Path) -> tuple[Path, list[int]]:
+def make_room_db(rooms: Path, name: str, sends: int) -> tuple[Path, list[int]]:
     db = serverdb.room_db(rooms, name)
     db.parent.mkdir(parents=True)
     serverdb.create(db)
-    ids = serverdb.send_many(db, sends, prefix=name)
+    return db, serverdb.send_many(db, sends, prefix=name)
+
+
+def archive_of(rooms: Path, name: str, sends: int, tmp_path: Path) -> tuple[Path, list[int]]:
+    _, ids = make_room_db(rooms, name, sends)
     return serverdb.archive_room(rooms, name, tmp_path / "archive", WHEN), ids
 
 
@@ -218,14 +222,31 @@ def state_of(room_log: Path) -> dict[str, object]:
     return loaded
 
 
+def room_imported(tmp_path: Path, sends: int, **environ: str) -> tuple[Path, Path, list[int]]:
+    """Room ops archived and imported into a fresh log: (rooms dir, log dir, its ids)."""
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    archive, ids = archive_of(rooms, "ops", sends, tmp_path)
+    args = ("import-archive", str(archive / "messages.db.gz"), "--room", "ops")
+    done = run_command(*args, "--log-dir", str(logs), env={**env(), **environ})
+    assert done.returncode == 0, done.stderr
+    return rooms, logs, ids
+
+
+def room_comes_back_and_is_logged_from_row_1(rooms: Path, logs: Path, ids: list[int]) -> None:
+    """Room ops made again under its name (a new database) and followed: its log takes
+    it, from its first row, and records its path."""
+    db, again = make_room_db(rooms, "ops", 2)
+    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
+    proc = LoggerProcess(db, logs, target=target, env=env()).start()
+    wait_until(lambda: logged_ids(logs / "ops") == sorted(ids + again), what="the room again")
+    assert proc.stop() == 0
+    assert state_of(logs / "ops")["database"] == str(db)
+
+
 def test_a_room_log_an_archive_started_belongs_to_the_room_and_refuses_another_database(
     tmp_path: Path,
 ) -> None:
-    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
-    archive, ids = archive_of(rooms, "ops", 5, tmp_path)
-    args = ("import-archive", str(archive / "messages.db.gz"), "--room", "ops")
-    done = run_command(*args, "--log-dir", str(logs), env=env())
-    assert done.returncode == 0, done.stderr
+    rooms, logs, ids = room_imported(tmp_path, 5)
     assert state_of(logs / "ops")["database"] == "room:ops"
     other = tmp_path / "other.db"
     serverdb.create(other)
@@ -239,16 +260,7 @@ def test_a_room_log_an_archive_started_belongs_to_the_room_and_refuses_another_d
         f" database room:ops, not {other}; give {other} another --log-dir\n"
     )
     assert logged_ids(logs / "ops") == ids
-    # The room made again under its name is that room's (a new database): from row 1.
-    db = serverdb.room_db(rooms, "ops")
-    db.parent.mkdir()
-    serverdb.create(db)
-    again = serverdb.send_many(db, 2, prefix="again")
-    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
-    proc = LoggerProcess(db, logs, target=target, env=env()).start()
-    wait_until(lambda: logged_ids(logs / "ops") == sorted(ids + again), what="the room again")
-    assert proc.stop() == 0
-    assert state_of(logs / "ops")["database"] == str(db)
+    room_comes_back_and_is_logged_from_row_1(rooms, logs, ids)
 
 
 def test_an_import_stopped_after_any_page_leaves_the_room_its_owner_and_no_copy(
@@ -287,17 +299,7 @@ def test_the_copy_a_killed_import_left_is_removed_by_the_next_one(tmp_path: Path
     running = os.open(temp / "dead-drop-archive-running", os.O_RDONLY)
     try:
         fcntl.flock(running, fcntl.LOCK_EX)
-        archive, _ = archive_of(tmp_path / "rooms", "ops", 2, tmp_path)
-        done = run_command(
-            "import-archive",
-            str(archive / "messages.db.gz"),
-            "--room",
-            "ops",
-            "--log-dir",
-            str(tmp_path / "logs"),
-            env={**env(), "TMPDIR": str(temp)},
-        )
-        assert done.returncode == 0, done.stderr
+        room_imported(tmp_path, 2, TMPDIR=str(temp))
         assert [p.name for p in temp.iterdir()] == ["dead-drop-archive-running"]
     finally:
         os.close(running)
@@ -343,19 +345,8 @@ def test_sigterm_during_an_import_removes_its_copy_and_says_how_to_resume(
 def test_a_state_an_older_import_left_naming_its_deleted_copy_lets_the_room_back_in(
     tmp_path: Path,
 ) -> None:
-    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
-    archive, ids = archive_of(rooms, "ops", 3, tmp_path)
-    args = ("import-archive", str(archive / "messages.db.gz"), "--room", "ops")
-    assert run_command(*args, "--log-dir", str(logs), env=env()).returncode == 0
+    rooms, logs, ids = room_imported(tmp_path, 3)
     state_file = logs / "ops" / ".dead-drop-logger.state"
     old = state_file.read_text().replace('"room:ops"', '"/tmp/dead-drop-archive-x1y2/messages.db"')
     state_file.write_text(old)  # what an import killed by an older version left
-    db = serverdb.room_db(rooms, "ops")
-    db.parent.mkdir()
-    serverdb.create(db)
-    again = serverdb.send_many(db, 2, prefix="again")
-    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
-    proc = LoggerProcess(db, logs, target=target, env=env()).start()
-    wait_until(lambda: logged_ids(logs / "ops") == sorted(ids + again), what="the room again")
-    assert proc.stop() == 0
-    assert state_of(logs / "ops")["database"] == str(db)
+    room_comes_back_and_is_logged_from_row_1(rooms, logs, ids)
