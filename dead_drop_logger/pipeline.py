@@ -107,12 +107,11 @@ class Pipeline:
 
     def claim(self) -> None:
         """Refuse now (ForeignDatabase) a log directory that holds another database's
-        messages; record a moved database's new path. Nothing else is written."""
+        messages; record a moved database's new path. Nothing else is written but a
+        lost or damaged state rebuilt from the files (its owner checked before the file
+        policies touch anything)."""
         with self.store.locked():
-            try:
-                state = self.store.load()
-            except StateError:  # set aside and rebuilt by the first transaction
-                return
+            state = self._saved_or_rebuilt()
             if state is not None and ownership.claim(
                 state, self.source, self.log_dir, self.database
             ):
@@ -135,22 +134,29 @@ class Pipeline:
             yield state
 
     def _load(self, database_existed: bool) -> State:
+        state = self._saved_or_rebuilt()
+        if state is not None:
+            return state
+        state, note = self._first_state(database_existed)
+        self.store.save(state)
+        log.log(*note)  # only once saved: a failed save retries without a repeat
+        self._ran_before = True
+        return state
+
+    def _saved_or_rebuilt(self) -> State | None:
+        """The saved state, or one rebuilt (and saved) from the log files when it is
+        lost or damaged; None when there is none and the files hold no line."""
         try:
             state = self.store.load()
         except StateError as exc:
             moved = self.store.set_aside()
             log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)
             state = None
-        if state is not None:
-            self._ran_before = True
-            return state
-        state = self._recover_from_files()
-        note: tuple[int, str] | None = None
         if state is None:
-            state, note = self._first_state(database_existed)
-        self.store.save(state)
-        if note is not None:  # only once saved: a failed save retries without a repeat
-            log.log(*note)
+            state = self._recover_from_files()
+            if state is None:
+                return None
+            self.store.save(state)
         self._ran_before = True
         return state
 

@@ -235,6 +235,7 @@ def test_a_lost_or_corrupt_state_does_not_hand_the_directory_to_another_database
         assert b.stderr().endswith(
             f"dead-drop-logger: error: {refusal(log_dir, server_db, b_db)}\n"
         )
+    assert "rotation:" not in b.stderr()  # the owner is checked before the file policies run
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)[-10:]  # nothing of B's
     again = logger().start()  # A itself carries on, nothing doubled
     again.wait_ready()
