@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from .logread import Reader
 from .pidfile import AlreadyRunning, PidFileError
 from .prune import prune_all
 from .search import Search
+from .signals import StopEvent, stop_on_signals
 from .state import StateError
 
 if TYPE_CHECKING:
@@ -130,9 +130,11 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     from .writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
+    stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.archive"))
     try:
         done = archive_import.import_archive(
-            archive.expanduser(), log_dir.expanduser(), room, utc=utc
+            archive.expanduser(), log_dir.expanduser(), room, utc=utc, should_stop=stop.is_set
         )
     except archive_import.ArchiveError as exc:
         fail(str(exc))
@@ -140,6 +142,11 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
         fail(str(exc))
     except (OSError, StateError, WriteError) as exc:
         fail(f"{exc}; run it again to resume (nothing is written twice)")
+    if done.interrupted:
+        fail(
+            f"interrupted after {done.written} messages; run it again to resume"
+            " (nothing is written twice)"
+        )
     click.echo(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
@@ -338,9 +345,8 @@ def _reading(
 
 def _stop_on_signals() -> threading.Event:
     """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _signo, _frame: stop.set())
+    stop = StopEvent()  # a plain Event set from a handler can deadlock its own wait()
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.search"))
     return stop
 
 

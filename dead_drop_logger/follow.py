@@ -179,6 +179,8 @@ class Follower:
             )
 
     def _tick(self) -> None:
+        if self.pipeline.finish_old_file():  # the old file's last messages, before the new
+            self._wrote = True
         # ``changed()`` consumes the change: after a failed catch-up it would say
         # "nothing new" and the failed batch would wait for the next message. A change
         # rung while the server writes flat out (the last batch found lines) is not

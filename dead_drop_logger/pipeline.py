@@ -23,7 +23,7 @@ from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
 from .prefetch import Prefetcher
-from .source import Page, Run, Source, SourceNoTable
+from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .state import State, StateError, StateStore
 from .writer import DayWriter
 
@@ -65,8 +65,12 @@ class Pipeline:
         writer: DayWriter,
         *,
         page_size: int = PAGE_SIZE,
+        database: str | None = None,
     ) -> None:
         self.source = source
+        # What the state records as the database the lines come from: its path, unless
+        # told otherwise (an archive's temporary copy records the room's database).
+        self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
         self.store = StateStore(log_dir)
@@ -75,6 +79,7 @@ class Pipeline:
         # under it) is not a first start.
         self._ran_before = False
         self._marked: int | None = None  # the first-start position this process recorded
+        self._owner_recorded = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
 
@@ -102,13 +107,14 @@ class Pipeline:
 
     def claim(self) -> None:
         """Refuse now (ForeignDatabase) a log directory that holds another database's
-        messages; record a moved database's new path. Nothing else is written."""
+        messages; record a moved database's new path. Nothing else is written but a
+        lost or damaged state rebuilt from the files (its owner checked before the file
+        policies touch anything)."""
         with self.store.locked():
-            try:
-                state = self.store.load()
-            except StateError:  # set aside and rebuilt by the first transaction
-                return
-            if state is not None and ownership.claim(state, self.source, self.log_dir):
+            state = self._saved_or_rebuilt()
+            if state is not None and ownership.claim(
+                state, self.source, self.log_dir, self.database
+            ):
                 self.store.save(state)
 
     @contextlib.contextmanager
@@ -116,8 +122,11 @@ class Pipeline:
         with self.store.locked():
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
-            if ownership.claim(state, self.source, self.log_dir):
+            if ownership.claim(state, self.source, self.log_dir, self.database):
                 self.store.save(state)
+            if not self._owner_recorded:  # once a process: for a state lost later
+                self.store.record_owner(state.database)
+                self._owner_recorded = True
             if state.pending:
                 self.writer.truncate_back(state.pending)
                 state.pending = {}
@@ -125,29 +134,36 @@ class Pipeline:
             yield state
 
     def _load(self, database_existed: bool) -> State:
+        state = self._saved_or_rebuilt()
+        if state is not None:
+            return state
+        state, note = self._first_state(database_existed)
+        self.store.save(state)
+        log.log(*note)  # only once saved: a failed save retries without a repeat
+        self._ran_before = True
+        return state
+
+    def _saved_or_rebuilt(self) -> State | None:
+        """The saved state, or one rebuilt (and saved) from the log files when it is
+        lost or damaged; None when there is none and the files hold no line."""
         try:
             state = self.store.load()
         except StateError as exc:
             moved = self.store.set_aside()
             log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)
             state = None
-        if state is not None:
-            self._ran_before = True
-            return state
-        state = self._recover_from_files()
-        note: tuple[int, str] | None = None
         if state is None:
-            state, note = self._first_state(database_existed)
-        self.store.save(state)
-        if note is not None:  # only once saved: a failed save retries without a repeat
-            log.log(*note)
+            state = self._recover_from_files()
+            if state is None:
+                return None
+            self.store.save(state)
         self._ran_before = True
         return state
 
     def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
         about it (level, message) once it is saved."""
-        state = State(database=ownership.database_id(self.source.path))
+        state = State(database=self.database)
         marked = self.store.first_start()
         if self._ran_before:
             # Starting at the database's end would lose what arrived since the state
@@ -204,11 +220,15 @@ class Pipeline:
                     last = (row_id, timestamp)
         if not ids:  # only empty files (today's, made at midnight or start): a first start
             return None
+        # Whose lines these are: the damaged state's record, or the lock file's.
+        owner = self.store.set_aside_owner() or self.store.owner()
+        if owner is None:
+            self._refuse_unless_ours(*last)
         state = State(
             position=last[0],
             logged=idranges.from_ids(ids),
             fingerprint=last[1],
-            database=ownership.database_id(self.source.path),
+            database=owner or self.database,
         )
         log.warning(
             "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
@@ -217,6 +237,23 @@ class Pipeline:
             state.position,
         )
         return state
+
+    def _refuse_unless_ours(self, position: int, fingerprint: str | None) -> None:
+        """With no record of whose lines the files hold, they are taken as this
+        database's only if its row ``position`` is the one logged last; anything else
+        (another database, or this one reset while the state was lost) is refused rather
+        than logged again from its first row beside them."""
+        current = self.source.fingerprint(position)
+        if current is None:
+            mismatch = max(self.source.max_id(), self.source.sequence()) < position
+        else:
+            mismatch = fingerprint is not None and current != fingerprint
+        if mismatch:
+            raise ownership.ForeignDatabase(
+                f"log directory {self.log_dir} has lost its state and its files hold"
+                f" message {position} of another database than {self.database}; give"
+                f" {self.database} another --log-dir"
+            )
 
     # -- batches -----------------------------------------------------------------------
 
@@ -250,7 +287,7 @@ class Pipeline:
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
-            state.database = ownership.database_id(self.source.path)
+            state.database = self.database
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
@@ -305,6 +342,27 @@ class Pipeline:
             if step.lines < self.page_size:
                 break
         return total
+
+    def finish_old_file(self) -> int:
+        """Log what the open connection's file still holds when the path now names
+        another file (or none), then close it: the next read opens the path anew.
+
+        A hub archiving a room copies ``messages.db`` without its WAL and may make the
+        room again at once; a database replaced at its path goes the same way. The
+        messages only in the old WAL exist only through this connection, so all of them
+        are logged first, even when asked to stop. Returns the lines written. On a
+        transient error (busy, disk full) the connection stays open (pinned), so the next
+        call drains it again; a file that is no readable database holds nothing to lose.
+        """
+        if not self.source.replaced():
+            return 0
+        self.source.pin()
+        try:
+            lines = self.catch_up().lines
+        except SourceUnusable:  # not a readable database (never was, or corrupt): no loss
+            lines = 0
+        self.source.close()
+        return lines
 
     def backfill(
         self,

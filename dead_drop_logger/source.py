@@ -200,6 +200,20 @@ class Source:
         """
         self._pinned = self._conn is not None
 
+    def replaced(self) -> bool:
+        """Whether a connection is open on a file the path no longer names (deleted,
+        renamed over, replaced): what that file still holds, its WAL included, is
+        readable only through this connection, so it is read (:meth:`pin`) before any
+        reopen."""
+        if self._conn is None:
+            return False
+        try:
+            return self._file_identity() != self._identity
+        except SourceMissing:
+            return True
+        except SourceError:  # cannot stat: not known to be another file
+            return False
+
     def close(self) -> None:
         self._pinned = False
         if self._conn is not None:
