@@ -28,12 +28,13 @@ import click
 
 from dead_drop_logger import diagnostics, history, options
 from dead_drop_logger import ranges as idranges
+from dead_drop_logger.cli_errors import OneLineErrors
 from dead_drop_logger.clock import SystemClock
 from dead_drop_logger.files import LogDirError
 from dead_drop_logger.follow import TRANSIENT
 from dead_drop_logger.pipeline import Pipeline, Progress
 from dead_drop_logger.signals import StopEvent, stop_on_signals
-from dead_drop_logger.source import Source, SourceMissing
+from dead_drop_logger.source import Source, SourceError, SourceMissing, SourceUnusable
 from dead_drop_logger.writer import DayWriter
 
 log = logging.getLogger("dead_drop_logger.export")
@@ -41,8 +42,14 @@ ATTEMPTS = 5
 T = TypeVar("T")
 
 
+class ExportCommand(OneLineErrors):
+    """Usage errors, a closed pipe or a full disk end as for dead-drop-logger's commands."""
+
+    program = "export_historical.py"
+
+
 def fail(message: str, code: int = 1) -> None:
-    click.echo(f"export_historical.py: error: {message}", err=True)
+    click.echo(f"{ExportCommand.program}: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -52,7 +59,7 @@ def day_option(name: str, help_text: str) -> Callable[[Callable[..., Any]], Call
     )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=ExportCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @options.db_path
 @options.log_dir
 @day_option("--since", "Only messages from this day on (inclusive).")
@@ -76,7 +83,7 @@ def main(
       python export_historical.py
       python export_historical.py --since 2026-01-01 --retention-days 0
     """
-    diagnostics.configure(log_level, stream=sys.stderr)
+    diagnostics.configure(log_level, stream=sys.stderr, tag="export_historical")
     if log_level != "debug":  # its "first start: logging after id N" is the follower's news
         logging.getLogger("dead_drop_logger.pipeline").setLevel(logging.WARNING)
     db, log_dir = db.expanduser(), log_dir.expanduser()
@@ -88,6 +95,10 @@ def main(
         fail(f"database {db} does not exist")
     stop = StopEvent()
     stop_on_signals(stop, log)
+    try:  # before the log directory is made: a file that is no database leaves nothing
+        _readable(db, stop)
+    except SourceError as exc:
+        fail(str(exc))
     try:
         done, low, top, already, outside = _export(
             db, log_dir, first, last, utc, retention_days, stop
@@ -175,16 +186,32 @@ def _export(
     return total, low, top, already, left_out + total.outside_retention
 
 
+def _readable(db: Path, stop: threading.Event) -> None:
+    """Raises SourceError unless ``db`` is a Dead Drop database that can be read (a
+    locked one is waited for, as the export does)."""
+    source = Source(db)
+    try:
+        _retry(source.max_id, stop)
+    finally:
+        source.close()
+
+
 def _retry(action: Callable[[], T], stop: threading.Event) -> T:
     """Run ``action``, retrying transient trouble (a locked database) with backoff.
 
     Safe because every batch is its own transaction: a retry resumes where it stopped.
+    A missing file, or one that is not a Dead Drop database, is not retried: waiting
+    cannot change it (unlike for the follower, which waits for the server to set up).
     """
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return action()
         except TRANSIENT as exc:
-            if attempt == ATTEMPTS or stop.is_set() or isinstance(exc, SourceMissing):
+            if (
+                attempt == ATTEMPTS
+                or stop.is_set()
+                or isinstance(exc, SourceMissing | SourceUnusable)
+            ):
                 raise
             log.warning("%s; retrying", exc)
             stop.wait(2.0**attempt / 2)

@@ -224,7 +224,7 @@ write_example_config() {
     return
   fi
   if [ "$DRY_RUN" = 1 ]; then
-    say "+ write $CONFIG_FILE (a commented example: every setting at its default)"
+    say "+ write $CONFIG_FILE (a commented example: every setting at its default or marked not set)"
     return
   fi
   mkdir -p "$CONFIG_DIR"

@@ -6,31 +6,47 @@ and state. That is what makes it exactly once: the state records what the room's
 holds (id ranges), so the archive fills the gaps below the logged position (history)
 and then follows on from it, and a second import, or one after a room that was
 followed, writes only what is missing. The archive is unpacked into a private temporary
-directory (SQLite cannot read a gzip) that is removed afterwards.
+directory (SQLite cannot read a gzip) that is removed afterwards, on SIGTERM and SIGINT
+too (the caller's stop event: the import stops after the page in hand); one left by an
+import killed outright (kill -9, power loss) is removed by the next import, which knows
+it is no one's because no process holds its ``flock``.
 
-An archive that is not the database the room's log holds (its message at the logged
-position differs) is refused rather than treated as a replaced database, which would
-make the log start over and hold two rooms' ids.
+The state keeps naming the room's own database, never the temporary copy: the pipeline
+records the owner already recorded, or ``room:NAME`` for a room log the archive starts
+(see :mod:`.ownership`), so an import cut short at any point leaves an owner record the
+room's follower accepts and any other database is refused by.
+
+The hub gzips ``messages.db`` but not its ``-wal``: while a logger was following the
+room, its open connection kept SQLite from checkpointing, so the archive can end below
+the logged position. That is the same database, missing only what the log already
+holds, so ownership is decided by a row both hold (the highest id the archive and the
+log share: the position's recorded fingerprint, or that row's line in the log files),
+never by the archive's length, and the pipeline's replaced-database rule (a last id
+below the position means a reset) is not applied to an archive. An archive whose
+shared row differs is another database: refused rather than logged, which would make
+the log hold two rooms' ids.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
+import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import history
+from . import history, layout, ownership
 from . import ranges as idranges
 from .clock import Clock, SystemClock
 from .files import ensure_private_dir
-from .pipeline import Pipeline
-from .source import Source
-from .state import StateStore
+from .pipeline import Pipeline, scan_ids
+from .source import Source, SourceError
+from .state import State, StateStore
 from .writer import DayWriter
 
 
@@ -43,76 +59,156 @@ class Imported:
     written: int  # lines written now
     already: int  # messages of the archive the room's log held before
     log_dir: Path
+    interrupted: bool = False  # stopped (SIGTERM, SIGINT) before the end: run it again
 
 
 @contextlib.contextmanager
 def unpacked(archive: Path) -> Iterator[Path]:
-    """The archived database, gunzipped into a private temporary directory."""
-    with tempfile.TemporaryDirectory(prefix="dead-drop-archive-") as tmp:
-        db = Path(tmp) / "messages.db"
+    """The archived database, gunzipped into a private temporary directory that this
+    process holds an ``flock`` on while it exists (so no other import sweeps it)."""
+    _sweep_leftovers()
+    with tempfile.TemporaryDirectory(prefix=ownership.UNPACKED_PREFIX) as tmp:
+        held = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            with gzip.open(archive, "rb") as packed, open(db, "wb") as out:
-                shutil.copyfileobj(packed, out, 1 << 20)
-        except FileNotFoundError:
-            raise ArchiveError(f"{archive} does not exist") from None
-        except (OSError, EOFError, zlib.error) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ArchiveError(f"cannot unpack {archive}: {reason}") from None
-        yield db
+            fcntl.flock(held, fcntl.LOCK_EX)
+            db = Path(tmp) / "messages.db"
+            try:
+                with gzip.open(archive, "rb") as packed, open(db, "wb") as out:
+                    shutil.copyfileobj(packed, out, 1 << 20)
+            except FileNotFoundError:
+                raise ArchiveError(f"{archive} does not exist") from None
+            except (OSError, EOFError, zlib.error) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise ArchiveError(f"cannot unpack {archive}: {reason}") from None
+            yield db
+        finally:
+            os.close(held)
+
+
+def _sweep_leftovers() -> None:
+    """Remove the unpacked copies of imports that were killed (no one holds their lock)."""
+    tmp = Path(tempfile.gettempdir())
+    try:
+        entries = [p for p in tmp.iterdir() if p.name.startswith(ownership.UNPACKED_PREFIX)]
+    except OSError:
+        return
+    for path in entries:
+        try:
+            if path.is_symlink() or path.stat().st_uid != os.getuid():
+                continue
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # an import in progress holds it
+            continue
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+class _ArchivePipeline(Pipeline):
+    """The pipeline, minus the replaced-database rule: an archive's identity is decided
+    before (:func:`_check_owner`), and an archive without its WAL legitimately ends
+    below the logged position."""
+
+    def _check_same_database(self, state: State, current: str | None) -> bool:
+        return False
 
 
 def import_archive(
-    archive: Path, log_dir: Path, *, utc: bool = False, clock: Clock | None = None
+    archive: Path,
+    log_dir: Path,
+    room: str,
+    *,
+    utc: bool = False,
+    clock: Clock | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Imported:
-    """Log every message of ``archive`` that ``log_dir`` (the room's) does not hold.
+    """Log every message of ``archive`` that room ``room``'s log (``log_dir/room``) lacks.
 
     Raises ArchiveError, LogDirError, or the pipeline's transient errors (a lock held
-    too long): running it again then resumes, nothing is written twice.
+    too long, a full disk): running it again then resumes, nothing is written twice.
     """
+    room_dir = log_dir / room
     with unpacked(archive) as db:
         source = Source(db, utc=utc)
         try:
-            ensure_private_dir(log_dir)
-            store = StateStore(log_dir)
+            try:  # a database at all, before any directory is made for it
+                last = source.max_id()
+            except SourceError as exc:
+                reason = str(exc).replace(f"database {db}", "").strip(" :")
+                raise ArchiveError(
+                    f"{archive} is not a Dead Drop messages database ({reason})"
+                ) from None
+            ensure_private_dir(log_dir)  # tightened as run and export do
+            ensure_private_dir(room_dir)
+            store = StateStore(room_dir)
             with store.locked():
                 before = store.load()
-            last = source.max_id()
-            if (
-                before is not None
-                and before.position > 0
-                and (
-                    last < before.position
-                    or source.fingerprint(before.position) != before.fingerprint
-                )
-            ):
-                raise ArchiveError(
-                    f"{archive} is not the database logged in {log_dir} (its message"
-                    f" {before.position} differs): import it as another room"
-                )
+                if before is not None:
+                    _check_owner(archive, source, before, room_dir, last)
             # The archive is that database, unpacked elsewhere for a moment: the log
             # directory keeps naming the room's own database (ownership), not the copy.
-            recorded = before.database if before is not None else ""
-            _record_database(store, "")
-            try:
-                pipeline = Pipeline(
-                    source, log_dir, DayWriter(log_dir, clock or SystemClock(), utc=utc)
-                )
-                state = pipeline.prepare(database_existed=False)  # no state: all of it is new
-                held = idranges.subtract([(1, last)], idranges.gaps(state.logged, 1, last))
-                already = history.count_in(db, held) if last else 0
-                written = pipeline.backfill(1).lines  # the gaps below the logged position
-                written += pipeline.catch_up().lines  # and everything after it
-            finally:
-                _record_database(store, recorded)
+            owner = before.database if before is not None and before.database else ""
+            pipeline = _ArchivePipeline(
+                source,
+                room_dir,
+                DayWriter(room_dir, clock or SystemClock(), utc=utc),
+                database=owner or ownership.room_id(room),
+            )
+            state = pipeline.prepare(database_existed=False)  # no state: all of it is new
+            held = idranges.subtract([(1, last)], idranges.gaps(state.logged, 1, last))
+            already = history.count_in(db, held) if last else 0
+            written = pipeline.backfill(1, last, should_stop=should_stop).lines  # the gaps
+            written += pipeline.catch_up(should_stop).lines  # and all after the position
+            interrupted = should_stop()
+        except SourceError as exc:  # the private copy: never busy, so never transient
+            raise ArchiveError(str(exc).replace(str(db), str(archive))) from None
         finally:
             source.close()
-    return Imported(written, already, log_dir)
+    return Imported(written, already, room_dir, interrupted)
 
 
-def _record_database(store: StateStore, database: str) -> None:
-    """Set the database a log directory's state names (nothing without a state)."""
-    with store.locked():
-        state = store.load()
-        if state is not None and state.database != database:
-            state.database = database
-            store.save(state)
+def _check_owner(archive: Path, source: Source, state: State, room_dir: Path, last: int) -> None:
+    """Refuse an archive whose rows are not the ones the room's log holds.
+
+    Compared: the highest id both hold (the position, whose fingerprint the state
+    records, or else the highest logged id the archive has, read from the log files).
+    With no row in common (the log started, new messages only, after everything the
+    archive holds), the archive must at least not be newer than the logged position.
+    """
+    if state.position <= 0:
+        return
+    if last >= state.position:
+        shared: int | None = state.position
+        logged = state.fingerprint
+    else:
+        below = idranges.within(state.logged, 1, last)
+        shared = below[-1][1] if below else None
+        logged = _logged_timestamp(room_dir, shared) if shared is not None else None
+    if shared is None or logged is None:
+        newest = source.fingerprint(last)
+        if state.fingerprint is None or newest is None or newest <= state.fingerprint:
+            return  # only history below everything logged: nothing contradicts it
+        raise ArchiveError(
+            f"{archive} is not the database logged in {room_dir} (it shares no logged"
+            f" message, and its message {last} is newer than the logged {state.position}):"
+            " import it as another room"
+        )
+    if source.fingerprint(shared) != logged:
+        raise ArchiveError(
+            f"{archive} is not the database logged in {room_dir} (its message"
+            f" {shared} differs): import it as another room"
+        )
+
+
+def _logged_timestamp(room_dir: Path, row_id: int) -> str | None:
+    """The timestamp of line ``row_id`` in a log directory's files (None if absent)."""
+    for entry in layout.log_files(room_dir):
+        for found, timestamp in scan_ids(entry.path):
+            if found == row_id:
+                return timestamp
+    return None

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -14,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from . import config, configfile, diagnostics, options, reading
+from . import cli_errors, config, configfile, diagnostics, options, reading
 from .files import LogDirError
 from .logread import Reader
-from .pidfile import AlreadyRunning
+from .pidfile import AlreadyRunning, PidFileError
 from .prune import prune_all
 from .search import Search
+from .signals import StopEvent, stop_on_signals
 from .state import StateError
 
 if TYPE_CHECKING:
@@ -34,11 +33,17 @@ def fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=cli_errors.Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dead-drop-logger")
 def cli() -> None:
     """Follow a Dead Drop messages database and append every message, exactly once,
     to daily NDJSON files (~/.dead-drop/logs/messages-YYYY-MM-DD.json)."""
+
+
+def _given(ctx: click.Context, params: dict[str, Any]) -> set[str]:
+    """The options given on the command line or through their environment variables."""
+    given = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    return {name for name in params if ctx.get_parameter_source(name) in given}
 
 
 @cli.command(short_help="Follow the database in the foreground.")
@@ -62,13 +67,12 @@ def run(**params: Any) -> None:
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
         pid_path = Path(params["pid_file"]).expanduser()
-        held = daemon.held_pid_file(settings, pid_path, params["log_level"])
+        given = _given(click.get_current_context(), params)
+        held = daemon.held_pid_file(settings, pid_path, params["log_level"], given)
     try:
         with held:
             follower.run()
-    except AlreadyRunning as exc:
-        fail(str(exc))
-    except LogDirError as exc:
+    except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
         log.debug("unexpected error", exc_info=True)
@@ -123,35 +127,42 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
     from . import archive as archive_import
-    from .source import SourceError
     from .writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
-    room_dir = log_dir.expanduser() / room
+    stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.archive"))
     try:
-        done = archive_import.import_archive(archive.expanduser(), room_dir, utc=utc)
+        done = archive_import.import_archive(
+            archive.expanduser(), log_dir.expanduser(), room, utc=utc, should_stop=stop.is_set
+        )
     except archive_import.ArchiveError as exc:
         fail(str(exc))
     except LogDirError as exc:
         fail(str(exc))
-    except (OSError, SourceError, StateError, WriteError) as exc:
+    except (OSError, StateError, WriteError) as exc:
         fail(f"{exc}; run it again to resume (nothing is written twice)")
+    if done.interrupted:
+        fail(
+            f"interrupted after {done.written} messages; run it again to resume"
+            " (nothing is written twice)"
+        )
     click.echo(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
 
 
-def _start(params: dict[str, Any]) -> None:
+def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
     from . import daemon
 
-    settings = options.settings_from(params)
     try:
         pid = daemon.start(
             settings,
             pid_path=Path(params["pid_file"]).expanduser(),
             log_file=config.DEFAULT_DAEMON_LOG,
             log_level=params["log_level"],
+            given=given,
         )
     except (AlreadyRunning, daemon.DaemonError) as exc:
         fail(str(exc))
@@ -186,7 +197,7 @@ def start(**params: Any) -> None:
       dead-drop-logger start
       dead-drop-logger start --retention-days 0 --poll-interval 0.2
     """
-    _start(params)
+    _start(params, options.settings_from(params), _given(click.get_current_context(), params))
 
 
 @cli.command()
@@ -214,8 +225,9 @@ def stop(**params: Any) -> None:
 def restart(ctx: click.Context, /, **params: Any) -> None:
     """Stop the background logger, then start it again.
 
-    The new logger runs with the options the stopped one ran with, changed only by the
-    options given here (on the command line or in their environment variables).
+    The new logger runs with the options the stopped one was given (on the command
+    line or in their environment variables), changed by the options given here, and
+    the settings file as it is now. Nothing is stopped when those cannot start.
 
     \b
     Examples:
@@ -223,24 +235,51 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
     """
     from . import daemon
 
-    recorded = daemon.running_options(Path(params["pid_file"]).expanduser())
+    given = _given(ctx, params)
+    recorded = _replaced(
+        daemon.running_options(Path(params["pid_file"]).expanduser()), params, given
+    )
     kept = []
     for name, value in recorded.items():
-        if name in params and ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+        if name in params and name not in given:
             if value != params[name]:
                 flag = f"--{name.replace('_', '-')}"
                 values = value if isinstance(value, tuple) else (value,)
                 kept += [flag if v is True else f"{flag} {v}" for v in values]
             params[name] = value
+            given.add(name)
+    settings = options.settings_from(params)  # refused here, with the daemon still running
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     _stop(params)
-    _start(params)
+    _start(params, settings, given)
+
+
+def _replaced(recorded: dict[str, Any], params: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """The recorded options a restart keeps: what it follows, given anew, replaces what it
+    followed (a bare --db replaces a recorded --rooms-dir; --rooms-dir a recorded bare
+    --db), rather than conflicting with it."""
+    from .rooms_spec import RoomNameError, split_db
+
+    def bare(value: str) -> bool:
+        try:
+            return split_db(value)[0] is None
+        except RoomNameError:
+            return False
+
+    kept = dict(recorded)
+    if "db" in given and any(bare(v) for v in params["db"]):
+        kept.pop("rooms_dir", None)
+    if "rooms_dir" in given and "db" in kept:
+        rooms = tuple(v for v in kept.pop("db") if not bare(v))
+        if rooms:
+            kept["db"] = rooms
+    return kept
 
 
 @cli.command()
 @options.config_file
-@options.pid_file
+@options.status_pid_file
 @options.json_object
 def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
@@ -257,6 +296,8 @@ def status(pid_file: Path, as_json: bool) -> None:
 
     try:
         report = status_report.gather(pid_file.expanduser())
+    except PidFileError as exc:
+        fail(str(exc), code=4)
     except OSError as exc:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
     click.echo(report.to_json() if as_json else report.to_text())
@@ -304,9 +345,8 @@ def _reading(
 
 def _stop_on_signals() -> threading.Event:
     """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda _signo, _frame: stop.set())
+    stop = StopEvent()  # a plain Event set from a handler can deadlock its own wait()
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.search"))
     return stop
 
 
@@ -333,16 +373,12 @@ def _printer(as_json: bool) -> reading.Printer:
 
 
 def _guarded(action: Any) -> Any:
-    """Run ``action``: a user's mistake is one line and exit 2; a closed pipe (``| head``)
-    ends quietly."""
+    """Run ``action``: a user's mistake is one line and exit 2 (a closed pipe or a full
+    disk on stdout: :mod:`.cli_errors`, for every command)."""
     try:
         return action()
     except reading.RequestError as exc:
         fail(str(exc), code=2)
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (no flush error at exit)
-        sys.exit(0)
 
 
 @cli.command()

@@ -26,5 +26,11 @@ def today(clock: Clock, utc: bool) -> dt.date:
     return now.astimezone(dt.UTC).date() if utc else now.date()
 
 
+def days_before(day: dt.date, days: int) -> dt.date:
+    """``day`` minus ``days`` days, never before year 1: a window reaching further back
+    (``--retention-days 1000000``) holds every date there is, and must not overflow."""
+    return day - dt.timedelta(days=min(days, (day - dt.date.min).days))
+
+
 def monotonic() -> float:
     return time.monotonic()

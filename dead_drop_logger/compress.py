@@ -21,6 +21,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from . import layout
+from .clock import days_before
 from .files import create_private, fsync_dir
 from .layout import LogFile
 
@@ -40,7 +41,7 @@ def select(
     """
     if after_days is None:
         return []
-    oldest_plain = today - dt.timedelta(days=after_days)
+    oldest_plain = days_before(today, after_days)
     packed = {f.path.name for f in files if f.compressed}
     return [
         f

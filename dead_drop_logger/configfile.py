@@ -15,6 +15,7 @@ service unit. Why it looks like this:
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -65,6 +66,8 @@ def _number(
             raise ValueError("must be a whole number" if whole else "must be a number")
         if whole and not isinstance(value, int):
             raise ValueError("must be a whole number")
+        if not math.isfinite(value):  # TOML has nan and inf
+            raise ValueError(f"must be a finite number (got {value})")
         if value < minimum or (open_min and value == minimum):
             relation = "above" if open_min else "at least"
             raise ValueError(f"must be {relation} {minimum:g} (got {value})")
@@ -117,8 +120,9 @@ class ConfigFile:
     rooms: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
 
-    def where(self, key: str) -> str:
-        return f"{self.path.name}:{self.lines.get(key, 1)}"
+    def where(self, *keys: str) -> str:
+        """``config.toml:LINE`` (``:L1,L2`` for a setting several entries make up)."""
+        return f"{self.path.name}:{','.join(str(self.lines.get(key, 1)) for key in keys)}"
 
 
 _SYNTAX_LINE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -151,7 +155,7 @@ def load(path: Path) -> ConfigFile:
     """Read and check the whole file. Raises ConfigError (one line) or OSError."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # an editor's byte order mark is not content
         data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}:1: not UTF-8 text ({exc.reason})") from None
@@ -210,7 +214,8 @@ EXAMPLE = """\
 # dead-drop-logger settings. Every option of `dead-drop-logger run` can be set here,
 # by its name in snake case; the command line and DEAD_DROP_* environment variables
 # override this file. `dead-drop-logger config` shows what is in effect and why.
-# Everything is commented out: the defaults apply.
+# Everything is commented out: the defaults apply. Each line shows its default; a
+# setting that is not set by default shows an example value and says so.
 
 # db = "~/.dead-drop/messages.db"     # one database (today's layout, no room dirs)
 # log_dir = "~/.dead-drop/logs"
@@ -218,15 +223,16 @@ EXAMPLE = """\
 # import_historical = false
 # utc = false
 # retention_days = 30                 # 0 keeps everything
-# max_bytes = "10MB"                  # start a new part past this size
-# keep_files = 100
-# compress_after = 7                  # days
+# max_bytes = "10MB"                  # example; default: not set (one file per day)
+# keep_files = 100                    # example; default: not set (no limit)
+# compress_after = 7                  # example, in days; default: not set (never)
 # no_watch = false                    # true: no change notifications, poll only
 # log_level = "info"
-# pid_file = "~/.dead-drop/logger.pid"
+# pid_file = "~/.dead-drop/logger.pid"  # example; default: not set for run (start, stop,
+#                                       # status and restart use this path)
 
 # A Dead Drop hub: follow every DIR/NAME/messages.db, each room into log_dir/NAME/.
-# rooms_dir = "/var/lib/dead-drop/rooms"
+# rooms_dir = "/var/lib/dead-drop/rooms"  # example; default: not set
 
 # Rooms that live elsewhere, NAME = "PATH of its messages.db":
 # [rooms]

@@ -20,7 +20,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from . import diagnostics, pidfile
 from .config import Settings
 from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
 from .follow import TRANSIENT, Follower
-from .pidfile import AlreadyRunning, Liveness, PidFile
+from .pidfile import AlreadyRunning, Liveness, PidFile, PidFileError
 from .rooms import Rooms, runner
 
 log = logging.getLogger(__name__)
@@ -60,9 +60,12 @@ def start(
     log_file: Path,
     log_level: str = "info",
     timeout: float = START_TIMEOUT,
+    given: Collection[str] = (),
 ) -> int:
     """Start a daemon and return its pid once it is confirmed running.
 
+    ``given``: the options given on the command line or through the environment (what
+    ``restart`` keeps; the rest comes from the settings file and defaults anew).
     Raises AlreadyRunning (before detaching) or DaemonError.
     """
     current = pidfile.read(pid_path)
@@ -85,7 +88,7 @@ def start(
         os.close(read_end)
         code = 1
         try:
-            code = _become_daemon(settings, pid_path, log_file, log_level, write_end)
+            code = _become_daemon(settings, pid_path, log_file, log_level, write_end, given)
         finally:
             os._exit(code)
     os.close(write_end)
@@ -109,9 +112,13 @@ def start(
     return pid
 
 
-def held_pid_file(settings: Settings, pid_path: Path, log_level: str = "info") -> PidFile:
+def held_pid_file(
+    settings: Settings, pid_path: Path, log_level: str = "info", given: Collection[str] = ()
+) -> PidFile:
     """The PID file a logger holds, with what ``status`` reports about it and the options
-    it runs with (for ``restart``), named as the command-line options are."""
+    it runs with, named as the command-line options are, and which of them were given
+    (command line or environment): only those are ``restart``'s to keep, so that a
+    setting edited in or removed from the settings file takes effect at a restart."""
     db, log_dir = str(settings.db.absolute()), str(settings.log_dir.absolute())
     running = {
         **asdict(settings),
@@ -130,6 +137,7 @@ def held_pid_file(settings: Settings, pid_path: Path, log_level: str = "info") -
         running["rooms_dir"] = info["rooms_dir"]
         running["db"] = [f"{name}={path}" for name, path in rooms.items()]
     info["options"] = running
+    info["given"] = sorted(name for name in given if name in running)
     return PidFile(pid_path, info)
 
 
@@ -140,7 +148,10 @@ def running_options(pid_path: Path) -> dict[str, Any]:
     if current.liveness is not Liveness.RUNNING:
         return {}
     recorded = current.info.get("options")
-    if isinstance(recorded, dict):
+    given = current.info.get("given")
+    if isinstance(recorded, dict) and isinstance(given, list):
+        found = {name: value for name, value in recorded.items() if name in given}
+    elif isinstance(recorded, dict):  # from before the given ones were told apart: all
         found = dict(recorded)
     else:  # A daemon started by an older version (an upgrade restarts it): what it recorded.
         older = {"database": "db", "log_dir": "log_dir", "utc": "utc"}
@@ -154,20 +165,28 @@ def running_options(pid_path: Path) -> dict[str, Any]:
 
 
 def _become_daemon(
-    settings: Settings, pid_path: Path, log_file: Path, log_level: str, report: int
+    settings: Settings,
+    pid_path: Path,
+    log_file: Path,
+    log_level: str,
+    report: int,
+    given: Collection[str],
 ) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
     context = python_daemon.DaemonContext(
         detach_process=True,
-        pidfile=held_pid_file(settings, pid_path, log_level),
+        pidfile=held_pid_file(settings, pid_path, log_level, given),
         files_preserve=[report],
         working_directory="/",
         umask=0o077,
     )
     try:
         context.open()
-    except AlreadyRunning as exc:  # another start won the race after our check
+    except (AlreadyRunning, PidFileError) as exc:  # AlreadyRunning: a start won the race
         _send(report, f"error {exc}")
+        return 1
+    except OSError as exc:
+        _send(report, f"error cannot become a daemon: {exc.strerror}")
         return 1
     except Exception as exc:
         _send(report, f"error cannot become a daemon: {exc}")

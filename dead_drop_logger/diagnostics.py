@@ -15,7 +15,8 @@ from typing import TextIO
 
 from .files import open_private
 
-FORMAT = "%(asctime)s dead-drop-logger[%(process)d] %(levelname)s: %(message)s"
+TAG = "dead-drop-logger[%(process)d]"
+FORMAT = "%(asctime)s {tag} %(levelname)s: %(message)s"
 LEVELS = ("debug", "info", "warning", "error")
 FILE_MAX_BYTES = 1024 * 1024  # logger.log, then logger.log.1 and .2: 3 MiB at most
 FILE_BACKUPS = 2
@@ -30,9 +31,15 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
 
 
 def configure(
-    level: str = "info", *, stream: TextIO | None = None, file: Path | None = None
+    level: str = "info",
+    *,
+    stream: TextIO | None = None,
+    file: Path | None = None,
+    tag: str = TAG,
 ) -> None:
-    """Send the package's log records to one stream or file, replacing earlier handlers."""
+    """Send the package's log records to one stream or file, replacing earlier handlers.
+
+    ``tag`` names the program in each line (``export_historical`` for the export)."""
     handler: logging.Handler
     if file is not None:
         handler = PrivateRotatingFileHandler(
@@ -40,7 +47,7 @@ def configure(
         )
     else:
         handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter(FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    handler.setFormatter(logging.Formatter(FORMAT.format(tag=tag), datefmt="%Y-%m-%dT%H:%M:%S%z"))
     handler.addFilter(_name_the_room)
     root = logging.getLogger("dead_drop_logger")
     for old in list(root.handlers):

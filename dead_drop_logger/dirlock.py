@@ -17,7 +17,10 @@ So a follower waits at most for the page in hand. Both locks are polled without
 blocking, so a holder that never lets go (a suspended export) is an error the caller
 retries after ``patience`` seconds, rather than a hang that would miss a SIGTERM.
 Correctness (exactly once) rests on the writer lock alone; the queue is only about
-who goes next, so a process that skips it (an older version) is merely unfair.
+who goes next, so a process that skips it (an older version) is merely unfair, and a
+waiter that cannot get the queue within ``QUEUE_PATIENCE`` (its holder suspended while
+waiting its turn: Ctrl-Z) goes for the writer lock directly rather than wait on a
+process that holds nothing else.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .files import open_private
 LOCK_NAME = layout.LOCK_FILE
 QUEUE_NAME = ".dead-drop-logger.queue"
 PATIENCE = 2.0
+QUEUE_PATIENCE = 0.5  # far above a page's hold: only a stopped waiter holds it longer
 STEP = 0.002  # how often a waiter looks again (the lock is free within a page's time)
 
 
@@ -57,8 +61,14 @@ class DirLock:
             deadline = time.monotonic() + patience
             queue = open_private(self.queue_path, os.O_RDWR | os.O_CREAT)
             try:
-                _take(queue, deadline, self.path, patience)
-                _take(fd, deadline, self.path, patience)
+                _wait_for(queue, min(deadline, time.monotonic() + QUEUE_PATIENCE))
+                if not _wait_for(fd, deadline):
+                    raise LockTimeout(
+                        f"{self.path} has been held by another process for over"
+                        f" {patience:g}s; a batch holds it for a fraction of a second, so"
+                        " that process is stopped or stalled (or compressing a large day"
+                        " file)"
+                    )
             finally:
                 os.close(queue)  # the next in line may go once this one holds the lock
             yield
@@ -80,16 +90,13 @@ class DirLock:
         return False
 
 
-def _take(fd: int, deadline: float, path: Path, patience: float) -> None:
+def _wait_for(fd: int, deadline: float) -> bool:
+    """Take the ``flock`` on ``fd``, polling until ``deadline``; False if never free."""
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise LockTimeout(
-                    f"{path} has been held by another process for over {patience:g}s;"
-                    " a batch holds it for a fraction of a second, so that process is"
-                    " stopped or stalled (or compressing a large day file)"
-                ) from None
+                return False
             time.sleep(STEP)

@@ -96,9 +96,27 @@ def create_private(path: Path) -> int:
     """A new, empty 0600 file at ``path`` for writing: whatever was there (a stale temp
     file, a planted symlink) is unlinked first, so nothing is ever written through it.
     For the logger's own temporary names, under the log directory's lock."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # never through a link (it exists)
+    try:
+        return open_private(path, flags)
+    except FileExistsError:  # (not unlinked beforehand: this is the per-batch path)
+        pass
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    return open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    return open_private(path, flags)
+
+
+def read_whole(path: Path) -> bytes:
+    """A small file's bytes in four system calls (``Path.read_bytes`` makes seven: its
+    buffered reader's fstat, isatty and seek; this is read under the lock every batch)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def is_symlink_error(exc: OSError) -> bool:

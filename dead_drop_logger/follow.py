@@ -23,6 +23,7 @@ from .clock import Clock, SystemClock, monotonic
 from .config import Settings
 from .diagnostics import Reporter
 from .files import LogDirError, ensure_private_dir
+from .heap import keep_batch_memory
 from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
@@ -79,6 +80,7 @@ class Follower:
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
+        self._found = 0  # lines the last catch-up logged
         self._wrote = False
         self._rotation_trouble: str | None = None
         self.finished = False  # set by a subclass whose database is gone for good
@@ -103,6 +105,7 @@ class Follower:
         """Follow until stopped. Raises LogDirError when the log dir is unusable or
         another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
+        keep_batch_memory()  # batch after batch in the same buffers (see heap)
         settings = self.settings
         if self.watcher is not None:
             db = settings.db.resolve()  # SQLite writes the -wal beside a symlink's target
@@ -166,6 +169,8 @@ class Follower:
         days = self.settings.retention_days
         done = self.pipeline.backfill(should_stop=self.stop.is_set, retention_days=days)
         log.info("historical import: %d messages logged", done.lines)
+        if done.lines:
+            self.rotator.policies_now()  # the old days it wrote: compressed now, not at midnight
         if done.outside_retention:
             log.info(
                 "historical import: %d messages older than the %d-day retention not written",
@@ -174,12 +179,20 @@ class Follower:
             )
 
     def _tick(self) -> None:
+        if self.pipeline.finish_old_file():  # the old file's last messages, before the new
+            self._wrote = True
         # ``changed()`` consumes the change: after a failed catch-up it would say
-        # "nothing new" and the failed batch would wait for the next message.
-        if self.source.changed() or self._behind:
+        # "nothing new" and the failed batch would wait for the next message. A change
+        # rung while the server writes flat out (the last batch found lines) is not
+        # asked about: the page read answers the same question, and the statement
+        # cost a read transaction a batch (a stale answer later costs one empty read).
+        busy = self._found > 0 and self._woke is not None and self._woke.reason == CHANGE
+        self._found = 0
+        if busy or self.source.changed() or self._behind:
             self._behind = True
             done = self.pipeline.catch_up(should_stop=self.stop.is_set)
             self._behind = False
+            self._found = done.lines
             self.waker.pace(done.lines)
             if done.lines:
                 self._wrote = True

@@ -8,6 +8,7 @@ The README's option table is checked against these by ``tests/test_readme.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from click.core import ParameterSource
 
 from . import config, configfile, settings_report
 from .diagnostics import LEVELS
-from .rooms_spec import RoomNameError, check_room_name, parse_dbs
+from .rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
 from .sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,6 +31,20 @@ def _compose(*decorators: Callable[[F], F]) -> Callable[[F], F]:
         return func
 
     return apply
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A float option's type: ``nan`` and ``inf`` are refused, not taken as a number of
+    seconds (``nan`` compares false with every bound, so a plain FloatRange lets it
+    through, and a poll loop waiting nan seconds spins)."""
+
+    name = "number"  # "'soon' is not a valid number", not "... valid float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 class DbValue(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
@@ -154,7 +169,7 @@ log_dir = click.option(
 )
 poll_interval = click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloatRange(min=0, min_open=True),
     default=config.DEFAULT_POLL_INTERVAL,
     show_default=True,
     envvar="DEAD_DROP_POLL_INTERVAL",
@@ -264,15 +279,17 @@ log_level = click.option(
     help="How much the logger says about itself (on stderr).",
 )
 
-pid_file = click.option(
-    "--pid-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=config.DEFAULT_PID_FILE,
-    show_default="~/.dead-drop/logger.pid",
-    envvar="DEAD_DROP_PID_FILE",
-    show_envvar=True,
-    help="The daemon's PID file (locked for as long as the daemon runs).",
-)
+_PID_FILE: dict[str, Any] = {
+    "default": config.DEFAULT_PID_FILE,
+    "show_default": "~/.dead-drop/logger.pid",
+    "envvar": "DEAD_DROP_PID_FILE",
+    "show_envvar": True,
+    "help": "The daemon's PID file (locked for as long as the daemon runs).",
+}
+pid_file = click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path), **_PID_FILE)
+status_pid_file = click.option("--pid-file", type=click.Path(path_type=Path), **_PID_FILE)
+"""status's: a directory there is a PID file that cannot be read (LSB exit 4), not a
+usage error (exit 2, which LSB status gives another meaning)."""
 run_pid_file = click.option(
     "--pid-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -286,7 +303,7 @@ run_pid_file = click.option(
 stop_timeout = click.option(
     "--timeout",
     "stop_timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0),
     default=30.0,
     show_default=True,
     envvar="DEAD_DROP_STOP_TIMEOUT",
@@ -325,6 +342,18 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
     if bare is not None and rooms_dir is not None:
         raise click.BadParameter(
             "a bare --db PATH cannot be combined with --rooms-dir; name it: --db NAME=PATH",
+            param_hint="'--db'",
+        )
+    if bare is None and not named and rooms_dir is None and config.DEFAULT_DB.is_dir():
+        raise click.BadParameter(
+            f"{config.DEFAULT_DB} is a directory, not a database file", param_hint="'--db'"
+        )
+    # One name, two databases: which one LOG_DIR/NAME/ logs must not be a silent choice.
+    both = clashes(Path(rooms_dir).expanduser(), named) if rooms_dir is not None else []
+    if both:
+        raise click.BadParameter(
+            f"room {both[0]!r} is both a directory of --rooms-dir {rooms_dir} and named by"
+            f" --db {both[0]}=PATH (or [rooms]); rename one",
             param_hint="'--db'",
         )
     return config.Settings(
@@ -370,8 +399,10 @@ def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFi
     if source is ParameterSource.ENVIRONMENT:
         return f"env {param.envvar}"
     if source is ParameterSource.DEFAULT_MAP and loaded is not None:
-        if name == "db" and "db" not in loaded.values and loaded.rooms:
-            return loaded.where(configfile.ROOMS_TABLE)
+        if name == "db" and loaded.rooms:  # each [rooms] entry's own line
+            keys = ["db"] if "db" in loaded.values else []
+            keys += [f"{configfile.ROOMS_TABLE}.{room}" for room in loaded.rooms]
+            return loaded.where(*keys)
         return loaded.where(name)
     return "default"
 
@@ -453,7 +484,7 @@ search_output = _compose(
     ),
     click.option(
         "--interval",
-        type=click.FloatRange(min=0, min_open=True),
+        type=FiniteFloatRange(min=0, min_open=True),
         default=0.5,
         show_default=True,
         metavar="SECONDS",

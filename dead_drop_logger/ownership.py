@@ -14,6 +14,12 @@ every message).
   path is recorded, with one info line.
 - Anything else is a different database: :class:`ForeignDatabase`, one line naming
   both databases and the way out, and nothing is written.
+
+A room's log filled from its archive (``import-archive``) before any follower saw the
+room records ``room:NAME``: the room's database, wherever the hub keeps it. The first
+database at ``.../NAME/messages.db`` (where a hub keeps room NAME) is then the owner and
+its path is recorded; any other database is refused. (A state left by an older
+``import-archive`` naming its deleted temporary copy is read the same way.)
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import logging
 import os
 from pathlib import Path
 
+from .config import ROOM_DB_NAME
 from .files import LogDirError
 from .source import Source, SourceMissing, SourceUnusable
 from .state import State
@@ -39,19 +46,51 @@ def database_id(path: Path) -> str:
     return os.path.abspath(path.expanduser())
 
 
+ROOM_ID = "room:"  # + NAME: room NAME's database, its path not known yet
+UNPACKED_PREFIX = "dead-drop-archive-"  # import-archive's temporary copies
+
+
+def room_id(name: str) -> str:
+    return ROOM_ID + name
+
+
 def same_path(recorded: str, ours: str) -> bool:
     return recorded == ours or os.path.realpath(recorded) == os.path.realpath(ours)
 
 
-def claim(state: State, source: Source, log_dir: Path) -> bool:
-    """Check that ``state`` is ``source``'s; True when it changed (a moved database).
+def _placeholder(recorded: str, log_dir: Path) -> bool:
+    """A record naming room ``log_dir.name``'s database without its path."""
+    if recorded.startswith(ROOM_ID):
+        return recorded == room_id(log_dir.name)
+    return Path(recorded).parent.name.startswith(UNPACKED_PREFIX)  # (older import-archive)
+
+
+def _room_path(ours: str, log_dir: Path) -> bool:
+    """Whether ``ours`` is where a hub keeps room ``log_dir.name``'s database."""
+    path = Path(ours)
+    return path.name == ROOM_DB_NAME and path.parent.name == log_dir.name
+
+
+def claim(state: State, source: Source, log_dir: Path, ours: str | None = None) -> bool:
+    """Check that ``state`` is ``source``'s (recorded as ``ours``, by default its path);
+    True when the record changed (a moved database, a room's path now known).
 
     Raises ForeignDatabase for another database, SourceError when the database cannot
     be read right now (busy: the caller retries).
     """
-    ours = database_id(source.path)
+    ours = ours or database_id(source.path)
     if not state.database or same_path(state.database, ours):
         return False  # (an empty record: a state from before databases were recorded)
+    if _placeholder(state.database, log_dir) and (
+        _placeholder(ours, log_dir) or _room_path(ours, log_dir)
+    ):
+        if _placeholder(ours, log_dir):
+            return False  # another import of the room's archive: the record stays
+        log.info("room %s's database is %s; following it", log_dir.name, ours)
+        state.database = ours
+        return True
+    if _placeholder(ours, log_dir) and _room_path(state.database, log_dir):
+        return False  # the room's archive, into the log of the room's database
     if _moved(state, source):
         log.info(
             "database %s moved to %s (the same messages); following it there",

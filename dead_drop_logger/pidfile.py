@@ -16,6 +16,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -32,6 +33,11 @@ class AlreadyRunning(Exception):
     def __init__(self, pid: int | None) -> None:
         super().__init__(f"already running (pid {pid if pid is not None else '?'})")
         self.pid = pid
+
+
+class PidFileError(Exception):
+    """The PID file cannot be created, or holds something that is not a pid; ``str()``
+    is one line for the user (``cannot create PID file /ro/x.pid: Read-only file system``)."""
 
 
 class Liveness(Enum):
@@ -76,6 +82,15 @@ class PidFile:
 
         ``patience`` rides out a reader's momentary probe lock (``status``, ``stop``).
         """
+        try:
+            self._acquire(patience)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.filename is not None and exc.strerror and str(exc.filename) != str(self.path):
+                why = f"{exc.filename}: {why}"  # a parent directory's trouble, named
+            raise PidFileError(f"cannot create PID file {self.path}: {why}") from exc
+
+    def _acquire(self, patience: float) -> None:
         make_private_dirs(self.path.parent)
         deadline = time.monotonic() + patience
         while True:
@@ -114,19 +129,27 @@ class PidFile:
         self._fd = None
 
 
-def read(path: Path, *, settle: float = 2.0) -> PidStatus:
+def read(path: Path, *, settle: float = 2.0, strict: bool = False) -> PidStatus:
     """Whether a logger holds ``path``, and its pid and sidecar info when it does.
 
     A holder writes its sidecar and pid just after taking the lock; ``settle`` bounds
     how long to wait for both when the file is caught locked but not yet filled in.
+    ``strict`` (``status``) raises PidFileError for a file nobody holds whose text is
+    not a pid (an empty one stays stale: a holder that died just after taking the lock
+    leaves one); a directory always raises it.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return PidStatus(Liveness.ABSENT, None, {})
     try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise PidFileError(f"PID file {path} cannot be read: it is a directory")
         if _try_lock(fd, fcntl.LOCK_SH):
-            return PidStatus(Liveness.STALE, _read_pid(path), {})
+            pid = _read_pid(path)
+            if strict and pid is None and (text := _text(path)):
+                raise PidFileError(f"PID file {path} cannot be read: it holds {text!r}, not a pid")
+            return PidStatus(Liveness.STALE, pid, {})
         deadline = time.monotonic() + settle
         while True:
             pid = _read_pid(path)
@@ -173,6 +196,15 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
     own = os.fstat(fd)
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
+
+
+def _text(path: Path) -> str:
+    """The PID file's first line, shortened for a message ("" when unreadable)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as file:
+            return file.readline(80).strip()
+    except OSError:
+        return ""
 
 
 def _read_pid(path: Path) -> int | None:

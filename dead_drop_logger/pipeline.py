@@ -23,7 +23,7 @@ from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
 from .prefetch import Prefetcher
-from .source import Page, Run, Source, SourceNoTable
+from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .state import State, StateError, StateStore
 from .writer import DayWriter
 
@@ -65,8 +65,12 @@ class Pipeline:
         writer: DayWriter,
         *,
         page_size: int = PAGE_SIZE,
+        database: str | None = None,
     ) -> None:
         self.source = source
+        # What the state records as the database the lines come from: its path, unless
+        # told otherwise (an archive's temporary copy records the room's database).
+        self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
         self.store = StateStore(log_dir)
@@ -75,6 +79,7 @@ class Pipeline:
         # under it) is not a first start.
         self._ran_before = False
         self._marked: int | None = None  # the first-start position this process recorded
+        self._owner_recorded = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
 
@@ -102,13 +107,14 @@ class Pipeline:
 
     def claim(self) -> None:
         """Refuse now (ForeignDatabase) a log directory that holds another database's
-        messages; record a moved database's new path. Nothing else is written."""
+        messages; record a moved database's new path. Nothing else is written but a
+        lost or damaged state rebuilt from the files (its owner checked before the file
+        policies touch anything)."""
         with self.store.locked():
-            try:
-                state = self.store.load()
-            except StateError:  # set aside and rebuilt by the first transaction
-                return
-            if state is not None and ownership.claim(state, self.source, self.log_dir):
+            state = self._saved_or_rebuilt()
+            if state is not None and ownership.claim(
+                state, self.source, self.log_dir, self.database
+            ):
                 self.store.save(state)
 
     @contextlib.contextmanager
@@ -116,8 +122,11 @@ class Pipeline:
         with self.store.locked():
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
-            if ownership.claim(state, self.source, self.log_dir):
+            if ownership.claim(state, self.source, self.log_dir, self.database):
                 self.store.save(state)
+            if not self._owner_recorded:  # once a process: for a state lost later
+                self.store.record_owner(state.database)
+                self._owner_recorded = True
             if state.pending:
                 self.writer.truncate_back(state.pending)
                 state.pending = {}
@@ -125,29 +134,36 @@ class Pipeline:
             yield state
 
     def _load(self, database_existed: bool) -> State:
+        state = self._saved_or_rebuilt()
+        if state is not None:
+            return state
+        state, note = self._first_state(database_existed)
+        self.store.save(state)
+        log.log(*note)  # only once saved: a failed save retries without a repeat
+        self._ran_before = True
+        return state
+
+    def _saved_or_rebuilt(self) -> State | None:
+        """The saved state, or one rebuilt (and saved) from the log files when it is
+        lost or damaged; None when there is none and the files hold no line."""
         try:
             state = self.store.load()
         except StateError as exc:
             moved = self.store.set_aside()
             log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)
             state = None
-        if state is not None:
-            self._ran_before = True
-            return state
-        state = self._recover_from_files()
-        note: tuple[int, str] | None = None
         if state is None:
-            state, note = self._first_state(database_existed)
-        self.store.save(state)
-        if note is not None:  # only once saved: a failed save retries without a repeat
-            log.log(*note)
+            state = self._recover_from_files()
+            if state is None:
+                return None
+            self.store.save(state)
         self._ran_before = True
         return state
 
     def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
         about it (level, message) once it is saved."""
-        state = State(database=ownership.database_id(self.source.path))
+        state = State(database=self.database)
         marked = self.store.first_start()
         if self._ran_before:
             # Starting at the database's end would lose what arrived since the state
@@ -198,17 +214,21 @@ class Pipeline:
         ids: list[int] = []
         last: tuple[int, str | None] = (0, None)
         for entry in files:
-            for row_id, timestamp in _scan_ids(entry.path):
+            for row_id, timestamp in scan_ids(entry.path):
                 ids.append(row_id)
                 if row_id >= last[0]:
                     last = (row_id, timestamp)
         if not ids:  # only empty files (today's, made at midnight or start): a first start
             return None
+        # Whose lines these are: the damaged state's record, or the lock file's.
+        owner = self.store.set_aside_owner() or self.store.owner()
+        if owner is None:
+            self._refuse_unless_ours(*last)
         state = State(
             position=last[0],
             logged=idranges.from_ids(ids),
             fingerprint=last[1],
-            database=ownership.database_id(self.source.path),
+            database=owner or self.database,
         )
         log.warning(
             "no usable state in %s: rebuilt from %d lines in the log files; resuming after id %d",
@@ -217,6 +237,23 @@ class Pipeline:
             state.position,
         )
         return state
+
+    def _refuse_unless_ours(self, position: int, fingerprint: str | None) -> None:
+        """With no record of whose lines the files hold, they are taken as this
+        database's only if its row ``position`` is the one logged last; anything else
+        (another database, or this one reset while the state was lost) is refused rather
+        than logged again from its first row beside them."""
+        current = self.source.fingerprint(position)
+        if current is None:
+            mismatch = max(self.source.max_id(), self.source.sequence()) < position
+        else:
+            mismatch = fingerprint is not None and current != fingerprint
+        if mismatch:
+            raise ownership.ForeignDatabase(
+                f"log directory {self.log_dir} has lost its state and its files hold"
+                f" message {position} of another database than {self.database}; give"
+                f" {self.database} another --log-dir"
+            )
 
     # -- batches -----------------------------------------------------------------------
 
@@ -250,24 +287,24 @@ class Pipeline:
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
-            state.database = ownership.database_id(self.source.path)
+            state.database = self.database
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
 
-    def _check_same_database(self, state: State) -> None:
-        """Start over, from the first row, when the database was replaced (server reset)."""
+    def _check_same_database(self, state: State, current: str | None) -> bool:
+        """Start over, from the first row, when the database was replaced (server reset);
+        True when it did. ``current``: the fingerprint of the row at the position now."""
         if state.position <= 0:
-            return
-        current = self.source.fingerprint(state.position)
+            return False
         if current is not None:
             if state.fingerprint is None or current == state.fingerprint:
-                return
+                return False
             reason = f"message {state.position} is not the one already logged"
         else:
             last = max(self.source.max_id(), self.source.sequence())
             if last >= state.position:
-                return  # that row was deleted, but the database is the same one
+                return False  # that row was deleted, but the database is the same one
             reason = f"its last id {last} is below the logged position {state.position}"
         log.warning(
             "database %s was replaced (%s); logging the new database from its first row",
@@ -279,18 +316,20 @@ class Pipeline:
         state.skipped = []
         state.fingerprint = None
         self.store.save(state)
+        return True
 
     def follow_once(self) -> Progress:
         """Log one page of messages newer than the position."""
         with self._transaction() as state:
-            self._check_same_database(state)
-            start = state.position
-            rows = self.source.read(start, None, self.page_size)
+            # One statement reads the page and the fingerprints it is checked and
+            # advanced by (see Page): a page of a replaced database is read again.
+            rows = self.source.read(state.position, None, self.page_size)
+            if self._check_same_database(state, rows.after_stamp):
+                rows = self.source.read(state.position, None, self.page_size)
             if not rows:
                 return Progress()
-            last = rows.last_id
-            advance = (last, self.source.fingerprint(last))
-            self._commit(state, rows, start + 1, last, advance=advance)
+            start, last = state.position, rows.last_id
+            self._commit(state, rows, start + 1, last, advance=(last, rows.last_stamp))
             return Progress(len(rows), last)
 
     def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
@@ -303,6 +342,27 @@ class Pipeline:
             if step.lines < self.page_size:
                 break
         return total
+
+    def finish_old_file(self) -> int:
+        """Log what the open connection's file still holds when the path now names
+        another file (or none), then close it: the next read opens the path anew.
+
+        A hub archiving a room copies ``messages.db`` without its WAL and may make the
+        room again at once; a database replaced at its path goes the same way. The
+        messages only in the old WAL exist only through this connection, so all of them
+        are logged first, even when asked to stop. Returns the lines written. On a
+        transient error (busy, disk full) the connection stays open (pinned), so the next
+        call drains it again; a file that is no readable database holds nothing to lose.
+        """
+        if not self.source.replaced():
+            return 0
+        self.source.pin()
+        try:
+            lines = self.catch_up().lines
+        except SourceUnusable:  # not a readable database (never was, or corrupt): no loss
+            lines = 0
+        self.source.close()
+        return lines
 
     def backfill(
         self,
@@ -330,7 +390,7 @@ class Pipeline:
             with self._transaction() as state:
                 # A replaced database's rows must not fill the old one's gaps: they are
                 # the follower's to log, from the new database's first row.
-                self._check_same_database(state)
+                self._check_same_database(state, self.source.fingerprint(state.position))
                 held = monotonic()
                 unsaved = False
                 while True:
@@ -395,7 +455,7 @@ class Pipeline:
         return Page(kept, len(rows) - outside, rows.last_id), skipped, outside
 
 
-def _scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
+def scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
     if path.suffix == ".gz":  # written whole and fsynced before its rename: never torn
         try:

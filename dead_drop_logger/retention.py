@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from . import layout
+from .clock import days_before
 from .files import fsync_dir
 from .layout import LogFile
 
@@ -29,7 +30,7 @@ def cutoff(today: dt.date, retention_days: int) -> dt.date | None:
     """
     if retention_days <= 0:
         return None
-    return today - dt.timedelta(days=retention_days)
+    return days_before(today, retention_days)
 
 
 def expired_by_age(files: Sequence[LogFile], today: dt.date, retention_days: int) -> list[LogFile]:

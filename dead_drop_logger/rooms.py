@@ -17,23 +17,26 @@ Why it looks like this:
   then, when its directory is gone, says so once and is released. A room that comes
   back under the same name is a new database (the replaced-database rule).
 - Rooms there at the logger's first start follow the first-start rule (new messages
-  only); a room found later, or one without a state at a later start, is new: logged
-  from its first row. A marker file in the log directory says a first start happened.
+  only); a room found later, or one without a state at a later start that was not there
+  at the first start, is new: logged from its first row. A marker file in the log
+  directory, written durably before any room starts, says a first start happened and
+  lists the rooms there then (so one room that cannot be followed yet holds nothing
+  back, and one of them that got no state before a stop still starts as a first start).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from .clock import Clock, SystemClock
 from .config import ROOM_DB_NAME, Settings
 from .diagnostics import ROOM_THREAD_PREFIX
-from .files import LogDirError, ensure_private_dir, fsync_dir, open_private
+from .files import LogDirError, create_private, ensure_private_dir, fsync_dir
 from .follow import MAX_BACKOFF, Follower, signature
 from .rooms_spec import RoomNameError, check_room_name
 from .signals import stop_on_signals
@@ -100,30 +103,15 @@ class RoomFollower(Follower):
         self.name = name
         self.discovered = discovered
         self.releasable = releasable
-        self.prepared = threading.Event()
-        self.on_prepared: Callable[[], None] = lambda: None  # the supervisor's doorbell
 
     def _database_existed(self) -> bool:
         return not self.discovered and super()._database_existed()
 
-    def mark_prepared(self) -> None:
-        """Its start position is on disk (or it gave up trying): tell the supervisor."""
-        if not self.prepared.is_set():
-            self.prepared.set()
-            self.on_prepared()
-
     def _tick(self) -> None:
-        self.mark_prepared()
         if self.source.exists():
             super()._tick()
             return
-        drained = 0
-        if self.source.is_open:  # read what the deleted files still hold
-            self.source.pin()
-            # All of it, even when asked to stop: once the connection closes, messages
-            # that were only in the deleted WAL are gone for good.
-            drained = self.pipeline.catch_up().lines
-            self.source.close()
+        drained = self.pipeline.finish_old_file()  # what the deleted files still hold
         if self.releasable and not self.settings.db.parent.exists():
             self.finished = True
             log.info(
@@ -154,6 +142,7 @@ class Rooms:
         self.mark = settings.log_dir / ROOMS_MARK
         self.active: dict[str, tuple[RoomFollower, threading.Thread]] = {}
         self._listing_trouble: str | None = None
+        self._mark_trouble = False
         self.watcher: Watcher | None = None
 
     def install_signal_handlers(self) -> None:
@@ -191,20 +180,21 @@ class Rooms:
         return watcher
 
     def _supervise(self) -> None:
-        first_start = not self.mark.exists()
+        there_first = self._first_start_rooms()
+        if there_first is None:  # the first start: the rooms there now, on disk first
+            there_first = set(self._list())
+            while not self._write_mark(there_first):
+                if self.stop.wait(self.settings.poll_interval):
+                    return
         where = self.settings.rooms_dir
         log.info(
             "following %s into %s",
             f"the rooms in {where}" if where else "the rooms named",
             self.settings.log_dir,
         )
-        initial = [
-            self._start(name, db, discovered=not first_start)
-            for name, db in sorted(self._list().items())
-        ]
+        for name, db in sorted(self._list().items()):
+            self._start(name, db, discovered=name not in there_first)
         while not self.stop.is_set():
-            if first_start and all(room.prepared.is_set() for room in initial):
-                first_start = not self._write_mark()
             self._reap()
             for name, db in sorted(self._list().items()):
                 if name not in self.active:
@@ -241,7 +231,6 @@ class Rooms:
             stop=self.stop,
             watcher=self.watcher,
         )
-        room.on_prepared = lambda: self.waker.ring(name)  # the first start's mark may be due
         if discovered:
             log.info("new room %s (%s): logging all of it", name, db)
         thread = threading.Thread(
@@ -265,7 +254,6 @@ class Rooms:
                 room.reporter.problem(f"{what}; retrying every {MAX_BACKOFF:g}s")
             else:
                 return
-            room.mark_prepared()  # its trouble must not hold back the others' first start
             self.stop.wait(MAX_BACKOFF)
 
     def _sweep(self) -> None:
@@ -286,17 +274,42 @@ class Rooms:
                 thread.join()
                 del self.active[name]
 
-    def _write_mark(self) -> bool:
-        """Record that the rooms there at the first start have their states."""
+    def _first_start_rooms(self) -> set[str] | None:
+        """The rooms there at the first start; None before the first start. (A mark
+        without a list, from an older version: none, so every room without a state
+        is new, as it then was.)"""
         try:
-            fd = open_private(self.mark, os.O_WRONLY | os.O_CREAT)
+            raw = self.mark.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return set()
+        try:
+            names = json.loads(raw)["rooms"]
+        except (ValueError, KeyError, TypeError):
+            return set()
+        return {name for name in names if isinstance(name, str)}
+
+    def _write_mark(self, rooms: set[str]) -> bool:
+        """Record, durably, that the first start happened and which rooms were there."""
+        tmp = self.mark.with_name(self.mark.name + ".tmp")
+        try:
+            fd = create_private(tmp)  # afresh: never written through a planted link
             try:
+                os.write(fd, json.dumps({"rooms": sorted(rooms)}).encode() + b"\n")
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            os.replace(tmp, self.mark)
             fsync_dir(self.settings.log_dir)
-        except OSError as exc:  # retried next poll
-            log.debug("cannot record the rooms' first start in %s: %s", self.mark, exc)
+        except OSError as exc:  # retried every poll interval, said once
+            said, self._mark_trouble = self._mark_trouble, True
+            log.log(
+                logging.DEBUG if said else logging.WARNING,
+                "cannot record the rooms' first start in %s: %s; retrying",
+                self.mark,
+                exc,
+            )
             return False
         return True
 

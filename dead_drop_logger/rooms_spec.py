@@ -27,16 +27,16 @@ def check_room_name(name: str) -> str:
 def split_db(value: str) -> tuple[str | None, str]:
     """``NAME=PATH`` -> (NAME, PATH); a bare path -> (None, PATH).
 
-    A value is NAME=PATH when what precedes its first ``=`` is a valid room name (a
-    path with a ``/`` before its ``=`` stays a bare path; name a relative path holding
-    ``=`` as ``./a=b.db``).
+    A value is NAME=PATH when its first ``=`` comes before any ``/`` (a path with a
+    ``/`` before its ``=`` stays a bare path; name a relative path holding ``=`` as
+    ``./a=b.db``). Raises RoomNameError when that NAME is not a valid room name
+    (``=x.db``, ``.a=x.db``): taken as a path, it would silently follow the wrong file.
     """
     name, sep, path = value.partition("=")
-    if sep and path:
-        try:
-            return check_room_name(name), path
-        except RoomNameError:
-            pass
+    if sep and "/" not in name and "\\" not in name:
+        if not path:
+            raise RoomNameError(f"room {name!r} names no database: --db NAME=PATH")
+        return check_room_name(name), path
     return None, value
 
 
@@ -56,4 +56,12 @@ def parse_dbs(values: Iterable[str]) -> tuple[Path | None, dict[str, Path]]:
         raise ValueError("only one bare --db PATH; name the others: --db NAME=PATH")
     if bare and rooms:
         raise ValueError("a bare --db PATH cannot be combined with rooms; name it: --db NAME=PATH")
+    for database in [*bare, *rooms.values()]:
+        if database.is_dir():
+            raise ValueError(f"{database} is a directory, not a database file")
     return (bare[0] if bare else None), rooms
+
+
+def clashes(rooms_dir: Path, named: Iterable[str]) -> list[str]:
+    """The rooms named explicitly that the rooms directory also holds (sorted)."""
+    return sorted(name for name in named if (rooms_dir / name).is_dir())

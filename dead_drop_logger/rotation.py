@@ -70,6 +70,9 @@ class Parts:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self._latest: dict[str, LogFile] | None = None
+        # day -> (the part its probes are for, the names _changed looks at): made once
+        # a part, not every batch
+        self._probes: dict[str, tuple[LogFile | None, tuple[str, ...]]] = {}
 
     def open_part(self, day: str) -> tuple[int, int]:
         """The part the next line of ``day`` goes to, and that part's current size."""
@@ -89,21 +92,30 @@ class Parts:
     def forget(self) -> None:
         """List again next time (after this process deleted or compressed files)."""
         self._latest = None
+        self._probes.clear()
 
     def _changed(self, day: str) -> bool:
         assert self._latest is not None
         top = self._latest.get(day)
-        nearest = layout.day_path(self.log_dir, day, 0 if top is None else top.part + 1)
-        names = [nearest, layout.compressed_path(nearest)]
-        if top is not None and not top.compressed:
-            names.append(layout.compressed_path(top.path))
-        return any(_is_file(name) for name in names)
+        known = self._probes.get(day)
+        if known is None or known[0] is not top:
+            nearest = layout.day_path(self.log_dir, day, 0 if top is None else top.part + 1)
+            names = [nearest, layout.compressed_path(nearest)]
+            if top is not None and not top.compressed:
+                names.append(layout.compressed_path(top.path))
+            known = self._probes[day] = (top, tuple(os.fspath(name) for name in names))
+        return any(_is_file(name) for name in known[1])
 
 
-def _is_file(path: Path) -> bool:
-    """A regular file (what a listing counts: never a symlink) is at ``path``."""
+def _is_file(path: str | Path) -> bool:
+    """A regular file (what a listing counts: never a symlink) is at ``path``.
+
+    Asked with ``access`` first: the usual answer (nothing there) comes without the
+    exception ``lstat`` raises, which cost more than the call itself every batch."""
+    if not os.access(path, os.F_OK, follow_symlinks=False):
+        return False
     try:
-        return stat.S_ISREG(path.lstat().st_mode)
+        return stat.S_ISREG(os.lstat(path).st_mode)
     except FileNotFoundError:
         return False
 
@@ -227,6 +239,12 @@ class Rotator:
             self.policies_due = monotonic() + POLICY_RETRY  # stays set if this raises
             self._apply_policies(current)
             self.policies_due = None
+
+    def policies_now(self) -> None:
+        """Run the policies at the next tick, not at midnight: a historical import has
+        just written old days that --compress-after / --retention-days / --keep-files
+        are about."""
+        self.policies_due = monotonic()
 
     def wait_time(self, poll_interval: float) -> float:
         """How long the loop may sleep: never past midnight (just after it, in fact)."""

@@ -77,11 +77,20 @@ class Run:
 
 @dataclass(slots=True)
 class Page:
-    """One read: ``len()`` is the number of rows read (what paging goes by)."""
+    """One read: ``len()`` is the number of rows read (what paging goes by).
+
+    ``after_stamp`` and ``last_stamp``: the :meth:`Source.fingerprint` of the row the
+    read started after and of its last row, read with the page (in the same statement,
+    so of the same snapshot): a follower's batch needs both, and a statement of its own
+    for each cost a read transaction each (the page cache starts cold in every one
+    while the server writes).
+    """
 
     runs: list[Run] = field(default_factory=list)
     count: int = 0
     last_id: int = 0
+    after_stamp: str | None = None
+    last_stamp: str | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -191,6 +200,20 @@ class Source:
         """
         self._pinned = self._conn is not None
 
+    def replaced(self) -> bool:
+        """Whether a connection is open on a file the path no longer names (deleted,
+        renamed over, replaced): what that file still holds, its WAL included, is
+        readable only through this connection, so it is read (:meth:`pin`) before any
+        reopen."""
+        if self._conn is None:
+            return False
+        try:
+            return self._file_identity() != self._identity
+        except SourceMissing:
+            return True
+        except SourceError:  # cannot stat: not known to be another file
+            return False
+
     def close(self) -> None:
         self._pinned = False
         if self._conn is not None:
@@ -299,7 +322,7 @@ class Source:
         day = day_expression(TIMESTAMP_COLUMN, self.utc) if has_ts else "NULL"
         exact = " AND ".join(f"typeof({_quote(c)}) IN ('integer','text','null')" for c in cols)
         pairs = ",".join(f"'{c.replace(chr(39), chr(39) * 2)}',{_quote(c)}" for c in cols)
-        page = f" FROM {TABLE} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
+        page = f" FROM {TABLE} WHERE rowid > ?1 AND rowid <= ?2 ORDER BY rowid LIMIT ?3"
         # The straightforward query: one row each, line and day built per row.
         line = (
             f"replace(replace(json_object({pairs}), char(8232), '\\u2028'),"
@@ -323,10 +346,15 @@ class Source:
         if inexact:
             line = f"CASE WHEN {' OR '.join(inexact)} THEN NULL ELSE {line} END"
         cheap_day = f"substr({_quote(TIMESTAMP_COLUMN)}, 1, 10)" if has_ts and not self.utc else day
+        # With it, in the same statement (one read transaction for the whole batch):
+        # the stamps (see Page) and the schema version the columns must still match.
+        stamp = f"SELECT {_quote(TIMESTAMP_COLUMN)} FROM {TABLE} WHERE rowid ="
+        stamps = f"({stamp} p.hi), ({stamp} ?1)" if has_ts else "NULL, NULL"
         self._page_sql = (
-            "SELECT count(*), count(l), min(id), max(id), group_concat(id),"
+            f"SELECT p.*, {stamps}, (SELECT schema_version FROM pragma_schema_version)"
+            " FROM (SELECT count(*), count(l), min(id), max(id) AS hi, group_concat(id),"
             " group_concat(ifnull(d, ''), char(31)), group_concat(l || char(10), '')"
-            f" FROM (SELECT rowid AS id, {line} AS l, {cheap_day} AS d" + page + ")"
+            f" FROM (SELECT rowid AS id, {line} AS l, {cheap_day} AS d" + page + ")) p"
         )
         typed = ", ".join(f"{_quote(c)}, typeof({_quote(c)})" for c in cols)
         self._row_sql = f"SELECT {typed} FROM {TABLE} WHERE rowid = ?"
@@ -369,21 +397,39 @@ class Source:
         value = self._scalar(
             f"SELECT {_quote(TIMESTAMP_COLUMN)} FROM {TABLE} WHERE rowid = ?", (row_id,)
         )
-        return None if value is None else _text(value)
+        return _stamp(value)
 
     def read(self, after: int, upto: int | None, limit: int) -> Page:
-        """Up to ``limit`` rows with ``after < id <= upto``, in id order, in one short read."""
-        self._refresh_schema()
+        """Up to ``limit`` rows with ``after < id <= upto``, in id order, in one short read.
+
+        The schema is checked in the same statement: the query is built again (and run
+        again) only when the version it reports is not the one it was built for.
+        """
+        if self._schema_version is None or not self._columns:
+            self._refresh_schema()
         params = (after, upto if upto is not None else 2**63 - 1, limit)
         try:
-            found = self._execute(self._page_sql, params)
+            found = self._execute(self._page_sql, params)[0]
+            if found[-1] != self._schema_version:  # the columns may have changed
+                self._refresh_schema()
+                found = self._execute(self._page_sql, params)[0]
         except _NotFast:  # a BLOB, or too big for one string
             return self._read_rows(params)
-        count, lines_count, low, high, ids, days, lines = found[0]
+        page = self._fast_page(found[:7])
+        if page is None:  # the aggregate does not check out
+            return self._read_rows(params)
+        page.last_stamp = _stamp(found[7]) if page.count else None
+        page.after_stamp = _stamp(found[8]) if after > 0 else None
+        return page
+
+    def _fast_page(self, found: tuple[object, ...]) -> Page | None:
+        """The page from the aggregate row; None when it must be read the
+        straightforward way."""
+        count, lines_count, low, high, ids, days, lines = found
         if not count:
             return Page()
         if lines_count != count:  # some row json_object cannot express exactly
-            return self._read_rows(params)
+            return None
         assert isinstance(count, int) and isinstance(high, int) and isinstance(low, int)
         assert isinstance(ids, bytes) and isinstance(days, bytes) and isinstance(lines, bytes)
         valid, separators = _check_utf8(lines)
@@ -391,7 +437,7 @@ class Source:
             ids.startswith(b"%d," % low if count > 1 else b"%d" % low)
             and ids.endswith(b",%d" % high if count > 1 else b"%d" % high)
         ):
-            return self._read_rows(params)
+            return None
         if separators:
             lines = _escape_separators(lines)
         first = days.partition(_DAY_SEP)[0]
@@ -403,7 +449,7 @@ class Source:
         line_list = lines.split(b"\n")[:-1]
         day_list = days.split(_DAY_SEP)
         if not len(id_list) == len(line_list) == len(day_list) == count:
-            return self._read_rows(params)
+            return None
         rows = [
             Run(self._day(day), line, row_id, row_id)
             for row_id, line, day in zip(id_list, line_list, day_list, strict=True)
@@ -411,7 +457,8 @@ class Source:
         return Page(_merge(rows), count, high)
 
     def _read_rows(self, params: tuple[int, int, int]) -> Page:
-        """The straightforward read: one result row (and one line) per message."""
+        """The straightforward read: one result row (and one line) per message (with the
+        stamps read apart: a rare page, with a BLOB or a REAL)."""
         raw = self._execute(self._rows_sql, params)
         rows: list[Run] = []
         for row_id, line, day in raw:
@@ -426,7 +473,14 @@ class Source:
             rows.append(Run(text_day, line[:-1], row_id, row_id))
         last = raw[-1][0] if raw else 0
         assert isinstance(last, int)
-        return Page(_merge(rows), len(raw), last)
+        after = params[0]
+        return Page(
+            _merge(rows),
+            len(raw),
+            last,
+            after_stamp=self.fingerprint(after) if after > 0 else None,
+            last_stamp=self.fingerprint(last) if raw else None,
+        )
 
     def _day(self, raw: bytes) -> str | None:
         """The routing day for a day column value, as :func:`day_expression` decides it.
@@ -456,6 +510,11 @@ class Source:
         values = flat[0::2]
         types = [_text(t) for t in flat[1::2]]
         return encode_row(self._columns, values, types)
+
+
+def _stamp(value: object) -> str | None:
+    """A fingerprint as :meth:`Source.fingerprint` gives it."""
+    return None if value is None else _text(value)
 
 
 def _merge(rows: list[Run]) -> list[Run]:

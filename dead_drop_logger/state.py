@@ -33,7 +33,7 @@ from pathlib import Path
 
 from . import ranges as idranges
 from .dirlock import LOCK_NAME, PATIENCE, DirLock, LockTimeout
-from .files import create_private, fsync_dir, open_private
+from .files import create_private, fsync_dir, open_private, read_whole
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ STATE_NAME = ".dead-drop-logger.state"
 FORMAT = 1
 LOCK_PATIENCE = PATIENCE
 FIRST_START = "first start after id"
+OWNER = "database "  # + the owner's record: a lock file line, like the first-start mark
 
 
 class StateError(Exception):
@@ -114,6 +115,7 @@ class StateStore:
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
         self.path = log_dir / STATE_NAME
+        self.tmp_path = log_dir / (STATE_NAME + ".tmp")
         self.lock_path = log_dir / LOCK_NAME
         self.lock = DirLock(log_dir)
 
@@ -139,7 +141,7 @@ class StateStore:
     def load(self) -> State | None:
         """The saved state; None when there is none. Raises StateError when unreadable."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_whole(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -159,7 +161,7 @@ class StateStore:
 
     def save(self, state: State) -> None:
         """Atomically replace the state file (durable once this returns)."""
-        tmp = self.path.with_name(STATE_NAME + ".tmp")
+        tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
             data = state.to_json()
@@ -179,21 +181,62 @@ class StateStore:
         start was killed before saving it: the next start then resumes from here rather
         than taking the database's end (losing what came in between) or its first row.
         """
-        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
-        try:
-            if os.fstat(fd).st_size == 0:
-                os.write(fd, f"{FIRST_START} {position}\n".encode())
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.first_start() is None:
+            self._append_mark(f"{FIRST_START} {position}")
 
     def first_start(self) -> int | None:
         """The position a first start here recorded, or None if none ever did."""
-        try:
-            words = self.lock_path.read_text(encoding="ascii", errors="replace").split()
-        except OSError:
-            return None
-        if len(words) == len(FIRST_START.split()) + 1 and " ".join(words[:-1]) == FIRST_START:
-            with contextlib.suppress(ValueError):
-                return int(words[-1])
+        for line in self._marks():
+            words = line.split()
+            if len(words) == len(FIRST_START.split()) + 1 and " ".join(words[:-1]) == FIRST_START:
+                with contextlib.suppress(ValueError):
+                    return int(words[-1])
         return None
+
+    def record_owner(self, database: str) -> None:
+        """Record, once, the database this directory's lines come from, in the lock file.
+
+        A lost or corrupt state is rebuilt from the log files, which do not say whose
+        lines they are; this says it (see :meth:`owner`), so the rebuilt state is not
+        claimed by whichever database happens to be pointed at the directory.
+        """
+        if database and "\n" not in database and self.owner() is None:
+            self._append_mark(OWNER + database)
+
+    def owner(self) -> str | None:
+        """The owner recorded by :meth:`record_owner` (None if none was)."""
+        for line in self._marks():
+            if line.startswith(OWNER) and len(line) > len(OWNER):
+                return line[len(OWNER) :]
+        return None
+
+    def set_aside_owner(self) -> str | None:
+        """The database the set-aside corrupt state names, when that much is readable."""
+        try:
+            data = json.loads(self.path.with_name(STATE_NAME + ".corrupt").read_bytes())
+        except (OSError, ValueError):
+            return None
+        found = data.get("database") if isinstance(data, dict) else None
+        return found if isinstance(found, str) and found else None
+
+    def _marks(self) -> list[str]:
+        try:
+            return self.lock_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return []
+
+    def _append_mark(self, line: str) -> None:
+        """One line added to the lock file, fsynced (a torn last line is ignored)."""
+        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
+        try:
+            size = os.fstat(fd).st_size
+            os.lseek(fd, size, os.SEEK_SET)
+            text = ("" if size == 0 or self._ends_whole(fd, size) else "\n") + line + "\n"
+            os.write(fd, text.encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @staticmethod
+    def _ends_whole(fd: int, size: int) -> bool:
+        return os.pread(fd, 1, size - 1) == b"\n"

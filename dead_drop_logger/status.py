@@ -1,8 +1,9 @@
 """``status``: is the daemon running, and how far behind the database is it?
 
 Exit codes follow LSB ``status``: 0 running, 1 dead but the PID file remains (stale),
-3 not running. What the daemon follows comes from the PID file's sidecar, so
-``status`` needs no options beyond ``--pid-file``.
+3 not running, 4 the PID file cannot be read (a directory, or text that is not a pid:
+raised as PidFileError or OSError for the command to report). What the daemon follows
+comes from the PID file's sidecar, so ``status`` needs no options beyond ``--pid-file``.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _rows(rows: list[tuple[str, object]], indent: str = "  ") -> list[str]:
 def gather(pid_path: Path, clock: Clock | None = None) -> Report:
     """Everything ``status`` says, from the PID file, the state file and the database."""
     clock = clock or SystemClock()
-    held = pidfile.read(pid_path)
+    held = pidfile.read(pid_path, strict=True)
     report = Report(
         status=held.liveness.value,
         pid_file=str(pid_path),

@@ -61,7 +61,9 @@ GAP = 0.02  # at most one change wake-up per GAP seconds
 RECHECKS = (0.002, 0.003, 0.005, 0.008, 0.012, 0.018, 0.027, 0.04, 0.06, 0.09, 0.135, 0.2)
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
 BUSY_LINES = 200
-SETTLE = 0.025  # the watcher thread reads events at most once per SETTLE s (~1% of a core)
+# The watcher thread reads events at most once per SETTLE s, or once per its Wakers'
+# gap when all of them wait longer than that (a writer flat out: once per BUSY_GAP).
+SETTLE = 0.025
 TEST_HOOK = "DEAD_DROP_TEST_WATCHER"
 
 Match = Callable[[str, bool], bool]
@@ -110,8 +112,12 @@ class Waker:
     def ring(self, name: str) -> None:
         """A relevant change (called by a watcher's thread)."""
         with self._cond:
+            first = not self._changed
             self._changed[name] = None
-            self._cond.notify_all()
+            # A waiter wakes by itself at the end of the gap, its turn for a change (see
+            # wait): only the first change after that must wake it.
+            if first and self._clock() >= self._last_change + self.gap:
+                self._cond.notify_all()
 
     def wait(self, timeout: float) -> Wake:
         end = self._clock() + max(0.0, timeout)
@@ -142,14 +148,17 @@ class Waker:
                     wake = Wake(TIMEOUT)
                     break
                 until = end
-                if self._changed:
+                if self._changed or now < ready:  # (a change rung in the gap rings no one)
                     until = min(until, ready)
                 if recheck is not None:
                     until = min(until, recheck)
                 self._cond.wait(until - now)
         self.counts[wake.reason] += 1
         self._last = wake.reason
-        log.debug("woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else "")
+        if log.isEnabledFor(logging.DEBUG):  # (the names are not joined for nothing)
+            log.debug(
+                "woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else ""
+            )
         return wake
 
     def pace(self, lines: int) -> None:
@@ -295,19 +304,20 @@ class Watcher:
             while not self._closed:
                 with self._lock:
                     missing = any(d.wd is None for d in self._dirs.values())
-                ready = poller.poll(self.retry * 1000 if missing else None)
+                ready = {fd for fd, _ in poller.poll(self.retry * 1000 if missing else None)}
                 if self._closed:
                     break
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 512)
+                if self._wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 512)
                 if missing:
                     self._retry_missing()
-                if any(fd == self._inotify.fileno() for fd, _ in ready):
+                if self._inotify.fileno() in ready:
                     self._dispatch(self._inotify.read(timeout=0))
                     # Coalesce: let a burst pile up (the kernel merges repeats) before
                     # the next read, so a writer flat out costs a bounded number of
                     # wake-ups of this thread, not one per write.
-                    closing.poll(self.settle * 1000)
+                    closing.poll(self._settle() * 1000)
         except Exception as exc:  # never kill the logger: it still polls
             log.warning("change notifications stopped (%s); polling only", exc)
             with self._lock:
@@ -316,6 +326,14 @@ class Watcher:
                 }
             for waker in wakers.values():
                 waker.watching = False
+
+    def _settle(self) -> float:
+        """How long to let a burst pile up: ``settle``, or longer while every Waker
+        takes a change no oftener anyway (under a writer flat out, one read a batch:
+        a change read in between would only be added to the one already waiting)."""
+        with self._lock:
+            gaps = [s.waker.gap for d in self._dirs.values() for s in d.subscriptions]
+        return max(self.settle, min(gaps, default=self.settle))
 
     def _retry_missing(self) -> None:
         with self._lock:

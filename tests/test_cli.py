@@ -29,7 +29,10 @@ def test_bad_poll_interval_is_a_usage_error_not_a_traceback():
     for value in ("abc", "-1", "0"):
         result = runner.invoke(cli, ["run", "--poll-interval", value])
         assert result.exit_code == 2, (value, result.output)
-        assert "Invalid value for '--poll-interval'" in result.output
+        assert result.stderr.startswith(
+            "dead-drop-logger: error: invalid value for --poll-interval"
+        )
+        assert result.stderr.count("\n") == 1
 
 
 def test_log_dir_through_a_regular_file_is_one_line_and_exit_1(tmp_path):

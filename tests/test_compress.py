@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import FakeClock, log_lines, logged_ids
+from conftest import FakeClock, LoggerProcess, log_lines, logged_ids, wait_until
 
 from dead_drop_logger import compress, housekeeping, layout
 from dead_drop_logger.pipeline import Pipeline
@@ -151,3 +151,25 @@ def test_compress_never_replaces_an_existing_gz(tmp_path: Path) -> None:
     assert gzip.decompress(packed.read_bytes()) == b'{"id":9}\n'
     assert plain.read_bytes() == LINES
     assert sorted(os.listdir(tmp_path)) == [plain.name, packed.name]  # no temp left
+
+
+def test_an_import_compresses_the_old_days_it_wrote_right_away(
+    server_db: Path, log_dir: Path
+) -> None:
+    """They used to stay plain until the next start or midnight."""
+    now = dt.datetime.now()
+    old_day = (now - dt.timedelta(days=10)).date()
+    conn = serverdb.connect(server_db)
+    sent = serverdb.send(conn, "juno", "atlas", "old", timestamp=f"{old_day}T10:00:00")
+    sent += serverdb.send(conn, "juno", "atlas", "new", timestamp=now.isoformat())
+    conn.close()
+    proc = LoggerProcess(server_db, log_dir).start(
+        "--import-historical", "--compress-after", "3", "--retention-days", "0"
+    )
+    try:
+        packed = log_dir / f"messages-{old_day}.json.gz"
+        wait_until(packed.exists, what="the imported old day compressed")
+        assert not (log_dir / f"messages-{old_day}.json").exists()
+        assert logged_ids(log_dir) == sorted(sent)
+    finally:
+        assert proc.stop() == 0

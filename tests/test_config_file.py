@@ -59,7 +59,7 @@ def test_config_text_names_every_setting_and_its_source(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"settings file: {path}",
-        "db                 ops=/srv/ops/messages.db  mine.toml:5",
+        "db                 ops=/srv/ops/messages.db  mine.toml:6",
         "rooms_dir          (not set)                 default",
         "log_dir            /srv/logs                 mine.toml:1",
         "poll_interval      1.0                       default",
@@ -182,3 +182,49 @@ def test_search_reads_the_files_log_dir(hostile_logs: HostileLogs, no_user_confi
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 0, (args, result.output)
     assert CliRunner().invoke(cli, ["search", "--count"]).stdout == wanted.stdout
+
+
+def test_each_rooms_entry_is_sourced_to_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "ex3.toml"
+    path.write_text('[rooms]\nops = "/srv/ops.db"\n\ndev = "/srv/dev.db"\n')
+    assert effective("--config", str(path))["db"] == {
+        "value": ["ops=/srv/ops.db", "dev=/srv/dev.db"],
+        "source": "ex3.toml:2,4",
+    }
+
+
+def test_a_byte_order_mark_is_not_a_syntax_error(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbfpoll_interval = 0.5\n")
+    assert effective("--config", str(path))["poll_interval"] == {
+        "value": 0.5,
+        "source": "bom.toml:1",
+    }
+
+
+def test_the_example_shows_each_default_or_says_there_is_none(tmp_path: Path) -> None:
+    """It claimed to be every setting at its default, yet showed max_bytes = "10MB"."""
+    defaults = {
+        name: {"value": value["value"]}
+        for name, value in effective().items()
+        if name in configfile.KEYS
+    }
+    shown = {}
+    for line in configfile.EXAMPLE.splitlines():
+        setting, _, note = line.removeprefix("# ").partition("#")
+        key, sep, value = setting.partition(" = ")
+        if sep and key in configfile.KEYS:
+            shown[key] = (value.strip(), note)
+    assert set(shown) == set(configfile.KEYS)
+    for key, (value, note) in shown.items():
+        one = tmp_path / f"{key}.toml"
+        one.write_text(f"{key} = {value}\n")
+        parsed = configfile.load(one).values[key]
+        default = defaults[key]["value"]
+        if default is None:
+            assert "default: not set" in note, key
+            continue
+        if key in ("db", "log_dir", "pid_file"):
+            parsed = str(Path(str(parsed)).expanduser())
+            default = default[0] if isinstance(default, list) else default
+        assert (key, parsed) == (key, default)

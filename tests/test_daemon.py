@@ -399,3 +399,60 @@ def test_status_names_the_part_being_written(tmp_path: Path) -> None:
         report = status.gather(path, FixedClock(noon))
     assert report.today_file == str(log_dir / "messages-2026-03-10.2.json")
     assert report.today_file_bytes == 18
+
+
+def test_restart_that_cannot_start_is_refused_and_the_daemon_keeps_running(
+    daemons: Daemons, tmp_path: Path
+) -> None:
+    pid = started_pid(daemons.start())
+    daemons.pids.add(pid)
+    done = daemons.run("restart", "--db", str(tmp_path))  # a directory: cannot start
+    assert (done.returncode, done.stdout) == (2, "")
+    assert f"{tmp_path} is a directory, not a database file" in done.stderr
+    assert "stopped" not in done.stderr
+    code, info = daemons.status()
+    assert (code, info["pid"]) == (0, pid)
+
+
+def test_restart_with_rooms_replaces_a_recorded_bare_db_and_back(
+    daemons: Daemons, tmp_path: Path
+) -> None:
+    """Both ways used to stop the daemon, then fail with a usage error: nothing running."""
+    rooms = tmp_path / "rooms"
+    room = serverdb.room_db(rooms, "ops")
+    room.parent.mkdir(parents=True)
+    serverdb.create(room)
+    daemons.pids.add(started_pid(daemons.start()))
+    to_rooms = daemons.run("restart", "--rooms-dir", str(rooms))
+    daemons.pids.add(started_pid(to_rooms))
+    assert to_rooms.stdout.startswith(
+        f"dead-drop-logger keeps the running daemon's --log-dir {daemons.log_dir}"
+        " --poll-interval 0.05\n"
+    )
+    code, info = daemons.status()
+    assert (code, info["rooms_dir"]) == (0, str(rooms))
+    ids = serverdb.send_many(room, 2, prefix="room")
+    wait_until(lambda: logged_ids(daemons.log_dir / "ops") == ids, what="the room logged")
+    back = daemons.run("restart", "--db", str(daemons.db))
+    daemons.pids.add(started_pid(back))
+    code, info = daemons.status()
+    assert (code, info["database"], info.get("rooms_dir")) == (0, str(daemons.db), None)
+
+
+def test_settings_from_the_file_are_not_frozen_into_a_restart(daemons: Daemons) -> None:
+    """Removed from config.toml, poll_interval and retention_days used to stick."""
+    settings = daemons.home / ".config" / "dead-drop-logger" / "config.toml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("poll_interval = 0.3\nretention_days = 7\n")
+    daemons.pids.add(started_pid(daemons.start()))
+    options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+    assert (options["poll_interval"], options["retention_days"]) == (0.05, 7)
+    settings.write_text("")
+    again = daemons.run("restart")
+    daemons.pids.add(started_pid(again))
+    assert again.stdout.splitlines()[0] == (
+        f"dead-drop-logger keeps the running daemon's --db {daemons.db}"
+        f" --log-dir {daemons.log_dir} --poll-interval 0.05"
+    )
+    options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+    assert (options["poll_interval"], options["retention_days"]) == (0.05, 30)

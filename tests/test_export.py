@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import logging
 import os
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from conftest import (
     start_writer,
     wait_until,
 )
+
+from dead_drop_logger import diagnostics
 
 SCRIPT = Path(__file__).resolve().parent.parent / "export_historical.py"
 
@@ -128,6 +132,35 @@ def test_missing_database_is_one_line(tmp_path: Path, log_dir: Path) -> None:
     done = export(tmp_path / "nowhere.db", log_dir)
     assert done.returncode == 1
     assert done.stderr.strip().endswith("does not exist") and done.stderr.count("\n") == 1
+
+
+def test_a_file_that_is_no_database_is_one_line_at_once(tmp_path: Path, log_dir: Path) -> None:
+    """No retries (waiting cannot make it a database), no advice to run it again, and no
+    log directory made for nothing."""
+    not_db = tmp_path / "passwd"
+    not_db.write_text("root:x:0:0:root:/root:/bin/bash\n" * 50)
+    done = export(not_db, log_dir)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        f"export_historical.py: error: database {not_db} is not usable: file is not a database\n",
+    )
+    assert not log_dir.exists()
+    backwards = export(not_db, log_dir, "--since", "2026-02-20", "--until", "2026-02-19")
+    assert (backwards.returncode, backwards.stderr) == (
+        2,
+        "export_historical.py: error: invalid value for --since: --since is after --until\n",
+    )
+
+
+def test_its_log_lines_are_tagged_export_historical() -> None:
+    stream = io.StringIO()
+    diagnostics.configure("info", stream=stream, tag="export_historical")
+    try:
+        logging.getLogger("dead_drop_logger.export").warning("database busy; retrying")
+    finally:
+        diagnostics.configure("info", stream=sys.stderr)
+    assert stream.getvalue().endswith(" export_historical WARNING: database busy; retrying\n")
 
 
 def test_beside_a_running_logger_nothing_is_lost_or_doubled(

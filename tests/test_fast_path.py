@@ -220,3 +220,18 @@ def test_a_timestamp_not_starting_with_a_date_has_no_day(utc: bool) -> None:
         f"SELECT {day} FROM (SELECT '2026-11-14T23:30:00-05:00' AS timestamp)"
     ).fetchone()
     assert zoned == ("2026-11-15" if utc else "2026-11-14",)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10_000])
+def test_a_page_carries_the_fingerprints_of_its_ends(odd_db: Path, limit: int) -> None:
+    """What a follower's batch is checked and advanced by, read with the page (fast or
+    row by row: the BLOB row's page is the latter), is what ``fingerprint`` says: after
+    every id (5 was deleted: no row, no fingerprint) and after none."""
+    source = Source(odd_db)
+    last = source.max_id()
+    for after in range(last + 1):
+        page = source.read(after, None, limit)
+        assert page.after_stamp == (source.fingerprint(after) if after else None), after
+        want_last = source.fingerprint(page.last_id) if page else None
+        assert page.last_stamp == want_last, after
+    assert source.fingerprint(5) is None and source.fingerprint(1) is not None

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import gzip
 import json
 import os
+import signal
+import subprocess
+import tempfile
 from pathlib import Path
 
+import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, run_command, wait_until
+from conftest import LoggerProcess, logged_ids, logger_command, run_command, wait_until
+
+from dead_drop_logger.archive import import_archive
 
 WHEN = dt.datetime(2026, 11, 29, 9, 30, 0)
 
@@ -17,11 +25,15 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
 
 
-def archive_of(rooms: Path, name: str, sends: int, tmp_path: Path) -> tuple[Path, list[int]]:
+def make_room_db(rooms: Path, name: str, sends: int) -> tuple[Path, list[int]]:
     db = serverdb.room_db(rooms, name)
     db.parent.mkdir(parents=True)
     serverdb.create(db)
-    ids = serverdb.send_many(db, sends, prefix=name)
+    return db, serverdb.send_many(db, sends, prefix=name)
+
+
+def archive_of(rooms: Path, name: str, sends: int, tmp_path: Path) -> tuple[Path, list[int]]:
+    _, ids = make_room_db(rooms, name, sends)
     return serverdb.archive_room(rooms, name, tmp_path / "archive", WHEN), ids
 
 
@@ -125,3 +137,216 @@ def test_bad_archives_are_one_line(tmp_path: Path) -> None:
     assert done.stderr.count("\n") == 1
     bad_name = run_command("import-archive", str(garbage), "--room", "../up", env=env())
     assert bad_name.returncode == 2
+
+
+@pytest.mark.parametrize("when", ["at the first start", "found later"])
+def test_a_room_archived_while_followed_lacks_its_wal_and_is_still_its_room(
+    tmp_path: Path, when: str
+) -> None:
+    """The hub gzips messages.db without its -wal; the following logger's connection
+    kept SQLite from checkpointing, so the archive ends below the logged position."""
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    rooms.mkdir()
+    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
+    if when == "found later":  # a first start before the room exists
+        first = LoggerProcess(rooms, logs, target=target, env=env()).start()
+        wait_until(lambda: "INFO: " in first.stderr(), what="the first start")
+        assert first.stop() == 0
+    db = serverdb.room_db(rooms, "h")
+    db.parent.mkdir()
+    serverdb.create(db)
+    early = serverdb.send_many(db, 5, prefix="early")  # checkpointed: no reader holds it
+    proc = LoggerProcess(db, logs, target=target, env=env()).start()
+    wait_until(lambda: "room h: following " in proc.stderr(), what="room h followed")
+    late = serverdb.send_many(db, 2, prefix="late")  # only in the WAL, held open by it
+    logged = early + late if when == "found later" else late
+    wait_until(lambda: logged_ids(logs / "h") == logged, what="the followed messages")
+    archive = serverdb.archive_room(rooms, "h", tmp_path / "archive", WHEN)
+    wait_until(lambda: "released" in proc.stderr(), what="room h released")
+    assert proc.stop() == 0
+    packed = archive / "messages.db.gz"
+    args = ("import-archive", str(packed), "--room", "h", "--log-dir", str(logs))
+    done = run_command(*args, env=env())
+    assert (done.returncode, done.stderr) == (0, "")
+    new, there = (0, 10) if when == "found later" else (10, 0)
+    assert done.stdout == (
+        f"imported {new} messages from {packed} into {logs / 'h'} ({there} already there)\n"
+    )
+    assert logged_ids(logs / "h") == early + late
+    again = run_command(*args, env=env())
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout == (
+        f"imported 0 messages from {packed} into {logs / 'h'} (10 already there)\n"
+    )
+    assert logged_ids(logs / "h") == early + late
+
+
+def test_a_gzipped_non_database_names_the_archive_and_leaves_no_room_behind(
+    tmp_path: Path,
+) -> None:
+    logs = tmp_path / "logs"
+    packed = tmp_path / "notes.db.gz"
+    with gzip.open(packed, "wb") as out:
+        out.write(b"these are notes, not a database\n" * 100)
+    done = run_command(
+        "import-archive", str(packed), "--room", "x3", "--log-dir", str(logs), env=env()
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"dead-drop-logger: error: {packed} is not a Dead Drop messages database"
+        " (is not usable: file is not a database)\n"
+    )
+    assert not logs.exists()
+
+
+def test_a_loose_log_dir_is_tightened_as_run_does(tmp_path: Path) -> None:
+    archive, _ = archive_of(tmp_path / "rooms", "ops", 2, tmp_path)
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    logs.chmod(0o755)
+    done = run_command(
+        "import-archive",
+        str(archive / "messages.db.gz"),
+        "--room",
+        "ops",
+        "--log-dir",
+        str(logs),
+        env=env(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert (logs.stat().st_mode & 0o777, (logs / "ops").stat().st_mode & 0o777) == (0o700, 0o700)
+
+
+def state_of(room_log: Path) -> dict[str, object]:
+    loaded: dict[str, object] = json.loads((room_log / ".dead-drop-logger.state").read_bytes())
+    return loaded
+
+
+def room_imported(tmp_path: Path, sends: int, **environ: str) -> tuple[Path, Path, list[int]]:
+    """Room ops archived and imported into a fresh log: (rooms dir, log dir, its ids)."""
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    archive, ids = archive_of(rooms, "ops", sends, tmp_path)
+    args = ("import-archive", str(archive / "messages.db.gz"), "--room", "ops")
+    done = run_command(*args, "--log-dir", str(logs), env={**env(), **environ})
+    assert done.returncode == 0, done.stderr
+    return rooms, logs, ids
+
+
+def room_comes_back_and_is_logged_from_row_1(rooms: Path, logs: Path, ids: list[int]) -> None:
+    """Room ops made again under its name (a new database) and followed: its log takes
+    it, from its first row, and records its path."""
+    db, again = make_room_db(rooms, "ops", 2)
+    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
+    proc = LoggerProcess(db, logs, target=target, env=env()).start()
+    wait_until(lambda: logged_ids(logs / "ops") == sorted(ids + again), what="the room again")
+    assert proc.stop() == 0
+    assert state_of(logs / "ops")["database"] == str(db)
+
+
+def test_a_room_log_an_archive_started_belongs_to_the_room_and_refuses_another_database(
+    tmp_path: Path,
+) -> None:
+    rooms, logs, ids = room_imported(tmp_path, 5)
+    assert state_of(logs / "ops")["database"] == "room:ops"
+    other = tmp_path / "other.db"
+    serverdb.create(other)
+    serverdb.send_many(other, 3, prefix="other")
+    refused = run_command(
+        "run", "--db", str(other), "--log-dir", str(logs / "ops"), "--no-watch", env=env()
+    )
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        f"dead-drop-logger: error: log directory {logs / 'ops'} holds the messages of"
+        f" database room:ops, not {other}; give {other} another --log-dir\n"
+    )
+    assert logged_ids(logs / "ops") == ids
+    room_comes_back_and_is_logged_from_row_1(rooms, logs, ids)
+
+
+def test_an_import_stopped_after_any_page_leaves_the_room_its_owner_and_no_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a kill -9 or a SIGTERM after any committed page leaves: the state names the
+    room, never the unpacked copy; the copy is gone; a second run finishes the job."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    archive, ids = archive_of(tmp_path / "rooms", "ops", 600, tmp_path)  # > one page
+    logs = tmp_path / "logs"
+    seen: list[object] = []
+
+    def stop_after_a_page() -> bool:
+        if (logs / "ops" / ".dead-drop-logger.state").exists():
+            seen.append(state_of(logs / "ops")["database"])
+        return bool(logged_ids(logs / "ops")) if (logs / "ops").exists() else False
+
+    packed = archive / "messages.db.gz"
+    first = import_archive(packed, logs, "ops", should_stop=stop_after_a_page)
+    assert first.interrupted and 0 < first.written < len(ids)
+    assert seen and set(seen) == {"room:ops"}
+    assert list(temp.iterdir()) == []
+    second = import_archive(packed, logs, "ops")
+    assert not second.interrupted and first.written + second.written == len(ids)
+    assert logged_ids(logs / "ops") == ids
+    assert state_of(logs / "ops")["database"] == "room:ops"
+
+
+def test_the_copy_a_killed_import_left_is_removed_by_the_next_one(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    (temp / "dead-drop-archive-killed").mkdir(parents=True)
+    (temp / "dead-drop-archive-killed" / "messages.db").write_bytes(b"\0" * 4096)
+    (temp / "dead-drop-archive-running").mkdir()  # another import's, in use
+    running = os.open(temp / "dead-drop-archive-running", os.O_RDONLY)
+    try:
+        fcntl.flock(running, fcntl.LOCK_EX)
+        room_imported(tmp_path, 2, TMPDIR=str(temp))
+        assert [p.name for p in temp.iterdir()] == ["dead-drop-archive-running"]
+    finally:
+        os.close(running)
+
+
+def test_sigterm_during_an_import_removes_its_copy_and_says_how_to_resume(
+    tmp_path: Path,
+) -> None:
+    temp, logs = tmp_path / "tmp", tmp_path / "logs"
+    temp.mkdir()
+    archive, _ = archive_of(tmp_path / "rooms", "ops", 2, tmp_path)
+    (logs / "ops").mkdir(parents=True, mode=0o700)
+    lock = os.open(logs / "ops" / ".dead-drop-logger.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a batch in progress: the import waits for it
+        proc = subprocess.Popen(
+            [
+                *logger_command(),
+                "import-archive",
+                str(archive / "messages.db.gz"),
+                "--room",
+                "ops",
+                "--log-dir",
+                str(logs),
+            ],
+            env={**env(), "TMPDIR": str(temp)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: any(temp.iterdir()), what="the archive unpacked")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(lock)
+    assert (proc.returncode, out) == (1, "")
+    assert err.startswith("dead-drop-logger: error: ") and err.count("\n") == 1, err
+    assert err.endswith("; run it again to resume (nothing is written twice)\n"), err
+    assert list(temp.iterdir()) == []
+
+
+def test_a_state_an_older_import_left_naming_its_deleted_copy_lets_the_room_back_in(
+    tmp_path: Path,
+) -> None:
+    rooms, logs, ids = room_imported(tmp_path, 3)
+    state_file = logs / "ops" / ".dead-drop-logger.state"
+    old = state_file.read_text().replace('"room:ops"', '"/tmp/dead-drop-archive-x1y2/messages.db"')
+    state_file.write_text(old)  # what an import killed by an older version left
+    room_comes_back_and_is_logged_from_row_1(rooms, logs, ids)

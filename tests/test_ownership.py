@@ -200,3 +200,47 @@ def test_a_running_logger_whose_state_names_another_database_stops_rather_than_r
     lines = a.stderr().splitlines()
     assert lines[-1] == f"dead-drop-logger: error: {refusal(log_dir, b_db, server_db)}"
     assert logged_ids(log_dir) == before  # nothing relogged
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["corrupt", "lost", "lost-owner-never-recorded"],
+)
+def test_a_lost_or_corrupt_state_does_not_hand_the_directory_to_another_database(
+    server_db: Path, tmp_path: Path, log_dir: Path, logger, damage: str
+) -> None:
+    """The state rebuilt from the log files keeps its owner (the damaged state's record,
+    or the lock file's); with no record at all (a directory of an older version), the
+    files' last message must be the intruder's own row."""
+    a = following(logger, server_db, 5)
+    assert a.stop() == 0
+    b_db = other_db(tmp_path, 5)
+    state = log_dir / ".dead-drop-logger.state"
+    if damage == "corrupt":
+        state.write_bytes(b"garbage")
+    else:
+        state.unlink()
+    lock = log_dir / ".dead-drop-logger.lock"
+    if damage == "lost-owner-never-recorded":
+        lock.write_text(lock.read_text().splitlines()[0] + "\n")  # the first-start mark only
+    b = logger(db=b_db).start()
+    assert b.proc is not None and b.proc.wait(timeout=DEADLINE) == 1
+    if damage == "lost-owner-never-recorded":
+        assert b.stderr() == (
+            f"dead-drop-logger: error: log directory {log_dir} has lost its state and its"
+            f" files hold message {serverdb.all_ids(server_db)[-1]} of another database"
+            f" than {b_db}; give {b_db} another --log-dir\n"
+        )
+    else:
+        assert b.stderr().endswith(
+            f"dead-drop-logger: error: {refusal(log_dir, server_db, b_db)}\n"
+        )
+    assert "rotation:" not in b.stderr()  # the owner is checked before the file policies run
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)[-10:]  # nothing of B's
+    again = logger().start()  # A itself carries on, nothing doubled
+    again.wait_ready()
+    serverdb.send_many(server_db, 2, prefix="a later")
+    wait_until(
+        lambda: logged_ids(log_dir) == serverdb.all_ids(server_db)[-14:], what="A's next ones"
+    )
+    assert again.stop() == 0

@@ -159,7 +159,7 @@ def test_prune_command_lists_then_deletes(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--log-dir", "/nonexistent/logs"], "log directory /nonexistent/logs does not exist"),
-        (["--retention-days", "-1"], "Invalid value for '--retention-days'"),
+        (["--retention-days", "-1"], "invalid value for --retention-days: -1 is not in the range"),
     ],
 )
 def test_prune_user_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:

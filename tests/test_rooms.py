@@ -167,6 +167,26 @@ def test_a_room_that_comes_back_is_a_new_database(
     assert proc.stop() == 0
 
 
+def test_a_room_archived_and_made_again_before_its_next_tick_loses_nothing(
+    rooms_dir: Path, log_dir: Path, tmp_path: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """The hub archives a room (without its WAL) and makes it again at once: the old
+    database's last messages are logged from the connection still open on it before the
+    new database is followed (a long poll interval: no tick comes in between)."""
+    db, _ = make_room(rooms_dir, "ops", history=3)
+    proc = rooms_logger("--poll-interval", "5", watch=False).start()
+    wait_rooms_ready(proc, "ops")
+    last_words = serverdb.send_many(db, 10, prefix="last")
+    serverdb.archive_room(rooms_dir, "ops", tmp_path / "archive", dt.datetime.now())
+    db, again = make_room(rooms_dir, "ops", history=2)
+    wait_until(
+        lambda: logged_ids(log_dir / "ops") == sorted(last_words + again),
+        what="the old database's last messages, then the new one's",
+    )
+    assert proc.stop() == 0
+    assert logged_ids(log_dir / "ops") == sorted(last_words + again)
+
+
 def test_one_corrupt_room_does_not_stop_the_others(
     rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
 ) -> None:
@@ -295,14 +315,22 @@ def test_a_locked_room_waits_alone(
     assert proc.stop() == 0
 
 
+@pytest.mark.parametrize("damaged", [False, True], ids=["all-fine", "one-room-damaged"])
 def test_a_room_made_while_the_logger_was_stopped_is_logged_whole(
-    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess], damaged: bool
 ) -> None:
+    """The first start's mark (and its list of rooms) is on disk before any room starts:
+    a damaged room there (one that cannot be followed yet) holds nothing back."""
     make_room(rooms_dir, "first", history=2)
+    if damaged:
+        make_corrupt_room(rooms_dir, "bad")
     proc = rooms_logger().start()
     wait_rooms_ready(proc, "first")
-    wait_until(lambda: (log_dir / ".dead-drop-logger.rooms").exists(), what="the first start")
+    if damaged:
+        wait_until(lambda: "room bad: " in proc.stderr(), what="room bad's trouble")
     assert proc.stop() == 0
+    mark = json.loads((log_dir / ".dead-drop-logger.rooms").read_bytes())
+    assert mark == {"rooms": ["bad", "first"] if damaged else ["first"]}
     _, history = make_room(rooms_dir, "later", history=3)
     again = rooms_logger().start()
     wait_rooms_ready(again, "first", "later")
@@ -668,3 +696,43 @@ def test_rooms_read_together_are_merged_in_time_order(two_rooms: Path) -> None:
     for limit, newest in ((1, ["ops re all hands"]), (2, ["ops re all hands", "dev re broadcast"])):
         code, out, _ = reading("search", "--reverse", "--limit", str(limit), *where)
         assert [json.loads(line)["content"] for line in out.splitlines()] == newest
+
+
+@pytest.mark.parametrize(
+    ("db", "reason"),
+    [
+        ("{tmp}", "{tmp} is a directory, not a database file"),
+        ("ops={tmp}", "{tmp} is a directory, not a database file"),
+        (".a={tmp}/x.db", "room name '.a' cannot hold '/' or start with '.'"),
+        ("={tmp}/x.db", "room name '' must be non-empty, without surrounding spaces"),
+        ("ops=", "room 'ops' names no database: --db NAME=PATH"),
+    ],
+)
+def test_a_db_that_cannot_be_followed_is_refused_at_start(
+    tmp_path: Path, log_dir: Path, db: str, reason: str
+) -> None:
+    """Not a retry loop on a directory, nor a room name silently taken for a path."""
+    value, expected = db.format(tmp=tmp_path), reason.format(tmp=tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+    done = run_command("run", "--db", value, "--log-dir", str(log_dir), env=env, timeout=30)
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not log_dir.exists()
+
+
+def test_a_room_named_twice_by_rooms_dir_and_db_is_refused(
+    tmp_path: Path, rooms_dir: Path, log_dir: Path
+) -> None:
+    make_room(rooms_dir, "ops")
+    other = tmp_path / "other.db"
+    serverdb.create(other)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+    args = ["--rooms-dir", str(rooms_dir), "--db", f"ops={other}", "--log-dir", str(log_dir)]
+    done = run_command("run", *args, env=env, timeout=30)
+    assert done.returncode == 2
+    assert (
+        f"room 'ops' is both a directory of --rooms-dir {rooms_dir} and named by"
+        " --db ops=PATH (or [rooms]); rename one"
+    ) in done.stderr
+    assert not log_dir.exists()

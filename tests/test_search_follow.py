@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -158,3 +159,22 @@ def test_follow_with_no_match_still_exits_zero_on_a_signal(
     wait_until(search.handles_signals, what="the search to be ready for signals")
     assert search.stop(signal.SIGTERM) == 0
     assert search.err.read_text() == ""
+
+
+def test_a_signal_landing_inside_the_follow_wait_cannot_deadlock_it() -> None:
+    """The handler runs in the main thread, possibly while that thread holds the stop
+    event's internal lock inside ``wait()``: setting it there must complete (a plain
+    ``threading.Event`` deadlocks). Reproduced deterministically: the lock held, then
+    the handler that --follow installs, called as Python would call it."""
+    code = (
+        "import signal\n"
+        "from dead_drop_logger import cli\n"
+        "stop = cli._stop_on_signals()\n"
+        "with stop._cond:\n"
+        "    signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)\n"
+        "print(stop.is_set())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr

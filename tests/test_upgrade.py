@@ -58,7 +58,11 @@ def test_a_bare_db_log_dir_keeps_its_layout_position_and_files(tmp_path: Path, h
     assert new == [9, 10]
     day = (log_dir / DAY).read_bytes()
     assert day.startswith(old[DAY])  # appended to, never rewritten
-    assert (log_dir / ".dead-drop-logger.lock").read_bytes() == old[".dead-drop-logger.lock"]
+    # the first-start mark kept as it was; the owner recorded once after it
+    owner = f"database {db}\n".encode()
+    assert (log_dir / ".dead-drop-logger.lock").read_bytes() == old[
+        ".dead-drop-logger.lock"
+    ] + owner
     for name in old:
         assert (log_dir / name).exists(), name
     assert not [p for p in log_dir.iterdir() if p.is_dir()]  # no room directories

@@ -102,6 +102,35 @@ def test_a_big_batch_widens_the_gap_and_rows_found_end_the_rechecks() -> None:
     assert waker.wait(0).reason == CHANGE
 
 
+def test_a_change_rung_in_the_gap_wakes_a_blocked_wait_at_its_turn() -> None:
+    """Rung from another thread while the loop waits out the gap, a change wakes no one
+    then (no futex round per event): the wait itself ends at the gap, with the change.
+    Past the gap, the first change wakes the waiting loop at once."""
+    waker = Waker(gap=RECHECKS[-1] * 5)  # real time; well past the rechecks' end
+    waker.ring("messages.db-wal")
+    assert waker.wait(600).reason == CHANGE  # the first one at once; a gap starts
+    got: list[tuple[str, ...]] = []
+
+    def wait_for_change() -> None:  # (a wait longer than the join's deadline)
+        while (wake := waker.wait(600)).reason == RECHECK:
+            pass
+        got.append(wake.names)
+
+    thread = threading.Thread(target=wait_for_change)
+    thread.start()
+    time.sleep(RECHECKS[-1] * 2)  # the rechecks are over: only the gap's end wakes it
+    waker.ring("messages.db-wal")  # (rung later than the gap under load: still passes)
+    waker.ring("messages.db")
+    thread.join(DEADLINE)
+    assert got == [("messages.db-wal", "messages.db")]
+    thread = threading.Thread(target=wait_for_change)
+    thread.start()
+    time.sleep(RECHECKS[-1] * 6)  # past the gap and its rechecks: the loop waits on
+    waker.ring("messages.db-wal")
+    thread.join(DEADLINE)
+    assert got[1:] == [("messages.db-wal",)]
+
+
 def test_stop_ends_a_long_wait_at_once() -> None:
     waker = Waker()
     stop = WakingStopEvent(waker)  # what Follower.stop is: setting it, from anywhere, wakes

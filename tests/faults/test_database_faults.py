@@ -135,6 +135,31 @@ def test_replaced_database_is_logged_from_its_first_row(
     assert_clean(stderr)
 
 
+def test_messages_not_yet_read_when_the_database_is_replaced_are_logged_first(
+    server_db: Path, tmp_path: Path, log_dir: Path, logger
+) -> None:
+    """Replaced at its path between two ticks: the old file, still readable through the
+    open connection, is read to its end before the new one is logged from its first row."""
+    proc = logger("--poll-interval", "5", watch=False).start()
+    proc.wait_ready()
+    serverdb.send_many(server_db, 5, prefix="old")
+    wait_all_logged(log_dir, server_db)  # just after a tick: the next one is 5 s away
+    serverdb.send_many(server_db, 10, prefix="old last")
+    old_ids = serverdb.all_ids(server_db)
+    new = fresh_db(tmp_path / "reset.db", 4, "new")
+    remove_db(server_db)
+    put_db(new, server_db)
+    new_ids = serverdb.all_ids(server_db)
+    wait_until(
+        lambda: logged_ids(log_dir) == sorted(old_ids + new_ids),
+        what="the old database's last messages, then the new one's",
+    )
+    assert proc.stop() == 0
+    stderr = proc.stderr()
+    assert count(stderr, "was replaced") == 1, stderr
+    assert_clean(stderr)
+
+
 def test_same_database_restored_under_a_new_inode_is_not_a_reset(
     server_db: Path, tmp_path: Path, log_dir: Path, logger
 ) -> None:
