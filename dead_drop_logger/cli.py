@@ -382,12 +382,9 @@ def _guarded(action: Any) -> Any:
 
 
 @cli.command()
-@options.config_file
-@options.log_dir
-@options.rooms_filter
+@options.log_source
 @options.search_filters
 @options.search_output
-@options.read_utc
 def search(log_dir: Path, utc: bool, **params: Any) -> None:
     """Print the logged messages that match every filter given.
 
@@ -431,12 +428,9 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
 
 
 @cli.command(short_help="Print the conversation a message belongs to.")
-@options.config_file
 @click.argument("message_id", metavar="ID", type=int)
-@options.log_dir
-@options.rooms_filter
+@options.log_source
 @options.as_json
-@options.read_utc
 def thread(
     message_id: int, log_dir: Path, rooms: tuple[str, ...], as_json: bool, utc: bool
 ) -> None:
@@ -461,12 +455,9 @@ def thread(
 
 
 @cli.command(short_help="One row per agent: sent, received, first and last seen.")
-@options.config_file
-@options.log_dir
-@options.rooms_filter
+@options.log_source
 @options.window
 @options.json_rows
-@options.read_utc
 def agents(
     log_dir: Path,
     rooms: tuple[str, ...],
@@ -525,12 +516,9 @@ answer several messages. Example: A->B 10:00 (#1), A->B 10:05 (#2), B->C
 
 
 @cli.command(epilog=RESPONSE_TIME_HELP, short_help="What the agents did, in numbers.")
-@options.config_file
-@options.log_dir
-@options.rooms_filter
+@options.log_source
 @options.window
 @options.json_object
-@options.read_utc
 def stats(
     log_dir: Path,
     rooms: tuple[str, ...],
@@ -563,9 +551,7 @@ def stats(
 
 
 @cli.command(epilog=RESPONSE_TIME_HELP, short_help="Write the numbers of stats as one HTML page.")
-@options.config_file
-@options.log_dir
-@options.rooms_filter
+@options.log_source
 @click.option(
     "--output",
     "-o",
@@ -576,7 +562,6 @@ def stats(
 )
 @options.window
 @click.option("--title", default="What the agents did", show_default=True, help="The page's title.")
-@options.read_utc
 def report(
     log_dir: Path,
     rooms: tuple[str, ...],

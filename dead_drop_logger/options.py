@@ -314,6 +314,10 @@ stop_timeout = click.option(
 
 json_object = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
+log_source = _compose(config_file, log_dir, rooms_filter, read_utc)
+"""Where every reading command reads: the log directory (from the settings file too),
+its rooms, and whether the logs were written with --utc."""
+
 follow_options = _compose(
     config_file,
     db,
