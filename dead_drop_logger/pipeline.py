@@ -22,6 +22,7 @@ from . import layout, ownership, retention
 from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
+from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .state import State, StateError, StateStore
@@ -82,8 +83,11 @@ class Pipeline:
         self._owner_recorded = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
+        # The follower's batches, in a transaction held while the server keeps it busy.
+        self.commits = GroupCommit(self.store, self._transaction)
 
     def close(self) -> None:
+        self.commits.drop()  # (the follower releases its hold, saved, before it closes)
         self.pages.close()
         self.source.close()
 
@@ -110,6 +114,7 @@ class Pipeline:
         messages; record a moved database's new path. Nothing else is written but a
         lost or damaged state rebuilt from the files (its owner checked before the file
         policies touch anything)."""
+        self.commits.release()  # (the lock is one: a hold of this process ends first)
         with self.store.locked():
             state = self._saved_or_rebuilt()
             if state is not None and ownership.claim(
@@ -119,6 +124,7 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
+        self.commits.release()  # (the lock is one: a hold of this process ends first)
         with self.store.locked():
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
@@ -318,9 +324,12 @@ class Pipeline:
         self.store.save(state)
         return True
 
-    def follow_once(self) -> Progress:
-        """Log one page of messages newer than the position."""
-        with self._transaction() as state:
+    def follow_once(self, *, hold: bool = False) -> Progress:
+        """Log one page of messages newer than the position. ``hold``: keep the
+        transaction for the next batch (see :mod:`.groupcommit`); the caller ends it
+        with ``commits.release()``."""
+        with self.commits.batch(hold=hold) as held:
+            state = held.state
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
             rows = self.source.read(state.position, None, self.page_size)
@@ -329,14 +338,19 @@ class Pipeline:
             if not rows:
                 return Progress()
             start, last = state.position, rows.last_id
-            self._commit(state, rows, start + 1, last, advance=(last, rows.last_stamp))
+            advance = (last, rows.last_stamp)
+            self._commit(state, rows, start + 1, last, advance=advance, final=not hold)
+            held.unsaved = hold
             return Progress(len(rows), last)
 
-    def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
-        """Follow until a page comes back short (the backlog is drained)."""
+    def catch_up(
+        self, should_stop: Callable[[], bool] = lambda: False, *, hold: bool = False
+    ) -> Progress:
+        """Follow until a page comes back short (the backlog is drained). ``hold``: as
+        for :meth:`follow_once`, over all the pages."""
         total = Progress()
         while not should_stop():
-            step = self.follow_once()
+            step = self.follow_once(hold=hold)
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
             if step.lines < self.page_size:

@@ -118,6 +118,7 @@ class StateStore:
         self.tmp_path = log_dir / (STATE_NAME + ".tmp")
         self.lock_path = log_dir / LOCK_NAME
         self.lock = DirLock(log_dir)
+        self._held: int | None = None  # the lock's descriptor while locked() holds it
 
     @contextlib.contextmanager
     def locked(self, patience: float = LOCK_PATIENCE) -> Iterator[None]:
@@ -129,10 +130,19 @@ class StateStore:
         callers retry with backoff, rather than block forever and miss a SIGTERM.
         """
         try:
-            with self.lock.held(patience):
-                yield
+            with self.lock.held(patience) as fd:
+                self._held = fd
+                try:
+                    yield
+                finally:
+                    self._held = None
         except LockTimeout as exc:
             raise StateError(str(exc)) from None
+
+    def lock_intact(self) -> bool:
+        """Whether the lock taken by :meth:`locked` is held and still the directory's
+        (see :meth:`.DirLock.intact`)."""
+        return self._held is not None and self.lock.intact(self._held)
 
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock: a long holder should let go."""
