@@ -233,6 +233,7 @@ class Follower:
             self.pipeline.commits.release()
         except TRANSIENT as exc:
             self.reporter.problem(f"{_describe(exc)}; retrying")
+            self._behind = True  # its lines were cut back: read them again
 
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
@@ -241,7 +242,7 @@ class Follower:
         wrote, self._wrote = self._wrote, False
         try:
             # The policies take the writer lock: a transaction held here ends first.
-            self.rotator.tick(wrote=wrote, before_policies=self.pipeline.commits.release)
+            self.rotator.tick(wrote=wrote, before_policies=self._let_go)
         except (OSError, StateError) as exc:
             message = f"rotation: {_describe(exc)}; retrying"
             if message != self._rotation_trouble:

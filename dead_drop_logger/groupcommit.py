@@ -1,18 +1,27 @@
 """Group commit: a follower that the server keeps busy holds its transaction between
-batches, so each batch costs one state save instead of two, and no lock or state load.
+batches, and saves its state (with the fsyncs) a few times a second, not twice a batch.
 
 Why: waking on change, a follower under a server writing flat out logs a batch every
-50 ms (the lag of polling every 50 ms). As a transaction of its own, each batch takes the
-lock, loads the state and saves it twice (write, fsync, rename, directory fsync: the
-two-step commit of :mod:`.state`); at 20 batches a second that was a quarter of the
-logger's CPU. Held, a batch's *pending* save also records the batch before it as logged
-(as the backfill does for its pages), and the closing save comes once, at the release.
+50 ms (the lag of polling every 50 ms). As a transaction of its own, each batch took the
+lock, loaded the state, saved it twice (write, fsync, rename, directory fsync: the
+two-step commit of :mod:`.state`) and fsynced its lines: at 20 batches a second, about
+a third of the logger's CPU, where polling once a second pays it 17 times a second.
 
-Exactly once is unchanged: the state on disk is always one the two-step commit wrote.
-While a batch's lines are appended and not yet recorded as logged, the disk says that
-batch is pending, so a crash at any instant (``kill -9``, power loss) cuts it back and it
-is read again. What holding changes is how long that window stays open: until the next
-batch or the release (50 ms at most under load), not only until the batch's own end.
+How, keeping exactly once: the state on disk is always one the two-step commit wrote,
+and its pending record (each file's size before a batch) is what a recovery cuts back
+to. A held batch whose files that record already covers (the same files, not replaced,
+no shorter) needs no record of its own: cutting back to the older sizes removes it too,
+and the position saved with that record is before it, so it is read again. So a held
+batch is appended without a save and without an fsync, and a save comes only
+
+- ``SAVE_EVERY`` seconds after the last one: the pending record of the batch in hand,
+  which also records every batch before it as logged, once their lines are fsynced;
+- when a batch goes to a file the record does not cover (a new day, a new part);
+- at the release: the lines fsynced, then the state with no pending record.
+
+A crash (``kill -9``, power loss) at any instant therefore cuts back and reads again at
+most ``SAVE_EVERY`` seconds of lines, never a line twice and never one lost; only a
+reader following the file live sees those lines again after the restart.
 
 Who lets go, so nobody waits long on a holder:
 
@@ -21,8 +30,12 @@ Who lets go, so nobody waits long on a holder:
 - the follower, after a tick that found nothing, whenever its next wake-up is not
   known to come within one gap, before the date policies (which take the lock
   themselves), and when it stops;
-- an error inside a held batch drops the hold without a save: the disk already says
-  what to undo and read again.
+- an error inside a held batch ends the hold with a save of what the batch left
+  consistent (a failed batch is still recorded as pending, so it is cut back).
+
+When a save fails (its fsyncs: a disk full), the lines appended since the last save are
+cut back at once, to the sizes the record on disk holds, as a failed append is (see
+:mod:`.writer`): no line that is not recorded as logged stays in a file.
 
 A hold is also dropped, unsaved, when the lock file is no longer the directory's (the
 log directory was deleted or replaced under the holder): the next batch starts a
@@ -32,11 +45,20 @@ transaction of its own there, as it would have without the hold.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from .clock import monotonic
 from .state import State, StateStore
+from .writer import DayWriter, Pending
+
+log = logging.getLogger(__name__)
+
+# At most this long between two saves of a held transaction: what a crash may read
+# again, and (at 20 batches a second) a save every 5 batches instead of two a batch.
+SAVE_EVERY = 0.25
 
 
 @dataclass
@@ -54,15 +76,19 @@ class GroupCommit:
     batch, or begun afresh (``begin``: the pipeline's transaction)."""
 
     def __init__(
-        self, store: StateStore, begin: Callable[[], AbstractContextManager[State]]
+        self,
+        store: StateStore,
+        writer: DayWriter,
+        begin: Callable[[], AbstractContextManager[State]],
+        *,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self.store = store
+        self.writer = writer
         self._begin = begin
+        self._clock = clock
+        self._saved_at = 0.0  # when a held batch last asked for a save
         self._held: Held | None = None
-
-    @property
-    def holding(self) -> bool:
-        return self._held is not None
 
     @contextlib.contextmanager
     def batch(self, *, hold: bool) -> Iterator[Held]:
@@ -77,11 +103,29 @@ class GroupCommit:
             held = self._held = Held(state, stack)
         try:
             yield held
-        except BaseException:
+        except Exception:
+            held.unsaved = True  # whatever the batch left (pending still set if it failed)
+            with contextlib.suppress(Exception):  # (cut back instead: see release)
+                self.release()
+            raise
+        except BaseException:  # (a test's stand-in for kill -9: nothing more runs)
             self.drop()
             raise
-        if not hold or self.store.someone_waits():
+        if not hold:
             self.release()
+        elif self.store.someone_waits():
+            log.debug("another writer waits for the lock: letting go of it")
+            self.release()
+
+    def must_save(self, sizes: Pending) -> bool:
+        """Whether a held batch about to append to ``sizes``'s files must first save its
+        pending record: the last save is ``SAVE_EVERY`` old, or its record (what a
+        recovery would cut back to) does not cover each of these files."""
+        covered, now = self.store.saved_pending, self._clock()
+        if covered and now - self._saved_at < SAVE_EVERY and _covers(covered, sizes):
+            return False
+        self._saved_at = now
+        return True
 
     def release(self) -> None:
         """End the held transaction (if any), saving what it has logged since its last
@@ -92,13 +136,38 @@ class GroupCommit:
             return
         with held.stack:
             if held.unsaved:
-                self.store.save(held.state)
+                try:
+                    self.store.save(held.state)  # (its lines fsynced first: see StateStore)
+                except Exception:
+                    self._cut_back()
+                    raise
+
+    def _cut_back(self) -> None:
+        """Cut the files back to the pending record on disk (the lock still held)."""
+        covered = self.store.saved_pending
+        if covered:
+            try:
+                self.writer.truncate_back(covered)
+            except OSError as exc:  # the record on disk still guards them
+                log.warning("could not cut back the lines of a failed save: %s", exc)
 
     def drop(self) -> None:
-        """End the held transaction without saving (after an error, or at close)."""
+        """End the held transaction without saving (after an error, or at close): the
+        disk says what to cut back and read again."""
         held, self._held = self._held, None
         if held is not None:
             held.stack.close()
 
 
-__all__ = ["GroupCommit", "Held"]
+def _covers(recorded: Pending, sizes: Pending) -> bool:
+    """Whether cutting back to ``recorded`` removes whatever is appended to files now
+    at ``sizes``: each is recorded, and is the same file, no shorter (a file recorded
+    as absent, inode 0, is cut back to nothing: covered)."""
+    for name, (size, inode) in sizes.items():
+        old = recorded.get(name)
+        if old is None or (old[1] and (inode != old[1] or size < old[0])):
+            return False
+    return True
+
+
+__all__ = ["SAVE_EVERY", "GroupCommit", "Held"]

@@ -67,6 +67,7 @@ class Pipeline:
         *,
         page_size: int = PAGE_SIZE,
         database: str | None = None,
+        ticks: Callable[[], float] = monotonic,
     ) -> None:
         self.source = source
         # What the state records as the database the lines come from: its path, unless
@@ -74,7 +75,7 @@ class Pipeline:
         self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
-        self.store = StateStore(log_dir)
+        self.store = StateStore(log_dir, before_save=writer.sync)
         self.page_size = page_size
         # This process loaded a state: one lost from now on (the log directory deleted
         # under it) is not a first start.
@@ -84,7 +85,7 @@ class Pipeline:
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
         # The follower's batches, in a transaction held while the server keeps it busy.
-        self.commits = GroupCommit(self.store, self._transaction)
+        self.commits = GroupCommit(self.store, self.writer, self._transaction, clock=ticks)
 
     def close(self) -> None:
         self.commits.drop()  # (the follower releases its hold, saved, before it closes)
@@ -272,6 +273,7 @@ class Pipeline:
         *,
         advance: tuple[int, str | None] | None = None,
         final: bool = True,
+        held: bool = False,
     ) -> None:
         """Append rows and record ``[low, high]`` as logged, with the two-step commit.
 
@@ -282,14 +284,20 @@ class Pipeline:
         ``final=False`` leaves the last save to the caller: the next batch's pending
         save (which then records this range as logged too) or a closing save. Until
         then the disk still says this batch is pending, so a crash undoes and redoes it.
+
+        ``held`` (a batch of a held transaction: see :mod:`.groupcommit`): no pending
+        save at all while the one on disk already covers the batch's files, and no
+        fsync: both come with the next save, at most ``SAVE_EVERY`` later.
         """
         if rows:
             chunks = self.writer.plan(rows.runs)
-            state.pending = self.writer.sizes(chunks)
-            self.store.save(state)
+            sizes = self.writer.sizes(chunks)
+            if not held or self.commits.must_save(sizes):
+                state.pending = sizes  # (lines appended since the last save: fsynced first)
+                self.store.save(state)
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
-            self.writer.append(chunks, state.pending)
+            self.writer.append(chunks, sizes, durable=not held)
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
@@ -339,7 +347,7 @@ class Pipeline:
                 return Progress()
             start, last = state.position, rows.last_id
             advance = (last, rows.last_stamp)
-            self._commit(state, rows, start + 1, last, advance=advance, final=not hold)
+            self._commit(state, rows, start + 1, last, advance=advance, final=not hold, held=hold)
             held.unsaved = hold
             return Progress(len(rows), last)
 
