@@ -408,10 +408,13 @@ class Watcher:
 
     def _fail(self, exc: Exception) -> None:
         log.warning("change notifications stopped (%s); polling only", exc)
-        with self._lock:
-            wakers = {id(s.waker): s.waker for d in self._dirs.values() for s in d.subscriptions}
-        for waker in wakers.values():
+        for waker in self._wakers():
             self._release(waker)
+
+    def _wakers(self) -> list[Waker]:
+        with self._lock:
+            subscribers = (s.waker for d in self._dirs.values() for s in d.subscriptions)
+            return list({id(waker): waker for waker in subscribers}.values())
 
     def _settle(self) -> float:
         """How long to let a burst pile up: ``settle``, or longer while every Waker
@@ -467,6 +470,10 @@ class Watcher:
 
     def poke(self) -> None:
         """End a wait for events at once (the thread's or a :meth:`pump`)."""
+        if not self._closed:  # (closed: the pipe's descriptor may be another file's now)
+            self._poke()
+
+    def _poke(self) -> None:
         with contextlib.suppress(OSError):  # (a full pipe is poked already)
             os.write(self._wake_w, b"x")
 
@@ -478,12 +485,9 @@ class Watcher:
         if self._closed:
             return
         self._closed = True
-        with self._lock:
-            wakers = [s.waker for d in self._dirs.values() for s in d.subscriptions]
-        for waker in wakers:
-            if waker.pump is self:
-                waker.pump = None
-        self.poke()
+        for waker in self._wakers():
+            self._release(waker)
+        self._poke()
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
