@@ -14,9 +14,12 @@ no shorter) needs no record of its own: cutting back to the older sizes removes 
 and the position saved with that record is before it, so it is read again. So a held
 batch is appended without a save and without an fsync, and a save comes only
 
-- ``SAVE_EVERY`` seconds after the last one: the pending record of the batch in hand,
-  which also records every batch before it as logged, once their lines are fsynced;
-- when a batch goes to a file the record does not cover (a new day, a new part);
+- before a batch that goes to a file the record does not cover (a new day, a new part,
+  the first batch of a hold): that batch's own pending record;
+- ``SAVE_EVERY`` seconds after the last save, once the batch in hand is appended: the
+  lines fsynced, then every batch so far recorded as logged, with a pending record at
+  the files' new ends, which covers the batches to come (after the append, so the
+  fsyncs never delay lines a reader is waiting for);
 - at the release: the lines fsynced, then the state with no pending record.
 
 A crash (``kill -9``, power loss) at any instant therefore cuts back and reads again at
@@ -117,12 +120,20 @@ class GroupCommit:
             log.debug("another writer waits for the lock: letting go of it")
             self.release()
 
-    def must_save(self, sizes: Pending) -> bool:
-        """Whether a held batch about to append to ``sizes``'s files must first save its
-        pending record: the last save is ``SAVE_EVERY`` old, or its record (what a
-        recovery would cut back to) does not cover each of these files."""
-        covered, now = self.store.saved_pending, self._clock()
-        if covered and now - self._saved_at < SAVE_EVERY and _covers(covered, sizes):
+    def covers(self, sizes: Pending) -> bool:
+        """Whether the pending record on disk covers a held batch about to append to
+        ``sizes``'s files (else the caller saves the batch's own record first)."""
+        covered = self.store.saved_pending
+        if covered and _covers(covered, sizes):
+            return True
+        self._saved_at = self._clock()
+        return False
+
+    def checkpoint_due(self) -> bool:
+        """Whether ``SAVE_EVERY`` has passed since the hold's last save (True resets it:
+        the caller saves now)."""
+        now = self._clock()
+        if now - self._saved_at < SAVE_EVERY:
             return False
         self._saved_at = now
         return True

@@ -26,7 +26,7 @@ from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .state import State, StateError, StateStore
-from .writer import DayWriter
+from .writer import Chunk, DayWriter
 
 log = logging.getLogger(__name__)
 
@@ -286,13 +286,14 @@ class Pipeline:
         then the disk still says this batch is pending, so a crash undoes and redoes it.
 
         ``held`` (a batch of a held transaction: see :mod:`.groupcommit`): no pending
-        save at all while the one on disk already covers the batch's files, and no
-        fsync: both come with the next save, at most ``SAVE_EVERY`` later.
+        save while the one on disk already covers the batch's files, and no fsync; a
+        checkpoint every ``SAVE_EVERY`` instead, after the append.
         """
+        chunks: list[Chunk] = []
         if rows:
             chunks = self.writer.plan(rows.runs)
             sizes = self.writer.sizes(chunks)
-            if not held or self.commits.must_save(sizes):
+            if not held or not self.commits.covers(sizes):
                 state.pending = sizes  # (lines appended since the last save: fsynced first)
                 self.store.save(state)
             # On failure the writer has cut the failing file back and pending stays on
@@ -305,6 +306,12 @@ class Pipeline:
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
+        elif held and chunks and self.commits.checkpoint_due():
+            # All of it recorded as logged, with a pending record at the files' new ends
+            # that covers the batches to come.
+            state.pending = self.writer.sizes(chunks)
+            self.store.save(state)
+            state.pending = {}
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
         """Start over, from the first row, when the database was replaced (server reset);
