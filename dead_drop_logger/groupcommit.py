@@ -41,8 +41,9 @@ cut back at once, to the sizes the record on disk holds, as a failed append is (
 :mod:`.writer`): no line that is not recorded as logged stays in a file.
 
 A hold is also dropped, unsaved, when the lock file is no longer the directory's (the
-log directory was deleted or replaced under the holder): the next batch starts a
-transaction of its own there, as it would have without the hold.
+log directory was deleted or replaced under the holder), at the next batch or at the
+release: the next batch starts a transaction of its own there, as it would have without
+the hold (its state is not that directory's: a backup restored there keeps its own).
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ class GroupCommit:
         if held is None:
             return
         with held.stack:
-            if held.unsaved:
+            if held.unsaved and not self.store.lock_intact():
+                log.debug("the log directory was replaced under the hold: not saving there")
+            elif held.unsaved:
                 try:
                     self.store.save(held.state)  # (its lines fsynced first: see StateStore)
                 except Exception:
