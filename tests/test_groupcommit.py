@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,9 +24,12 @@ from test_position import MARCH_1, make_pipeline
 
 from dead_drop_logger import layout
 from dead_drop_logger import state as state_module
+from dead_drop_logger.config import Settings
+from dead_drop_logger.follow import Follower
 from dead_drop_logger.groupcommit import SAVE_EVERY
 from dead_drop_logger.layout import LOCK_FILE
 from dead_drop_logger.pipeline import Pipeline
+from dead_drop_logger.source import SourceError
 from dead_drop_logger.state import State, StateStore
 from dead_drop_logger.writer import WriteError
 
@@ -333,3 +337,34 @@ def test_a_hold_let_go_after_its_log_directory_was_restored_from_a_backup_leaves
     pipeline.commits.release()  # (the follower's let-go after a tick that found nothing)
     make_pipeline(server_db, log_dir).catch_up()
     assert logged_ids(log_dir) == first + second
+
+
+def test_a_failed_tick_does_not_back_off_holding_the_writer_lock(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold is kept over the wait after a busy tick; when the next tick then fails
+    before any batch (its change check: the database locked, an I/O error), the
+    follower backs off (here 10 s) and must not keep the lock meanwhile, or an export
+    or prune waiting for it gives up after its 2 s patience."""
+    follower = Follower(Settings(db=server_db, log_dir=log_dir, poll_interval=5.0))
+    follower.pipeline.prepare(database_existed=False)
+    serverdb.send_many(server_db, 3)
+    assert follower.pipeline.catch_up(hold=True).lines  # the server keeps it busy: held
+    assert not lock_is_free(log_dir)
+
+    def changed() -> bool:
+        raise SourceError(f"database {server_db} is locked")
+
+    monkeypatch.setattr(follower.source, "changed", changed)
+    tick = threading.Thread(target=follower._retrying, args=(follower._tick,), kwargs={"once": True})
+    tick.start()
+    try:
+        wait_until(lambda: follower.reporter.in_trouble, what="the failed tick reported")
+        with StateStore(log_dir).locked():  # another writer, with the usual patience
+            pass
+    finally:
+        follower.request_stop()
+        tick.join(timeout=DEADLINE)
+        follower.pipeline.commits.release()
+        follower.pipeline.close()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
