@@ -356,7 +356,7 @@ def test_a_failed_tick_does_not_back_off_holding_the_writer_lock(
         raise SourceError(f"database {server_db} is locked")
 
     monkeypatch.setattr(follower.source, "changed", changed)
-    tick = threading.Thread(target=follower._retrying, args=(follower._tick,), kwargs={"once": True})
+    tick = threading.Thread(target=lambda: follower._retrying(follower._tick, once=True))
     tick.start()
     try:
         wait_until(lambda: follower.reporter.in_trouble, what="the failed tick reported")
