@@ -34,7 +34,8 @@ Who lets go, so nobody waits long on a holder:
   known to come within one gap, before the date policies (which take the lock
   themselves), and when it stops;
 - an error inside a held batch ends the hold with a save of what the batch left
-  consistent (a failed batch is still recorded as pending, so it is cut back).
+  consistent (a failed batch is still recorded as pending, so it is cut back); after
+  a failed fsync, with a cut back to the record on disk instead (no second fsync).
 
 When a save fails (its fsyncs: a disk full), the lines appended since the last save are
 cut back at once, to the sizes the record on disk holds, as a failed append is (see
@@ -108,6 +109,13 @@ class GroupCommit:
         try:
             yield held
         except Exception:
+            if self.writer.sync_failed:
+                # Linux reports a failed writeback once and may drop the pages: a second
+                # fsync (the release's save) could succeed with the lines not on disk.
+                # They are cut back to the record on disk instead, and read again.
+                self._cut_back()
+                self.drop()
+                raise
             held.unsaved = True  # whatever the batch left (pending still set if it failed)
             with contextlib.suppress(Exception):  # (cut back instead: see release)
                 self.release()

@@ -91,10 +91,7 @@ class DayWriter:
         self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
         self._unsynced: dict[str, None] = {}  # appended without an fsync, in order
         self._new_entry = False  # ... and a file created: the directory too
-        # An fsync of those failed: Linux reports a failed writeback once and may drop
-        # the pages, so a second fsync can succeed with the lines not on disk. Until
-        # they are cut back (truncate_back), every sync fails: no save records them.
-        self._sync_failed = False
+        self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -169,11 +166,8 @@ class DayWriter:
 
     def sync(self) -> None:
         """Make durable what :meth:`append` wrote with ``durable=False``. Raises
-        WriteError (the lines stay covered by the pending record on disk, and must be
-        cut back to it: see ``_sync_failed``)."""
-        if self._sync_failed and self._unsynced:
-            raise WriteError(f"cannot write {self.log_dir}: an fsync failed; cutting back")
-        self._sync_failed = False
+        WriteError (the lines stay covered by the pending record on disk)."""
+        self.sync_failed = False
         for name in list(self._unsynced):
             path = self.log_dir / name
             try:
@@ -186,7 +180,7 @@ class DayWriter:
             try:
                 os.fsync(fd)
             except OSError as exc:
-                self._sync_failed = True
+                self.sync_failed = True
                 raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
             finally:
                 os.close(fd)
@@ -209,23 +203,21 @@ class DayWriter:
         """Remove an uncommitted batch: cut each file back to its recorded size (to 0 when
         the file is not the one recorded: the batch created it afresh)."""
         for name, recorded in pending.items():
-            self._cut(self.log_dir / name, recorded)
+            path = self.log_dir / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode):  # not a file the batch wrote: never through it
+                continue
+            current, size = st.st_size, _recorded_size(st.st_ino, recorded)
+            if current <= size:
+                continue
+            log.warning("removing %d uncommitted bytes from %s", current - size, path)
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             self._unsynced.pop(name, None)  # what is left of it was durable already
-
-    def _cut(self, path: Path, recorded: tuple[int, int]) -> None:
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            return
-        if stat.S_ISLNK(st.st_mode):  # not a file the batch wrote: never through it
-            return
-        current, size = st.st_size, _recorded_size(st.st_ino, recorded)
-        if current <= size:
-            return
-        log.warning("removing %d uncommitted bytes from %s", current - size, path)
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-        try:
-            os.ftruncate(fd, size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
