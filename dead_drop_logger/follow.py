@@ -281,6 +281,7 @@ class Follower:
         """Wait before retrying: doubling, capped, cut short when the database file is
         replaced or (``on_change``: the trouble is the database's) any of its files
         changes. A write failing (disk full) is not retried at every commit."""
+        self._let_go()  # (a hold kept after a busy tick: others must not wait it out)
         self._failures += 1
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))

@@ -34,15 +34,17 @@ Who lets go, so nobody waits long on a holder:
   known to come within one gap, before the date policies (which take the lock
   themselves), and when it stops;
 - an error inside a held batch ends the hold with a save of what the batch left
-  consistent (a failed batch is still recorded as pending, so it is cut back).
+  consistent (a failed batch is still recorded as pending, so it is cut back); after
+  a failed fsync, with a cut back to the record on disk instead (no second fsync).
 
 When a save fails (its fsyncs: a disk full), the lines appended since the last save are
 cut back at once, to the sizes the record on disk holds, as a failed append is (see
 :mod:`.writer`): no line that is not recorded as logged stays in a file.
 
 A hold is also dropped, unsaved, when the lock file is no longer the directory's (the
-log directory was deleted or replaced under the holder): the next batch starts a
-transaction of its own there, as it would have without the hold.
+log directory was deleted or replaced under the holder), at the next batch or at the
+release: the next batch starts a transaction of its own there, as it would have without
+the hold (its state is not that directory's: a backup restored there keeps its own).
 """
 
 from __future__ import annotations
@@ -107,6 +109,13 @@ class GroupCommit:
         try:
             yield held
         except Exception:
+            if self.writer.sync_failed:
+                # Linux reports a failed writeback once and may drop the pages: a second
+                # fsync (the release's save) could succeed with the lines not on disk.
+                # They are cut back to the record on disk instead, and read again.
+                self._cut_back()
+                self.drop()
+                raise
             held.unsaved = True  # whatever the batch left (pending still set if it failed)
             with contextlib.suppress(Exception):  # (cut back instead: see release)
                 self.release()
@@ -146,7 +155,9 @@ class GroupCommit:
         if held is None:
             return
         with held.stack:
-            if held.unsaved:
+            if held.unsaved and not self.store.lock_intact():
+                log.debug("the log directory was replaced under the hold: not saving there")
+            elif held.unsaved:
                 try:
                     self.store.save(held.state)  # (its lines fsynced first: see StateStore)
                 except Exception:

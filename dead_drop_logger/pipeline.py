@@ -293,9 +293,12 @@ class Pipeline:
         if rows:
             chunks = self.writer.plan(rows.runs)
             sizes = self.writer.sizes(chunks)
+            # Pending in memory even when the record on disk covers the batch (no save):
+            # a failure ends the hold with a save of this state, which must then cut
+            # back what the batch wrote to its other files.
+            state.pending = sizes
             if not held or not self.commits.covers(sizes):
-                state.pending = sizes  # (lines appended since the last save: fsynced first)
-                self.store.save(state)
+                self.store.save(state)  # (lines appended since the last save: fsynced first)
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)

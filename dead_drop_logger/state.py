@@ -190,6 +190,9 @@ class StateStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        # From the rename on, which record is on disk is not known until the end: none
+        # to rely on (a cut back to the old one would cut what the new one records).
+        self.saved_pending = None
         os.replace(tmp, self.path)
         fsync_dir(self.log_dir)
         self.saved_pending = dict(state.pending)

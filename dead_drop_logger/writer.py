@@ -91,6 +91,7 @@ class DayWriter:
         self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
         self._unsynced: dict[str, None] = {}  # appended without an fsync, in order
         self._new_entry = False  # ... and a file created: the directory too
+        self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -166,6 +167,7 @@ class DayWriter:
     def sync(self) -> None:
         """Make durable what :meth:`append` wrote with ``durable=False``. Raises
         WriteError (the lines stay covered by the pending record on disk)."""
+        self.sync_failed = False
         for name in list(self._unsynced):
             path = self.log_dir / name
             try:
@@ -178,6 +180,7 @@ class DayWriter:
             try:
                 os.fsync(fd)
             except OSError as exc:
+                self.sync_failed = True
                 raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
             finally:
                 os.close(fd)

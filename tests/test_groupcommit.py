@@ -6,24 +6,37 @@ the lock without saving anything more (``commits.drop()``)."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import resource
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import DEADLINE, logged_ids, start_writer, wait_until
 from test_position import MARCH_1, make_pipeline
 
 from dead_drop_logger import layout
+from dead_drop_logger import state as state_module
+from dead_drop_logger.config import Settings
+from dead_drop_logger.follow import Follower
 from dead_drop_logger.groupcommit import SAVE_EVERY
 from dead_drop_logger.layout import LOCK_FILE
 from dead_drop_logger.pipeline import Pipeline
+from dead_drop_logger.source import SourceError
 from dead_drop_logger.state import State, StateStore
+from dead_drop_logger.writer import WriteError
 
 EXPORT = Path(__file__).resolve().parent.parent / "export_historical.py"
 DAY = "messages-2026-03-01.json"
+MARCH_2 = "2026-03-02T08:00:00"
+NEXT_DAY = "messages-2026-03-02.json"
 
 
 class Ticks:
@@ -211,3 +224,147 @@ def test_the_file_policies_run_while_the_server_keeps_the_follower_busy(
     assert kept == serverdb.all_ids(server_db)[-len(kept) :]
     assert follower.stop() == 0
     assert "rotation:" not in follower.stderr(), follower.stderr()
+
+
+def test_a_held_batch_failing_in_its_second_file_leaves_nothing_of_it_in_the_first(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A covered batch into two files (ids and day stamps interleave around midnight:
+    each server process stamps its own "now") whose second file refuses the write
+    (file too large; a full disk alike): its lines already appended to the first file
+    must be cut back before the batch is read again, not logged twice."""
+    pipeline = started(server_db, log_dir, Ticks())
+    serverdb.send_many(server_db, 1, timestamp=MARCH_1)
+    serverdb.send_many(server_db, 20, timestamp=MARCH_2)
+    pipeline.follow_once(hold=True)  # both files recorded (absent), then written
+    serverdb.send_many(server_db, 1, timestamp=MARCH_1)  # both files again: covered
+    serverdb.send_many(server_db, 1, timestamp=MARCH_2)
+    limit = (log_dir / NEXT_DAY).stat().st_size  # the second file cannot grow
+    assert (log_dir / DAY).stat().st_size * 3 < limit  # (the first one can)
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, old[1]))
+    try:
+        with pytest.raises(WriteError, match="file too large"):
+            pipeline.follow_once(hold=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert lock_is_free(log_dir)
+    make_pipeline(server_db, log_dir).catch_up()  # the retry
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
+
+
+def test_lines_whose_fsync_failed_are_cut_back_not_recorded_by_a_second_fsync(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Linux reports a failed writeback once (EIO, ENOSPC on a thin or network disk)
+    and may drop the dirty pages: a second fsync then succeeds without the lines on
+    disk. So after a failed fsync the lines it covered must be cut back and read
+    again, never recorded as logged by a retried save (the stand-in below fails the
+    day file's first fsync, as strace's inject=fsync:error=EIO:when=1 would)."""
+    ticks = Ticks()
+    pipeline = started(server_db, log_dir, ticks)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    ticks.now += SAVE_EVERY  # the next batch's checkpoint fsyncs the day file
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    real_fsync = os.fsync
+    failed: list[int] = []
+
+    def fsync(fd: int) -> None:
+        if not failed and os.readlink(f"/proc/self/fd/{fd}").endswith(DAY):
+            failed.append(fd)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WriteError):
+        pipeline.follow_once(hold=True)
+    assert failed
+    # nothing whose only fsync failed is recorded as logged: the record on disk (the
+    # file absent, position 0) stands, and the file is cut back to it
+    recorded = on_disk(log_dir)
+    assert (recorded.position, recorded.logged) == (0, [])
+    assert logged_ids(log_dir) == []
+    monkeypatch.undo()
+    make_pipeline(server_db, log_dir).catch_up()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
+
+
+def test_a_save_failing_after_its_rename_cuts_back_nothing_the_new_state_records(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint whose state file is renamed into place but whose directory fsync
+    fails: the new state may be the one on disk, so the lines it records as logged
+    must stay (cutting back to the older record would lose them)."""
+    ticks = Ticks()
+    pipeline = started(server_db, log_dir, ticks)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    ticks.now += SAVE_EVERY
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+
+    def fsync_dir(path: Path) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(state_module, "fsync_dir", fsync_dir)
+    with pytest.raises(OSError):
+        pipeline.follow_once(hold=True)
+    monkeypatch.undo()
+    make_pipeline(server_db, log_dir).catch_up()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
+
+
+def test_a_hold_let_go_after_its_log_directory_was_restored_from_a_backup_leaves_it_alone(
+    server_db: Path, log_dir: Path
+) -> None:
+    """The log directory replaced under a hold (a backup restored) and the hold then let
+    go after a tick that found nothing: the held state is not the restored directory's
+    and must not be saved there (it would say the backup holds lines it does not)."""
+    pipeline = started(server_db, log_dir, Ticks())
+    first = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    pipeline.follow_once()  # a transaction of its own: saved
+    backup = shutil.copytree(log_dir, log_dir.with_name("backup"))
+    second = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    log_dir.rename(log_dir.with_name("replaced"))
+    backup.rename(log_dir)  # the user restores the backup
+    pipeline.commits.release()  # (the follower's let-go after a tick that found nothing)
+    make_pipeline(server_db, log_dir).catch_up()
+    assert logged_ids(log_dir) == first + second
+
+
+def test_a_failed_tick_does_not_back_off_holding_the_writer_lock(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hold is kept over the wait after a busy tick; when the next tick then fails
+    before any batch (its change check: the database locked, an I/O error), the
+    follower backs off (here 10 s) and must not keep the lock meanwhile, or an export
+    or prune waiting for it gives up after its 2 s patience."""
+    follower = Follower(Settings(db=server_db, log_dir=log_dir, poll_interval=5.0))
+    follower.pipeline.prepare(database_existed=False)
+    serverdb.send_many(server_db, 3)
+    assert follower.pipeline.catch_up(hold=True).lines  # the server keeps it busy: held
+    assert not lock_is_free(log_dir)
+
+    def changed() -> bool:
+        raise SourceError(f"database {server_db} is locked")
+
+    monkeypatch.setattr(follower.source, "changed", changed)
+    tick = threading.Thread(target=lambda: follower._retrying(follower._tick, once=True))
+    tick.start()
+    try:
+        wait_until(lambda: follower.reporter.in_trouble, what="the failed tick reported")
+        with StateStore(log_dir).locked():  # another writer, with the usual patience
+            pass
+    finally:
+        follower.request_stop()
+        tick.join(timeout=DEADLINE)
+        follower.pipeline.commits.release()
+        follower.pipeline.close()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
