@@ -54,8 +54,9 @@ class DirLock:
         self.queue_path = log_dir / QUEUE_NAME
 
     @contextlib.contextmanager
-    def held(self, patience: float = PATIENCE) -> Iterator[None]:
-        """Hold the writer lock, having waited in turn. Raises LockTimeout."""
+    def held(self, patience: float = PATIENCE) -> Iterator[int]:
+        """Hold the writer lock, having waited in turn; yields the locked file's
+        descriptor (see :meth:`intact`). Raises LockTimeout."""
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             deadline = time.monotonic() + patience
@@ -71,9 +72,21 @@ class DirLock:
                     )
             finally:
                 os.close(queue)  # the next in line may go once this one holds the lock
-            yield
+            yield fd
         finally:
             os.close(fd)  # closing releases the flock
+
+    def intact(self, fd: int) -> bool:
+        """Whether the lock held through ``fd`` is still the log directory's: its file is
+        still the one at the path (a holder that keeps the lock between batches checks
+        that the directory was not deleted or replaced meanwhile, or a writer there
+        would hold a lock of its own)."""
+        try:
+            here = os.lstat(self.path)
+        except OSError:
+            return False
+        held = os.fstat(fd)
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock (it holds the queue)."""

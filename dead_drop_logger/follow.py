@@ -32,6 +32,7 @@ from .source import Source, SourceError, SourceMissing
 from .state import StateError
 from .watch import (
     CHANGE,
+    RECHECK,
     Wake,
     Waker,
     WakingStopEvent,
@@ -150,16 +151,21 @@ class Follower:
             return
         if not self.source.exists():  # worded as SourceMissing is: the Reporter says it once
             self.reporter.problem(f"database {self.settings.db} does not exist; waiting for it")
-        while not self.stop.is_set() and not self.finished:
-            started = monotonic()
-            self._retrying(self._tick, once=True)
-            self._rotate()
-            if not self.stop.is_set() and not self.finished and not self.reporter.in_trouble:
-                # A tick starts every poll interval, not an interval after the last one
-                # ended (a batch's own time does not add to the latency), and never
-                # sleeps past midnight.
-                wait = max(0.0, self.idle_wait - (monotonic() - started))
-                self._woke = self.waker.wait(self.rotator.wait_time(wait))
+        try:
+            while not self.stop.is_set() and not self.finished:
+                started = monotonic()
+                self._retrying(self._tick, once=True)
+                if not self._keep_holding():
+                    self._let_go()
+                self._rotate()
+                if not self.stop.is_set() and not self.finished and not self.reporter.in_trouble:
+                    # A tick starts every poll interval, not an interval after the last
+                    # one ended (a batch's own time does not add to the latency), and
+                    # never sleeps past midnight.
+                    wait = max(0.0, self.idle_wait - (monotonic() - started))
+                    self._woke = self.waker.wait(self.rotator.wait_time(wait))
+        finally:
+            self._let_go()
 
     def _database_existed(self) -> bool:
         """Whether the database is there at start (else all of it will be new)."""
@@ -190,7 +196,10 @@ class Follower:
         self._found = 0
         if busy or self.source.changed() or self._behind:
             self._behind = True
-            done = self.pipeline.catch_up(should_stop=self.stop.is_set)
+            # Watching, the transaction is held for the next batch (group commit): the
+            # loop lets it go unless it is sure to be back within a gap.
+            hold = self.waker.watching
+            done = self.pipeline.catch_up(should_stop=self.stop.is_set, hold=hold)
             self._behind = False
             self._found = done.lines
             self.waker.pace(done.lines)
@@ -204,13 +213,36 @@ class Follower:
                         self.settings.poll_interval,
                     )
 
+    def _keep_holding(self) -> bool:
+        """Whether to keep the pipeline's transaction over the coming wait (group
+        commit): only while the server keeps the loop busy and change notifications
+        arrive, so the next tick comes within one gap (a change's, or the recheck that
+        :meth:`.Waker.pace` set after the rows this tick found)."""
+        return (
+            self._found > 0
+            and self._woke is not None
+            and self._woke.reason in (CHANGE, RECHECK)
+            and not self.stop.is_set()
+            and not self.finished
+        )
+
+    def _let_go(self) -> None:
+        """End a held transaction, recording its last batch as logged. A failure is
+        reported; the disk then says that batch is pending, so it is read again."""
+        try:
+            self.pipeline.commits.release()
+        except TRANSIENT as exc:
+            self.reporter.problem(f"{_describe(exc)}; retrying")
+            self._behind = True  # its lines were cut back: read them again
+
     def _rotate(self) -> None:
         """The date-driven file work (see Rotator); a failure is reported once, retried."""
         if not self._claimed:  # the log directory may be another database's: hands off
             return
         wrote, self._wrote = self._wrote, False
         try:
-            self.rotator.tick(wrote=wrote)
+            # The policies take the writer lock: a transaction held here ends first.
+            self.rotator.tick(wrote=wrote, before_policies=self._let_go)
         except (OSError, StateError) as exc:
             message = f"rotation: {_describe(exc)}; retrying"
             if message != self._rotation_trouble:
@@ -249,6 +281,7 @@ class Follower:
         """Wait before retrying: doubling, capped, cut short when the database file is
         replaced or (``on_change``: the trouble is the database's) any of its files
         changes. A write failing (disk full) is not retried at every commit."""
+        self._let_go()  # (a hold kept after a busy tick: others must not wait it out)
         self._failures += 1
         delay = min(self.settings.poll_interval * 2 ** min(self._failures, 8), MAX_BACKOFF)
         delay = max(delay, min(self.settings.poll_interval, 0.5))

@@ -22,10 +22,11 @@ from . import layout, ownership, retention
 from . import ranges as idranges
 from .clock import monotonic, today
 from .files import ensure_private_dir
+from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .state import State, StateError, StateStore
-from .writer import DayWriter
+from .writer import Chunk, DayWriter
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Pipeline:
         *,
         page_size: int = PAGE_SIZE,
         database: str | None = None,
+        ticks: Callable[[], float] = monotonic,
     ) -> None:
         self.source = source
         # What the state records as the database the lines come from: its path, unless
@@ -73,7 +75,7 @@ class Pipeline:
         self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
-        self.store = StateStore(log_dir)
+        self.store = StateStore(log_dir, before_save=writer.sync)
         self.page_size = page_size
         # This process loaded a state: one lost from now on (the log directory deleted
         # under it) is not a first start.
@@ -82,8 +84,11 @@ class Pipeline:
         self._owner_recorded = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
+        # The follower's batches, in a transaction held while the server keeps it busy.
+        self.commits = GroupCommit(self.store, self.writer, self._transaction, clock=ticks)
 
     def close(self) -> None:
+        self.commits.drop()  # (the follower releases its hold, saved, before it closes)
         self.pages.close()
         self.source.close()
 
@@ -110,6 +115,7 @@ class Pipeline:
         messages; record a moved database's new path. Nothing else is written but a
         lost or damaged state rebuilt from the files (its owner checked before the file
         policies touch anything)."""
+        self.commits.release()  # (the lock is one: a hold of this process ends first)
         with self.store.locked():
             state = self._saved_or_rebuilt()
             if state is not None and ownership.claim(
@@ -119,6 +125,7 @@ class Pipeline:
 
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
+        self.commits.release()  # (the lock is one: a hold of this process ends first)
         with self.store.locked():
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
@@ -266,6 +273,7 @@ class Pipeline:
         *,
         advance: tuple[int, str | None] | None = None,
         final: bool = True,
+        held: bool = False,
     ) -> None:
         """Append rows and record ``[low, high]`` as logged, with the two-step commit.
 
@@ -276,14 +284,24 @@ class Pipeline:
         ``final=False`` leaves the last save to the caller: the next batch's pending
         save (which then records this range as logged too) or a closing save. Until
         then the disk still says this batch is pending, so a crash undoes and redoes it.
+
+        ``held`` (a batch of a held transaction: see :mod:`.groupcommit`): no pending
+        save while the one on disk already covers the batch's files, and no fsync; a
+        checkpoint every ``SAVE_EVERY`` instead, after the append.
         """
+        chunks: list[Chunk] = []
         if rows:
             chunks = self.writer.plan(rows.runs)
-            state.pending = self.writer.sizes(chunks)
-            self.store.save(state)
+            sizes = self.writer.sizes(chunks)
+            # Pending in memory even when the record on disk covers the batch (no save):
+            # a failure ends the hold with a save of this state, which must then cut
+            # back what the batch wrote to its other files.
+            state.pending = sizes
+            if not held or not self.commits.covers(sizes):
+                self.store.save(state)  # (lines appended since the last save: fsynced first)
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
-            self.writer.append(chunks, state.pending)
+            self.writer.append(chunks, sizes, durable=not held)
             state.pending = {}
         if advance is not None:
             state.position, state.fingerprint = advance
@@ -291,6 +309,12 @@ class Pipeline:
         state.logged = idranges.add(state.logged, low, high)
         if final:
             self.store.save(state)
+        elif held and chunks and self.commits.checkpoint_due():
+            # All of it recorded as logged, with a pending record at the files' new ends
+            # that covers the batches to come.
+            state.pending = self.writer.sizes(chunks)
+            self.store.save(state)
+            state.pending = {}
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
         """Start over, from the first row, when the database was replaced (server reset);
@@ -318,9 +342,12 @@ class Pipeline:
         self.store.save(state)
         return True
 
-    def follow_once(self) -> Progress:
-        """Log one page of messages newer than the position."""
-        with self._transaction() as state:
+    def follow_once(self, *, hold: bool = False) -> Progress:
+        """Log one page of messages newer than the position. ``hold``: keep the
+        transaction for the next batch (see :mod:`.groupcommit`); the caller ends it
+        with ``commits.release()``."""
+        with self.commits.batch(hold=hold) as held:
+            state = held.state
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
             rows = self.source.read(state.position, None, self.page_size)
@@ -329,14 +356,19 @@ class Pipeline:
             if not rows:
                 return Progress()
             start, last = state.position, rows.last_id
-            self._commit(state, rows, start + 1, last, advance=(last, rows.last_stamp))
+            advance = (last, rows.last_stamp)
+            self._commit(state, rows, start + 1, last, advance=advance, final=not hold, held=hold)
+            held.unsaved = hold
             return Progress(len(rows), last)
 
-    def catch_up(self, should_stop: Callable[[], bool] = lambda: False) -> Progress:
-        """Follow until a page comes back short (the backlog is drained)."""
+    def catch_up(
+        self, should_stop: Callable[[], bool] = lambda: False, *, hold: bool = False
+    ) -> Progress:
+        """Follow until a page comes back short (the backlog is drained). ``hold``: as
+        for :meth:`follow_once`, over all the pages."""
         total = Progress()
         while not should_stop():
-            step = self.follow_once()
+            step = self.follow_once(hold=hold)
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
             if step.lines < self.page_size:

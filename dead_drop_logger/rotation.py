@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,10 +215,13 @@ class Rotator:
     def today(self) -> dt.date:
         return today(self.clock, self.utc)
 
-    def tick(self, *, wrote: bool = False) -> None:
+    def tick(
+        self, *, wrote: bool = False, before_policies: Callable[[], None] = lambda: None
+    ) -> None:
         """At a new day (and at start): today's file, the symlink, the policies. After a
         batch with ``--max-bytes``: follow a part switch with the symlink (and apply
-        ``--keep-files``, which counts parts). Raises OSError / StateError."""
+        ``--keep-files``, which counts parts). ``before_policies`` runs first when the
+        policies do (they take the writer lock). Raises OSError / StateError."""
         current = self.today()
         if current != self.day:
             if self.day is not None:
@@ -237,6 +240,7 @@ class Rotator:
             self.policies_due = monotonic()
         if self.policies_due is not None and monotonic() >= self.policies_due:
             self.policies_due = monotonic() + POLICY_RETRY  # stays set if this raises
+            before_policies()
             self._apply_policies(current)
             self.policies_due = None
 

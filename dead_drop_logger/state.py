@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,12 +112,19 @@ def _size_and_inode(value: object) -> tuple[int, int]:
 class StateStore:
     """Loads, saves and locks the state file of one log directory."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, *, before_save: Callable[[], None] = lambda: None) -> None:
         self.log_dir = log_dir
+        # Runs before every save: the writer's fsync of lines appended without one, so
+        # a state on disk never says more is logged than the disk holds (groupcommit).
+        self._before_save = before_save
         self.path = log_dir / STATE_NAME
         self.tmp_path = log_dir / (STATE_NAME + ".tmp")
         self.lock_path = log_dir / LOCK_NAME
         self.lock = DirLock(log_dir)
+        self._held: int | None = None  # the lock's descriptor while locked() holds it
+        # The pending record of the state this process last saved under the lock it
+        # holds (None: unknown, so none to rely on): see groupcommit.
+        self.saved_pending: dict[str, tuple[int, int]] | None = None
 
     @contextlib.contextmanager
     def locked(self, patience: float = LOCK_PATIENCE) -> Iterator[None]:
@@ -129,10 +136,21 @@ class StateStore:
         callers retry with backoff, rather than block forever and miss a SIGTERM.
         """
         try:
-            with self.lock.held(patience):
-                yield
+            with self.lock.held(patience) as fd:
+                self._held = fd
+                self.saved_pending = None  # others may have saved since
+                try:
+                    yield
+                finally:
+                    self._held = None
+                    self.saved_pending = None
         except LockTimeout as exc:
             raise StateError(str(exc)) from None
+
+    def lock_intact(self) -> bool:
+        """Whether the lock taken by :meth:`locked` is held and still the directory's
+        (see :meth:`.DirLock.intact`)."""
+        return self._held is not None and self.lock.intact(self._held)
 
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock: a long holder should let go."""
@@ -161,6 +179,7 @@ class StateStore:
 
     def save(self, state: State) -> None:
         """Atomically replace the state file (durable once this returns)."""
+        self._before_save()
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
@@ -171,8 +190,12 @@ class StateStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+        # From the rename on, which record is on disk is not known until the end: none
+        # to rely on (a cut back to the old one would cut what the new one records).
+        self.saved_pending = None
         os.replace(tmp, self.path)
         fsync_dir(self.log_dir)
+        self.saved_pending = dict(state.pending)
 
     def mark_first_start(self, position: int) -> None:
         """Record a first start's position in the lock file, durably, before its state.

@@ -19,8 +19,15 @@ Why it looks like this:
   and its update of the ``-shm`` index, which is mapped memory and raises no event of
   its own. Once a wake-up found rows, one more recheck a gap later catches a commit
   whose event came with theirs; rechecks never come closer than that to a batch.
-- One :class:`Watcher` is one inotify instance and one thread for any number of
-  directories and Wakers (a rooms directory and many databases in one process). It
+- One :class:`Watcher` is one inotify instance for any number of directories and
+  Wakers (a rooms directory and many databases in one process: one thread reads the
+  events and rings the Wakers). Following one database (the common case), there is no
+  thread: the loop's own wait reads the events (:meth:`Watcher.pump`: ``poll()`` on the
+  inotify fd and a pipe that :meth:`Waker.stop` writes to, so a stop, even from a
+  signal handler, ends the wait at once). No second thread to wake, no hand-over
+  between two threads for every batch. Inside the gap it does not even look: it sleeps
+  on the pipe alone until the gap's end, and the events pile up in the kernel (which
+  merges repeats) until then, so a writer flat out costs one read a batch. It
   filters by name, so only the files a subscriber names wake it: the logger's own
   writes (its log directory, state, lock, its daemon log beside the database) never do.
   A watched directory that is missing, deleted or moved away is watched again as soon
@@ -48,7 +55,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .signals import StopEvent
 
@@ -61,13 +68,25 @@ GAP = 0.02  # at most one change wake-up per GAP seconds
 RECHECKS = (0.002, 0.003, 0.005, 0.008, 0.012, 0.018, 0.027, 0.04, 0.06, 0.09, 0.135, 0.2)
 BUSY_GAP = 0.05  # ... or per BUSY_GAP once a wake-up found BUSY_LINES or more
 BUSY_LINES = 200
-# The watcher thread reads events at most once per SETTLE s, or once per its Wakers'
-# gap when all of them wait longer than that (a writer flat out: once per BUSY_GAP).
+# A watcher reads events at most once per SETTLE s; its thread, also once per its
+# Wakers' gap when all of them wait longer than that (a writer flat out: once per
+# BUSY_GAP). A loop reading them itself never does inside its gap.
 SETTLE = 0.025
 TEST_HOOK = "DEAD_DROP_TEST_WATCHER"
 
 Match = Callable[[str, bool], bool]
 """Whether an event on ``name`` (a directory when the flag is set) concerns a subscriber."""
+
+
+class Pump(Protocol):
+    """What a Waker's own wait reads its watcher's events through (no thread)."""
+
+    def pump(self, timeout: float, *, events: bool) -> None:
+        """Wait up to ``timeout`` s for a :meth:`poke` or (``events``) an event, and
+        ring the Wakers the events concern."""
+
+    def poke(self) -> None:
+        """End a :meth:`pump` in progress at once (safe from a signal handler)."""
 
 
 @dataclass(frozen=True)
@@ -102,15 +121,22 @@ class Waker:
         self.counts: Counter[str] = Counter()
         self._last = TIMEOUT  # the reason of the last wake-up
         self.watching = False  # a watcher delivers to this Waker
+        # A watcher without a thread, read by this Waker's own wait (None: a watcher's
+        # thread rings it, or nothing does).
+        self.pump: Pump | None = None
         self._timer_work = 0  # timer wake-ups that found new data, while no change came
 
     def stop(self) -> None:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+        pump = self.pump
+        if pump is not None:  # a wait blocked in the pump's poll() ends at once
+            pump.poke()
 
     def ring(self, name: str) -> None:
-        """A relevant change (called by a watcher's thread)."""
+        """A relevant change (called by a watcher: its thread, or its pump inside
+        :meth:`wait`)."""
         with self._cond:
             first = not self._changed
             self._changed[name] = None
@@ -121,38 +147,30 @@ class Waker:
 
     def wait(self, timeout: float) -> Wake:
         end = self._clock() + max(0.0, timeout)
-        with self._cond:
-            while True:
+        looked = False  # (a pump) the events were read since the last sleep in the gap
+        while True:
+            with self._cond:
                 now = self._clock()
-                if self._stopped:
-                    wake = Wake(STOP)
-                    break
-                ready = self._last_change + self.gap
-                if self._changed and now >= ready:
-                    wake = Wake(CHANGE, tuple(self._changed))
-                    self._changed.clear()
-                    self._last_change = now
-                    self._rechecks = iter(RECHECKS)
-                    self._recheck_at = now + next(self._rechecks)
-                    break
-                # A recheck is moot while a change waits its turn: that wakes anyway.
-                recheck = None if self._changed else self._recheck_at
-                if recheck is not None and now >= recheck:
-                    wake = Wake(RECHECK)
-                    # The next one still ahead (a slow tick may have passed some).
-                    ahead = (t for t in self._rechecks if self._last_change + t > now)
-                    offset = next(ahead, None)
-                    self._recheck_at = None if offset is None else self._last_change + offset
-                    break
-                if now >= end:
-                    wake = Wake(TIMEOUT)
-                    break
-                until = end
-                if self._changed or now < ready:  # (a change rung in the gap rings no one)
-                    until = min(until, ready)
-                if recheck is not None:
-                    until = min(until, recheck)
-                self._cond.wait(until - now)
+                pump = self.pump
+                out_of_gap = now >= self._last_change + self.gap
+                if pump is not None and out_of_gap and not looked:
+                    # First what came while the loop worked or slept out its gap: a
+                    # change outranks the recheck or timeout due now.
+                    wait, events = 0.0, True
+                else:
+                    due = self._due(now, end)
+                    if isinstance(due, Wake):
+                        wake = due
+                        break
+                    if pump is None:
+                        self._cond.wait(due - now)
+                        continue
+                    # Inside the gap the events are not read: they pile up in the
+                    # kernel (which merges repeats) until its end, when one read takes
+                    # them all.
+                    wait, events = due - now, out_of_gap
+            pump.pump(wait, events=events)  # not under the lock: stop() may poke it
+            looked = events
         self.counts[wake.reason] += 1
         self._last = wake.reason
         if log.isEnabledFor(logging.DEBUG):  # (the names are not joined for nothing)
@@ -160,6 +178,35 @@ class Waker:
                 "woke: %s%s", wake.reason, f" ({', '.join(wake.names)})" if wake.names else ""
             )
         return wake
+
+    def _due(self, now: float, end: float) -> Wake | float:
+        """The wake-up due at ``now`` (its state updated), or until when to wait."""
+        if self._stopped:
+            return Wake(STOP)
+        ready = self._last_change + self.gap
+        if self._changed and now >= ready:
+            wake = Wake(CHANGE, tuple(self._changed))
+            self._changed.clear()
+            self._last_change = now
+            self._rechecks = iter(RECHECKS)
+            self._recheck_at = now + next(self._rechecks)
+            return wake
+        # A recheck is moot while a change waits its turn: that wakes anyway.
+        recheck = None if self._changed else self._recheck_at
+        if recheck is not None and now >= recheck:
+            # The next one still ahead (a slow tick may have passed some).
+            ahead = (t for t in self._rechecks if self._last_change + t > now)
+            offset = next(ahead, None)
+            self._recheck_at = None if offset is None else self._last_change + offset
+            return Wake(RECHECK)
+        if now >= end:
+            return Wake(TIMEOUT)
+        until = end
+        if self._changed or now < ready:  # (a change rung in the gap rings no one)
+            until = min(until, ready)
+        if recheck is not None:
+            until = min(until, recheck)
+        return until
 
     def pace(self, lines: int) -> None:
         """How much the last wake-up found: a bigger batch widens the gap, and rows found
@@ -214,9 +261,11 @@ class WatcherUnavailable(Exception):
 
 
 class Watcher:
-    """One inotify instance and one thread, for any number of directories and Wakers."""
+    """One inotify instance and one thread, for any number of directories and Wakers;
+    or (``thread=False``) no thread: the one loop waiting on its Wakers reads the
+    events itself, through :meth:`pump`."""
 
-    def __init__(self, *, retry: float = 1.0, settle: float = SETTLE) -> None:
+    def __init__(self, *, retry: float = 1.0, settle: float = SETTLE, thread: bool = True) -> None:
         if os.environ.get(TEST_HOOK) == "fail":
             raise WatcherUnavailable(f"{TEST_HOOK}=fail (test hook)")
         if not sys.platform.startswith("linux"):
@@ -248,8 +297,16 @@ class Watcher:
         self._by_wd: dict[int, _Directory] = {}
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
-        self._thread.start()
+        self._poller = select.poll()  # events or a poke
+        self._poller.register(self._inotify.fileno(), select.POLLIN)
+        self._poller.register(self._wake_r, select.POLLIN)
+        self._poked = select.poll()  # only the pipe: a pause that a poke ends
+        self._poked.register(self._wake_r, select.POLLIN)
+        self._settled = -float("inf")  # (pump) when the events may be read again
+        self._thread: threading.Thread | None = None
+        if thread:
+            self._thread = threading.Thread(target=self._run, name="watcher", daemon=True)
+            self._thread.start()
 
     # -- subscribing -------------------------------------------------------------------
 
@@ -267,7 +324,10 @@ class Watcher:
             if entry.wd is None:
                 self._add(entry)
         waker.watching = True
-        self._poke()  # the thread recomputes whether it must retry missing directories
+        if self._thread is None:
+            waker.pump = self  # its wait reads the events
+        else:
+            self.poke()  # the thread recomputes whether it must retry missing directories
 
     def unwatch(self, waker: Waker) -> None:
         """Stop ringing ``waker`` (a room released); a directory nobody watches any more
@@ -278,7 +338,12 @@ class Watcher:
                 if not entry.subscriptions:
                     self._forget(entry)
                     del self._dirs[path]
+        self._release(waker)
+
+    def _release(self, waker: Waker) -> None:
         waker.watching = False
+        if waker.pump is self:
+            waker.pump = None  # it waits on its timer alone
 
     def _add(self, entry: _Directory) -> bool:
         """Start watching ``entry`` (the lock held). False while it cannot be watched."""
@@ -292,40 +357,64 @@ class Watcher:
         self._by_wd[wd] = entry
         return True
 
-    # -- the thread --------------------------------------------------------------------
+    # -- reading the events: the thread, or the waiting loop (pump) -------------------
 
     def _run(self) -> None:
-        poller = select.poll()
-        poller.register(self._inotify.fileno(), select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        closing = select.poll()  # only the pipe: a coalescing pause that close() ends
-        closing.register(self._wake_r, select.POLLIN)
         try:
             while not self._closed:
-                with self._lock:
-                    missing = any(d.wd is None for d in self._dirs.values())
-                ready = {fd for fd, _ in poller.poll(self.retry * 1000 if missing else None)}
-                if self._closed:
-                    break
-                if self._wake_r in ready:
-                    with contextlib.suppress(BlockingIOError):
-                        os.read(self._wake_r, 512)
-                if missing:
-                    self._retry_missing()
-                if self._inotify.fileno() in ready:
-                    self._dispatch(self._inotify.read(timeout=0))
+                if self._step(None, events=True):
                     # Coalesce: let a burst pile up (the kernel merges repeats) before
                     # the next read, so a writer flat out costs a bounded number of
                     # wake-ups of this thread, not one per write.
-                    closing.poll(self._settle() * 1000)
+                    self._poked.poll(self._settle() * 1000)
         except Exception as exc:  # never kill the logger: it still polls
-            log.warning("change notifications stopped (%s); polling only", exc)
-            with self._lock:
-                wakers = {
-                    id(s.waker): s.waker for d in self._dirs.values() for s in d.subscriptions
-                }
-            for waker in wakers.values():
-                waker.watching = False
+            self._fail(exc)
+
+    def pump(self, timeout: float, *, events: bool) -> None:
+        """The thread's work, done by the waiting loop (``thread=False``): wait up to
+        ``timeout`` s for a poke, or (``events``) for an event, and ring the Wakers it
+        concerns. Events are read at most once per ``settle`` s, as the thread does."""
+        try:
+            now = time.monotonic()
+            if events and now < self._settled:  # (a burst of other files' events)
+                events, timeout = False, min(timeout, self._settled - now)
+            if self._step(timeout, events=events):
+                self._settled = time.monotonic() + self.settle
+        except Exception as exc:  # never kill the logger: it still polls
+            self._fail(exc)
+
+    def _step(self, timeout: float | None, *, events: bool) -> bool:
+        """Wait up to ``timeout`` s (None: until something happens) for a poke or
+        (``events``) an event, retry the missing directories and deliver the events.
+        True when the events were read."""
+        with self._lock:
+            missing = any(d.wd is None for d in self._dirs.values())
+        if missing:
+            timeout = self.retry if timeout is None else min(timeout, self.retry)
+        poller = self._poller if events else self._poked
+        wait = None if timeout is None else max(0.0, timeout) * 1000
+        ready = {fd for fd, _ in poller.poll(wait)}
+        if self._closed:
+            return False
+        if self._wake_r in ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 512)
+        if missing:
+            self._retry_missing()
+        if self._inotify.fileno() not in ready:
+            return False
+        self._dispatch(self._inotify.read(timeout=0))
+        return True
+
+    def _fail(self, exc: Exception) -> None:
+        log.warning("change notifications stopped (%s); polling only", exc)
+        for waker in self._wakers():
+            self._release(waker)
+
+    def _wakers(self) -> list[Waker]:
+        with self._lock:
+            subscribers = (s.waker for d in self._dirs.values() for s in d.subscriptions)
+            return list({id(waker): waker for waker in subscribers}.values())
 
     def _settle(self) -> float:
         """How long to let a burst pile up: ``settle``, or longer while every Waker
@@ -379,23 +468,33 @@ class Watcher:
             self._inotify.rm_watch(entry.wd)  # a moved directory is still watched: stop
         entry.wd = None
 
+    def poke(self) -> None:
+        """End a wait for events at once (the thread's or a :meth:`pump`)."""
+        if not self._closed:  # (closed: the pipe's descriptor may be another file's now)
+            self._poke()
+
     def _poke(self) -> None:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # (a full pipe is poked already)
             os.write(self._wake_w, b"x")
 
     # -- stopping ----------------------------------------------------------------------
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the thread (at once: it is woken through a pipe) and free the inotify fd."""
+        """Stop the thread (at once: it is woken through a pipe) and free the inotify fd.
+        Without a thread, its Wakers wait on their timers alone from now on."""
         if self._closed:
             return
         self._closed = True
+        for waker in self._wakers():
+            self._release(waker)
         self._poke()
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self._inotify.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                return
+        self._inotify.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
 def database_files(db: Path) -> Match:
@@ -419,7 +518,7 @@ def watching_database(db: Path, waker: Waker, *, enabled: bool, poll: float) -> 
     if hook.startswith("deaf:"):
         directory = Path(hook.removeprefix("deaf:"))
     try:
-        watcher = Watcher(retry=max(poll, 0.05))
+        watcher = Watcher(retry=max(poll, 0.05), thread=False)  # the loop's wait reads it
     except WatcherUnavailable as exc:
         log.info("no change notifications (%s); polling only, every %ss", exc, poll)
         yield
@@ -436,6 +535,7 @@ __all__ = [
     "RECHECK",
     "STOP",
     "TIMEOUT",
+    "Pump",
     "Wake",
     "Waker",
     "WakingStopEvent",

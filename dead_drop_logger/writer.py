@@ -2,7 +2,9 @@
 
 Files are opened by path for every batch (``O_APPEND``), written in full, fsynced and
 closed. Reopening each time means a day file deleted or renamed under the logger (by a
-user, by logrotate) is simply created afresh at the right path on the next batch.
+user, by logrotate) is simply created afresh at the right path on the next batch. A
+batch of a held transaction (:mod:`.groupcommit`) may leave the fsync to :meth:`sync`,
+which runs before the next state save: until then the pending record on disk covers it.
 
 A failed write is undone here and now: the file is truncated back to where the batch
 began, so no partial line is ever left behind, and the error is raised for the caller
@@ -58,6 +60,12 @@ def _open_append(path: Path) -> int:
     return open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
+def _reason(exc: OSError) -> str:
+    return {errno.ENOSPC: "disk full", errno.EFBIG: "file too large"}.get(
+        exc.errno or 0, exc.strerror or str(exc)
+    )
+
+
 class WriteError(Exception):
     """Appending to a log file failed; nothing of the batch stays in that file."""
 
@@ -81,6 +89,9 @@ class DayWriter:
         self.utc = utc
         self.max_bytes = max_bytes
         self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
+        self._unsynced: dict[str, None] = {}  # appended without an fsync, in order
+        self._new_entry = False  # ... and a file created: the directory too
+        self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -124,8 +135,11 @@ class DayWriter:
                 result[chunk.name] = (st.st_size, st.st_ino)
         return result
 
-    def append(self, chunks: Sequence[Chunk], sizes: Pending) -> None:
-        """Append each chunk and fsync it; on failure, undo that file and raise."""
+    def append(self, chunks: Sequence[Chunk], sizes: Pending, *, durable: bool = True) -> None:
+        """Append each chunk and fsync it; on failure, undo that file and raise.
+
+        ``durable=False``: leave the fsyncs to :meth:`sync` (the caller's pending record
+        on disk covers these files until then)."""
         created = False
         for chunk in chunks:
             path = self.log_dir / chunk.name
@@ -136,17 +150,44 @@ class DayWriter:
             try:
                 created = created or sizes.get(chunk.name, (0, 0))[0] == 0
                 write_all(fd, chunk.data)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
+                else:
+                    self._unsynced[chunk.name] = None
             except OSError as exc:
                 self._undo(fd, path, _base_size(fd, sizes.get(chunk.name, (0, 0))))
-                reason = {errno.ENOSPC: "disk full", errno.EFBIG: "file too large"}.get(
-                    exc.errno or 0, exc.strerror or str(exc)
-                )
-                raise WriteError(f"cannot write {path}: {reason}") from None
+                raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
             finally:
                 os.close(fd)
-        if created:
+        if created and durable:
             fsync_dir(self.log_dir)
+        elif created:
+            self._new_entry = True
+
+    def sync(self) -> None:
+        """Make durable what :meth:`append` wrote with ``durable=False``. Raises
+        WriteError (the lines stay covered by the pending record on disk)."""
+        self.sync_failed = False
+        for name in list(self._unsynced):
+            path = self.log_dir / name
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:  # deleted since (by a user): nothing to keep
+                del self._unsynced[name]
+                continue
+            except OSError as exc:
+                raise WriteError(f"cannot open {path}: {exc.strerror}") from None
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                self.sync_failed = True
+                raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
+            finally:
+                os.close(fd)
+            del self._unsynced[name]
+        if self._new_entry:
+            fsync_dir(self.log_dir)
+            self._new_entry = False
 
     @staticmethod
     def _undo(fd: int, path: Path, size: int) -> None:
@@ -179,3 +220,4 @@ class DayWriter:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            self._unsynced.pop(name, None)  # what is left of it was durable already

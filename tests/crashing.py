@@ -15,8 +15,10 @@ class Crash(BaseException):
 class CrashingWriter(DayWriter):
     """Writes every file of a batch but the last fully, half of the last, then dies."""
 
-    def append(self, chunks: Sequence[Chunk], sizes: dict[str, int]) -> None:
-        super().append(chunks[:-1], sizes)
+    def append(
+        self, chunks: Sequence[Chunk], sizes: dict[str, int], *, durable: bool = True
+    ) -> None:
+        super().append(chunks[:-1], sizes, durable=durable)
         last = chunks[-1]
         with open(self.log_dir / last.name, "ab") as fh:
             fh.write(last.data[: len(last.data) // 2])

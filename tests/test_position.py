@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serverdb
@@ -33,9 +34,9 @@ class FixedClock:
 MARCH_1 = "2026-03-01T12:00:00"
 
 
-def make_pipeline(db: Path, log_dir: Path, page_size: int = 10_000) -> Pipeline:
+def make_pipeline(db: Path, log_dir: Path, page_size: int = 10_000, **kw: Any) -> Pipeline:
     clock = FixedClock(dt.datetime(2026, 3, 1, 12, 0).astimezone())
-    return Pipeline(Source(db), log_dir, DayWriter(log_dir, clock), page_size=page_size)
+    return Pipeline(Source(db), log_dir, DayWriter(log_dir, clock), page_size=page_size, **kw)
 
 
 def test_ranges_merge_and_gaps():

@@ -60,10 +60,12 @@ def test_a_failure_inside_a_chain_of_pages_is_undone_and_redone(
     appended = 0
     append = DayWriter.append
 
-    def fail_third(self: DayWriter, chunks: list[Chunk], sizes: dict[str, int]) -> None:
+    def fail_third(
+        self: DayWriter, chunks: list[Chunk], sizes: dict[str, int], *, durable: bool = True
+    ) -> None:
         nonlocal appended
         appended += 1
-        append(self, chunks, sizes)  # the lines are in the file, fsynced...
+        append(self, chunks, sizes, durable=durable)  # the lines are in the file, fsynced...
         if appended == 3:
             raise WriteError("...but the process dies before the state says so")
 

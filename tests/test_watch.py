@@ -3,7 +3,10 @@ the database's own files (and by nothing else), polling only where notifications
 
 from __future__ import annotations
 
+import fcntl
 import re
+import struct
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -142,6 +145,66 @@ def test_stop_ends_a_long_wait_at_once() -> None:
     assert woke == [STOP] and stop.is_set()
 
 
+class FakePump:
+    """A watcher without a thread, in fake time: a pump sleeps out its timeout (the
+    clock moves) unless it reads the events and one is due by then; a change that
+    happened is delivered by the first pump that reads the events."""
+
+    def __init__(self, clock: FakeMonotonic, waker: Waker) -> None:
+        self.clock = clock
+        self.waker = waker
+        self.kernel: list[tuple[float, str]] = []  # (when it happens, the name)
+        self.calls: list[tuple[float, bool]] = []  # (when, whether it read the events)
+        self.pokes = 0
+
+    def pump(self, timeout: float, *, events: bool) -> None:
+        self.calls.append((self.clock.now, events))
+        due = [at for at, _ in self.kernel if at <= self.clock.now + timeout]
+        if events and due:
+            self.clock.now = max(self.clock.now, min(due))
+            for name in [n for at, n in self.kernel if at <= self.clock.now]:
+                self.waker.ring(name)
+            self.kernel = [(at, n) for at, n in self.kernel if at > self.clock.now]
+        else:
+            self.clock.now += timeout
+
+    def poke(self) -> None:
+        self.pokes += 1
+
+
+def test_the_loop_reads_the_events_itself_but_never_inside_the_gap() -> None:
+    """A Waker with a pump (a watcher without a thread): a change at once, then the
+    events are not read before the gap's end; one that came in the gap wakes it then."""
+    clock = FakeMonotonic()
+    waker = Waker(gap=0.02, clock=clock)
+    assert waker.pump is None  # none unless a watcher without a thread gives one
+    pump = waker.pump = FakePump(clock, waker)
+    pump.kernel = [(100.5, "messages.db-wal")]
+    assert waker.wait(600).names == ("messages.db-wal",)  # the leading edge, at once
+    changed_at = clock.now
+    assert changed_at == 100.5 and all(events for _, events in pump.calls)
+    before = len(pump.calls)
+    pump.kernel = [(changed_at + 0.001, "messages.db-wal"), (changed_at + 0.004, "messages.db")]
+    reasons = []
+    while (wake := waker.wait(600)).reason == RECHECK:
+        reasons.append(wake.reason)
+    # The rechecks inside the gap (2 ... 18 ms), then the change at the gap's end.
+    assert reasons == [RECHECK] * sum(t < 0.02 for t in RECHECKS)
+    assert (wake.reason, wake.names) == (CHANGE, ("messages.db-wal", "messages.db"))
+    assert clock.now == pytest.approx(changed_at + 0.02)
+    in_gap = [events for at, events in pump.calls[before:] if at < changed_at + 0.02]
+    assert in_gap and not any(in_gap)  # inside the gap: the pipe alone, never the events
+    at, events = pump.calls[-1]  # at the gap's end: the events read, the change found
+    assert events and at == pytest.approx(changed_at + 0.02)
+    waker.pace(1000)  # a writer flat out: the gap widens, the events wait 50 ms
+    pump.kernel = [(clock.now + 0.001, "messages.db-wal")]
+    assert waker.wait(600).reason == CHANGE
+    assert clock.now == pytest.approx(changed_at + 0.07)
+    waker.stop()
+    assert pump.pokes == 1  # stop() ends the pump's poll() (see the real one below)
+    assert waker.wait(600).reason == STOP
+
+
 # -- the Watcher -----------------------------------------------------------------------
 
 
@@ -153,11 +216,74 @@ def next_change(waker: Waker) -> tuple[str, ...]:
     return wake.names
 
 
-@pytest.fixture
-def watcher() -> Iterator[Watcher]:
-    w = Watcher(retry=0.05)
+@pytest.fixture(params=[True, False], ids=["thread", "no thread"])
+def watcher(request: pytest.FixtureRequest) -> Iterator[Watcher]:
+    """A watcher with its thread (rooms), and without (the waiting loop reads it)."""
+    w = Watcher(retry=0.05, thread=request.param)
     yield w
     w.close()
+
+
+def in_poll(task: Path) -> bool:
+    """Whether the thread (``/proc/PID/task/TID``) is blocked in ``poll()``."""
+    syscall = (task / "syscall").read_text().split()[:1]
+    return "poll" in (task / "wchan").read_text() or syscall in (["7"], ["271"])  # x86-64
+
+
+def unread_event_bytes(watcher: Watcher) -> int:
+    """How many bytes of events wait in the kernel, not read yet (FIONREAD)."""
+    got = fcntl.ioctl(watcher._inotify.fileno(), termios.FIONREAD, struct.pack("i", 0))
+    return int(struct.unpack("i", got)[0])
+
+
+def test_without_a_thread_the_waiting_loop_reads_the_events(tmp_path: Path) -> None:
+    threads = threading.active_count()
+    watcher = Watcher(retry=0.05, thread=False)
+    try:
+        assert threading.active_count() == threads  # no thread of its own
+        waker = Waker(gap=3600)  # after the first change, a gap no test waits out
+        db = tmp_path / "messages.db"
+        watcher.watch(tmp_path, database_files(db), waker)
+        Path(f"{db}-wal").write_bytes(b"frame")
+        assert next_change(waker) == ("messages.db-wal",)  # read by the wait, at once
+        assert unread_event_bytes(watcher) == 0
+        reasons: list[str] = []
+
+        def wait_until_stopped() -> None:
+            while (reason := waker.wait(600).reason) != STOP:
+                reasons.append(reason)
+
+        loop = threading.Thread(target=wait_until_stopped)
+        loop.start()
+        Path(f"{db}-wal").write_bytes(b"frame 2")  # inside the gap
+        wait_until(lambda: len(reasons) == len(RECHECKS), what="the rechecks to be over")
+        # The loop sleeps out its gap on the stop pipe alone: the event stays unread.
+        assert unread_event_bytes(watcher) > 0
+        assert reasons == [RECHECK] * len(RECHECKS)
+        WakingStopEvent(waker).set()  # from another thread: ends the wait in poll() at once
+        loop.join(DEADLINE)
+        assert not loop.is_alive() and reasons == [RECHECK] * len(RECHECKS)
+    finally:
+        watcher.close()
+    assert waker.pump is None  # closed: the Waker is back to its timer alone
+    assert waker.wait(0).reason == STOP
+
+
+def test_without_a_thread_stop_ends_a_wait_for_events_at_once(tmp_path: Path) -> None:
+    watcher = Watcher(thread=False)
+    try:
+        waker = Waker()
+        watcher.watch(tmp_path, database_files(tmp_path / "messages.db"), waker)
+        woke: list[str] = []
+        loop = threading.Thread(target=lambda: woke.append(waker.wait(600).reason))
+        loop.start()
+        task = Path(f"/proc/self/task/{loop.native_id}")
+        wait_until(lambda: in_poll(task), what="the wait to block in poll()")
+        waker.stop()
+        loop.join(DEADLINE)
+        assert woke == [STOP]
+    finally:
+        watcher.close()
 
 
 def test_only_the_database_files_ring(tmp_path: Path, watcher: Watcher) -> None:
@@ -290,6 +416,26 @@ def test_a_change_wakes_it_long_before_the_poll_interval(
     reasons = {reason for reason, _ in wakes(proc.stderr())}
     assert TIMEOUT not in reasons and CHANGE in reasons
     assert "polling only" not in proc.stderr()
+
+
+def test_one_database_is_followed_in_one_thread_woken_by_the_events(
+    server_db: Path, log_dir: Path, logger: Logger
+) -> None:
+    """No watcher thread: the loop's own wait reads the events (and SIGTERM, arriving
+    while it is blocked in poll(), ends that wait through the stop pipe)."""
+    proc = logger("--poll-interval", NEVER, "--log-level", "debug").start()
+    proc.wait_ready()
+    tasks = Path(f"/proc/{proc.pid}/task")
+    sent: list[int] = []
+    for i in range(3):
+        sent += serverdb.send_many(server_db, 2, prefix=f"m{i}")
+        wait_until(lambda s=sent: logged_ids(log_dir) == s, what="the sends logged on change")
+        assert [t.name for t in tasks.iterdir()] == [str(proc.pid)]  # the main thread alone
+    wait_until(lambda: in_poll(tasks / str(proc.pid)), what="the loop to wait in poll()")
+    assert proc.stop() == 0
+    reasons = [reason for reason, _ in wakes(proc.stderr())]
+    assert reasons.count(CHANGE) >= 3 and TIMEOUT not in reasons, proc.stderr()
+    assert reasons[-1] == STOP
 
 
 def test_a_database_created_later_is_noticed_through_its_events(
