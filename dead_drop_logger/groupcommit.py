@@ -32,7 +32,7 @@ Who lets go, so nobody waits long on a holder:
   import, ``prune``: see :mod:`.dirlock`), so they wait one batch at most;
 - the follower, after a tick that found nothing, whenever its next wake-up is not
   known to come within one gap, before the date policies (which take the lock
-  themselves), and when it stops;
+  themselves), before it backs off after a failed tick, and when it stops;
 - an error inside a held batch ends the hold with a save of what the batch left
   consistent (a failed batch is still recorded as pending, so it is cut back); after
   a failed fsync, with a cut back to the record on disk instead (no second fsync).
