@@ -26,16 +26,18 @@ from typing import Any, TypeVar
 
 import click
 
-from dead_drop_logger import diagnostics, history, options
-from dead_drop_logger import ranges as idranges
-from dead_drop_logger.cli_errors import OneLineErrors
+from dead_drop_logger import diagnostics
 from dead_drop_logger.clock import SystemClock
+from dead_drop_logger.control import options
+from dead_drop_logger.control.cli_errors import OneLineErrors
 from dead_drop_logger.files import LogDirError
-from dead_drop_logger.follow import TRANSIENT
-from dead_drop_logger.pipeline import Pipeline, Progress
+from dead_drop_logger.logdir import ranges as idranges
+from dead_drop_logger.record import history
+from dead_drop_logger.record.follow import TRANSIENT
+from dead_drop_logger.record.pipeline import Pipeline, Progress
+from dead_drop_logger.record.source import Source, SourceError, SourceMissing, SourceUnusable
+from dead_drop_logger.record.writer import DayWriter
 from dead_drop_logger.signals import StopEvent, stop_on_signals
-from dead_drop_logger.source import Source, SourceError, SourceMissing, SourceUnusable
-from dead_drop_logger.writer import DayWriter
 
 log = logging.getLogger("dead_drop_logger.export")
 ATTEMPTS = 5
@@ -85,7 +87,7 @@ def main(
     """
     diagnostics.configure(log_level, stream=sys.stderr, tag="export_historical")
     if log_level != "debug":  # its "first start: logging after id N" is the follower's news
-        logging.getLogger("dead_drop_logger.pipeline").setLevel(logging.WARNING)
+        logging.getLogger("dead_drop_logger.record.pipeline").setLevel(logging.WARNING)
     db, log_dir = db.expanduser(), log_dir.expanduser()
     first = since.date() if since else None
     last = until.date() if until else None

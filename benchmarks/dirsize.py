@@ -24,13 +24,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 import serverdb  # noqa: E402  (the one fixture module for the server's schema)
 
-from dead_drop_logger import housekeeping  # noqa: E402
 from dead_drop_logger.clock import SystemClock  # noqa: E402
-from dead_drop_logger.pipeline import Pipeline  # noqa: E402
-from dead_drop_logger.rotation import Rotator  # noqa: E402
-from dead_drop_logger.sizes import parse_size  # noqa: E402
-from dead_drop_logger.source import Source  # noqa: E402
-from dead_drop_logger.writer import DayWriter  # noqa: E402
+from dead_drop_logger.control.sizes import parse_size  # noqa: E402
+from dead_drop_logger.keep import housekeeping  # noqa: E402
+from dead_drop_logger.record.pipeline import Pipeline  # noqa: E402
+from dead_drop_logger.record.rotation import Rotator  # noqa: E402
+from dead_drop_logger.record.source import Source  # noqa: E402
+from dead_drop_logger.record.writer import DayWriter  # noqa: E402
 
 
 def fill(log_dir: Path, count: int) -> None:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 import dbgen  # noqa: E402  (cached benchmark databases)
 import run as bench  # noqa: E402  (the main benchmark's child-process helpers)
 
-from dead_drop_logger import layout  # noqa: E402
+from dead_drop_logger.logdir import layout  # noqa: E402
 
 JQ = shutil.which("jq") or "/usr/bin/jq"
 AGENT = "juno"

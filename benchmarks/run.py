@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import dbgen  # noqa: E402  (cached benchmark databases)
 import serverdb  # noqa: E402  (the one fixture module for the server's schema)
 
-from dead_drop_logger import layout  # noqa: E402
+from dead_drop_logger.logdir import layout  # noqa: E402
 
 EXPORT_SCRIPT = ROOT / "export_historical.py"
 IMPORT = ("--import-historical", "--poll-interval", "1")

@@ -1,3 +1,3 @@
-from .cli import main
+from .control.cli import main
 
 main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dead_drop_logger.writer import Chunk, DayWriter
+from dead_drop_logger.record.writer import Chunk, DayWriter
 
 
 class Crash(BaseException):

@@ -11,12 +11,12 @@ import pytest
 import serverdb
 from conftest import FakeClock, log_lines, wait_until
 
-from dead_drop_logger import layout
 from dead_drop_logger.config import Settings
-from dead_drop_logger.follow import Follower
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.source import Source
-from dead_drop_logger.writer import DayWriter
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.record.follow import Follower
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.source import Source
+from dead_drop_logger.record.writer import DayWriter
 
 
 def history(db: Path) -> dict[str, list[int]]:

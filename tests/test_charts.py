@@ -8,8 +8,8 @@ from typing import Any
 import plotly.graph_objects as go
 import pytest
 
-from dead_drop_logger import charts, report
-from dead_drop_logger.stats import compute
+from dead_drop_logger.read import charts, report
+from dead_drop_logger.read.stats import compute
 
 
 def msg(i: int, sender: str, to: str, when: str, **kw: Any) -> dict[str, Any]:

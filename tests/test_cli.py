@@ -8,7 +8,7 @@ import click
 from click.testing import CliRunner
 from conftest import logger_command
 
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control.cli import cli
 
 
 def all_commands(group: click.Group) -> list[click.Command]:

@@ -1,4 +1,4 @@
-"""Every command ends the same way outside its own work (dead_drop_logger/cli_errors.py):
+"""Every command ends the same way outside its own work (dead_drop_logger/control/cli_errors.py):
 a usage error is one line and exit 2, stdout failing is one line and exit 2 or, on a
 closed pipe, exit 141 with nothing said; float options are finite; PID file trouble and
 huge retention windows are the user's words, not Python's."""
@@ -15,9 +15,9 @@ import serverdb
 from click.testing import CliRunner
 from conftest import DEADLINE, HostileLogs, log_with_real_logger, logger_command, run_command
 
-from dead_drop_logger import compress, retention
-from dead_drop_logger.cli import cli
-from dead_drop_logger.layout import log_files
+from dead_drop_logger.control.cli import cli
+from dead_drop_logger.keep import compress, retention
+from dead_drop_logger.logdir.layout import log_files
 
 E = "dead-drop-logger: error: "
 HUGE = "99999999999999999999"

@@ -13,11 +13,12 @@ import pytest
 import serverdb
 from conftest import FakeClock, LoggerProcess, log_lines, logged_ids, wait_until
 
-from dead_drop_logger import compress, housekeeping, layout
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.source import Source
-from dead_drop_logger.state import STATE_NAME
-from dead_drop_logger.writer import DayWriter
+from dead_drop_logger.keep import compress, housekeeping
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.logdir.state import STATE_NAME
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.source import Source
+from dead_drop_logger.record.writer import DayWriter
 
 TODAY = dt.date(2026, 3, 10)
 LINES = b'{"id":1,"content":"a"}\n{"id":2,"content":"b"}\n'

@@ -12,8 +12,8 @@ import serverdb
 from click.testing import CliRunner
 from conftest import HostileLogs, LoggerProcess, logged_ids, run_command, wait_until
 
-from dead_drop_logger import configfile
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control import configfile
+from dead_drop_logger.control.cli import cli
 
 
 def effective(*args: str, env: dict[str, str] | None = None) -> dict[str, dict[str, object]]:

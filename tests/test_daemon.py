@@ -26,8 +26,8 @@ from conftest import (
 )
 from procs import Reaper, process_alive
 
-from dead_drop_logger import daemon, pidfile, status
-from dead_drop_logger.pidfile import AlreadyRunning, Liveness, PidFile
+from dead_drop_logger.control import daemon, pidfile, status
+from dead_drop_logger.control.pidfile import AlreadyRunning, Liveness, PidFile
 
 FAST = ("--poll-interval", "0.05")
 

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dead_drop_logger.encoding import encode_row
-from dead_drop_logger.source import Page, Source, day_expression
+from dead_drop_logger.record.source import Page, Source, day_expression
 
 ODD_ROWS: list[tuple[str, tuple[object, ...]]] = [
     # (SQL values for from_agent, to_agent, content, timestamp, read_flag, reply_to)

@@ -22,16 +22,16 @@ import serverdb
 from conftest import DEADLINE, logged_ids, start_writer, wait_until
 from test_position import MARCH_1, make_pipeline
 
-from dead_drop_logger import layout
-from dead_drop_logger import state as state_module
 from dead_drop_logger.config import Settings
-from dead_drop_logger.follow import Follower
-from dead_drop_logger.groupcommit import SAVE_EVERY
-from dead_drop_logger.layout import LOCK_FILE
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.source import SourceError
-from dead_drop_logger.state import State, StateStore
-from dead_drop_logger.writer import WriteError
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.logdir import state as state_module
+from dead_drop_logger.logdir.layout import LOCK_FILE
+from dead_drop_logger.logdir.state import State, StateStore
+from dead_drop_logger.record.follow import Follower
+from dead_drop_logger.record.groupcommit import SAVE_EVERY
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.source import SourceError
+from dead_drop_logger.record.writer import WriteError
 
 EXPORT = Path(__file__).resolve().parent.parent / "export_historical.py"
 DAY = "messages-2026-03-01.json"

@@ -1,4 +1,4 @@
-"""A batch's buffers stay mapped for the next batch (see dead_drop_logger.heap): batch
+"""A batch's buffers stay mapped for the next batch (see dead_drop_logger.record.heap): batch
 after batch of a follower's size costs no page faults."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 # copied out, decoded to check it, joined into the writer's chunk; pages of varying size.
 BATCHES = """
 import sys
-from dead_drop_logger.heap import keep_batch_memory
+from dead_drop_logger.record.heap import keep_batch_memory
 
 def faults():
     with open("/proc/self/stat") as fh:

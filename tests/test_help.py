@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control.cli import cli
 
 COMMANDS = sorted(cli.commands)
 

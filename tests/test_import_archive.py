@@ -16,7 +16,7 @@ import pytest
 import serverdb
 from conftest import LoggerProcess, logged_ids, logger_command, run_command, wait_until
 
-from dead_drop_logger.archive import import_archive
+from dead_drop_logger.record.archive import import_archive
 
 WHEN = dt.datetime(2026, 11, 29, 9, 30, 0)
 

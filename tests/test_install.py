@@ -17,7 +17,7 @@ import serverdb
 from conftest import logged_ids, wait_until
 from procs import process_alive
 
-from dead_drop_logger import configfile
+from dead_drop_logger.control import configfile
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL = ROOT / "install.sh"

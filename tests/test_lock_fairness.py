@@ -15,8 +15,8 @@ import serverdb
 from conftest import DEADLINE, logged_ids, wait_until
 from test_position import make_pipeline
 
-from dead_drop_logger.pipeline import Progress
-from dead_drop_logger.state import StateError, StateStore
+from dead_drop_logger.logdir.state import StateError, StateStore
+from dead_drop_logger.record.pipeline import Progress
 
 
 def test_a_waiting_follower_goes_before_the_backfills_next_page(

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import HostileLogs, day_files, log_lines
 
-from dead_drop_logger import compress, layout
-from dead_drop_logger.logread import (
+from dead_drop_logger.keep import compress
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.read.logread import (
     DamagedFile,
     LogDir,
     LogReadError,

@@ -19,8 +19,8 @@ import serverdb
 from conftest import DEADLINE, LoggerProcess, logged_ids, run_command, wait_until
 from test_position import make_pipeline
 
-from dead_drop_logger.ownership import ForeignDatabase
-from dead_drop_logger.state import StateStore
+from dead_drop_logger.logdir.state import StateStore
+from dead_drop_logger.record.ownership import ForeignDatabase
 
 SCRIPT = Path(__file__).resolve().parent.parent / "export_historical.py"
 

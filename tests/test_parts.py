@@ -16,12 +16,13 @@ from crashing import Crash, CrashingWriter
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dead_drop_logger import compress, layout
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.rotation import split_parts
-from dead_drop_logger.sizes import parse_size
-from dead_drop_logger.source import Run, Source
-from dead_drop_logger.writer import Chunk, DayWriter
+from dead_drop_logger.control.sizes import parse_size
+from dead_drop_logger.keep import compress
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.rotation import split_parts
+from dead_drop_logger.record.source import Run, Source
+from dead_drop_logger.record.writer import Chunk, DayWriter
 
 
 @pytest.mark.parametrize(

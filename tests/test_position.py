@@ -14,11 +14,11 @@ import pytest
 import serverdb
 from conftest import day_files, logged_ids
 
-from dead_drop_logger import ranges
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.source import Run, Source
-from dead_drop_logger.state import State, StateError, StateStore
-from dead_drop_logger.writer import DayWriter
+from dead_drop_logger.logdir import ranges
+from dead_drop_logger.logdir.state import State, StateError, StateStore
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.source import Run, Source
+from dead_drop_logger.record.writer import DayWriter
 
 
 class FixedClock:

@@ -11,11 +11,11 @@ import serverdb
 from conftest import logged_ids
 
 from dead_drop_logger.clock import SystemClock
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.prefetch import Prefetcher
-from dead_drop_logger.source import Page, Source
-from dead_drop_logger.state import StateStore
-from dead_drop_logger.writer import Chunk, DayWriter, WriteError
+from dead_drop_logger.logdir.state import StateStore
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.prefetch import Prefetcher
+from dead_drop_logger.record.source import Page, Source
+from dead_drop_logger.record.writer import Chunk, DayWriter, WriteError
 
 
 def ids_of(page: Page) -> list[int]:

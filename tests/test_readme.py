@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 from conftest import logger_command, wait_until
 
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -20,7 +20,7 @@ from browser import Browser, chromium
 from click.testing import CliRunner
 from conftest import log_with_real_logger, run_command
 
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control.cli import cli
 
 needs_chromium = pytest.mark.skipif(
     chromium() is None, reason="chromium is not installed (.ci/run installs it)"

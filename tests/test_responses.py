@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from dead_drop_logger.responses import DAY_SECONDS, ResponseTracker, median, p90
+from dead_drop_logger.read.responses import DAY_SECONDS, ResponseTracker, median, p90
 
 MIN = 60.0
 

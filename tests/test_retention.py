@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import FakeClock, logger_command
 
-from dead_drop_logger import housekeeping, layout, retention
-from dead_drop_logger.prune import prune_log_dir
-from dead_drop_logger.state import State, StateStore
+from dead_drop_logger.keep import housekeeping, retention
+from dead_drop_logger.keep.prune import prune_log_dir
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.logdir.state import State, StateStore
 
 TODAY = dt.date(2026, 3, 31)
 

@@ -26,7 +26,7 @@ from conftest import (
 from procs import Reaper
 
 from dead_drop_logger.config import Settings
-from dead_drop_logger.rooms import Rooms
+from dead_drop_logger.record.rooms import Rooms
 
 
 @pytest.fixture
@@ -477,7 +477,7 @@ def reading(*args: str) -> tuple[int, str, str]:
     """A reading command in process: (exit code, stdout, stderr)."""
     from click.testing import CliRunner
 
-    from dead_drop_logger.cli import cli
+    from dead_drop_logger.control.cli import cli
 
     result = CliRunner().invoke(cli, list(args))
     return result.exit_code, result.stdout, result.stderr

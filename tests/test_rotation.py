@@ -15,13 +15,15 @@ import serverdb
 from conftest import FakeClock, logged_ids, wait_until
 from crashing import Crash, CrashingWriter
 
-from dead_drop_logger import housekeeping, layout, rotation
 from dead_drop_logger.config import Settings
-from dead_drop_logger.follow import Follower
-from dead_drop_logger.pipeline import Pipeline
-from dead_drop_logger.rotation import seconds_to_midnight
-from dead_drop_logger.source import Source
-from dead_drop_logger.writer import DayWriter
+from dead_drop_logger.keep import housekeeping
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.record import rotation
+from dead_drop_logger.record.follow import Follower
+from dead_drop_logger.record.pipeline import Pipeline
+from dead_drop_logger.record.rotation import seconds_to_midnight
+from dead_drop_logger.record.source import Source
+from dead_drop_logger.record.writer import DayWriter
 
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
 PLUS5 = dt.timezone(dt.timedelta(hours=5))

@@ -12,7 +12,7 @@ from pathlib import Path
 import serverdb
 from conftest import LoggerProcess, logged_ids, logger_command, wait_until
 
-from dead_drop_logger import layout
+from dead_drop_logger.logdir import layout
 
 
 def test_parts_link_keep_files_and_compression_in_a_real_run(

@@ -19,9 +19,9 @@ from conftest import HostileLogs, log_lines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dead_drop_logger.cli import cli
-from dead_drop_logger.logread import EVERYTHING, Reader, Window
-from dead_drop_logger.search import Filters, Search
+from dead_drop_logger.control.cli import cli
+from dead_drop_logger.read.logread import EVERYTHING, Reader, Window
+from dead_drop_logger.read.search import Filters, Search
 
 JQ = shutil.which("jq")
 
@@ -296,7 +296,7 @@ def test_a_damaged_gzip_is_read_up_to_the_damage(hostile_logs: HostileLogs, tmp_
 
 
 def test_colour_only_on_a_terminal_and_never_with_no_color(hostile_logs: HostileLogs) -> None:
-    from dead_drop_logger import reading
+    from dead_drop_logger.read import reading
 
     class Tty:
         def isatty(self) -> bool:

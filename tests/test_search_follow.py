@@ -168,7 +168,7 @@ def test_a_signal_landing_inside_the_follow_wait_cannot_deadlock_it() -> None:
     the handler that --follow installs, called as Python would call it."""
     code = (
         "import signal\n"
-        "from dead_drop_logger import cli\n"
+        "from dead_drop_logger.control import cli\n"
         "stop = cli._stop_on_signals()\n"
         "with stop._cond:\n"
         "    signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)\n"

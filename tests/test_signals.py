@@ -15,7 +15,7 @@ SCRIPT = """
 import signal, sys
 from pathlib import Path
 from dead_drop_logger.config import Settings
-from dead_drop_logger.follow import Follower
+from dead_drop_logger.record.follow import Follower
 
 where = Path(sys.argv[1])
 follower = Follower(Settings(db=where / "messages.db", log_dir=where / "logs"))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dead_drop_logger import statlines
-from dead_drop_logger.logread import Reader, Window
-from dead_drop_logger.stats import StatsBuilder
+from dead_drop_logger.read import statlines
+from dead_drop_logger.read.logread import Reader, Window
+from dead_drop_logger.read.stats import StatsBuilder
 
 WINDOWS = [
     Window(),

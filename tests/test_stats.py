@@ -16,7 +16,7 @@ import serverdb
 from click.testing import CliRunner
 from conftest import log_with_real_logger
 
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control.cli import cli
 
 # The team: juno, atlas, vega and the lead. Each send to or from someone other than
 # the lead gets a CC row for the lead (is_cc = 1), with the next id.

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import run_command
 
-from dead_drop_logger.cli import cli
+from dead_drop_logger.control.cli import cli
 
 WHEN_EXAMPLES = "2026-02-20, 2026-02-20T10:30, '2026-02-20 10:30:15', 90s, 15m, 2h, 3d, 1w, today"
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import serverdb
 from conftest import FakeClock, logged_ids, wait_until
 
-from dead_drop_logger import compress, layout
-from dead_drop_logger.housekeeping import Policy
-from dead_drop_logger.rotation import Rotator
-from dead_drop_logger.state import STATE_NAME, State, StateStore
+from dead_drop_logger.keep import compress
+from dead_drop_logger.keep.housekeeping import Policy
+from dead_drop_logger.logdir import layout
+from dead_drop_logger.logdir.state import STATE_NAME, State, StateStore
+from dead_drop_logger.record.rotation import Rotator
 
 DAY = "2026-03-01"
 VICTIM = b"someone else's file\n"

@@ -13,9 +13,9 @@ import serverdb
 from click.testing import CliRunner
 from conftest import HostileLogs, log_lines, log_with_real_logger
 
-from dead_drop_logger import agents
-from dead_drop_logger.cli import cli
-from dead_drop_logger.logread import Reader, timestamp_of
+from dead_drop_logger.control.cli import cli
+from dead_drop_logger.read import agents
+from dead_drop_logger.read.logread import Reader, timestamp_of
 
 
 def invoke(*args: str) -> Any:

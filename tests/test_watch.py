@@ -16,7 +16,7 @@ import pytest
 import serverdb
 from conftest import DEADLINE, LoggerProcess, logged_ids, run_command, wait_until
 
-from dead_drop_logger.watch import (
+from dead_drop_logger.record.watch import (
     CHANGE,
     RECHECK,
     RECHECKS,

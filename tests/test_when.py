@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from dead_drop_logger.when import parse_when
+from dead_drop_logger.read.when import parse_when
 
 NOW = dt.datetime(2026, 2, 20, 10, 30, 15)
 

@@ -17,7 +17,7 @@ from conftest import day_files, log_lines, wait_until
 from faultkit import assert_exactly_once, wait_all_logged
 
 from dead_drop_logger.config import Settings
-from dead_drop_logger.follow import Follower
+from dead_drop_logger.record.follow import Follower
 
 BASE = dt.datetime(2030, 6, 15, 12, 0, tzinfo=dt.UTC)
 JUMPS = [dt.timedelta(0), dt.timedelta(days=-3650), dt.timedelta(days=400), dt.timedelta(hours=-13)]

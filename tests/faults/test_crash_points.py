@@ -25,7 +25,7 @@ from faultkit import (
     wait_all_logged,
 )
 
-from dead_drop_logger.state import StateStore
+from dead_drop_logger.logdir.state import StateStore
 
 # How many of each call to kill at: one batch makes 3 state writes + 1 data write,
 # 7 fsyncs (file and directory), 2 renames; ftruncate runs when a batch is undone.

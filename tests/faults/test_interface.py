@@ -75,7 +75,7 @@ def boom(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(
-        "from dead_drop_logger import source\n"
+        "from dead_drop_logger.record import source\n"
         "def changed(self):\n"
         "    raise RuntimeError('boom')\n"
         "source.Source.changed = changed\n"

@@ -32,7 +32,7 @@ from faultkit import (
 )
 from procs import process_alive
 
-from dead_drop_logger.state import StateStore
+from dead_drop_logger.logdir.state import StateStore
 
 pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
 

@@ -22,8 +22,8 @@ import serverdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dead_drop_logger.source import Source
-from dead_drop_logger.writer import DayWriter
+from dead_drop_logger.record.source import Source
+from dead_drop_logger.record.writer import DayWriter
 
 TEXT_CHARS = st.characters(blacklist_categories=["Cs"])  # sqlite3 cannot bind surrogates
 TEXT = st.text(TEXT_CHARS)

@@ -14,13 +14,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout, pidfile, rotation
-from .clock import Clock, SystemClock, today
-from .config import Settings
+from ..clock import Clock, SystemClock, today
+from ..config import Settings
+from ..logdir import layout
+from ..logdir.state import StateError, StateStore
+from ..record import rotation
+from ..record.rooms import find_rooms
+from ..record.source import Source, SourceError
+from . import pidfile
 from .pidfile import Liveness
-from .rooms import find_rooms
-from .source import Source, SourceError
-from .state import StateError, StateStore
 
 EXIT_CODES = {Liveness.RUNNING: 0, Liveness.STALE: 1, Liveness.ABSENT: 3}
 

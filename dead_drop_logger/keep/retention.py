@@ -14,10 +14,10 @@ import os
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from . import layout
-from .clock import days_before
-from .files import fsync_dir
-from .layout import LogFile
+from ..clock import days_before
+from ..files import fsync_dir
+from ..logdir import layout
+from ..logdir.layout import LogFile
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from . import config, configfile, settings_report
-from .diagnostics import LEVELS
-from .rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
+from .. import config
+from ..diagnostics import LEVELS
+from ..rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
+from . import configfile, settings_report
 from .sizes import parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])

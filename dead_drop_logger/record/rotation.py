@@ -21,10 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import housekeeping, layout
-from .clock import Clock, monotonic, today
-from .files import fsync_dir, open_private
-from .layout import LogFile
+from ..clock import Clock, monotonic, today
+from ..files import fsync_dir, open_private
+from ..keep import housekeeping
+from ..logdir import layout
+from ..logdir.layout import LogFile
 
 log = logging.getLogger(__name__)
 

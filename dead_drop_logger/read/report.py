@@ -22,8 +22,8 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..files import open_private, write_all
 from . import charts, stats_format
-from .files import open_private, write_all
 from .stats import Stats
 from .stats_format import when
 

@@ -20,10 +20,10 @@ import shutil
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from . import layout
-from .clock import days_before
-from .files import create_private, fsync_dir
-from .layout import LogFile
+from ..clock import days_before
+from ..files import create_private, fsync_dir
+from ..logdir import layout
+from ..logdir.layout import LogFile
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .layout import room_dirs
+from ..logdir.layout import room_dirs
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
 from .textformat import format_message

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .files import FILE_MODE, make_private_dirs, open_private
+from ..files import FILE_MODE, make_private_dirs, open_private
 
 
 class AlreadyRunning(Exception):

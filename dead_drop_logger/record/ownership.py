@@ -28,10 +28,10 @@ import logging
 import os
 from pathlib import Path
 
-from .config import ROOM_DB_NAME
-from .files import LogDirError
+from ..config import ROOM_DB_NAME
+from ..files import LogDirError
+from ..logdir.state import State
 from .source import Source, SourceMissing, SourceUnusable
-from .state import State
 
 log = logging.getLogger(__name__)
 

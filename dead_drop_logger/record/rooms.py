@@ -33,13 +33,13 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from .clock import Clock, SystemClock
-from .config import ROOM_DB_NAME, Settings
-from .diagnostics import ROOM_THREAD_PREFIX
-from .files import LogDirError, create_private, ensure_private_dir, fsync_dir
+from ..clock import Clock, SystemClock
+from ..config import ROOM_DB_NAME, Settings
+from ..diagnostics import ROOM_THREAD_PREFIX
+from ..files import LogDirError, create_private, ensure_private_dir, fsync_dir
+from ..rooms_spec import RoomNameError, check_room_name
+from ..signals import stop_on_signals
 from .follow import MAX_BACKOFF, Follower, signature
-from .rooms_spec import RoomNameError, check_room_name
-from .signals import stop_on_signals
 from .watch import Waker, WakingStopEvent, Watcher, WatcherUnavailable
 
 log = logging.getLogger(__name__)

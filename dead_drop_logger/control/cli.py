@@ -12,17 +12,19 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from . import cli_errors, config, configfile, diagnostics, options, reading
-from .files import LogDirError
-from .logread import Reader
+from .. import config, diagnostics
+from ..files import LogDirError
+from ..keep.prune import prune_all
+from ..logdir.state import StateError
+from ..read import reading
+from ..read.logread import Reader
+from ..read.search import Search
+from ..signals import StopEvent, stop_on_signals
+from . import cli_errors, configfile, options
 from .pidfile import AlreadyRunning, PidFileError
-from .prune import prune_all
-from .search import Search
-from .signals import StopEvent, stop_on_signals
-from .state import StateError
 
 if TYPE_CHECKING:
-    from .stats import Stats
+    from ..read.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,8 @@ def run(**params: Any) -> None:
       dead-drop-logger run
       dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
     """
+    from ..record.rooms import runner
     from . import daemon  # the logger's modules: not loaded by the reading commands
-    from .rooms import runner
 
     settings = options.settings_from(params)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
@@ -126,12 +128,12 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     Examples:
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
-    from . import archive as archive_import
-    from .writer import WriteError
+    from ..record import archive as archive_import
+    from ..record.writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
     stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
-    stop_on_signals(stop, logging.getLogger("dead_drop_logger.archive"))
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.record.archive"))
     try:
         done = archive_import.import_archive(
             archive.expanduser(), log_dir.expanduser(), room, utc=utc, should_stop=stop.is_set
@@ -259,7 +261,7 @@ def _replaced(recorded: dict[str, Any], params: dict[str, Any], given: set[str])
     """The recorded options a restart keeps: what it follows, given anew, replaces what it
     followed (a bare --db replaces a recorded --rooms-dir; --rooms-dir a recorded bare
     --db), rather than conflicting with it."""
-    from .rooms_spec import RoomNameError, split_db
+    from ..rooms_spec import RoomNameError, split_db
 
     def bare(value: str) -> bool:
         try:
@@ -346,7 +348,7 @@ def _reading(
 def _stop_on_signals() -> threading.Event:
     """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
     stop = StopEvent()  # a plain Event set from a handler can deadlock its own wait()
-    stop_on_signals(stop, logging.getLogger("dead_drop_logger.search"))
+    stop_on_signals(stop, logging.getLogger("dead_drop_logger.read.search"))
     return stop
 
 
@@ -488,8 +490,8 @@ def _read_stats(
 ) -> tuple[Stats, Reader]:
     """The numbers of a log directory's window (and the reader that read them); no
     messages is one line and exit 1, an unreadable directory exit 2 (as search does)."""
-    from . import statlines  # the statistics' modules: only for stats and report
-    from .logread import LogReadError
+    from ..read import statlines  # the statistics' modules: only for stats and report
+    from ..read.logread import LogReadError
 
     reader = _reading(log_dir, since, until, utc, rooms)
     try:
@@ -540,7 +542,7 @@ def stats(
       dead-drop-logger stats --since 1w
       dead-drop-logger stats --json | jq '.response_times[] | [.responder, .median_seconds]'
     """
-    from . import stats_format
+    from ..read import stats_format
 
     result, _reader = _read_stats(log_dir, rooms, since, until, utc)
     if as_json:
@@ -582,9 +584,9 @@ def report(
       dead-drop-logger report -o team.html
       dead-drop-logger report --since 2026-02-01 --until 2026-03-01 -o february.html
     """
-    from . import report as html_report
-    from . import stats as numbers
-    from . import stats_format
+    from ..read import report as html_report
+    from ..read import stats as numbers
+    from ..read import stats_format
 
     try:
         html_report.plotly_js()

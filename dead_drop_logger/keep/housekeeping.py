@@ -14,9 +14,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import compress, layout, retention
-from .config import DEFAULT_RETENTION_DAYS
-from .state import StateError, StateStore
+from ..config import DEFAULT_RETENTION_DAYS
+from ..logdir import layout
+from ..logdir.state import StateError, StateStore
+from . import compress, retention
 
 log = logging.getLogger(__name__)
 

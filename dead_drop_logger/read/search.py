@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .encoding import encode_value, escape_separators
-from .layout import LogFile
+from ..encoding import encode_value, escape_separators
+from ..logdir.layout import LogFile
 from .logread import (
     Chunk,
     Entry,

@@ -32,8 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..files import open_private
 from . import layout
-from .files import open_private
 
 LOCK_NAME = layout.LOCK_FILE
 QUEUE_NAME = ".dead-drop-logger.queue"

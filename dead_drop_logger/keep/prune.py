@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..clock import Clock, SystemClock, today
+from ..files import LogDirError
+from ..logdir.layout import room_dirs
+from ..logdir.state import StateStore
 from . import retention
-from .clock import Clock, SystemClock, today
-from .files import LogDirError
-from .layout import room_dirs
-from .state import StateStore
 
 
 def prune_log_dir(

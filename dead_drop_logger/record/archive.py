@@ -40,13 +40,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import history, layout, ownership
-from . import ranges as idranges
-from .clock import Clock, SystemClock
-from .files import ensure_private_dir
+from ..clock import Clock, SystemClock
+from ..files import ensure_private_dir
+from ..logdir import layout
+from ..logdir import ranges as idranges
+from ..logdir.state import State, StateStore
+from . import history, ownership
 from .pipeline import Pipeline, scan_ids
 from .source import Source, SourceError
-from .state import State, StateStore
 from .writer import DayWriter
 
 

@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..files import create_private, fsync_dir, open_private, read_whole
 from . import ranges as idranges
 from .dirlock import LOCK_NAME, PATIENCE, DirLock, LockTimeout
-from .files import create_private, fsync_dir, open_private, read_whole
 
 log = logging.getLogger(__name__)
 

@@ -19,17 +19,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .clock import Clock, SystemClock, monotonic
-from .config import Settings
-from .diagnostics import Reporter
-from .files import LogDirError, ensure_private_dir
+from ..clock import Clock, SystemClock, monotonic
+from ..config import Settings
+from ..diagnostics import Reporter
+from ..files import LogDirError, ensure_private_dir
+from ..keep.housekeeping import Policy
+from ..logdir.state import StateError
+from ..signals import stop_on_signals
 from .heap import keep_batch_memory
-from .housekeeping import Policy
 from .pipeline import Pipeline
 from .rotation import Rotator
-from .signals import stop_on_signals
 from .source import Source, SourceError, SourceMissing
-from .state import StateError
 from .watch import (
     CHANGE,
     RECHECK,

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout
-from .layout import LogFile
+from ..logdir import layout
+from ..logdir.layout import LogFile
 
 BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
 READ_AHEAD = 2  # blocks read ahead of the caller

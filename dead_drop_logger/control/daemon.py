@@ -27,12 +27,13 @@ from typing import Any
 
 import daemon as python_daemon
 
-from . import diagnostics, pidfile
-from .config import Settings
-from .files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
-from .follow import TRANSIENT, Follower
+from .. import diagnostics
+from ..config import Settings
+from ..files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
+from ..record.follow import TRANSIENT, Follower
+from ..record.rooms import Rooms, runner
+from . import pidfile
 from .pidfile import AlreadyRunning, Liveness, PidFile, PidFileError
-from .rooms import Rooms, runner
 
 log = logging.getLogger(__name__)
 

@@ -55,8 +55,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from .clock import monotonic
-from .state import State, StateStore
+from ..clock import monotonic
+from ..logdir.state import State, StateStore
 from .writer import DayWriter, Pending
 
 log = logging.getLogger(__name__)

@@ -18,14 +18,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout, ownership, retention
-from . import ranges as idranges
-from .clock import monotonic, today
-from .files import ensure_private_dir
+from ..clock import monotonic, today
+from ..files import ensure_private_dir
+from ..keep import retention
+from ..logdir import layout
+from ..logdir import ranges as idranges
+from ..logdir.state import State, StateError, StateStore
+from . import ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .state import State, StateError, StateStore
 from .writer import Chunk, DayWriter
 
 log = logging.getLogger(__name__)

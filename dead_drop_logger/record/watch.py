@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .signals import StopEvent
+from ..signals import StopEvent
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import platformdirs
 
-from .diagnostics import LEVELS
-from .rooms_spec import RoomNameError, check_room_name
+from ..diagnostics import LEVELS
+from ..rooms_spec import RoomNameError, check_room_name
 from .sizes import parse_size
 
 APP = "dead-drop-logger"

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import layout, rotation
-from .clock import Clock, today
-from .files import fsync_dir, is_symlink_error, open_private, write_all
+from ..clock import Clock, today
+from ..files import fsync_dir, is_symlink_error, open_private, write_all
+from ..logdir import layout
+from . import rotation
 from .source import Run
 
 log = logging.getLogger(__name__)

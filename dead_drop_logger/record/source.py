@@ -25,7 +25,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .encoding import LINE_SEPARATORS, encode_row
+from ..encoding import LINE_SEPARATORS, encode_row
 
 log = logging.getLogger(__name__)
 
