@@ -1,9 +1,11 @@
-"""The README against the code it describes: what a newcomer reads must be what runs.
+"""The README and docs/ against the code they describe: what a newcomer reads must be what runs.
 
-The option table is checked against every click command (and ``export_historical.py``):
-each option once, with its environment variable and the commands that take it, and the
-sentence about environment variables names exactly the options that have none. Links
-into ``docs/`` must lead somewhere.
+The README opens with the two commands and shows what ``run`` prints while it waits. The
+one option table, in ``docs/options.md``, is checked
+against every click command (and ``export_historical.py``): each option once, with its
+environment variable and the commands that take it, and the sentence about environment
+variables names exactly the options that have none. Links between the README and
+``docs/`` must lead somewhere.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dead_drop_logger.control.cli import cli
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+OPTIONS = ROOT / "docs" / "options.md"
+"""The one option table's page."""
 READING = {"search", "thread", "agents", "stats", "report"}
 """Commands that read the logs: their query options describe one invocation, no setting."""
 
@@ -59,9 +63,9 @@ def code_options() -> dict[str, tuple[str | None, set[str]]]:
 
 
 def option_table() -> dict[str, tuple[str | None, set[str]]]:
-    """The README's one option table: option -> (environment, commands)."""
-    text = README.read_text(encoding="utf-8")
-    section = text.split("### Options\n", 1)[1].split("\n#", 1)[0]
+    """The one option table (docs/options.md): option -> (environment, commands)."""
+    text = OPTIONS.read_text(encoding="utf-8")
+    section = text.split("## The option table\n", 1)[1].split("\n#", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `--")]
     table: dict[str, tuple[str | None, set[str]]] = {}
     for row in rows:
@@ -115,9 +119,9 @@ def test_option_table_is_every_option_with_its_environment_variable() -> None:
 
 
 def test_the_environment_sentence_names_exactly_the_options_without_one() -> None:
-    text = " ".join(README.read_text(encoding="utf-8").split())
+    text = " ".join(OPTIONS.read_text(encoding="utf-8").split())
     match = re.search(r"can also be set by environment variable except (.*?): they", text)
-    assert match, "the README's sentence about environment variables is gone"
+    assert match, "docs/options.md's sentence about environment variables is gone"
     named = set(re.findall(r"`(--[a-z-]+)`", match.group(1)))
     without = {
         option
@@ -135,7 +139,7 @@ def test_there_is_one_option_table() -> None:
             for line in path.read_text(encoding="utf-8").splitlines()
             if line.startswith("| `--poll-interval")
         ]
-        assert len(rows) == (1 if path == README else 0), path
+        assert len(rows) == (1 if path == OPTIONS else 0), path
 
 
 def slug(heading: str) -> str:
