@@ -4,7 +4,7 @@ The source reader builds most lines inside SQLite (``json_object``) for speed; r
 path cannot express exactly (BLOBs, REALs, invalid UTF-8) are encoded here instead.
 Both produce the same values, which ``tests/test_encoding.py`` checks.
 
-Decisions, documented in the README:
+Decisions, documented in docs/encoding.md:
 - TEXT is UTF-8; invalid bytes become U+FFFD.
 - BLOB becomes ``{"$base64": "<standard base64>"}`` (an object, so it cannot be
   mistaken for TEXT).

@@ -1,4 +1,4 @@
-"""Response times: the definition (README, --help) on its worked example and its edges,
+"""Response times: the definition (docs/stats.md, --help) on its worked example and its edges,
 and the bound on the state kept while streaming."""
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each option that is a setting can also be set through the environment variable named in
 its help. Options that describe one invocation (``--json``, ``--dry-run``, ``--since``,
 ``--until``) have none: a variable left exported would silently change later commands.
-The README's option table is checked against these by ``tests/test_readme.py``.
+The option table in docs/options.md is checked against these by ``tests/test_readme.py``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ messages. The input is any iterable of parsed log lines (dicts), so the definiti
 tested without files; the output is plain dataclasses that the text tables
 (:mod:`stats_format`) and the charts (:mod:`charts`) are built from.
 
-Definitions (the README's "What the numbers mean" repeats them):
+Definitions (docs/stats.md's "What the numbers mean" repeats them):
 - A *message* is a line whose ``is_cc`` is not 1. The CC copies the server makes for the
   lead (``is_cc = 1``) are counted apart, as ``cc_copies`` and per agent as
   ``cc_received``; they are never extra messages, pairs, replies or task messages.

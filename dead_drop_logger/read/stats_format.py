@@ -2,7 +2,7 @@
 
 Separate from the arithmetic so that the definitions can be tested on plain data and
 the layout changed without touching them. Text is a generator of lines (as the other
-commands print); JSON keys are documented in the README ("stats --json keys").
+commands print); JSON keys are documented in docs/stats.md ("stats --json keys").
 
 When rooms were read (``Stats.rooms``), the agents, pairs, responders and tasks tables
 get a ``room`` column and their JSON objects a ``room`` key, thread roots say their room
@@ -204,7 +204,7 @@ def text_lines(stats: Stats) -> Iterator[str]:
 
 
 def to_json(stats: Stats) -> str:
-    """One JSON object with the same numbers (keys in the README)."""
+    """One JSON object with the same numbers (keys in docs/stats.md)."""
     return json.dumps(as_dict(stats), ensure_ascii=False, sort_keys=False)
 
 
