@@ -1,7 +1,7 @@
 """The README and docs/ against the code they describe: what a newcomer reads must be what runs.
 
-The README opens with the two commands and shows what ``run`` prints while it waits. The
-one option table, in ``docs/options.md``, is checked
+The README stays short (the two commands first, what ``run`` prints while it waits) and
+links every page of ``docs/``. The one option table, in ``docs/options.md``, is checked
 against every click command (and ``export_historical.py``): each option once, with its
 environment variable and the commands that take it, and the sentence about environment
 variables names exactly the options that have none. Links between the README and
@@ -26,6 +26,7 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 OPTIONS = ROOT / "docs" / "options.md"
 """The one option table's page."""
+README_MAX_LINES = 250
 READING = {"search", "thread", "agents", "stats", "report"}
 """Commands that read the logs: their query options describe one invocation, no setting."""
 
@@ -88,6 +89,19 @@ def test_readme_opens_with_the_two_commands() -> None:
         "pip install -e '.[test]' && python -m pytest",
         "```",
     ]
+
+
+def test_readme_is_read_in_five_minutes() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, "move the details into docs/"
+
+
+def test_readme_links_every_page_of_docs() -> None:
+    linked = {
+        (README.parent / target.partition("#")[0]).resolve()
+        for target in re.findall(r"\]\(([^)\s#]+)[^)\s]*\)", README.read_text(encoding="utf-8"))
+    }
+    assert [path for path in DOCS if path.resolve() not in linked] == []
 
 
 def test_what_run_prints_while_it_waits_for_a_database_is_what_the_readme_shows(
