@@ -56,7 +56,11 @@ HUGE = "99999999999999999999"
         (["report"], {}, "missing option --output/-o"),
         (["run", "--bogus"], {}, "no such option --bogus"),
         (["nosuch"], {}, "no such command 'nosuch'"),
-        (["thread", "x"], {}, "invalid value for ID: 'x' is not a valid integer"),
+        (
+            ["thread", "x"],
+            {},
+            "invalid value for ID: 'x' is not a message id (a number, as 2362 or #2362)",
+        ),
         (
             ["config", "--db", "a.db", "--rooms-dir", "/r"],
             {},

@@ -430,19 +430,21 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
 
 
 @cli.command(short_help="Print the conversation a message belongs to.")
-@click.argument("message_id", metavar="ID", type=int)
+@options.message_id
 @options.log_source
 @options.as_json
 def thread(
     message_id: int, log_dir: Path, rooms: tuple[str, ...], as_json: bool, utc: bool
 ) -> None:
     """Print the conversation message ID belongs to: up to its root, then every reply
-    below it, in id order, indented by depth. Exit status 1 when ID is not logged, 2
-    when it is logged in several rooms (choose one with --room).
+    below it, in id order, indented by depth. ID as printed (#1234) or the number alone.
+    Exit status 1 when ID is not logged, 2 when it is logged in several rooms (choose
+    one with --room).
 
     \b
     Examples:
       dead-drop-logger thread 1234
+      dead-drop-logger thread '#1234'
       dead-drop-logger thread 1234 --room ops --json | jq -r .content
     """
     reader = _reading(log_dir, None, None, utc, rooms)

@@ -424,6 +424,24 @@ def _plain(name: str, value: Any) -> object:
 
 # -- reading the logs: search, thread, agents ------------------------------------------
 
+
+class MessageId(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """A message id as the output shows it, ``#2362``, or as the number alone."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        digits = text[1:] if text.startswith("#") else text
+        if not digits.isdigit() or not digits.isascii():
+            self.fail(f"{value!r} is not a message id (a number, as 2362 or #2362)", param, ctx)
+        return int(digits)
+
+
+message_id = click.argument("message_id", metavar="ID", type=MessageId())
+
 since = click.option(
     "--since",
     metavar="WHEN",
