@@ -111,7 +111,7 @@ def test_poll_interval_nan_is_refused_from_the_environment_and_the_settings_file
         got = float(value)
         assert (result.exit_code, result.stderr) == (
             2,
-            f"{settings}:2: poll_interval: must be a finite number (got {got})\n",
+            f"{E}{settings}:2: poll_interval: must be a finite number (got {got})\n",
         )
 
 

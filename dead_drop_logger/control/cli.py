@@ -131,6 +131,8 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     from ..record import archive as archive_import
     from ..record.writer import WriteError
 
+    if not archive.expanduser().exists():  # a mistyped path, as search's missing dir
+        fail(f"{archive} does not exist", code=2)
     diagnostics.configure("warning", stream=sys.stderr)
     stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
     stop_on_signals(stop, logging.getLogger("dead_drop_logger.record.archive"))

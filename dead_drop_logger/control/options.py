@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -125,16 +125,13 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
         loaded = configfile.load(path)
     except FileNotFoundError:
         if required:
-            click.echo(f"{path}: no such settings file", err=True)
-            ctx.exit(2)
+            _config_error(ctx, f"{path}: no such settings file")
         ctx.meta[CONFIG_META] = None
         return path
     except OSError as exc:
-        click.echo(f"{path}: cannot read: {exc.strerror}", err=True)
-        ctx.exit(2)
+        _config_error(ctx, f"{path}: cannot read: {exc.strerror}")
     except configfile.ConfigError as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(2)
+        _config_error(ctx, str(exc))
     defaults: dict[str, Any] = dict(loaded.values)
     dbs = [str(defaults.pop("db"))] if "db" in defaults else []
     dbs += [f"{name}={where}" for name, where in loaded.rooms.items()]
@@ -143,6 +140,14 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[CONFIG_META] = loaded
     return path
+
+
+def _config_error(ctx: click.Context, message: str) -> NoReturn:
+    """A settings file that cannot be used: one line as every error, exit 2 (usage)."""
+    command = ctx.find_root().command
+    program = getattr(command, "program", None) or ctx.find_root().info_name
+    click.echo(f"{program}: error: {message}", err=True)
+    ctx.exit(2)
 
 
 CONFIG_META = "dead_drop_logger.config_file"
