@@ -367,8 +367,10 @@ def _nothing(reader: Reader, log_dir: Path) -> None:
 
 
 def _finish(reader: Reader, found: bool) -> None:
+    """Exit as grep does: 2 when a file could not be read (what the others gave has been
+    printed), else 0 when something was found, 1 when nothing was."""
     _warn(reader)
-    sys.exit(0 if found else 1)
+    sys.exit(2 if reader.unreadable else 0 if found else 1)
 
 
 def _printer(as_json: bool) -> reading.Printer:
@@ -493,7 +495,9 @@ def _read_stats(
     log_dir: Path, rooms: tuple[str, ...], since: str | None, until: str | None, utc: bool
 ) -> tuple[Stats, Reader]:
     """The numbers of a log directory's window (and the reader that read them); no
-    messages is one line and exit 1, an unreadable directory exit 2 (as search does)."""
+    messages is one line and exit 1, an unreadable directory exit 2 (as search does).
+    A file that cannot be read is a warning: the caller prints the numbers of the
+    others, then exits 2."""
     from ..read import statlines  # the statistics' modules: only for stats and report
     from ..read.logread import LogReadError
 
@@ -505,7 +509,7 @@ def _read_stats(
     _warn(reader)
     if result.totals.messages == 0:
         _nothing(reader, log_dir)
-        sys.exit(1)
+        sys.exit(2 if reader.unreadable else 1)
     return result, reader
 
 
@@ -548,12 +552,13 @@ def stats(
     """
     from ..read import stats_format
 
-    result, _reader = _read_stats(log_dir, rooms, since, until, utc)
+    result, reader = _read_stats(log_dir, rooms, since, until, utc)
     if as_json:
         click.echo(stats_format.to_json(result))
-        return
-    for line in stats_format.text_lines(result):
-        click.echo(line)
+    else:
+        for line in stats_format.text_lines(result):
+            click.echo(line)
+    sys.exit(2 if reader.unreadable else 0)  # the numbers of what could be read
 
 
 @cli.command(epilog=RESPONSE_TIME_HELP, short_help="Write the numbers of stats as one HTML page.")
@@ -606,12 +611,13 @@ def report(
     page = html_report.render(result, title, subtitle)
     if str(output) == "-":  # stdout, as for most tools: | gzip, | ssh host 'cat > r.html'
         _guarded(lambda: _write_stdout(page.encode("utf-8")))
-        return
+        sys.exit(2 if reader.unreadable else 0)
     try:
         size = html_report.write(output.expanduser(), page)
     except html_report.ReportWriteError as exc:
         fail(str(exc), code=2)
     click.echo(f"wrote {output} ({size:,} bytes)", err=True)
+    sys.exit(2 if reader.unreadable else 0)  # the numbers of what could be read
 
 
 def _write_stdout(data: bytes) -> None:

@@ -96,8 +96,10 @@ NAMED_FILES = 3  # files a warning names; the rest are counted
 
 
 def warnings(reader: Reader) -> Iterator[str]:
-    """What the reader skipped, for stderr: each damaged file, and the corrupt lines
-    with the files they are in (the most first)."""
+    """What the reader skipped, for stderr: each file it could not read, each damaged
+    file, and the corrupt lines with the files they are in (the most first)."""
+    for path, reason in reader.unreadable.items():
+        yield f"cannot read {path}: {reason}"
     for path, reason in reader.damaged.items():
         yield f"{path} is damaged ({reason}): read up to the damage"
     if not reader.corrupt:
