@@ -42,7 +42,11 @@ HUGE = "99999999999999999999"
             {},
             "invalid value for --max-bytes: '10XB' is not a size (examples: 10MB, 512KB, 1048576)",
         ),
-        (["search", "--limit", "0"], {}, "invalid value for --limit: 0 is not in the range x>=1"),
+        (
+            ["search", "--limit", "-1"],
+            {},
+            "invalid value for -n/--limit: -1 is not in the range x>=0",
+        ),
         (
             ["start", "--pid-file", "/"],
             {},

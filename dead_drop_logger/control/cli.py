@@ -373,9 +373,16 @@ def _finish(reader: Reader, found: bool) -> None:
     sys.exit(2 if reader.unreadable else 0 if found else 1)
 
 
-def _printer(as_json: bool) -> reading.Printer:
+def _printer(as_json: bool, oneline: bool = False, full: bool = False) -> reading.Printer:
     out = sys.stdout.buffer
-    return reading.Printer(out, as_json=as_json, colour=not as_json and reading.wants_colour(out))
+    return reading.Printer(
+        out,
+        as_json=as_json,
+        colour=not as_json and reading.wants_colour(out),
+        oneline=oneline,
+        full=full,
+        width=reading.line_width(out),
+    )
 
 
 def _guarded(action: Any) -> Any:
@@ -387,22 +394,30 @@ def _guarded(action: Any) -> Any:
         fail(str(exc), code=2)
 
 
-@cli.command()
+@cli.command(short_help="Print the logged messages that match, as grep does.")
 @options.log_source
 @options.search_filters
 @options.search_output
-def search(log_dir: Path, utc: bool, **params: Any) -> None:
-    """Print the logged messages that match every filter given.
+def search(log_dir: Path, utc: bool, pattern: str | None, **params: Any) -> None:
+    """Print the logged messages that match every filter given; PATTERN, as grep's, is
+    text the content holds (the same as --contains PATTERN; with --contains too, all
+    must be there).
 
-    Exit status as grep: 0 something matched, 1 nothing did, 2 an error.
+    Exit status as grep: 0 something matched, 1 nothing did, 2 an error (with an
+    unreadable file: after printing what the others hold).
 
     \b
     Examples:
-      dead-drop-logger search --from juno --contains "deploy merge"
-      dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
-      dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
-      dead-drop-logger search --to lead --since 2h --follow
-      dead-drop-logger search --room ops --room dev --contains deploy
+      dead-drop-logger search "deploy merge" --from juno
+      dead-drop-logger search -i deploy -c                count the matches
+      dead-drop-logger search -n 5 --task T-42            the first 5
+      dead-drop-logger search -f --to lead                the last 10, then live
+      dead-drop-logger search -f -n 50 deploy             the last 50, then live
+      dead-drop-logger search --oneline --since 2h | grep -i error
+      dead-drop-logger search --full --task T-42          long contents whole
+      dead-drop-logger search --agent vega --since yesterday --json | jq .id
+      dead-drop-logger search --task T-42 --no-cc --reverse -n 5
+      dead-drop-logger search --room ops --room dev deploy
     """
     reader = _reading(log_dir, params["since"], params["until"], utc, params["rooms"])
     filters = _guarded(
@@ -411,7 +426,7 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
             recipients=params["recipients"],
             agents=params["agents"],
             task=params["task"],
-            contains=params["contains"],
+            contains=(*(() if pattern is None else (pattern,)), *params["contains"]),
             ignore_case=params["ignore_case"],
             regex=params["regex"],
             no_cc=params["no_cc"],
@@ -421,7 +436,7 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
     matched = _guarded(
         lambda: reading.run_search(
             Search(reader, filters),
-            _printer(params["as_json"]),
+            _printer(params["as_json"], params["oneline"], params["full"]),
             count=params["count"],
             limit=params["limit"],
             reverse=params["reverse"],
@@ -437,8 +452,15 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
 @options.message_id
 @options.log_source
 @options.as_json
+@options.text_view
 def thread(
-    message_id: int, log_dir: Path, rooms: tuple[str, ...], as_json: bool, utc: bool
+    message_id: int,
+    log_dir: Path,
+    rooms: tuple[str, ...],
+    as_json: bool,
+    oneline: bool,
+    full: bool,
+    utc: bool,
 ) -> None:
     """Print the conversation message ID belongs to: up to its root, then every reply
     below it, in id order, indented by depth. ID as printed (#1234) or the number alone.
@@ -448,11 +470,14 @@ def thread(
     \b
     Examples:
       dead-drop-logger thread 1234
-      dead-drop-logger thread '#1234'
+      dead-drop-logger thread '#1234' --oneline
       dead-drop-logger thread 1234 --room ops --json | jq -r .content
     """
     reader = _reading(log_dir, None, None, utc, rooms)
-    found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
+    if oneline and as_json:
+        fail("--oneline cannot be combined with --json", code=2)
+    printer = _printer(as_json, oneline, full)
+    found = _guarded(lambda: reading.run_thread(reader, message_id, printer))
     if not found:
         where, hint = reading.read_where(reader, log_dir)
         click.echo(

@@ -472,7 +472,10 @@ json_rows = click.option(
     is_flag=True,
     help="Print one JSON object a line, one line per agent (pipes into jq).",
 )
+search_pattern = click.argument("pattern", required=False, metavar="[PATTERN]")
+"""search's PATTERN, as grep's: the content holds it (one more --contains)."""
 search_filters = _compose(
+    search_pattern,
     window,
     click.option(
         "--from", "senders", multiple=True, metavar="AGENT", help="Sent by AGENT (repeatable)."
@@ -492,23 +495,49 @@ search_filters = _compose(
         "--contains",
         multiple=True,
         metavar="TEXT",
-        help="Content holds TEXT (repeatable: all must be there).",
+        help="Content holds TEXT (repeatable: all must be there, PATTERN too).",
     ),
-    click.option("-i", "--ignore-case", is_flag=True, help="--contains and --regex ignore case."),
-    click.option("--regex", metavar="PATTERN", help="Content matches a Python regex."),
+    click.option(
+        "-i", "--ignore-case", is_flag=True, help="PATTERN, --contains and --regex ignore case."
+    ),
+    click.option("--regex", metavar="REGEX", help="Content matches a Python regex."),
     click.option("--no-cc", is_flag=True, help="Leave out the CC copies made for the lead."),
 )
+oneline = click.option(
+    "--oneline",
+    is_flag=True,
+    help="One line per message: time, from → to, id, then the content (line breaks shown"
+    " as ⏎), cut to the terminal's width (or $COLUMNS); whole when not on a terminal.",
+)
+full = click.option(
+    "--full",
+    is_flag=True,
+    help="Show every message's content whole: the text view otherwise cuts it after"
+    " 2,000 characters (saying how much was cut), --oneline at the terminal's width.",
+)
+text_view = _compose(oneline, full)
+"""How search and thread show a message as text: multi-line (the default) or one line."""
 search_output = _compose(
     as_json,
-    click.option("--count", is_flag=True, help="Print only the number of matches."),
-    click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Stop after N matches."),
+    text_view,
+    click.option("-c", "--count", is_flag=True, help="Print only the number of matches."),
+    click.option(
+        "-n",
+        "--limit",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="Stop after N matches; with --reverse the last N, newest first; with --follow"
+        " the last N (instead of 10) before the new ones.",
+    ),
     click.option(
         "--reverse", is_flag=True, help="Newest first (with --limit: the last N matches)."
     ),
     click.option(
+        "-f",
         "--follow",
         is_flag=True,
-        help="Then keep printing new matches as they are logged, until Ctrl-C.",
+        help="As tail -f: the last 10 matches (or --limit N), then every new match as it"
+        " is logged, until Ctrl-C.",
     ),
     click.option(
         "--interval",
