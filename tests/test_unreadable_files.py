@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import HostileLogs, log_lines, logger_command
 
+from dead_drop_logger.logdir.layout import LOCK_FILE
+
 STRACE = shutil.which("strace")
 pytestmark = pytest.mark.skipif(STRACE is None, reason="strace is not installed (.ci/run)")
 
@@ -85,3 +87,21 @@ def test_stats_agents_and_thread_print_what_they_could_read(
     assert f"#{root}  task T-1".encode() in thread.stdout
     assert f"#{hostile_logs.ids['done']}".encode() in thread.stdout
     assert f"#{hostile_logs.ids['nested']}".encode() not in thread.stdout
+
+
+def test_a_room_that_cannot_be_listed_is_a_warning_not_the_end(
+    hostile_logs: HostileLogs, tmp_path: Path
+) -> None:
+    """The log directory and a room ``ops`` in it, whose directory cannot be listed:
+    the log directory's matches are printed, the room is named, exit 2."""
+    log_dir = tmp_path / "logs"
+    shutil.copytree(hostile_logs.log_dir, log_dir, symlinks=True)
+    shutil.copytree(hostile_logs.log_dir, log_dir / "ops", symlinks=True)
+    assert (log_dir / "ops" / LOCK_FILE).exists()  # a room a logger wrote to
+    every = len(log_lines(log_dir))
+    done = denied(log_dir / "ops", "search", "--log-dir", str(log_dir), "-c")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        f"{every}\n".encode(),
+        warning(log_dir / "ops"),
+    )
