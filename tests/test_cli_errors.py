@@ -42,7 +42,11 @@ HUGE = "99999999999999999999"
             {},
             "invalid value for --max-bytes: '10XB' is not a size (examples: 10MB, 512KB, 1048576)",
         ),
-        (["search", "--limit", "0"], {}, "invalid value for --limit: 0 is not in the range x>=1"),
+        (
+            ["search", "--limit", "-1"],
+            {},
+            "invalid value for -n/--limit: -1 is not in the range x>=0",
+        ),
         (
             ["start", "--pid-file", "/"],
             {},
@@ -56,7 +60,11 @@ HUGE = "99999999999999999999"
         (["report"], {}, "missing option --output/-o"),
         (["run", "--bogus"], {}, "no such option --bogus"),
         (["nosuch"], {}, "no such command 'nosuch'"),
-        (["thread", "x"], {}, "invalid value for ID: 'x' is not a valid integer"),
+        (
+            ["thread", "x"],
+            {},
+            "invalid value for ID: 'x' is not a message id (a number, as 2362 or #2362)",
+        ),
         (
             ["config", "--db", "a.db", "--rooms-dir", "/r"],
             {},
@@ -107,7 +115,7 @@ def test_poll_interval_nan_is_refused_from_the_environment_and_the_settings_file
         got = float(value)
         assert (result.exit_code, result.stderr) == (
             2,
-            f"{settings}:2: poll_interval: must be a finite number (got {got})\n",
+            f"{E}{settings}:2: poll_interval: must be a finite number (got {got})\n",
         )
 
 

@@ -15,6 +15,8 @@ from conftest import HostileLogs, LoggerProcess, logged_ids, run_command, wait_u
 from dead_drop_logger.control import configfile
 from dead_drop_logger.control.cli import cli
 
+E = "dead-drop-logger: error: "
+
 
 def effective(*args: str, env: dict[str, str] | None = None) -> dict[str, dict[str, object]]:
     result = CliRunner().invoke(cli, ["config", "--json", *args], env=env)
@@ -101,13 +103,16 @@ def test_a_bad_file_is_one_line_and_exit_2(
         assert result.exit_code == 2, (command, result.output)
         assert result.stdout == ""
         assert result.stderr.count("\n") == 1, result.stderr
-        assert result.stderr.startswith(f"{path}:{expected}"), result.stderr
+        assert result.stderr.startswith(f"{E}{path}:{expected}"), result.stderr
 
 
 def test_a_missing_named_file_is_refused_but_a_missing_default_is_not(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
     result = CliRunner().invoke(cli, ["config", "--config", str(missing)])
-    assert (result.exit_code, result.stderr) == (2, f"{missing}: no such settings file\n")
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"dead-drop-logger: error: {missing}: no such settings file\n",
+    )
     result = CliRunner().invoke(cli, ["config"], env={"DEAD_DROP_CONFIG": str(missing)})
     assert result.exit_code == 2
     assert CliRunner().invoke(cli, ["config"]).exit_code == 0
@@ -121,7 +126,9 @@ def test_a_bad_file_stops_the_real_logger_before_it_starts(
     config.write_text(f'log_dir = "{tmp_path / "logs"}"\nkeep_files = 0\n')
     done = run_command("run", "--db", str(tmp_path / "m.db"), env=home_env)
     assert done.returncode == 2
-    assert done.stderr == f"{config}:2: keep_files: must be at least 1 (got 0)\n"
+    assert done.stderr == (
+        f"dead-drop-logger: error: {config}:2: keep_files: must be at least 1 (got 0)\n"
+    )
     assert not (tmp_path / "logs").exists()
 
 

@@ -292,7 +292,7 @@ def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> Non
         later = dt.datetime.fromtimestamp(started + 3725, dt.UTC)
         report = status.gather(path, FixedClock(later))
         assert (report.exit_code, report.uptime_seconds) == (0, 3725)
-        assert "uptime:         1:02:05" in report.to_text()
+        assert "uptime:         1h 02m" in report.to_text()
         assert report.database == info["database"] and report.lag is None
     assert pidfile.read(path).liveness is Liveness.ABSENT
     assert status.gather(path).exit_code == 3

@@ -123,8 +123,8 @@ def test_bad_archives_are_one_line(tmp_path: Path) -> None:
     done = run_command(
         "import-archive", str(missing), "--room", "r", "--log-dir", str(logs), env=env()
     )
-    assert (done.returncode, done.stderr) == (
-        1,
+    assert (done.returncode, done.stderr) == (  # a usage error, as search on a missing dir
+        2,
         f"dead-drop-logger: error: {missing} does not exist\n",
     )
     garbage = tmp_path / "garbage.db.gz"

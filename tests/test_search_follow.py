@@ -8,12 +8,13 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LIBFAKETIME, LoggerProcess, faked, logger_command, wait_until
+from conftest import LIBFAKETIME, LoggerProcess, faked, logged_ids, logger_command, wait_until
 
 
 class FollowingSearch:
@@ -178,3 +179,85 @@ def test_a_signal_landing_inside_the_follow_wait_cannot_deadlock_it() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=False
     )
     assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
+
+
+def test_follow_starts_as_tail_f_with_the_last_ten_matches(
+    server_db: Path,
+    log_dir: Path,
+    logger: Callable[..., LoggerProcess],
+    following: Callable[..., FollowingSearch],
+) -> None:
+    """Fifteen matches are logged before it starts: it prints the last ten, then each
+    match logged later, once each and in order; and it keeps running."""
+    conn = serverdb.connect(server_db)
+    proc = logger().start()
+    proc.wait_ready()
+    earlier = [serverdb.send(conn, "juno", "vega", f"needle {i}")[0] for i in range(15)]
+    wait_until(lambda: set(earlier) <= set(logged_ids(log_dir)), what="the earlier matches")
+    search = following(log_dir, "needle", "--no-cc")
+    wait_until(lambda: search.ids() == earlier[-10:], what="the last ten matches")
+    later = [serverdb.send(conn, "juno", "vega", f"needle late {i}")[0] for i in range(3)]
+    wait_until(lambda: search.ids() == earlier[-10:] + later, what="the live matches")
+    assert search.proc.poll() is None
+    assert search.stop(signal.SIGINT) == 0
+    assert search.ids() == earlier[-10:] + later
+    assert search.err.read_text() == ""
+    conn.close()
+    assert proc.stop() == 0
+
+
+def test_follow_with_a_limit_is_the_last_n_then_live_never_the_first_n_and_exit(
+    server_db: Path,
+    log_dir: Path,
+    logger: Callable[..., LoggerProcess],
+    following: Callable[..., FollowingSearch],
+) -> None:
+    conn = serverdb.connect(server_db)
+    proc = logger().start()
+    proc.wait_ready()
+    earlier = [serverdb.send(conn, "juno", "vega", f"needle {i}")[0] for i in range(6)]
+    wait_until(lambda: set(earlier) <= set(logged_ids(log_dir)), what="the earlier matches")
+    search = following(log_dir, "needle", "--no-cc", "-n", "3")
+    wait_until(lambda: search.ids() == earlier[-3:], what="the last 3 matches")
+    later = [serverdb.send(conn, "juno", "vega", f"needle late {i}")[0] for i in range(5)]
+    wait_until(lambda: search.ids() == earlier[-3:] + later, what="every live match")
+    assert search.proc.poll() is None  # still following after more than 3 matches
+    assert search.stop(signal.SIGTERM) == 0
+    assert search.ids() == earlier[-3:] + later
+    conn.close()
+    assert proc.stop() == 0
+
+
+def test_follow_n_0_shows_only_new_matches(
+    server_db: Path,
+    log_dir: Path,
+    logger: Callable[..., LoggerProcess],
+    following: Callable[..., FollowingSearch],
+) -> None:
+    """As ``tail -n 0 -f``. When its first read is done cannot be seen from outside, so
+    matches are sent (one a second) until one shows: every one shown is one of those, in
+    order from the first shown, and none logged before it started."""
+    conn = serverdb.connect(server_db)
+    proc = logger().start()
+    proc.wait_ready()
+    earlier = [serverdb.send(conn, "juno", "vega", f"needle {i}")[0] for i in range(6)]
+    wait_until(lambda: set(earlier) <= set(logged_ids(log_dir)), what="the earlier matches")
+    search = following(log_dir, "needle", "--no-cc", "-n", "0")
+    sent: list[int] = []
+    last_send = [0.0]
+
+    def a_new_match_shows() -> bool:
+        if search.ids():
+            return True
+        if time.monotonic() - last_send[0] >= 1.0:
+            sent.append(serverdb.send(conn, "juno", "vega", "needle new")[0])
+            last_send[0] = time.monotonic()
+        return False
+
+    wait_until(a_new_match_shows, what="a new match")
+    first = sent.index(search.ids()[0])
+    wait_until(lambda: search.ids() == sent[first:], what="the new matches, in order")
+    assert search.stop(signal.SIGINT) == 0
+    assert search.ids() == sent[first:] and not set(earlier) & set(search.ids())
+    conn.close()
+    assert proc.stop() == 0

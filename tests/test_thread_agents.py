@@ -5,13 +5,14 @@ and to a plain reference computed here from the parsed lines."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import serverdb
 from click.testing import CliRunner
-from conftest import HostileLogs, log_lines, log_with_real_logger
+from conftest import HostileLogs, log_lines, log_with_real_logger, logger_command
 
 from dead_drop_logger.control.cli import cli
 from dead_drop_logger.read import agents
@@ -50,6 +51,32 @@ def test_thread_from_a_nested_reply(hostile_logs: HostileLogs) -> None:
     # the root's CC copy (it replies to nothing) belongs to its original's conversation
     from_copy = invoke("thread", str(root + 1), "--log-dir", str(hostile_logs.log_dir))
     assert from_copy.output == result.output
+
+
+def test_thread_takes_the_id_as_the_output_shows_it(hostile_logs: HostileLogs) -> None:
+    """``#2362``, as every header prints an id, is the same as ``2362`` (the real
+    command, as a user pastes it from the output)."""
+    nested = hostile_logs.ids["nested"]
+    plain = thread_process(str(nested), hostile_logs.log_dir)
+    assert plain.returncode == 0 and f"#{nested}" in plain.stdout
+    assert thread_process(f"#{nested}", hostile_logs.log_dir).stdout == plain.stdout
+    for bad in ("#", "#x", "12a", "##3"):
+        done = thread_process(bad, hostile_logs.log_dir)
+        assert done.returncode == 2, bad
+        assert done.stderr == (
+            f"dead-drop-logger: error: invalid value for ID: {bad!r} is not a message id"
+            " (a number, as 2362 or #2362)\n"
+        )
+
+
+def thread_process(ident: str, log_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*logger_command(), "thread", ident, "--log-dir", str(log_dir)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 def test_thread_json_is_the_stored_lines_in_id_order(hostile_logs: HostileLogs) -> None:

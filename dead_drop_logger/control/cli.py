@@ -131,6 +131,8 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     from ..record import archive as archive_import
     from ..record.writer import WriteError
 
+    if not archive.expanduser().exists():  # a mistyped path, as search's missing dir
+        fail(f"{archive} does not exist", code=2)
     diagnostics.configure("warning", stream=sys.stderr)
     stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
     stop_on_signals(stop, logging.getLogger("dead_drop_logger.record.archive"))
@@ -365,13 +367,22 @@ def _nothing(reader: Reader, log_dir: Path) -> None:
 
 
 def _finish(reader: Reader, found: bool) -> None:
+    """Exit as grep does: 2 when a file could not be read (what the others gave has been
+    printed), else 0 when something was found, 1 when nothing was."""
     _warn(reader)
-    sys.exit(0 if found else 1)
+    sys.exit(2 if reader.unreadable else 0 if found else 1)
 
 
-def _printer(as_json: bool) -> reading.Printer:
+def _printer(as_json: bool, oneline: bool = False, full: bool = False) -> reading.Printer:
     out = sys.stdout.buffer
-    return reading.Printer(out, as_json=as_json, colour=not as_json and reading.wants_colour(out))
+    return reading.Printer(
+        out,
+        as_json=as_json,
+        colour=not as_json and reading.wants_colour(out),
+        oneline=oneline,
+        full=full,
+        width=reading.line_width(out),
+    )
 
 
 def _guarded(action: Any) -> Any:
@@ -383,22 +394,30 @@ def _guarded(action: Any) -> Any:
         fail(str(exc), code=2)
 
 
-@cli.command()
+@cli.command(short_help="Print the logged messages that match, as grep does.")
 @options.log_source
 @options.search_filters
 @options.search_output
-def search(log_dir: Path, utc: bool, **params: Any) -> None:
-    """Print the logged messages that match every filter given.
+def search(log_dir: Path, utc: bool, pattern: str | None, **params: Any) -> None:
+    """Print the logged messages that match every filter given; PATTERN, as grep's, is
+    text the content holds (the same as --contains PATTERN; with --contains too, all
+    must be there).
 
-    Exit status as grep: 0 something matched, 1 nothing did, 2 an error.
+    Exit status as grep: 0 something matched, 1 nothing did, 2 an error (with an
+    unreadable file: after printing what the others hold).
 
     \b
     Examples:
-      dead-drop-logger search --from juno --contains "deploy merge"
-      dead-drop-logger search --agent vega --since yesterday --until today --json | jq .id
-      dead-drop-logger search --task T-42 --no-cc --reverse --limit 5
-      dead-drop-logger search --to lead --since 2h --follow
-      dead-drop-logger search --room ops --room dev --contains deploy
+      dead-drop-logger search "deploy merge" --from juno
+      dead-drop-logger search -i deploy -c                count the matches
+      dead-drop-logger search -n 5 --task T-42            the first 5
+      dead-drop-logger search -f --to lead                the last 10, then live
+      dead-drop-logger search -f -n 50 deploy             the last 50, then live
+      dead-drop-logger search --oneline --since 2h | grep -i error
+      dead-drop-logger search --full --task T-42          long contents whole
+      dead-drop-logger search --agent vega --since yesterday --json | jq .id
+      dead-drop-logger search --task T-42 --no-cc --reverse -n 5
+      dead-drop-logger search --room ops --room dev deploy
     """
     reader = _reading(log_dir, params["since"], params["until"], utc, params["rooms"])
     filters = _guarded(
@@ -407,7 +426,7 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
             recipients=params["recipients"],
             agents=params["agents"],
             task=params["task"],
-            contains=params["contains"],
+            contains=(*(() if pattern is None else (pattern,)), *params["contains"]),
             ignore_case=params["ignore_case"],
             regex=params["regex"],
             no_cc=params["no_cc"],
@@ -417,7 +436,7 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
     matched = _guarded(
         lambda: reading.run_search(
             Search(reader, filters),
-            _printer(params["as_json"]),
+            _printer(params["as_json"], params["oneline"], params["full"]),
             count=params["count"],
             limit=params["limit"],
             reverse=params["reverse"],
@@ -430,23 +449,35 @@ def search(log_dir: Path, utc: bool, **params: Any) -> None:
 
 
 @cli.command(short_help="Print the conversation a message belongs to.")
-@click.argument("message_id", metavar="ID", type=int)
+@options.message_id
 @options.log_source
 @options.as_json
+@options.text_view
 def thread(
-    message_id: int, log_dir: Path, rooms: tuple[str, ...], as_json: bool, utc: bool
+    message_id: int,
+    log_dir: Path,
+    rooms: tuple[str, ...],
+    as_json: bool,
+    oneline: bool,
+    full: bool,
+    utc: bool,
 ) -> None:
     """Print the conversation message ID belongs to: up to its root, then every reply
-    below it, in id order, indented by depth. Exit status 1 when ID is not logged, 2
-    when it is logged in several rooms (choose one with --room).
+    below it, in id order, indented by depth. ID as printed (#1234) or the number alone.
+    Exit status 1 when ID is not logged, 2 when it is logged in several rooms (choose
+    one with --room).
 
     \b
     Examples:
       dead-drop-logger thread 1234
+      dead-drop-logger thread '#1234' --oneline
       dead-drop-logger thread 1234 --room ops --json | jq -r .content
     """
     reader = _reading(log_dir, None, None, utc, rooms)
-    found = _guarded(lambda: reading.run_thread(reader, message_id, _printer(as_json)))
+    if oneline and as_json:
+        fail("--oneline cannot be combined with --json", code=2)
+    printer = _printer(as_json, oneline, full)
+    found = _guarded(lambda: reading.run_thread(reader, message_id, printer))
     if not found:
         where, hint = reading.read_where(reader, log_dir)
         click.echo(
@@ -489,7 +520,9 @@ def _read_stats(
     log_dir: Path, rooms: tuple[str, ...], since: str | None, until: str | None, utc: bool
 ) -> tuple[Stats, Reader]:
     """The numbers of a log directory's window (and the reader that read them); no
-    messages is one line and exit 1, an unreadable directory exit 2 (as search does)."""
+    messages is one line and exit 1, an unreadable directory exit 2 (as search does).
+    A file that cannot be read is a warning: the caller prints the numbers of the
+    others, then exits 2."""
     from ..read import statlines  # the statistics' modules: only for stats and report
     from ..read.logread import LogReadError
 
@@ -501,7 +534,7 @@ def _read_stats(
     _warn(reader)
     if result.totals.messages == 0:
         _nothing(reader, log_dir)
-        sys.exit(1)
+        sys.exit(2 if reader.unreadable else 1)
     return result, reader
 
 
@@ -544,12 +577,13 @@ def stats(
     """
     from ..read import stats_format
 
-    result, _reader = _read_stats(log_dir, rooms, since, until, utc)
+    result, reader = _read_stats(log_dir, rooms, since, until, utc)
     if as_json:
         click.echo(stats_format.to_json(result))
-        return
-    for line in stats_format.text_lines(result):
-        click.echo(line)
+    else:
+        for line in stats_format.text_lines(result):
+            click.echo(line)
+    sys.exit(2 if reader.unreadable else 0)  # the numbers of what could be read
 
 
 @cli.command(epilog=RESPONSE_TIME_HELP, short_help="Write the numbers of stats as one HTML page.")
@@ -602,12 +636,13 @@ def report(
     page = html_report.render(result, title, subtitle)
     if str(output) == "-":  # stdout, as for most tools: | gzip, | ssh host 'cat > r.html'
         _guarded(lambda: _write_stdout(page.encode("utf-8")))
-        return
+        sys.exit(2 if reader.unreadable else 0)
     try:
         size = html_report.write(output.expanduser(), page)
     except html_report.ReportWriteError as exc:
         fail(str(exc), code=2)
     click.echo(f"wrote {output} ({size:,} bytes)", err=True)
+    sys.exit(2 if reader.unreadable else 0)  # the numbers of what could be read
 
 
 def _write_stdout(data: bytes) -> None:

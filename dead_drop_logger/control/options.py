@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -125,16 +125,13 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
         loaded = configfile.load(path)
     except FileNotFoundError:
         if required:
-            click.echo(f"{path}: no such settings file", err=True)
-            ctx.exit(2)
+            _config_error(ctx, f"{path}: no such settings file")
         ctx.meta[CONFIG_META] = None
         return path
     except OSError as exc:
-        click.echo(f"{path}: cannot read: {exc.strerror}", err=True)
-        ctx.exit(2)
+        _config_error(ctx, f"{path}: cannot read: {exc.strerror}")
     except configfile.ConfigError as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(2)
+        _config_error(ctx, str(exc))
     defaults: dict[str, Any] = dict(loaded.values)
     dbs = [str(defaults.pop("db"))] if "db" in defaults else []
     dbs += [f"{name}={where}" for name, where in loaded.rooms.items()]
@@ -143,6 +140,14 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[CONFIG_META] = loaded
     return path
+
+
+def _config_error(ctx: click.Context, message: str) -> NoReturn:
+    """A settings file that cannot be used: one line as every error, exit 2 (usage)."""
+    command = ctx.find_root().command
+    program = getattr(command, "program", None) or ctx.find_root().info_name
+    click.echo(f"{program}: error: {message}", err=True)
+    ctx.exit(2)
 
 
 CONFIG_META = "dead_drop_logger.config_file"
@@ -424,6 +429,24 @@ def _plain(name: str, value: Any) -> object:
 
 # -- reading the logs: search, thread, agents ------------------------------------------
 
+
+class MessageId(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
+    """A message id as the output shows it, ``#2362``, or as the number alone."""
+
+    name = "id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        digits = text[1:] if text.startswith("#") else text
+        if not digits.isdigit() or not digits.isascii():
+            self.fail(f"{value!r} is not a message id (a number, as 2362 or #2362)", param, ctx)
+        return int(digits)
+
+
+message_id = click.argument("message_id", metavar="ID", type=MessageId())
+
 since = click.option(
     "--since",
     metavar="WHEN",
@@ -449,7 +472,10 @@ json_rows = click.option(
     is_flag=True,
     help="Print one JSON object a line, one line per agent (pipes into jq).",
 )
+search_pattern = click.argument("pattern", required=False, metavar="[PATTERN]")
+"""search's PATTERN, as grep's: the content holds it (one more --contains)."""
 search_filters = _compose(
+    search_pattern,
     window,
     click.option(
         "--from", "senders", multiple=True, metavar="AGENT", help="Sent by AGENT (repeatable)."
@@ -469,23 +495,49 @@ search_filters = _compose(
         "--contains",
         multiple=True,
         metavar="TEXT",
-        help="Content holds TEXT (repeatable: all must be there).",
+        help="Content holds TEXT (repeatable: all must be there, PATTERN too).",
     ),
-    click.option("-i", "--ignore-case", is_flag=True, help="--contains and --regex ignore case."),
-    click.option("--regex", metavar="PATTERN", help="Content matches a Python regex."),
+    click.option(
+        "-i", "--ignore-case", is_flag=True, help="PATTERN, --contains and --regex ignore case."
+    ),
+    click.option("--regex", metavar="REGEX", help="Content matches a Python regex."),
     click.option("--no-cc", is_flag=True, help="Leave out the CC copies made for the lead."),
 )
+oneline = click.option(
+    "--oneline",
+    is_flag=True,
+    help="One line per message: time, from → to, id, then the content (line breaks shown"
+    " as ⏎), cut to the terminal's width (or $COLUMNS); whole when not on a terminal.",
+)
+full = click.option(
+    "--full",
+    is_flag=True,
+    help="Show every message's content whole: the text view otherwise cuts it after"
+    " 2,000 characters (saying how much was cut), --oneline at the terminal's width.",
+)
+text_view = _compose(oneline, full)
+"""How search and thread show a message as text: multi-line (the default) or one line."""
 search_output = _compose(
     as_json,
-    click.option("--count", is_flag=True, help="Print only the number of matches."),
-    click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Stop after N matches."),
+    text_view,
+    click.option("-c", "--count", is_flag=True, help="Print only the number of matches."),
+    click.option(
+        "-n",
+        "--limit",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="Stop after N matches; with --reverse the last N, newest first; with --follow"
+        " the last N (instead of 10) before the new ones.",
+    ),
     click.option(
         "--reverse", is_flag=True, help="Newest first (with --limit: the last N matches)."
     ),
     click.option(
+        "-f",
         "--follow",
         is_flag=True,
-        help="Then keep printing new matches as they are logged, until Ctrl-C.",
+        help="As tail -f: the last 10 matches (or --limit N), then every new match as it"
+        " is logged, until Ctrl-C.",
     ),
     click.option(
         "--interval",

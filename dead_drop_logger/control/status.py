@@ -16,6 +16,7 @@ from typing import Any
 
 from ..clock import Clock, SystemClock, today
 from ..config import Settings
+from ..durations import duration
 from ..logdir import layout
 from ..logdir.state import StateError, StateStore
 from ..record import rotation
@@ -82,7 +83,7 @@ class Report(LogProgress):
             )
         lines = [f"dead-drop-logger is running (pid {self.pid})"]
         started: list[tuple[str, object]] = [
-            ("uptime", _duration(self.uptime_seconds)),
+            ("uptime", None if self.uptime_seconds is None else duration(self.uptime_seconds)),
             ("started", self.started),
         ]
         if self.rooms is None:
@@ -209,16 +210,6 @@ def _progress(report: LogProgress, db: Path, log_dir: Path, *, utc: bool, clock:
         report.today_file_bytes = path.stat().st_size
     except OSError:
         report.today_file_bytes = None
-
-
-def _duration(seconds: int | None) -> str | None:
-    if seconds is None:
-        return None
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours:d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {text}" if days else text
 
 
 def _last_id(last: int | None, lag: int | None) -> int | str | None:

@@ -15,9 +15,10 @@ import html
 from dataclasses import dataclass
 from typing import Any
 
+from ..durations import duration
 from .responses import BUCKETS
 from .stats import Stats, who
-from .stats_format import WEEKDAYS, duration
+from .stats_format import WEEKDAYS
 
 MAX_TASKS = 50
 PREVIEW_CHARS = 120

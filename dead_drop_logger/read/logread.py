@@ -17,6 +17,9 @@ Why it looks like this:
   object is skipped and counted in :attr:`Reader.corrupt`, per file.
 - A damaged gzip (cut short, a bad block) is read up to the damage and named in
   :attr:`Reader.damaged`: one bad file must not hide every other day's messages.
+- So is a file (or a room's directory) that cannot be read at all, permission denied or
+  a failing disk: it is named in :attr:`Reader.unreadable` and the others are read, as
+  grep reads the files it can (the commands warn of each and exit 2 at the end).
 """
 
 from __future__ import annotations
@@ -56,6 +59,16 @@ class DamagedFile(LogReadError):
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path} is damaged ({reason}): read up to the damage")
+        self.path = path
+        self.reason = reason
+
+
+class UnreadableFile(LogReadError):
+    """A file (or directory) cannot be read at all, or not past some point (an I/O
+    error); whatever was read before the error was returned."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"cannot read {path}: {reason}")
         self.path = path
         self.reason = reason
 
@@ -178,14 +191,14 @@ def parse_line(raw: bytes) -> Message | None:
 def select_files(log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> list[LogFile]:
     """The directory's log files a window needs, in day/part order, each part once.
 
-    Raises LogReadError when the directory exists but cannot be listed; a missing
+    Raises UnreadableFile when the directory exists but cannot be listed; a missing
     directory holds no files."""
     if log_dir.exists() and not log_dir.is_dir():
-        raise LogReadError(f"{log_dir} is not a directory")
+        raise UnreadableFile(log_dir, "not a directory")
     try:
         found = layout.log_files(log_dir)
     except OSError as exc:
-        raise LogReadError(f"cannot read {log_dir}: {exc.strerror}") from None
+        raise UnreadableFile(log_dir, exc.strerror or str(exc)) from None
     chosen: dict[tuple[dt.date, int], LogFile] = {}
     slack = 1 if utc else 0
     for entry in found:  # sorted: plain before .gz, so the gzip wins a tie
@@ -230,13 +243,13 @@ def read_chunks(
     A final line without its newline is being appended: it is left for a later read
     (resume at the last chunk's ``end``). A file gone since it was listed (pruned)
     yields nothing; a damaged gzip yields its lines up to the damage, then raises
-    DamagedFile; other read errors raise LogReadError."""
+    DamagedFile; other read errors raise UnreadableFile."""
     try:
         stream, compressed = _open(entry)
     except FileNotFoundError:
         return
     except OSError as exc:
-        raise LogReadError(f"cannot read {entry.path}: {exc.strerror}") from None
+        raise UnreadableFile(entry.path, exc.strerror or str(exc)) from None
     with stream:
         try:
             _skip(stream, start, compressed)
@@ -246,8 +259,8 @@ def read_chunks(
                 yield from _file_chunks(stream, source, entry, start, block)
         except DAMAGE as exc:
             raise DamagedFile(entry.path, str(exc) or type(exc).__name__) from None
-        except (OSError, EOFError, zlib.error) as exc:
-            raise LogReadError(f"cannot read {entry.path}: {exc}") from None
+        except OSError as exc:
+            raise UnreadableFile(entry.path, exc.strerror or str(exc)) from None
 
 
 def _file_chunks(
@@ -358,7 +371,8 @@ class Reader:
     """Reads one or more log directories (rooms) for a window, in day order.
 
     What was skipped: ``corrupt_in`` counts the corrupt lines of each file (``corrupt``
-    is their total), ``damaged`` names each damaged file and why."""
+    is their total), ``damaged`` names each damaged file and why, ``unreadable`` each
+    file or directory that could not be read and why."""
 
     sources: Sequence[LogDir]
     window: Window = EVERYTHING
@@ -366,6 +380,7 @@ class Reader:
     block: int = BLOCK
     corrupt_in: Counter[Path] = field(default_factory=Counter, init=False)
     damaged: dict[Path, str] = field(default_factory=dict, init=False)
+    unreadable: dict[Path, str] = field(default_factory=dict, init=False)
 
     @property
     def corrupt(self) -> int:
@@ -377,11 +392,14 @@ class Reader:
 
     def read_file(self, source: LogDir, entry: LogFile, start: int = 0) -> Iterator[Chunk]:
         """:func:`read_chunks` of one file; a damaged file's lines up to the damage,
-        the damage noted in :attr:`damaged`."""
+        the damage noted in :attr:`damaged`; a file that cannot be read, its lines up to
+        the error (none at all if it cannot be opened), noted in :attr:`unreadable`."""
         try:
             yield from read_chunks(source, entry, start, self.block)
         except DamagedFile as exc:
             self.damaged[exc.path] = exc.reason
+        except UnreadableFile as exc:
+            self.unreadable[exc.path] = exc.reason
 
     @classmethod
     def of(cls, log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> Reader:
@@ -395,10 +413,16 @@ class Reader:
 
     def files(self) -> list[tuple[LogDir, LogFile]]:
         """Every (directory, file) to read: by day, then directory (in the order
-        given), then part."""
+        given), then part. A directory that cannot be listed is noted in
+        :attr:`unreadable` and the others are read."""
         pairs: list[tuple[tuple[dt.date, int, int], LogDir, LogFile]] = []
         for index, source in enumerate(self.sources):
-            for entry in select_files(source.path, self.window, utc=self.utc):
+            try:
+                found = select_files(source.path, self.window, utc=self.utc)
+            except UnreadableFile as exc:
+                self.unreadable[exc.path] = exc.reason
+                continue
+            for entry in found:
                 pairs.append(((entry.day, index, entry.part), source, entry))
         pairs.sort(key=lambda item: item[0])
         return [(source, entry) for _key, source, entry in pairs]
@@ -521,9 +545,9 @@ def find_ids(
 
 
 def _undamaged(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
-    """``chunks`` up to a damage, which ends them quietly (a preview is not worth a
-    warning: the command reading the numbers warns of it)."""
-    with contextlib.suppress(DamagedFile):
+    """``chunks`` up to a damage or a read error, which ends them quietly (a preview is
+    not worth a warning: the command reading the numbers warns of it)."""
+    with contextlib.suppress(DamagedFile, UnreadableFile):
         yield from chunks
 
 

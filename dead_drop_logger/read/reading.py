@@ -3,8 +3,12 @@
 Turns the options into a :class:`.logread.Reader` and :class:`.search.Filters`
 (a mistake the user made raises :class:`RequestError`, which the CLI reports in one
 line with exit code 2, as grep does), and writes the results to a binary stream:
-``--json`` lines byte for byte as stored, the text format as UTF-8 whatever the
-locale, flushed after every batch so ``--follow`` output reaches a pipe at once.
+``--json`` lines byte for byte as stored, the text format (or ``--oneline``) as UTF-8
+whatever the locale, flushed after every batch so ``--follow`` output reaches a pipe at
+once.
+
+``--follow`` starts as ``tail -f`` does: the last :data:`FOLLOW_LAST` matches so far (or
+``--limit N``), then every new one; a follow never stops after N matches.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import shutil
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +27,10 @@ from typing import BinaryIO
 from ..logdir.layout import room_dirs
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
-from .textformat import format_message
+from .textformat import format_message, format_oneline
 from .when import parse_when
+
+FOLLOW_LAST = 10  # the matches --follow shows before the new ones, as tail -f's lines
 
 
 class RequestError(Exception):
@@ -96,8 +104,10 @@ NAMED_FILES = 3  # files a warning names; the rest are counted
 
 
 def warnings(reader: Reader) -> Iterator[str]:
-    """What the reader skipped, for stderr: each damaged file, and the corrupt lines
-    with the files they are in (the most first)."""
+    """What the reader skipped, for stderr: each file it could not read, each damaged
+    file, and the corrupt lines with the files they are in (the most first)."""
+    for path, reason in reader.unreadable.items():
+        yield f"cannot read {path}: {reason}"
     for path, reason in reader.damaged.items():
         yield f"{path} is damaged ({reason}): read up to the damage"
     if not reader.corrupt:
@@ -143,6 +153,17 @@ def wants_colour(stream: BinaryIO) -> bool:
     return "NO_COLOR" not in os.environ and stream.isatty()
 
 
+def line_width(stream: BinaryIO) -> int | None:
+    """The columns ``--oneline`` may fill: ``$COLUMNS`` when set, else the terminal's
+    when ``stream`` is one; None (lines whole) into a pipe or a file, for grep."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if stream.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 @dataclass
 class Printer:
     """Writes messages to ``out`` as stored lines or as text."""
@@ -150,11 +171,24 @@ class Printer:
     out: BinaryIO
     as_json: bool = False
     colour: bool = False
+    oneline: bool = False
+    full: bool = False  # content never cut (neither at CUT_AT nor at ``width``)
+    width: int | None = None  # --oneline's columns; None: whole lines
     printed: int = 0
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
         if self.as_json:
             self.out.write(entry.line.raw)
+        elif self.oneline:
+            line = format_oneline(
+                entry.message,
+                colour=self.colour,
+                depth=depth,
+                note=note,
+                room=entry.line.source.room,
+                width=None if self.full else self.width,
+            )
+            self.out.write((line + "\n").encode("utf-8", "replace"))
         else:
             lines = format_message(
                 entry.message,
@@ -162,6 +196,7 @@ class Printer:
                 depth=depth,
                 note=note,
                 room=entry.line.source.room,
+                full=self.full,
             )
             text = "\n".join(lines) + "\n\n"
             self.out.write(text.encode("utf-8", "replace"))
@@ -192,16 +227,26 @@ def run_search(
     interval: float = 0.5,
     stop: threading.Event | None = None,
 ) -> int:
-    """Print the matches (or their number); returns how many matched."""
+    """Print the matches (or their number); returns how many matched.
+
+    ``limit``: the first N matches; with ``reverse`` the last N, newest first; with
+    ``follow`` the last N (default :data:`FOLLOW_LAST`) before the new ones."""
     if follow and (reverse or count):
         raise RequestError("--follow cannot be combined with --reverse or --count")
     if count and printer.as_json:
         raise RequestError("--count cannot be combined with --json (it prints one number)")
+    if printer.oneline and (count or printer.as_json):
+        raise RequestError("--oneline cannot be combined with --json or --count")
     halt = stop or threading.Event()
-    if reverse:
-        batches: Iterator[Iterator[Entry]] = iter([search.newest_first(limit)])
+    if limit == 0 and not follow:  # as grep -m 0: nothing
+        batches: Iterator[Iterator[Entry]] = iter([])
+    elif reverse:
+        batches = iter([search.newest_first(limit)])
     else:
         batches = _batches(search, follow, interval, halt)
+        if follow:  # as tail -f: the last N so far, then every new one, with no end
+            batches = _from_last(batches, FOLLOW_LAST if limit is None else limit)
+            limit = None
     matched = 0
     try:
         for batch in batches:
@@ -221,6 +266,15 @@ def run_search(
         printer.text(str(matched))
     printer.flush()
     return matched
+
+
+def _from_last(batches: Iterator[Iterator[Entry]], last: int) -> Iterator[Iterator[Entry]]:
+    """The batches, the first (every match so far) cut to its last ``last`` matches."""
+    first = next(batches, None)
+    if first is None:
+        return
+    yield iter(deque(first, maxlen=last))
+    yield from batches
 
 
 def _batches(

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from ..durations import duration
 from .columns import BCAST_SENT, CC_RECV, DIRECT_RECV
 from .responses import BUCKETS
 from .stats import Room, Stats, who
@@ -27,23 +28,6 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 def when(stamp: str | None) -> str:
     """A logged timestamp for people: to the second, a space for the ``T``."""
     return "-" if stamp is None else stamp[:19].replace("T", " ")
-
-
-def duration(seconds: float | None) -> str:
-    """``45s``, ``5m 00s``, ``2h 05m``, ``3d 04h``; halves of a second are kept."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:g}s"
-    whole = int(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Iterator[str]:
