@@ -81,30 +81,51 @@ def run(**params: Any) -> None:
         fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
-@cli.command(short_help="Delete (or list) log files past --retention-days.")
+@cli.command(short_help="Apply retention, keep-files and compression now.")
 @options.config_file
 @options.log_dir
 @options.retention_days_now
+@options.keep_files
+@options.compress_after
 @options.utc
 @options.dry_run
-def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files,
-    in the log directory and in every room's directory in it.
+def prune(
+    log_dir: Path,
+    retention_days: int,
+    keep_files: int | None,
+    compress_after: int | None,
+    utc: bool,
+    dry_run: bool,
+) -> None:
+    """Apply --retention-days, --keep-files and --compress-after now, from the same
+    settings as run: delete and compress (or, with --dry-run, list) old log files, in
+    the log directory and in every room's directory in it.
 
     \b
     Examples:
+      dead-drop-logger prune --dry-run
       dead-drop-logger prune --retention-days 90 --dry-run
     """
+    from ..keep.housekeeping import Policy
+
+    policy = Policy(retention_days, keep_files, compress_after)
     try:
-        doomed = prune_all(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
+        done = prune_all(log_dir.expanduser(), policy, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
         fail(str(exc))
     except (OSError, StateError) as exc:
         fail(f"cannot prune {log_dir}: {exc}")
-    verb = "would delete" if dry_run else "deleted"
-    for path in doomed:
-        click.echo(f"{verb} {path}")
-    click.echo(f"{verb} {len(doomed)} files", err=True)
+    deleted, compressed = (
+        ("would delete", "would compress") if dry_run else ("deleted", "compressed")
+    )
+    for path in done.deleted:
+        click.echo(f"{deleted} {path}")
+    for path in done.compressed:
+        click.echo(f"{compressed} {path}")
+    summary = f"{deleted} {len(done.deleted)} files"
+    if compress_after is not None:
+        summary += f", {compressed} {len(done.compressed)}"
+    click.echo(summary, err=True)
 
 
 @cli.command("import-archive", short_help="Log an archived room's database, exactly once.")
