@@ -20,7 +20,7 @@ from ..read import reading
 from ..read.logread import Reader
 from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, options
+from . import cli_errors, configfile, exporting, options
 from .pidfile import AlreadyRunning, PidFileError
 
 if TYPE_CHECKING:
@@ -174,6 +174,9 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
+
+
+cli.add_command(exporting.export)
 
 
 def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
