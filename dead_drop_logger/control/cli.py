@@ -22,6 +22,7 @@ from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
 from . import cli_errors, configfile, exporting, options
 from .pidfile import AlreadyRunning, PidFileError
+from .progress import Bar
 
 if TYPE_CHECKING:
     from ..read.stats import Stats
@@ -59,6 +60,7 @@ def run(**params: Any) -> None:
       dead-drop-logger run
       dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
     """
+    from ..record.follow import Follower
     from ..record.rooms import runner
     from . import daemon  # the logger's modules: not loaded by the reading commands
 
@@ -66,6 +68,9 @@ def run(**params: Any) -> None:
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = runner(settings)
     follower.install_signal_handlers()
+    bar = Bar("importing history")
+    if settings.import_historical and bar.enabled and isinstance(follower, Follower):
+        follower.import_progress = bar  # one database, one bar (not for rooms)
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
         pid_path = Path(params["pid_file"]).expanduser()
@@ -74,6 +79,7 @@ def run(**params: Any) -> None:
     try:
         with held:
             follower.run()
+        bar.close()
     except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
@@ -139,26 +145,43 @@ def prune(
 )
 @options.log_dir
 @options.utc
-def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
+@options.retention_days_now
+def import_archive(archive: Path, room: str, log_dir: Path, utc: bool, retention_days: int) -> None:
     """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
 
     Writes only what the room's log lacks: nothing on a second run, and for a room
-    that was followed, only the messages it had not logged yet.
+    that was followed, only the messages it had not logged yet. Messages older than
+    --retention-days (from the settings, as run's) are left out, and said so before
+    anything is written: the logger's retention would delete them.
 
     \b
     Examples:
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
     from ..record import archive as archive_import
+    from ..record.history import Outside
     from ..record.writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
     stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
     stop_on_signals(stop, logging.getLogger("dead_drop_logger.record.archive"))
+
+    def announce(outside: Outside) -> None:
+        click.echo(f"dead-drop-logger: {outside.note()}", err=True)
+
+    bar = Bar("importing")
     try:
         done = archive_import.import_archive(
-            archive.expanduser(), log_dir.expanduser(), room, utc=utc, should_stop=stop.is_set
+            archive.expanduser(),
+            log_dir.expanduser(),
+            room,
+            utc=utc,
+            should_stop=stop.is_set,
+            retention_days=retention_days,
+            announce=announce,
+            progress=bar if bar.enabled else None,
         )
+        bar.close()
     except archive_import.ArchiveError as exc:
         fail(str(exc))
     except LogDirError as exc:
@@ -174,6 +197,11 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
+    if done.outside is not None and done.outside.messages:
+        click.echo(
+            f"{done.outside.messages} messages older than the {retention_days}-day retention"
+            " were not written (retention would delete them); --retention-days 0 keeps them"
+        )
 
 
 cli.add_command(exporting.export)
@@ -600,8 +628,8 @@ def report(
     """One self-contained HTML file with the numbers of stats and six charts
     (hover for values); it opens from disk with no network.
 
-    Needs the report extra: pip install 'dead-drop-logger[report]'. Exit codes
-    as stats.
+    Needs the report extra (install.sh installs it; from a checkout: pip install
+    '.[report]'). Exit codes as stats.
 
     \b
     Examples:

@@ -24,7 +24,8 @@ def _duration(seconds: float) -> str:
 
 
 class Bar:
-    """Call it with ``(done, total)``; :meth:`close` ends its line."""
+    """Call it with ``(done, total)``; it ends its line when ``done`` reaches
+    ``total`` (or at :meth:`close`, for a run stopped before the end)."""
 
     def __init__(
         self,
@@ -39,6 +40,7 @@ class Bar:
         self._started: float | None = None
         self._drawn: float | None = None
         self._last = (0, 0)
+        self._finished = False
 
     def _is_terminal(self) -> bool:
         try:
@@ -47,13 +49,19 @@ class Bar:
             return False
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.enabled or self._finished:
+            return
+        if total <= 0:  # nothing to do: no bar
+            self._finished = True
             return
         now = self.clock()
         if self._started is None:
             self._started = now
         self._last = (done, total)
-        if self._drawn is not None and now - self._drawn < REDRAW and done < total:
+        if done >= total:
+            self.close()
+            return
+        if self._drawn is not None and now - self._drawn < REDRAW:
             return
         self._draw(now, final=False)
 
@@ -78,8 +86,9 @@ class Bar:
 
     def close(self) -> None:
         """The last figures, and the end of the bar's line (nothing if it never drew)."""
-        if not self.enabled or self._started is None:
+        if not self.enabled or self._started is None or self._finished:
             return
+        self._finished = True
         self._draw(self.clock(), final=True)
         self.stream.write("\n")
         self.stream.flush()
