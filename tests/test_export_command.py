@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ def test_export_covers_every_room_run_follows(tmp_path: Path, home_env: dict[str
         (rooms / name).mkdir(parents=True)
         serverdb.create(rooms / name / "messages.db")
         ids[name] = serverdb.send_many(rooms / name / "messages.db", 5 + len(name), prefix=name)
+    (rooms / "empty").mkdir()  # a room the hub has not made its database in yet
     logs = tmp_path / "logs"
     settings = tmp_path / "config.toml"
     settings.write_text(f'rooms_dir = "{rooms}"\nlog_dir = "{logs}"\n')
@@ -82,6 +84,7 @@ def test_export_covers_every_room_run_follows(tmp_path: Path, home_env: dict[str
     assert logged_ids(logs / "dev") == ids["dev"]
     assert logged_ids(logs / "ops") == ids["ops"]
     assert done.stdout.count("exported ") == 2
+    assert f"room empty: no database at {rooms / 'empty' / 'messages.db'}" in done.stdout
 
 
 def test_history_retention_would_delete_is_said_before_and_not_written(
@@ -137,7 +140,7 @@ def test_progress_bar_on_a_terminal_only(server_db: Path, log_dir: Path) -> None
     nothing on a pipe."""
     ids = serverdb.send_many(server_db, 50)
     total = len(ids)
-    primary, secondary = os.openpty()
+    primary, secondary = pty.openpty()
     try:
         proc = subprocess.Popen(
             [*logger_command(), "export", "--db", str(server_db), "--log-dir", str(log_dir)],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pty
 import signal
 import subprocess
 import threading
@@ -65,7 +66,7 @@ def test_run_import_historical_shows_progress_on_a_terminal_only(
         "--log-dir",
         str(logs),
     ]
-    primary, secondary = os.openpty()
+    primary, secondary = pty.openpty()
     output = bytearray()
 
     def read() -> None:
@@ -105,3 +106,48 @@ def test_run_import_historical_shows_progress_on_a_terminal_only(
         assert piped.wait(timeout=DEADLINE) == 0
     said = (tmp_path / "stderr.txt").read_text()
     assert "historical import: " in said and " rows" not in said
+
+
+def test_import_archive_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    """(On a pipe it prints nothing on stderr: test_import_archive's first test.)"""
+    rooms = tmp_path / "rooms"
+    db = serverdb.room_db(rooms, "ops")
+    db.parent.mkdir(parents=True)
+    serverdb.create(db)
+    ids = serverdb.send_many(db, 30)
+    archive = serverdb.archive_room(rooms, "ops", tmp_path / "archive", dt.datetime(2026, 11, 29))
+    logs = tmp_path / "logs"
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [
+                *logger_command(),
+                "import-archive",
+                str(archive / "messages.db.gz"),
+                "--room",
+                "ops",
+                "--log-dir",
+                str(logs),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=secondary,
+            env=env(),
+        )
+        os.close(secondary)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=DEADLINE) == 0
+    finally:
+        os.close(primary)
+    total = len(ids)
+    assert f"importing  0/{total} rows  0%".encode() in output
+    assert f"importing  {total}/{total} rows  100%".encode() in output
+    assert logged_ids(logs / "ops") == ids

@@ -134,6 +134,9 @@ def export(
     stop = StopEvent()
     stop_on_signals(stop, log)
     for target in targets:
+        if settings.has_rooms and not target.db.expanduser().exists():
+            click.echo(f"room {target.log_dir.name}: no database at {target.db}: nothing to export")
+            continue
         try:
             _export_one(target, first, last, stop)
         except ExportError as exc:
@@ -199,6 +202,6 @@ def script(program: str) -> click.Command:
         name=program,
         params=export.params,
         callback=export.callback,
-        help=export.help,
+        help=(export.help or "").replace("dead-drop-logger export", f"python {program}"),
         context_settings={"help_option_names": ["-h", "--help"]},
     )
