@@ -151,3 +151,67 @@ def test_import_archive_shows_progress_on_a_terminal(tmp_path: Path) -> None:
     assert f"importing  0/{total} rows  0%".encode() in output
     assert f"importing  {total}/{total} rows  100%".encode() in output
     assert logged_ids(logs / "ops") == ids
+
+
+def days_of_history(db: Path, days: int) -> tuple[list[dt.date], list[int]]:
+    """One message on each of the ``days`` days before today."""
+    conn = serverdb.connect(db)
+    dates = [dt.date.today() - dt.timedelta(days=n) for n in range(days, 0, -1)]
+    ids = [
+        i
+        for day in dates
+        for i in serverdb.send(conn, "a", "b", f"on {day}", timestamp=f"{day}T12:00:00")
+    ]
+    conn.close()
+    return dates, ids
+
+
+def test_export_says_what_keep_files_would_delete_before_writing(
+    tmp_path: Path, server_db: Path, home_env: dict[str, str]
+) -> None:
+    dates, ids = days_of_history(server_db, 4)
+    logs = tmp_path / "logs"
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'db = "{server_db}"\nlog_dir = "{logs}"\nkeep_files = 2\n')
+    done = run_command("export", env={**home_env, "DEAD_DROP_CONFIG": str(settings)})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "dead-drop-logger: keep_files = 2 keeps only the newest 2 log files, and with this"
+        f" import the log holds at least 4 (from {dates[0]}): the logger's next start or"
+        f" midnight deletes the 2 oldest days, through {dates[1]}, 2 of them written now;"
+        " unset keep_files (or set it to 4 or more) to keep them\n"
+    )
+    assert logged_ids(logs) == ids
+
+
+def test_run_import_historical_keeps_as_many_days_as_keep_files(
+    server_db: Path, tmp_path: Path
+) -> None:
+    """Today's empty file is not one of the --keep-files N: N days imported all stay."""
+    _, ids = days_of_history(server_db, 3)
+    logs = tmp_path / "logs"
+    with open(tmp_path / "stderr.txt", "wb") as err:
+        proc = subprocess.Popen(
+            [
+                *logger_command(),
+                "run",
+                "--import-historical",
+                "--keep-files",
+                "3",
+                "--db",
+                str(server_db),
+                "--log-dir",
+                str(logs),
+            ],
+            stdin=subprocess.DEVNULL,
+            stderr=err,
+            env=env(),
+        )
+        wait_until(
+            lambda: "historical import: " in (tmp_path / "stderr.txt").read_text(),
+            what="the import",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=DEADLINE) == 0
+    assert logged_ids(logs) == ids
+    assert "keep_files" not in (tmp_path / "stderr.txt").read_text()  # nothing to say

@@ -146,7 +146,15 @@ def prune(
 @options.log_dir
 @options.utc
 @options.retention_days_now
-def import_archive(archive: Path, room: str, log_dir: Path, utc: bool, retention_days: int) -> None:
+@options.keep_files
+def import_archive(
+    archive: Path,
+    room: str,
+    log_dir: Path,
+    utc: bool,
+    retention_days: int,
+    keep_files: int | None,
+) -> None:
     """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
 
     Writes only what the room's log lacks: nothing on a second run, and for a room
@@ -159,15 +167,14 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool, retention
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
     from ..record import archive as archive_import
-    from ..record.history import Outside
     from ..record.writer import WriteError
 
     diagnostics.configure("warning", stream=sys.stderr)
     stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
     stop_on_signals(stop, logging.getLogger("dead_drop_logger.record.archive"))
 
-    def announce(outside: Outside) -> None:
-        click.echo(f"dead-drop-logger: {outside.note()}", err=True)
+    def announce(note: str) -> None:
+        click.echo(f"dead-drop-logger: {note}", err=True)
 
     bar = Bar("importing")
     try:
@@ -178,6 +185,7 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool, retention
             utc=utc,
             should_stop=stop.is_set,
             retention_days=retention_days,
+            keep_files=keep_files,
             announce=announce,
             progress=bar if bar.enabled else None,
         )

@@ -67,6 +67,7 @@ def _settings_retention(ctx: click.Context) -> tuple[int, str]:
 @options.utc
 @options.retention_days_now
 @options.max_bytes
+@options.keep_files
 @options.log_level
 @click.pass_context
 def export(
@@ -104,7 +105,6 @@ def export(
         {
             "poll_interval": config.DEFAULT_POLL_INTERVAL,
             "import_historical": False,
-            "keep_files": None,
             "compress_after": None,
             "no_watch": False,
             **params,
@@ -155,10 +155,9 @@ def _export_one(
     settings: config.Settings, first: dt.date | None, last: dt.date | None, stop: StopEvent
 ) -> None:
     from ..record.export import export as export_history
-    from ..record.history import Outside
 
-    def before(outside: Outside) -> None:
-        click.echo(f"{_program()}: {outside.note()}", err=True)
+    def before(note: str) -> None:
+        click.echo(f"{_program()}: {note}", err=True)
 
     bar = Bar("exporting")
     try:
@@ -170,6 +169,7 @@ def _export_one(
             utc=settings.utc,
             retention_days=settings.retention_days,
             max_bytes=settings.max_bytes,
+            keep_files=settings.keep_files,
             stop=stop,
             before=before,
             progress=bar if bar.enabled else None,

@@ -76,20 +76,20 @@ def select(
     """The files both policies delete, oldest first; ``protected`` names are never chosen."""
     files = [f for f in layout.log_files(log_dir) if f.path.name not in protected]
     doomed = expired_by_age(files, today, retention_days)
-    remaining = [f for f in files if f not in doomed and not _empty(f)]
+    remaining = [f for f in files if f not in doomed and holds_messages(f)]
     doomed += expired_by_count(remaining, keep_files, today)
     return sorted(doomed)
 
 
-def _empty(entry: LogFile) -> bool:
-    """A plain file that holds no line yet (today's, made before its first message; a
-    quiet day's). A vanished file holds nothing either."""
+def holds_messages(entry: LogFile) -> bool:
+    """Whether a file counts for ``--keep-files``: not a plain file that holds no line
+    yet (today's, made before its first message; a quiet day's), nor a vanished one."""
     if entry.compressed:
-        return False
-    try:
-        return entry.path.stat().st_size == 0
-    except FileNotFoundError:
         return True
+    try:
+        return entry.path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def delete(log_dir: Path, files: Sequence[LogFile]) -> list[Path]:

@@ -129,14 +129,16 @@ def import_archive(
     clock: Clock | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     retention_days: int = 0,
-    announce: Callable[[history.Outside], None] = lambda outside: None,
+    keep_files: int | None = None,
+    announce: Callable[[str], None] = lambda note: None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Imported:
     """Log every message of ``archive`` that room ``room``'s log (``log_dir/room``) lacks.
 
     Messages older than ``retention_days`` are left out (retention would delete them at
     the logger's next start or midnight), as by the historical export: ``announce`` is
-    told before anything is written, and a later import with 0 writes them, once.
+    told before anything is written (and what ``keep_files`` would delete), and a later
+    import with 0 writes them, once.
     ``progress``: (rows written, rows to write), as the export reports it.
 
     Raises ArchiveError, LogDirError, or the pipeline's transient errors (a lock held
@@ -180,9 +182,11 @@ def import_archive(
                 utc=utc,
                 clock=the_clock,
                 count=progress is not None,
+                keep_files=keep_files,
+                log_dir=room_dir,
             )
-            if todo.outside is not None and todo.outside.messages:
-                announce(todo.outside)
+            for note in todo.notes():
+                announce(note)
             held = idranges.subtract([(1, last)], idranges.gaps(state.logged, 1, last))
             already = history.count_in(db, held) if last else 0
             written = 0

@@ -67,16 +67,18 @@ def export(
     retention_days: int = 0,
     max_bytes: int | None = None,
     stop: threading.Event | None = None,
-    before: Callable[[Outside], None] = lambda outside: None,
+    keep_files: int | None = None,
+    before: Callable[[str], None] = lambda note: None,
     progress: Report | None = None,
     clock: Clock | None = None,
 ) -> Exported:
     """Log every message of ``db`` dated ``since`` to ``until`` (inclusive days, by the
     day a message is filed under) that ``log_dir`` lacks.
 
-    ``before`` is called, before anything is written, when retention leaves messages
-    out. Raises ExportError (the database is missing or not one), LogDirError, or a
-    transient error (a lock held too long, a full disk): run it again to resume.
+    ``before`` is called, before anything is written, with each line to say about what
+    retention leaves out and what ``keep_files`` would delete. Raises ExportError (the
+    database is missing or not one), LogDirError, or a transient error (a lock held
+    too long, a full disk): run it again to resume.
     """
     stop = stop or threading.Event()
     clock = clock or SystemClock()
@@ -98,9 +100,19 @@ def export(
             return Exported(0, None, 0, 0, None)
         low, high = bounds
         top = min(high, state.position)
-        todo = plan(db, state, low, top, retention_days=retention_days, utc=utc, clock=clock)
-        if todo.outside is not None and todo.outside.messages:
-            before(todo.outside)
+        todo = plan(
+            db,
+            state,
+            low,
+            top,
+            retention_days=retention_days,
+            utc=utc,
+            clock=clock,
+            keep_files=keep_files,
+            log_dir=log_dir,
+        )
+        for note in todo.notes():
+            before(note)
         done = Progress()
         if progress is not None:
             progress(0, todo.rows)

@@ -192,10 +192,12 @@ class Follower:
                 utc=self.settings.utc,
                 clock=self.clock,
                 count=progress is not None,
+                keep_files=self.settings.keep_files,
+                log_dir=self.settings.log_dir,
             )
             rows = todo.rows
-            if todo.outside is not None and todo.outside.messages:  # said before, not after
-                log.warning("historical import: %s", todo.outside.note())
+            for note in todo.notes():  # said before, not after
+                log.warning("historical import: %s", note)
         written = 0
 
         def page(step: Progress) -> None:
