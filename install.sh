@@ -19,8 +19,10 @@ when there is none, and never overwrites one.
 Options:
   --dry-run            print every action instead of doing it
   --no-service         install only; do not set up a service or start anything
-  --import-historical  first log every message already in the database (once),
-                       however old; retention applies from the service's start
+  --import-historical  first log the messages already in the database (once), with
+                       the settings the service uses (dead-drop-logger export):
+                       days older than retention_days are left out, and said so
+                       (set retention_days = 0 in the settings file to keep all)
   --uninstall          stop the logger, remove the service, the command's link
                        and the virtual environment; keep the logs and the
                        settings file
@@ -50,6 +52,7 @@ warn() { printf 'install.sh: warning: %s\n' "$*" >&2; }
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NAME=dead-drop-logger
 LABEL=com.dead-drop.logger
+MARKER=dead-drop-logger-install.sh
 DRY_RUN=0
 UNINSTALL=0
 SERVICE=1
@@ -105,7 +108,6 @@ BIN="$VENV/bin/$NAME"
 BIN_DIR="${XDG_BIN_HOME:-$HOME/.local/bin}"
 LINK="$BIN_DIR/$NAME"
 DEAD_DROP_HOME="$HOME/.dead-drop"
-DB="$DEAD_DROP_HOME/messages.db"
 LOG_DIR="$DEAD_DROP_HOME/logs"
 DAEMON_LOG="$DEAD_DROP_HOME/logger.log"
 PID_FILE="$DEAD_DROP_HOME/logger.pid"
@@ -134,6 +136,7 @@ render() {
   esac
   [ -f "$template" ] || die "missing template $template"
   "$PYTHON" - "$kind" "$template" "$BIN" "$DAEMON_LOG" "$PID_FILE" <<'PY'
+import re
 import sys
 from xml.sax.saxutils import escape
 
@@ -146,13 +149,17 @@ else:
     if any(c in binary for c in '"\\\n'):
         sys.exit(f"install.sh: error: cannot name {binary!r} in a systemd unit")
     binary = binary.replace("%", "%%")
-for placeholder, value in (
-    ("@DEAD_DROP_LOGGER@", binary),
-    ("@DAEMON_LOG@", daemon_log),
-    ("@PID_FILE@", pid_file),
-):
-    text = text.replace(placeholder, value)
-sys.stdout.write(text)
+# Only the settings are filled in: the comments that explain the placeholders keep them.
+comment = r"<!--.*?-->" if kind == "launchd" else r"^[ \t]*[#;][^\n]*"
+pieces = re.split(f"({comment})", text, flags=re.S | re.M)
+for index in range(0, len(pieces), 2):  # the parts between comments
+    for placeholder, value in (
+        ("@DEAD_DROP_LOGGER@", binary),
+        ("@DAEMON_LOG@", daemon_log),
+        ("@PID_FILE@", pid_file),
+    ):
+        pieces[index] = pieces[index].replace(placeholder, value)
+sys.stdout.write("".join(pieces))
 PY
 }
 
@@ -213,8 +220,15 @@ install_package() {
     act mkdir -p "$(dirname "$VENV")"
     act "$PYTHON" -m venv ${VENV_ARGS[@]+"${VENV_ARGS[@]}"} "$VENV"
   fi
+  # With the report extra, so that every command works after install.
   act "$VENV/bin/python" -m pip install --quiet --upgrade \
-    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$SOURCE"
+    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "${SOURCE}[report]"
+  # How this copy was installed, for the hints the commands give (installed.py).
+  if [ "$DRY_RUN" = 1 ]; then
+    say "+ write $VENV/$MARKER (this checkout's path)"
+  else
+    printf '%s\n' "$HERE" >"$VENV/$MARKER"
+  fi
 }
 
 # A commented example settings file, only when there is none: never overwrite one.
@@ -236,13 +250,12 @@ write_example_config() {
 }
 
 import_historical() {
-  if [ ! -e "$DB" ]; then
-    say "no database at $DB yet: nothing historical to import"
-    return
+  # With the settings the service runs with (config.toml, DEAD_DROP_*): what it writes
+  # is what the service keeps; what its retention would delete is said, not written.
+  if ! act "$BIN" export; then
+    warn "the historical import did not finish (see above): run '$BIN export' again later;"
+    warn "nothing is written twice"
   fi
-  # Every message, however old, as documented: the service's retention decides later.
-  act "$VENV/bin/python" "$HERE/export_historical.py" --db "$DB" --log-dir "$LOG_DIR" \
-    --retention-days 0
 }
 
 # Whether $LINK is the link this installer makes (to this venv's command).
@@ -275,14 +288,31 @@ stop_daemon() {
   fi
 }
 
-start_systemd() {
-  stop_daemon
-  install_file systemd "$UNIT"
-  act systemctl --user daemon-reload
-  if systemctl --user is-active --quiet "$NAME.service" 2>/dev/null; then
-    act systemctl --user restart "$NAME.service"
+# After a service manager failed to take over: the logger runs again as before, or
+# install.sh says loudly that it does not.
+recover_daemon() {
+  warn "$1"
+  if "$BIN" status >/dev/null 2>&1; then
+    warn "the logger that was running keeps running ('$BIN restart' runs the installed code)"
+  elif "$BIN" start; then
+    warn "started the logger with '$NAME start' instead (it will not come back after a reboot)"
   else
-    act systemctl --user enable --now "$NAME.service"
+    warn "THE LOGGER IS NOT RUNNING: start it with '$BIN start'"
+  fi
+  exit 1
+}
+
+start_systemd() {
+  install_file systemd "$UNIT"
+  act systemctl --user daemon-reload \
+    || recover_daemon "systemctl --user daemon-reload failed: the service was not started"
+  stop_daemon
+  if systemctl --user is-active --quiet "$NAME.service" 2>/dev/null; then
+    act systemctl --user restart "$NAME.service" \
+      || recover_daemon "systemctl --user restart $NAME.service failed"
+  else
+    act systemctl --user enable --now "$NAME.service" \
+      || recover_daemon "systemctl --user enable --now $NAME.service failed"
   fi
   say "running as the systemd user service $NAME.service"
   say "  check on it: systemctl --user status $NAME; journalctl --user -u $NAME"
@@ -301,7 +331,8 @@ start_launchd() {
   else
     launchctl bootout "$domain/$LABEL" >/dev/null 2>&1 || true
   fi
-  act launchctl bootstrap "$domain" "$PLIST"
+  act launchctl bootstrap "$domain" "$PLIST" \
+    || recover_daemon "launchctl bootstrap $domain $PLIST failed: the agent was not started"
   say "running as the launchd agent $LABEL"
   say "  check on it: launchctl print $domain/$LABEL; tail $DAEMON_LOG"
 }
@@ -309,19 +340,35 @@ start_launchd() {
 start_fallback() {
   say "no usable service manager here (no launchd, no systemd user bus):"
   say "starting it with '$NAME start' instead; it will not come back after a reboot"
-  act "$BIN" restart
+  act "$BIN" restart || die "THE LOGGER IS NOT RUNNING: '$BIN restart' failed (see above)"
   say "  check on it: $BIN status; tail $DAEMON_LOG"
 }
 
 do_install() {
   check_python
+  local manager=none
+  if [ "$SERVICE" = 1 ]; then
+    manager="$(service_manager)"
+  fi
+  # Before anything changes: a service manager that cannot work here is refused now,
+  # not after the running logger was stopped for it.
+  if [ "$manager" = systemd ] && [ "$DRY_RUN" != 1 ] && ! systemd_usable; then
+    die "systemd was asked for, but 'systemctl --user' does not work here (no user bus:" \
+      "log in to a session, or loginctl enable-linger $(id -un)); nothing was changed and" \
+      "a running logger keeps running; DEAD_DROP_SERVICE_MANAGER=none starts it without" \
+      "a service"
+  fi
   if [ ! -d "$DEAD_DROP_HOME" ]; then
     act mkdir -m 700 "$DEAD_DROP_HOME"
   fi
   act mkdir -p "$LOG_DIR"
   act chmod 700 "$LOG_DIR"
   install_package
-  say "installed $BIN"
+  if [ "$DRY_RUN" = 1 ]; then
+    say "would install $BIN (dry run: nothing was changed)"
+  else
+    say "installed $BIN"
+  fi
   link_command
   write_example_config
   if [ "$IMPORT" = 1 ]; then
@@ -331,7 +378,7 @@ do_install() {
     say "no service set up (--no-service): run '$BIN run' or '$BIN start' yourself"
     return
   fi
-  case "$(service_manager)" in
+  case "$manager" in
     systemd) start_systemd ;;
     launchd) start_launchd ;;
     none) start_fallback ;;

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import logged_ids, wait_until
+from conftest import logged_ids, logger_command, wait_until
 from procs import process_alive
 
 from dead_drop_logger.control import configfile
@@ -82,7 +82,12 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     assert f"+ mkdir -p {home}/.dead-drop/logs" in out
     assert f"+ chmod 700 {home}/.dead-drop/logs" in out
     assert f"-m venv {venv}" in out
-    assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}" in out
+    # With the report extra (printed shell-quoted), so `report` works after install.
+    assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}\\[report\\]\n" in out
+    assert f"+ write {venv}/dead-drop-logger-install.sh (this checkout's path)" in out
+    # Nothing was installed, and it does not say so.
+    assert not [line for line in out.splitlines() if line.startswith("installed")]
+    assert f"would install {venv}/bin/dead-drop-logger (dry run: nothing was changed)" in out
     command = home / ".local" / "bin" / "dead-drop-logger"
     assert f"+ mkdir -p {command.parent}\n+ ln -sfn {venv}/bin/dead-drop-logger {command}\n" in out
     assert f"{command.parent} is not on your PATH" in done.stderr  # the test's PATH lacks it
@@ -99,17 +104,61 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     assert tree(home) == []
 
 
-def test_import_historical_exports_all_history_whatever_its_age(
+def test_import_historical_exports_with_the_services_settings(
     user_env: dict[str, str], user_db: Path
 ) -> None:
-    """As documented: every message in the database, not only the last 30 days."""
-    home, db = Path(user_env["HOME"]), user_db
+    """`dead-drop-logger export` with no option: the settings file and DEAD_DROP_* the
+    service reads, so what it writes is what the service's retention keeps."""
+    home = Path(user_env["HOME"])
     env = {**user_env, "DEAD_DROP_SERVICE_MANAGER": "none"}
     done = install(env, "--dry-run", "--import-historical")
     assert done.returncode == 0, done.stderr
-    python = home / ".local" / "share" / "dead-drop-logger" / "venv" / "bin" / "python"
-    export = f"{ROOT}/export_historical.py --db {db} --log-dir {db.parent}/logs"
-    assert f"+ {python} {export} --retention-days 0\n" in done.stdout
+    script = home / ".local" / "share" / "dead-drop-logger" / "venv" / "bin" / "dead-drop-logger"
+    assert f"+ {script} export\n" in done.stdout
+
+
+@pytest.mark.parametrize("kind", ["systemd", "launchd"])
+def test_the_rendered_service_files_comments_keep_their_placeholders(
+    user_env: dict[str, str], kind: str
+) -> None:
+    done = install(user_env, "--render", kind)
+    assert done.returncode == 0, done.stderr
+    script = Path(user_env["HOME"]) / ".local/share/dead-drop-logger/venv/bin/dead-drop-logger"
+    comment = (
+        "with @DEAD_DROP_LOGGER@ replaced by" if kind == "systemd" else "with @DEAD_DROP_LOGGER@ ("
+    )
+    assert comment in done.stdout  # the header explains the placeholder, as in the template
+    setting = f'ExecStart="{script}" run' if kind == "systemd" else f"<string>{script}</string>"
+    assert setting in done.stdout
+    assert done.stdout.count("@DEAD_DROP_LOGGER@") == 1
+
+
+def test_systemd_without_a_user_bus_changes_nothing_and_the_logger_keeps_running(
+    user_env: dict[str, str], user_db: Path, tmp_path: Path
+) -> None:
+    """Asked for systemd where `systemctl --user` has no bus: refused before anything
+    changes; the logger that runs (started by hand here) is not stopped."""
+    home = Path(user_env["HOME"])
+    venv = home / ".local" / "share" / "dead-drop-logger" / "venv"
+    started = subprocess.run(
+        [*logger_command(), "start"], env=user_env, capture_output=True, text=True, check=False
+    )
+    assert started.returncode == 0, started.stderr
+    pid = int(started.stdout.split("pid ")[1].split(")")[0])
+    try:
+        done = install({**user_env, "DEAD_DROP_SERVICE_MANAGER": "systemd"})
+        assert done.returncode == 1
+        assert done.stderr.startswith("install.sh: error: systemd was asked for, but")
+        assert "nothing was changed and a running logger keeps running" in done.stderr
+        assert done.stderr.count("\n") == 1
+        assert not venv.exists()
+        assert process_alive(pid)
+        status = subprocess.run(
+            [*logger_command(), "status"], env=user_env, capture_output=True, text=True
+        )
+        assert status.returncode == 0 and f"running (pid {pid})" in status.stdout
+    finally:
+        subprocess.run([*logger_command(), "stop"], env=user_env, capture_output=True)
 
 
 def test_never_replaces_a_command_that_is_not_its_link(user_env: dict[str, str]) -> None:
@@ -195,6 +244,24 @@ def _install_upgrade_uninstall(
     assert found.returncode == 0 and "running (pid" in found.stdout, found.stdout + found.stderr
     assert logs.stat().st_mode & 0o777 == 0o700
     assert logged_ids(logs) == history  # the historical import ran
+    # The report extra is installed: `report` works, and a hint names install.sh.
+    page = home / "team.html"
+    report = subprocess.run(
+        [str(script), "report", "-o", str(page)], env=user_env, capture_output=True, text=True
+    )
+    assert report.returncode == 0, report.stderr
+    assert page.read_text().startswith("<!DOCTYPE html>")
+    hint = subprocess.run(
+        [
+            str(script.parent / "python"),
+            "-c",
+            "from dead_drop_logger.installed import install_extra; print(install_extra('x'))",
+        ],
+        env=user_env,
+        capture_output=True,
+        text=True,
+    )
+    assert hint.stdout == f"{ROOT}/install.sh (run again: it installs the x extra)\n"
     settings = home / ".config" / "dead-drop-logger" / "config.toml"
     assert settings.read_text() == configfile.EXAMPLE  # all commented: defaults apply
     assert settings.stat().st_mode & 0o777 == 0o600

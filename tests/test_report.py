@@ -134,8 +134,12 @@ def test_report_without_plotly_says_how_to_install(
     monkeypatch.setitem(sys.modules, "plotly.offline", None)  # import fails, as uninstalled
     result = CliRunner().invoke(cli, ["report", "--log-dir", str(tmp_path), "-o", "x.html"])
     assert result.exit_code == 2
+    # This copy is installed from the checkout: the hint names it, not a package no
+    # index has, and this environment's Python, not a system pip.
+    root = Path(__file__).resolve().parent.parent
     assert result.stderr == (
-        "dead-drop-logger: error: report needs Plotly: pip install 'dead-drop-logger[report]'\n"
+        "dead-drop-logger: error: report needs Plotly:"
+        f" {sys.executable} -m pip install '{root}[report]'\n"
     )
     assert not (tmp_path / "x.html").exists()
 
@@ -157,3 +161,12 @@ def test_report_to_an_unwritable_path_is_one_line(team_report: Path, tmp_path: P
     done = run_command("report", "--log-dir", str(log_dir), "-o", str(out), env=ENV)
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"dead-drop-logger: error: cannot write {out}: Not a directory\n"
+
+
+def test_the_hint_of_an_install_sh_installation_names_install_sh(tmp_path: Path) -> None:
+    from dead_drop_logger.installed import MARKER, install_extra
+
+    (tmp_path / MARKER).write_text("/home/me/dead-drop-logger\n")
+    assert install_extra("report", prefix=tmp_path) == (
+        "/home/me/dead-drop-logger/install.sh (run again: it installs the report extra)"
+    )

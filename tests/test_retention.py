@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, logger_command
+from conftest import FakeClock, logger_command, run_command
 
 from dead_drop_logger.keep import housekeeping, retention
 from dead_drop_logger.keep.prune import prune_log_dir
@@ -173,8 +173,9 @@ def test_prune_uses_injected_clock_and_utc(tmp_path: Path) -> None:
     make(tmp_path, "messages-2026-03-01.json")
     # 2026-03-31 23:30 at -05:00 is already 2026-04-01 in UTC: the file is 31 days old there
     late = FakeClock("2026-03-31T23:30:00", tz=dt.timezone(dt.timedelta(hours=-5)))
-    assert prune_log_dir(tmp_path, 30, dry_run=True, clock=late) == []
-    assert prune_log_dir(tmp_path, 30, utc=True, clock=late) == [
+    thirty = housekeeping.Policy(retention_days=30)
+    assert prune_log_dir(tmp_path, thirty, dry_run=True, clock=late).deleted == []
+    assert prune_log_dir(tmp_path, thirty, utc=True, clock=late).deleted == [
         tmp_path / "messages-2026-03-01.json"
     ]
     assert layout.log_files(tmp_path) == []
@@ -197,3 +198,46 @@ def test_prune_covers_every_room(tmp_path: Path) -> None:
         f"deleted {log_dir / 'b' / f'messages-{old}.json'}",
     ]
     assert (log_dir / "not-a-room" / f"messages-{old}.json").exists()
+
+
+def test_keep_files_counts_only_files_that_hold_messages(tmp_path: Path) -> None:
+    """Today's empty file (made at start or midnight) is not one of the N: three days
+    just imported under --keep-files 3 all stay."""
+    make(
+        tmp_path,
+        "messages-2026-03-28.json",
+        "messages-2026-03-29.json",
+        "messages-2026-03-30.json",
+    )
+    (tmp_path / "messages-2026-03-31.json").touch()  # today's, no message yet
+    assert retention.select(tmp_path, TODAY, retention_days=0, keep_files=3) == []
+    doomed = retention.select(tmp_path, TODAY, retention_days=0, keep_files=2)
+    assert [f.path.name for f in doomed] == ["messages-2026-03-28.json"]
+
+
+def test_prune_reads_keep_files_and_compress_after_from_the_settings_file(
+    tmp_path: Path, home_env: dict[str, str]
+) -> None:
+    """prune applies what run's housekeeping would: the settings file's keep_files and
+    compress_after too, not only retention_days."""
+    log_dir = tmp_path / "logs"
+    days = [dt.date.today() - dt.timedelta(days=n) for n in (5, 4, 3, 2)]
+    make(log_dir, *(f"messages-{day}.json" for day in days))
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'log_dir = "{log_dir}"\nkeep_files = 3\ncompress_after = 3\n')
+    env = {**home_env, "DEAD_DROP_CONFIG": str(settings)}
+
+    dry = run_command("prune", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == [
+        f"would delete {log_dir / f'messages-{days[0]}.json'}",
+        f"would compress {log_dir / f'messages-{days[1]}.json'}",
+    ]
+    real = run_command("prune", env=env)
+    assert real.returncode == 0, real.stderr
+    assert real.stderr == "deleted 1 files, compressed 1\n"
+    assert sorted(p.name for p in log_dir.iterdir() if p.name.startswith("messages-")) == [
+        f"messages-{days[1]}.json.gz",
+        f"messages-{days[2]}.json",
+        f"messages-{days[3]}.json",
+    ]

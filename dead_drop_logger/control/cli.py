@@ -20,8 +20,9 @@ from ..read import reading
 from ..read.logread import Reader
 from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, options
+from . import cli_errors, configfile, exporting, options
 from .pidfile import AlreadyRunning, PidFileError
+from .progress import Bar
 
 if TYPE_CHECKING:
     from ..read.stats import Stats
@@ -59,6 +60,7 @@ def run(**params: Any) -> None:
       dead-drop-logger run
       dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
     """
+    from ..record.follow import Follower
     from ..record.rooms import runner
     from . import daemon  # the logger's modules: not loaded by the reading commands
 
@@ -66,6 +68,9 @@ def run(**params: Any) -> None:
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = runner(settings)
     follower.install_signal_handlers()
+    bar = Bar("importing history")
+    if settings.import_historical and bar.enabled and isinstance(follower, Follower):
+        follower.import_progress = bar  # one database, one bar (not for rooms)
     held: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
     if params["pid_file"] is not None:
         pid_path = Path(params["pid_file"]).expanduser()
@@ -74,6 +79,7 @@ def run(**params: Any) -> None:
     try:
         with held:
             follower.run()
+        bar.close()
     except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
@@ -81,30 +87,51 @@ def run(**params: Any) -> None:
         fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
-@cli.command(short_help="Delete (or list) log files past --retention-days.")
+@cli.command(short_help="Apply retention, keep-files and compression now.")
 @options.config_file
 @options.log_dir
 @options.retention_days_now
+@options.keep_files
+@options.compress_after
 @options.utc
 @options.dry_run
-def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
-    """Apply --retention-days now: delete (or, with --dry-run, list) old log files,
-    in the log directory and in every room's directory in it.
+def prune(
+    log_dir: Path,
+    retention_days: int,
+    keep_files: int | None,
+    compress_after: int | None,
+    utc: bool,
+    dry_run: bool,
+) -> None:
+    """Apply --retention-days, --keep-files and --compress-after now, from the same
+    settings as run: delete and compress (or, with --dry-run, list) old log files, in
+    the log directory and in every room's directory in it.
 
     \b
     Examples:
+      dead-drop-logger prune --dry-run
       dead-drop-logger prune --retention-days 90 --dry-run
     """
+    from ..keep.housekeeping import Policy
+
+    policy = Policy(retention_days, keep_files, compress_after)
     try:
-        doomed = prune_all(log_dir.expanduser(), retention_days, utc=utc, dry_run=dry_run)
+        done = prune_all(log_dir.expanduser(), policy, utc=utc, dry_run=dry_run)
     except LogDirError as exc:
         fail(str(exc))
     except (OSError, StateError) as exc:
         fail(f"cannot prune {log_dir}: {exc}")
-    verb = "would delete" if dry_run else "deleted"
-    for path in doomed:
-        click.echo(f"{verb} {path}")
-    click.echo(f"{verb} {len(doomed)} files", err=True)
+    deleted, compressed = (
+        ("would delete", "would compress") if dry_run else ("deleted", "compressed")
+    )
+    for path in done.deleted:
+        click.echo(f"{deleted} {path}")
+    for path in done.compressed:
+        click.echo(f"{compressed} {path}")
+    summary = f"{deleted} {len(done.deleted)} files"
+    if compress_after is not None:
+        summary += f", {compressed} {len(done.compressed)}"
+    click.echo(summary, err=True)
 
 
 @cli.command("import-archive", short_help="Log an archived room's database, exactly once.")
@@ -118,11 +145,22 @@ def prune(log_dir: Path, retention_days: int, utc: bool, dry_run: bool) -> None:
 )
 @options.log_dir
 @options.utc
-def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
+@options.retention_days_now
+@options.keep_files
+def import_archive(
+    archive: Path,
+    room: str,
+    log_dir: Path,
+    utc: bool,
+    retention_days: int,
+    keep_files: int | None,
+) -> None:
     """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
 
     Writes only what the room's log lacks: nothing on a second run, and for a room
-    that was followed, only the messages it had not logged yet.
+    that was followed, only the messages it had not logged yet. Messages older than
+    --retention-days (from the settings, as run's) are left out, and said so before
+    anything is written: the logger's retention would delete them.
 
     \b
     Examples:
@@ -136,10 +174,24 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
     diagnostics.configure("warning", stream=sys.stderr)
     stop = StopEvent()  # SIGTERM, SIGINT: stop after the page in hand, the copy removed
     stop_on_signals(stop, logging.getLogger("dead_drop_logger.record.archive"))
+
+    def announce(note: str) -> None:
+        click.echo(f"dead-drop-logger: {note}", err=True)
+
+    bar = Bar("importing")
     try:
         done = archive_import.import_archive(
-            archive.expanduser(), log_dir.expanduser(), room, utc=utc, should_stop=stop.is_set
+            archive.expanduser(),
+            log_dir.expanduser(),
+            room,
+            utc=utc,
+            should_stop=stop.is_set,
+            retention_days=retention_days,
+            keep_files=keep_files,
+            announce=announce,
+            progress=bar if bar.enabled else None,
         )
+        bar.close()
     except archive_import.ArchiveError as exc:
         fail(str(exc))
     except LogDirError as exc:
@@ -155,6 +207,14 @@ def import_archive(archive: Path, room: str, log_dir: Path, utc: bool) -> None:
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
+    if done.outside is not None and done.outside.messages:
+        click.echo(
+            f"{done.outside.messages} messages older than the {retention_days}-day retention"
+            " were not written (retention would delete them); --retention-days 0 keeps them"
+        )
+
+
+cli.add_command(exporting.export)
 
 
 def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
@@ -610,8 +670,8 @@ def report(
     """One self-contained HTML file with the numbers of stats and six charts
     (hover for values); it opens from disk with no network.
 
-    Needs the report extra: pip install 'dead-drop-logger[report]'. Exit codes
-    as stats.
+    Needs the report extra (install.sh installs it; from a checkout: pip install
+    '.[report]'). Exit codes as stats.
 
     \b
     Examples:

@@ -1,6 +1,9 @@
-"""``prune``: retention on demand, beside a running logger or without one.
+"""``prune``: the file policies on demand, beside a running logger or without one.
 
-It covers the log directory and, when it holds rooms, every room's own directory."""
+It applies the same policies as a running logger's housekeeping (``--retention-days``,
+``--keep-files``, ``--compress-after``, read from the same settings), so ``prune
+--dry-run`` shows what the logger would do at its next start or midnight. It covers the
+log directory and, when it holds rooms, every room's own directory."""
 
 from __future__ import annotations
 
@@ -8,20 +11,21 @@ from pathlib import Path
 
 from ..clock import Clock, SystemClock, today
 from ..files import LogDirError
+from ..logdir import layout
 from ..logdir.layout import room_dirs
-from ..logdir.state import StateStore
-from . import retention
+from . import compress, housekeeping, retention
+from .housekeeping import Outcome, Policy
 
 
 def prune_log_dir(
     log_dir: Path,
-    retention_days: int,
+    policy: Policy,
     *,
     utc: bool = False,
     dry_run: bool = False,
     clock: Clock | None = None,
-) -> list[Path]:
-    """Delete the files ``--retention-days`` expires; returns them (all would-be ones
+) -> Outcome:
+    """Delete (and compress) the files ``policy`` says; returns them (all would-be ones
     when ``dry_run``). Takes the writer lock, so it is safe beside a running logger;
     a file of a batch still pending after a crash is left for that batch to cut back.
     """
@@ -29,26 +33,27 @@ def prune_log_dir(
         raise LogDirError(f"log directory {log_dir} does not exist")
     day = today(clock or SystemClock(), utc)
     if dry_run:  # no lock: a dry run changes nothing, not even by creating the lock file
-        doomed = retention.select(log_dir, day, retention_days=retention_days)
-        return [f.path for f in doomed]
-    store = StateStore(log_dir)
-    with store.locked():
-        state = store.load()
-        protected = set(state.pending) if state else set()
-        doomed = retention.select(log_dir, day, retention_days=retention_days, protected=protected)
-        return retention.delete(log_dir, doomed)
+        doomed = retention.select(
+            log_dir, day, retention_days=policy.retention_days, keep_files=policy.keep_files
+        )
+        left = [f for f in layout.log_files(log_dir) if f not in doomed]
+        packed = compress.select(left, day, policy.compress_after, ())
+        return Outcome([f.path for f in doomed], [f.path for f in packed])
+    return housekeeping.run(log_dir, day, policy)
 
 
 def prune_all(
     log_dir: Path,
-    retention_days: int,
+    policy: Policy,
     *,
     utc: bool = False,
     dry_run: bool = False,
     clock: Clock | None = None,
-) -> list[Path]:
+) -> Outcome:
     """:func:`prune_log_dir` over ``log_dir`` and every room's directory in it."""
-    doomed = prune_log_dir(log_dir, retention_days, utc=utc, dry_run=dry_run, clock=clock)
+    done = prune_log_dir(log_dir, policy, utc=utc, dry_run=dry_run, clock=clock)
     for room in room_dirs(log_dir):
-        doomed += prune_log_dir(room, retention_days, utc=utc, dry_run=dry_run, clock=clock)
-    return doomed
+        more = prune_log_dir(room, policy, utc=utc, dry_run=dry_run, clock=clock)
+        done.deleted += more.deleted
+        done.compressed += more.compressed
+    return done

@@ -2,7 +2,10 @@
 count (``--keep-files``).
 
 Only the logger's own files (:func:`.layout.log_files`) are ever considered, never the
-``messages-current.json`` symlink, never a file of today or a later day. Deciding is
+``messages-current.json`` symlink, never a file of today or a later day. ``--keep-files``
+counts only files that hold messages: the empty file made for today at start or at
+midnight is not one of the N, or keeping N files would keep N - 1 days of messages
+(and a fresh import of N days would lose its oldest at once). Deciding is
 kept apart from deleting so ``prune --dry-run`` lists exactly what a real run removes.
 """
 
@@ -73,9 +76,20 @@ def select(
     """The files both policies delete, oldest first; ``protected`` names are never chosen."""
     files = [f for f in layout.log_files(log_dir) if f.path.name not in protected]
     doomed = expired_by_age(files, today, retention_days)
-    remaining = [f for f in files if f not in doomed]
+    remaining = [f for f in files if f not in doomed and holds_messages(f)]
     doomed += expired_by_count(remaining, keep_files, today)
     return sorted(doomed)
+
+
+def holds_messages(entry: LogFile) -> bool:
+    """Whether a file counts for ``--keep-files``: not a plain file that holds no line
+    yet (today's, made before its first message; a quiet day's), nor a vanished one."""
+    if entry.compressed:
+        return True
+    try:
+        return entry.path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def delete(log_dir: Path, files: Sequence[LogFile]) -> list[Path]:

@@ -1,6 +1,6 @@
 """``report``: one self-contained HTML file with the numbers of ``stats`` and six charts.
 
-Why Plotly (an optional extra, ``pip install 'dead-drop-logger[report]'``): it is a
+Why Plotly (an optional extra, the ``report`` extra; install.sh installs it): it is a
 well-kept charting library whose Python package ships Plotly.js, so the page can carry
 the library inline and open from disk with no network, with hover values, zoom and
 phone-width layouts built in. Only this command needs it, so the daemon never imports it.
@@ -23,12 +23,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..files import open_private, write_all
+from ..installed import install_extra
 from . import charts, stats_format
 from .stats import Stats
 from .stats_format import when
 
 MAX_TASK_ROWS = 1000  # the page stays the size of the aggregates, whatever the logs hold
-INSTALL_HINT = "report needs Plotly: pip install 'dead-drop-logger[report]'"
 PLOTLY_CONFIG = {
     "displaylogo": False,
     "responsive": True,
@@ -81,7 +81,7 @@ def plotly_js() -> str:
     try:
         from plotly.offline import get_plotlyjs
     except ImportError:
-        raise ReportUnavailable(INSTALL_HINT) from None
+        raise ReportUnavailable(f"report needs Plotly: {install_extra('report')}") from None
     return str(get_plotlyjs())
 
 

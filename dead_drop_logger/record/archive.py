@@ -46,7 +46,7 @@ from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.state import State, StateStore
 from . import history, ownership
-from .pipeline import Pipeline, scan_ids
+from .pipeline import Pipeline, Progress, scan_ids
 from .source import Source, SourceError
 from .writer import DayWriter
 
@@ -61,6 +61,7 @@ class Imported:
     already: int  # messages of the archive the room's log held before
     log_dir: Path
     interrupted: bool = False  # stopped (SIGTERM, SIGINT) before the end: run it again
+    outside: history.Outside | None = None  # left out: older than the retention window
 
 
 @contextlib.contextmanager
@@ -127,8 +128,18 @@ def import_archive(
     utc: bool = False,
     clock: Clock | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    retention_days: int = 0,
+    keep_files: int | None = None,
+    announce: Callable[[str], None] = lambda note: None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Imported:
     """Log every message of ``archive`` that room ``room``'s log (``log_dir/room``) lacks.
+
+    Messages older than ``retention_days`` are left out (retention would delete them at
+    the logger's next start or midnight), as by the historical export: ``announce`` is
+    told before anything is written (and what ``keep_files`` would delete), and a later
+    import with 0 writes them, once.
+    ``progress``: (rows written, rows to write), as the export reports it.
 
     Raises ArchiveError, LogDirError, or the pipeline's transient errors (a lock held
     too long, a full disk): running it again then resumes, nothing is written twice.
@@ -161,16 +172,42 @@ def import_archive(
                 database=owner or ownership.room_id(room),
             )
             state = pipeline.prepare(database_existed=False)  # no state: all of it is new
+            the_clock = clock or SystemClock()
+            todo = history.plan(
+                db,
+                state,
+                1,
+                last,
+                retention_days=retention_days,
+                utc=utc,
+                clock=the_clock,
+                count=progress is not None,
+                keep_files=keep_files,
+                log_dir=room_dir,
+            )
+            for note in todo.notes():
+                announce(note)
             held = idranges.subtract([(1, last)], idranges.gaps(state.logged, 1, last))
             already = history.count_in(db, held) if last else 0
-            written = pipeline.backfill(1, last, should_stop=should_stop).lines  # the gaps
-            written += pipeline.catch_up(should_stop).lines  # and all after the position
+            written = 0
+
+            def page(step: Progress) -> None:
+                nonlocal written
+                written += step.lines
+                if progress is not None:
+                    progress(written, todo.rows)
+
+            if progress is not None:
+                progress(0, todo.rows)
+            days = retention_days
+            pipeline.backfill(1, last, should_stop=should_stop, on_page=page, retention_days=days)
+            pipeline.catch_up(should_stop, retention_days=days, on_page=page)  # after the position
             interrupted = should_stop()
         except SourceError as exc:  # the private copy: never busy, so never transient
             raise ArchiveError(str(exc).replace(str(db), str(archive))) from None
         finally:
             source.close()
-    return Imported(written, already, room_dir, interrupted)
+    return Imported(written, already, room_dir, interrupted, todo.outside)
 
 
 def _check_owner(archive: Path, source: Source, state: State, room_dir: Path, last: int) -> None:

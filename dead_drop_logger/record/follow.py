@@ -24,10 +24,11 @@ from ..config import Settings
 from ..diagnostics import Reporter
 from ..files import LogDirError, ensure_private_dir
 from ..keep.housekeeping import Policy
-from ..logdir.state import StateError
+from ..logdir.state import State, StateError
 from ..signals import stop_on_signals
+from . import history
 from .heap import keep_batch_memory
-from .pipeline import Pipeline
+from .pipeline import Pipeline, Progress
 from .rotation import Rotator
 from .source import Source, SourceError, SourceMissing
 from .watch import (
@@ -89,6 +90,10 @@ class Follower:
         # unless something else checks for changes at that pace (the rooms' sweep).
         self.idle_wait = settings.poll_interval
         self._claimed = False  # the log directory is known to be this database's
+        # The historical import's progress, (rows written, rows to write): a progress
+        # bar on a terminal (set by the command line); None: not counted.
+        self.import_progress: Callable[[int, int], None] | None = None
+        self._plan_state: State | None = None  # as prepared: what the import plans from
 
     # -- signals -----------------------------------------------------------------------
 
@@ -132,6 +137,7 @@ class Follower:
             nonlocal importing
             state = self.pipeline.prepare(database_existed=existed, import_historical=importing)
             importing = state.importing
+            self._plan_state = state
 
         # Before any file is touched: a log directory of another database is refused
         # here (ForeignDatabase), with nothing written.
@@ -173,7 +179,38 @@ class Follower:
 
     def _import_history(self) -> None:
         days = self.settings.retention_days
-        done = self.pipeline.backfill(should_stop=self.stop.is_set, retention_days=days)
+        progress = self.import_progress
+        state = self._plan_state
+        rows = 0
+        if state is not None and state.position:
+            todo = history.plan(
+                self.settings.db,
+                state,
+                1,
+                state.position,
+                retention_days=days,
+                utc=self.settings.utc,
+                clock=self.clock,
+                count=progress is not None,
+                keep_files=self.settings.keep_files,
+                log_dir=self.settings.log_dir,
+            )
+            rows = todo.rows
+            for note in todo.notes():  # said before, not after
+                log.warning("historical import: %s", note)
+        written = 0
+
+        def page(step: Progress) -> None:
+            nonlocal written
+            written += step.lines
+            if progress is not None:
+                progress(written, rows)
+
+        if progress is not None:
+            progress(0, rows)
+        done = self.pipeline.backfill(
+            should_stop=self.stop.is_set, retention_days=days, on_page=page
+        )
         log.info("historical import: %d messages logged", done.lines)
         if done.lines:
             self.rotator.policies_now()  # the old days it wrote: compressed now, not at midnight

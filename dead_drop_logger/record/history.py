@@ -1,4 +1,4 @@
-"""Date ranges as id ranges, for the one-off historical export.
+"""Date ranges as id ranges, and the plan of a historical import.
 
 Ids only grow and the server stamps each message with the time it is sent, so the
 messages of a span of days are (to within clock adjustments) one run of ids. The
@@ -12,8 +12,14 @@ import datetime as dt
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from ..clock import Clock, today
+from ..keep import retention
+from ..logdir import layout
+from ..logdir import ranges as idranges
+from ..logdir.state import State
 from .source import TABLE, TIMESTAMP_COLUMN, SourceError, day_expression
 
 
@@ -68,3 +74,152 @@ def count_in(db: Path, ranges: Iterable[tuple[int, int]]) -> int:
         raise SourceError(f"cannot read database {db}: {exc}") from None
     finally:
         conn.close()
+
+
+def older_than(
+    db: Path, ranges: Iterable[tuple[int, int]], first_kept: dt.date, *, utc: bool = False
+) -> tuple[int, int, dt.date | None]:
+    """Of the messages with ids in ``ranges``, those filed under a day before
+    ``first_kept`` (what retention would delete): how many, on how many days, and the
+    oldest day."""
+    day = day_expression(TIMESTAMP_COLUMN, utc)
+    sql = (
+        f"SELECT {day} AS day, count(*) FROM {TABLE}"
+        f" WHERE rowid BETWEEN ? AND ? AND day < ? GROUP BY day"
+    )
+    per_day: dict[str, int] = {}
+    conn = _connect(db)
+    try:
+        for low, high in ranges:
+            for found, count in conn.execute(sql, (low, high, first_kept.isoformat())):
+                per_day[found] = per_day.get(found, 0) + int(count)
+    except sqlite3.Error as exc:
+        raise SourceError(f"cannot read database {db}: {exc}") from None
+    finally:
+        conn.close()
+    oldest = min(per_day) if per_day else None
+    return sum(per_day.values()), len(per_day), dt.date.fromisoformat(oldest) if oldest else None
+
+
+@dataclass(frozen=True)
+class Outside:
+    """History the retention window leaves out: ``messages`` on ``days`` days from
+    ``oldest``, all before ``first_kept``; ``earlier``: of them, those an earlier run
+    already left out."""
+
+    retention_days: int
+    first_kept: dt.date
+    messages: int
+    days: int
+    oldest: dt.date | None
+    earlier: int = 0
+
+    def note(self) -> str:
+        """What retention does to them, and how to keep them, in one line."""
+        since = f" from {self.oldest}" if self.oldest else ""
+        return (
+            f"{self.messages} messages on {self.days} days{since} are older than the"
+            f" {self.retention_days}-day retention (before {self.first_kept}): not written,"
+            " as retention would delete them; retention_days = 0 in the settings file"
+            " (or --retention-days 0 for the logger too) keeps everything"
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a historical import of ids ``[low, top]`` will do."""
+
+    todo: idranges.Ranges  # the id ranges to read
+    rows: int  # of them, the messages to write (the progress bar's total)
+    already: int  # messages of the range the log holds
+    outside: Outside | None  # messages retention leaves out (None: it keeps everything)
+    crowded: str | None = None  # what --keep-files would delete of it, said in a line
+
+    def notes(self) -> list[str]:
+        """What to say before the import: what retention and keep-files will do."""
+        notes = [self.outside.note()] if self.outside and self.outside.messages else []
+        return notes + ([self.crowded] if self.crowded else [])
+
+
+def plan(
+    db: Path,
+    state: State,
+    low: int,
+    top: int,
+    *,
+    retention_days: int,
+    utc: bool,
+    clock: Clock,
+    count: bool = True,
+    keep_files: int | None = None,
+    log_dir: Path | None = None,
+) -> Plan:
+    """Plan the import of ``[low, top]`` into a log directory whose state is ``state``.
+
+    The state counts ids an earlier run left out for retention as handled: they are not
+    in the log. With retention 0 this run writes them; otherwise they stay out. Counting
+    rows costs a pass over them: ``count=False`` counts only what retention leaves out.
+
+    With ``keep_files`` (and the ``log_dir``), ``crowded`` says when the days written
+    would take the log past that many files, so that the logger's next housekeeping
+    deletes some of them: said, not decided, since parts (``--max-bytes``) make the
+    count of files known only once they are written.
+    """
+    skipped = idranges.within(state.skipped, low, top)
+    handled = idranges.within(state.logged, low, top)
+    present = idranges.subtract(handled, skipped)
+    todo = idranges.gaps(handled if retention_days else present, low, top)
+    first_kept = retention.cutoff(today(clock, utc), retention_days)
+    outside = None
+    older = 0
+    if first_kept is not None:
+        older, days, oldest = older_than(db, todo, first_kept, utc=utc)
+        earlier = count_in(db, skipped) if skipped else 0
+        if earlier:  # their days too, for the count of days
+            _, days, oldest = older_than(db, idranges.gaps(present, low, top), first_kept, utc=utc)
+        outside = Outside(retention_days, first_kept, older + earlier, days, oldest, earlier)
+    rows = count_in(db, todo) - older if count else 0
+    already = count_in(db, present) if count else 0
+    crowded = None
+    if keep_files and log_dir is not None:
+        crowded = _crowded(db, todo, first_kept, keep_files, log_dir, today(clock, utc), utc)
+    return Plan(todo, rows, already, outside, crowded)
+
+
+def _crowded(
+    db: Path,
+    todo: idranges.Ranges,
+    first_kept: dt.date | None,
+    keep_files: int,
+    log_dir: Path,
+    day_now: dt.date,
+    utc: bool,
+) -> str | None:
+    """A line saying which imported days --keep-files would delete (None: none)."""
+    day = day_expression(TIMESTAMP_COLUMN, utc)
+    sql = f"SELECT DISTINCT {day} FROM {TABLE} WHERE rowid BETWEEN ? AND ?"
+    imported: set[dt.date] = set()
+    conn = _connect(db)
+    try:
+        for low, high in todo:
+            for (found,) in conn.execute(sql, (low, high)):
+                when = dt.date.fromisoformat(found) if found else day_now
+                if first_kept is None or when >= first_kept:
+                    imported.add(when)
+    except sqlite3.Error as exc:
+        raise SourceError(f"cannot read database {db}: {exc}") from None
+    finally:
+        conn.close()
+    held = {f.day for f in layout.log_files(log_dir) if retention.holds_messages(f)}
+    days = sorted(held | imported)
+    going = [d for d in days[: max(0, len(days) - keep_files)] if d < day_now]
+    lost = [d for d in going if d in imported]
+    if not lost:
+        return None
+    return (
+        f"keep_files = {keep_files} keeps only the newest {keep_files} log files, and with"
+        f" this import the log holds at least {len(days)} (from {days[0]}): the logger's"
+        f" next start or midnight deletes the {len(going)} oldest days, through"
+        f" {going[-1]}, {len(lost)} of them written now; unset keep_files (or set it to"
+        f" {len(days)} or more) to keep them"
+    )

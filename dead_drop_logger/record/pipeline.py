@@ -344,10 +344,11 @@ class Pipeline:
         self.store.save(state)
         return True
 
-    def follow_once(self, *, hold: bool = False) -> Progress:
+    def follow_once(self, *, hold: bool = False, retention_days: int = 0) -> Progress:
         """Log one page of messages newer than the position. ``hold``: keep the
         transaction for the next batch (see :mod:`.groupcommit`); the caller ends it
-        with ``commits.release()``."""
+        with ``commits.release()``. ``retention_days`` (an archive's import, never the
+        follower): as for :meth:`backfill`, messages older than the window are left out."""
         with self.commits.batch(hold=hold) as held:
             state = held.state
             # One statement reads the page and the fingerprints it is checked and
@@ -359,21 +360,31 @@ class Pipeline:
                 return Progress()
             start, last = state.position, rows.last_id
             advance = (last, rows.last_stamp)
-            self._commit(state, rows, start + 1, last, advance=advance, final=not hold, held=hold)
+            kept, skipped, outside = self._within_retention(rows, retention_days)
+            if skipped:
+                state.skipped = idranges.normalise([*state.skipped, *skipped])
+            self._commit(state, kept, start + 1, last, advance=advance, final=not hold, held=hold)
             held.unsaved = hold
-            return Progress(len(rows), last)
+            return Progress(len(kept), last, outside)
 
     def catch_up(
-        self, should_stop: Callable[[], bool] = lambda: False, *, hold: bool = False
+        self,
+        should_stop: Callable[[], bool] = lambda: False,
+        *,
+        hold: bool = False,
+        retention_days: int = 0,
+        on_page: Callable[[Progress], None] = lambda p: None,
     ) -> Progress:
-        """Follow until a page comes back short (the backlog is drained). ``hold``: as
-        for :meth:`follow_once`, over all the pages."""
+        """Follow until a page comes back short (the backlog is drained). ``hold`` and
+        ``retention_days``: as for :meth:`follow_once`, over all the pages."""
         total = Progress()
         while not should_stop():
-            step = self.follow_once(hold=hold)
+            step = self.follow_once(hold=hold, retention_days=retention_days)
             total.lines += step.lines
             total.last_id = step.last_id or total.last_id
-            if step.lines < self.page_size:
+            total.outside_retention += step.outside_retention
+            on_page(step)
+            if step.lines + step.outside_retention < self.page_size:
                 break
         return total
 

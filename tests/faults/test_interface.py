@@ -62,10 +62,10 @@ def test_bad_option_from_the_environment_exits_2(server_db: Path, log_dir: Path)
 
 
 def test_unknown_command_exits_2() -> None:
-    result = run_cli("explode")
+    result = run_cli("frobnicate")
     assert (result.returncode, result.stderr) == (
         2,
-        "dead-drop-logger: error: no such command 'explode'\n",
+        "dead-drop-logger: error: no such command 'frobnicate'\n",
     )
     assert_clean(result.stderr)
 
