@@ -736,3 +736,43 @@ def test_a_room_named_twice_by_rooms_dir_and_db_is_refused(
         " --db ops=PATH (or [rooms]); rename one"
     ) in done.stderr
     assert not log_dir.exists()
+
+
+def test_a_room_named_like_a_day_file_is_a_room_to_every_reader_and_to_prune(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """A hub room directory named ``messages-2020-01-01.json``: its log directory has a
+    day file's name, but it is a directory, so it is a room (read, pruned inside), never
+    a day file (read as one: "Is a directory"; deleted as one)."""
+    odd = "messages-2020-01-01.json"
+    old = (dt.date.today() - dt.timedelta(days=40)).isoformat()
+    for name in (odd, "ops"):
+        db, _ = make_room(rooms_dir, name)
+        conn = serverdb.connect(db)
+        for stamp in (f"{old}T09:00:00", dt.datetime.now().isoformat()):
+            serverdb.send(conn, "juno", "atlas", f"hello from {name}", leads=(), timestamp=stamp)
+        conn.close()
+    proc = rooms_logger("--import-historical", "--retention-days", "0").start()
+    wait_until(
+        lambda: all(logged_ids(log_dir / n) == [1, 2] for n in (odd, "ops")),
+        what="both rooms logged",
+    )
+    assert proc.stop() == 0, proc.stderr()
+    found = run_command("search", "--log-dir", str(log_dir), "--json", env=env())
+    assert (found.returncode, found.stderr) == (0, "")
+    contents = sorted(json.loads(line)["content"] for line in found.stdout.splitlines())
+    assert contents == [f"hello from {odd}"] * 2 + ["hello from ops"] * 2
+    stats = run_command("stats", "--log-dir", str(log_dir), env=env())
+    assert (stats.returncode, stats.stderr) == (0, "")
+    doomed = [log_dir / n / f"messages-{old}.json" for n in (odd, "ops")]
+    dry = run_command(
+        "prune", "--log-dir", str(log_dir), "--dry-run", "--retention-days", "30", env=env()
+    )
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        "".join(f"would delete {p}\n" for p in sorted(doomed)),
+    )
+    real = run_command("prune", "--log-dir", str(log_dir), "--retention-days", "30", env=env())
+    assert (real.returncode, real.stdout) == (0, "".join(f"deleted {p}\n" for p in sorted(doomed)))
+    assert (log_dir / odd).is_dir() and not any(p.exists() for p in doomed)
+    assert logged_ids(log_dir / odd) == logged_ids(log_dir / "ops") == [2]
