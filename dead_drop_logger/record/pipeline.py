@@ -341,6 +341,7 @@ class Pipeline:
         state.logged = []
         state.skipped = []
         state.fingerprint = None
+        state.resets += 1
         self.store.save(state)
         return True
 
