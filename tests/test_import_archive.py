@@ -14,9 +14,16 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, logger_command, run_command, wait_until
+from conftest import (
+    LoggerProcess,
+    log_lines,
+    logged_ids,
+    logger_command,
+    run_command,
+    wait_until,
+)
 
-from dead_drop_logger.record.archive import import_archive
+from dead_drop_logger.record.archive import ArchiveError, import_archive
 
 WHEN = dt.datetime(2026, 11, 29, 9, 30, 0)
 
@@ -350,3 +357,53 @@ def test_a_state_an_older_import_left_naming_its_deleted_copy_lets_the_room_back
     old = state_file.read_text().replace('"room:ops"', '"/tmp/dead-drop-archive-x1y2/messages.db"')
     state_file.write_text(old)  # what an import killed by an older version left
     room_comes_back_and_is_logged_from_row_1(rooms, logs, ids)
+
+
+def room_db_with(rooms: Path, name: str, sends: int, prefix: str) -> tuple[Path, list[int]]:
+    db = serverdb.room_db(rooms, name)
+    db.parent.mkdir(parents=True)
+    serverdb.create(db)
+    return db, serverdb.send_many(db, sends, prefix=prefix)
+
+
+def test_an_import_whose_room_is_made_again_meanwhile_stops_and_writes_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    """The race the review found: room ops archived, made again under its name and
+    followed while its archive is imported. The follower starts the log over for the new
+    database (the replaced-database rule); the import, which had turned that rule off,
+    went on writing the archive's rows from the reset position, under ids the new
+    database's lines already held. Made deterministic by running the follower between
+    two of the import's pages (where the review slowed the import's state saves)."""
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    _, old_ids = room_db_with(rooms, "ops", 600, "old")  # 1200 rows: two pages
+    packed = serverdb.archive_room(rooms, "ops", tmp_path / "archive", WHEN) / "messages.db.gz"
+    new_ids: list[int] = []
+
+    def logged(prefix: str) -> list[int]:
+        found = [m for m in log_lines(logs / "ops") if m["content"].startswith(prefix)]
+        return sorted(m["id"] for m in found)
+
+    def the_room_comes_back_between_two_pages() -> bool:
+        if new_ids or not (logs / "ops").exists() or not logged("old"):
+            return False
+        db, made = room_db_with(rooms, "ops", 5, "new")
+        new_ids.extend(made)
+        target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
+        proc = LoggerProcess(db, logs, target=target, env=env()).start()
+        wait_until(lambda: logged("new") == made, what="the new room's follower to log it")
+        assert proc.stop() == 0, proc.stderr()
+        assert "logging the new database from its first row" in proc.stderr()
+        return False
+
+    with pytest.raises(ArchiveError) as refused:
+        import_archive(packed, logs, "ops", should_stop=the_room_comes_back_between_two_pages)
+    assert str(refused.value) == (
+        f"room ops was made again while {packed} was imported: its log {logs / 'ops'} now"
+        " holds the new database's messages, not this archive's; nothing more imported"
+        " (import the archive as another room with --room NAME)"
+    )
+    lines = [(m["content"][:3], m["id"]) for m in log_lines(logs / "ops")]
+    assert len(lines) == len(set(lines)), "a line written twice"
+    assert logged("new") == new_ids
+    assert logged("old") == old_ids[: len(logged("old"))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -222,3 +223,20 @@ def test_tail_yields_only_what_is_new(hostile_logs: HostileLogs, tmp_path: Path)
     (log_dir / f"messages-{day}.99.json").unlink()
     assert list(tail.poll()) == []
     assert [key for key in tail.positions if key[2] == 99] == [], tail.positions
+
+
+def test_tail_resumes_after_the_last_id_it_read_when_the_file_is_rewritten(
+    tmp_path: Path,
+) -> None:
+    """A day file replaced under a follower by one whose lines sit at other offsets (a
+    backup restored, a copy): it goes on after the last line it read, found by its id,
+    never from its old byte offset (the middle of another line)."""
+    day = tmp_path / "messages-2026-03-01.json"
+    day.write_bytes(b'{"id":1,"c":"aaaa"}\n{"id":2,"c":"bb"}\n')
+    tail = Tail(Reader.of(tmp_path))
+    assert b"".join(c.data for c in tail.poll()).count(b"\n") == 2
+    copy = tmp_path / "copy.tmp"
+    copy.write_bytes(b'{"id":1,"c":"a"}\n{"id":2,"c":"bb"}\n{"id":3,"c":"new"}\n')
+    os.replace(copy, day)
+    assert [c.data for c in tail.poll()] == [b'{"id":3,"c":"new"}\n']
+    assert list(tail.poll()) == []

@@ -7,6 +7,7 @@ import fcntl
 import gzip
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,27 @@ def test_deleting_the_newest_messages_is_not_a_reset(server_db: Path, log_dir: P
     more = serverdb.send_many(server_db, 1)  # AUTOINCREMENT: new ids above the deleted
     pipeline.catch_up()
     assert logged_ids(log_dir) == ids + more
+
+
+def test_a_table_without_autoincrement_whose_newest_rows_are_deleted_is_logged_again(
+    tmp_path: Path, log_dir: Path
+):
+    """Documented, kept so (docs/faults.md): not the server's table. Without AUTOINCREMENT
+    nothing remembers the deleted ids, so the database looks reset (its last id below the
+    logged position) and is logged again from its first row, beside the old lines."""
+    db = tmp_path / "plain.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, content TEXT, timestamp TEXT)")
+    for i in range(3):
+        conn.execute("INSERT INTO messages (content, timestamp) VALUES (?, ?)", (f"m{i}", f"t{i}"))
+    pipeline = make_pipeline(db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    conn.execute("DELETE FROM messages WHERE id >= 2")
+    conn.execute("INSERT INTO messages (content, timestamp) VALUES ('again', 't9')")  # id 2
+    conn.close()
+    pipeline.catch_up()
+    assert logged_ids(log_dir) == [1, 1, 2, 2, 3]
 
 
 def test_first_start_on_a_database_without_its_table_yet_logs_from_row_one(

@@ -18,6 +18,7 @@ import serverdb
 from conftest import (
     LoggerProcess,
     day_files,
+    log_lines,
     logged_ids,
     run_command,
     start_writer,
@@ -736,3 +737,127 @@ def test_a_room_named_twice_by_rooms_dir_and_db_is_refused(
         " --db ops=PATH (or [rooms]); rename one"
     ) in done.stderr
     assert not log_dir.exists()
+
+
+def test_a_room_named_like_a_day_file_is_a_room_to_every_reader_and_to_prune(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """A hub room directory named ``messages-2020-01-01.json``: its log directory has a
+    day file's name, but it is a directory, so it is a room (read, pruned inside), never
+    a day file (read as one: "Is a directory"; deleted as one)."""
+    odd = "messages-2020-01-01.json"
+    old = (dt.date.today() - dt.timedelta(days=40)).isoformat()
+    for name in (odd, "ops"):
+        db, _ = make_room(rooms_dir, name)
+        conn = serverdb.connect(db)
+        for stamp in (f"{old}T09:00:00", dt.datetime.now().isoformat()):
+            serverdb.send(conn, "juno", "atlas", f"hello from {name}", leads=(), timestamp=stamp)
+        conn.close()
+    proc = rooms_logger("--import-historical", "--retention-days", "0").start()
+    wait_until(
+        lambda: all(logged_ids(log_dir / n) == [1, 2] for n in (odd, "ops")),
+        what="both rooms logged",
+    )
+    assert proc.stop() == 0, proc.stderr()
+    found = run_command("search", "--log-dir", str(log_dir), "--json", env=env())
+    assert (found.returncode, found.stderr) == (0, "")
+    contents = sorted(json.loads(line)["content"] for line in found.stdout.splitlines())
+    assert contents == [f"hello from {odd}"] * 2 + ["hello from ops"] * 2
+    stats = run_command("stats", "--log-dir", str(log_dir), env=env())
+    assert (stats.returncode, stats.stderr) == (0, "")
+    doomed = [log_dir / n / f"messages-{old}.json" for n in (odd, "ops")]
+    dry = run_command(
+        "prune", "--log-dir", str(log_dir), "--dry-run", "--retention-days", "30", env=env()
+    )
+    assert (dry.returncode, dry.stdout) == (
+        0,
+        "".join(f"would delete {p}\n" for p in sorted(doomed)),
+    )
+    real = run_command("prune", "--log-dir", str(log_dir), "--retention-days", "30", env=env())
+    assert (real.returncode, real.stdout) == (0, "".join(f"deleted {p}\n" for p in sorted(doomed)))
+    assert (log_dir / odd).is_dir() and not any(p.exists() for p in doomed)
+    assert logged_ids(log_dir / odd) == logged_ids(log_dir / "ops") == [2]
+
+
+def contents(room_log: Path) -> list[tuple[str, int]]:
+    """(the content's first word, id) of every line of a room's log, sorted."""
+    return sorted((m["content"].split()[0], m["id"]) for m in log_lines(room_log))
+
+
+def sent_to(db: Path, sends: int, word: str) -> list[tuple[str, int]]:
+    return [(word, i) for i in serverdb.send_many(db, sends, prefix=word)]
+
+
+def test_a_renamed_room_is_not_logged_again_under_its_new_name(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    proc = rooms_logger().start()
+    wait_until(lambda: "INFO: following the rooms" in proc.stderr(), what="the supervisor")
+    db, _ = make_room(rooms_dir, "ops")
+    wait_rooms_ready(proc, "ops")
+    before = sent_to(db, 3, "before")
+    wait_until(lambda: contents(log_dir / "ops") == before, what="room ops logged")
+    (rooms_dir / "ops").rename(rooms_dir / "ops2")
+    wait_until(lambda: "room ops: gone" in proc.stderr(), what="room ops released")
+    refusal = (
+        f"room ops2: database {rooms_dir / 'ops2' / 'messages.db'} is the one logged in"
+        f" {log_dir / 'ops'}, moved here (room ops renamed to ops2?); not logged again: stop"
+        f" the logger and rename {log_dir / 'ops'} to {log_dir / 'ops2'} to go on with its log"
+    )
+    wait_until(lambda: refusal in proc.stderr(), what="room ops2 refused, saying what to do")
+    after = sent_to(rooms_dir / "ops2" / "messages.db", 2, "after")
+    assert proc.stderr().count(refusal) == 1
+    assert not (log_dir / "ops2").exists()
+    assert contents(log_dir / "ops") == before
+    assert proc.stop() == 0
+    (log_dir / "ops").rename(log_dir / "ops2")  # what the line says
+    again = rooms_logger().start()
+    wait_until(lambda: contents(log_dir / "ops2") == sorted(before + after), what="its log, on")
+    more = sent_to(rooms_dir / "ops2" / "messages.db", 1, "more")
+    wait_until(lambda: contents(log_dir / "ops2") == sorted(before + after + more), what="more")
+    assert again.stop() == 0
+    assert "moved to" in again.stderr() and "WARNING" not in again.stderr(), again.stderr()
+
+
+def test_swapped_rooms_are_refused_and_each_log_goes_on_once_renamed_to_match(
+    rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """The review's swap, one step at a time as a shell does it (``mv a tmp; mv b a;
+    mv tmp b``): each room was taken for a database replaced at its path and logged the
+    other's history; room tmp, there for a moment, was logged whole into logs/tmp."""
+    proc = rooms_logger().start()
+    wait_until(lambda: "INFO: following the rooms" in proc.stderr(), what="the supervisor")
+    dbs = {name: make_room(rooms_dir, name)[0] for name in ("a", "b")}
+    wait_rooms_ready(proc, "a", "b")
+    first = {name: sent_to(db, 3, f"{name}-first") for name, db in dbs.items()}
+    wait_until(
+        lambda: all(contents(log_dir / n) == first[n] for n in "ab"), what="both rooms logged"
+    )
+    (rooms_dir / "a").rename(rooms_dir / "tmp")
+    wait_until(lambda: "room tmp: database" in proc.stderr(), what="room tmp refused")
+    (rooms_dir / "b").rename(rooms_dir / "a")
+    wait_until(lambda: "room a: database" in proc.stderr(), what="room a refused")
+    (rooms_dir / "tmp").rename(rooms_dir / "b")
+    wait_until(lambda: "room b: database" in proc.stderr(), what="room b refused")
+    swapped = (
+        f"room a: database {dbs['a']} is the one logged in {log_dir / 'b'}, moved here"
+        " (rooms a and b swapped?); not logged again: stop the logger and give each log"
+        " directory the name of the room its database now has (swap"
+        f" {log_dir / 'a'} and {log_dir / 'b'})"
+    )
+    assert swapped in proc.stderr()
+    assert not (log_dir / "tmp").exists()
+    assert {n: contents(log_dir / n) for n in "ab"} == first
+    assert proc.stop() == 0
+    (log_dir / "a").rename(log_dir / "x")  # what the lines say
+    (log_dir / "b").rename(log_dir / "a")
+    (log_dir / "x").rename(log_dir / "b")
+    again = rooms_logger().start()
+    wait_rooms_ready(again, "a", "b")
+    later = {name: sent_to(rooms_dir / name / "messages.db", 2, f"{name}-later") for name in "ab"}
+    want = {"a": first["b"] + later["a"], "b": first["a"] + later["b"]}
+    wait_until(
+        lambda: all(contents(log_dir / n) == sorted(want[n]) for n in "ab"),
+        what="each log going on with its database, once",
+    )
+    assert again.stop() == 0

@@ -14,7 +14,19 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LIBFAKETIME, LoggerProcess, faked, logged_ids, logger_command, wait_until
+from conftest import (
+    LIBFAKETIME,
+    LoggerProcess,
+    day_files,
+    faked,
+    logged_ids,
+    logger_command,
+    wait_until,
+)
+from test_groupcommit import Ticks
+from test_position import MARCH_1, make_pipeline
+
+from dead_drop_logger.record.groupcommit import SAVE_EVERY
 
 
 class FollowingSearch:
@@ -42,9 +54,12 @@ class FollowingSearch:
             )
 
     def ids(self) -> list[int]:
+        return [json.loads(line)["id"] for line in self.printed().splitlines()]
+
+    def printed(self) -> bytes:
+        """The whole lines printed so far."""
         raw = self.out.read_bytes()
-        whole = raw[: raw.rfind(b"\n") + 1]
-        return [json.loads(line)["id"] for line in whole.splitlines()]
+        return raw[: raw.rfind(b"\n") + 1]
 
     def handles_signals(self) -> bool:
         """Whether it has installed its SIGINT and SIGTERM handlers (SigCgt in /proc)."""
@@ -261,3 +276,46 @@ def test_follow_n_0_shows_only_new_matches(
     assert search.ids() == sent[first:] and not set(earlier) & set(search.ids())
     conn.close()
     assert proc.stop() == 0
+
+
+def test_follow_shows_committed_lines_only_and_resumes_after_a_crash_rewrote_them(
+    server_db: Path, log_dir: Path, following: Callable[..., FollowingSearch]
+) -> None:
+    """A follower the server keeps busy appends lines it records as logged only at its
+    next save (group commit); a crash cuts them back and logs them again, with other
+    bytes when the rows changed meanwhile (read, deleted). ``--follow`` never shows
+    those lines before they are committed, so it shows each message once, as it stays
+    in the file, and goes on after a crash where it was (it printed uncommitted lines,
+    then resumed at their byte offset: in the middle of the lines written again)."""
+    ticks = Ticks()
+    pipeline = make_pipeline(server_db, log_dir, ticks=ticks)
+    pipeline.prepare(database_existed=False)
+    committed = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    ticks.now += SAVE_EVERY
+    committed += serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)  # recorded as logged at this save, with the one before
+    uncommitted = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)  # appended; the record on disk would cut it back
+    assert [int(json.loads(x)["id"]) for x in day_files(log_dir)[0].read_bytes().splitlines()] == (
+        committed + uncommitted
+    )
+    search = following(log_dir, "-n", "100")  # every match so far, then live
+    wait_until(lambda: len(search.ids()) >= len(committed), what="the lines committed")
+    pipeline.commits.drop()  # kill -9: nothing more is saved
+    pipeline.close()
+    conn = serverdb.connect(server_db)  # while the logger is down:
+    conn.execute("UPDATE messages SET read_flag = 1 WHERE id > ?", (committed[-1],))  # read
+    conn.execute("DELETE FROM messages WHERE id = ?", (uncommitted[-1],))  # the newest gone
+    conn.close()
+    again = make_pipeline(server_db, log_dir)  # the next start cuts back, logs them again
+    again.catch_up()
+    later = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    again.catch_up()
+    again.close()
+    final = b"".join(path.read_bytes() for path in day_files(log_dir))
+    assert [json.loads(x)["read_flag"] for x in final.splitlines()][len(committed)] == 1
+    wait_until(lambda: search.printed() == final, what="every line once, as it stays")
+    assert search.ids() == committed + uncommitted[:-1] + later
+    assert search.stop(signal.SIGTERM) == 0
+    assert search.err.read_text() == ""

@@ -3,6 +3,10 @@
 ``messages-YYYY-MM-DD.json`` is a day's file; ``messages-YYYY-MM-DD.N.json`` its later
 parts when ``--max-bytes`` is set; ``.json.gz`` a compressed one; and
 ``messages-current.json`` a symlink to today's file, which every reader skips.
+
+A name is only ours when it is a regular file: a hub room may be called anything, so
+``LOG_DIR/messages-2020-01-01.json/`` can be a room's log directory, which every
+reader, ``prune`` and retention must take for a room, never read or delete as a day.
 """
 
 from __future__ import annotations
@@ -70,12 +74,13 @@ def parse(path: Path) -> LogFile | None:
 
 
 def log_files(log_dir: Path) -> list[LogFile]:
-    """Every log file in the directory (never the current symlink), oldest first."""
+    """Every log file in the directory, oldest first: regular files only (never the
+    current symlink, nor a room's directory named like a day file)."""
     found: list[LogFile] = []
     try:
         with os.scandir(log_dir) as entries:  # d_type: no extra stat per entry
             for entry in entries:
-                if not entry.name.startswith(PREFIX) or entry.is_symlink():
+                if not entry.name.startswith(PREFIX) or not entry.is_file(follow_symlinks=False):
                     continue
                 parsed = parse(Path(entry.path))
                 if parsed is not None:

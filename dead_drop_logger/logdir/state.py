@@ -59,7 +59,10 @@ class State:
     ``skipped``: ids a backfill deliberately did not write because they were older than
     the retention window; a later backfill without retention writes them after all.
     ``importing``: a historical import was asked for and has not finished, so a logger
-    killed during it carries on with it at its next start.
+    killed during it carries on with it at its next start. ``resets``: how many times
+    the log was started over for a new database (the replaced-database rule), so a
+    writer that checked which database the log holds (``import-archive``) sees, at
+    every batch, that it no longer does.
     """
 
     position: int = 0
@@ -69,6 +72,7 @@ class State:
     database: str = ""
     importing: bool = False
     skipped: list[tuple[int, int]] = field(default_factory=list)
+    resets: int = 0
 
     def to_json(self) -> bytes:
         data = {
@@ -80,6 +84,7 @@ class State:
             "database": self.database,
             "importing": self.importing,
             "skipped": [list(r) for r in self.skipped],
+            "resets": self.resets,
         }
         return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
@@ -99,6 +104,7 @@ class State:
             database=str(data.get("database", "")),
             importing=bool(data.get("importing", False)),
             skipped=idranges.normalise((int(lo), int(hi)) for lo, hi in data.get("skipped", [])),
+            resets=int(data.get("resets", 0)),
         )
 
 

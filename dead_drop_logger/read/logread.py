@@ -31,6 +31,7 @@ import io
 import json
 import os
 import queue
+import re
 import threading
 import zlib
 from collections import Counter
@@ -41,6 +42,7 @@ from typing import Any
 
 from ..logdir import layout
 from ..logdir.layout import LogFile
+from .committed import committed_ends
 
 BLOCK = 1 << 20  # big reads: the fast path searches whole blocks, not lines
 READ_AHEAD = 2  # blocks read ahead of the caller
@@ -471,36 +473,68 @@ def gzip_size(path: Path) -> int | None:
         return None
 
 
+_ID = re.compile(rb'\{"id":(-?\d+)[,}]')
+HEAD = 40  # bytes of a line remembered to recognise it again (its ``{"id":N,``)
+
+
+def line_id(line: bytes) -> int | None:
+    """The id a stored line starts with (every logged line starts ``{"id":N,``)."""
+    match = _ID.match(line)
+    return int(match.group(1)) if match else None
+
+
 @dataclass
 class Tail:
     """Where reading got to in every file of some log directories, so that each
-    :meth:`poll` yields only the whole lines appended (or files created) since the last.
+    :meth:`poll` yields only the whole, committed lines added (or files created) since
+    the last.
 
     The first poll reads everything in the window, which makes it the initial search of
     ``--follow``. Files are keyed by (directory, day, part), so a day file compressed
     after it was read is recognised as the same file (its gzip trailer says whether it
     grew first) and a new day or part is read from its start.
+
+    Only committed lines are read (:mod:`.committed`): each file up to the end its
+    directory's state says no crash can cut back. So a line shown is never cut back,
+    nor written again with other bytes (which a crash does to the lines past that end).
+    Where to resume is the last line read from each file, recognised by its id and
+    first bytes; its offset only says where to look first. A file whose line is no
+    longer there (a log directory restored from a backup, a file replaced) is searched
+    for the last id read, and read on after it.
     """
 
     reader: Reader
     positions: dict[tuple[LogDir, dt.date, int], int] = field(default_factory=dict)
     finished: set[tuple[LogDir, dt.date, int]] = field(default_factory=set)  # read .gz
+    # The last line read from each file: where it starts, and its first bytes.
+    last: dict[tuple[LogDir, dt.date, int], tuple[int, bytes]] = field(default_factory=dict)
 
     def poll(self) -> Iterator[Chunk]:
-        """The chunks appended since the last poll, in the reader's file order."""
+        """The committed chunks added since the last poll, in the reader's file order."""
         seen: set[tuple[LogDir, dt.date, int]] = set()
-        for source, entry in self.reader.files():
+        files = self.reader.files()
+        ends = committed_ends(
+            (source.path, entry)
+            for source, entry in files
+            if (source, entry.day, entry.part) not in self.finished
+        )
+        for source, entry in files:
             key = (source, entry.day, entry.part)
             seen.add(key)
             if entry.compressed and key in self.finished:  # a gzip never changes
                 continue
             start = self.positions.get(key, 0)
-            if key in self.positions and not self._may_have_grown(entry, start):
+            end = ends.get(entry.path)
+            if key in self.positions and not self._may_have_grown(entry, start, end):
                 if entry.compressed:
                     self.finished.add(key)
                 continue
-            for chunk in self.reader.read_file(source, entry, start):
+            if key in self.last and not entry.compressed and not self._still_there(key, entry):
+                start = self._find(source, entry, key, end)
+            for chunk in self._upto(self.reader.read_file(source, entry, start), end):
                 self.positions[key] = chunk.end
+                head = chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1
+                self.last[key] = (chunk.offset + head, chunk.data[head : head + HEAD])
                 yield chunk
             self.positions.setdefault(key, start)
             if entry.compressed:
@@ -508,15 +542,75 @@ class Tail:
         for gone in set(self.positions) - seen:  # pruned by retention
             del self.positions[gone]
             self.finished.discard(gone)
+            self.last.pop(gone, None)
 
     @staticmethod
-    def _may_have_grown(entry: LogFile, start: int) -> bool:
+    def _upto(chunks: Iterator[Chunk], end: int | None) -> Iterator[Chunk]:
+        """``chunks`` up to the whole line that ends at or before ``end`` (None: all)."""
+        try:
+            for chunk in chunks:
+                if end is None or chunk.end <= end:
+                    yield chunk
+                    continue
+                cut = chunk.data.rfind(b"\n", 0, max(0, end - chunk.offset)) + 1
+                if cut:
+                    yield Chunk(chunk.source, chunk.file, chunk.offset, chunk.data[:cut])
+                return
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # its open file, at once
+
+    @staticmethod
+    def _may_have_grown(entry: LogFile, start: int, end: int | None) -> bool:
         if entry.compressed:
             return gzip_size(entry.path) != start % (1 << 32)
-        try:
-            return entry.path.stat().st_size > start
-        except FileNotFoundError:  # compressed (or pruned) since it was listed
+        if end is None:  # compressed (or pruned) since it was listed
             return True
+        return end != start  # (below it: the file replaced, so it is looked at again)
+
+    def _still_there(self, key: tuple[LogDir, dt.date, int], entry: LogFile) -> bool:
+        """Whether the last line read from the file still starts where it did."""
+        at, head = self.last[key]
+        try:
+            with open(entry.path, "rb", buffering=0) as raw:
+                before = (
+                    os.pread(raw.fileno(), len(head) + 1, at - 1)
+                    if at
+                    else b"\n" + (os.pread(raw.fileno(), len(head), 0))
+                )
+        except OSError:  # gone (to its gzip, say): its bytes are the same
+            return True
+        return before == b"\n" + head
+
+    def _find(
+        self, source: LogDir, entry: LogFile, key: tuple[LogDir, dt.date, int], end: int | None
+    ) -> int:
+        """Where to resume in a file whose last line read is no longer where it was:
+        after the line with that id, else before the first line with a greater id,
+        else at the end of its committed lines."""
+        wanted = line_id(self.last[key][1])
+        after: int | None = None
+        greater: int | None = None
+        offset = 0
+        for chunk in self._upto(self.reader.read_file(source, entry, 0), end):
+            offset = chunk.offset
+            for raw in chunk.lines():
+                found = line_id(raw)
+                if wanted is not None and found == wanted:
+                    after, greater = offset + len(raw), None
+                elif (
+                    wanted is not None
+                    and found is not None
+                    and found > wanted
+                    and greater is None
+                    and after is None
+                ):
+                    greater = offset
+                offset += len(raw)
+        if after is not None:
+            return after
+        return greater if greater is not None else offset
 
 
 def find_ids(

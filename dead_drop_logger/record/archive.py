@@ -25,6 +25,13 @@ never by the archive's length, and the pipeline's replaced-database rule (a last
 below the position means a reset) is not applied to an archive. An archive whose
 shared row differs is another database: refused rather than logged, which would make
 the log hold two rooms' ids.
+
+That check is made again under the writer lock at the import's first batch, and every
+later batch checks the log was not started over since (``State.resets``): a room made
+again under its name while its archive is imported is a new database, which its
+follower logs from its first row; the archive's rows must not follow them under the
+same ids (they did, and the two took turns starting the log over). The import stops
+there, with one line, and what it wrote before stays, once.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..clock import Clock, SystemClock
 from ..files import ensure_private_dir
@@ -112,11 +120,33 @@ def _sweep_leftovers() -> None:
 
 
 class _ArchivePipeline(Pipeline):
-    """The pipeline, minus the replaced-database rule: an archive's identity is decided
-    before (:func:`_check_owner`), and an archive without its WAL legitimately ends
-    below the logged position."""
+    """The pipeline, with the archive's own rule in place of the replaced-database rule
+    (an archive without its WAL legitimately ends below the logged position): at the
+    first batch, under the writer lock, the log must hold this archive's database
+    (``check``: :func:`_check_owner`); at every later batch, still the same log, not
+    one started over for a new database since (the room made again, its follower
+    logging it from its first row: ``State.resets``). Else the archive's rows would
+    go in under ids the new database's lines hold, and the two would take turns
+    starting the log over."""
+
+    def __init__(
+        self,
+        *args: Any,
+        check: Callable[[State], None],
+        made_again: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._check = check
+        self._made_again = made_again
+        self._checked: int | None = None  # the log's resets when it was found the archive's
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
+        if self._checked is None:
+            self._check(state)
+            self._checked = state.resets
+        elif state.resets != self._checked:
+            raise ArchiveError(self._made_again)
         return False
 
 
@@ -170,6 +200,13 @@ def import_archive(
                 room_dir,
                 DayWriter(room_dir, clock or SystemClock(), utc=utc),
                 database=owner or ownership.room_id(room),
+                check=lambda state: _check_owner(archive, source, state, room_dir, last),
+                made_again=(
+                    f"room {room} was made again while {archive} was imported: its log"
+                    f" {room_dir} now holds the new database's messages, not this"
+                    " archive's; nothing more imported (import the archive as another"
+                    " room with --room NAME)"
+                ),
             )
             state = pipeline.prepare(database_existed=False)  # no state: all of it is new
             the_clock = clock or SystemClock()

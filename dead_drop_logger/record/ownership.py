@@ -20,6 +20,11 @@ room records ``room:NAME``: the room's database, wherever the hub keeps it. The 
 database at ``.../NAME/messages.db`` (where a hub keeps room NAME) is then the owner and
 its path is recorded; any other database is refused. (A state left by an older
 ``import-archive`` naming its deleted temporary copy is read the same way.)
+
+Rooms are known by name, so a room's database found under another room's name (a room
+renamed, two rooms swapped) is recognised by the same rule as a moved database, against
+the other rooms' logs (:func:`refuse_moved_room`), and refused with the way out rather
+than logged again from its first row.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from pathlib import Path
 
 from ..config import ROOM_DB_NAME
 from ..files import LogDirError
-from ..logdir.state import State
+from ..logdir.layout import room_dirs
+from ..logdir.state import STATE_NAME, State, StateError, StateStore
 from .source import Source, SourceMissing, SourceUnusable
 
 log = logging.getLogger(__name__)
@@ -123,3 +129,65 @@ def _fingerprint(source: Source, position: int) -> str | None:
         return source.fingerprint(position)
     except (SourceMissing, SourceUnusable):  # absent or not a database: not those rows
         return None
+
+
+class MovedRoom(ForeignDatabase):
+    """A room's database is another room's, moved here (rooms renamed or swapped)."""
+
+
+def logged_in_another_room(source: Source, log_dir: Path, *, wait: bool) -> Path | None:
+    """The log directory of another room (beside ``log_dir``) whose database ``source``
+    is, moved here: the row at that log's position is the one it recorded, and the path
+    it records no longer holds it (a room renamed, two rooms swapped, a room moved
+    aside for a moment). None when there is none; a copy (the recorded path still holds
+    the same rows) is a database of its own, as :func:`claim` says.
+
+    Why: a room is known by its name, so a renamed room would be logged whole again
+    under its new name, and two swapped rooms would each be taken for a database
+    replaced at its path and logged from its first row into the other's log.
+
+    ``wait``: read each other log's state under its writer lock, so a follower holding
+    its transaction (group commit: the state on disk may not record its first lines
+    yet) lets go and saves first; only for a caller holding no writer lock itself (two
+    rooms each waiting for the other's lock would wait out the patience, again and
+    again). Else the state as last saved is taken.
+    """
+    here = log_dir.name
+    for other in room_dirs(log_dir.parent):
+        if other.name == here:
+            continue
+        store = StateStore(other)
+        try:
+            if wait:
+                with store.locked():  # (raises StateError when held too long: retried)
+                    state = store.load()
+            else:
+                state = store.load()
+        except StateError:
+            if wait:
+                raise
+            continue
+        if state is not None and state.database and _moved(state, source):
+            return other
+    return None
+
+
+def refuse_moved_room(source: Source, log_dir: Path, *, wait: bool) -> None:
+    """Raise MovedRoom when ``source`` is the database another room's log holds (see
+    :func:`logged_in_another_room`): logging it here would log its history again."""
+    other = logged_in_another_room(source, log_dir, wait=wait)
+    if other is None:
+        return
+    db = source.path
+    if (log_dir / STATE_NAME).exists():  # the room's own log holds another database
+        raise MovedRoom(
+            f"database {db} is the one logged in {other}, moved here (rooms {log_dir.name}"
+            f" and {other.name} swapped?); not logged again: stop the logger and give each"
+            f" log directory the name of the room its database now has (swap {log_dir} and"
+            f" {other})"
+        )
+    raise MovedRoom(
+        f"database {db} is the one logged in {other}, moved here (room {other.name} renamed"
+        f" to {log_dir.name}?); not logged again: stop the logger and rename {other} to"
+        f" {log_dir} to go on with its log"
+    )

@@ -88,6 +88,9 @@ class Pipeline:
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
         # The follower's batches, in a transaction held while the server keeps it busy.
         self.commits = GroupCommit(self.store, self.writer, self._transaction, clock=ticks)
+        # Runs before the replaced-database rule logs a new database from its first row;
+        # raises to refuse it instead (a room: another room's database, moved here).
+        self.before_reset: Callable[[], None] = lambda: None
 
     def close(self) -> None:
         self.commits.drop()  # (the follower releases its hold, saved, before it closes)
@@ -332,6 +335,7 @@ class Pipeline:
             if last >= state.position:
                 return False  # that row was deleted, but the database is the same one
             reason = f"its last id {last} is below the logged position {state.position}"
+        self.before_reset()  # (a room's: not another room's database, moved here)
         log.warning(
             "database %s was replaced (%s); logging the new database from its first row",
             self.source.path,
@@ -341,6 +345,7 @@ class Pipeline:
         state.logged = []
         state.skipped = []
         state.fingerprint = None
+        state.resets += 1
         self.store.save(state)
         return True
 

@@ -16,6 +16,11 @@ Why it looks like this:
   open: a room whose database vanishes first logs what that connection can still read,
   then, when its directory is gone, says so once and is released. A room that comes
   back under the same name is a new database (the replaced-database rule).
+- A room is known by its name, its database by its rows: a room renamed, or two rooms
+  swapped, is the database another room's log holds (:mod:`.ownership`). It is refused
+  with the way out (rename the log directories to match), never logged again from its
+  first row under the other name, and a room there for a moment (``mv a tmp``) gets
+  no log directory.
 - Rooms there at the logger's first start follow the first-start rule (new messages
   only); a room found later, or one without a state at a later start that was not there
   at the first start, is new: logged from its first row. A marker file in the log
@@ -37,8 +42,10 @@ from ..clock import Clock, SystemClock
 from ..config import ROOM_DB_NAME, Settings
 from ..diagnostics import ROOM_THREAD_PREFIX
 from ..files import LogDirError, create_private, ensure_private_dir, fsync_dir
+from ..logdir.state import STATE_NAME
 from ..rooms_spec import RoomNameError, check_room_name
 from ..signals import stop_on_signals
+from . import ownership
 from .follow import MAX_BACKOFF, Follower, signature
 from .watch import Waker, WakingStopEvent, Watcher, WatcherUnavailable
 
@@ -103,6 +110,32 @@ class RoomFollower(Follower):
         self.name = name
         self.discovered = discovered
         self.releasable = releasable
+        # A database found replaced at the room's path may be another room's, moved here.
+        self.pipeline.before_reset = lambda: self._not_another_rooms(wait=False)
+
+    def run(self) -> None:
+        if self.gone():
+            return
+        if not (self.settings.log_dir / STATE_NAME).exists() and not self._retrying(
+            lambda: self._not_another_rooms(wait=True)
+        ):
+            return  # (stopped while the database could not be read)
+        super().run()
+
+    def gone(self) -> bool:
+        """Whether the room's directory is gone for good (then it is released)."""
+        if not self.releasable or self.settings.db.parent.exists():
+            return False
+        self.finished = True
+        return True
+
+    def _not_another_rooms(self, *, wait: bool) -> None:
+        """Refuse (MovedRoom) another room's database, moved here: before a log of its
+        own is begun (nothing is made for it, not even its directory; ``wait``: the
+        other logs' states read under their locks), and before a database replaced at
+        its path is logged from its first row (inside the room's own transaction: their
+        states as last saved)."""
+        ownership.refuse_moved_room(self.source, self.settings.log_dir, wait=wait)
 
     def _database_existed(self) -> bool:
         return not self.discovered and super()._database_existed()
@@ -247,6 +280,8 @@ class Rooms:
             try:
                 room.run()
             except LogDirError as exc:  # its log directory unusable, or another database's
+                if room.gone():
+                    return
                 room.reporter.problem(f"{exc}; retrying every {MAX_BACKOFF:g}s")
             except Exception as exc:  # a bug in one room must not end the others
                 log.debug("unexpected error", exc_info=True)
