@@ -18,7 +18,7 @@ import pytest
 import serverdb
 from browser import Browser, chromium
 from click.testing import CliRunner
-from conftest import LIBFAKETIME, faked, log_with_real_logger, run_command
+from conftest import faked, log_with_real_logger, run_command
 
 from dead_drop_logger.control.cli import cli
 from dead_drop_logger.read import report
@@ -49,7 +49,7 @@ def team_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     serverdb.simulate_team(db, dt.datetime(2026, 2, 2), days=14)
     log_with_real_logger(db, log_dir)
     out = root / "team.html"
-    clock = faked("2026-03-01 12:00:00") if LIBFAKETIME else {}  # the page says when
+    clock = faked("2026-03-01 12:00:00")  # the page says when it was made
     done = run_command("report", "--log-dir", str(log_dir), "-o", str(out), env=ENV | clock)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
@@ -64,8 +64,7 @@ def test_report_file_is_private_and_self_contained(team_report: Path) -> None:
     assert "&lt;script&gt;" in page
     assert page.count("<script") == 2  # Plotly.js, then the charts
     assert "cdn.plot.ly/plotly" not in page.split("<script>", 1)[0]
-    if LIBFAKETIME:  # the command's clock is the page's
-        assert '; generated <time datetime="2026-03-01T12:' in page
+    assert '; generated <time datetime="2026-03-01T12:' in page  # the command's clock
 
 
 @needs_chromium
