@@ -126,6 +126,13 @@ HEIGHTS = """Array.from(document.querySelectorAll('.plot')).map(d =>
    parseInt(d.style.height)])"""
 
 
+# Whether every chart was redrawn at its box's new width (polled, up to 50 s).
+REDRAWN = """new Promise(done => { const end = Date.now() + 50000; (function check() {
+  const ok = Array.from(document.querySelectorAll('.plot')).every(d => Math.abs(
+    d.querySelector('svg.main-svg').getBoundingClientRect().width - d.clientWidth) < 1);
+  if (ok || Date.now() > end) done(ok); else setTimeout(check, 100); })(); })"""
+
+
 def fits(browser: Browser) -> None:
     """Nothing on the page is wider than the screen: no sideways scrolling, no element
     reaching past the edge (tables included), every chart as tall as its figure."""
@@ -170,7 +177,7 @@ def test_report_fits_a_phone(team_report: Path) -> None:
         # Turned sideways and back: every chart is redrawn at its own height, not squashed.
         for width, height in ((844, 390), (390, 844)):
             browser.set_width(width, height, mobile=True)
-            browser.evaluate("new Promise(r => setTimeout(r, 1000))")
+            assert browser.evaluate(REDRAWN), width
         fits(browser)
         assert log.errors == []
 
