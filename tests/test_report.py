@@ -18,9 +18,11 @@ import pytest
 import serverdb
 from browser import Browser, chromium
 from click.testing import CliRunner
-from conftest import log_with_real_logger, run_command
+from conftest import faked, log_with_real_logger, run_command
 
 from dead_drop_logger.control.cli import cli
+from dead_drop_logger.read import report
+from dead_drop_logger.read.stats import StatsBuilder
 
 needs_chromium = pytest.mark.skipif(
     chromium() is None, reason="chromium is not installed (.ci/run installs it)"
@@ -47,7 +49,8 @@ def team_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     serverdb.simulate_team(db, dt.datetime(2026, 2, 2), days=14)
     log_with_real_logger(db, log_dir)
     out = root / "team.html"
-    done = run_command("report", "--log-dir", str(log_dir), "-o", str(out), env=ENV)
+    clock = faked("2026-03-01 12:00:00")  # the page says when it was made
+    done = run_command("report", "--log-dir", str(log_dir), "-o", str(out), env=ENV | clock)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert done.stderr.startswith(f"wrote {out} (") and done.stderr.endswith(" bytes)\n")
@@ -61,6 +64,7 @@ def test_report_file_is_private_and_self_contained(team_report: Path) -> None:
     assert "&lt;script&gt;" in page
     assert page.count("<script") == 2  # Plotly.js, then the charts
     assert "cdn.plot.ly/plotly" not in page.split("<script>", 1)[0]
+    assert '; generated <time datetime="2026-03-01T12:' in page  # the command's clock
 
 
 @needs_chromium
@@ -70,7 +74,7 @@ def test_report_renders_offline_in_chromium(team_report: Path) -> None:
         assert log.errors == []
         assert [u for u in log.requests if not u.startswith("data:")] == [team_report.as_uri()]
         drawn = browser.evaluate(
-            "Object.fromEntries(Array.from(document.querySelectorAll('.chart')).map(d =>"
+            "Object.fromEntries(Array.from(document.querySelectorAll('.plot')).map(d =>"
             " [d.id, {svg: d.querySelectorAll('svg.main-svg').length,"
             "  marks: d.querySelectorAll(MARKS[d.id]).length}]))".replace("MARKS", repr(MARKS))
         )
@@ -93,6 +97,50 @@ def test_report_renders_offline_in_chromium(team_report: Path) -> None:
         )
         assert "2026-02-02:" in hover and "messages" in hover
         assert log.errors == []
+        # Every mark has its legend: an entry per trace, a title on every colour bar.
+        legends = browser.evaluate(LEGENDS)
+        assert set(legends) == set(MARKS)
+        for chart, found in legends.items():
+            assert found["entries"] == found["traces"] > 0 or found["heatmaps"], (chart, found)
+            assert len(found["bars"]) == found["heatmaps"] and all(found["bars"]), (chart, found)
+
+
+# Per chart: its traces (heatmaps apart), the legend's entries, its colour bars' titles.
+LEGENDS = """Object.fromEntries(Array.from(document.querySelectorAll('.plot')).map(d => [d.id, {
+  traces: d.data.filter(t => t.type !== 'heatmap').length,
+  heatmaps: d.data.filter(t => t.type === 'heatmap').length,
+  entries: d.querySelectorAll('.legend .traces').length,
+  bars: Array.from(d.querySelectorAll('.colorbar')).map(c =>
+    (c.querySelector('.cbtitle') || {textContent: ''}).textContent)}]))"""
+
+# Every element that shows (a part of it on screen) and reaches past the screen's edges.
+TOO_WIDE = """Array.from(document.querySelectorAll('body *')).filter(e => {
+  const r = e.getBoundingClientRect();
+  return r.width > 0 && r.right > 0 && (r.left < -0.5 || r.right > innerWidth + 0.5);
+}).map(e => e.tagName + '.' + e.getAttribute('class') + ' '
+  + Math.round(e.getBoundingClientRect().right))"""
+
+# Each chart's height as drawn, and the height its figure asks for (its box's).
+HEIGHTS = """Array.from(document.querySelectorAll('.plot')).map(d =>
+  [d.id, Math.round(d.querySelector('svg.main-svg').getBoundingClientRect().height),
+   parseInt(d.style.height)])"""
+
+
+# Whether every chart was redrawn at its box's new width (polled, up to 50 s).
+REDRAWN = """new Promise(done => { const end = Date.now() + 50000; (function check() {
+  const ok = Array.from(document.querySelectorAll('.plot')).every(d => Math.abs(
+    d.querySelector('svg.main-svg').getBoundingClientRect().width - d.clientWidth) < 1);
+  if (ok || Date.now() > end) done(ok); else setTimeout(check, 100); })(); })"""
+
+
+def fits(browser: Browser) -> None:
+    """Nothing on the page is wider than the screen: no sideways scrolling, no element
+    reaching past the edge (tables included), every chart as tall as its figure."""
+    assert browser.evaluate("window.innerWidth") == 390
+    assert browser.evaluate("document.documentElement.scrollWidth") <= 390
+    assert browser.evaluate(TOO_WIDE) == []
+    for chart, height, wanted in browser.evaluate(HEIGHTS):
+        assert height == wanted, (chart, height, wanted)
 
 
 @needs_chromium
@@ -101,8 +149,8 @@ def test_report_fits_a_phone(team_report: Path) -> None:
         browser.set_width(390, 844, mobile=True)
         log = browser.open(team_report)
         assert log.errors == []
+        fits(browser)
         width = browser.evaluate("window.innerWidth")
-        assert browser.evaluate("document.documentElement.scrollWidth") <= width
         widths = browser.evaluate(
             "Array.from(document.querySelectorAll('.chart svg.main-svg'))"
             ".map(s => s.getBoundingClientRect().right)"
@@ -126,6 +174,44 @@ def test_report_fits_a_phone(team_report: Path) -> None:
             " return bar.bottom - plot.top; })()"
         )
         assert overlap <= 0
+        # Turned sideways and back: every chart is redrawn at its own height, not squashed.
+        for width, height in ((844, 390), (390, 844)):
+            browser.set_width(width, height, mobile=True)
+            assert browser.evaluate(REDRAWN), width
+        fits(browser)
+        assert log.errors == []
+
+
+def rooms_of_sixteen() -> StatsBuilder:
+    """Two rooms of eight agents each, long room names, one very busy hour."""
+    builder = StatsBuilder(rooms=True)
+    rooms = ("ops", "research-and-development")
+    for n in range(1600):
+        room, sender, to = rooms[n % 2], f"agent-{n // 2 % 8}", f"agent-{(n // 2 + 1) % 8}"
+        day, hour = 2 + n % 14, 8 + n % 11
+        builder.add(
+            {"id": n, "from_agent": sender, "to_agent": to, "is_cc": 0,
+             "timestamp": f"2026-03-{day:02d}T{hour:02d}:{n % 60:02d}:00",
+             "task_id": f"T-{n % 40}", "reply_to": n - 2 if n % 3 else None},
+            room,
+        )  # fmt: skip
+    return builder
+
+
+@needs_chromium
+def test_a_rooms_report_of_sixteen_agents_fits_a_phone(tmp_path: Path) -> None:
+    """16 agents with their rooms in every name: wider tables, longer legends."""
+    stats = rooms_of_sixteen().result()
+    assert len(stats.agents) == 16
+    page = tmp_path / "rooms.html"
+    page.write_text(report.render(stats, "Sixteen agents in two rooms", "rooms"))
+    with Browser(width=390, height=844) as browser:
+        browser.set_width(390, 844, mobile=True)
+        log = browser.open(page)
+        assert log.errors == []
+        fits(browser)
+        legends = browser.evaluate(LEGENDS)
+        assert legends["chart-per-day"]["entries"] == 16
 
 
 def test_report_without_plotly_says_how_to_install(

@@ -642,9 +642,10 @@ def test_report_previews_each_threads_root_from_its_own_room(
     html = page.read_text()
     for root, room, preview in ((1, "ops", "ops deploy?"), (3, "dev", "dev broadcast"),
                                 (3, "ops", "ops all hands")):  # fmt: skip
-        assert f"<td>#{root}</td><td>{room}</td>" in html
-        row = html[html.index(f"<td>#{root}</td><td>{room}</td>") :].split("</tr>")[0]
-        assert row.endswith(f"<td>{preview}</td>"), row
+        cells = f'<td data-label="thread">#{root}</td><td data-label="room">{room}</td>'
+        assert cells in html
+        row = html[html.index(cells) :].split("</tr>")[0]
+        assert row.endswith(f'<td class="p" data-label="first message">{preview}</td>'), row
 
 
 def test_nothing_found_says_which_rooms_were_read(two_rooms: Path) -> None:

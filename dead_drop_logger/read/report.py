@@ -11,6 +11,13 @@ and a Content-Security-Policy allows nothing to be fetched, so even a future Plo
 that tried would be stopped. What keeps it small: the charts carry aggregates only
 (:mod:`charts`), so its size is Plotly.js (about 4.8 MB) plus tens of kilobytes.
 Text from messages is HTML-escaped everywhere, so a message cannot add markup or links.
+
+What keeps it readable on a phone (390 px): nothing is wider than the screen. Charts take
+the page's width (each in a box of its own figure's height, so a resize or a turned phone
+redraws it at that height instead of squashing it); a table of more than four columns
+(or with rooms' names) becomes one block per row below 600 px, each cell after its
+column's name, and any other table wraps its cells, long names and all. The page says
+when it was made (from an injectable clock, so tests know the text).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..clock import Clock, SystemClock
 from ..files import open_private, write_all
 from ..installed import install_extra
 from . import charts, stats_format
@@ -56,15 +64,28 @@ h2 { font-size: 1.15em; margin: 1.6em 0 0.4em; }
 .card b { display: block; font-size: 1.35em; }
 .card span { color: #5b6675; font-size: 0.85em; }
 summary { cursor: pointer; color: #5b6675; margin: 0.3em 0; }
+h1, .sub { overflow-wrap: anywhere; }
 .chart { background: #fff; border: 1px solid #dde3ea; border-radius: 8px; padding: 4px;
-         width: 100%; box-sizing: border-box; min-height: 240px; }
+         width: 100%; box-sizing: border-box; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; background: #fff; font-size: 0.92em; }
 th, td { border-bottom: 1px solid #e6eaef; padding: 4px 10px; text-align: left;
          white-space: nowrap; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-td.p { white-space: normal; min-width: 16em; }
-@media (max-width: 600px) { body { padding: 8px; font-size: 14px; } }
+td.p { white-space: normal; min-width: 16em; overflow-wrap: anywhere; }
+@media (max-width: 600px) {
+  body { padding: 8px; font-size: 14px; }
+  th, td { white-space: normal; overflow-wrap: anywhere; }
+  table.wide, .wide tbody, .wide tr { display: block; }
+  .wide thead { display: none; }
+  .wide tr { border-bottom: 1px solid #e6eaef; padding: 5px 8px; }
+  .wide td { display: inline-block; border: 0; padding: 1px 12px 1px 0;
+             white-space: normal; overflow-wrap: anywhere; min-width: 0; }
+  .wide td::before { content: attr(data-label) " "; color: #5b6675; }
+  .wide td:first-child { display: block; font-weight: 600; }
+  .wide td:first-child::before { content: none; }
+  .wide td.p { display: block; }
+}
 """
 
 
@@ -95,15 +116,23 @@ def _e(value: object) -> str:
     return html.escape("-" if value is None else str(value))
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Iterator[str]:
+WIDE_TABLE = 5  # columns from which a table is one block per row on a phone (or a room's)
+
+
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], prose: int | None = None
+) -> Iterator[str]:
+    """A table; ``prose``: the column of message text (it wraps, and has a line of its
+    own on a phone)."""
     numeric = stats_format.numeric_columns(rows) or [False] * len(headers)
 
     def cell(tag: str, i: int, value: object) -> str:
-        return (
-            f'<{tag} class="n">{_e(value)}</{tag}>' if numeric[i] else f"<{tag}>{_e(value)}</{tag}>"
-        )
+        kind = ' class="p"' if i == prose else ' class="n"' if numeric[i] else ""
+        name = f' data-label="{_e(headers[i])}"' if tag == "td" else ""
+        return f"<{tag}{kind}{name}>{_e(value)}</{tag}>"
 
-    yield '<div class="scroll"><table><thead><tr>'
+    wide = ' class="wide"' if len(headers) >= WIDE_TABLE or "room" in headers else ""
+    yield f'<div class="scroll"><table{wide}><thead><tr>'
     yield "".join(cell("th", i, head) for i, head in enumerate(headers))
     yield "</tr></thead><tbody>"
     for row in rows:
@@ -148,10 +177,11 @@ def _numbers(stats: Stats) -> Iterator[str]:
     summary = "; ".join(f"{name} {value}" for name, value in stats_format.thread_summary(stats))
     yield f'<p class="sub">{_e(summary)}; messages without a task {stats.without_task:,}.</p>'
     th = stats.threads
+    headers = stats_format.headers_with_room(
+        stats, "thread", "messages", "first reply", "last reply", "first message"
+    )
     yield from _table(
-        stats_format.headers_with_room(
-            stats, "thread", "messages", "first reply", "last reply", "first message"
-        ),
+        headers,
         [
             (
                 f"#{r.root}",
@@ -163,6 +193,7 @@ def _numbers(stats: Stats) -> Iterator[str]:
             )
             for r in th.busiest
         ],
+        prose=len(headers) - 1,
     )
     yield "<h2>Tasks</h2>"
     shown = min(len(stats.tasks), MAX_TASK_ROWS)
@@ -172,9 +203,17 @@ def _numbers(stats: Stats) -> Iterator[str]:
     yield "</details>"
 
 
-def render(stats: Stats, title: str, subtitle: str) -> str:
-    """The whole page."""
+def generated(clock: Clock) -> str:
+    """When the page was made, in the local zone: ``<time>`` with the exact instant."""
+    now = clock.now()
+    shown = now.strftime("%Y-%m-%d %H:%M ") + (now.strftime("%Z") or now.strftime("%z"))
+    return f'generated <time datetime="{now.isoformat(timespec="seconds")}">{_e(shown)}</time>'
+
+
+def render(stats: Stats, title: str, subtitle: str, clock: Clock | None = None) -> str:
+    """The whole page; ``clock``: when it was made (default: now)."""
     figures = charts.all_charts(stats)
+    made = generated(clock or SystemClock())
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -184,12 +223,16 @@ def render(stats: Stats, title: str, subtitle: str) -> str:
         f"<style>{STYLE}</style>",
         "</head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="sub">{_e(subtitle)}</p>',
+        f'<p class="sub">{_e(subtitle)}; {made}</p>',
     ]
     parts.extend(_numbers(stats))
     for chart in figures:
         parts.append(f"<h2>{_e(chart.title)}</h2>")
-        parts.append(f'<div class="chart" id="chart-{chart.key}"></div>')
+        height = chart.figure["layout"]["height"]
+        parts.append(
+            f'<div class="chart"><div class="plot" id="chart-{chart.key}"'
+            f' style="height:{height}px"></div></div>'
+        )
     parts.append(f"<script>{plotly_js()}</script>")
     specs = {chart.key: chart.figure for chart in figures}
     parts.append(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,17 @@ from .responses import ResponderTimes, ResponseTracker, median
 _EPOCH = dt.datetime(1970, 1, 1)
 TOP_THREADS = 10
 Room = str | None  # None: the plain log directory
+# How long a thread went on, from its first reply to its last: the classes' upper bounds
+# in seconds (the report's threads chart), so that chart carries counts per class, never
+# a row per thread. A thread with no dated reply is in a last class of its own.
+THREAD_SPANS: tuple[tuple[float, str], ...] = (
+    (60, "< 1 min"),
+    (900, "1-15 min"),
+    (3600, "15-60 min"),
+    (4 * 3600, "1-4 h"),
+    (24 * 3600, "4-24 h"),
+    (math.inf, "a day or more"),
+)
 
 
 def who(name: str, room: Room) -> str:
@@ -112,6 +124,8 @@ class Threads:
     longest: ThreadRow | None = None
     median_length: float | None = None
     busiest: list[ThreadRow] = field(default_factory=list)
+    # length -> threads of that length per class of THREAD_SPANS (then: no dated reply)
+    by_length: dict[int, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,6 +196,13 @@ def parse_stamp(stamp: object) -> dt.datetime | None:
 def _span(first: str | None, last: str | None) -> float | None:
     a, b = parse_stamp(first), parse_stamp(last)
     return None if a is None or b is None else (b - a).total_seconds()
+
+
+def _span_class(seconds: float | None) -> int:
+    """The index in :data:`THREAD_SPANS` of a span (one past them: not dated)."""
+    if seconds is None:
+        return len(THREAD_SPANS)
+    return next(i for i, (upper, _) in enumerate(THREAD_SPANS) if seconds < upper)
 
 
 class StatsBuilder:
@@ -402,11 +423,18 @@ class StatsBuilder:
             ThreadRow(root, t.replies + 1, t.first, t.last, room=room) for (room, root), t in top
         ]
         lengths = Counter(t.replies + 1 for t in self._threads.values())
+        by_length: dict[int, list[int]] = {}
+        for t in self._threads.values():
+            spans = by_length.get(t.replies + 1)
+            if spans is None:
+                spans = by_length[t.replies + 1] = [0] * (len(THREAD_SPANS) + 1)
+            spans[_span_class(_span(t.first, t.last))] += 1
         return Threads(
             count=len(self._threads),
             longest=rows[0],
             median_length=median(lengths),
             busiest=rows,
+            by_length=dict(sorted(by_length.items())),
         )
 
 
