@@ -218,6 +218,7 @@ def test_top_once_shows_task_last_message_and_waiting(
     assert re.search(r"^pending +1  TASK-003 - 11m$", out, re.M), out
     assert re.search(r"^in_progress +1  TASK-001 juno 13m$", out, re.M), out
     assert all(width_of(line) <= 80 for line in out.splitlines())
+    assert "\x1b" not in out  # no colour into a pipe
     env = {**home_env, TEST_NOW: stamp(900)}
     listed = run_command("agents", "--json", "--db", str(db), "--log-dir", str(log_dir), env=env)
     rows = {row["agent"]: row for row in map(json.loads, listed.stdout.splitlines())}
@@ -345,6 +346,9 @@ def test_top_live_in_a_tmux_pane(tmp_path: Path, home_env: dict[str, str], quit_
         first = pane.screen()
         assert first.startswith("top  ") and "q quits" in first and "AGENT" in first
         assert "OPEN TASKS (2)" in first
+        dead = [line for line in pane.tmux("capture-pane", "-p", "-e", "-t", "top").splitlines()
+                if line.startswith("juno ")]  # fmt: skip
+        assert "\x1b[" in dead[0] and "31m" in dead[0]  # its heartbeat is long past: red
         # A writer commits: juno's status changes, and so does its row.
         conn = serverdb.connect(db)
         serverdb.set_status(conn, "juno", "shipping the fix")

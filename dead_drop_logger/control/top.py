@@ -179,8 +179,9 @@ class Screen:
     def restore(self) -> None:
         if self._on:
             self._on = False
-            self.out.write(LEAVE)
-            self.out.flush()
+            with contextlib.suppress(OSError, ValueError):  # a terminal that hung up
+                self.out.write(LEAVE)
+                self.out.flush()
         if self._saved is not None and self.keys is not None:
             with contextlib.suppress(termios.error):
                 termios.tcsetattr(self.keys, termios.TCSADRAIN, self._saved)  # type: ignore[arg-type]
@@ -280,7 +281,10 @@ def live(team: Team, out: TextIO, colour: bool) -> int:
                 first = False
                 resized.clear()
                 width = shutil.get_terminal_size().columns
-                screen.draw(render(team.frame(), width, colour, live=True), force)
+                try:
+                    screen.draw(render(team.frame(), width, colour, live=True), force)
+                except OSError:  # the terminal is gone (hung up): nothing left to show
+                    break
                 tick = 1.0 - (time.time() % 1.0) + 0.005  # ages tick on whole seconds
                 if waker.wait(tick).reason == STOP:
                     break
