@@ -34,3 +34,31 @@ def days_before(day: dt.date, days: int) -> dt.date:
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+TEST_NOW = "DEAD_DROP_TEST_NOW"
+"""Test hook (only the test suite sets it): an ISO time that ``now`` is pinned to, so a
+real process can be asked how an agent looks minutes after its last heartbeat."""
+
+
+class FixedClock:
+    """A clock stopped at one moment (tests)."""
+
+    def __init__(self, moment: dt.datetime) -> None:
+        self.moment = moment if moment.tzinfo is not None else moment.astimezone()
+
+    def now(self) -> dt.datetime:
+        return self.moment
+
+
+def from_environment() -> Clock:
+    """The system clock, or the moment :data:`TEST_NOW` names (a naive time is local)."""
+    import os
+
+    pinned = os.environ.get(TEST_NOW, "")
+    if not pinned:
+        return SystemClock()
+    try:
+        return FixedClock(dt.datetime.fromisoformat(pinned))
+    except ValueError:
+        raise ValueError(f"{TEST_NOW}={pinned!r} is not an ISO time") from None

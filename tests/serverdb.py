@@ -18,6 +18,7 @@ CC'd to the lead, as the server does; ``--help`` says more).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gzip
 import heapq
@@ -28,7 +29,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 AGENTS = ("juno", "atlas", "vega", "orion")
@@ -39,10 +40,7 @@ def create(path: Path) -> None:
     """Create an empty database with the server's schema and settings."""
     conn = connect(path)
     with conn:
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, role TEXT,"
-            " registered_at TEXT, last_seen TEXT)"
-        )
+        create_agents_table(conn)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
             " from_agent TEXT, to_agent TEXT, content TEXT, timestamp TEXT,"
@@ -51,11 +49,246 @@ def create(path: Path) -> None:
         )
         conn.execute("ALTER TABLE messages ADD COLUMN task_id TEXT DEFAULT NULL")
         conn.execute("ALTER TABLE messages ADD COLUMN reply_to INTEGER DEFAULT NULL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS tasks (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " title TEXT, status TEXT, assigned_to TEXT, created_at TEXT)"
-        )
+        create_tasks_table(conn)
     conn.close()
+
+
+# -- agents and tasks: the server's own SQL (src/dead_drop/server.py), verbatim ------------
+# The server's init_db creates both tables, then migrates them with ALTER TABLE (agents:
+# heartbeat_at and team; tasks: role_hat), so their columns come in this order. Each
+# tool below is one transaction, with "now" = datetime.now().isoformat() as the server
+# stamps it, unless the test passes its own.
+
+TASK_TRANSITIONS = {
+    ("pending", "assigned"): "lead",
+    ("assigned", "in_progress"): "assignee",
+    ("in_progress", "review"): "assignee",
+    ("in_progress", "failed"): "assignee",
+    ("review", "completed"): "lead",
+    ("review", "in_progress"): "lead",  # rework
+    ("failed", "assigned"): "lead",  # retry/reassign
+}
+"""The server's ``_TASK_TRANSITIONS``: (from, to) -> who may do it."""
+
+
+def create_agents_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS agents (
+            name TEXT PRIMARY KEY,
+            registered_at TEXT,
+            last_seen TEXT,
+            last_inbox_check TEXT,
+            role TEXT DEFAULT NULL,
+            description TEXT DEFAULT NULL,
+            status TEXT DEFAULT 'offline'
+        )
+    """
+    )
+    cols = [c[1] for c in conn.execute("PRAGMA table_info(agents)")]
+    if "heartbeat_at" not in cols:
+        conn.execute("ALTER TABLE agents ADD COLUMN heartbeat_at TEXT DEFAULT NULL")
+    if "team" not in cols:
+        conn.execute("ALTER TABLE agents ADD COLUMN team TEXT DEFAULT ''")
+
+
+def create_tasks_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """
+        CREATE TABLE IF NOT EXISTS tasks (
+            id TEXT PRIMARY KEY,
+            project TEXT DEFAULT '',
+            title TEXT NOT NULL,
+            description TEXT DEFAULT '',
+            assigned_to TEXT,
+            created_by TEXT NOT NULL,
+            status TEXT DEFAULT 'pending'
+                CHECK(status IN ('pending','assigned','in_progress','review','completed','failed')),
+            result TEXT DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            completed_at TEXT
+        )
+    """
+    )
+    cols = [c[1] for c in conn.execute("PRAGMA table_info(tasks)")]
+    if "role_hat" not in cols:
+        conn.execute("ALTER TABLE tasks ADD COLUMN role_hat TEXT DEFAULT NULL")
+
+
+def _now(now: str | None) -> str:
+    return dt.datetime.now().isoformat() if now is None else now
+
+
+def register(
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    role: str = "",
+    description: str = "",
+    team: str = "",
+    now: str | None = None,
+) -> None:
+    """The server's ``register``: insert, or refresh an agent registered before (its
+    status back to "waiting for work")."""
+    stamp = _now(now)
+    with _transaction(conn):
+        conn.execute(
+            """
+            INSERT INTO agents (name, registered_at, last_seen, role, description, status, team)
+            VALUES (?, ?, ?, ?, ?, 'waiting for work', ?)
+            ON CONFLICT(name) DO UPDATE SET
+                last_seen = ?,
+                role = COALESCE(NULLIF(?, ''), agents.role),
+                description = COALESCE(NULLIF(?, ''), agents.description),
+                team = COALESCE(NULLIF(?, ''), agents.team),
+                status = 'waiting for work'
+        """,
+            (name, stamp, stamp, role or None, description or None, team or "",
+             stamp, role, description, team),
+        )  # fmt: skip
+
+
+def ping(conn: sqlite3.Connection, name: str, *, now: str | None = None) -> None:
+    """The server's ``ping``: the heartbeat."""
+    stamp = _now(now)
+    with _transaction(conn):
+        conn.execute(
+            "UPDATE agents SET heartbeat_at = ?, last_seen = ? WHERE name = ?", (stamp, stamp, name)
+        )
+
+
+def set_status(conn: sqlite3.Connection, name: str, text: str, *, now: str | None = None) -> None:
+    """The server's ``set_status``: free text ("working on TASK-004")."""
+    with _transaction(conn):
+        conn.execute(
+            "UPDATE agents SET status = ?, last_seen = ? WHERE name = ?", (text, _now(now), name)
+        )
+
+
+def deregister(conn: sqlite3.Connection, name: str) -> None:
+    """The server's ``deregister``: the row is deleted."""
+    with _transaction(conn):
+        conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+
+
+def _leads(conn: sqlite3.Connection) -> list[str]:
+    """The server's ``_get_leads``: agents whose comma-separated role includes "lead"."""
+    rows = conn.execute("SELECT name, role FROM agents WHERE role IS NOT NULL").fetchall()
+    return [name for name, role in rows if "lead" in [r.strip() for r in (role or "").split(",")]]
+
+
+def create_task(
+    conn: sqlite3.Connection,
+    creator: str,
+    title: str,
+    *,
+    description: str = "",
+    assign_to: str = "",
+    project: str = "",
+    role_hat: str = "",
+    now: str | None = None,
+) -> str:
+    """The server's ``create_task``: the next ``TASK-NNN``, "assigned" when assigned
+    (with its "TASK ASSIGNED" message to the assignee and CC rows to the other leads),
+    else "pending" (no message). Returns the id."""
+    stamp = _now(now)
+    with _transaction(conn):
+        row = conn.execute(
+            "SELECT id FROM tasks ORDER BY CAST(SUBSTR(id, 6) AS INTEGER) DESC LIMIT 1"
+        ).fetchone()
+        task_id = f"TASK-{(int(row[0].split('-')[1]) + 1) if row else 1:03d}"
+        status = "assigned" if assign_to else "pending"
+        conn.execute(
+            "INSERT INTO tasks (id, project, title, description, assigned_to, created_by, status,"
+            " created_at, updated_at, role_hat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (task_id, project, title, description, assign_to or None, creator, status, stamp,
+             stamp, role_hat or None),
+        )  # fmt: skip
+        if assign_to:
+            msg = f"[{task_id}] TASK ASSIGNED: {title}"
+            if role_hat:
+                msg += f"\nROLE HAT: {role_hat}"
+            if description:
+                msg += f"\n\n{description}"
+            conn.execute(
+                "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag, is_cc,"
+                " task_id) VALUES (?, ?, ?, ?, 0, 0, ?)",
+                (creator, assign_to, msg, stamp, task_id),
+            )
+            for lead in [x for x in _leads(conn) if x not in (creator, assign_to)]:
+                conn.execute(
+                    "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag,"
+                    " is_cc, cc_original_to, task_id) VALUES (?, ?, ?, ?, 0, 1, ?, ?)",
+                    (creator, lead, msg, stamp, assign_to, task_id),
+                )
+    return task_id
+
+
+def update_task(
+    conn: sqlite3.Connection,
+    agent_name: str,
+    task_id: str,
+    status: str,
+    *,
+    result: str = "",
+    now: str | None = None,
+) -> None:
+    """The server's ``update_task``: one allowed transition, by whom it allows (a lead or
+    the assignee), with its "[TASK-NNN] Status: a → b" message(s). Raises ValueError
+    where the server answers with a refusal (and writes nothing)."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task = conn.execute(
+            "SELECT status, assigned_to FROM tasks WHERE id = ?", (task_id,)
+        ).fetchone()
+        if task is None:
+            raise ValueError(f"Task {task_id} not found.")
+        old_status, assignee = task
+        required = TASK_TRANSITIONS.get((old_status, status))
+        if required is None:
+            raise ValueError(f"Invalid transition: {old_status} → {status}")
+        leads = _leads(conn)
+        if required == "lead" and agent_name not in leads:
+            raise ValueError(f"Only a lead can transition {old_status} → {status}.")
+        if required == "assignee" and agent_name != assignee:
+            raise ValueError(f"Only the assigned agent can transition {old_status} → {status}.")
+        fields, params = "status = ?, updated_at = ?", [status, stamp]
+        if result:
+            fields += ", result = ?"
+            params.append(result)
+        if status == "completed":
+            fields += ", completed_at = ?"
+            params.append(stamp)
+        conn.execute(f"UPDATE tasks SET {fields} WHERE id = ?", [*params, task_id])
+        msg = f"[{task_id}] Status: {old_status} → {status}"
+        if result:
+            msg += f"\n\n{result}"
+        insert = (
+            "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag, is_cc,"
+            " task_id) VALUES (?, ?, ?, ?, 0, 0, ?)"
+        )
+        if required == "assignee":
+            for lead in leads:
+                conn.execute(insert, (agent_name, lead, msg, stamp, task_id))
+        elif assignee:
+            conn.execute(insert, (agent_name, assignee, msg, stamp, task_id))
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on an autocommit connection (``connect``): each server tool
+    commits once (and a refusal writes nothing)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+# -- end of agents and tasks ------------------------------------------------------------
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -549,11 +549,14 @@ def thread(
 
 @cli.command(short_help="One row per agent: sent, received, first and last seen.")
 @options.log_source
+@options.team_databases
 @options.window
 @options.json_rows
 def agents(
     log_dir: Path,
     rooms: tuple[str, ...],
+    db: tuple[str, ...],
+    rooms_dir: Path | None,
     since: str | None,
     until: str | None,
     as_json: bool,
@@ -561,7 +564,10 @@ def agents(
 ) -> None:
     """One row per agent: messages sent, received (direct, broadcast, CC copies), first
     and last seen; the most recently seen first. When rooms are read, an agent is a
-    name in a room: one row per room it is in, with a ROOM column.
+    name in a room: one row per room it is in, with a ROOM column. With --json, when
+    the database can be read, each row also has what `top` shows of the agent now
+    (health, status, task, last message, unanswered messages; docs/top.md), and an
+    agent registered there but silent in the logs has a row too.
 
     \b
     Examples:
@@ -570,10 +576,79 @@ def agents(
       dead-drop-logger agents --room ops
     """
     reader = _reading(log_dir, since, until, utc, rooms)
-    rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json)))
+    now = None
+    if as_json:
+        team = _team(db, rooms_dir, log_dir, utc, rooms)
+        team.refresh()
+        if any(r.problem is None for r in team.rows.values()):
+            now = team.frame()
+        team.close()
+    rows = _guarded(lambda: reading.run_agents(reader, _printer(as_json), now))
     if not rows:
         _nothing(reader, log_dir)
     _finish(reader, rows > 0)
+
+
+def _team(
+    db: tuple[str, ...],
+    rooms_dir: Path | None,
+    log_dir: Path,
+    utc: bool,
+    only: tuple[str, ...] = (),
+) -> Any:
+    """The databases of ``top`` (and ``agents --json``) with their logs: ``--db`` and
+    ``--rooms-dir`` as ``run`` takes them (the default database when neither is
+    given); ``only``: just these rooms."""
+    from ..clock import from_environment
+    from ..rooms_spec import parse_dbs
+    from .top import Team, databases
+
+    try:
+        bare, named = parse_dbs(db)
+        clock = from_environment()
+    except ValueError as exc:
+        fail(str(exc), code=2)
+    if bare is None and not named and rooms_dir is None:
+        bare = config.DEFAULT_DB
+    base = Path(log_dir).expanduser()
+    where = None if rooms_dir is None else Path(rooms_dir).expanduser()
+
+    def listing() -> list[Any]:
+        found = databases(bare, named, where, base)
+        return [d for d in found if d.room in only] if only else found
+
+    return Team(listing, clock, utc)
+
+
+@cli.command(short_help="The team now, live: health, status, task, waiting messages.")
+@options.config_file
+@options.team_databases
+@options.log_dir
+@options.read_utc
+@options.once
+def top(db: tuple[str, ...], rooms_dir: Path | None, log_dir: Path, utc: bool, once: bool) -> None:
+    """The team at a glance, redrawn as the database changes: one row per agent (per
+    room with rooms) with its health from its heartbeat (healthy under 2 minutes,
+    stale under 10, dead after; unknown without one), its status, its open task,
+    its last message and the direct messages it has not answered; below, the open
+    tasks by status. Quit with q or Ctrl-C. Details: docs/top.md.
+
+    \b
+    Examples:
+      dead-drop-logger top
+      dead-drop-logger top --rooms-dir ~/.dead-drop/rooms
+      dead-drop-logger top --once | grep dead
+    """
+    from . import top as live_top
+
+    team = _team(db, rooms_dir, log_dir, utc)
+    out = sys.stdout
+    colour = reading.wants_colour(out.buffer)
+    if once:
+        sys.exit(live_top.once(team, out, reading.line_width(out.buffer), colour))
+    if not out.isatty():
+        fail("top redraws a terminal; use --once for one frame into a pipe or file", code=2)
+    sys.exit(live_top.live(team, out, colour))
 
 
 def _read_stats(

@@ -320,6 +320,13 @@ stop_timeout = click.option(
 
 json_object = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
+team_databases = _compose(db, rooms_dir)
+"""The databases whose agents and tasks ``top`` and ``agents`` show live (as ``run``
+follows them)."""
+once = click.option(
+    "--once", is_flag=True, help="Print one frame and exit (for scripts), instead of redrawing."
+)
+
 log_source = _compose(config_file, log_dir, rooms_filter, read_utc)
 """Where every reading command reads: the log directory (from the settings file too),
 its rooms, and whether the logs were written with --utc."""

@@ -62,8 +62,9 @@ class AgentRow:
         if self.last_seen is None or stamp > self.last_seen:
             self.last_seen = stamp
 
-    def to_json(self, rooms: bool = False) -> str:
-        """One JSON object; ``rooms``: with the row's ``room`` (null: the plain log)."""
+    def to_json(self, rooms: bool = False, live: dict[str, object] | None = None) -> str:
+        """One JSON object; ``rooms``: with the row's ``room`` (null: the plain log);
+        ``live``: what the database says of the agent now (keys after the counts)."""
         where = {"room": self.room} if rooms else {}
         return json.dumps(
             {
@@ -73,6 +74,7 @@ class AgentRow:
                 "received": {"direct": self.direct, "broadcast": self.broadcast, "cc": self.cc},
                 "first_seen": None if self.first_seen is None else self.first_seen.isoformat(),
                 "last_seen": None if self.last_seen is None else self.last_seen.isoformat(),
+                **(live or {}),
             },
             ensure_ascii=False,
         )

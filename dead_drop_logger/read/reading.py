@@ -22,13 +22,16 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..logdir.layout import room_dirs
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
 from .textformat import format_message, format_oneline
 from .when import parse_when
+
+if TYPE_CHECKING:
+    from .teamview import Frame
 
 FOLLOW_LAST = 10  # the matches --follow shows before the new ones, as tail -f's lines
 
@@ -307,17 +310,32 @@ def run_thread(reader: Reader, message_id: int, printer: Printer) -> bool:
     return True
 
 
-def run_agents(reader: Reader, printer: Printer) -> int:
-    """Print one row per agent; returns the number of agents."""
+def run_agents(reader: Reader, printer: Printer, now: Frame | None = None) -> int:
+    """Print one row per agent; returns the number of agents. ``now``: the team as the
+    database shows it, whose live fields each JSON row gains (:mod:`.teamview`)."""
     from . import agents as agent_table
+    from .teamview import AgentView
 
     try:
         rows = agent_table.tally(reader)
     except LogReadError as exc:
         raise RequestError(str(exc)) from None
     if printer.as_json:
+        live = {} if now is None else {(a.room, a.agent): a.fields() for a in now.agents}
+        if now is not None:
+            known = {(row.room, row.agent) for row in rows}
+            rooms = {source.room for source in reader.sources}
+            rows += [
+                agent_table.AgentRow(a.agent, a.room)
+                for a in now.agents
+                if (a.room, a.agent) not in known and a.room in rooms
+            ]
         for row in rows:
-            printer.text(row.to_json(reader.rooms))
+            if now is None:
+                printer.text(row.to_json(reader.rooms))
+                continue
+            blank = dict.fromkeys(AgentView.FIELDS)
+            printer.text(row.to_json(reader.rooms, live.get((row.room, row.agent), blank)))
     elif rows:
         for line in agent_table.format_table(rows, reader.rooms):
             printer.text(line)

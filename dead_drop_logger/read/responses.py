@@ -202,6 +202,17 @@ class ResponseTracker:
         """How many direct messages wait for an answer right now."""
         return self._size
 
+    def waiting(self, responder: str, room: Room, now: float) -> tuple[int, float | None]:
+        """The direct messages ``responder`` has not answered yet and still can (asked
+        within 24 hours before ``now``): how many, and when the oldest was asked."""
+        count, oldest = 0, None
+        for _asker, waiting in self._by_responder.get((room, responder), ()):
+            for asked in waiting.values():
+                if 0 <= now - asked <= DAY_SECONDS:
+                    count += 1
+                    oldest = asked if oldest is None else min(oldest, asked)
+        return count, oldest
+
     def results(self) -> list[ResponderTimes]:
         """Per responder, most answers first (then by name, then room)."""
         return sorted(

@@ -1,0 +1,75 @@
+"""An agent's health, by the Dead Drop server's own rule (its ``who`` tool).
+
+Why a module of its own: the live view (``top``), ``agents --json`` and the record of
+agent presence must all call an agent healthy, stale or dead at the same moment, and
+the rule is the server's, so it is written down once: from ``heartbeat_at`` (the
+``ping`` tool's time), healthy while it is under 2 minutes old, stale under 10 minutes,
+dead at 10 minutes or more; an agent that never sent a heartbeat (or whose heartbeat
+cannot be read as a time) is "unknown", never shown as running. ``last_seen`` does not
+count: ``set_status`` and ``check_inbox`` move it, and an agent can do both while its
+heartbeat loop is dead, which is the point of the heartbeat.
+
+Times: the server stamps ``datetime.now().isoformat()``, local wall time without a zone,
+so a heartbeat is compared with local wall time (a stamp with a zone is converted to
+local time first).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+HEALTHY, STALE, DEAD, UNKNOWN = "healthy", "stale", "dead", "unknown"
+STALE_AFTER = 120.0  # seconds without a heartbeat: stale from then on
+DEAD_AFTER = 600.0  # ... and dead from then on
+
+
+def wall_time(value: object) -> dt.datetime | None:
+    """A server time column as naive local wall time, None if it is not a time."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone().replace(tzinfo=None)
+    return stamp
+
+
+def local(now: dt.datetime) -> dt.datetime:
+    """``now`` as naive local wall time (as the server's stamps are)."""
+    return now.astimezone().replace(tzinfo=None) if now.tzinfo is not None else now
+
+
+def age(value: object, now: dt.datetime) -> float | None:
+    """Seconds from a server time column to ``now``; None when it is not a time."""
+    stamp = wall_time(value)
+    return None if stamp is None else (local(now) - stamp).total_seconds()
+
+
+def health(heartbeat_at: object, now: dt.datetime) -> str:
+    """``healthy``, ``stale``, ``dead`` or ``unknown`` (no usable heartbeat)."""
+    seconds = age(heartbeat_at, now)
+    if seconds is None:
+        return UNKNOWN
+    if seconds < STALE_AFTER:
+        return HEALTHY
+    if seconds < DEAD_AFTER:
+        return STALE
+    return DEAD
+
+
+def next_change(heartbeat_at: object, now: dt.datetime) -> float | None:
+    """Seconds until :func:`health` changes by time alone (None: it never will)."""
+    seconds = age(heartbeat_at, now)
+    if seconds is None:
+        return None
+    for threshold in (STALE_AFTER, DEAD_AFTER):
+        if seconds < threshold:
+            return threshold - seconds
+    return None
