@@ -2,7 +2,9 @@
 
 ``messages-YYYY-MM-DD.json`` is a day's file; ``messages-YYYY-MM-DD.N.json`` its later
 parts when ``--max-bytes`` is set; ``.json.gz`` a compressed one; and
-``messages-current.json`` a symlink to today's file, which every reader skips.
+``messages-current.json`` a symlink to today's file, which every reader skips. The task
+and agent day files (``tasks-YYYY-MM-DD.json``, ``agents-YYYY-MM-DD.json``) are named
+alike under their own prefix, so a reader of one kind never lists the other's.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PREFIX = "messages-"
+TASKS_PREFIX = "tasks-"
+AGENTS_PREFIX = "agents-"
 CURRENT_NAME = "messages-current.json"
-_NAME = re.compile(r"^messages-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?$")
+_NAME = re.compile(r"^([a-z]+-)(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?$")
 
 
 @dataclass(frozen=True, order=True)
@@ -57,27 +61,29 @@ def is_compress_temp(name: str) -> bool:
     return name.startswith(f".{PREFIX}") and name.endswith(".json.gz.tmp")
 
 
-def parse(path: Path) -> LogFile | None:
-    """The LogFile a path names, or None for anything that is not a log file."""
+def parse(path: Path, prefix: str = PREFIX) -> LogFile | None:
+    """The LogFile a path names (a ``prefix`` day file: messages' by default), or None
+    for anything that is not one."""
     match = _NAME.match(path.name)
-    if match is None:
+    if match is None or match.group(1) != prefix:
         return None
     try:
-        day = dt.date.fromisoformat(match.group(1))
+        day = dt.date.fromisoformat(match.group(2))
     except ValueError:
         return None
-    return LogFile(day, int(match.group(2) or 0), match.group(3) is not None, path)
+    return LogFile(day, int(match.group(3) or 0), match.group(4) is not None, path)
 
 
-def log_files(log_dir: Path) -> list[LogFile]:
-    """Every log file in the directory (never the current symlink), oldest first."""
+def log_files(log_dir: Path, prefix: str = PREFIX) -> list[LogFile]:
+    """Every log file of one kind (``prefix``: messages' by default) in the directory
+    (never the current symlink), oldest first."""
     found: list[LogFile] = []
     try:
         with os.scandir(log_dir) as entries:  # d_type: no extra stat per entry
             for entry in entries:
-                if not entry.name.startswith(PREFIX) or entry.is_symlink():
+                if not entry.name.startswith(prefix) or entry.is_symlink():
                     continue
-                parsed = parse(Path(entry.path))
+                parsed = parse(Path(entry.path), prefix)
                 if parsed is not None:
                     found.append(parsed)
     except FileNotFoundError:
