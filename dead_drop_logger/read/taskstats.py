@@ -136,6 +136,28 @@ class Group:
     cycle_assigned_to_completed: Spread
 
 
+@dataclass(frozen=True)
+class CyclePoint:
+    """One task's assigned -> completed time, for the report's control chart."""
+
+    task: str
+    room: Room
+    completed: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Card:
+    """An open task on the report's board."""
+
+    task: str
+    room: Room
+    status: str
+    title: str
+    assignee: str | None
+    in_status_seconds: float | None
+
+
 @dataclass
 class TaskFigures:
     end: str
@@ -164,9 +186,14 @@ class TaskFigures:
     per_project: list[Group] = field(default_factory=list)
     per_room: list[Group] = field(default_factory=list)
     gaps: int = 0  # tasks with a line marked gap
+    # for the report's charts, not in stats --json (one entry per task)
+    cycles: list[CyclePoint] = field(default_factory=list)
+    board: list[Card] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        found = asdict(self)
+        del found["cycles"], found["board"]
+        return found
 
 
 @dataclass
@@ -349,6 +376,29 @@ def compute(
         per_project=_by(tasks, lambda t: _name(t.row.get("project")), window),
         per_room=_by(tasks, lambda t: t.room, window) if rooms else [],
         gaps=sum(1 for t in tasks if t.history.gaps),
+        cycles=sorted(
+            (
+                CyclePoint(t.history.task, t.room, t.last_completed.isoformat(), span)
+                for t in tasks
+                if t.last_completed is not None and _in(window, t.last_completed)
+                if (span := _seconds(t.first_assigned, t.last_completed)) is not None
+            ),
+            key=lambda p: (p.completed, p.task),
+        ),
+        board=[_card(t, end) for t in open_tasks],
+    )
+
+
+def _card(t: _Task, end: dt.datetime) -> Card:
+    title, assignee = t.row.get("title"), t.row.get("assigned_to")
+    entered = t.changes[-1].when if t.changes else None
+    return Card(
+        t.history.task,
+        t.room,
+        t.status,
+        title if isinstance(title, str) else "",
+        assignee if isinstance(assignee, str) and assignee else None,
+        _seconds(entered, end),
     )
 
 
