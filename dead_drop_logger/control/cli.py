@@ -590,8 +590,9 @@ def _read_stats(
 
     reader = _reading(log_dir, since, until, utc, rooms)
     try:
+        pending = taskstats.Pending(reader, local_now())  # the task log, read meanwhile
         result = statlines.read(reader)
-        result.task_figures, _found, tasks = taskstats.read_figures(reader, local_now())
+        result.task_figures, tasks = pending.result()
     except LogReadError as exc:
         fail(str(exc), code=2)
     merge_problems(reader, tasks)  # warned of, and exit 2, as for a message file

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..logdir import layout
-from .logread import EVERYTHING, LogDir, Reader
+from .logread import EVERYTHING, LogDir, Reader, parse_line
 
 Room = str | None
 
@@ -55,24 +57,43 @@ def parse_time(value: object) -> dt.datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return dt.datetime.fromisoformat(value).replace(tzinfo=None)
+        stamp = dt.datetime.fromisoformat(value)
     except ValueError:
         return None
+    return stamp if stamp.tzinfo is None else stamp.replace(tzinfo=None)
 
 
-@dataclass(frozen=True, slots=True)
 class TaskLine:
-    """One line of ``tasks-*.json``: a change of one task row seen by the logger."""
+    """One line of ``tasks-*.json``: a change of one task row seen by the logger.
 
-    room: Room
-    task: str
-    before: str | None  # the line's ``from``
-    after: str  # its ``to``
-    at: str | None
-    row: dict[str, Any]
-    via: tuple[str, ...] = ()
-    gap: bool = False
-    snapshot: bool = False
+    The row is most of a line's bytes and the figures need few rows (a task's last), so
+    the fast path keeps it as its stored bytes and parses it when first asked for."""
+
+    __slots__ = ("_raw", "_row", "after", "at", "before", "gap", "room", "snapshot", "task", "via")
+
+    def __init__(
+        self,
+        room: Room,
+        task: str,
+        before: str | None,  # the line's ``from``
+        after: str,  # its ``to``
+        at: str | None,
+        row: dict[str, Any] | None = None,
+        via: tuple[str, ...] = (),
+        gap: bool = False,
+        snapshot: bool = False,
+        raw_row: bytes | None = None,
+    ) -> None:
+        self.room, self.task, self.before, self.after, self.at = room, task, before, after, at
+        self.via, self.gap, self.snapshot = via, gap, snapshot
+        self._row, self._raw = row, raw_row
+
+    @property
+    def row(self) -> dict[str, Any]:
+        if self._row is None:
+            parsed = parse_line(self._raw) if self._raw is not None else None
+            self._row = parsed if parsed is not None else {}
+        return self._row
 
     @property
     def when(self) -> dt.datetime | None:
@@ -117,35 +138,82 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# A line as the logger writes it: keys in the spec's order, the row last. Names with an
+# escape, or any other shape, take the exact path (json.loads of the whole line).
+_FAST = re.compile(
+    rb'\{"task":"([^"\\]*)","from":(?:null|"([^"\\]*)"),"to":"([^"\\]*)"'
+    rb'(?:,"via":(\[[^\]]*\]))?(,"gap":true)?,"at":(?:null|"([^"\\]*)")(,"snapshot":true)?'
+    rb',"row":(\{.*\})\}\n\Z'
+)
+
+
 def task_lines(reader: Reader) -> Iterator[TaskLine]:
     """Every task line of the reader's files, in file order; a line that is not a task
-    line (not JSON, no ``task`` or ``to``) is counted as corrupt."""
-    for entry in reader.parse(reader.lines()):
-        data = entry.message
-        task, after, row = data.get("task"), data.get("to"), data.get("row")
-        before = data.get("from")
-        via = data.get("via") or []
-        if (
-            not isinstance(task, str)
-            or not isinstance(after, str)
-            or not isinstance(row, dict)
-            or (before is not None and not isinstance(before, str))
-            or not isinstance(via, list)
-            or not all(isinstance(v, str) for v in via)
-        ):
-            reader.skip(entry.line.file)
-            continue
-        yield TaskLine(
-            entry.line.source.room,
-            task,
-            before,
-            after,
-            _text(data.get("at")),
-            row,
-            tuple(via),
-            data.get("gap") is True,
-            data.get("snapshot") is True,
-        )
+    line (not JSON, no ``task`` or ``to``) is counted as corrupt. Lines of the logger's
+    own shape are cut by one regular expression and their row parsed only when used
+    (a row damaged inside reads as empty); any other is parsed whole."""
+    fast = _FAST.match
+    for chunk in reader.chunks():
+        room = chunk.source.room
+        for raw in chunk.lines():
+            found = fast(raw)
+            if found is not None:
+                task, before, after, via, gap, at, snapshot, row = found.groups()
+                try:
+                    steps = () if via is None else _via(via.decode())
+                    if steps is not None:
+                        yield TaskLine(
+                            room, task.decode(), None if before is None else before.decode(),
+                            after.decode(), None if at is None else at.decode(), None, steps,
+                            gap is not None, snapshot is not None, row,
+                        )  # fmt: skip
+                        continue
+                except UnicodeDecodeError:
+                    pass
+            line = _exact(room, raw)
+            if line is None:
+                reader.skip(chunk.file)
+            else:
+                yield line
+
+
+def _via(text: str) -> tuple[str, ...] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        return None
+    return tuple(value)
+
+
+def _exact(room: Room, raw: bytes) -> TaskLine | None:
+    data = parse_line(raw)
+    if data is None:
+        return None
+    task, after, row = data.get("task"), data.get("to"), data.get("row")
+    before = data.get("from")
+    via = data.get("via") or []
+    if (
+        not isinstance(task, str)
+        or not isinstance(after, str)
+        or not isinstance(row, dict)
+        or (before is not None and not isinstance(before, str))
+        or not isinstance(via, list)
+        or not all(isinstance(v, str) for v in via)
+    ):
+        return None
+    return TaskLine(
+        room,
+        task,
+        before,
+        after,
+        _text(data.get("at")),
+        row,
+        tuple(via),
+        data.get("gap") is True,
+        data.get("snapshot") is True,
+    )
 
 
 def agent_lines(reader: Reader) -> Iterator[AgentLine]:
@@ -173,7 +241,7 @@ def read_tasks(sources: Iterable[LogDir], utc: bool = False) -> Iterator[TaskLin
     return task_lines(Reader(list(sources), EVERYTHING, utc, prefix=layout.TASKS_PREFIX))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Transition:
     """One change of a task's status (``before`` None: the task appeared), or an edit of
     its row (``before == after``). ``gap``: the logger missed states around it, so its
@@ -185,7 +253,12 @@ class Transition:
     when: dt.datetime | None
     gap: bool = False
     snapshot: bool = False
-    row: dict[str, Any] = field(default_factory=dict, compare=False)
+    line: TaskLine | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The row as it was after this transition (parsed when first asked for)."""
+        return {} if self.line is None else self.line.row
 
     @property
     def is_change(self) -> bool:
@@ -203,8 +276,13 @@ class TaskHistory:
     room: Room
     task: str
     transitions: list[Transition] = field(default_factory=list)
-    row: dict[str, Any] = field(default_factory=dict)
+    last: TaskLine | None = None  # the latest line
     gaps: int = 0  # lines marked ``gap``
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The latest row."""
+        return {} if self.last is None else self.last.row
 
     @property
     def status(self) -> str:
@@ -224,7 +302,7 @@ class TaskHistory:
         return [t for t in self.transitions if t.is_change]
 
     def add(self, line: TaskLine) -> None:
-        self.row = line.row
+        self.last = line
         if line.gap:
             self.gaps += 1
         before = line.before
@@ -232,11 +310,21 @@ class TaskHistory:
             before = self.status  # seen again (a snapshot after following it):
             if before == line.after and not line.via:  # the same status is an edit
                 self.transitions.append(
-                    Transition(before, line.after, line.at, line.when, False, True, line.row)
+                    Transition(before, line.after, line.at, line.when, False, True, line)
                 )
                 return
-        path: list[str | None] = [before, *line.via, line.after]
         when = line.when
+        if not line.via:  # the common case: one step
+            gap = line.gap or (
+                before is not None
+                and before != line.after
+                and (before, line.after) not in TRANSITIONS
+            )
+            self.transitions.append(
+                Transition(before, line.after, line.at, when, gap, line.snapshot, line)
+            )
+            return
+        path: list[str | None] = [before, *line.via, line.after]
         gap = line.gap or (
             before is not None
             and before != line.after
@@ -245,7 +333,7 @@ class TaskHistory:
         for step_from, step_to in itertools.pairwise(path):
             assert step_to is not None  # only the first state can be None
             self.transitions.append(
-                Transition(step_from, step_to, line.at, when, gap, line.snapshot, line.row)
+                Transition(step_from, step_to, line.at, when, gap, line.snapshot, line)
             )
 
 

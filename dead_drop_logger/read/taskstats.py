@@ -38,11 +38,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from ..logdir import layout
 from .logread import Reader, Window
 from .tasklog import (
     DONE,
@@ -136,7 +140,7 @@ class Group:
     cycle_assigned_to_completed: Spread
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CyclePoint:
     """One task's assigned -> completed time, for the report's control chart."""
 
@@ -146,7 +150,7 @@ class CyclePoint:
     seconds: float
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Card:
     """An open task on the report's board."""
 
@@ -208,7 +212,11 @@ class _Task:
     first_assigned: dt.datetime | None
     last_completed: dt.datetime | None
     verified_at: dt.datetime | None
-    reworked: bool
+    reworks: list[Transition]  # up to the end
+
+    @property
+    def reworked(self) -> bool:
+        return bool(self.reworks)
 
     @property
     def room(self) -> Room:
@@ -240,7 +248,7 @@ def _as_of(history: TaskHistory, end: dt.datetime) -> _Task | None:
         first_assigned,
         last_completed if status in DONE else None,
         verified_at if status == "verified" else None,
-        any(t.rework for t in changes),
+        [t for t in changes if t.rework],
     )
 
 
@@ -251,7 +259,7 @@ def _seconds(start: dt.datetime | None, stop: dt.datetime | None) -> float | Non
 
 
 def _in(window: Window, stamp: dt.datetime | None) -> bool:
-    return window.admits(stamp)
+    return not window.bounded or window.admits(stamp)  # the common case first: no window
 
 
 def _group(key: str | None, tasks: list[_Task], window: Window) -> Group:
@@ -327,10 +335,8 @@ def compute(
     tasks = [t for h in found if (t := _as_of(h, end)) is not None]
     overall = _group(None, tasks, window)
     verified = sum(1 for t in tasks if _in(window, t.created) and t.status == "verified")
-    reworks = Counter(
-        (c.before, c.after) for t in tasks for c in t.changes if c.rework and _in(window, c.when)
-    )
-    reworked = sum(1 for t in tasks if any(c.rework and _in(window, c.when) for c in t.changes))
+    reworks = Counter((c.before, c.after) for t in tasks for c in t.reworks if _in(window, c.when))
+    reworked = sum(1 for t in tasks if any(_in(window, c.when) for c in t.reworks))
     verify_spans = [
         s
         for t in tasks
@@ -403,12 +409,13 @@ def _card(t: _Task, end: dt.datetime) -> Card:
 
 
 def _throughput(tasks: list[_Task], window: Window) -> dict[str, int]:
-    days: list[dt.date] = []
-    for t in tasks:
-        for stamp in (t.created, *(c.when for c in t.changes)):
-            if stamp is not None and _in(window, stamp):
-                days.append(stamp.date())
-    if not days:
+    stamps = [
+        stamp
+        for t in tasks
+        for stamp in (t.created, *(c.when for c in t.changes))
+        if stamp is not None and _in(window, stamp)
+    ]
+    if not stamps:
         return {}
     counts = Counter(
         t.last_completed.date()
@@ -416,7 +423,7 @@ def _throughput(tasks: list[_Task], window: Window) -> dict[str, int]:
         if t.last_completed is not None and t.first_assigned is not None
         if _in(window, t.last_completed)
     )
-    first, last = min(days), max(days)
+    first, last = min(stamps).date(), max(stamps).date()
     out: dict[str, int] = {}
     day = first
     while day <= last:
@@ -425,14 +432,67 @@ def _throughput(tasks: list[_Task], window: Window) -> dict[str, int]:
     return out
 
 
-def read_figures(
-    reader: Reader, now: dt.datetime
-) -> tuple[TaskFigures | None, list[TaskHistory], Reader]:
+def read_figures(reader: Reader, now: dt.datetime) -> tuple[TaskFigures | None, Reader]:
     """The task figures of the directories ``reader`` reads, for its window (None when
-    no task line is logged there), the histories, and the reader of the task files (its
-    skipped files and lines, for the warnings)."""
+    no task line is logged there), and the reader of the task files (its skipped files
+    and lines, for the warnings)."""
     tasks = task_reader(reader)
+    figures, *_ = _figures(tasks, reader.window, now, reader.rooms)
+    return figures, tasks
+
+
+Problems = tuple[dict[Path, str], dict[Path, str], Counter[Path]]
+
+
+def _figures(
+    tasks: Reader, window: Window, now: dt.datetime, rooms: bool
+) -> tuple[TaskFigures | None, Problems]:
     found = list(histories(task_lines(tasks)).values())
-    if not found:
-        return None, found, tasks
-    return compute(found, reader.window, now, rooms=reader.rooms), found, tasks
+    figures = compute(found, window, now, rooms=rooms) if found else None
+    return figures, (tasks.unreadable, tasks.damaged, tasks.corrupt_in)
+
+
+class Pending:
+    """The task figures, computed in a child process while the caller counts the
+    messages (``stats`` and ``report``): both are CPU-bound Python, so on a machine with
+    two cores the task log costs next to nothing in wall time. Where a child cannot be
+    forked, the figures are computed in :meth:`result` instead. A directory with no task
+    file starts no child."""
+
+    def __init__(self, reader: Reader, now: dt.datetime) -> None:
+        self.tasks = task_reader(reader)
+        self._args = (self.tasks, reader.window, now, reader.rooms)
+        self._pool: ProcessPoolExecutor | None = None
+        self._future: Future[tuple[TaskFigures | None, Problems]] | None = None
+        if not self._any_file():
+            return
+        try:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+            self._future = self._pool.submit(_figures, *self._args)
+        except (ValueError, OSError):  # no fork here: computed in result()
+            self._pool = None
+
+    def _any_file(self) -> bool:
+        for source in self.tasks.sources:
+            try:
+                if layout.log_files(source.path, layout.TASKS_PREFIX):
+                    return True
+            except OSError:
+                return True  # the reader will say what it cannot read
+        return False
+
+    def result(self) -> tuple[TaskFigures | None, Reader]:
+        """The figures (None without a task log) and the task files' reader, with what it
+        skipped."""
+        if self._future is None or self._pool is None:
+            if not self._any_file():
+                return None, self.tasks
+            return _figures(*self._args)[0], self.tasks
+        try:
+            figures, (unreadable, damaged, corrupt) = self._future.result()
+        finally:
+            self._pool.shutdown()
+        self.tasks.unreadable.update(unreadable)
+        self.tasks.damaged.update(damaged)
+        self.tasks.corrupt_in.update(corrupt)
+        return figures, self.tasks
