@@ -8,7 +8,7 @@ Target (issue 19): ``stats`` over 1,000,000 messages and 10,000 tasks is no slow
 benchmarks' cached log directory (benchmarks/reading.py ``log_dir_for``); the second
 directory holds hard links to the same day files (so the same bytes on disk, and the
 cache is never written) plus ``tasks-*.json`` lines written exactly as the logger writes
-them (tests/tasklines.py): each task created, started, sent to review, sometimes
+them (tests/taskscript.py): each task created, started, sent to review, sometimes
 reworked, completed and mostly verified, spread over the messages' days. The two
 ``stats`` runs are interleaved, ``runs`` times each, and medians are compared.
 """
@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import dbgen  # noqa: E402  (cached benchmark databases)
 from reading import log_dir_for  # noqa: E402  (the search benchmark's exported files)
 from run import logger_command, machine, run_to_exit, say, verdict  # noqa: E402
-from tasklines import TaskLog  # noqa: E402  (task lines exactly as the logger writes them)
+from taskscript import TaskLog  # noqa: E402  (task lines exactly as the logger writes them)
 
 TARGET = 1.10
 

@@ -2,7 +2,7 @@
 by hand.
 
 Nine tasks over 2026-03-02 .. 2026-03-15, written as tasks-*.json lines exactly as the
-logger writes them (tests/tasklines.py). The figures are read up to --until
+logger writes them (tests/taskscript.py). The figures are read up to --until
 2026-03-16 (the end: open work is timed up to it). Every expected number below is
 computed in the comments from the script, not by the code under test.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from tasklines import TaskLog
+from taskscript import TaskLog
 
 from dead_drop_logger.control.cli import cli
 

@@ -2,7 +2,7 @@
 the ``tasks`` command, a window and an injected clock in the task figures, and the
 report's task charts as plain data.
 
-Task lines are written exactly as the logger writes them (tests/tasklines.py).
+Task lines are written exactly as the logger writes them (tests/taskscript.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 from click.testing import CliRunner
 from conftest import run_command
-from tasklines import TaskLog, task_line
+from taskscript import TaskLog, task_line
 
 from dead_drop_logger.control.cli import cli
 from dead_drop_logger.encoding import encode_row

@@ -119,19 +119,19 @@ class AgentLine:
         return parse_time(self.at)
 
 
-def kind_reader(reader: Reader, prefix: str) -> Reader:
+def kind_reader(reader: Reader, kind: str) -> Reader:
     """A reader of the same directories (rooms) for another kind of day file; every day
     file is read (a task's history starts before any window), its problems noted in the
     returned reader as in a message reader."""
-    return Reader(list(reader.sources), EVERYTHING, reader.utc, reader.block, prefix)
+    return Reader(list(reader.sources), EVERYTHING, reader.utc, reader.block, kind)
 
 
 def task_reader(reader: Reader) -> Reader:
-    return kind_reader(reader, layout.TASKS_PREFIX)
+    return kind_reader(reader, layout.TASKS)
 
 
 def agent_reader(reader: Reader) -> Reader:
-    return kind_reader(reader, layout.AGENTS_PREFIX)
+    return kind_reader(reader, layout.AGENTS)
 
 
 def _text(value: object) -> str | None:
@@ -238,7 +238,7 @@ def agent_lines(reader: Reader) -> Iterator[AgentLine]:
 
 def read_tasks(sources: Iterable[LogDir], utc: bool = False) -> Iterator[TaskLine]:
     """Task lines of some directories (a shortcut for tests and tools)."""
-    return task_lines(Reader(list(sources), EVERYTHING, utc, prefix=layout.TASKS_PREFIX))
+    return task_lines(Reader(list(sources), EVERYTHING, utc, kind=layout.TASKS))
 
 
 @dataclass(slots=True)

@@ -475,7 +475,7 @@ class Pending:
     def _any_file(self) -> bool:
         for source in self.tasks.sources:
             try:
-                if layout.log_files(source.path, layout.TASKS_PREFIX):
+                if layout.log_files(source.path, (layout.TASKS,)):
                     return True
             except OSError:
                 return True  # the reader will say what it cannot read
