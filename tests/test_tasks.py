@@ -53,11 +53,11 @@ def small(log_dir: Path) -> None:
     log.create("TASK-002", "2026-03-03T09:00:00", title="api", project="api")
     write_messages(
         log_dir,
-        (1, "lead", "juno", "[TASK-001] TASK ASSIGNED: login", "2026-03-02T09:00:00", 0, 0,
+        (1, "ada", "juno", "[TASK-001] TASK ASSIGNED: login", "2026-03-02T09:00:00", 0, 0,
          None, "TASK-001", None),
-        (2, "juno", "lead", "[TASK-001] Status: assigned → in_progress", "2026-03-02T10:00:00",
+        (2, "juno", "ada", "[TASK-001] Status: assigned → in_progress", "2026-03-02T10:00:00",
          0, 0, None, "TASK-001", None),
-        (3, "lead", "juno", "[TASK-001] Status: review → in_progress", "2026-03-02T12:00:00",
+        (3, "ada", "juno", "[TASK-001] Status: review → in_progress", "2026-03-02T12:00:00",
          0, 0, None, "TASK-001", None),
         (4, "vega", "juno", "unrelated", "2026-03-02T12:30:00", 0, 0, None, None, None),
     )  # fmt: skip
@@ -179,12 +179,15 @@ def test_one_task_history_with_who_and_its_messages(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     found = json.loads(result.output)
     assert [(t["from"], t["to"], t["at"][11:16], t["by"]) for t in found["transitions"]] == [
-        (None, "assigned", "09:00", "ada"),  # the creator (the row's created_by)
+        (None, "assigned", "09:00", "ada"),  # the TASK ASSIGNED message's sender
         ("assigned", "in_progress", "10:00", "juno"),  # the Status message's sender
         ("in_progress", "review", "11:00", "juno"),  # the assignee (no message logged)
-        ("review", "in_progress", "12:00", "lead"),  # the Status message's sender
+        ("review", "in_progress", "12:00", "ada"),  # the Status message's sender
     ]
     assert [m["id"] for m in found["messages"]] == [1, 2, 3]
+    other = json.loads(invoke("tasks", "--log-dir", str(tmp_path), "TASK-002", "--json").stdout)
+    assert [(t["to"], t["by"]) for t in other["transitions"]] == [("pending", "ada")]  # created_by
+    assert other["messages"] == []
     text = invoke("tasks", "--log-dir", str(tmp_path), "TASK-001").output
     assert "TASK-001: login" in text and "rework" in text and "Messages (3)" in text
     missing = invoke("tasks", "--log-dir", str(tmp_path), "TASK-404")

@@ -361,8 +361,8 @@ def actor(transition: Transition) -> str | None:
 
     if before is None:
         return name("created_by")
-    if after in ("in_progress", "review", "failed") and before != "completed":
-        return name("assigned_to")
+    if after in ("in_progress", "review", "failed") and before in ("assigned", "in_progress"):
+        return name("assigned_to")  # start, submit for review, fail: the assignee's moves
     if after == "verified":
         return name("verified_by")
     if after == "completed":

@@ -125,17 +125,38 @@ def _short(value: object, limit: int = 50) -> str:
 
 
 _STATUS_MESSAGE = re.compile(r"^\[(?P<task>[^\]]+)\] Status: (?P<a>\w+) → (?P<b>\w+)")
+# The server's other task messages, each sent by whoever made the move it names.
+_TOOL_MESSAGES = (
+    (re.compile(r"^\[[^\]]+\] TASK ASSIGNED: "), (None, "assigned")),
+    (re.compile(r"^\[REVIEW\] "), ("in_progress", "review")),
+    (re.compile(r"^\[REWORK\] "), ("review", "in_progress")),
+    (re.compile(r"^\[APPROVED\] "), ("review", "completed")),
+    (re.compile(r"^\[VERIFIED\] "), ("completed", "verified")),
+    (re.compile(r"^\[VERIFICATION FAILED\] "), ("completed", "in_progress")),
+)
+
+
+def _move_of(content: str) -> tuple[str | None, str] | None:
+    found = _STATUS_MESSAGE.match(content)
+    if found:
+        return found["a"], found["b"]
+    for pattern, move in _TOOL_MESSAGES:
+        if pattern.match(content):
+            return move
+    return None
 
 
 def who_did(t: Transition, messages: Sequence[Message]) -> str | None:
-    """Who made a transition: the sender of the server's ``[TASK] Status: a → b`` message
-    of that moment if it is logged, else what the row tells (:func:`tasklog.actor`)."""
+    """Who made a transition: the sender of the server's message about that move at that
+    moment (``[TASK] Status: a → b``, ``TASK ASSIGNED``, ``[REVIEW]``, ``[REWORK]``,
+    ``[APPROVED]``, ``[VERIFIED]``, ``[VERIFICATION FAILED]``) if it is logged, else what
+    the row tells (:func:`tasklog.actor`)."""
     for m in messages:
         content = m.get("content")
-        if not isinstance(content, str) or m.get("is_cc") == 1:
+        if not isinstance(content, str) or m.get("is_cc") == 1 or m.get("timestamp") != t.at:
             continue
-        found = _STATUS_MESSAGE.match(content)
-        if found and (found["a"], found["b"]) == (t.before, t.after) and m.get("timestamp") == t.at:
+        move = _move_of(content)
+        if move is not None and move[1] == t.after and move[0] in (None, t.before):
             sender = m.get("from_agent")
             return sender if isinstance(sender, str) else None
     return actor(t)
