@@ -24,7 +24,7 @@ from dead_drop_logger.encoding import encode_row
 from dead_drop_logger.logdir.layout import LOCK_FILE
 from dead_drop_logger.read import taskcharts, taskstats
 from dead_drop_logger.read.logread import EVERYTHING, LogDir, Window
-from dead_drop_logger.read.tasklog import histories, read_tasks
+from dead_drop_logger.read.tasklog import histories, read_agents, read_tasks
 
 MESSAGE_COLUMNS = ("id", "from_agent", "to_agent", "content", "timestamp", "read_flag",
                    "is_cc", "cc_original_to", "task_id", "reply_to")  # fmt: skip
@@ -97,6 +97,31 @@ def test_task_lines_of_rooms_gzip_and_parts(tmp_path: Path) -> None:
     ]  # fmt: skip
     result = invoke("tasks", "--log-dir", str(tmp_path), "--room", "ops", "--json")
     assert [json.loads(line)["room"] for line in result.output.splitlines()] == ["ops"]
+
+
+def test_agent_lines_of_a_room_in_file_order(tmp_path: Path) -> None:
+    room = tmp_path / "ops"
+    room.mkdir()
+    (room / LOCK_FILE).touch()
+    row = '{"name":"juno","registered_at":"2026-03-02T09:00:00","status":"waiting for work"}'
+    lines = [
+        '{"agent":"juno","event":"registered","at":"2026-03-02T09:00:00","health":null,'
+        f'"status":"waiting for work","from":null,"row":{row}}}',
+        '{"agent":"juno","event":"health","at":"2026-03-02T09:02:00","health":"stale",'
+        f'"status":"waiting for work","from":"healthy","row":{row}}}',
+        '{"no agent": 1}',
+    ]
+    (room / "agents-2026-03-02.json").write_text("\n".join(lines) + "\n")
+    with gzip.open(tmp_path / "agents-2026-03-01.json.gz", "wt") as packed:
+        packed.write(lines[0].replace("03-02", "03-01") + "\n")
+    found = list(read_agents([LogDir(tmp_path), LogDir(room, "ops")]))
+    assert [(a.room, a.agent, a.event, a.health, a.before) for a in found] == [
+        (None, "juno", "registered", None, None),
+        ("ops", "juno", "registered", None, None),
+        ("ops", "juno", "health", "stale", "healthy"),
+    ]
+    assert found[2].when == dt.datetime(2026, 3, 2, 9, 2)
+    assert found[1].row["status"] == "waiting for work"
 
 
 def test_a_gap_with_the_missed_states_counts_them(tmp_path: Path) -> None:

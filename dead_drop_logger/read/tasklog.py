@@ -241,6 +241,11 @@ def read_tasks(sources: Iterable[LogDir], utc: bool = False) -> Iterator[TaskLin
     return task_lines(Reader(list(sources), EVERYTHING, utc, kind=layout.TASKS))
 
 
+def read_agents(sources: Iterable[LogDir], utc: bool = False) -> Iterator[AgentLine]:
+    """Agent lines of some directories (a shortcut for tests and tools)."""
+    return agent_lines(Reader(list(sources), EVERYTHING, utc, kind=layout.AGENTS))
+
+
 @dataclass(slots=True)
 class Transition:
     """One change of a task's status (``before`` None: the task appeared), or an edit of

@@ -311,6 +311,7 @@ def stats_lines(f: TaskFigures) -> Iterator[str]:
     yield ""
     yield "Open tasks"
     yield from table(("status", "tasks"), list(f.open_by_status.items()))
+    yield ""
     yield from table(("age since created", "tasks"), list(f.wip_by_age.items()))
     yield ""
     yield "Tasks completed per day"
