@@ -307,3 +307,27 @@ def test_the_report_has_the_task_section_with_titles_escaped(tmp_path: Path) -> 
     assert "<h2>Open tasks</h2>" in page and 'id="chart-task-cycle"' in page
     assert "open &lt;i&gt;one&lt;/i&gt;" in page and "open <i>one</i>" not in page
     assert page.index("Plotly.newPlot('chart-'+key") < page.rindex('"task-throughput"')
+
+
+def test_rooms_have_their_own_tasks_and_a_row_each_in_stats(tmp_path: Path) -> None:
+    small(tmp_path)
+    room = tmp_path / "ops"
+    log = TaskLog(room)
+    (room / LOCK_FILE).touch()
+    log.create("TASK-001", "2026-03-02T08:00:00", title="ops one", assigned_to="orion")
+    log.move("TASK-001", "in_progress", "2026-03-02T09:00:00")
+    log.move("TASK-001", "failed", "2026-03-02T10:00:00")
+    result = invoke("stats", "--log-dir", str(tmp_path), "--json", "--until", "2026-03-04")
+    f = json.loads(result.stdout)["task_analytics"]
+    # the log directory: TASK-001 (in progress after a rework), TASK-002 (pending);
+    # room ops: its own TASK-001, failed
+    assert [(g["key"], g["created"], g["failed"], g["open"]) for g in f["per_room"]] == [
+        (None, 2, 0, 2),
+        ("ops", 1, 1, 0),
+    ]
+    assert (f["created"], f["failed"], f["open"]) == (3, 1, 2)
+    both = invoke("tasks", "--log-dir", str(tmp_path), "TASK-001")
+    assert both.exit_code == 2
+    assert "task TASK-001 is in several rooms (-, ops): choose one with --room" in both.output
+    one = invoke("tasks", "--log-dir", str(tmp_path), "--room", "ops", "TASK-001", "--json")
+    assert json.loads(one.stdout)["status"] == "failed"
