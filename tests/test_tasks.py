@@ -167,6 +167,9 @@ def test_tasks_lists_and_filters(tmp_path: Path) -> None:
     log.create("B", stamp(5), title="new one", project="api", assigned_to="vega")
     log.move("B", "in_progress", stamp(3))  # for 3 hours
     log.create("C", stamp(50), title="unassigned", project="web")  # pending 50 h
+    log.create("D", stamp(200), title="done long ago", project="web", assigned_to="juno")
+    log.move("D", "in_progress", stamp(199))
+    log.move("D", "failed", stamp(198))  # failed for 198 h: listed after the open ones
     where = ["--log-dir", str(tmp_path)]
 
     def listed(*args: str) -> list[str]:
@@ -174,11 +177,12 @@ def test_tasks_lists_and_filters(tmp_path: Path) -> None:
         assert result.exit_code in (0, 1), result.output
         return [json.loads(line)["task"] for line in result.stdout.splitlines()]
 
-    assert listed() == ["A", "C", "B"]  # the longest in their status first
+    assert listed() == ["A", "C", "B", "D"]  # open first, the longest in their status first
     assert listed("--status", "in_progress") == ["A", "B"]
     assert listed("--agent", "vega") == ["B"]
-    assert listed("--project", "web") == ["A", "C"]
-    assert listed("--stale", "2d") == ["A", "C"]
+    assert listed("--project", "web") == ["A", "C", "D"]
+    assert listed("--stale", "2d") == ["A", "C", "D"]
+    assert listed("--status", "failed") == ["D"]
     assert listed("--stale", "2d", "--status", "in_progress") == ["A"]
     assert listed("--since", "4h") == ["B"]  # a transition in the last 4 hours
     assert listed("--status", "review") == []

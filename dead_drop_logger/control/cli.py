@@ -617,7 +617,8 @@ def tasks(
     **params: Any,
 ) -> None:
     """The tasks the logger recorded (tasks-*.json): status, assignee, how long in that
-    status, reworks and the last transition, the longest in their status first. With
+    status, reworks and the last transition; open tasks first, the longest in their
+    status first. With
     TASK-ID: that task's whole history, every transition with its time and who made it,
     and its messages (task_id TASK-ID). --since/--until keep the tasks with a transition
     in that range. Exit 0, 1 when no task matches, 2 on an error.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .logread import Reader
 from .reading import RequestError
-from .tasklog import Room, TaskHistory, histories, merge_problems, task_lines, task_reader
+from .tasklog import OPEN, Room, TaskHistory, histories, merge_problems, task_lines, task_reader
 from .taskview import TaskFilter, history_lines, history_record, list_lines, task_row
 from .when import local_now
 
@@ -40,7 +40,14 @@ def run(
         return _one(reader, task_id, found, as_json, echo)
     rows = [task_row(h, now) for h in found.values()]
     rows = [r for r in rows if chosen.admits(r)]
-    rows.sort(key=lambda r: (-(r.age_seconds or 0.0), r.history.room or "", r.history.task))
+    rows.sort(  # open work first, then the rest; each the longest in its status first
+        key=lambda r: (
+            r.status not in OPEN,
+            -(r.age_seconds or 0.0),
+            r.history.room or "",
+            r.history.task,
+        )
+    )
     if as_json:
         for r in rows:
             echo(_dump(r.as_dict()))
