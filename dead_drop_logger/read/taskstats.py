@@ -42,6 +42,7 @@ import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -490,6 +491,8 @@ class Pending:
             return _figures(*self._args)[0], self.tasks
         try:
             figures, (unreadable, damaged, corrupt) = self._future.result()
+        except BrokenProcessPool:  # the child died (killed, out of memory): here, then
+            return _figures(*self._args)[0], self.tasks
         finally:
             self._pool.shutdown()
         self.tasks.unreadable.update(unreadable)
