@@ -38,7 +38,7 @@ def test_the_command_list_is_not_cut_mid_phrase() -> None:
     assert not [line for line in listed if line.endswith("...")], listed
 
 
-@pytest.mark.parametrize("name", ["search", "thread", "agents", "stats", "report"])
+@pytest.mark.parametrize("name", ["search", "thread", "agents", "tasks", "stats", "report"])
 def test_reading_commands_say_how_the_logs_were_written(name: str) -> None:
     """--utc of a reading command describes the logs, not a writer's choice; the settings
     file applies to them too (--config)."""

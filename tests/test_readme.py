@@ -27,7 +27,7 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 OPTIONS = ROOT / "docs" / "options.md"
 """The one option table's page."""
 README_MAX_LINES = 250
-READING = {"search", "thread", "agents", "stats", "report"}
+READING = {"search", "thread", "agents", "tasks", "stats", "report"}
 """Commands that read the logs: their query options describe one invocation, no setting."""
 
 

@@ -658,19 +658,69 @@ def _read_stats(
     messages is one line and exit 1, an unreadable directory exit 2 (as search does).
     A file that cannot be read is a warning: the caller prints the numbers of the
     others, then exits 2."""
-    from ..read import statlines  # the statistics' modules: only for stats and report
+    from ..read import statlines, taskstats  # the statistics' modules: only for stats, report
     from ..read.logread import LogReadError
+    from ..read.tasklog import merge_problems
+    from ..read.when import local_now
 
     reader = _reading(log_dir, since, until, utc, rooms)
     try:
+        pending = taskstats.Pending(reader, local_now())  # the task log, read meanwhile
         result = statlines.read(reader)
+        result.task_figures, tasks = pending.result()
     except LogReadError as exc:
         fail(str(exc), code=2)
+    merge_problems(reader, tasks)  # warned of, and exit 2, as for a message file
     _warn(reader)
-    if result.totals.messages == 0:
+    if result.totals.messages == 0 and result.task_figures is None:
         _nothing(reader, log_dir)
         sys.exit(2 if reader.unreadable else 1)
     return result, reader
+
+
+@cli.command(short_help="The recorded tasks, or one task's history.")
+@options.task_id
+@options.log_source
+@options.task_filters
+@options.json_tasks
+def tasks(
+    task_id: str | None,
+    log_dir: Path,
+    rooms: tuple[str, ...],
+    as_json: bool,
+    utc: bool,
+    **params: Any,
+) -> None:
+    """The tasks the logger recorded (tasks-*.json): status, assignee, how long in that
+    status, reworks and the last transition; open tasks first, the longest in their
+    status first. With
+    TASK-ID: that task's whole history, every transition with its time and who made it,
+    and its messages (task_id TASK-ID). --since/--until keep the tasks with a transition
+    in that range. Exit 0, 1 when no task matches, 2 on an error.
+
+    \b
+    Examples:
+      dead-drop-logger tasks
+      dead-drop-logger tasks --status in_progress --stale 2d
+      dead-drop-logger tasks --agent juno --project web --json | jq -r .task
+      dead-drop-logger tasks TASK-004
+    """
+    from ..read import taskcommand
+
+    reader = _reading(log_dir, params["since"], params["until"], utc, rooms)
+    chosen = taskcommand.TaskFilter(
+        frozenset(params["statuses"]),
+        frozenset(params["agents"]),
+        frozenset(params["projects"]),
+        reader.window,
+        params["stale"],
+    )
+    found = _guarded(lambda: taskcommand.run(reader, task_id, chosen, as_json, click.echo))
+    if not found:
+        what = f"task {task_id}" if task_id else "tasks"
+        where, hint = reading.read_where(reader, log_dir)
+        click.echo(f"dead-drop-logger: no {what} recorded in {where}{hint}", err=True)
+    _finish(reader, found)
 
 
 RESPONSE_TIME_HELP = """

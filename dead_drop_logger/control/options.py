@@ -18,6 +18,8 @@ from click.core import ParameterSource
 
 from .. import config
 from ..diagnostics import LEVELS
+from ..read.tasklog import STATUSES
+from ..read.when import parse_duration
 from ..rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
 from . import configfile, settings_report
 from .sizes import parse_size
@@ -479,6 +481,13 @@ json_rows = click.option(
     is_flag=True,
     help="Print one JSON object a line, one line per agent (pipes into jq).",
 )
+agent_filter = click.option(
+    "--agent",
+    "agents",
+    multiple=True,
+    metavar="AGENT",
+    help="Sent by or to AGENT (repeatable); for tasks: assigned to AGENT.",
+)
 search_pattern = click.argument("pattern", required=False, metavar="[PATTERN]")
 """search's PATTERN, as grep's: the content holds it (one more --contains)."""
 search_filters = _compose(
@@ -490,13 +499,7 @@ search_filters = _compose(
     click.option(
         "--to", "recipients", multiple=True, metavar="AGENT", help="Sent to AGENT (repeatable)."
     ),
-    click.option(
-        "--agent",
-        "agents",
-        multiple=True,
-        metavar="AGENT",
-        help="Sent by or to AGENT (repeatable).",
-    ),
+    agent_filter,
     click.option("--task", metavar="ID", help="With this exact task_id."),
     click.option(
         "--contains",
@@ -554,4 +557,44 @@ search_output = _compose(
         metavar="SECONDS",
         help="How often --follow looks for new lines.",
     ),
+)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+task_id = click.argument("task_id", required=False, metavar="[TASK-ID]")
+task_filters = _compose(
+    window,
+    click.option(
+        "--status",
+        "statuses",
+        multiple=True,
+        type=click.Choice(STATUSES),
+        help="In this status now (repeatable).",
+    ),
+    agent_filter,
+    click.option(
+        "--project", "projects", multiple=True, metavar="NAME", help="Of project NAME (repeatable)."
+    ),
+    click.option(
+        "--stale",
+        metavar="DURATION",
+        callback=_duration,
+        help="In the same status for longer than DURATION (90s, 15m, 2h, 3d, 1w).",
+    ),
+)
+"""The tasks command's filters (--since/--until: a transition in that range)."""
+json_tasks = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object a line, one per task; with TASK-ID one object, its"
+    " whole history (pipes into jq).",
 )

@@ -190,15 +190,18 @@ def parse_line(raw: bytes) -> Message | None:
     return value if isinstance(value, dict) else None
 
 
-def select_files(log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False) -> list[LogFile]:
-    """The directory's log files a window needs, in day/part order, each part once.
+def select_files(
+    log_dir: Path, window: Window = EVERYTHING, *, utc: bool = False, kind: str = layout.MESSAGES
+) -> list[LogFile]:
+    """The directory's log files a window needs, in day/part order, each part once
+    (``kind``: messages by default; read/tasklog.py reads tasks and agents).
 
     Raises UnreadableFile when the directory exists but cannot be listed; a missing
     directory holds no files."""
     if log_dir.exists() and not log_dir.is_dir():
         raise UnreadableFile(log_dir, "not a directory")
     try:
-        found = layout.log_files(log_dir)
+        found = layout.log_files(log_dir, (kind,))
     except OSError as exc:
         raise UnreadableFile(log_dir, exc.strerror or str(exc)) from None
     chosen: dict[tuple[dt.date, int], LogFile] = {}
@@ -380,6 +383,7 @@ class Reader:
     window: Window = EVERYTHING
     utc: bool = False
     block: int = BLOCK
+    kind: str = layout.MESSAGES  # which day files (tasklog reads tasks and agents)
     corrupt_in: Counter[Path] = field(default_factory=Counter, init=False)
     damaged: dict[Path, str] = field(default_factory=dict, init=False)
     unreadable: dict[Path, str] = field(default_factory=dict, init=False)
@@ -420,7 +424,7 @@ class Reader:
         pairs: list[tuple[tuple[dt.date, int, int], LogDir, LogFile]] = []
         for index, source in enumerate(self.sources):
             try:
-                found = select_files(source.path, self.window, utc=self.utc)
+                found = select_files(source.path, self.window, utc=self.utc, kind=self.kind)
             except UnreadableFile as exc:
                 self.unreadable[exc.path] = exc.reason
                 continue

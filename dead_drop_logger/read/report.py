@@ -243,6 +243,9 @@ def render(stats: Stats, title: str, subtitle: str, clock: Clock | None = None) 
         + ";Object.keys(specs).forEach(function(key){var s=specs[key];"
         + "Plotly.newPlot('chart-'+key,s.data,s.layout,config);});})();</script>"
     )
+    from .taskcharts import section  # the task log's section, drawn by its own script
+
+    parts.extend(section(stats, PLOTLY_CONFIG))
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

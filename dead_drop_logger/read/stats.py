@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 from .logread import LogDir, find_ids
 from .responses import ResponderTimes, ResponseTracker, median
+from .taskstats import TaskFigures
 
 _EPOCH = dt.datetime(1970, 1, 1)
 TOP_THREADS = 10
@@ -143,6 +144,7 @@ class Stats:
     threads: Threads
     pending_evicted: int = 0
     rooms: bool = False  # rooms were read: rows name their room
+    task_figures: TaskFigures | None = None  # from the task log, when there is one
 
 
 class _Agent:

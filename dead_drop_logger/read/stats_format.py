@@ -185,6 +185,11 @@ def text_lines(stats: Stats) -> Iterator[str]:
     yield ""
     yield "Threads (reply chains)"
     yield from pairs(thread_summary(stats))
+    if stats.task_figures is not None:
+        from .taskview import stats_lines  # built on this module's tables: imported late
+
+        yield ""
+        yield from stats_lines(stats.task_figures)
 
 
 def to_json(stats: Stats) -> str:
@@ -236,4 +241,6 @@ def as_dict(stats: Stats) -> dict[str, Any]:
         "busiest": [row(r) for r in th.busiest],
     }
     data["response_pending_evicted"] = stats.pending_evicted
+    figures = stats.task_figures
+    data["task_analytics"] = None if figures is None else figures.as_dict()
     return data

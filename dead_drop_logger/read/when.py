@@ -53,3 +53,12 @@ def parse_when(text: str, now: dt.datetime | None = None) -> dt.datetime:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone().replace(tzinfo=None)
     return parsed
+
+
+def parse_duration(text: str) -> float:
+    """A length of time as ``--stale`` takes it (``90s``, ``15m``, ``2h``, ``3d``,
+    ``1w``), in seconds; ValueError with a message for the user."""
+    relative = _RELATIVE.match(text.strip().lower())
+    if relative is None:
+        raise ValueError(f"{text!r} is not a duration (examples: 90s, 15m, 2h, 3d, 1w)")
+    return float(int(relative.group(1)) * _UNIT_SECONDS[relative.group(2)])
