@@ -11,6 +11,8 @@ from pathlib import Path
 import serverdb
 from conftest import FakeClock, logged_ids, wait_until
 
+from dead_drop_logger.control import pidfile
+from dead_drop_logger.control.pidfile import PidFile
 from dead_drop_logger.keep import compress
 from dead_drop_logger.keep.housekeeping import Policy
 from dead_drop_logger.logdir import layout
@@ -87,3 +89,16 @@ def test_a_dangling_link_at_todays_file_never_creates_its_target(tmp_path: Path)
     (log_dir / f"messages-{DAY}.json").symlink_to("../created-through-the-link")
     Rotator(log_dir, FakeClock(f"{DAY}T12:00:00"), policy=Policy(retention_days=0)).tick()
     assert not (tmp_path / "created-through-the-link").exists()
+
+
+def test_the_pid_files_side_file_is_made_afresh(tmp_path: Path) -> None:
+    """A link planted at the PID file's side file's temporary name
+    (``logger.pid.json.tmp -> victim``) is never written through nor chmodded."""
+    target = victim(tmp_path)
+    path = tmp_path / "run" / "logger.pid"
+    path.parent.mkdir()
+    tmp = pidfile.info_path(path).with_name(pidfile.info_path(path).name + ".tmp")
+    tmp.symlink_to(target)
+    with PidFile(path, {"database": "x.db"}):
+        assert pidfile.read(path).info["database"] == "x.db"
+    assert untouched(target)
