@@ -226,12 +226,24 @@ class StateStore:
         if database and "\n" not in database and self.owner() is None:
             self._append_mark(OWNER + database)
 
+    def rewrite_owner(self, database: str) -> None:
+        """Record, durably, that the owner is now ``database`` (a move accepted): a line
+        added after the old one, which :meth:`owner` reads last. Left naming the old
+        path, the lock file would give a state rebuilt later to whatever database
+        comes to be at that path, and its rows would be logged here beside the mover's.
+        (A line is added rather than the file rewritten: the lock file is locked by its
+        inode, and a torn last line is ignored.)"""
+        if database and "\n" not in database and self.owner() != database:
+            self._append_mark(OWNER + database)
+
     def owner(self) -> str | None:
-        """The owner recorded by :meth:`record_owner` (None if none was)."""
+        """The owner recorded last by :meth:`record_owner` or :meth:`rewrite_owner`
+        (None if none was)."""
+        found = None
         for line in self._marks():
             if line.startswith(OWNER) and len(line) > len(OWNER):
-                return line[len(OWNER) :]
-        return None
+                found = line[len(OWNER) :]
+        return found
 
     def set_aside_owner(self) -> str | None:
         """The database the set-aside corrupt state names, when that much is readable."""

@@ -124,6 +124,7 @@ class Pipeline:
                 state, self.source, self.log_dir, self.database
             ):
                 self.store.save(state)
+                self.store.rewrite_owner(state.database)
 
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
@@ -133,6 +134,7 @@ class Pipeline:
             # before anything is written: another database's rows must not go here
             if ownership.claim(state, self.source, self.log_dir, self.database):
                 self.store.save(state)
+                self.store.rewrite_owner(state.database)  # (for a state rebuilt later)
             if not self._owner_recorded:  # once a process: for a state lost later
                 self.store.record_owner(state.database)
                 self._owner_recorded = True
