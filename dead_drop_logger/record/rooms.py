@@ -107,6 +107,23 @@ class RoomFollower(Follower):
     def _database_existed(self) -> bool:
         return not self.discovered and super()._database_existed()
 
+    def run(self) -> None:
+        """Follow the room. Raises LogDirError when its log directory is a symbolic
+        link: the room's state, lock and day files would be written (and the directory
+        chmodded) wherever it points, so the room is not followed until it is a
+        directory (the supervisor says so once and retries; other rooms go on)."""
+        log_dir = self.settings.log_dir
+        if log_dir.is_symlink():
+            try:
+                target = os.readlink(log_dir)
+            except OSError:
+                target = "?"
+            raise LogDirError(
+                f"log directory {log_dir} is a symbolic link (to {target}); a room's log"
+                " directory is never written through one: make it a directory"
+            )
+        super().run()
+
     def _tick(self) -> None:
         if self.source.exists():
             super()._tick()
