@@ -40,6 +40,8 @@ def disagreement(log_dir: Path, state: State) -> str | None:
         try:
             st = path.lstat()
         except FileNotFoundError:
+            if layout.compressed_path(path).exists():
+                continue  # compressed since (never a pending file): its lines are there
             return f"{name} is missing; the state records message {last} ending at byte {size}"
         if not stat.S_ISREG(st.st_mode):
             return f"{name} is not a regular file"
@@ -58,10 +60,10 @@ def disagreement(log_dir: Path, state: State) -> str | None:
         if newest is not None and (entry.day, entry.part) <= newest:
             continue
         try:
-            size = entry.path.lstat().st_size
+            st = entry.path.lstat()
         except OSError:
             continue
-        if size:
+        if stat.S_ISREG(st.st_mode) and st.st_size:
             return f"{entry.path.name} holds lines the state does not record"
     return None
 

@@ -143,6 +143,9 @@ class Pipeline:
                 self._owner_recorded = True
             if state.pending:
                 self.writer.truncate_back(state.pending, state.ends, state.logged)
+                for name in state.pending:  # an end no longer there (cut to nothing)
+                    if name in state.ends and _size(self.log_dir / name) < state.ends[name][0]:
+                        del state.ends[name]
                 state.pending = {}
                 self.store.save(state)
             yield state
@@ -536,6 +539,13 @@ def _record_ends(state: State, ends: dict[str, tuple[int, int]], sizes: Pending)
     extra = [name for name in state.ends if name not in state.pending]
     for name in extra[: max(0, len(extra) - KEEP_ENDS)]:
         del state.ends[name]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
 
 
 def scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
