@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import LoggerProcess, logged_ids, start_writer, wait_until
 
@@ -22,7 +23,7 @@ COPIES = 24
 SENDS = 100_000  # a flat-out writer, stopped once the copies are taken
 
 
-def cp_a(source: Path, target: Path) -> None:
+def cp_a(source: Path | str, target: Path) -> None:
     """``cp -a``, as a user backs up a directory (one file after another). A file that
     goes between its listing and its copy (the state's temporary) is only a complaint."""
     done = subprocess.run(["cp", "-a", str(source), str(target)], capture_output=True, text=True)
@@ -113,9 +114,13 @@ def test_copies_taken_at_random_moments_under_a_busy_logger_are_each_logged_exac
             assert got == want, (twice, sorted(set(want) - set(got))[:20], proc.stderr())
 
 
+@pytest.mark.parametrize("how", ["in its place", "over it"])
 def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
-    server_db: Path, log_dir: Path, tmp_path: Path
+    server_db: Path, log_dir: Path, tmp_path: Path, how: str
 ) -> None:
+    """Restored under a busy logger: the directory renamed away and the backup copied
+    in its place (new inodes everywhere), or the backup copied over it (``cp -a
+    backup/. logs/``: the same inodes, older contents, the hold's state file included)."""
     live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
     live.wait_ready()
     writer = start_writer(server_db, SENDS)
@@ -125,8 +130,11 @@ def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
             lambda: backed_up_pending(log_dir, backup), what="a backup with a pending record"
         )
         time.sleep(0.5)
-        log_dir.rename(tmp_path / "broken")  # the user restores the backup in its place
-        cp_a(backup, log_dir)
+        if how == "in its place":
+            log_dir.rename(tmp_path / "broken")
+            cp_a(backup, log_dir)
+        else:
+            cp_a(f"{backup}/.", log_dir)  # (a Path would drop the "/.")
         time.sleep(0.5)
         stop_writer(writer)
         want = serverdb.all_ids(server_db)
@@ -136,4 +144,3 @@ def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
             writer.kill()
         assert live.stop() == 0, live.stderr()
     assert logged_ids(log_dir) == want, live.stderr()
-    shutil.rmtree(tmp_path / "broken")

@@ -269,10 +269,11 @@ def test_a_pending_file_that_is_not_the_one_recorded_is_left_alone(
     committed.ends = {}
     store.save(committed)
     more = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    caplog.clear()
     with caplog.at_level("WARNING", logger="dead_drop_logger"):
         make_pipeline(server_db, log_dir).catch_up()
     assert logged_ids(log_dir) == ids + more
-    assert [r.getMessage() for r in caplog.records] == [
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{day_file} does not hold what the state records of it ({len(before) // 2} bytes,"
         f" inode {day_file.stat().st_ino + 1}); not cutting it back"
     ]

@@ -19,9 +19,11 @@ A file is known by what it holds, not by its inode: ``ends`` records, for the fi
 written last, the size up to which each holds logged lines and the id of the line
 ending there. So a copy of the log directory (``cp -a``, rsync, tar, a restore, a move
 to another file system: new inodes) is still recognised, and cut back only to what its
-state records. The state also records its own file's identity (device, inode): a state
-read from another file is a copy, and its files are checked against ``ends`` before it
-is used (see :mod:`..record.copies`).
+state records. The state also records where it was saved (the device, and the inodes of
+its own file, of the directory and of its lock file): a state read elsewhere is a copy,
+and so is one whose position went back under a running process (a backup copied over
+the directory); its files are checked against ``ends`` before it is used (see
+:mod:`..record.copies`).
 
 Names read from the state are file names in the log directory, nothing else: a name
 with a ``/``, ``..`` or an absolute one makes the state unusable (it is set aside and
@@ -76,7 +78,8 @@ class State:
     killed during it carries on with it at its next start. ``ends``: file name ->
     (size, id of the line ending there) of the files written last: what each holds
     of logged lines (see module doc). ``file``: the (device, inode) of the state file
-    this was read from as it was saved (None: saved by an older version).
+    this was read from as it was saved, with those of its directory and lock file (None:
+    saved by an older version).
     """
 
     position: int = 0
@@ -87,7 +90,7 @@ class State:
     importing: bool = False
     skipped: list[tuple[int, int]] = field(default_factory=list)
     ends: dict[str, tuple[int, int]] = field(default_factory=dict)
-    file: tuple[int, int] | None = None
+    file: tuple[int, ...] | None = None
 
     def to_json(self) -> bytes:
         data = {
@@ -124,7 +127,7 @@ class State:
             importing=bool(data.get("importing", False)),
             skipped=idranges.normalise((int(lo), int(hi)) for lo, hi in data.get("skipped", [])),
             ends=ends,
-            file=None if file is None else _size_and_inode(file),
+            file=None if file is None else tuple(int(number) for number in file),
         )
 
 
@@ -156,12 +159,14 @@ class StateStore:
         self.lock_path = log_dir / LOCK_NAME
         self.lock = DirLock(log_dir)
         self._held: int | None = None  # the lock's descriptor while locked() holds it
-        # The state file this process last read or saved (device, inode): a hold checks
-        # that it is still the one at the path (a backup restored over it is not).
-        self._known: tuple[int, int] | None = None
+        # The state file this process last read or saved (device, inode, ctime): a hold
+        # checks that it is still the one at the path, unchanged (a backup restored in
+        # its place is another inode; one copied over it, the same inode changed since).
+        self._known: tuple[int, int, int] | None = None
         # The state last loaded was read from another file than the one it was saved
         # as: a copy (cp -a, a restore, a move to another file system); see load().
         self.copied = False
+        self._position: int | None = None  # the position this process last read or saved
         # The pending record of the state this process last saved under the lock it
         # holds (None: unknown, so none to rely on): see groupcommit.
         self.saved_pending: dict[str, tuple[int, int]] | None = None
@@ -199,7 +204,7 @@ class StateStore:
             here = os.lstat(self.path)
         except OSError:
             return False
-        return (here.st_dev, here.st_ino) == self._known
+        return (here.st_dev, here.st_ino, here.st_ctime_ns) == self._known
 
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock: a long holder should let go."""
@@ -210,7 +215,7 @@ class StateStore:
         (a symlink at its name included: never read through). Sets :attr:`copied`."""
         self.copied = False
         try:
-            raw, here = _read_no_follow(self.path)
+            raw, st = _read_no_follow(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -221,9 +226,25 @@ class StateStore:
             state = State.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise StateError(f"state file {self.path} is corrupt ({exc})") from None
-        self._known = here
-        self.copied = state.file is not None and state.file != here
+        self._known = (st.st_dev, st.st_ino, st.st_ctime_ns)
+        # Saved elsewhere (a copy), or gone back under this process (a backup copied over
+        # the directory, its state file's inode reused): checked against the files. An
+        # inode alone can be reused by the copy; all three seldom are, unless the
+        # original was deleted first.
+        self.copied = (state.file is not None and state.file != self._identity(st)) or (
+            self._position is not None and state.position < self._position
+        )
+        self._position = state.position
         return state
+
+    def _identity(self, st: os.stat_result) -> tuple[int, ...]:
+        """Where a state file is: its device and inode, its directory's, its lock's."""
+        try:
+            lock = os.fstat(self._held) if self._held is not None else os.lstat(self.lock_path)
+            directory = os.stat(self.log_dir)
+        except OSError:
+            return (st.st_dev, st.st_ino)
+        return (st.st_dev, st.st_ino, directory.st_ino, lock.st_ino)
 
     def set_aside(self) -> Path | None:
         """Rename an unreadable state file out of the way, keeping it for inspection."""
@@ -239,8 +260,7 @@ class StateStore:
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
-            st = os.fstat(fd)  # the file keeps its inode through the rename
-            state.file = (st.st_dev, st.st_ino)
+            state.file = self._identity(os.fstat(fd))  # (a rename keeps the inode)
             data = state.to_json()
             written = os.write(fd, data)
             if written != len(data):
@@ -252,7 +272,12 @@ class StateStore:
         # to rely on (a cut back to the old one would cut what the new one records).
         self.saved_pending = None
         os.replace(tmp, self.path)
-        self._known, self.copied = state.file, False
+        self.copied, self._position = False, state.position
+        try:  # (the rename changed its ctime)
+            here = os.lstat(self.path)
+            self._known = (here.st_dev, here.st_ino, here.st_ctime_ns)
+        except OSError:  # gone already: a hold lets go
+            self._known = (-1, -1, -1)
         fsync_dir(self.log_dir)
         self.saved_pending = dict(state.pending)
 
@@ -307,7 +332,8 @@ class StateStore:
     def set_aside_owner(self) -> str | None:
         """The database the set-aside corrupt state names, when that much is readable."""
         try:
-            data = json.loads(_read_no_follow(self.path.with_name(STATE_NAME + ".corrupt"))[0])
+            raw = _read_no_follow(self.path.with_name(STATE_NAME + ".corrupt"))[0]
+            data = json.loads(raw)
         except (OSError, ValueError):
             return None
         found = data.get("database") if isinstance(data, dict) else None
@@ -337,9 +363,9 @@ class StateStore:
         return os.pread(fd, 1, size - 1) == b"\n"
 
 
-def _read_no_follow(path: Path) -> tuple[bytes, tuple[int, int]]:
-    """A small file's bytes and (device, inode), never through a symlink (ELOOP), in
-    five system calls (this is read under the lock every batch)."""
+def _read_no_follow(path: Path) -> tuple[bytes, os.stat_result]:
+    """A small file's bytes and status, never through a symlink (ELOOP), in five system
+    calls (this is read under the lock every batch)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
@@ -350,4 +376,4 @@ def _read_no_follow(path: Path) -> tuple[bytes, tuple[int, int]]:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks), (st.st_dev, st.st_ino)
+    return b"".join(chunks), st
