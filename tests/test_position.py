@@ -275,5 +275,6 @@ def test_a_pending_file_that_is_not_the_one_recorded_is_left_alone(
     assert logged_ids(log_dir) == ids + more
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"{day_file} does not hold what the state records of it ({len(before) // 2} bytes,"
-        f" inode {day_file.stat().st_ino + 1}); not cutting it back"
+        f" inode {day_file.stat().st_ino + 1}; found {len(before)} bytes, inode"
+        f" {day_file.stat().st_ino}, no line ending there); not cutting it back"
     ]

@@ -335,9 +335,11 @@ class DayWriter:
             cut = self._cut_point(path, st, recorded, (ends or {}).get(name), logged or [])
             if cut is None:
                 log.warning(
-                    "%s does not hold what the state records of it (%s); not cutting it back",
+                    "%s does not hold what the state records of it (%s; found %s);"
+                    " not cutting it back",
                     path,
                     _described(recorded, (ends or {}).get(name)),
+                    _found(path, st, size),
                 )
                 continue
             if st.st_size <= cut:
@@ -375,6 +377,13 @@ class DayWriter:
         if st.st_ino != inode and not _holds_logged(path, logged):
             return 0  # made afresh by the batch (the old file renamed away meanwhile)
         return None
+
+
+def _found(path: Path, st: os.stat_result, size: int) -> str:
+    """What a file holds where its record says the logged lines end."""
+    at = line_id_ending_at(path, size)
+    there = f"message {at} ending there" if at is not None else "no line ending there"
+    return f"{st.st_size} bytes, inode {st.st_ino}, {there}"
 
 
 def _described(recorded: tuple[int, int], end: tuple[int, int] | None) -> str:
