@@ -101,10 +101,17 @@ def test_copies_taken_at_random_moments_under_a_busy_logger_are_each_logged_exac
         try:
             for proc in loggers:
                 proc.wait_ready()
-                wait_until(
-                    lambda proc=proc: len(logged_ids(proc.log_dir)) >= len(want),
-                    what=f"{proc.log_dir} followed to the end",
-                )
+                try:
+                    wait_until(
+                        lambda proc=proc: len(logged_ids(proc.log_dir)) >= len(want),
+                        what=f"{proc.log_dir} followed to the end",
+                    )
+                except AssertionError as exc:
+                    got = logged_ids(proc.log_dir)
+                    lost = sorted(set(want) - set(got))
+                    raise AssertionError(
+                        f"{exc}: {len(lost)} lost {lost[:9]}; {proc.stderr()}"
+                    ) from None
         finally:
             stopped = [proc.stop() for proc in loggers]
         for proc, status in zip(loggers, stopped, strict=True):
@@ -138,7 +145,11 @@ def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
         time.sleep(0.5)
         stop_writer(writer)
         want = serverdb.all_ids(server_db)
-        wait_until(lambda: len(logged_ids(log_dir)) >= len(want), what="all of it logged")
+        try:
+            wait_until(lambda: len(logged_ids(log_dir)) >= len(want), what="all of it logged")
+        except AssertionError as exc:
+            lost = sorted(set(want) - set(logged_ids(log_dir)))
+            raise AssertionError(f"{exc}: {len(lost)} lost {lost[:9]}; {live.stderr()}") from None
     finally:
         if writer.poll() is None:
             writer.kill()
