@@ -244,3 +244,32 @@ def test_a_lost_or_corrupt_state_does_not_hand_the_directory_to_another_database
         lambda: logged_ids(log_dir) == serverdb.all_ids(server_db)[-14:], what="A's next ones"
     )
     assert again.stop() == 0
+
+
+def test_after_a_move_a_new_database_at_the_old_path_is_refused_even_with_the_state_lost(
+    server_db: Path, tmp_path: Path, log_dir: Path, logger
+) -> None:
+    """The lock file's owner record follows an accepted move: a different database made
+    later at the old path, and the state then lost, must not be taken for the owner
+    (its rows were logged here from row 1, beside the moved database's)."""
+    a = following(logger, server_db, 20)
+    assert a.stop() == 0
+    moved = tmp_path / "moved" / "messages.db"
+    moved.parent.mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{server_db}{suffix}").exists():
+            os.rename(f"{server_db}{suffix}", f"{moved}{suffix}")
+    b = logger(db=moved).start()
+    b.wait_ready()
+    serverdb.send_many(moved, 3, prefix="after the move")
+    follow_all(b, moved)
+    assert b.stop() == 0
+    serverdb.create(server_db)  # a new, different database at the old path
+    serverdb.send_many(server_db, 5, prefix="someone else")
+    (log_dir / ".dead-drop-logger.state").unlink()
+    intruder = logger().start()
+    assert intruder.proc is not None and intruder.proc.wait(timeout=DEADLINE) == 1
+    assert intruder.stderr().endswith(
+        f"dead-drop-logger: error: {refusal(log_dir, moved, server_db)}\n"
+    ), intruder.stderr()
+    assert logged_ids(log_dir) == serverdb.all_ids(moved)

@@ -270,3 +270,33 @@ def test_a_day_file_replaced_mid_batch_is_cut_to_nothing_after_a_crash(tmp_path:
     writer.append(batch, pending)  # creates a new, smaller file; then "kill -9"
     writer.truncate_back(pending)
     assert day.read_bytes() == b""  # the uncommitted lines are gone, nothing padded
+
+
+def test_a_pending_file_that_is_not_the_one_recorded_is_left_alone(
+    server_db: Path, log_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pending record whose file holds logged lines but neither the recorded inode nor
+    a line ending at the recorded size (no record of that file, then): nothing is cut
+    (it used to be cut to 0 bytes, losing every line in it), and one warning says why."""
+    ids = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    store = StateStore(log_dir)
+    committed = store.load()
+    assert committed is not None
+    (day_file,) = day_files(log_dir)
+    before = day_file.read_bytes()
+    committed.pending = {day_file.name: (len(before) // 2, day_file.stat().st_ino + 1)}
+    committed.ends = {}
+    store.save(committed)
+    more = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dead_drop_logger"):
+        make_pipeline(server_db, log_dir).catch_up()
+    assert logged_ids(log_dir) == ids + more
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"{day_file} does not hold what the state records of it ({len(before) // 2} bytes,"
+        f" inode {day_file.stat().st_ino + 1}; found {len(before)} bytes, inode"
+        f" {day_file.stat().st_ino}, no line ending there); not cutting it back"
+    ]

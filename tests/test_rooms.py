@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -862,3 +863,58 @@ def test_swapped_rooms_are_refused_and_each_log_goes_on_once_renamed_to_match(
         what="each log going on with its database, once",
     )
     assert again.stop() == 0
+
+
+def test_a_room_whose_log_dir_is_a_symlink_is_not_written_through(
+    tmp_path: Path, rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """``LOG_DIR/ops -> elsewhere``: the room is not followed (one line; the other rooms
+    go on), nothing is written into ``elsewhere`` nor is it chmodded."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    elsewhere.chmod(0o755)
+    log_dir.mkdir(mode=0o700)
+    (log_dir / "ops").symlink_to(elsewhere)
+    ops, _ = make_room(rooms_dir, "ops")
+    dev, _ = make_room(rooms_dir, "dev")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "dev")
+    serverdb.send_many(ops, 2, prefix="ops")
+    sent = serverdb.send_many(dev, 2, prefix="dev")
+    wait_until(lambda: logged_ids(log_dir / "dev") == sent, what="the other room logged")
+    wait_until(lambda: "room ops: " in proc.stderr(), what="the refusal")
+    assert proc.stop() == 0
+    refusals = [line for line in proc.stderr().splitlines() if "room ops: " in line]
+    assert len(refusals) == 1 and "is a symbolic link" in refusals[0], proc.stderr()
+    assert list(elsewhere.iterdir()) == []
+    assert elsewhere.stat().st_mode & 0o777 == 0o755
+
+
+def test_every_reader_treats_a_rooms_symlinked_log_dir_alike(
+    tmp_path: Path, rooms_dir: Path, log_dir: Path, rooms_logger: Callable[..., LoggerProcess]
+) -> None:
+    """A room's log directory that is a link (written by an older version, or made by
+    hand) is read by no reader: all rooms skip it with a warning, ``--room`` refuses
+    it (before, all rooms skipped it silently while ``--room ops`` read it)."""
+    dev, _ = make_room(rooms_dir, "dev")
+    proc = rooms_logger().start()
+    wait_rooms_ready(proc, "dev")
+    sent = serverdb.send_many(dev, 2, prefix="dev")
+    wait_until(lambda: logged_ids(log_dir / "dev") == sent, what="the room logged")
+    assert proc.stop() == 0
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(log_dir / "dev", elsewhere)
+    (log_dir / "ops").symlink_to(elsewhere)
+    every = run_command("search", "--log-dir", str(log_dir), "--json", env=env())
+    assert every.returncode == 0, every.stderr
+    assert len(every.stdout.splitlines()) == len(sent)  # dev's, not ops's too
+    assert every.stderr == (
+        f"dead-drop-logger: warning: {log_dir / 'ops'} is a symbolic link, which the logger"
+        " never writes through; not read (make it a directory)\n"
+    )
+    one = run_command("search", "--log-dir", str(log_dir), "--room", "ops", env=env())
+    assert (one.returncode, one.stdout) == (2, "")
+    assert one.stderr == (
+        f"dead-drop-logger: error: room 'ops''s log directory {log_dir / 'ops'} is a symbolic"
+        " link, which the logger never writes through; not reading it (make it a directory)\n"
+    )

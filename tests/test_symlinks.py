@@ -4,13 +4,17 @@ a day file's link is replaced by a new file, the temporary files are made afresh
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import stat
 from pathlib import Path
 
+import pytest
 import serverdb
 from conftest import FakeClock, logged_ids, wait_until
 
+from dead_drop_logger.control import pidfile
+from dead_drop_logger.control.pidfile import PidFile
 from dead_drop_logger.keep import compress
 from dead_drop_logger.keep.housekeeping import Policy
 from dead_drop_logger.logdir import layout
@@ -87,3 +91,57 @@ def test_a_dangling_link_at_todays_file_never_creates_its_target(tmp_path: Path)
     (log_dir / f"messages-{DAY}.json").symlink_to("../created-through-the-link")
     Rotator(log_dir, FakeClock(f"{DAY}T12:00:00"), policy=Policy(retention_days=0)).tick()
     assert not (tmp_path / "created-through-the-link").exists()
+
+
+def test_the_pid_files_side_file_is_made_afresh(tmp_path: Path) -> None:
+    """A link planted at the PID file's side file's temporary name
+    (``logger.pid.json.tmp -> victim``) is never written through nor chmodded."""
+    target = victim(tmp_path)
+    path = tmp_path / "run" / "logger.pid"
+    path.parent.mkdir()
+    tmp = pidfile.info_path(path).with_name(pidfile.info_path(path).name + ".tmp")
+    tmp.symlink_to(target)
+    with PidFile(path, {"database": "x.db"}):
+        assert pidfile.read(path).info["database"] == "x.db"
+    assert untouched(target)
+
+
+CRAFTED = {
+    "format": 1,
+    "position": 0,
+    "logged": [],
+    "fingerprint": None,
+    "database": "",
+    "importing": False,
+    "skipped": [],
+}
+
+
+@pytest.mark.parametrize("how", ["planted link", "relative name", "absolute name"])
+def test_a_crafted_state_never_cuts_a_file_outside_the_log_directory(
+    server_db: Path, tmp_path: Path, log_dir: Path, logger, how: str
+) -> None:
+    """A state whose pending record names ``../victim`` or an absolute path, or a state
+    file planted as a link to such a state, is refused (set aside and rebuilt from the
+    log files), with one line: the file it names is never cut back."""
+    target = victim(tmp_path)
+    name = str(target) if how == "absolute name" else "../victim"
+    crafted = json.dumps({**CRAFTED, "pending": {name: [0, 1]}})
+    log_dir.mkdir(mode=0o700)
+    if how == "planted link":
+        (tmp_path / "crafted.state").write_text(crafted)
+        (log_dir / STATE_NAME).symlink_to(tmp_path / "crafted.state")
+    else:
+        (log_dir / STATE_NAME).write_text(crafted)
+    proc = logger("--retention-days", "0").start()
+    proc.wait_ready()
+    sent = serverdb.send_many(server_db, 2, timestamp=f"{DAY}T10:00:00")
+    wait_until(lambda: logged_ids(log_dir) == sent, what="the sends logged")
+    assert proc.stop() == 0
+    assert untouched(target)
+    why = "is a symbolic link" if how == "planted link" else "is not a file in the log directory"
+    assert [line for line in proc.stderr().splitlines() if "WARNING" in line] == [
+        line for line in proc.stderr().splitlines() if why in line
+    ], proc.stderr()
+    assert proc.stderr().count(why) == 1, proc.stderr()
+    assert not (log_dir / STATE_NAME).is_symlink()

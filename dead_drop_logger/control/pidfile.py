@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..files import FILE_MODE, make_private_dirs, open_private
+from ..files import create_private, make_private_dirs, open_private, write_all
 
 
 class AlreadyRunning(Exception):
@@ -112,8 +112,11 @@ class PidFile:
         os.ftruncate(fd, 0)
         sidecar = {"pid": pid, "started": time.time(), **self.info}
         tmp = info_path(self.path).with_name(info_path(self.path).name + ".tmp")
-        tmp.write_text(json.dumps(sidecar) + "\n", encoding="utf-8")
-        tmp.chmod(FILE_MODE)
+        side = create_private(tmp)  # afresh: never written through a link planted there
+        try:
+            write_all(side, (json.dumps(sidecar) + "\n").encode())
+        finally:
+            os.close(side)
         os.replace(tmp, info_path(self.path))
         os.write(fd, f"{pid}\n".encode())
         os.fsync(fd)

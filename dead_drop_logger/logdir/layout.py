@@ -115,3 +115,14 @@ def room_dirs(log_dir: Path) -> list[Path]:
     except OSError:
         return []
     return [p for p in subdirs if (p / LOCK_FILE).exists()]
+
+
+def room_links(log_dir: Path) -> list[Path]:
+    """Symbolic links in ``log_dir`` to what looks like a room's log directory: the
+    logger never writes through one (a room's directory is its own), so no reader reads
+    one either; each is named in a warning instead of being skipped silently."""
+    try:
+        links = sorted(p for p in log_dir.iterdir() if p.is_symlink())
+    except OSError:
+        return []
+    return [p for p in links if p.is_dir() and (p / LOCK_FILE).exists()]

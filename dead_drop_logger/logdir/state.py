@@ -15,6 +15,20 @@ of the two versions. Whoever next takes the lock and finds ``pending`` set (afte
 recorded sizes, which removes exactly the uncommitted batch and any torn line, and
 the batch is read again from the database.
 
+A file is known by what it holds, not by its inode: ``ends`` records, for the files
+written last, the size up to which each holds logged lines and the id of the line
+ending there. So a copy of the log directory (``cp -a``, rsync, tar, a restore, a move
+to another file system: new inodes) is still recognised, and cut back only to what its
+state records. The state also records where it was saved (the device, and the inodes of
+its own file, of the directory and of its lock file): a state read elsewhere is a copy,
+and so is one whose position went back under a running process (a backup copied over
+the directory); its files are checked against ``ends`` before it is used (see
+:mod:`..record.copies`).
+
+Names read from the state are file names in the log directory, nothing else: a name
+with a ``/``, ``..`` or an absolute one makes the state unusable (it is set aside and
+rebuilt from the log files), and the state is never read through a symlink.
+
 Every writer (the follower, ``--import-historical``, ``export_historical.py``) holds an
 exclusive ``flock`` on ``.dead-drop-logger.lock`` for the length of one batch and
 rereads the state under it, so they can run at the same time without doubling a line.
@@ -24,14 +38,16 @@ They take it in turn (:mod:`.dirlock`), so a follower never starves behind a bac
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..files import create_private, fsync_dir, open_private, read_whole
+from ..files import create_private, fsync_dir, open_private
 from . import ranges as idranges
 from .dirlock import LOCK_NAME, PATIENCE, DirLock, LockTimeout
 
@@ -63,6 +79,11 @@ class State:
     the log was started over for a new database (the replaced-database rule), so a
     writer that checked which database the log holds (``import-archive``) sees, at
     every batch, that it no longer does.
+    ``ends``: file name ->
+    (size, id of the line ending there) of the files written last: what each holds
+    of logged lines (see module doc). ``file``: the (device, inode) of the state file
+    this was read from as it was saved, with those of its directory and lock file (None:
+    saved by an older version).
     """
 
     position: int = 0
@@ -73,6 +94,8 @@ class State:
     importing: bool = False
     skipped: list[tuple[int, int]] = field(default_factory=list)
     resets: int = 0
+    ends: dict[str, tuple[int, int]] = field(default_factory=dict)
+    file: tuple[int, ...] | None = None
 
     def to_json(self) -> bytes:
         data = {
@@ -85,7 +108,10 @@ class State:
             "importing": self.importing,
             "skipped": [list(r) for r in self.skipped],
             "resets": self.resets,
+            "ends": {name: list(v) for name, v in self.ends.items()},
         }
+        if self.file is not None:
+            data["file"] = list(self.file)
         return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -94,7 +120,9 @@ class State:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError("unknown state format")
         logged = [(int(lo), int(hi)) for lo, hi in data["logged"]]
-        pending = {str(k): _size_and_inode(v) for k, v in dict(data["pending"]).items()}
+        pending = {_file_name(k): _size_and_inode(v) for k, v in dict(data["pending"]).items()}
+        ends = {_file_name(k): _size_and_inode(v) for k, v in dict(data.get("ends", {})).items()}
+        file = data.get("file")
         fingerprint = data.get("fingerprint")
         return cls(
             position=int(data["position"]),
@@ -105,14 +133,24 @@ class State:
             importing=bool(data.get("importing", False)),
             skipped=idranges.normalise((int(lo), int(hi)) for lo, hi in data.get("skipped", [])),
             resets=int(data.get("resets", 0)),
+            ends=ends,
+            file=None if file is None else tuple(int(number) for number in file),
         )
 
 
 def _size_and_inode(value: object) -> tuple[int, int]:
-    """A pending entry as saved: ``[size, inode]``."""
+    """A pending entry as saved: ``[size, inode]`` (an ``ends`` entry: ``[size, id]``)."""
     if isinstance(value, list) and len(value) == 2:
         return int(value[0]), int(value[1])
     raise ValueError(f"bad pending entry {value!r}")
+
+
+def _file_name(name: object) -> str:
+    """A name from the state: a file in the log directory, never a path elsewhere."""
+    text = str(name)
+    if not text or "/" in text or "\0" in text or text in (".", "..") or os.path.isabs(text):
+        raise ValueError(f"it names {text!r}, which is not a file in the log directory")
+    return text
 
 
 class StateStore:
@@ -128,6 +166,14 @@ class StateStore:
         self.lock_path = log_dir / LOCK_NAME
         self.lock = DirLock(log_dir)
         self._held: int | None = None  # the lock's descriptor while locked() holds it
+        # The state file this process last read or saved (device, inode, ctime): a hold
+        # checks that it is still the one at the path, unchanged (a backup restored in
+        # its place is another inode; one copied over it, the same inode changed since).
+        self._known: tuple[int, int, int] | None = None
+        # The state last loaded was read from another file than the one it was saved
+        # as: a copy (cp -a, a restore, a move to another file system); see load().
+        self.copied = False
+        self._position: int | None = None  # the position this process last read or saved
         # The pending record of the state this process last saved under the lock it
         # holds (None: unknown, so none to rely on): see groupcommit.
         self.saved_pending: dict[str, tuple[int, int]] | None = None
@@ -155,25 +201,57 @@ class StateStore:
 
     def lock_intact(self) -> bool:
         """Whether the lock taken by :meth:`locked` is held and still the directory's
-        (see :meth:`.DirLock.intact`)."""
-        return self._held is not None and self.lock.intact(self._held)
+        (see :meth:`.DirLock.intact`), and the state file still the one this process
+        last read or saved (not a backup restored over it)."""
+        if self._held is None or not self.lock.intact(self._held):
+            return False
+        if self._known is None:
+            return True
+        try:
+            here = os.lstat(self.path)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino, here.st_ctime_ns) == self._known
 
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock: a long holder should let go."""
         return self.lock.someone_waits()
 
     def load(self) -> State | None:
-        """The saved state; None when there is none. Raises StateError when unreadable."""
+        """The saved state; None when there is none. Raises StateError when unreadable
+        (a symlink at its name included: never read through). Sets :attr:`copied`."""
+        self.copied = False
         try:
-            raw = read_whole(self.path)
+            raw, st = _read_no_follow(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StateError(f"state file {self.path} is a symbolic link") from None
             raise StateError(f"cannot read {self.path}: {exc.strerror}") from None
         try:
-            return State.from_json(raw)
+            state = State.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise StateError(f"state file {self.path} is corrupt ({exc})") from None
+        self._known = (st.st_dev, st.st_ino, st.st_ctime_ns)
+        # Saved elsewhere (a copy), or gone back under this process (a backup copied over
+        # the directory, its state file's inode reused): checked against the files. An
+        # inode alone can be reused by the copy; all three seldom are, unless the
+        # original was deleted first.
+        self.copied = (state.file is not None and state.file != self._identity(st)) or (
+            self._position is not None and state.position < self._position
+        )
+        self._position = state.position
+        return state
+
+    def _identity(self, st: os.stat_result) -> tuple[int, ...]:
+        """Where a state file is: its device and inode, its directory's, its lock's."""
+        try:
+            lock = os.fstat(self._held) if self._held is not None else os.lstat(self.lock_path)
+            directory = os.stat(self.log_dir)
+        except OSError:
+            return (st.st_dev, st.st_ino)
+        return (st.st_dev, st.st_ino, directory.st_ino, lock.st_ino)
 
     def set_aside(self) -> Path | None:
         """Rename an unreadable state file out of the way, keeping it for inspection."""
@@ -189,6 +267,7 @@ class StateStore:
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
+            state.file = self._identity(os.fstat(fd))  # (a rename keeps the inode)
             data = state.to_json()
             written = os.write(fd, data)
             if written != len(data):
@@ -200,6 +279,12 @@ class StateStore:
         # to rely on (a cut back to the old one would cut what the new one records).
         self.saved_pending = None
         os.replace(tmp, self.path)
+        self.copied, self._position = False, state.position
+        try:  # (the rename changed its ctime)
+            here = os.lstat(self.path)
+            self._known = (here.st_dev, here.st_ino, here.st_ctime_ns)
+        except OSError:  # gone already: a hold lets go
+            self._known = (-1, -1, -1)
         fsync_dir(self.log_dir)
         self.saved_pending = dict(state.pending)
 
@@ -232,17 +317,30 @@ class StateStore:
         if database and "\n" not in database and self.owner() is None:
             self._append_mark(OWNER + database)
 
+    def rewrite_owner(self, database: str) -> None:
+        """Record, durably, that the owner is now ``database`` (a move accepted): a line
+        added after the old one, which :meth:`owner` reads last. Left naming the old
+        path, the lock file would give a state rebuilt later to whatever database
+        comes to be at that path, and its rows would be logged here beside the mover's.
+        (A line is added rather than the file rewritten: the lock file is locked by its
+        inode, and a torn last line is ignored.)"""
+        if database and "\n" not in database and self.owner() != database:
+            self._append_mark(OWNER + database)
+
     def owner(self) -> str | None:
-        """The owner recorded by :meth:`record_owner` (None if none was)."""
+        """The owner recorded last by :meth:`record_owner` or :meth:`rewrite_owner`
+        (None if none was)."""
+        found = None
         for line in self._marks():
             if line.startswith(OWNER) and len(line) > len(OWNER):
-                return line[len(OWNER) :]
-        return None
+                found = line[len(OWNER) :]
+        return found
 
     def set_aside_owner(self) -> str | None:
         """The database the set-aside corrupt state names, when that much is readable."""
         try:
-            data = json.loads(self.path.with_name(STATE_NAME + ".corrupt").read_bytes())
+            raw = _read_no_follow(self.path.with_name(STATE_NAME + ".corrupt"))[0]
+            data = json.loads(raw)
         except (OSError, ValueError):
             return None
         found = data.get("database") if isinstance(data, dict) else None
@@ -250,9 +348,10 @@ class StateStore:
 
     def _marks(self) -> list[str]:
         try:
-            return self.lock_path.read_text(encoding="utf-8", errors="replace").splitlines()
+            raw = _read_no_follow(self.lock_path)[0]
         except OSError:
             return []
+        return raw.decode("utf-8", errors="replace").splitlines()
 
     def _append_mark(self, line: str) -> None:
         """One line added to the lock file, fsynced (a torn last line is ignored)."""
@@ -269,3 +368,19 @@ class StateStore:
     @staticmethod
     def _ends_whole(fd: int, size: int) -> bool:
         return os.pread(fd, 1, size - 1) == b"\n"
+
+
+def _read_no_follow(path: Path) -> tuple[bytes, os.stat_result]:
+    """A small file's bytes and status, never through a symlink (ELOOP), in five system
+    calls (this is read under the lock every batch)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks), st

@@ -387,6 +387,7 @@ class Reader:
     corrupt_in: Counter[Path] = field(default_factory=Counter, init=False)
     damaged: dict[Path, str] = field(default_factory=dict, init=False)
     unreadable: dict[Path, str] = field(default_factory=dict, init=False)
+    links: list[Path] = field(default_factory=list, init=False)  # rooms' links, not read
 
     @property
     def corrupt(self) -> int:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..logdir.layout import room_dirs
+from ..logdir.layout import room_dirs, room_links
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
 from .textformat import format_message, format_oneline
@@ -72,8 +72,15 @@ def make_reader(
         return Reader([LogDir(path)], window, utc)
     if not rooms:
         every = [LogDir(room, room.name) for room in room_dirs(path)]
-        return Reader([LogDir(path), *every], window, utc)
+        reader = Reader([LogDir(path), *every], window, utc)
+        reader.links = room_links(path)
+        return reader
     for name in rooms:
+        if (path / name).is_symlink():
+            raise RequestError(
+                f"room {name!r}'s log directory {path / name} is a symbolic link, which the"
+                " logger never writes through; not reading it (make it a directory)"
+            )
         if not (path / name).is_dir():
             raise RequestError(f"no room {name!r} in {path} (no directory {path / name})")
         _check_dir(path / name)
@@ -107,10 +114,16 @@ NAMED_FILES = 3  # files a warning names; the rest are counted
 
 
 def warnings(reader: Reader) -> Iterator[str]:
-    """What the reader skipped, for stderr: each file it could not read, each damaged
-    file, and the corrupt lines with the files they are in (the most first)."""
+    """What the reader skipped, for stderr: each file it could not read, each room's
+    link it would not read through, each damaged file, and the corrupt lines with the
+    files they are in (the most first)."""
     for path, reason in reader.unreadable.items():
         yield f"cannot read {path}: {reason}"
+    for link in reader.links:
+        yield (
+            f"{link} is a symbolic link, which the logger never writes through; not read"
+            " (make it a directory)"
+        )
     for path, reason in reader.damaged.items():
         yield f"{path} is damaged ({reason}): read up to the damage"
     if not reader.corrupt:

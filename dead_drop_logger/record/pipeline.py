@@ -24,11 +24,11 @@ from ..keep import retention
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.state import State, StateError, StateStore
-from . import ownership
+from . import copies, ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .writer import Chunk, DayWriter
+from .writer import Chunk, DayWriter, Pending
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,9 @@ BACKFILL_PAGES = 5
 # ends the hold after the page in hand, so it waits 0.1 s at most (one page's write and
 # fsyncs, tens of ms, unless the disk itself stalls an fsync), never the whole export.
 BACKFILL_HOLD = 0.1
+# Files the state keeps the end of (``State.ends``) besides those of a pending batch:
+# the ones written last, which a copy taken while they are written may disagree on.
+KEEP_ENDS = 8
 
 
 @dataclass
@@ -127,6 +130,7 @@ class Pipeline:
                 state, self.source, self.log_dir, self.database
             ):
                 self.store.save(state)
+                self.store.rewrite_owner(state.database)
 
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
@@ -136,11 +140,15 @@ class Pipeline:
             # before anything is written: another database's rows must not go here
             if ownership.claim(state, self.source, self.log_dir, self.database):
                 self.store.save(state)
+                self.store.rewrite_owner(state.database)  # (for a state rebuilt later)
             if not self._owner_recorded:  # once a process: for a state lost later
                 self.store.record_owner(state.database)
                 self._owner_recorded = True
             if state.pending:
-                self.writer.truncate_back(state.pending)
+                self.writer.truncate_back(state.pending, state.ends, state.logged)
+                for name in state.pending:  # an end no longer there (cut to nothing)
+                    if name in state.ends and _size(self.log_dir / name) < state.ends[name][0]:
+                        del state.ends[name]
                 state.pending = {}
                 self.store.save(state)
             yield state
@@ -169,8 +177,35 @@ class Pipeline:
             if state is None:
                 return None
             self.store.save(state)
+        elif self.store.copied:
+            self._reconcile_copy(state)
+            self.store.save(state)  # (its own file recorded: no longer a copy)
         self._ran_before = True
         return state
+
+    def _reconcile_copy(self, state: State) -> None:
+        """Make a copied log directory's state agree with its files (see :mod:`.copies`)."""
+        why = copies.disagreement(self.log_dir, state)
+        if why is None:
+            state.pending.update(copies.past_the_record(self.log_dir, state))
+            return
+        log.warning(
+            "%s is a copy whose log files do not match its state (%s); rebuilding the"
+            " state from the log files",
+            self.log_dir,
+            why,
+        )
+        ids, (last, stamp) = self._scan_files()
+        below = min(ids, default=0)
+        kept = [(lo, min(hi, below - 1)) for lo, hi in state.logged if lo < below]
+        state.logged = idranges.normalise([*kept, *idranges.from_ids(ids)])
+        state.position = max(last, self.store.first_start() or 0)
+        if state.position == last and ids:
+            state.fingerprint = stamp
+        else:
+            state.fingerprint = self.source.fingerprint(state.position) if state.position else None
+        state.pending = {}
+        state.ends = {}
 
     def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
@@ -220,16 +255,7 @@ class Pipeline:
 
     def _recover_from_files(self) -> State | None:
         """Rebuild the state from the ids the log files hold (None when they hold none)."""
-        files = layout.log_files(self.log_dir)
-        if not files:
-            return None
-        ids: list[int] = []
-        last: tuple[int, str | None] = (0, None)
-        for entry in files:
-            for row_id, timestamp in scan_ids(entry.path):
-                ids.append(row_id)
-                if row_id >= last[0]:
-                    last = (row_id, timestamp)
+        ids, last = self._scan_files()
         if not ids:  # only empty files (today's, made at midnight or start): a first start
             return None
         # Whose lines these are: the damaged state's record, or the lock file's.
@@ -249,6 +275,17 @@ class Pipeline:
             state.position,
         )
         return state
+
+    def _scan_files(self) -> tuple[list[int], tuple[int, str | None]]:
+        """The ids the log files hold, and the last one with its timestamp."""
+        ids: list[int] = []
+        last: tuple[int, str | None] = (0, None)
+        for entry in layout.log_files(self.log_dir):
+            for row_id, timestamp in scan_ids(entry.path):
+                ids.append(row_id)
+                if row_id >= last[0]:
+                    last = (row_id, timestamp)
+        return ids, last
 
     def _refuse_unless_ours(self, position: int, fingerprint: str | None) -> None:
         """With no record of whose lines the files hold, they are taken as this
@@ -302,12 +339,15 @@ class Pipeline:
             # a failure ends the hold with a save of this state, which must then cut
             # back what the batch wrote to its other files.
             state.pending = sizes
+            # what the files hold up to those sizes: a copy is known by it (see copies)
+            _record_ends(state, self.writer.ends(sizes), sizes)
             if not held or not self.commits.covers(sizes):
                 self.store.save(state)  # (lines appended since the last save: fsynced first)
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
             state.pending = {}
+            _record_ends(state, self.writer.ends_after(chunks), {})
         if advance is not None:
             state.position, state.fingerprint = advance
             state.database = self.database
@@ -503,6 +543,25 @@ class Pipeline:
         outside = sum(run.data.count(b"\n") for run in dropped)
         skipped = idranges.normalise((run.first_id, run.last_id) for run in dropped)
         return Page(kept, len(rows) - outside, rows.last_id), skipped, outside
+
+
+def _record_ends(state: State, ends: dict[str, tuple[int, int]], sizes: Pending) -> None:
+    """Update ``state.ends`` with ``ends`` (newest last), forgetting what ``sizes`` names
+    without an end (empty, or not known), and all but the last ``KEEP_ENDS`` files not
+    pending."""
+    for name in (*sizes, *ends):
+        state.ends.pop(name, None)
+    state.ends.update(ends)
+    extra = [name for name in state.ends if name not in state.pending]
+    for name in extra[: max(0, len(extra) - KEEP_ENDS)]:
+        del state.ends[name]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
 
 
 def scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:

@@ -113,15 +113,6 @@ class RoomFollower(Follower):
         # A database found replaced at the room's path may be another room's, moved here.
         self.pipeline.before_reset = lambda: self._not_another_rooms(wait=False)
 
-    def run(self) -> None:
-        if self.gone():
-            return
-        if not (self.settings.log_dir / STATE_NAME).exists() and not self._retrying(
-            lambda: self._not_another_rooms(wait=True)
-        ):
-            return  # (stopped while the database could not be read)
-        super().run()
-
     def gone(self) -> bool:
         """Whether the room's directory is gone for good (then it is released)."""
         if not self.releasable or self.settings.db.parent.exists():
@@ -139,6 +130,31 @@ class RoomFollower(Follower):
 
     def _database_existed(self) -> bool:
         return not self.discovered and super()._database_existed()
+
+    def run(self) -> None:
+        """Follow the room. Raises LogDirError when its log directory is a symbolic
+        link: the room's state, lock and day files would be written (and the directory
+        chmodded) wherever it points, so the room is not followed until it is a
+        directory (the supervisor says so once and retries; other rooms go on). A room
+        whose directory is gone is released; another room's database moved here is
+        refused before a log of its own is begun."""
+        if self.gone():
+            return
+        log_dir = self.settings.log_dir
+        if log_dir.is_symlink():
+            try:
+                target = os.readlink(log_dir)
+            except OSError:
+                target = "?"
+            raise LogDirError(
+                f"log directory {log_dir} is a symbolic link (to {target}); a room's log"
+                " directory is never written through one: make it a directory"
+            )
+        if not (log_dir / STATE_NAME).exists() and not self._retrying(
+            lambda: self._not_another_rooms(wait=True)
+        ):
+            return  # (stopped while the database could not be read)
+        super().run()
 
     def _tick(self) -> None:
         if self.source.exists():

@@ -9,13 +9,24 @@ which runs before the next state save: until then the pending record on disk cov
 A failed write is undone here and now: the file is truncated back to where the batch
 began, so no partial line is ever left behind, and the error is raised for the caller
 to retry. Crash recovery uses the same truncation (see :mod:`.state`).
+
+A file is known by what it holds, not by its inode, because a copy of the log directory
+(``cp -a``, rsync, tar, a restore, a move to another file system) has new inodes and
+must still be cut back only to what its state records: :meth:`DayWriter.ends` gives the
+id of the line ending at each recorded size, and :meth:`DayWriter.truncate_back` cuts a
+file back only when that line is still there (or, for a record without it, the file is
+the same inode, or its line there is recorded as logged). A file created afresh by the
+batch (the old one renamed away meanwhile) holds only unlogged lines and is emptied; a
+file matching nothing is left alone, with one warning.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +35,7 @@ from pathlib import Path
 from ..clock import Clock, today
 from ..files import fsync_dir, is_symlink_error, open_private, write_all
 from ..logdir import layout
+from ..logdir import ranges as idranges
 from . import rotation
 from .source import Run
 
@@ -32,6 +44,12 @@ log = logging.getLogger(__name__)
 
 Pending = dict[str, tuple[int, int]]
 """File name -> (size, inode) before an uncommitted batch; inode 0: the file did not exist."""
+
+Ends = dict[str, tuple[int, int]]
+"""File name -> (size, id of the line ending there): what a file holds of logged lines."""
+
+_ID = re.compile(rb'\{"id":(-?[0-9]+)[,}]')
+_BLOCK = 4096
 
 
 def _recorded_size(inode: int, recorded: tuple[int, int]) -> int:
@@ -42,6 +60,67 @@ def _recorded_size(inode: int, recorded: tuple[int, int]) -> int:
 
 def _base_size(fd: int, recorded: tuple[int, int]) -> int:
     return _recorded_size(os.fstat(fd).st_ino, recorded)
+
+
+def line_id(line: bytes) -> int | None:
+    """The id of one log line (without its newline); None if it has none."""
+    match = _ID.match(line)
+    if match is not None:
+        return int(match.group(1))
+    try:
+        value = json.loads(line)["id"]
+    except (ValueError, KeyError, TypeError, IndexError):
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def last_line_id(data: bytes) -> int | None:
+    """The id of the last line of ``data`` (whole lines)."""
+    start = data.rfind(b"\n", 0, len(data) - 1) + 1
+    return line_id(data[start:-1])
+
+
+def line_id_ending_at(path: Path, size: int) -> int | None:
+    """The id of the whole line ending at byte ``size`` of ``path`` (None: no line ends
+    there, the file is shorter, or the line has no id). Never through a symlink."""
+    if size <= 0:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size < size or os.pread(fd, 1, size - 1) != b"\n":
+            return None
+        pos, parts = size - 1, []
+        while pos > 0:
+            step = min(_BLOCK, pos)
+            block = os.pread(fd, step, pos - step)
+            cut = block.rfind(b"\n")
+            parts.append(block[cut + 1 :])
+            if cut >= 0:
+                break
+            pos -= step
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return line_id(b"".join(reversed(parts)))
+
+
+def _holds_logged(path: Path, logged: idranges.Ranges) -> bool:
+    """Whether any whole line of ``path`` has an id recorded as logged."""
+    if not logged:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            for line in fh:
+                found = line_id(line.rstrip(b"\n")) if line.endswith(b"\n") else None
+                if found is not None and idranges.within(logged, found, found):
+                    return True
+    except OSError:
+        return True  # unreadable: not known to be the batch's alone
+    return False
 
 
 def _open_append(path: Path) -> int:
@@ -91,6 +170,9 @@ class DayWriter:
         self.max_bytes = max_bytes
         self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
         self._unsynced: dict[str, None] = {}  # appended without an fsync, in order
+        # name -> (size, inode, id of its last line) after this writer's last append to
+        # it: the identity of the end a pending record or ``ends`` names, without a read
+        self._last: dict[str, tuple[int, int, int]] = {}
         self._new_entry = False  # ... and a file created: the directory too
         self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
 
@@ -136,6 +218,31 @@ class DayWriter:
                 result[chunk.name] = (st.st_size, st.st_ino)
         return result
 
+    def ends(self, sizes: Pending) -> Ends:
+        """The identity of the files at ``sizes`` (a plan's pending record): the id of
+        the line ending at each recorded size, where one does (see module doc)."""
+        result: Ends = {}
+        for name, (size, inode) in sizes.items():
+            if size <= 0:
+                continue
+            known = self._last.get(name)
+            if known is not None and known[:2] == (size, inode):
+                last: int | None = known[2]
+            else:  # written by another process (or before this one started): read it
+                last = line_id_ending_at(self.log_dir / name, size)
+            if last is not None:
+                result[name] = (size, last)
+        return result
+
+    def ends_after(self, chunks: Sequence[Chunk]) -> Ends:
+        """What :meth:`append` left at the end of each chunk's file."""
+        result: Ends = {}
+        for chunk in chunks:
+            if chunk.name in self._last:
+                size, _inode, last = self._last[chunk.name]
+                result[chunk.name] = (size, last)
+        return result
+
     def append(self, chunks: Sequence[Chunk], sizes: Pending, *, durable: bool = True) -> None:
         """Append each chunk and fsync it; on failure, undo that file and raise.
 
@@ -151,11 +258,16 @@ class DayWriter:
             try:
                 created = created or sizes.get(chunk.name, (0, 0))[0] == 0
                 write_all(fd, chunk.data)
+                last = last_line_id(chunk.data)
+                if last is not None:
+                    st = os.fstat(fd)
+                    self._last[chunk.name] = (st.st_size, st.st_ino, last)
                 if durable:
                     os.fsync(fd)
                 else:
                     self._unsynced[chunk.name] = None
             except OSError as exc:
+                self._last.pop(chunk.name, None)
                 self._undo(fd, path, _base_size(fd, sizes.get(chunk.name, (0, 0))))
                 raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
             finally:
@@ -200,10 +312,16 @@ class DayWriter:
         except OSError as exc:  # the pending record still guards it on the next batch
             log.warning("could not truncate %s back to %d bytes: %s", path, size, exc)
 
-    def truncate_back(self, pending: Pending) -> None:
-        """Remove an uncommitted batch: cut each file back to its recorded size (to 0 when
-        the file is not the one recorded: the batch created it afresh)."""
+    def truncate_back(
+        self, pending: Pending, ends: Ends | None = None, logged: idranges.Ranges | None = None
+    ) -> None:
+        """Remove an uncommitted batch: cut each file back to its recorded size, when it
+        is the file recorded (``ends``: the id of the line ending there; ``logged``: the
+        ids the state records as logged), or to 0 when the batch created it afresh (it
+        holds no logged line). A file that is neither is left alone, with a warning."""
         for name, recorded in pending.items():
+            if "/" in name or name in ("", ".", ".."):  # (the state refuses these)
+                continue
             path = self.log_dir / name
             try:
                 st = path.lstat()
@@ -211,14 +329,65 @@ class DayWriter:
                 continue
             if stat.S_ISLNK(st.st_mode):  # not a file the batch wrote: never through it
                 continue
-            current, size = st.st_size, _recorded_size(st.st_ino, recorded)
-            if current <= size:
+            size, inode = recorded
+            if st.st_size <= size and st.st_ino == inode:
+                continue  # nothing past the record
+            cut = self._cut_point(path, st, recorded, (ends or {}).get(name), logged or [])
+            if cut is None:
+                log.warning(
+                    "%s does not hold what the state records of it (%s; found %s);"
+                    " not cutting it back",
+                    path,
+                    _described(recorded, (ends or {}).get(name)),
+                    _found(path, st, size),
+                )
                 continue
-            log.warning("removing %d uncommitted bytes from %s", current - size, path)
+            if st.st_size <= cut:
+                continue
+            log.warning("removing %d uncommitted bytes from %s", st.st_size - cut, path)
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             try:
-                os.ftruncate(fd, size)
+                os.ftruncate(fd, cut)
                 os.fsync(fd)
             finally:
                 os.close(fd)
             self._unsynced.pop(name, None)  # what is left of it was durable already
+            self._last.pop(name, None)
+
+    @staticmethod
+    def _cut_point(
+        path: Path,
+        st: os.stat_result,
+        recorded: tuple[int, int],
+        end: tuple[int, int] | None,
+        logged: idranges.Ranges,
+    ) -> int | None:
+        """Where a pending file is cut back to; None: it is not the file recorded."""
+        size, inode = recorded
+        if size == 0:
+            return 0  # it did not exist (or was empty): all of it is the batch's
+        at = line_id_ending_at(path, size)
+        if end is not None and end[0] == size:
+            if at == end[1]:
+                return size  # the same lines up to the record: this file or a copy of it
+        elif st.st_ino == inode:
+            return size  # a record without the line's id (an older version's): the inode
+        elif at is not None and idranges.within(logged, at, at):
+            return size  # ... or a logged line ends there (a copy of that file)
+        if st.st_ino != inode and not _holds_logged(path, logged):
+            return 0  # made afresh by the batch (the old file renamed away meanwhile)
+        return None
+
+
+def _found(path: Path, st: os.stat_result, size: int) -> str:
+    """What a file holds where its record says the logged lines end."""
+    at = line_id_ending_at(path, size)
+    there = f"message {at} ending there" if at is not None else "no line ending there"
+    return f"{st.st_size} bytes, inode {st.st_ino}, {there}"
+
+
+def _described(recorded: tuple[int, int], end: tuple[int, int] | None) -> str:
+    size = recorded[0]
+    if end is not None and end[0] == size:
+        return f"message {end[1]} ending at byte {size}"
+    return f"{size} bytes, inode {recorded[1]}"

@@ -1,0 +1,83 @@
+"""A copied or restored log directory: its files are checked against its state.
+
+Why: a copy of a log directory taken while a logger writes to it (``cp -a``, rsync,
+tar, a backup) copies one file at a time, so its state and its day files can be from
+different moments: a state copied after a day file records lines the copy of that file
+does not hold (their ids are past the position: lost for good), and one copied before
+does not record lines the copy holds (logged again: twice). Its files have new inodes,
+so nothing about them is the same but what they hold.
+
+How: every state records its own file's identity (device, inode) and, in ``ends``, what
+the files written last hold (the size up to which they hold logged lines, and the id of
+the line ending there). A state read from another file than it was saved as is a copy
+(:attr:`.StateStore.copied`), and before it is used:
+
+- when every file it records still holds that line at that size, and no newer file
+  holds lines it does not know of, it is the state of those files: what they hold past
+  the record is made pending, to be cut back and read again, as after a crash;
+- otherwise the copy's files are the truth: the state is rebuilt from the ids they hold
+  (keeping its owner, its skipped ids and the ranges logged below them, in files since
+  pruned), so what the copy lacks is logged again and what it holds is not, once.
+
+A state saved by an older version records neither and is used as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ..logdir import layout
+from ..logdir.state import State
+from .writer import line_id_ending_at
+
+
+def disagreement(log_dir: Path, state: State) -> str | None:
+    """What in ``log_dir`` disagrees with ``state``'s record of its files, or None."""
+    for name, (size, last) in state.ends.items():
+        path = log_dir / name
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            if layout.compressed_path(path).exists():
+                continue  # compressed since (never a pending file): its lines are there
+            return f"{name} is missing; the state records message {last} ending at byte {size}"
+        if not stat.S_ISREG(st.st_mode):
+            return f"{name} is not a regular file"
+        if st.st_size < size:
+            return (
+                f"{name} holds {st.st_size} bytes; the state records message {last}"
+                f" ending at byte {size}"
+            )
+        if line_id_ending_at(path, size) != last:
+            return f"the line of {name} ending at byte {size} is not message {last}"
+    known = [parsed for name in state.ends if (parsed := layout.parse(log_dir / name))]
+    newest = max(((f.day, f.part) for f in known), default=None)
+    for entry in layout.log_files(log_dir):
+        if entry.compressed or entry.path.name in state.ends or entry.path.name in state.pending:
+            continue
+        if newest is not None and (entry.day, entry.part) <= newest:
+            continue
+        try:
+            st = entry.path.lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size:
+            return f"{entry.path.name} holds lines the state does not record"
+    return None
+
+
+def past_the_record(log_dir: Path, state: State) -> dict[str, tuple[int, int]]:
+    """A pending record of what the files ``state.ends`` records hold past it."""
+    found: dict[str, tuple[int, int]] = {}
+    for name, (size, _last) in state.ends.items():
+        if name in state.pending:
+            continue
+        try:
+            st = os.lstat(log_dir / name)
+        except OSError:
+            continue
+        if st.st_size > size:
+            found[name] = (size, st.st_ino)
+    return found

@@ -1,0 +1,161 @@
+"""A log directory copied at any moment (``cp -a`` while a busy logger writes, during a
+hold, a checkpoint, after ``kill -9``) and restored, in a fresh place or under the
+running logger, loses nothing and doubles nothing: a day file is known by what it
+holds, not by its inode (see dead_drop_logger/record/copies.py)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import LoggerProcess, logged_ids, start_writer, wait_until
+
+from dead_drop_logger.logdir.state import STATE_NAME
+
+COPIES = 24
+SENDS = 100_000  # a flat-out writer, stopped once the copies are taken
+
+
+def cp_a(source: Path | str, target: Path) -> None:
+    """``cp -a``, as a user backs up a directory (one file after another). A file that
+    goes between its listing and its copy (the state's temporary), or is renamed over
+    while being copied (the state: then the copy has none), is only a complaint."""
+    done = subprocess.run(["cp", "-a", str(source), str(target)], capture_output=True, text=True)
+    complaints = done.stderr.splitlines()
+    expected = ("No such file", "replaced while being copied")
+    assert done.returncode == 0 or all(
+        any(why in line for why in expected) for line in complaints
+    ), complaints
+
+
+def had_pending(log_dir: Path) -> bool:
+    """Whether the state holds a pending record of a file that held lines already."""
+    try:
+        pending = json.loads((log_dir / STATE_NAME).read_bytes())["pending"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return any(size > 0 for size, *_ in pending.values())
+
+
+def stop_writer(writer: subprocess.Popen[bytes]) -> None:
+    """Stop the writer between two sends (SIGINT: a send in hand is rolled back; a
+    SIGTERM could leave a commit that readers see only once SQLite recovers its WAL)."""
+    writer.send_signal(signal.SIGINT)
+    writer.wait(timeout=60)
+
+
+def backed_up_pending(log_dir: Path, backup: Path) -> bool:
+    """Take a backup; True if its state holds a pending record (else it is thrown away)."""
+    cp_a(log_dir, backup)
+    if had_pending(backup):
+        return True
+    shutil.rmtree(backup)
+    return False
+
+
+def test_copies_taken_at_random_moments_under_a_busy_logger_are_each_logged_exactly_once(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    writer = start_writer(server_db, SENDS)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    rng = random.Random(18)
+    taken: list[Path] = []
+    try:
+        wait_until(lambda: logged_ids(log_dir), what="the first lines")
+        for number in range(COPIES):
+            if number == COPIES // 2:  # a crash mid-batch or mid-hold, copied before a restart
+                live.kill()
+                for _ in range(2):
+                    taken.append(backups / f"copy-{len(taken)}")
+                    cp_a(log_dir, taken[-1])
+                live.start()
+            time.sleep(rng.uniform(0, 0.15))
+            taken.append(backups / f"copy-{len(taken)}")
+            cp_a(log_dir, taken[-1])
+        assert writer.poll() is None  # every copy was taken under the writer
+        stop_writer(writer)
+        want = serverdb.all_ids(server_db)
+        wait_until(lambda: len(logged_ids(log_dir)) >= len(want), what="the live logger done")
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        live.stop()
+    assert logged_ids(log_dir) == want
+    # a busy logger's copies hold a pending record (the inodes in it all wrong)
+    assert sum(had_pending(copy) for copy in taken) >= 2
+    restored = [tmp_path / "restored" / copy.name for copy in taken]
+    (tmp_path / "restored").mkdir()
+    for copy, place in zip(taken, restored, strict=True):
+        cp_a(copy, place)  # the restore: a fresh place, new inodes again
+    for group in range(0, len(restored), 4):  # followed to the end, a few at a time
+        loggers = [
+            LoggerProcess(server_db, place, "--retention-days", "0").start()
+            for place in restored[group : group + 4]
+        ]
+        try:
+            for proc in loggers:
+                proc.wait_ready()
+                try:
+                    wait_until(
+                        lambda proc=proc: len(logged_ids(proc.log_dir)) >= len(want),
+                        what=f"{proc.log_dir} followed to the end",
+                    )
+                except AssertionError as exc:
+                    got = logged_ids(proc.log_dir)
+                    lost = sorted(set(want) - set(got))
+                    raise AssertionError(
+                        f"{exc}: {len(lost)} lost {lost[:9]}; {proc.stderr()}"
+                    ) from None
+        finally:
+            stopped = [proc.stop() for proc in loggers]
+        for proc, status in zip(loggers, stopped, strict=True):
+            assert status == 0, proc.stderr()
+            got = logged_ids(proc.log_dir)
+            twice = sorted({i for i in got if got.count(i) > 1})
+            assert got == want, (twice, sorted(set(want) - set(got))[:20], proc.stderr())
+
+
+@pytest.mark.parametrize("how", ["in its place", "over it"])
+def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
+    server_db: Path, log_dir: Path, tmp_path: Path, how: str
+) -> None:
+    """Restored under a busy logger: the directory renamed away and the backup copied
+    in its place (new inodes everywhere), or the backup copied over it (``cp -a
+    backup/. logs/``: the same inodes, older contents, the hold's state file included)."""
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    writer = start_writer(server_db, SENDS)
+    backup = tmp_path / "backup"
+    try:
+        wait_until(
+            lambda: backed_up_pending(log_dir, backup), what="a backup with a pending record"
+        )
+        time.sleep(0.5)
+        if how == "in its place":
+            log_dir.rename(tmp_path / "broken")
+            cp_a(backup, log_dir)
+        else:
+            cp_a(f"{backup}/.", log_dir)  # (a Path would drop the "/.")
+        time.sleep(0.5)
+        stop_writer(writer)
+        want = serverdb.all_ids(server_db)
+        try:
+            wait_until(lambda: len(logged_ids(log_dir)) >= len(want), what="all of it logged")
+        except AssertionError as exc:
+            lost = sorted(set(want) - set(logged_ids(log_dir)))
+            raise AssertionError(f"{exc}: {len(lost)} lost {lost[:9]}; {live.stderr()}") from None
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        assert live.stop() == 0, live.stderr()
+    assert logged_ids(log_dir) == want, live.stderr()
