@@ -113,3 +113,57 @@ def _wait_for(fd: int, deadline: float) -> bool:
             if time.monotonic() > deadline:
                 return False
             time.sleep(STEP)
+
+
+PRESENCE_NAME = ".dead-drop-logger.present"
+
+
+class Presence:
+    """Who works in a log directory now: every writer holds a shared ``flock`` on
+    ``.dead-drop-logger.present`` from the moment its database is known to own the
+    directory until it closes.
+
+    A log directory that holds no message yet belongs to nobody, so another database may
+    take it over (:mod:`..record.ownership`), but not from a logger still working there:
+    its state would be taken from under it, and its next batch would take it back as a
+    first start, past the rows that came meanwhile. Taking over needs the exclusive lock,
+    free only when no other writer is present. Presence is taken and tested only under
+    the writer lock, so nobody joins between the test and the takeover.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.path = log_dir / PRESENCE_NAME
+        self._fd: int | None = None
+
+    def hold(self) -> None:
+        """Be present (again); a no-op while present."""
+        if self._fd is not None:
+            return
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # an exclusive holder holds the writer lock too
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def others(self) -> bool:
+        """Whether another writer is present. Ends this one's own presence first (the
+        caller holds the writer lock and :meth:`hold` s it again)."""
+        self.release()
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return False  # (not made here before: nobody was ever present)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases the flock
+        return False
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

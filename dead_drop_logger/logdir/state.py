@@ -233,6 +233,17 @@ class StateStore:
                 return line[len(OWNER) :]
         return None
 
+    def forget_marks(self) -> None:
+        """Empty the lock file's marks (the owner, the first start): they were another
+        database's, whose directory held no message and is taken over. In place, under
+        the writer lock, whose file this is (it must stay the same file)."""
+        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def set_aside_owner(self) -> str | None:
         """The database the set-aside corrupt state names, when that much is readable."""
         try:
