@@ -48,6 +48,11 @@ class StateError(Exception):
     """The state file cannot be read or written."""
 
 
+class StateUnreadable(StateError):
+    """The state file is there but cannot be read (permission denied, an I/O error): not
+    damaged, so it is never set aside as corrupt; the caller retries."""
+
+
 @dataclass
 class State:
     """Where the log directory stands.
@@ -162,8 +167,10 @@ class StateStore:
             raw = read_whole(self.path)
         except FileNotFoundError:
             return None
+        except PermissionError:
+            raise StateUnreadable(f"cannot read {self.path}: permission denied") from None
         except OSError as exc:
-            raise StateError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise StateUnreadable(f"cannot read {self.path}: {exc.strerror}") from None
         try:
             return State.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:

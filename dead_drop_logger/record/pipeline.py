@@ -24,7 +24,7 @@ from ..keep import retention
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.dirlock import Presence
-from ..logdir.state import State, StateError, StateStore
+from ..logdir.state import State, StateError, StateStore, StateUnreadable
 from . import ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
@@ -211,6 +211,8 @@ class Pipeline:
         lost or damaged; None when there is none and the files hold no line."""
         try:
             state = self.store.load()
+        except StateUnreadable:
+            raise  # not damaged: never set aside; retried by the caller
         except StateError as exc:
             moved = self.store.set_aside()
             log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)

@@ -1,0 +1,39 @@
+"""Issue 17: each error names its cause, and a normal event is not a warning.
+
+Real processes on real files; permission denied is made with file modes (as root,
+without the capabilities that bypass them: see ``conftest.UNPRIVILEGED``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import serverdb
+from conftest import UNPRIVILEGED, logged_ids, wait_until
+
+STATE = ".dead-drop-logger.state"
+
+
+def test_an_unreadable_state_file_is_not_set_aside_as_corrupt(
+    server_db: Path, log_dir: Path, logger
+) -> None:
+    first = logger().start()
+    first.wait_ready()
+    ids = serverdb.send_many(server_db, 2)
+    wait_until(lambda: logged_ids(log_dir) == ids, what="the first messages logged")
+    assert first.stop() == 0
+    state = log_dir / STATE
+    state.chmod(0)
+    second = logger(wrapper=UNPRIVILEGED).start()
+    try:
+        wait_until(lambda: "permission denied" in second.stderr(), what="the reason said")
+        assert f"WARNING: cannot read {state}: permission denied; retrying" in second.stderr()
+        assert not (log_dir / (STATE + ".corrupt")).exists()
+        assert "corrupt" not in second.stderr() and "rebuilding" not in second.stderr()
+        state.chmod(0o600)  # the user fixes it: the logger carries on from its state
+        more = serverdb.send_many(server_db, 2, prefix="after")
+        wait_until(lambda: logged_ids(log_dir) == ids + more, what="the later messages")
+    finally:
+        state.chmod(0o600)
+        assert second.stop() == 0
+    assert "recovered" in second.stderr()
