@@ -456,3 +456,37 @@ def test_settings_from_the_file_are_not_frozen_into_a_restart(daemons: Daemons) 
     )
     options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
     assert (options["poll_interval"], options["retention_days"]) == (0.05, 30)
+
+
+@pytest.mark.parametrize("notes", ["remember the milk\n", "4242 is the answer\n", "12\nmore\n"])
+def test_a_file_that_is_not_a_pid_file_is_never_removed_or_overwritten(
+    daemons: Daemons, notes: str
+) -> None:
+    """Issue 17: `stop --pid-file NOTES` deleted the file ("removed the stale PID file")
+    and `start --pid-file NOTES` overwrote it; `run --pid-file` too."""
+    path = daemons.home / "NOTES"
+    path.write_text(notes)
+    first = notes.splitlines()[0]
+    refused = f"{path} is not a PID file (it holds {first!r}); left as it is"
+
+    stopped = daemons.run("stop", "--pid-file", str(path))
+    assert stopped.returncode == 1 and stopped.stdout == ""
+    assert stopped.stderr == (
+        f"dead-drop-logger: error: not running; {refused}: give another --pid-file\n"
+    )
+    assert path.read_text() == notes
+
+    args = ("--db", str(daemons.db), "--log-dir", str(daemons.log_dir), *FAST)
+    for command in ("start", "run"):
+        done = daemons.run(command, *args, "--pid-file", str(path))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count("\n") == 1 and refused in done.stderr, done.stderr
+        assert path.read_text() == notes
+        assert not Path(f"{path}.json").exists()
+
+    # A real PID file left by a crash is still removed, an empty one too.
+    for stale in ("12345\n", ""):
+        path.write_text(stale)
+        stopped = daemons.run("stop", "--pid-file", str(path))
+        assert stopped.returncode == 0 and "removed the stale PID file" in stopped.stdout
+        assert not path.exists()

@@ -166,7 +166,7 @@ def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -
             log_level=params["log_level"],
             given=given,
         )
-    except (AlreadyRunning, daemon.DaemonError) as exc:
+    except (AlreadyRunning, daemon.DaemonError, PidFileError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot start: {exc.strerror} ({exc.filename or params['pid_file']})")

@@ -72,6 +72,8 @@ def start(
     current = pidfile.read(pid_path)
     if current.liveness is Liveness.RUNNING:
         raise AlreadyRunning(current.pid)
+    if current.liveness is Liveness.STALE:
+        pidfile.check_replaceable(pid_path)  # a file of the user's: refused, in the terminal
     # The daemon works from "/", so every path it is given must be absolute.
     settings = replace(
         settings,
@@ -276,7 +278,10 @@ def stop(
     if current.liveness is Liveness.ABSENT:
         return Stopped(None, "not running")
     if current.liveness is Liveness.STALE:
-        pidfile.remove_stale(pid_path)
+        try:
+            pidfile.remove_stale(pid_path)
+        except PidFileError as exc:
+            raise DaemonError(f"not running; {exc}") from None
         named = f" (it named pid {current.pid}, left untouched)" if current.pid else ""
         return Stopped(None, f"not running; removed the stale PID file {pid_path}{named}")
     pid = current.pid
