@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import serverdb
-from conftest import UNPRIVILEGED, logged_ids, wait_until
+from conftest import UNPRIVILEGED, logged_ids, run_command, wait_until
 
 STATE = ".dead-drop-logger.state"
 
@@ -37,3 +37,28 @@ def test_an_unreadable_state_file_is_not_set_aside_as_corrupt(
         state.chmod(0o600)
         assert second.stop() == 0
     assert "recovered" in second.stderr()
+
+
+def test_a_path_whose_directory_does_not_exist_is_refused_at_once(
+    tmp_path: Path, log_dir: Path, home_env: dict[str, str]
+) -> None:
+    """A mistyped --db or --rooms-dir directory waited for ever with one warning: nothing
+    will ever make it. One line, exit 2, before anything is written. (A database file
+    missing in a directory that exists is still waited for: the server makes it.)"""
+    typo = tmp_path / "dead-dorp" / "messages.db"
+    rooms = tmp_path / "srv" / "rooms"
+    cases = {
+        ("--db", str(typo)): f"database {typo} cannot appear: directory {typo.parent}"
+        " does not exist (check --db)",
+        ("--db", f"ops={typo}"): f"database {typo} cannot appear: directory {typo.parent}"
+        " does not exist (check --db ops)",
+        ("--rooms-dir", str(rooms)): f"the rooms directory {rooms} cannot appear: directory"
+        f" {rooms.parent} does not exist (check --rooms-dir)",
+    }
+    for args, why in cases.items():
+        for command in ("run", "start"):
+            done = run_command(command, *args, "--log-dir", str(log_dir), env=home_env)
+            assert (done.returncode, done.stdout) == (2, ""), done.stderr
+            assert done.stderr == f"dead-drop-logger: error: {why}\n"
+            assert not log_dir.exists()
+    assert run_command("status", env=home_env).returncode == 3

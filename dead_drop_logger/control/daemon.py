@@ -167,6 +167,18 @@ def running_options(pid_path: Path) -> dict[str, Any]:
     return found
 
 
+def recorded(pid_path: Path) -> tuple[dict[str, Any], list[str], str] | None:
+    """Every option the daemon holding ``pid_path`` runs with (not only those given),
+    which of them were given, and its log level: what starts it again as it was after a
+    restart that could not start. None when none runs or it recorded no options."""
+    current = pidfile.read(pid_path)
+    options, given = current.info.get("options"), current.info.get("given")
+    if current.liveness is not Liveness.RUNNING or not isinstance(options, dict):
+        return None
+    names = [str(name) for name in given] if isinstance(given, list) else list(options)
+    return dict(options), names, str(options.get("log_level", "info"))
+
+
 def _become_daemon(
     settings: Settings,
     pid_path: Path,
