@@ -62,3 +62,26 @@ def test_a_path_whose_directory_does_not_exist_is_refused_at_once(
             assert done.stderr == f"dead-drop-logger: error: {why}\n"
             assert not log_dir.exists()
     assert run_command("status", env=home_env).returncode == 3
+
+
+def test_a_wal_database_in_a_read_only_directory_says_so(tmp_path: Path, logger) -> None:
+    """SQLite says "attempt to write a readonly database": a reader of a WAL database
+    needs its -shm file, made beside it."""
+    db = tmp_path / "server" / "messages.db"
+    db.parent.mkdir()
+    serverdb.create(db)
+    serverdb.send_many(db, 1)
+    assert not Path(f"{db}-shm").exists()  # (the server's last connection removed it)
+    db.parent.chmod(0o555)
+    proc = logger(db=db, wrapper=UNPRIVILEGED).start()
+    try:
+        why = (
+            f"cannot read database {db}: it is in WAL mode and its directory {db.parent} is"
+            " read-only (reading it needs messages.db-shm there: make the directory writable"
+            " for this user)"
+        )
+        wait_until(lambda: why in proc.stderr(), what="the reason said")
+        assert "readonly database" not in proc.stderr()
+    finally:
+        db.parent.chmod(0o755)
+        assert proc.stop() == 0
