@@ -6,10 +6,13 @@ without the capabilities that bypass them: see ``conftest.UNPRIVILEGED``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import serverdb
 from conftest import UNPRIVILEGED, logged_ids, run_command, wait_until
+from procs import Reaper
 
 STATE = ".dead-drop-logger.state"
 
@@ -62,6 +65,61 @@ def test_a_path_whose_directory_does_not_exist_is_refused_at_once(
             assert done.stderr == f"dead-drop-logger: error: {why}\n"
             assert not log_dir.exists()
     assert run_command("status", env=home_env).returncode == 3
+
+
+def _status(env: dict[str, str], wrapper: list[str] | None = None) -> tuple[int, dict[str, Any]]:
+    done = run_command("status", "--json", env=env, wrapper=wrapper or [])
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_status_names_a_database_that_cannot_be_read_with_its_reason(
+    tmp_path: Path, home_env: dict[str, str]
+) -> None:
+    """Issue 17: with a database that is not a database, status said running, exit 0,
+    problems: []; the reason was only in logger.log. Missing and permission denied too."""
+    db = tmp_path / "messages.db"
+    db.write_bytes(b"this is not a database" * 100)
+    log_dir = tmp_path / "logs"
+    reaper = Reaper()
+    args = ("--db", str(db), "--log-dir", str(log_dir), "--poll-interval", "0.05")
+    done = run_command("start", *args, env=home_env, wrapper=UNPRIVILEGED)
+    assert done.returncode == 0, done.stderr
+    reaper.add(int(done.stdout.split("pid ")[1].split(")")[0]))
+    try:
+        code, info = _status(home_env)
+        assert (code, info["status"]) == (150, "running")
+        assert info["problems"] == [f"database {db} is not usable: file is not a database"]
+        text = run_command("status", env=home_env)
+        assert text.returncode == 150
+        problem = f"  problem: database {db} is not usable: file is not a database"
+        assert problem in text.stdout.splitlines(), text.stdout
+
+        serverdb.create(db.with_name("real.db"))
+        db.with_name("real.db").rename(db)  # the server's database now: readable
+        db.chmod(0)
+        code, info = _status(home_env, UNPRIVILEGED)
+        assert code == 150
+        assert info["problems"] == [f"cannot read database {db}: permission denied"], info
+        wait_until(
+            lambda: f"cannot read database {db}: permission denied" in _daemon_log(home_env),
+            what="the daemon to say why too",
+        )
+
+        db.unlink()
+        code, info = _status(home_env)
+        assert (code, info["problems"]) == (150, [f"database {db} does not exist"])
+
+        serverdb.create(db)
+        wait_until(lambda: _status(home_env)[0] == 0, what="status to find no problem")
+        assert _status(home_env)[1]["problems"] == []
+    finally:
+        run_command("stop", env=home_env)
+        reaper.kill_all()
+
+
+def _daemon_log(env: dict[str, str]) -> str:
+    path = Path(env["HOME"]) / ".dead-drop" / "logger.log"
+    return path.read_text() if path.exists() else ""
 
 
 def test_a_wal_database_in_a_read_only_directory_says_so(tmp_path: Path, logger) -> None:

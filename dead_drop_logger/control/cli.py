@@ -344,7 +344,8 @@ def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
     Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
-    running, 4 the PID file cannot be read.
+    running, 4 the PID file cannot be read, 150 running but with a problem (a
+    database that cannot be read: missing, not a database, permission denied).
 
     \b
     Examples:
