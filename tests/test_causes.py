@@ -143,3 +143,58 @@ def test_a_wal_database_in_a_read_only_directory_says_so(tmp_path: Path, logger)
     finally:
         db.parent.chmod(0o755)
         assert proc.stop() == 0
+
+
+def _levels(stderr: str) -> list[tuple[str, str]]:
+    """Each line's level and message, in order."""
+    found = []
+    for line in stderr.splitlines():
+        _stamp, _tag, rest = line.split(" ", 2)
+        level, _, message = rest.partition(": ")
+        found.append((level, message))
+    return found
+
+
+def test_the_server_creating_its_database_is_info_not_a_warning(
+    tmp_path: Path, log_dir: Path, logger
+) -> None:
+    """The server makes the file, then its tables: the logger waiting meanwhile said
+    WARNING "has no messages table; retrying", then "recovered". Now: the one warning that
+    the database does not exist (a path may be mistyped), then info lines."""
+    db = tmp_path / "server" / "messages.db"
+    db.parent.mkdir()
+    proc = logger(db=db).start()
+    proc.wait_ready()
+    wait_until(lambda: "does not exist; waiting for it" in proc.stderr(), what="waiting")
+    serverdb.connect(db).close()  # the server's first step: the file, in WAL mode
+    wait_until(lambda: "no messages table" in proc.stderr(), what="the logger to see it")
+    serverdb.create(db)  # then its tables
+    ids = serverdb.send_many(db, 2)
+    wait_until(lambda: logged_ids(log_dir) == ids, what="its messages logged")
+    assert proc.stop() == 0
+    lines = _levels(proc.stderr())
+    assert [m for level, m in lines if level != "INFO"] == [
+        f"database {db} does not exist; waiting for it"
+    ], proc.stderr()
+    assert ("INFO", f"database {db} is being created (no messages table yet); waiting") in lines
+    assert ("INFO", f"database {db} is ready; logging it") in lines
+    assert not any("recovered" in m for _level, m in lines), proc.stderr()
+
+
+def test_a_new_hub_room_is_info_not_a_warning(tmp_path: Path, log_dir: Path, logger) -> None:
+    rooms = tmp_path / "rooms"
+    rooms.mkdir()
+    proc = logger(target=["--rooms-dir", str(rooms), "--log-dir", str(log_dir)]).start()
+    wait_until(lambda: "following the rooms" in proc.stderr(), what="the rooms followed")
+    db = serverdb.room_db(rooms, "ops")
+    db.parent.mkdir()
+    serverdb.connect(db).close()
+    wait_until(lambda: "no messages table" in proc.stderr(), what="the room's follower")
+    serverdb.create(db)
+    ids = serverdb.send_many(db, 2)
+    wait_until(lambda: logged_ids(log_dir / "ops") == ids, what="the room's messages logged")
+    assert proc.stop() == 0
+    lines = _levels(proc.stderr())
+    assert [m for level, m in lines if level != "INFO"] == [], proc.stderr()
+    assert not any("recovered" in m for _level, m in lines), proc.stderr()
+    assert ("INFO", f"room ops: database {db} is ready; logging it") in lines
