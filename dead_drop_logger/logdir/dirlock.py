@@ -119,9 +119,10 @@ PRESENCE_NAME = ".dead-drop-logger.present"
 
 
 class Presence:
-    """Who works in a log directory now: every writer holds a shared ``flock`` on
-    ``.dead-drop-logger.present`` from the moment its database is known to own the
-    directory until it closes.
+    """Who works in a log directory that holds no message yet: every writer there holds
+    a shared ``flock`` on ``.dead-drop-logger.present`` while the directory holds none
+    (and lets go once it does: nothing of the logger's stays open in the log directory
+    between batches, so a user's ``rm -r`` of it is never held up).
 
     A log directory that holds no message yet belongs to nobody, so another database may
     take it over (:mod:`..record.ownership`), but not from a logger still working there:
@@ -136,9 +137,17 @@ class Presence:
         self._fd: int | None = None
 
     def hold(self) -> None:
-        """Be present (again); a no-op while present."""
+        """Be present (again); a no-op while present in the file at the path (a
+        directory deleted and made again has a new one)."""
         if self._fd is not None:
-            return
+            try:
+                here = os.lstat(self.path)
+                held = os.fstat(self._fd)
+                if (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                    return
+            except OSError:
+                pass
+            self.release()
         fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # an exclusive holder holds the writer lock too
@@ -162,6 +171,10 @@ class Presence:
         finally:
             os.close(fd)  # closing releases the flock
         return False
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
     def release(self) -> None:
         if self._fd is not None:

@@ -79,7 +79,7 @@ class Pipeline:
         self.log_dir = log_dir
         self.writer = writer
         self.store = StateStore(log_dir, before_save=writer.sync)
-        self.presence = Presence(log_dir)  # held from the first claim until close()
+        self.presence = Presence(log_dir)  # held while the log directory holds nothing
         self.page_size = page_size
         # This process loaded a state: one lost from now on (the log directory deleted
         # under it) is not a first start.
@@ -128,7 +128,7 @@ class Pipeline:
             # (None: nobody's, this database takes it at its first transaction)
             elif self._claim(state):
                 self.store.save(state)
-            self.presence.hold()
+            self._present(state)
 
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
@@ -141,7 +141,7 @@ class Pipeline:
                 state = self._take_over(state, database_existed)
             elif changed:
                 self.store.save(state)
-            self.presence.hold()
+            self._present(state)
             if not self._owner_recorded:  # once a process: for a state lost later
                 self.store.record_owner(state.database)
                 self._owner_recorded = True
@@ -150,6 +150,8 @@ class Pipeline:
                 state.pending = {}
                 self.store.save(state)
             yield state
+            if self.presence.held and state.logged:  # its first lines: nothing stays open
+                self.presence.release()
 
     def _claim(self, state: State) -> bool | None:
         """:func:`.ownership.claim`: True when the record changed; None when ``state`` is
@@ -161,6 +163,14 @@ class Pipeline:
             if not ownership.holds_nothing(state, self.log_dir) or self.presence.others():
                 raise
             return None
+
+    def _present(self, state: State | None) -> None:
+        """Be present in the log directory while it holds no message (only then may
+        another database take it: not from under this one); let go once it holds one."""
+        if state is None or ownership.holds_nothing(state, self.log_dir):
+            self.presence.hold()
+        else:
+            self.presence.release()
 
     def _unbound(self) -> None:
         """With no state and no line in the files, the lock file's marks (first start,
