@@ -284,6 +284,7 @@ def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> Non
     path = tmp_path / "run" / "logger.pid"
     assert pidfile.read(path).liveness is Liveness.ABSENT
     info = {"database": str(tmp_path / "m.db"), "log_dir": str(tmp_path / "logs")}
+    serverdb.create(tmp_path / "m.db")  # (one that cannot be read is a problem: exit 150)
     with PidFile(path, info):
         held = pidfile.read(path)
         assert (held.liveness, held.pid) == (Liveness.RUNNING, os.getpid())
