@@ -337,12 +337,24 @@ def home_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+# What runs a process so that file modes bind it as they bind a user: as root (the
+# tests' container), without the capabilities that bypass them (chmod 000 would not
+# deny root a read); as anyone else, as it is.
+UNPRIVILEGED: list[str] = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+)
+
+
 def run_command(
-    *args: str, env: dict[str, str], timeout: float = DEADLINE, cwd: Path | None = None
+    *args: str,
+    env: dict[str, str],
+    timeout: float = DEADLINE,
+    cwd: Path | None = None,
+    wrapper: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Run ``dead-drop-logger ARGS`` to completion (in ``cwd``), output captured as text."""
     return subprocess.run(
-        [*logger_command(), *args],
+        [*wrapper, *logger_command(), *args],
         env=env,
         cwd=cwd,
         stdin=subprocess.DEVNULL,

@@ -19,6 +19,7 @@ import pytest
 import serverdb
 from conftest import (
     DEADLINE,
+    LoggerProcess,
     logged_ids,
     logger_command,
     run_command,
@@ -283,6 +284,7 @@ def test_pid_file_lock_decides_and_status_measures_uptime(tmp_path: Path) -> Non
     path = tmp_path / "run" / "logger.pid"
     assert pidfile.read(path).liveness is Liveness.ABSENT
     info = {"database": str(tmp_path / "m.db"), "log_dir": str(tmp_path / "logs")}
+    serverdb.create(tmp_path / "m.db")  # (one that cannot be read is a problem: exit 150)
     with PidFile(path, info):
         held = pidfile.read(path)
         assert (held.liveness, held.pid) == (Liveness.RUNNING, os.getpid())
@@ -456,3 +458,136 @@ def test_settings_from_the_file_are_not_frozen_into_a_restart(daemons: Daemons) 
     )
     options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
     assert (options["poll_interval"], options["retention_days"]) == (0.05, 30)
+
+
+@pytest.mark.parametrize("notes", ["remember the milk\n", "4242 is the answer\n", "12\nmore\n"])
+def test_a_file_that_is_not_a_pid_file_is_never_removed_or_overwritten(
+    daemons: Daemons, notes: str
+) -> None:
+    """Issue 17: `stop --pid-file NOTES` deleted the file ("removed the stale PID file")
+    and `start --pid-file NOTES` overwrote it; `run --pid-file` too."""
+    path = daemons.home / "NOTES"
+    path.write_text(notes)
+    first = notes.splitlines()[0]
+    refused = f"{path} is not a PID file (it holds {first!r}); left as it is"
+
+    stopped = daemons.run("stop", "--pid-file", str(path))
+    assert stopped.returncode == 1 and stopped.stdout == ""
+    assert stopped.stderr == (
+        f"dead-drop-logger: error: not running; {refused}: give another --pid-file\n"
+    )
+    assert path.read_text() == notes
+
+    args = ("--db", str(daemons.db), "--log-dir", str(daemons.log_dir), *FAST)
+    for command in ("start", "run"):
+        done = daemons.run(command, *args, "--pid-file", str(path))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.count("\n") == 1 and refused in done.stderr, done.stderr
+        assert path.read_text() == notes
+        assert not Path(f"{path}.json").exists()
+
+    # A real PID file left by a crash is still removed, an empty one too.
+    for stale in ("12345\n", ""):
+        path.write_text(stale)
+        stopped = daemons.run("stop", "--pid-file", str(path))
+        assert stopped.returncode == 0 and "removed the stale PID file" in stopped.stdout
+        assert not path.exists()
+
+
+def _other_db(tmp_path: Path, name: str, sends: int = 0) -> Path:
+    path = tmp_path / name / "messages.db"
+    path.parent.mkdir()
+    serverdb.create(path)
+    if sends:
+        serverdb.send_many(path, sends, prefix=name)
+    return path
+
+
+def test_restart_checks_before_it_stops_and_stops_nothing_it_cannot_start(
+    daemons: Daemons, tmp_path: Path
+) -> None:
+    """Issue 17: `restart --db /no/such/dir/x.db` printed "stopped", then failed: nothing
+    ran afterwards. So did a --log-dir under a file, and a plain restart after `db =`
+    was edited in config.toml to another database than the log directory's."""
+    settings = daemons.home / ".config" / "dead-drop-logger" / "config.toml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(f'db = "{daemons.db}"\nlog_dir = "{daemons.log_dir}"\n')
+    done = daemons.run("start", *FAST)
+    pid = started_pid(done)
+    daemons.pids.add(pid)
+    ids = serverdb.send_many(daemons.db, 2)
+    wait_until(lambda: logged_ids(daemons.log_dir) == ids, what="the daemon to log")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    other = _other_db(tmp_path, "other", 1)
+    missing = tmp_path / "no" / "such" / "dir" / "x.db"
+    refusals = {
+        ("--db", str(missing)): (
+            2,
+            f"database {missing} cannot appear: directory {tmp_path / 'no'} does not exist"
+            " (check --db)",
+        ),
+        ("--log-dir", str(blocker / "logs")): (
+            1,
+            f"cannot create log directory {blocker / 'logs'}: a parent is not a directory",
+        ),
+        ("--config", str(settings)): (
+            1,
+            f"log directory {daemons.log_dir} holds the messages of database {daemons.db},"
+            f" not {other}; give {other} another --log-dir",
+        ),
+    }
+    for args, (code, why) in refusals.items():
+        if args[0] == "--config":
+            settings.write_text(f'db = "{other}"\nlog_dir = "{daemons.log_dir}"\n')
+        done = daemons.run("restart", *args)
+        assert (done.returncode, done.stdout) == (code, ""), done.stderr
+        assert done.stderr == f"dead-drop-logger: error: {why}\n"
+        status_code, info = daemons.status()
+        assert (status_code, info["pid"], info["database"]) == (0, pid, str(daemons.db))
+    more = serverdb.send_many(daemons.db, 2, prefix="still logged")
+    wait_until(lambda: logged_ids(daemons.log_dir) == ids + more, what="the daemon to log")
+
+
+def test_a_restart_whose_daemon_fails_to_start_starts_the_old_one_again(
+    daemons: Daemons, tmp_path: Path, logger
+) -> None:
+    """What only the start can tell: the new log directory holds no message yet, so it
+    may be taken, but another logger works in it. The old daemon runs again, with its
+    old options, and the exit code says the restart failed."""
+    pid = started_pid(daemons.start())
+    ids = serverdb.send_many(daemons.db, 2)
+    wait_until(lambda: logged_ids(daemons.log_dir) == ids, what="the daemon to log")
+    busy_dir = tmp_path / "busy-logs"
+    working = _other_db(tmp_path, "working")
+    neighbour = LoggerProcess(working, busy_dir, "--poll-interval", "0.05")
+    neighbour.start().wait_ready()
+    try:
+        new_db = _other_db(tmp_path, "new")
+        done = daemons.run("restart", "--db", str(new_db), "--log-dir", str(busy_dir))
+        restarted = re.search(r"old options \(pid (\d+)\)", done.stderr)
+        assert restarted, done.stderr
+        again = int(restarted.group(1))
+        daemons.pids.add(again)
+        assert done.returncode == 1
+        assert done.stdout.splitlines() == [
+            "dead-drop-logger keeps the running daemon's --poll-interval 0.05",
+            f"dead-drop-logger stopped (pid {pid})",
+        ]
+        assert done.stderr == (
+            f"dead-drop-logger: error: log directory {busy_dir} holds the messages of"
+            f" database {working}, not {new_db}; give {new_db} another --log-dir;"
+            f" started the old daemon again with its old options (pid {again})\n"
+        )
+        code, info = daemons.status()
+        assert (code, info["pid"], info["database"]) == (0, again, str(daemons.db))
+        options = json.loads(pidfile.info_path(daemons.pid_file).read_text())["options"]
+        assert (info["log_dir"], options["poll_interval"]) == (str(daemons.log_dir), 0.05)
+        more = serverdb.send_many(daemons.db, 2, prefix="after")
+        wait_until(lambda: logged_ids(daemons.log_dir) == ids + more, what="the old one logs")
+        # Its recorded options are the old ones too: a later plain restart keeps them.
+        plain = daemons.run("restart")
+        daemons.pids.add(started_pid(plain))
+        assert daemons.status()[1]["database"] == str(daemons.db)
+    finally:
+        neighbour.stop()

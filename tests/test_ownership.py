@@ -273,3 +273,85 @@ def test_after_a_move_a_new_database_at_the_old_path_is_refused_even_with_the_st
         f"dead-drop-logger: error: {refusal(log_dir, moved, server_db)}\n"
     ), intruder.stderr()
     assert logged_ids(log_dir) == serverdb.all_ids(moved)
+
+
+def _takeover_note(log_dir: Path, old: Path, new: Path) -> str:
+    return (
+        f"INFO: log directory {log_dir} holds no message yet: it was database {old}'s, now {new}'s"
+    )
+
+
+@pytest.mark.parametrize("how", ["no-database-yet", "typo", "config-db-set-later"])
+def test_an_empty_log_directory_is_taken_by_another_database(
+    tmp_path: Path, log_dir: Path, logger, no_user_config: Path, how: str
+) -> None:
+    """Issue 17: a log directory that holds no message yet belongs to nobody. `run`
+    before the server made its database, a mistyped --db, or `db =` set in config.toml
+    after the service started first: the directory, still empty, goes to the database
+    given next, with one info line, and that database is logged from there on."""
+    first_db = tmp_path / ("messages.db" if how != "typo" else "mesages.db")  # never made
+    real = other_db(tmp_path, 3)  # B: history, left alone (a first start: new messages only)
+    first = logger(db=first_db).start()
+    first.wait_ready()
+    assert first.stop() == 0
+    assert StateStore(log_dir).load() is not None  # the first run recorded its database
+
+    if how == "config-db-set-later":
+        no_user_config.parent.mkdir(parents=True)
+        no_user_config.write_text(f'db = "{real}"\n')
+        second = logger(target=["--log-dir", str(log_dir)]).start()
+    else:
+        second = logger(db=real).start()
+    second.wait_ready()
+    new = serverdb.send_many(real, 2, prefix="b new")
+    wait_until(lambda: logged_ids(log_dir) == new, what="B's new messages logged")
+    assert second.stop() == 0
+    err = second.stderr()
+    assert err.count("holds no message yet") == 1, err
+    assert _takeover_note(log_dir, first_db, real) in err, err
+    assert "WARNING" not in err and "error" not in err, err
+    state = StateStore(log_dir).load()
+    assert state is not None and state.database == str(real)
+
+    # Now it holds B's messages: the first database is refused exactly as before.
+    again = logger(db=first_db).start()
+    assert again.proc is not None and again.proc.wait(timeout=DEADLINE) == 1
+    assert again.stderr() == f"dead-drop-logger: error: {refusal(log_dir, real, first_db)}\n"
+    assert logged_ids(log_dir) == new
+
+
+def test_an_empty_log_directory_is_not_taken_from_a_logger_working_in_it(
+    server_db: Path, tmp_path: Path, log_dir: Path, logger
+) -> None:
+    """While A's logger runs, its directory is its own even before a message came: B
+    taking it would have A take it back at its next batch, past A's rows meanwhile."""
+    a = logger().start()
+    a.wait_ready()
+    b_db = other_db(tmp_path, 2)
+    b = logger(db=b_db).start()
+    assert b.proc is not None and b.proc.wait(timeout=DEADLINE) == 1
+    assert b.stderr() == f"dead-drop-logger: error: {refusal(log_dir, server_db, b_db)}\n"
+    ids = serverdb.send_many(server_db, 3, prefix="a")
+    wait_until(lambda: logged_ids(log_dir) == ids, what="A's messages logged")
+    assert a.stop() == 0
+    assert "WARNING" not in a.stderr(), a.stderr()
+
+
+def test_a_lost_state_with_another_databases_marks_and_no_message_is_taken(
+    tmp_path: Path, log_dir: Path, logger
+) -> None:
+    """No state, no line, the lock file naming another database as its owner and first
+    start: the first start is this database's own, not the other's position."""
+    first_db = tmp_path / "never.db"
+    first = logger(db=first_db).start()
+    first.wait_ready()
+    assert first.stop() == 0
+    (log_dir / ".dead-drop-logger.state").unlink()
+    real = other_db(tmp_path, 3)
+    second = logger(db=real).start()
+    second.wait_ready()
+    new = serverdb.send_many(real, 1, prefix="b new")
+    wait_until(lambda: logged_ids(log_dir) == new, what="only B's new message logged")
+    assert second.stop() == 0
+    assert _takeover_note(log_dir, first_db, real) in second.stderr(), second.stderr()
+    assert f"database {real}" in (log_dir / ".dead-drop-logger.lock").read_text()

@@ -58,9 +58,9 @@ def test_database_created_after_start_is_logged_from_first_row(
     tmp_path: Path, log_dir: Path, logger: Logger
 ):
     db = tmp_path / "later" / "messages.db"
+    db.parent.mkdir()  # (a directory that does not exist is refused at once: test_causes)
     proc = logger(db=db).start()
     wait_until(lambda: "does not exist" in proc.stderr(), what="the waiting notice")
-    db.parent.mkdir()
     serverdb.create(db)
     ids = serverdb.send_many(db, 5)
     wait_logged(log_dir, ids)

@@ -7,7 +7,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -20,7 +20,7 @@ from ..read import reading
 from ..read.logread import Reader
 from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, exporting, options
+from . import cli_errors, configfile, exporting, options, preflight
 from .pidfile import AlreadyRunning, PidFileError
 from .progress import Bar
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr and a meaningful exit code: no traceback."""
     click.echo(f"dead-drop-logger: error: {message}", err=True)
     sys.exit(code)
@@ -65,6 +65,7 @@ def run(**params: Any) -> None:
     from . import daemon  # the logger's modules: not loaded by the reading commands
 
     settings = options.settings_from(params)
+    _checked(preflight.check_paths, settings)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = runner(settings)
     follower.install_signal_handlers()
@@ -217,22 +218,48 @@ def import_archive(
 cli.add_command(exporting.export)
 
 
-def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
+def _checked(check: Any, settings: config.Settings) -> None:
+    """Run a :mod:`.preflight` check: a refusal is one line and its exit code."""
+    try:
+        check(settings)
+    except preflight.CannotStart as exc:
+        fail(str(exc), exc.code)
+
+
+class _NotStarted(Exception):
+    """The daemon could not start; ``str()`` is the one line saying why."""
+
+
+def _launch(
+    settings: config.Settings, pid_file: Path, log_level: str, given: set[str] | list[str]
+) -> int:
     from . import daemon
 
     try:
-        pid = daemon.start(
+        return daemon.start(
             settings,
-            pid_path=Path(params["pid_file"]).expanduser(),
+            pid_path=pid_file,
             log_file=config.DEFAULT_DAEMON_LOG,
-            log_level=params["log_level"],
+            log_level=log_level,
             given=given,
         )
-    except (AlreadyRunning, daemon.DaemonError) as exc:
-        fail(str(exc))
+    except (AlreadyRunning, daemon.DaemonError, PidFileError) as exc:
+        raise _NotStarted(str(exc)) from None
     except OSError as exc:
-        fail(f"cannot start: {exc.strerror} ({exc.filename or params['pid_file']})")
+        raise _NotStarted(f"cannot start: {exc.strerror} ({exc.filename or pid_file})") from None
+
+
+def _started(pid: int) -> None:
     click.echo(f"dead-drop-logger started (pid {pid}); its own log: {config.DEFAULT_DAEMON_LOG}")
+
+
+def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
+    pid_file = Path(params["pid_file"]).expanduser()
+    try:
+        pid = _launch(settings, pid_file, params["log_level"], given)
+    except _NotStarted as exc:
+        fail(str(exc))
+    _started(pid)
 
 
 def _stop(params: dict[str, Any]) -> None:
@@ -261,7 +288,9 @@ def start(**params: Any) -> None:
       dead-drop-logger start
       dead-drop-logger start --retention-days 0 --poll-interval 0.2
     """
-    _start(params, options.settings_from(params), _given(click.get_current_context(), params))
+    settings = options.settings_from(params)
+    _checked(preflight.check_paths, settings)
+    _start(params, settings, _given(click.get_current_context(), params))
 
 
 @cli.command()
@@ -291,7 +320,10 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
 
     The new logger runs with the options the stopped one was given (on the command
     line or in their environment variables), changed by the options given here, and
-    the settings file as it is now. Nothing is stopped when those cannot start.
+    the settings file as it is now. Nothing is stopped when those cannot start (the
+    paths, the log directory and whose messages it holds are checked first); if the
+    new logger still fails to start, the old one is started again as it ran, and the
+    exit code is 1.
 
     \b
     Examples:
@@ -313,10 +345,35 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
             params[name] = value
             given.add(name)
     settings = options.settings_from(params)  # refused here, with the daemon still running
+    _checked(preflight.check_all, settings)  # and here
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
+    pid_file = Path(params["pid_file"]).expanduser()
+    old = daemon.recorded(pid_file)
     _stop(params)
-    _start(params, settings, given)
+    try:
+        pid = _launch(settings, pid_file, params["log_level"], given)
+    except _NotStarted as exc:
+        _start_again(old, pid_file, str(exc))
+    _started(pid)
+
+
+def _start_again(
+    old: tuple[dict[str, Any], list[str], str] | None, pid_file: Path, why: str
+) -> None:
+    """A restart whose new daemon did not start: the old one is started again with its
+    old options (the settings file left out: they are all recorded), and it says so."""
+    if old is None:
+        fail(f"{why}; nothing was running before")
+    recorded, given, log_level = old
+    try:
+        settings = options.settings_from({**recorded, "db": tuple(recorded.get("db") or ())})
+        pid = _launch(settings, pid_file, log_level, given)
+    except (click.ClickException, KeyError, TypeError, ValueError) as exc:
+        fail(f"{why}; the old daemon's options cannot start it again ({exc}): nothing runs")
+    except _NotStarted as again:
+        fail(f"{why}; the old daemon did not start again either ({again}): nothing runs")
+    fail(f"{why}; started the old daemon again with its old options (pid {pid})")
 
 
 def _replaced(recorded: dict[str, Any], params: dict[str, Any], given: set[str]) -> dict[str, Any]:
@@ -349,7 +406,8 @@ def status(pid_file: Path, as_json: bool) -> None:
     """Is the background logger running, and how far has it got?
 
     Exit codes (LSB): 0 running, 1 dead but its PID file was left behind, 3 not
-    running, 4 the PID file cannot be read.
+    running, 4 the PID file cannot be read, 150 running but with a problem (a
+    database that cannot be read: missing, not a database, permission denied).
 
     \b
     Examples:

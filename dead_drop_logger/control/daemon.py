@@ -72,6 +72,8 @@ def start(
     current = pidfile.read(pid_path)
     if current.liveness is Liveness.RUNNING:
         raise AlreadyRunning(current.pid)
+    if current.liveness is Liveness.STALE:
+        pidfile.check_replaceable(pid_path)  # a file of the user's: refused, in the terminal
     # The daemon works from "/", so every path it is given must be absolute.
     settings = replace(
         settings,
@@ -163,6 +165,18 @@ def running_options(pid_path: Path) -> dict[str, Any]:
     elif isinstance(found.get("db"), list):
         found["db"] = tuple(str(v) for v in found["db"])
     return found
+
+
+def recorded(pid_path: Path) -> tuple[dict[str, Any], list[str], str] | None:
+    """Every option the daemon holding ``pid_path`` runs with (not only those given),
+    which of them were given, and its log level: what starts it again as it was after a
+    restart that could not start. None when none runs or it recorded no options."""
+    current = pidfile.read(pid_path)
+    options, given = current.info.get("options"), current.info.get("given")
+    if current.liveness is not Liveness.RUNNING or not isinstance(options, dict):
+        return None
+    names = [str(name) for name in given] if isinstance(given, list) else list(options)
+    return dict(options), names, str(options.get("log_level", "info"))
 
 
 def _become_daemon(
@@ -276,7 +290,10 @@ def stop(
     if current.liveness is Liveness.ABSENT:
         return Stopped(None, "not running")
     if current.liveness is Liveness.STALE:
-        pidfile.remove_stale(pid_path)
+        try:
+            pidfile.remove_stale(pid_path)
+        except PidFileError as exc:
+            raise DaemonError(f"not running; {exc}") from None
         named = f" (it named pid {current.pid}, left untouched)" if current.pid else ""
         return Stopped(None, f"not running; removed the stale PID file {pid_path}{named}")
     pid = current.pid

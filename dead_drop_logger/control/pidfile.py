@@ -7,6 +7,11 @@ when that fails (someone holds it) is the pid in the file the running logger's.
 
 A small JSON sidecar (``<pid file>.json``) records what the daemon follows and when it
 started, for ``status``; it is trusted under the same rule.
+
+A path given as ``--pid-file`` may name a file of the user's (a typo, ``NOTES``): the
+file is only ever removed or overwritten when what it holds is a PID file's (a pid, the
+line the logger writes, or nothing: a holder that died as it took the lock leaves an
+empty one); anything else is refused with PidFileError, and the file left as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -102,6 +108,9 @@ class PidFile:
                     continue
                 raise AlreadyRunning(read(self.path).pid)  # waits for a new holder's pid
             if _same_file(fd, self.path):
+                if not _holds_a_pid(os.pread(fd, MAX_PID_FILE + 1, 0)):
+                    os.close(fd)
+                    raise PidFileError(_not_a_pid_file(self.path))
                 break
             # The holder removed this file between our open and our lock: use the new one.
             os.close(fd)
@@ -174,12 +183,42 @@ def remove_stale(path: Path) -> bool:
     try:
         if not _try_lock(fd, fcntl.LOCK_EX) or not _same_file(fd, path):
             return False
+        if not _holds_a_pid(os.pread(fd, MAX_PID_FILE + 1, 0)):
+            raise PidFileError(_not_a_pid_file(path))
         for stale in (info_path(path), path):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         return True
     finally:
         os.close(fd)
+
+
+def check_replaceable(path: Path) -> None:
+    """Raise PidFileError unless ``path`` holds what a PID file holds (or is gone)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_PID_FILE + 1)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise PidFileError(f"cannot read PID file {path}: {exc.strerror}") from None
+    if not _holds_a_pid(data):
+        raise PidFileError(_not_a_pid_file(path))
+
+
+MAX_PID_FILE = 32  # a pid and a newline, with room to spare
+_PID_TEXT = re.compile(rb"\s*(\d+\s*)?")
+
+
+def _holds_a_pid(data: bytes) -> bool:
+    """Whether ``data`` is what a PID file holds: a number on a line, or nothing."""
+    return len(data) <= MAX_PID_FILE and _PID_TEXT.fullmatch(data) is not None
+
+
+def _not_a_pid_file(path: Path) -> str:
+    text = _text(path)
+    held = f"it holds {text!r}" if text else "it holds text that is not a pid"
+    return f"{path} is not a PID file ({held}); left as it is: give another --pid-file"
 
 
 def _try_lock(fd: int, kind: int) -> bool:

@@ -2,7 +2,10 @@
 
 Exit codes follow LSB ``status``: 0 running, 1 dead but the PID file remains (stale),
 3 not running, 4 the PID file cannot be read (a directory, or text that is not a pid:
-raised as PidFileError or OSError for the command to report). What the daemon follows
+raised as PidFileError or OSError for the command to report); and 150 (the range LSB
+leaves to the application) running but with a problem: a database that cannot be read
+(missing, not a database, permission denied), named with its reason among the
+problems, since the daemon only retries it and says why in its own log. What the daemon follows
 comes from the PID file's sidecar, so ``status`` needs no options beyond ``--pid-file``.
 """
 
@@ -26,6 +29,7 @@ from . import pidfile
 from .pidfile import Liveness
 
 EXIT_CODES = {Liveness.RUNNING: 0, Liveness.STALE: 1, Liveness.ABSENT: 3}
+PROBLEM = 150  # running, but something it follows cannot be read
 
 
 @dataclass(kw_only=True)
@@ -88,7 +92,7 @@ class Report(LogProgress):
         ]
         if self.rooms is None:
             lines += _rows([*started, *_progress_rows(self)])
-            lines += [f"  note: {p}" for p in self.problems]
+            lines += [f"  problem: {p}" for p in self.problems]
             return "\n".join(lines)
         lines += _rows(
             [
@@ -98,7 +102,7 @@ class Report(LogProgress):
                 ("rooms", len(self.rooms)),
             ]
         )
-        lines += [f"  note: {p}" for p in self.problems]
+        lines += [f"  problem: {p}" for p in self.problems]
         for room in self.rooms:
             lines += room.lines()
         return "\n".join(lines)
@@ -139,13 +143,16 @@ def gather(pid_path: Path, clock: Clock | None = None) -> Report:
         report.uptime_seconds = max(0, int((clock.now() - began).total_seconds()))
     if "rooms" in info and isinstance(info.get("log_dir"), str):
         _rooms(report, info, clock=clock)
-        return report
-    if not isinstance(info.get("database"), str) or not isinstance(info.get("log_dir"), str):
+    elif not isinstance(info.get("database"), str) or not isinstance(info.get("log_dir"), str):
         report.problems.append("the daemon did not record what it follows")
-        return report
-    db, log_dir = Path(info["database"]), Path(info["log_dir"])
-    report.database, report.log_dir = str(db), str(log_dir)
-    _progress(report, db, log_dir, utc=bool(info.get("utc")), clock=clock)
+    else:
+        db, log_dir = Path(info["database"]), Path(info["log_dir"])
+        report.database, report.log_dir = str(db), str(log_dir)
+        _progress(report, db, log_dir, utc=bool(info.get("utc")), clock=clock)
+        if report.lag is None and not report.problems:  # no state yet: is it readable?
+            _probe(report, db)
+    if report.problems or any(room.problems for room in report.rooms or ()):
+        report.exit_code = PROBLEM
     return report
 
 
@@ -175,12 +182,13 @@ def _rooms(report: Report, info: dict[str, Any], *, clock: Clock) -> None:
         report.rooms.append(room)
 
 
-def _probe(room: RoomReport, db: Path) -> None:
+def _probe(report: LogProgress, db: Path) -> None:
+    """Whether the database can be read; why not, among the problems."""
     source = Source(db)
     try:
         source.max_id()
     except SourceError as exc:
-        room.problems.append(str(exc))
+        report.problems.append(str(exc))
     finally:
         source.close()
 

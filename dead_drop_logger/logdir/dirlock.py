@@ -113,3 +113,70 @@ def _wait_for(fd: int, deadline: float) -> bool:
             if time.monotonic() > deadline:
                 return False
             time.sleep(STEP)
+
+
+PRESENCE_NAME = ".dead-drop-logger.present"
+
+
+class Presence:
+    """Who works in a log directory that holds no message yet: every writer there holds
+    a shared ``flock`` on ``.dead-drop-logger.present`` while the directory holds none
+    (and lets go once it does: nothing of the logger's stays open in the log directory
+    between batches, so a user's ``rm -r`` of it is never held up).
+
+    A log directory that holds no message yet belongs to nobody, so another database may
+    take it over (:mod:`..record.ownership`), but not from a logger still working there:
+    its state would be taken from under it, and its next batch would take it back as a
+    first start, past the rows that came meanwhile. Taking over needs the exclusive lock,
+    free only when no other writer is present. Presence is taken and tested only under
+    the writer lock, so nobody joins between the test and the takeover.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.path = log_dir / PRESENCE_NAME
+        self._fd: int | None = None
+
+    def hold(self) -> None:
+        """Be present (again); a no-op while present in the file at the path (a
+        directory deleted and made again has a new one)."""
+        if self._fd is not None:
+            try:
+                here = os.lstat(self.path)
+                held = os.fstat(self._fd)
+                if (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino):
+                    return
+            except OSError:
+                pass
+            self.release()
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # an exclusive holder holds the writer lock too
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def others(self) -> bool:
+        """Whether another writer is present. Ends this one's own presence first (the
+        caller holds the writer lock and :meth:`hold` s it again)."""
+        self.release()
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return False  # (not made here before: nobody was ever present)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases the flock
+        return False
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -64,6 +64,11 @@ class StateError(Exception):
     """The state file cannot be read or written."""
 
 
+class StateUnreadable(StateError):
+    """The state file is there but cannot be read (permission denied, an I/O error): not
+    damaged, so it is never set aside as corrupt; the caller retries."""
+
+
 @dataclass
 class State:
     """Where the log directory stands.
@@ -225,10 +230,12 @@ class StateStore:
             raw, st = _read_no_follow(self.path)
         except FileNotFoundError:
             return None
+        except PermissionError:
+            raise StateUnreadable(f"cannot read {self.path}: permission denied") from None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise StateError(f"state file {self.path} is a symbolic link") from None
-            raise StateError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise StateUnreadable(f"cannot read {self.path}: {exc.strerror}") from None
         try:
             state = State.from_json(raw)
         except (ValueError, KeyError, TypeError) as exc:
@@ -335,6 +342,17 @@ class StateStore:
             if line.startswith(OWNER) and len(line) > len(OWNER):
                 found = line[len(OWNER) :]
         return found
+
+    def forget_marks(self) -> None:
+        """Empty the lock file's marks (the owner, the first start): they were another
+        database's, whose directory held no message and is taken over. In place, under
+        the writer lock, whose file this is (it must stay the same file)."""
+        fd = open_private(self.lock_path, os.O_RDWR | os.O_CREAT)
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def set_aside_owner(self) -> str | None:
         """The database the set-aside corrupt state names, when that much is readable."""

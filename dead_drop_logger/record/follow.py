@@ -30,7 +30,7 @@ from . import history
 from .heap import keep_batch_memory
 from .pipeline import Pipeline, Progress
 from .rotation import Rotator
-from .source import Source, SourceError, SourceMissing
+from .source import Source, SourceError, SourceMissing, SourceNoTable
 from .watch import (
     CHANGE,
     RECHECK,
@@ -94,6 +94,10 @@ class Follower:
         # bar on a terminal (set by the command line); None: not counted.
         self.import_progress: Callable[[int, int], None] | None = None
         self._plan_state: State | None = None  # as prepared: what the import plans from
+        # The database is being made (it was missing, or is a room that just appeared):
+        # until its first rows are read, its missing table is a normal event, said at
+        # info, not a problem (the server makes the file, then its tables).
+        self._newborn = False
 
     # -- signals -----------------------------------------------------------------------
 
@@ -131,6 +135,7 @@ class Follower:
 
     def _follow(self) -> None:
         existed = self._database_existed()  # a database born later is all new: from row 1
+        self._newborn = not existed
         importing = self.settings.import_historical
 
         def prepare() -> None:
@@ -238,6 +243,7 @@ class Follower:
             hold = self.waker.watching
             done = self.pipeline.catch_up(should_stop=self.stop.is_set, hold=hold)
             self._behind = False
+            self._newborn = False  # its table is there: trouble from now on is trouble
             self._found = done.lines
             self.waker.pace(done.lines)
             if done.lines:
@@ -296,17 +302,35 @@ class Follower:
         Returns False when a stop was requested before it succeeded.
         """
         while not self.stop.is_set():
+            newborn = self._newborn  # (the action clears it once the table is read)
             try:
                 action()
             except SourceMissing as exc:
                 self.reporter.problem(f"{exc}; waiting for it")
+                self._newborn = True  # whoever makes it again makes it as the server does
+                source_side = True
+            except SourceNoTable:
+                if self._newborn:  # being made: a normal event
+                    self.reporter.problem(
+                        f"database {self.settings.db} is being created (no messages table"
+                        " yet); waiting",
+                        level=logging.INFO,
+                    )
+                else:
+                    self.reporter.problem(
+                        f"database {self.settings.db} has no messages table; retrying"
+                    )
                 source_side = True
             except TRANSIENT as exc:
                 self.reporter.problem(f"{_describe(exc)}; retrying")
                 source_side = isinstance(exc, SourceError)
             else:
                 if self.reporter.in_trouble:
-                    self.reporter.resolved("recovered; logging again")
+                    self.reporter.resolved(
+                        f"database {self.settings.db} is ready; logging it"
+                        if newborn
+                        else "recovered; logging again"
+                    )
                 self._failures = 0
                 return True
             self._backoff(on_change=source_side)

@@ -13,7 +13,13 @@ every message).
   fingerprint) while the recorded path no longer does: the database was moved. The new
   path is recorded, with one info line.
 - Anything else is a different database: :class:`ForeignDatabase`, one line naming
-  both databases and the way out, and nothing is written.
+  both databases and the way out, and nothing is written; unless the directory holds
+  no message yet (:func:`holds_nothing`) and no other logger works in it (see
+  :class:`..logdir.dirlock.Presence`): such a directory belongs to nobody, and the
+  pipeline hands it to the new database as a first start, with one info line. So a
+  ``run`` before the server made its database, a mistyped ``--db`` or a ``db =`` set
+  after the service started do not bind the directory to a database that never logged
+  anything there. Exactly once is untouched: there is no line to double or lose.
 
 A room's log filled from its archive (``import-archive``) before any follower saw the
 room records ``room:NAME``: the room's database, wherever the hub keeps it. The first
@@ -35,6 +41,7 @@ from pathlib import Path
 
 from ..config import ROOM_DB_NAME
 from ..files import LogDirError
+from ..logdir import layout
 from ..logdir.layout import room_dirs
 from ..logdir.state import STATE_NAME, State, StateError, StateStore
 from .source import Source, SourceMissing, SourceUnusable
@@ -109,6 +116,20 @@ def claim(state: State, source: Source, log_dir: Path, ours: str | None = None) 
         f"log directory {log_dir} holds the messages of database {state.database}, not"
         f" {ours}; give {ours} another --log-dir"
     )
+
+
+def holds_nothing(state: State, log_dir: Path) -> bool:
+    """Whether the log directory holds no message: the state records none (logged,
+    pending, or skipped as outside the retention) and every day file is empty."""
+    if state.logged or state.pending or state.skipped:
+        return False
+    for entry in layout.log_files(log_dir):
+        try:
+            if entry.compressed or os.lstat(entry.path).st_size > 0:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
 
 
 def _moved(state: State, source: Source) -> bool:

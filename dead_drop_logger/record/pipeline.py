@@ -23,7 +23,8 @@ from ..files import ensure_private_dir
 from ..keep import retention
 from ..logdir import layout
 from ..logdir import ranges as idranges
-from ..logdir.state import State, StateError, StateStore
+from ..logdir.dirlock import Presence
+from ..logdir.state import State, StateError, StateStore, StateUnreadable
 from . import copies, ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
@@ -81,6 +82,7 @@ class Pipeline:
         self.log_dir = log_dir
         self.writer = writer
         self.store = StateStore(log_dir, before_save=writer.sync)
+        self.presence = Presence(log_dir)  # held while the log directory holds nothing
         self.page_size = page_size
         # This process loaded a state: one lost from now on (the log directory deleted
         # under it) is not a first start.
@@ -97,6 +99,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.commits.drop()  # (the follower releases its hold, saved, before it closes)
+        self.presence.release()
         self.pages.close()
         self.source.close()
 
@@ -126,11 +129,13 @@ class Pipeline:
         self.commits.release()  # (the lock is one: a hold of this process ends first)
         with self.store.locked():
             state = self._saved_or_rebuilt()
-            if state is not None and ownership.claim(
-                state, self.source, self.log_dir, self.database
-            ):
+            if state is None:
+                self._unbound()
+            # (None: nobody's, this database takes it at its first transaction)
+            elif self._claim(state):
                 self.store.save(state)
                 self.store.rewrite_owner(state.database)
+            self._present(state)
 
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
@@ -138,9 +143,13 @@ class Pipeline:
         with self.store.locked():
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
-            if ownership.claim(state, self.source, self.log_dir, self.database):
+            changed = self._claim(state)
+            if changed is None:  # another database's directory, holding nothing: ours
+                state = self._take_over(state, database_existed)
+            elif changed:
                 self.store.save(state)
                 self.store.rewrite_owner(state.database)  # (for a state rebuilt later)
+            self._present(state)
             if not self._owner_recorded:  # once a process: for a state lost later
                 self.store.record_owner(state.database)
                 self._owner_recorded = True
@@ -152,11 +161,66 @@ class Pipeline:
                 state.pending = {}
                 self.store.save(state)
             yield state
+            if self.presence.held and state.logged:  # its first lines: nothing stays open
+                self.presence.release()
+
+    def _claim(self, state: State) -> bool | None:
+        """:func:`.ownership.claim`: True when the record changed; None when ``state`` is
+        another database's but its directory holds no message and no other logger works
+        in it, so this database may take it over. Raises ForeignDatabase."""
+        try:
+            return ownership.claim(state, self.source, self.log_dir, self.database)
+        except ownership.ForeignDatabase:
+            if not ownership.holds_nothing(state, self.log_dir) or self.presence.others():
+                raise
+            return None
+
+    def _present(self, state: State | None) -> None:
+        """Be present in the log directory while it holds no message (only then may
+        another database take it: not from under this one); let go once it holds one."""
+        if state is None or ownership.holds_nothing(state, self.log_dir):
+            self.presence.hold()
+        else:
+            self.presence.release()
+
+    def _unbound(self) -> None:
+        """With no state and no line in the files, the lock file's marks (first start,
+        owner) bind the directory to nobody unless their database is this one or a
+        logger of theirs works here: forget another's, refuse while it works here."""
+        owner = self.store.owner()
+        if owner is not None and self._claim(State(database=owner)) is None:
+            log.info(
+                "log directory %s holds no message yet: it was database %s's, now %s's",
+                self.log_dir,
+                owner,
+                self.database,
+            )
+            self.store.forget_marks()
+            self._marked = None
+
+    def _take_over(self, old: State, database_existed: bool) -> State:
+        """Hand a directory that holds no message to this database: a first start."""
+        self.store.forget_marks()
+        self._marked = None
+        self._owner_recorded = False
+        state, note = self._first_state(database_existed, fresh=True)
+        self.store.save(state)
+        self.store.record_owner(state.database)
+        self._owner_recorded = True
+        log.info(
+            "log directory %s holds no message yet: it was database %s's, now %s's",
+            self.log_dir,
+            old.database,
+            self.database,
+        )
+        log.log(*note)
+        return state
 
     def _load(self, database_existed: bool) -> State:
         state = self._saved_or_rebuilt()
         if state is not None:
             return state
+        self._unbound()
         state, note = self._first_state(database_existed)
         self.store.save(state)
         log.log(*note)  # only once saved: a failed save retries without a repeat
@@ -168,6 +232,8 @@ class Pipeline:
         lost or damaged; None when there is none and the files hold no line."""
         try:
             state = self.store.load()
+        except StateUnreadable:
+            raise  # not damaged: never set aside; retried by the caller
         except StateError as exc:
             moved = self.store.set_aside()
             log.warning("%s; kept as %s, rebuilding from the log files", exc, moved)
@@ -207,12 +273,15 @@ class Pipeline:
         state.pending = {}
         state.ends = {}
 
-    def _first_state(self, database_existed: bool) -> tuple[State, tuple[int, str]]:
+    def _first_state(
+        self, database_existed: bool, *, fresh: bool = False
+    ) -> tuple[State, tuple[int, str]]:
         """The state of a log directory whose files hold no line yet, and what to say
-        about it (level, message) once it is saved."""
+        about it (level, message) once it is saved. ``fresh``: a directory taken over
+        from another database, a first start whatever this process saw before."""
         state = State(database=self.database)
         marked = self.store.first_start()
-        if self._ran_before:
+        if self._ran_before and not fresh:
             # Starting at the database's end would lose what arrived since the state
             # went; the log files hold nothing, so position 0 doubles nothing.
             note = (

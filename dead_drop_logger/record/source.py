@@ -252,6 +252,9 @@ class Source:
                 check_same_thread=False,
             )
         except sqlite3.Error as exc:
+            cause = self.cause(str(exc))
+            if cause is not None:
+                raise SourceError(f"cannot read database {self.path}: {cause}") from None
             raise SourceError(f"cannot open database {self.path}: {exc}") from None
         conn.text_factory = bytes
         self._conn = conn
@@ -265,6 +268,10 @@ class Source:
             return conn.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             text = str(exc)
+            cause = self.cause(text)
+            if cause is not None:
+                self.close()
+                raise SourceError(f"cannot read database {self.path}: {cause}") from None
             if "cannot hold BLOB" in text or isinstance(exc, sqlite3.DataError):
                 raise _NotFast(text) from None
             if isinstance(exc, sqlite3.OperationalError) and (
@@ -280,6 +287,34 @@ class Source:
                 raise SourceError(f"database {self.path}: {text}") from None
             self.close()
             raise SourceUnusable(f"database {self.path} is not usable: {text}") from None
+
+    def cause(self, sqlite_says: str) -> str | None:
+        """What SQLite's "unable to open database file" or "attempt to write a readonly
+        database" means here, in the words of the file system; None when it is not
+        about the files (or nothing more is known). A WAL database is opened read-only
+        only where its ``-shm`` file exists or can be made beside it."""
+        if "unable to open" not in sqlite_says and "readonly" not in sqlite_says:
+            return None
+        try:
+            with open(self.path, "rb") as file:
+                header = file.read(20)
+        except FileNotFoundError:
+            return None  # (missing: said as such)
+        except PermissionError:
+            return "permission denied"
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        directory = self.path.absolute().parent
+        wal = len(header) == 20 and header[18] == 2  # the file format's WAL versions
+        shm = Path(f"{self.path}-shm")
+        if wal and not shm.exists() and not os.access(directory, os.W_OK | os.X_OK):
+            return (
+                f"it is in WAL mode and its directory {directory} is read-only (reading it"
+                f" needs {shm.name} there: make the directory writable for this user)"
+            )
+        if wal and shm.exists() and not os.access(shm, os.R_OK | os.W_OK):
+            return f"permission denied on {shm} (WAL mode: readers need it readable and writable)"
+        return None
 
     def _scalar(self, sql: str, params: tuple[object, ...] = ()) -> object:
         rows = self._execute(sql, params)

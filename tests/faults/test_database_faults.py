@@ -65,12 +65,12 @@ def retry_delays(stderr: str) -> list[float]:
 
 def test_missing_at_start_then_appears(tmp_path: Path, log_dir: Path, logger) -> None:
     db = tmp_path / "later" / "messages.db"
+    db.parent.mkdir()  # (a directory that does not exist is refused at once: test_causes)
     proc = logger("--log-level", "debug", db=db).start()
     proc.wait_ready()
     wait_until(lambda: retries(proc.stderr()) >= 3, what="a few retries")
-    assert not db.exists() and not db.parent.exists()  # the logger never creates it
+    assert not db.exists()  # the logger never creates it
 
-    db.parent.mkdir()
     put_db(fresh_db(tmp_path / "built.db", 10, "first"), db)
     wait_all_logged(log_dir, db)
     serverdb.send_many(db, 5, prefix="more")
@@ -355,13 +355,15 @@ def test_unreadable_database_is_reported_once_and_retried(
         proc = logger("--log-level", "debug", wrapper=strace_wrapper(trace, rule, path=server_db))
         proc.start()
         pids.add(pid := traced_pid(proc))
-        wait_stderr(proc, "cannot open database")
+        denied = f"cannot read database {server_db}: permission denied"  # not SQLite's words
+        wait_stderr(proc, denied)
         wait_until(lambda: retries(proc.stderr()) >= 3, what="several retries")
         assert logged_ids(log_dir) == []
         proc.stop()  # strace detaches: the database is readable again
         wait_all_logged(log_dir, server_db)
         assert process_alive(pid)
         stderr = proc.stderr()
-        assert count(stderr, "cannot open database") == 1, stderr
+        assert count(stderr, denied) == 1, stderr
+        assert "unable to open" not in stderr, stderr
         assert_clean(stderr)
     assert_exactly_once(log_dir, server_db)
