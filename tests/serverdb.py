@@ -24,10 +24,12 @@ import contextlib
 import datetime as dt
 import gzip
 import heapq
+import itertools
 import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -38,9 +40,10 @@ AGENTS = ("juno", "atlas", "vega", "orion")
 LEADS = ("lead",)
 
 
-def create(path: Path) -> None:
+def create(path: Path, *, tasks: bool = True) -> None:
     """Create an empty database with the server's schema and settings (its ``init_db``:
-    the ``agents`` and ``tasks`` tables with the columns its migrations add)."""
+    the ``agents`` and ``tasks`` tables with the columns its migrations add).
+    ``tasks=False``: as a server from before its tasks made it (no ``tasks`` table)."""
     conn = connect(path)
     with conn:
         conn.execute(AGENTS_TABLE)
@@ -54,7 +57,8 @@ def create(path: Path) -> None:
             conn.execute(f"ALTER TABLE agents ADD COLUMN {column}")
         conn.execute("ALTER TABLE messages ADD COLUMN task_id TEXT DEFAULT NULL")
         conn.execute("ALTER TABLE messages ADD COLUMN reply_to INTEGER DEFAULT NULL")
-        create_tasks_table(conn)
+        if tasks:
+            create_tasks_table(conn)
     conn.close()
 
 
@@ -619,6 +623,42 @@ def simulate_team(path: Path, start: dt.datetime, days: int = 14, seed: int = 7)
     return sends
 
 
+def task_path(number: int) -> list[str]:
+    """The statuses task ``number`` (from 0) of :func:`task_script` goes through."""
+    rework = ["in_progress", "review"] if number % 3 == 0 else []
+    return ["assigned", "in_progress", "review", *rework, "completed", "verified"]
+
+
+def task_script(conn: sqlite3.Connection, count: int, *, interval: float = 0.0) -> None:
+    """``count`` tasks taken through the task tools by a lead and an assignee (every
+    third with a rework), each step its own tool call, with a send and a status text
+    between, ``interval`` seconds apart; SIGTERM stops after the task in hand."""
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    register(conn, "lead", role="lead")
+    register(conn, "juno", role="builder")
+    for number in range(count):
+        if stop["now"]:
+            break
+        task_id = create_task(conn, "lead", f"task {number}", assign_to="juno")
+        statuses = task_path(number)
+        for before, status in itertools.pairwise(statuses):
+            if status == "review":
+                submit_for_review(conn, "juno", task_id, "done")
+            elif before == "review" and status == "in_progress":
+                reject_task(conn, "lead", task_id, "tests missing")
+            elif status == "completed":
+                approve_task(conn, "lead", task_id)
+            elif status == "verified":
+                verify_task(conn, "lead", task_id)
+            else:
+                update_task(conn, "juno", task_id, status)
+            send(conn, "juno", "lead", f"note on {task_id}", task_id=task_id)
+            if interval:
+                time.sleep(interval)
+        set_status(conn, "juno", f"done {task_id}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Write messages into a Dead Drop database as the server does: one"
@@ -634,11 +674,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--prefix", default="live", help='each content is "PREFIX N" (N counts from 0)'
     )
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=0,
+        help="instead of sends: take this many tasks through the server's task tools"
+        " (see task_script); SIGTERM ends it after the task in hand",
+    )
     args = parser.parse_args(argv)
     if not args.db.exists():
         args.db.parent.mkdir(parents=True, exist_ok=True)
         create(args.db)
     conn = connect(args.db)
+    if args.tasks:
+        task_script(conn, args.tasks, interval=args.interval)
+        conn.close()
+        return 0
     for i in range(args.sends):
         sender = AGENTS[i % len(AGENTS)]
         send(conn, sender, AGENTS[(i + 1) % len(AGENTS)], f"{args.prefix} {i}")

@@ -3,6 +3,12 @@
 ``messages-YYYY-MM-DD.json`` is a day's file; ``messages-YYYY-MM-DD.N.json`` its later
 parts when ``--max-bytes`` is set; ``.json.gz`` a compressed one; and
 ``messages-current.json`` a symlink to today's file, which every reader skips.
+
+Beside them, task changes and agent events go to ``tasks-YYYY-MM-DD.json`` and
+``agents-YYYY-MM-DD.json`` (docs/tasks.md), named the same way (parts, ``.gz``). Every
+function here speaks of message files unless given another ``kind``, so a reader of
+messages never takes a task line for a message; the file policies (retention,
+compression) ask for all of them (``KINDS``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,11 @@ from pathlib import Path
 
 PREFIX = "messages-"
 CURRENT_NAME = "messages-current.json"
-_NAME = re.compile(r"^messages-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?$")
+MESSAGES = "messages"
+TASKS = "tasks"
+AGENTS = "agents"
+KINDS = (MESSAGES, TASKS, AGENTS)
+_NAME = re.compile(r"^(messages|tasks|agents)-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?$")
 
 
 @dataclass(frozen=True, order=True)
@@ -26,11 +36,12 @@ class LogFile:
     part: int
     compressed: bool
     path: Path
+    kind: str = MESSAGES
 
 
-def day_path(log_dir: Path, day: str, part: int = 0) -> Path:
+def day_path(log_dir: Path, day: str, part: int = 0, kind: str = MESSAGES) -> Path:
     suffix = f".{part}" if part else ""
-    return log_dir / f"{PREFIX}{day}{suffix}.json"
+    return log_dir / f"{kind}-{day}{suffix}.json"
 
 
 def current_path(log_dir: Path) -> Path:
@@ -54,30 +65,33 @@ def compress_temp_path(path: Path) -> Path:
 
 
 def is_compress_temp(name: str) -> bool:
-    return name.startswith(f".{PREFIX}") and name.endswith(".json.gz.tmp")
+    return any(name.startswith(f".{kind}-") for kind in KINDS) and name.endswith(".json.gz.tmp")
 
 
-def parse(path: Path) -> LogFile | None:
-    """The LogFile a path names, or None for anything that is not a log file."""
+def parse(path: Path, kinds: tuple[str, ...] = (MESSAGES,)) -> LogFile | None:
+    """The LogFile a path names, or None for anything that is not a log file of one of
+    ``kinds`` (message files unless told otherwise)."""
     match = _NAME.match(path.name)
-    if match is None:
+    if match is None or match.group(1) not in kinds:
         return None
     try:
-        day = dt.date.fromisoformat(match.group(1))
+        day = dt.date.fromisoformat(match.group(2))
     except ValueError:
         return None
-    return LogFile(day, int(match.group(2) or 0), match.group(3) is not None, path)
+    return LogFile(day, int(match.group(3) or 0), match.group(4) is not None, path, match.group(1))
 
 
-def log_files(log_dir: Path) -> list[LogFile]:
-    """Every log file in the directory (never the current symlink), oldest first."""
+def log_files(log_dir: Path, kinds: tuple[str, ...] = (MESSAGES,)) -> list[LogFile]:
+    """Every log file of ``kinds`` in the directory (never the current symlink), oldest
+    first; message files unless told otherwise."""
     found: list[LogFile] = []
+    prefixes = tuple(f"{kind}-" for kind in kinds)
     try:
         with os.scandir(log_dir) as entries:  # d_type: no extra stat per entry
             for entry in entries:
-                if not entry.name.startswith(PREFIX) or entry.is_symlink():
+                if not entry.name.startswith(prefixes) or entry.is_symlink():
                     continue
-                parsed = parse(Path(entry.path))
+                parsed = parse(Path(entry.path), kinds)
                 if parsed is not None:
                     found.append(parsed)
     except FileNotFoundError:

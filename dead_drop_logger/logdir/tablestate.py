@@ -1,0 +1,166 @@
+"""What the log directory has recorded of the ``tasks`` and ``agents`` tables.
+
+The follower records each observed change of a task row, and each agent event, as a
+line of ``tasks-DAY.json`` / ``agents-DAY.json`` (docs/tasks.md). To know what changed
+it keeps what it last recorded of each row, here, in ``.dead-drop-logger.tables``,
+beside the message state but apart from it: the message state is saved several times a
+second under a busy server and must stay small, while this one holds a digest per task
+and is saved only when a task or an agent changes.
+
+Exactly once rests on the same two-step commit as the messages' (see :mod:`.state`),
+in this one file, under the same writer lock:
+
+1. ``pending`` is saved (with the old rows): the size and inode of every tasks/agents
+   file the batch will append to;
+2. the lines are appended and fsynced;
+3. the new rows are saved, ``pending`` cleared.
+
+The save is write-temp, fsync, rename, fsync-directory, so the file on disk is always
+before or after a batch. Whoever next commits (the follower's first tick after a
+restart) and finds ``pending`` cuts those files back to the recorded sizes, which
+removes exactly the lines of the unfinished batch, and compares the database with the
+rows saved before it: the changes are recorded again, once. The lines and the record of
+what was seen therefore never disagree. The file policies (retention, compression)
+leave a file named in ``pending`` alone (:func:`pending_names`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..files import create_private, fsync_dir, read_whole
+
+TABLES_NAME = ".dead-drop-logger.tables"
+FORMAT = 1
+
+
+@dataclass
+class TaskSeen:
+    """What was recorded of one task: its status (as JSON), a digest of its whole row,
+    its ``updated_at`` (None when it has none)."""
+
+    status: str
+    digest: str
+    updated_at: str | None
+
+
+@dataclass
+class AgentSeen:
+    """What was recorded of one agent: its row (as the line's JSON), its status text,
+    health, ``heartbeat_at`` and ``last_seen``."""
+
+    row: str
+    status: str | None
+    health: str | None
+    heartbeat: str | None
+    last_seen: str | None
+
+
+@dataclass
+class TableState:
+    """``tasks``/``agents``: None until the table was first read (a first start takes
+    what it finds then as already known, unless asked to import it); ``mark``: the last
+    message id when the tasks were read (transition messages are looked for after it);
+    ``pending``: see the module doc."""
+
+    tasks: dict[str, TaskSeen] | None = None
+    agents: dict[str, AgentSeen] | None = None
+    mark: int = 0
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        data = {
+            "format": FORMAT,
+            "tasks": None
+            if self.tasks is None
+            else {k: [v.status, v.digest, v.updated_at] for k, v in self.tasks.items()},
+            "agents": None
+            if self.agents is None
+            else {
+                k: [v.row, v.status, v.health, v.heartbeat, v.last_seen]
+                for k, v in self.agents.items()
+            },
+            "mark": self.mark,
+            "pending": {k: list(v) for k, v in self.pending.items()},
+        }
+        return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> TableState:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError("unknown format")
+        tasks = data.get("tasks")
+        agents = data.get("agents")
+        return cls(
+            tasks=None
+            if tasks is None
+            else {str(k): TaskSeen(str(v[0]), str(v[1]), v[2]) for k, v in tasks.items()},
+            agents=None
+            if agents is None
+            else {str(k): AgentSeen(str(v[0]), v[1], v[2], v[3], v[4]) for k, v in agents.items()},
+            mark=int(data.get("mark", 0)),
+            pending={str(k): (int(v[0]), int(v[1])) for k, v in data["pending"].items()},
+        )
+
+
+class TableStore:
+    """Loads and saves one log directory's table state (the caller holds the lock)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.path = log_dir / TABLES_NAME
+        self.tmp_path = log_dir / (TABLES_NAME + ".tmp")
+
+    def load(self) -> TableState | None:
+        """The saved state; None when there is none; raises ValueError/OSError when it
+        cannot be read."""
+        try:
+            raw = read_whole(self.path)
+        except FileNotFoundError:
+            return None
+        try:
+            return TableState.from_json(raw)
+        except (KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(str(exc)) from None
+
+    def set_aside(self) -> Path:
+        target = self.path.with_name(TABLES_NAME + ".corrupt")
+        os.replace(self.path, target)
+        return target
+
+    def identity(self) -> tuple[int, int, int] | None:
+        """What tells the file saved last from another (None: no file)."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def save(self, state: TableState) -> None:
+        """Atomically replace the file (durable once this returns)."""
+        fd = create_private(self.tmp_path)  # afresh: never written through a planted link
+        try:
+            data = state.to_json()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp_path, self.path)
+        fsync_dir(self.log_dir)
+
+
+def pending_names(log_dir: Path) -> set[str]:
+    """The files an unfinished task/agent batch may have appended to (to be cut back
+    by the follower): the file policies leave them alone."""
+    with contextlib.suppress(OSError, ValueError):
+        state = TableStore(log_dir).load()
+        if state is not None:
+            return set(state.pending)
+    return set()
