@@ -122,6 +122,7 @@ class TableFollower:
         self._identity: tuple[int, int, int] | None = None
         self._due: dt.datetime | None = None  # next health threshold crossing
         self._full = True  # the next tasks read reads every row
+        self._aggregate: object = None  # the tasks aggregate at the last read
 
     # -- the start ---------------------------------------------------------------------
 
@@ -163,13 +164,16 @@ class TableFollower:
         if version != self._version:
             self._refresh_schema()
             if self._columns.get("tasks"):
-                tasks, mark = self._read_tasks(state)
+                tasks = self._read_tasks(state)
             if self._columns.get("agents"):
                 agents = self._read_agents()
         lines: list[_Line] = []
         new = TableState(tasks=state.tasks, agents=state.agents, mark=mark)
-        if tasks is not None or (state.tasks is None and self._columns.get("tasks") == []):
-            new.tasks = self._diff_tasks(state, tasks or {}, lines)
+        if tasks is not None:
+            rows, gone, new.mark = tasks
+            new.tasks = self._diff_tasks(state, rows, gone, lines)
+        elif state.tasks is None and self._columns.get("tasks") == []:
+            new.tasks = self._diff_tasks(state, {}, None, lines)  # absent: all will be new
         new.agents = self._diff_agents(state, agents, now, lines)
         if lines or new.tasks is not state.tasks or new.agents is not state.agents:
             self._commit(state, new, lines)
@@ -221,43 +225,86 @@ class TableFollower:
         fields = {c: _text(v) for c, v in zip(columns, raw, strict=True)}
         return _Row(line, fields, fragments)
 
-    def _read_tasks(self, state: TableState) -> tuple[dict[str, _Row], int]:
-        """The task rows that may have changed since the last read (every row when
-        unsure), with the last message id at the read: ``({id: row}, mark)``."""
-        columns = self._columns["tasks"]
-        messages = self._columns.get("messages") or []
-        mark = "(SELECT max(rowid) FROM messages)" if messages else "0"
-        stamped = "updated_at" in columns and "id" in columns
-        since = None if self._full or not stamped else self._since(state)
-        sql = (
-            f"SELECT m.mark, m.cnt, t.rowid, {self._select('tasks', 't')}"
-            f" FROM (SELECT {mark} AS mark, (SELECT count(*) FROM tasks) AS cnt) m"
-            f" LEFT JOIN tasks t ON {'?1 IS NULL OR t.updated_at >= ?1' if stamped else '1'}"
-        )
-        found = self.source.query(sql, (since,) if stamped else ())
-        rows = self._task_rows(found)
-        count = int(found[0][1]) if found and isinstance(found[0][1], int) else 0
-        known = set(state.tasks or {}) | set(rows)
-        if since is not None and count != len(known):  # a row came or went unseen
-            found = self.source.query(sql, (None,))
-            rows = self._task_rows(found)
-            since = None
-        self._full = False
-        if since is None:
-            rows["\0full"] = _Row("", {}, {})  # every row was read: the others are gone
-        value = found[0][0] if found else 0
-        return rows, int(value) if isinstance(value, int) else 0
+    def _read_tasks(self, state: TableState) -> tuple[dict[str, _Row], set[str] | None, int] | None:
+        """The task rows that changed since the last read, the ids gone (None: not
+        looked for) and the last message id at the read; None when nothing changed.
 
-    def _task_rows(self, found: list[tuple[object, ...]]) -> dict[str, _Row]:
+        The first read (and the one after a failure or a change of columns) reads and
+        compares every row. After it, a cheap aggregate (count, newest ``updated_at``,
+        a checksum of the stamps: one pass in SQLite) says whether anything changed;
+        if so, the stamps of the rows stamped at most MARGIN before the newest one
+        recorded are compared (every server tool stamps ``updated_at``), or all stamps
+        when a row came or went unseen or none of those moved (one stamped further
+        back), and only the rows whose stamp moved are read whole.
+        """
+        columns = self._columns["tasks"]
+        mark = "(SELECT max(rowid) FROM messages)" if self._columns.get("messages") else "0"
+        if "updated_at" not in columns or "id" not in columns:  # not the server's: all
+            rows, value = self._rows_where("1", (), mark)
+            return rows, set(state.tasks or {}) - set(rows), value
+        aggregate = self.source.query(
+            "SELECT count(*), max(updated_at), total(CAST(substr(updated_at, -6) AS INTEGER))"
+            " FROM tasks"
+        )[0]
+        if not self._full and aggregate == self._aggregate:
+            return None
+        if self._full:
+            rows, value = self._rows_where("1", (), mark)
+            gone: set[str] | None = set(state.tasks or {}) - set(rows)
+        else:
+            known = state.tasks or {}
+            stamps = self._stamps(self._since(state))
+            every = len(set(known) | set(stamps)) != aggregate[0]
+            if every:
+                stamps = self._stamps(None)
+            wanted = [i for i, u in stamps.items() if i not in known or known[i].updated_at != u]
+            if not wanted and not every:  # a row stamped further back than the margin
+                every, stamps = True, self._stamps(None)
+                wanted = [
+                    i for i, u in stamps.items() if i not in known or known[i].updated_at != u
+                ]
+            rows, value = self._rows_by_id(wanted, mark)
+            gone = set(known) - set(stamps) if every else None
+        self._aggregate = aggregate
+        self._full = False
+        return rows, gone, value
+
+    def _stamps(self, since: str | None) -> dict[str, str | None]:
+        found = self.source.query(
+            "SELECT id, updated_at FROM tasks WHERE ?1 IS NULL OR updated_at >= ?1", (since,)
+        )
+        return {_text(i) or "": _text(u) for i, u in found}
+
+    def _rows_where(
+        self, condition: str, params: tuple[object, ...], mark: str
+    ) -> tuple[dict[str, _Row], int]:
+        """Whole rows (in one statement with the last message id then)."""
+        found = self.source.query(
+            f"SELECT m.mark, t.rowid, {self._select('tasks', 't')}"
+            f" FROM (SELECT {mark} AS mark) m LEFT JOIN tasks t ON {condition}",
+            params,
+        )
         rows: dict[str, _Row] = {}
         key = "id" if "id" in self._columns["tasks"] else None
         for record in found:
-            if record[2] is None:  # the LEFT JOIN's row of an empty result
+            if record[1] is None:  # the LEFT JOIN's row of an empty result
                 continue
-            row = self._decode("tasks", record[3:])
-            ident = (row.fields.get(key) if key else None) or f"rowid {record[2]}"
+            row = self._decode("tasks", record[2:])
+            ident = (row.fields.get(key) if key else None) or f"rowid {record[1]}"
             rows[ident] = row
-        return rows
+        value = found[0][0] if found else 0
+        return rows, int(value) if isinstance(value, int) else 0
+
+    def _rows_by_id(self, ids: list[str], mark: str) -> tuple[dict[str, _Row], int]:
+        rows: dict[str, _Row] = {}
+        marks: list[int] = []
+        for start in range(0, max(len(ids), 1), 500):  # (SQLite's variable limit)
+            chunk = ids[start : start + 500]
+            condition = f"t.id IN ({','.join('?' * len(chunk))})" if chunk else "0"
+            found, value = self._rows_where(condition, tuple(chunk), mark)
+            rows.update(found)
+            marks.append(value)
+        return rows, min(marks)
 
     @staticmethod
     def _since(state: TableState) -> str | None:
@@ -297,9 +344,8 @@ class TableFollower:
     # -- comparing ---------------------------------------------------------------------
 
     def _diff_tasks(
-        self, state: TableState, rows: dict[str, _Row], lines: list[_Line]
+        self, state: TableState, rows: dict[str, _Row], gone: set[str] | None, lines: list[_Line]
     ) -> dict[str, TaskSeen]:
-        full = rows.pop("\0full", None) is not None
         old = state.tasks
         emit = old is not None or self.first_read != SILENT
         snapshot = old is None and self.first_read == IMPORT
@@ -336,9 +382,8 @@ class TableFollower:
                 parts.append(',"snapshot":true')
             parts += [',"row":', row.json, "}"]
             lines.append(_Line(layout.TASKS, updated, escape_separators("".join(parts))))
-        if full:
-            for gone in [k for k in seen if k not in rows]:  # deleted: forgotten
-                del seen[gone]
+        for ident in gone or ():  # deleted (no server tool does): forgotten
+            if seen.pop(ident, None) is not None:
                 touched = True
         return seen if touched else (old or {})
 
