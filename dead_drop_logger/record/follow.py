@@ -47,6 +47,7 @@ from .writer import DayWriter, WriteError
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+TABLES_PATIENCE = 5  # ticks the tables' read may fail before it is said (see _follow_tables)
 TRANSIENT = (SourceError, WriteError, StateError, OSError)
 
 
@@ -90,6 +91,7 @@ class Follower:
             let_go=self.pipeline.commits.release,
         )
         self._tables_trouble: str | None = None
+        self._tables_failures = 0  # ticks in a row whose tables read failed
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
@@ -279,13 +281,19 @@ class Follower:
             self.tables.tick()
         except TRANSIENT as exc:
             message = f"tasks and agents: {_describe(exc)}; retrying"
-            if message != self._tables_trouble:
+            self._tables_failures += 1
+            # The database's own trouble (gone, busy, unreadable) is the messages'
+            # to say, at their next tick: said here only if it lasts while they do not.
+            if isinstance(exc, SourceError) and self._tables_failures < TABLES_PATIENCE:
+                log.debug("%s", message)
+            elif message != self._tables_trouble:
                 log.warning("%s", message)
-            self._tables_trouble = message
+                self._tables_trouble = message
         else:
             if self._tables_trouble is not None:
                 log.info("tasks and agents: recovered")
             self._tables_trouble = None
+            self._tables_failures = 0
 
     def _keep_holding(self) -> bool:
         """Whether to keep the pipeline's transaction over the coming wait (group
