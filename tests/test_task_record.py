@@ -181,30 +181,33 @@ def test_agents_register_status_deregister_not_heartbeats(
     conn = serverdb.connect(server_db)
     proc = logger().start()
     proc.wait_ready()
+
+    def events() -> list[dict[str, object]]:
+        return tasklines.lines(log_dir, "agents")
+
     serverdb.register(conn, "juno", role="builder")
-    wait_until(lambda: tasklines.lines(log_dir, "agents"), what="the registration")
-    serverdb.ping(conn, "juno")
+    wait_until(lambda: len(events()) == 1, what="the registration")
+    serverdb.ping(conn, "juno")  # the first heartbeat: health known (healthy)
+    wait_until(lambda: len(events()) == 2, what="the first heartbeat's health")
+    serverdb.ping(conn, "juno")  # heartbeats and inbox checks alone: no line
     serverdb.check_inbox_stamp(conn, "juno")
-    serverdb.set_status(conn, "juno", "working on TASK-004")
-    wait_until(lambda: len(tasklines.lines(log_dir, "agents")) >= 2, what="the status")
     serverdb.ping(conn, "juno")
+    serverdb.set_status(conn, "juno", "working on TASK-004")
+    wait_until(lambda: len(events()) >= 3, what="the status")
     serverdb.deregister(conn, "juno")
-    wait_until(lambda: len(tasklines.lines(log_dir, "agents")) >= 4, what="deregistration")
+    wait_until(lambda: len(events()) >= 4, what="the deregistration")
     assert proc.stop() == 0
-    events = tasklines.lines(log_dir, "agents")
-    assert [(e["event"], e["health"], e["from"]) for e in events] == [
-        ("registered", None, None),
-        ("status", "healthy", "waiting for work"),
-        ("health", "healthy", None),
-        ("deregistered", None, None),
-    ] or [(e["event"], e["from"]) for e in events] == [
-        ("registered", None),
-        ("health", None),
-        ("status", "waiting for work"),
-        ("deregistered", None),
+    found = events()
+    assert [(e["event"], e["health"], e["status"], e["from"]) for e in found] == [
+        ("registered", None, "waiting for work", None),
+        ("health", "healthy", "waiting for work", None),
+        ("status", "healthy", "working on TASK-004", "waiting for work"),
+        ("deregistered", None, "working on TASK-004", None),
     ]
-    assert list(events[0]) == ["agent", "event", "at", "health", "status", "from", "row"]
-    assert events[-1]["status"] == "working on TASK-004"
+    assert list(found[0]) == ["agent", "event", "at", "health", "status", "from", "row"]
+    row = found[2]["row"]
+    assert isinstance(row, dict)
+    assert found[2]["at"] == row["last_seen"] and found[0]["at"] == row["registered_at"]
 
 
 def test_search_and_stats_ignore_task_and_agent_files(

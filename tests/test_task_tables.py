@@ -39,3 +39,21 @@ def test_a_row_stamped_far_back_and_a_deleted_one(server_db: Path, log_dir: Path
     assert found[0]["row"]["result"] == "redone" and "gap" not in found[0]
     saved = tables.store.load()
     assert saved is not None and saved.tasks is not None and ids[1] not in saved.tasks
+
+
+def test_size_parts_for_task_lines(server_db: Path, log_dir: Path) -> None:
+    """``--max-bytes``: task lines go to the day's next part once a line would not fit."""
+    conn = serverdb.connect(server_db)
+    log_dir.mkdir(mode=0o700)
+    tables = TableFollower(
+        Source(server_db), log_dir, FakeClock("2026-12-06T10:00:00"), max_bytes=1500
+    )
+    tables.begin(existed=False, importing=False)
+    for n in range(6):
+        serverdb.create_task(conn, "lead", f"task {n}", assign_to="juno")
+        tables.tick()
+    files = sorted(p.name for p in log_dir.glob("tasks-*.json"))
+    day = dt.date.today().isoformat()
+    assert {f"tasks-{day}.json", f"tasks-{day}.1.json"} <= set(files)
+    assert all((log_dir / name).stat().st_size <= 1500 for name in files)
+    assert len(tasklines.lines(log_dir)) == 6

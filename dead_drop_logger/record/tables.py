@@ -175,8 +175,13 @@ class TableFollower:
         elif state.tasks is None and self._columns.get("tasks") == []:
             new.tasks = self._diff_tasks(state, {}, None, lines)  # absent: all will be new
         new.agents = self._diff_agents(state, agents, now, lines)
-        if lines or new.tasks is not state.tasks or new.agents is not state.agents:
+        if lines or new.tasks is not state.tasks or state.agents is None:
             self._commit(state, new, lines)
+        elif new.agents is not state.agents:
+            # Only heartbeats, inbox checks, last_seen: no line, so no save either (a
+            # save a heartbeat would cost an fsync each); kept in memory, saved with the
+            # next batch. Lost in a crash, a heartbeat is read again from the table.
+            self._state = new
         self._version = version
         self._due = self._next_due(now)
         return len(lines)
