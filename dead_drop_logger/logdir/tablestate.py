@@ -72,12 +72,14 @@ class TableState:
     mark: int = 0
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def to_json(self) -> bytes:
+    def to_json(self, cache: dict[str, tuple[TaskSeen, str]] | None = None) -> bytes:
+        """The file's bytes. ``cache`` (kept by the caller between saves): each task's
+        encoded entry, reused while the task's TaskSeen is the same object (they are
+        replaced, never changed), so a save of 10,000 tasks encodes only those that
+        changed."""
         data = {
             "format": FORMAT,
-            "tasks": None
-            if self.tasks is None
-            else {k: [v.status, v.digest, v.updated_at] for k, v in self.tasks.items()},
+            "tasks": None,
             "agents": None
             if self.agents is None
             else {
@@ -87,7 +89,14 @@ class TableState:
             "mark": self.mark,
             "pending": {k: list(v) for k, v in self.pending.items()},
         }
-        return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        text = _dump(data)
+        if self.tasks is not None:
+            cache = {} if cache is None else cache
+            entries = ",".join(_task_entry(k, v, cache) for k, v in self.tasks.items())
+            for gone in cache.keys() - self.tasks.keys():
+                del cache[gone]
+            text = text.replace('"tasks":null', '"tasks":{' + entries + "}", 1)
+        return (text + "\n").encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> TableState:
@@ -108,6 +117,18 @@ class TableState:
         )
 
 
+_dump = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _task_entry(key: str, seen: TaskSeen, cache: dict[str, tuple[TaskSeen, str]]) -> str:
+    hit = cache.get(key)
+    if hit is not None and hit[0] is seen:
+        return hit[1]
+    entry = _dump(key) + ":" + _dump([seen.status, seen.digest, seen.updated_at])
+    cache[key] = (seen, entry)
+    return entry
+
+
 class TableStore:
     """Loads and saves one log directory's table state (the caller holds the lock)."""
 
@@ -115,6 +136,7 @@ class TableStore:
         self.log_dir = log_dir
         self.path = log_dir / TABLES_NAME
         self.tmp_path = log_dir / (TABLES_NAME + ".tmp")
+        self._entries: dict[str, tuple[TaskSeen, str]] = {}  # see TableState.to_json
 
     def load(self) -> TableState | None:
         """The saved state; None when there is none; raises ValueError/OSError when it
@@ -145,7 +167,7 @@ class TableStore:
         """Atomically replace the file (durable once this returns)."""
         fd = create_private(self.tmp_path)  # afresh: never written through a planted link
         try:
-            data = state.to_json()
+            data = state.to_json(self._entries)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
