@@ -8,33 +8,39 @@ second under a busy server and must stay small, while this one holds a digest pe
 and is saved only when a task or an agent changes.
 
 Exactly once rests on the same two-step commit as the messages' (see :mod:`.state`),
-in this one file, under the same writer lock:
+under the same writer lock, with the pending record in a small file of its own
+(``.dead-drop-logger.tables.pending``), so the lines are not held back by a save of
+every task's record. Each save carries a generation number:
 
-1. ``pending`` is saved (with the old rows): the size and inode of every tasks/agents
-   file the batch will append to;
+1. the pending record is saved with generation G+1: the size and inode of every
+   tasks/agents file the batch will append to;
 2. the lines are appended and fsynced;
-3. the new rows are saved, ``pending`` cleared.
+3. the new rows are saved with generation G+1: the batch is committed.
 
-The save is write-temp, fsync, rename, fsync-directory, so the file on disk is always
-before or after a batch. Whoever next commits (the follower's first tick after a
-restart) and finds ``pending`` cuts those files back to the recorded sizes, which
-removes exactly the lines of the unfinished batch, and compares the database with the
-rows saved before it: the changes are recorded again, once. The lines and the record of
-what was seen therefore never disagree. The file policies (retention, compression)
-leave a file named in ``pending`` alone (:func:`pending_names`).
+Both saves are write-temp, fsync, rename, fsync-directory, so each file on disk is
+whole, before or after. A pending record newer than the rows (its generation above
+theirs) is a batch that did not commit: whoever next commits (the follower's first
+tick after a restart) cuts those files back to the recorded sizes, which removes
+exactly the lines of that batch, and compares the database with the rows saved before
+it: the changes are recorded again, once. The lines and the record of what was seen
+therefore never disagree. The file policies (retention, compression) leave the files of
+the last pending record alone (:func:`pending_names`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import create_private, fsync_dir, read_whole
 
+log = logging.getLogger(__name__)
+
 TABLES_NAME = ".dead-drop-logger.tables"
+PENDING_NAME = TABLES_NAME + ".pending"
 FORMAT = 1
 
 
@@ -65,12 +71,12 @@ class TableState:
     """``tasks``/``agents``: None until the table was first read (a first start takes
     what it finds then as already known, unless asked to import it); ``mark``: the last
     message id when the tasks were read (transition messages are looked for after it);
-    ``pending``: see the module doc."""
+    ``generation``: of the last batch committed (see the module doc)."""
 
     tasks: dict[str, TaskSeen] | None = None
     agents: dict[str, AgentSeen] | None = None
     mark: int = 0
-    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    generation: int = 0
 
     def to_json(self, cache: dict[str, tuple[TaskSeen, str]] | None = None) -> bytes:
         """The file's bytes. ``cache`` (kept by the caller between saves): each task's
@@ -87,7 +93,7 @@ class TableState:
                 for k, v in self.agents.items()
             },
             "mark": self.mark,
-            "pending": {k: list(v) for k, v in self.pending.items()},
+            "generation": self.generation,
         }
         text = _dump(data)
         if self.tasks is not None:
@@ -113,7 +119,7 @@ class TableState:
             if agents is None
             else {str(k): AgentSeen(str(v[0]), v[1], v[2], v[3], v[4]) for k, v in agents.items()},
             mark=int(data.get("mark", 0)),
-            pending={str(k): (int(v[0]), int(v[1])) for k, v in data["pending"].items()},
+            generation=int(data.get("generation", 0)),
         )
 
 
@@ -136,6 +142,8 @@ class TableStore:
         self.log_dir = log_dir
         self.path = log_dir / TABLES_NAME
         self.tmp_path = log_dir / (TABLES_NAME + ".tmp")
+        self.pending_path = log_dir / PENDING_NAME
+        self.pending_tmp = log_dir / (PENDING_NAME + ".tmp")
         self._entries: dict[str, tuple[TaskSeen, str]] = {}  # see TableState.to_json
 
     def load(self) -> TableState | None:
@@ -164,25 +172,43 @@ class TableStore:
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
     def save(self, state: TableState) -> None:
-        """Atomically replace the file (durable once this returns)."""
-        fd = create_private(self.tmp_path)  # afresh: never written through a planted link
+        """Atomically replace the rows' file (durable once this returns)."""
+        self._replace(self.path, self.tmp_path, state.to_json(self._entries))
+
+    def save_pending(self, generation: int, sizes: dict[str, tuple[int, int]]) -> None:
+        """Atomically record a batch about to append to ``sizes``'s files."""
+        data = {"generation": generation, "pending": {k: list(v) for k, v in sizes.items()}}
+        raw = (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        self._replace(self.pending_path, self.pending_tmp, raw)
+
+    def load_pending(self) -> tuple[int, dict[str, tuple[int, int]]] | None:
+        """The last pending record (generation, sizes); None when there is none or it
+        cannot be read."""
         try:
-            data = state.to_json(self._entries)
+            data = json.loads(read_whole(self.pending_path))
+            sizes = {str(k): (int(v[0]), int(v[1])) for k, v in data["pending"].items()}
+            return int(data["generation"]), sizes
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            log.warning("%s is unreadable (%s); ignored", self.pending_path, exc)
+            return None
+
+    def _replace(self, path: Path, tmp: Path, data: bytes) -> None:
+        fd = create_private(tmp)  # afresh: never written through a planted link
+        try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(self.tmp_path, self.path)
+        os.replace(tmp, path)
         fsync_dir(self.log_dir)
 
 
 def pending_names(log_dir: Path) -> set[str]:
-    """The files an unfinished task/agent batch may have appended to (to be cut back
-    by the follower): the file policies leave them alone."""
-    with contextlib.suppress(OSError, ValueError):
-        state = TableStore(log_dir).load()
-        if state is not None:
-            return set(state.pending)
-    return set()
+    """The files of the last pending record (a batch that may not have committed, to be
+    cut back by the follower): the file policies leave them alone."""
+    found = TableStore(log_dir).load_pending()
+    return set(found[1]) if found is not None else set()

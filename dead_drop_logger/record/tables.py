@@ -142,7 +142,9 @@ class TableFollower:
             return
         if not existed:
             with self._locked():
-                fresh = TableState(tasks=state.tasks or {}, agents=state.agents or {})
+                fresh = TableState(
+                    tasks=state.tasks or {}, agents=state.agents or {}, generation=state.generation
+                )
                 self.store.save(fresh)
                 self._state, self._identity = fresh, self.store.identity()
             return
@@ -168,7 +170,9 @@ class TableFollower:
             if self._columns.get("agents"):
                 agents = self._read_agents()
         lines: list[_Line] = []
-        new = TableState(tasks=state.tasks, agents=state.agents, mark=mark)
+        new = TableState(
+            tasks=state.tasks, agents=state.agents, mark=mark, generation=state.generation
+        )
         if tasks is not None:
             rows, gone, new.mark = tasks
             new.tasks = self._diff_tasks(state, rows, gone, lines)
@@ -471,39 +475,47 @@ class TableFollower:
             raise StateError(str(exc)) from None
 
     def _loaded(self) -> TableState:
-        """The state as on disk, an unfinished batch cut back first."""
+        """The state as on disk, an uncommitted batch cut back first."""
         if self._state is not None and self.store.identity() == self._identity:
             return self._state
         with self._locked():
+            damaged = False
             try:
                 state = self.store.load()
             except (ValueError, OSError) as exc:
                 moved = self.store.set_aside()
                 log.warning("%s is unreadable (%s); kept as %s", self.store.path, exc, moved)
-                state = rebuild(self.log_dir)
-                self.store.save(state)
+                state, damaged = None, True
+            pending = self.store.load_pending()
+            committed = -1 if damaged else state.generation if state is not None else 0
+            cut = pending is not None and pending[0] > committed
+            if pending is not None and cut:
+                self.files.truncate_back(pending[1])
+            if damaged:
+                state = rebuild(self.log_dir)  # (after the cut: from committed lines only)
             if state is None:
                 state = TableState()
-            if state.pending:
-                self.files.truncate_back(state.pending)
-                state.pending = {}
+            if pending is not None and (cut or damaged):
+                state.generation = max(state.generation, pending[0])  # resolved
+                self.store.save(state)
+            elif damaged:
                 self.store.save(state)
             self._state, self._identity = state, self.store.identity()
             self._full = True
         return state
 
     def _commit(self, old: TableState, new: TableState, lines: list[_Line]) -> None:
+        """The two-step commit (see :mod:`..logdir.tablestate`)."""
         try:
             with self._locked():
                 if self.store.identity() != self._identity:
                     raise StateError(f"{self.store.path} changed under the logger; reading again")
+                new.generation = old.generation + 1
                 chunks = self._plan(lines)
                 if chunks:
                     sizes = self.files.sizes(chunks)
-                    old.pending = sizes
-                    self.store.save(old)
+                    self.store.save_pending(new.generation, sizes)
                     self.files.append(chunks, sizes)
-                new.pending = {}
                 self.store.save(new)
                 self._state, self._identity = new, self.store.identity()
         except BaseException:

@@ -29,12 +29,12 @@ from faultkit import (
 from test_task_record import start_tasks
 
 from dead_drop_logger.logdir.state import StateStore
-from dead_drop_logger.logdir.tablestate import TABLES_NAME, TableStore
+from dead_drop_logger.logdir.tablestate import PENDING_NAME, TABLES_NAME, TableStore
 
 pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
 
-# A task commit: the pending save (write, fsync, rename), the lines (a write and an
-# fsync per file), the final save; ftruncate when a killed commit is cut back.
+# A task commit: the pending record's save (write, fsync, rename), the lines (a write
+# and an fsync per file), the rows' save; ftruncate when a killed commit is cut back.
 CRASH_POINTS = {"write": 6, "fsync": 6, "rename": 4, "ftruncate": 2}
 
 
@@ -67,6 +67,8 @@ def test_killed_at_every_early_task_commit_call(
     watched = [
         log_dir / TABLES_NAME,
         log_dir / (TABLES_NAME + ".tmp"),
+        log_dir / PENDING_NAME,
+        log_dir / (PENDING_NAME + ".tmp"),
         log_dir / f"tasks-{day}.json",
         log_dir / f"agents-{day}.json",
     ]
@@ -108,5 +110,6 @@ def test_killed_at_every_early_task_commit_call(
     assert_clean(last.stderr())
     assert tasklines.paths(tasklines.lines(log_dir)) == want  # each transition once
     assert_exactly_once(log_dir, server_db, after=first)
-    saved = TableStore(log_dir).load()
-    assert saved is not None and saved.pending == {}
+    store = TableStore(log_dir)
+    saved, pending = store.load(), store.load_pending()
+    assert saved is not None and pending is not None and pending[0] <= saved.generation
