@@ -89,6 +89,7 @@ class Follower:
             utc=settings.utc,
             max_bytes=settings.max_bytes,
             let_go=self.pipeline.commits.release,
+            holding=self.pipeline.store.lock_intact,
         )
         self._tables_trouble: str | None = None
         self._tables_failures = 0  # ticks in a row whose tables read failed

@@ -104,6 +104,7 @@ class TableFollower:
         utc: bool = False,
         max_bytes: int | None = None,
         let_go: Callable[[], None] = lambda: None,
+        holding: Callable[[], bool] = lambda: False,
     ) -> None:
         self.source = source
         self.log_dir = log_dir
@@ -113,7 +114,11 @@ class TableFollower:
         self.store = TableStore(log_dir)
         self.lock = DirLock(log_dir)
         self.files = DayWriter(log_dir, clock, utc=utc)  # appends, sizes, cut backs
-        self._let_go = let_go  # ends the message pipeline's held transaction (one lock)
+        # The message pipeline's held transaction (group commit) holds the directory's
+        # one lock in this process: a batch of task lines goes in it (``holding``), or,
+        # if it may not, ends it first (``let_go``).
+        self._let_go = let_go
+        self._holding = holding
         self.first_read = SILENT
         self._version: int | None = None  # data_version at the last read
         self._schema: object = None
@@ -467,7 +472,10 @@ class TableFollower:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self._let_go()  # one lock per directory: the pipeline's hold ends first
+        if self._holding():  # this process holds the lock already (a busy follower)
+            yield
+            return
+        self._let_go()
         try:
             with self.lock.held(PATIENCE):
                 yield
