@@ -1,6 +1,8 @@
 """A stand-in for the Dead Drop server: builds and writes databases exactly as it does.
 
 The one place tests (and benchmarks) get their source databases from:
+- the server's ``agents`` and ``tasks`` tables and the SQL of its agent and task tools
+  (``register``, ``ping``, ``set_status``, ``create_task``, ``update_task``, ...: below);
 - ``PRAGMA journal_mode=WAL`` and ``busy_timeout=5000``;
 - the server's ``messages`` table, later extended by ``ALTER TABLE`` with ``task_id``
   and ``reply_to``, plus the other tables it keeps;
@@ -22,10 +24,12 @@ import contextlib
 import datetime as dt
 import gzip
 import heapq
+import itertools
 import json
 import os
 import random
 import shutil
+import signal
 import sqlite3
 import sys
 import time
@@ -36,259 +40,26 @@ AGENTS = ("juno", "atlas", "vega", "orion")
 LEADS = ("lead",)
 
 
-def create(path: Path) -> None:
-    """Create an empty database with the server's schema and settings."""
+def create(path: Path, *, tasks: bool = True) -> None:
+    """Create an empty database with the server's schema and settings (its ``init_db``:
+    the ``agents`` and ``tasks`` tables with the columns its migrations add).
+    ``tasks=False``: as a server from before its tasks made it (no ``tasks`` table)."""
     conn = connect(path)
     with conn:
-        create_agents_table(conn)
+        conn.execute(AGENTS_TABLE)
         conn.execute(
             "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
             " from_agent TEXT, to_agent TEXT, content TEXT, timestamp TEXT,"
             " read_flag INTEGER DEFAULT 0, is_cc INTEGER DEFAULT 0,"
             " cc_original_to TEXT DEFAULT NULL)"
         )
+        for column in AGENT_MIGRATIONS:
+            conn.execute(f"ALTER TABLE agents ADD COLUMN {column}")
         conn.execute("ALTER TABLE messages ADD COLUMN task_id TEXT DEFAULT NULL")
         conn.execute("ALTER TABLE messages ADD COLUMN reply_to INTEGER DEFAULT NULL")
-        create_tasks_table(conn)
+        if tasks:
+            create_tasks_table(conn)
     conn.close()
-
-
-# -- agents and tasks: the server's own SQL (src/dead_drop/server.py), verbatim ------------
-# The server's init_db creates both tables, then migrates them with ALTER TABLE (agents:
-# heartbeat_at and team; tasks: role_hat), so their columns come in this order. Each
-# tool below is one transaction, with "now" = datetime.now().isoformat() as the server
-# stamps it, unless the test passes its own.
-
-TASK_TRANSITIONS = {
-    ("pending", "assigned"): "lead",
-    ("assigned", "in_progress"): "assignee",
-    ("in_progress", "review"): "assignee",
-    ("in_progress", "failed"): "assignee",
-    ("review", "completed"): "lead",
-    ("review", "in_progress"): "lead",  # rework
-    ("failed", "assigned"): "lead",  # retry/reassign
-}
-"""The server's ``_TASK_TRANSITIONS``: (from, to) -> who may do it."""
-
-
-def create_agents_table(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS agents (
-            name TEXT PRIMARY KEY,
-            registered_at TEXT,
-            last_seen TEXT,
-            last_inbox_check TEXT,
-            role TEXT DEFAULT NULL,
-            description TEXT DEFAULT NULL,
-            status TEXT DEFAULT 'offline'
-        )
-    """
-    )
-    cols = [c[1] for c in conn.execute("PRAGMA table_info(agents)")]
-    if "heartbeat_at" not in cols:
-        conn.execute("ALTER TABLE agents ADD COLUMN heartbeat_at TEXT DEFAULT NULL")
-    if "team" not in cols:
-        conn.execute("ALTER TABLE agents ADD COLUMN team TEXT DEFAULT ''")
-
-
-def create_tasks_table(conn: sqlite3.Connection) -> None:
-    conn.execute(
-        """
-        CREATE TABLE IF NOT EXISTS tasks (
-            id TEXT PRIMARY KEY,
-            project TEXT DEFAULT '',
-            title TEXT NOT NULL,
-            description TEXT DEFAULT '',
-            assigned_to TEXT,
-            created_by TEXT NOT NULL,
-            status TEXT DEFAULT 'pending'
-                CHECK(status IN ('pending','assigned','in_progress','review','completed','failed')),
-            result TEXT DEFAULT '',
-            created_at TEXT NOT NULL,
-            updated_at TEXT NOT NULL,
-            completed_at TEXT
-        )
-    """
-    )
-    cols = [c[1] for c in conn.execute("PRAGMA table_info(tasks)")]
-    if "role_hat" not in cols:
-        conn.execute("ALTER TABLE tasks ADD COLUMN role_hat TEXT DEFAULT NULL")
-
-
-def _now(now: str | None) -> str:
-    return dt.datetime.now().isoformat() if now is None else now
-
-
-def register(
-    conn: sqlite3.Connection,
-    name: str,
-    *,
-    role: str = "",
-    description: str = "",
-    team: str = "",
-    now: str | None = None,
-) -> None:
-    """The server's ``register``: insert, or refresh an agent registered before (its
-    status back to "waiting for work")."""
-    stamp = _now(now)
-    with _transaction(conn):
-        conn.execute(
-            """
-            INSERT INTO agents (name, registered_at, last_seen, role, description, status, team)
-            VALUES (?, ?, ?, ?, ?, 'waiting for work', ?)
-            ON CONFLICT(name) DO UPDATE SET
-                last_seen = ?,
-                role = COALESCE(NULLIF(?, ''), agents.role),
-                description = COALESCE(NULLIF(?, ''), agents.description),
-                team = COALESCE(NULLIF(?, ''), agents.team),
-                status = 'waiting for work'
-        """,
-            (name, stamp, stamp, role or None, description or None, team or "",
-             stamp, role, description, team),
-        )  # fmt: skip
-
-
-def ping(conn: sqlite3.Connection, name: str, *, now: str | None = None) -> None:
-    """The server's ``ping``: the heartbeat."""
-    stamp = _now(now)
-    with _transaction(conn):
-        conn.execute(
-            "UPDATE agents SET heartbeat_at = ?, last_seen = ? WHERE name = ?", (stamp, stamp, name)
-        )
-
-
-def set_status(conn: sqlite3.Connection, name: str, text: str, *, now: str | None = None) -> None:
-    """The server's ``set_status``: free text ("working on TASK-004")."""
-    with _transaction(conn):
-        conn.execute(
-            "UPDATE agents SET status = ?, last_seen = ? WHERE name = ?", (text, _now(now), name)
-        )
-
-
-def deregister(conn: sqlite3.Connection, name: str) -> None:
-    """The server's ``deregister``: the row is deleted."""
-    with _transaction(conn):
-        conn.execute("DELETE FROM agents WHERE name = ?", (name,))
-
-
-def _leads(conn: sqlite3.Connection) -> list[str]:
-    """The server's ``_get_leads``: agents whose comma-separated role includes "lead"."""
-    rows = conn.execute("SELECT name, role FROM agents WHERE role IS NOT NULL").fetchall()
-    return [name for name, role in rows if "lead" in [r.strip() for r in (role or "").split(",")]]
-
-
-def create_task(
-    conn: sqlite3.Connection,
-    creator: str,
-    title: str,
-    *,
-    description: str = "",
-    assign_to: str = "",
-    project: str = "",
-    role_hat: str = "",
-    now: str | None = None,
-) -> str:
-    """The server's ``create_task``: the next ``TASK-NNN``, "assigned" when assigned
-    (with its "TASK ASSIGNED" message to the assignee and CC rows to the other leads),
-    else "pending" (no message). Returns the id."""
-    stamp = _now(now)
-    with _transaction(conn):
-        row = conn.execute(
-            "SELECT id FROM tasks ORDER BY CAST(SUBSTR(id, 6) AS INTEGER) DESC LIMIT 1"
-        ).fetchone()
-        task_id = f"TASK-{(int(row[0].split('-')[1]) + 1) if row else 1:03d}"
-        status = "assigned" if assign_to else "pending"
-        conn.execute(
-            "INSERT INTO tasks (id, project, title, description, assigned_to, created_by, status,"
-            " created_at, updated_at, role_hat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (task_id, project, title, description, assign_to or None, creator, status, stamp,
-             stamp, role_hat or None),
-        )  # fmt: skip
-        if assign_to:
-            msg = f"[{task_id}] TASK ASSIGNED: {title}"
-            if role_hat:
-                msg += f"\nROLE HAT: {role_hat}"
-            if description:
-                msg += f"\n\n{description}"
-            conn.execute(
-                "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag, is_cc,"
-                " task_id) VALUES (?, ?, ?, ?, 0, 0, ?)",
-                (creator, assign_to, msg, stamp, task_id),
-            )
-            for lead in [x for x in _leads(conn) if x not in (creator, assign_to)]:
-                conn.execute(
-                    "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag,"
-                    " is_cc, cc_original_to, task_id) VALUES (?, ?, ?, ?, 0, 1, ?, ?)",
-                    (creator, lead, msg, stamp, assign_to, task_id),
-                )
-    return task_id
-
-
-def update_task(
-    conn: sqlite3.Connection,
-    agent_name: str,
-    task_id: str,
-    status: str,
-    *,
-    result: str = "",
-    now: str | None = None,
-) -> None:
-    """The server's ``update_task``: one allowed transition, by whom it allows (a lead or
-    the assignee), with its "[TASK-NNN] Status: a → b" message(s). Raises ValueError
-    where the server answers with a refusal (and writes nothing)."""
-    stamp = _now(now)
-    with _transaction(conn):
-        task = conn.execute(
-            "SELECT status, assigned_to FROM tasks WHERE id = ?", (task_id,)
-        ).fetchone()
-        if task is None:
-            raise ValueError(f"Task {task_id} not found.")
-        old_status, assignee = task
-        required = TASK_TRANSITIONS.get((old_status, status))
-        if required is None:
-            raise ValueError(f"Invalid transition: {old_status} → {status}")
-        leads = _leads(conn)
-        if required == "lead" and agent_name not in leads:
-            raise ValueError(f"Only a lead can transition {old_status} → {status}.")
-        if required == "assignee" and agent_name != assignee:
-            raise ValueError(f"Only the assigned agent can transition {old_status} → {status}.")
-        fields, params = "status = ?, updated_at = ?", [status, stamp]
-        if result:
-            fields += ", result = ?"
-            params.append(result)
-        if status == "completed":
-            fields += ", completed_at = ?"
-            params.append(stamp)
-        conn.execute(f"UPDATE tasks SET {fields} WHERE id = ?", [*params, task_id])
-        msg = f"[{task_id}] Status: {old_status} → {status}"
-        if result:
-            msg += f"\n\n{result}"
-        insert = (
-            "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag, is_cc,"
-            " task_id) VALUES (?, ?, ?, ?, 0, 0, ?)"
-        )
-        if required == "assignee":
-            for lead in leads:
-                conn.execute(insert, (agent_name, lead, msg, stamp, task_id))
-        elif assignee:
-            conn.execute(insert, (agent_name, assignee, msg, stamp, task_id))
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """One write transaction on an autocommit connection (``connect``): each server tool
-    commits once (and a refusal writes nothing)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-# -- end of agents and tasks ------------------------------------------------------------
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -365,6 +136,395 @@ def all_ids(path: Path) -> list[int]:
         return [r[0] for r in conn.execute("SELECT id FROM messages ORDER BY id")]
     finally:
         conn.close()
+
+
+# -- the server's agents and tasks (src/dead_drop/server.py) ----------------------------
+#
+# The tables and the SQL of its tools, statement for statement: ``register``, ``ping``
+# (heartbeat), ``set_status``, ``deregister``, ``check_inbox``'s stamp, and the task
+# tools ``create_task``, ``update_task``, ``submit_for_review``, ``approve_task``,
+# ``reject_task`` and ``verify_task``, each one transaction (or two, where the server
+# commits twice: ``create_task`` commits the task, then its assignment message). Every
+# ``now`` is ``datetime.now().isoformat()``; pass ``now=`` to script time.
+#
+# The stored copy of server.py (commit 0f6e1f5) has no ``verify_task`` and no
+# ``goal_id``/``verified_by``/``verified_at``/``approved_by`` columns yet; issue 19
+# describes them (completed -> verified, completed -> in_progress when verification
+# fails), so they are modelled here after that description: the columns added by
+# migration in that order, ``approve_task`` stamping ``approved_by``, ``verify_task``
+# writing ``[VERIFIED] TASK: title`` or ``[VERIFICATION FAILED] TASK: title``.
+
+AGENTS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, registered_at TEXT,"
+    " last_seen TEXT, last_inbox_check TEXT, role TEXT DEFAULT NULL,"
+    " description TEXT DEFAULT NULL, status TEXT DEFAULT 'offline')"
+)
+AGENT_MIGRATIONS = ("heartbeat_at TEXT DEFAULT NULL", "team TEXT DEFAULT ''")
+TASKS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, project TEXT DEFAULT '',"
+    " title TEXT NOT NULL, description TEXT DEFAULT '', assigned_to TEXT,"
+    " created_by TEXT NOT NULL, status TEXT DEFAULT 'pending'"
+    " CHECK(status IN ('pending','assigned','in_progress','review','completed','failed',"
+    "'verified')), result TEXT DEFAULT '', created_at TEXT NOT NULL,"
+    " updated_at TEXT NOT NULL, completed_at TEXT)"
+)
+TASK_MIGRATIONS = (
+    "role_hat TEXT DEFAULT NULL",
+    "goal_id TEXT DEFAULT NULL",
+    "verified_by TEXT DEFAULT NULL",
+    "verified_at TEXT DEFAULT NULL",
+    "approved_by TEXT DEFAULT NULL",
+)
+
+# The server's state machine: (from, to) -> who may make the move.
+TASK_TRANSITIONS = {
+    ("pending", "assigned"): "lead",
+    ("assigned", "in_progress"): "assignee",
+    ("in_progress", "review"): "assignee",
+    ("in_progress", "failed"): "assignee",
+    ("review", "completed"): "lead",
+    ("review", "in_progress"): "lead",  # rework
+    ("failed", "assigned"): "lead",  # retry/reassign
+    ("completed", "verified"): "lead",
+    ("completed", "in_progress"): "lead",  # verification rejected
+}
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag, is_cc,"
+    " task_id) VALUES (?, ?, ?, ?, 0, 0, ?)"
+)
+
+
+class ServerRefused(Exception):
+    """The tool returned an error string (an invalid transition, not a lead...)."""
+
+
+def create_tasks_table(conn: sqlite3.Connection) -> None:
+    """The server's ``tasks`` table with its migrated columns (for a database made
+    without it: the table added later)."""
+    conn.execute(TASKS_TABLE)
+    have = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
+    for column in TASK_MIGRATIONS:
+        if column.split()[0] not in have:
+            conn.execute(f"ALTER TABLE tasks ADD COLUMN {column}")
+
+
+def _now(now: str | None) -> str:
+    return dt.datetime.now().isoformat() if now is None else now
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def leads(conn: sqlite3.Connection) -> list[str]:
+    """The server's ``_get_leads``: agents whose comma-separated role includes lead."""
+    found = []
+    for name, role in conn.execute("SELECT name, role FROM agents WHERE role IS NOT NULL"):
+        if "lead" in [r.strip() for r in (role or "").split(",")]:
+            found.append(name)
+    return found
+
+
+def register(
+    conn: sqlite3.Connection,
+    name: str,
+    *,
+    role: str = "",
+    description: str = "",
+    team: str = "",
+    now: str | None = None,
+) -> None:
+    """``register``: insert, or on a second registration refresh ``last_seen`` (and
+    role, description, team when given); the status becomes 'waiting for work'."""
+    stamp = _now(now)
+    with _transaction(conn):
+        conn.execute(
+            """INSERT INTO agents (name, registered_at, last_seen, role, description, status, team)
+            VALUES (?, ?, ?, ?, ?, 'waiting for work', ?)
+            ON CONFLICT(name) DO UPDATE SET
+                last_seen = ?,
+                role = COALESCE(NULLIF(?, ''), agents.role),
+                description = COALESCE(NULLIF(?, ''), agents.description),
+                team = COALESCE(NULLIF(?, ''), agents.team),
+                status = 'waiting for work'""",
+            (name, stamp, stamp, role or None, description or None, team or "",
+             stamp, role, description, team),
+        )  # fmt: skip
+
+
+def ping(conn: sqlite3.Connection, name: str, *, now: str | None = None) -> None:
+    """``ping``, the heartbeat: ``heartbeat_at`` and ``last_seen`` set to now."""
+    stamp = _now(now)
+    with _transaction(conn):
+        conn.execute(
+            "UPDATE agents SET heartbeat_at = ?, last_seen = ? WHERE name = ?", (stamp, stamp, name)
+        )
+
+
+def set_status(conn: sqlite3.Connection, name: str, status: str, *, now: str | None = None) -> None:
+    """``set_status``: the free status text, and ``last_seen``."""
+    stamp = _now(now)
+    with _transaction(conn):
+        conn.execute(
+            "UPDATE agents SET status = ?, last_seen = ? WHERE name = ?", (status, stamp, name)
+        )
+
+
+def check_inbox_stamp(conn: sqlite3.Connection, name: str, *, now: str | None = None) -> None:
+    """The stamp ``check_inbox`` writes (``last_seen``, ``last_inbox_check``)."""
+    stamp = _now(now)
+    with _transaction(conn):
+        conn.execute(
+            "UPDATE agents SET last_seen = ?, last_inbox_check = ? WHERE name = ?",
+            (stamp, stamp, name),
+        )
+
+
+def deregister(conn: sqlite3.Connection, name: str) -> None:
+    """``deregister``: the agent's row deleted."""
+    with _transaction(conn):
+        conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+
+
+def _next_task_id(conn: sqlite3.Connection) -> str:
+    row = conn.execute(
+        "SELECT id FROM tasks ORDER BY CAST(SUBSTR(id, 6) AS INTEGER) DESC LIMIT 1"
+    ).fetchone()
+    return f"TASK-{int(row[0].split('-')[1]) + 1 if row else 1:03d}"
+
+
+def _task(conn: sqlite3.Connection, task_id: str) -> dict[str, object]:
+    cur = conn.execute("SELECT * FROM tasks WHERE id = ?", (task_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise ServerRefused(f"Task {task_id} not found.")
+    return dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def create_task(
+    conn: sqlite3.Connection,
+    creator: str,
+    title: str,
+    *,
+    description: str = "",
+    assign_to: str = "",
+    project: str = "",
+    role_hat: str = "",
+    now: str | None = None,
+) -> str:
+    """``create_task``: the task (status assigned when ``assign_to``, else pending) in
+    one commit; then, if assigned, ``[TASK] TASK ASSIGNED: title`` to the assignee and a
+    CC to each lead but the creator and assignee, in a second. Returns the task id."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task_id = _next_task_id(conn)
+        status = "assigned" if assign_to else "pending"
+        conn.execute(
+            "INSERT INTO tasks (id, project, title, description, assigned_to, created_by,"
+            " status, created_at, updated_at, role_hat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (task_id, project, title, description, assign_to or None, creator, status,
+             stamp, stamp, role_hat or None),
+        )  # fmt: skip
+    if assign_to:
+        msg = f"[{task_id}] TASK ASSIGNED: {title}"
+        if role_hat:
+            msg += f"\nROLE HAT: {role_hat}"
+        if description:
+            msg += f"\n\n{description}"
+        with _transaction(conn):
+            conn.execute(_INSERT_MESSAGE, (creator, assign_to, msg, stamp, task_id))
+            for lead in [x for x in leads(conn) if x not in (creator, assign_to)]:
+                conn.execute(
+                    "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag,"
+                    " is_cc, cc_original_to, task_id) VALUES (?, ?, ?, ?, 0, 1, ?, ?)",
+                    (creator, lead, msg, stamp, assign_to, task_id),
+                )
+    return task_id
+
+
+def update_task(
+    conn: sqlite3.Connection,
+    agent: str,
+    task_id: str,
+    status: str,
+    *,
+    result: str = "",
+    now: str | None = None,
+) -> None:
+    """``update_task``: a transition of the state machine (checked as the server does:
+    ServerRefused otherwise), with ``[TASK] Status: a → b`` to every lead (when the
+    assignee moved it) or to the assignee (when a lead did), in the same commit."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task = _task(conn, task_id)
+        old = str(task["status"])
+        required = TASK_TRANSITIONS.get((old, status))
+        if required is None:
+            raise ServerRefused(f"Invalid transition: {old} → {status}")
+        team_leads = leads(conn)
+        if required == "lead" and agent not in team_leads:
+            raise ServerRefused(f"Only a lead can transition {old} → {status}.")
+        if required == "assignee" and agent != task["assigned_to"]:
+            raise ServerRefused(f"Only the assigned agent can transition {old} → {status}.")
+        fields = "status = ?, updated_at = ?"
+        params: list[object] = [status, stamp]
+        if result:
+            fields += ", result = ?"
+            params.append(result)
+        if status == "completed":
+            fields += ", completed_at = ?"
+            params.append(stamp)
+        params.append(task_id)
+        conn.execute(f"UPDATE tasks SET {fields} WHERE id = ?", params)
+        msg = f"[{task_id}] Status: {old} → {status}"
+        if result:
+            msg += f"\n\n{result}"
+        if required == "assignee" and team_leads:
+            for lead in team_leads:
+                conn.execute(_INSERT_MESSAGE, (agent, lead, msg, stamp, task_id))
+        elif required == "lead" and task["assigned_to"]:
+            conn.execute(_INSERT_MESSAGE, (agent, task["assigned_to"], msg, stamp, task_id))
+
+
+def submit_for_review(
+    conn: sqlite3.Connection,
+    agent: str,
+    task_id: str,
+    summary: str,
+    *,
+    files_changed: str = "",
+    test_results: str = "",
+    now: str | None = None,
+) -> None:
+    """``submit_for_review``: in_progress -> review, ``result`` the review's JSON, and
+    ``[REVIEW] TASK: title`` to every lead, in one commit."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task = _task(conn, task_id)
+        if task["status"] != "in_progress":
+            raise ServerRefused(f"Task {task_id} is '{task['status']}', must be 'in_progress'")
+        if task["assigned_to"] != agent:
+            raise ServerRefused(f"Task {task_id} is assigned to '{task['assigned_to']}'")
+        review = json.dumps(
+            {"summary": summary, "files_changed": files_changed, "test_results": test_results}
+        )
+        conn.execute(
+            "UPDATE tasks SET status = 'review', result = ?, updated_at = ? WHERE id = ?",
+            (review, stamp, task_id),
+        )
+        msg = f"[REVIEW] {task_id}: {task['title']}\n\nSUMMARY: {summary}"
+        if files_changed:
+            msg += f"\nFILES: {files_changed}"
+        if test_results:
+            msg += f"\nTESTS: {test_results}"
+        msg += "\n\nAwaiting review. Use approve_task or reject_task."
+        for lead in leads(conn):
+            conn.execute(_INSERT_MESSAGE, (agent, lead, msg, stamp, task_id))
+
+
+def _lead_move(
+    conn: sqlite3.Connection, agent: str, task_id: str, must_be: str
+) -> dict[str, object]:
+    team_leads = leads(conn)
+    if team_leads and agent not in team_leads:
+        raise ServerRefused(f"Only a lead ({', '.join(team_leads)}) can do that.")
+    task = _task(conn, task_id)
+    if task["status"] != must_be:
+        raise ServerRefused(f"Task {task_id} is '{task['status']}', must be '{must_be}'")
+    return task
+
+
+def approve_task(
+    conn: sqlite3.Connection, agent: str, task_id: str, *, notes: str = "", now: str | None = None
+) -> None:
+    """``approve_task``: review -> completed (``completed_at``, ``approved_by``) and
+    ``[APPROVED] TASK: title`` to the assignee, in one commit."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task = _lead_move(conn, agent, task_id, "review")
+        conn.execute(
+            "UPDATE tasks SET status = 'completed', completed_at = ?, updated_at = ?,"
+            " approved_by = ? WHERE id = ?",
+            (stamp, stamp, agent, task_id),
+        )
+        if task["assigned_to"]:
+            msg = f"[APPROVED] {task_id}: {task['title']}"
+            if notes:
+                msg += f"\n\nNotes: {notes}"
+            conn.execute(_INSERT_MESSAGE, (agent, task["assigned_to"], msg, stamp, task_id))
+
+
+def reject_task(
+    conn: sqlite3.Connection, agent: str, task_id: str, reason: str, *, now: str | None = None
+) -> None:
+    """``reject_task``: review -> in_progress (rework) and ``[REWORK] TASK: title`` to
+    the assignee, in one commit."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task = _lead_move(conn, agent, task_id, "review")
+        conn.execute(
+            "UPDATE tasks SET status = 'in_progress', updated_at = ? WHERE id = ?", (stamp, task_id)
+        )
+        if task["assigned_to"]:
+            msg = f"[REWORK] {task_id}: {task['title']}\n\nREASON: {reason}"
+            conn.execute(_INSERT_MESSAGE, (agent, task["assigned_to"], msg, stamp, task_id))
+
+
+def verify_task(
+    conn: sqlite3.Connection,
+    agent: str,
+    task_id: str,
+    *,
+    passed: bool = True,
+    notes: str = "",
+    now: str | None = None,
+) -> None:
+    """``verify_task`` (modelled: see above): completed -> verified (``verified_by``,
+    ``verified_at``) with ``[VERIFIED] TASK: title``, or, ``passed=False``, completed ->
+    in_progress with ``[VERIFICATION FAILED] TASK: title``, to the assignee, one commit."""
+    stamp = _now(now)
+    with _transaction(conn):
+        task = _lead_move(conn, agent, task_id, "completed")
+        if passed:
+            conn.execute(
+                "UPDATE tasks SET status = 'verified', verified_by = ?, verified_at = ?,"
+                " updated_at = ? WHERE id = ?",
+                (agent, stamp, stamp, task_id),
+            )
+            msg = f"[VERIFIED] {task_id}: {task['title']}"
+        else:
+            conn.execute(
+                "UPDATE tasks SET status = 'in_progress', updated_at = ? WHERE id = ?",
+                (stamp, task_id),
+            )
+            msg = f"[VERIFICATION FAILED] {task_id}: {task['title']}"
+        if notes:
+            msg += f"\n\nNotes: {notes}"
+        if task["assigned_to"]:
+            conn.execute(_INSERT_MESSAGE, (agent, task["assigned_to"], msg, stamp, task_id))
+
+
+def task_lifecycle(
+    conn: sqlite3.Connection, task_id: str, assignee: str, lead: str = "lead", *,
+    rework: bool = False,
+) -> None:  # fmt: skip
+    """An assigned task taken through to verified: start, review, (a rework and a
+    second review,) approve, verify."""
+    update_task(conn, assignee, task_id, "in_progress")
+    submit_for_review(conn, assignee, task_id, "done")
+    if rework:
+        reject_task(conn, lead, task_id, "tests missing")
+        submit_for_review(conn, assignee, task_id, "done, with tests")
+    approve_task(conn, lead, task_id)
+    verify_task(conn, lead, task_id)
 
 
 def room_db(rooms_dir: Path, name: str) -> Path:
@@ -463,6 +623,42 @@ def simulate_team(path: Path, start: dt.datetime, days: int = 14, seed: int = 7)
     return sends
 
 
+def task_path(number: int) -> list[str]:
+    """The statuses task ``number`` (from 0) of :func:`task_script` goes through."""
+    rework = ["in_progress", "review"] if number % 3 == 0 else []
+    return ["assigned", "in_progress", "review", *rework, "completed", "verified"]
+
+
+def task_script(conn: sqlite3.Connection, count: int, *, interval: float = 0.0) -> None:
+    """``count`` tasks taken through the task tools by a lead and an assignee (every
+    third with a rework), each step its own tool call, with a send and a status text
+    between, ``interval`` seconds apart; SIGTERM stops after the task in hand."""
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    register(conn, "lead", role="lead")
+    register(conn, "juno", role="builder")
+    for number in range(count):
+        if stop["now"]:
+            break
+        task_id = create_task(conn, "lead", f"task {number}", assign_to="juno")
+        statuses = task_path(number)
+        for before, status in itertools.pairwise(statuses):
+            if status == "review":
+                submit_for_review(conn, "juno", task_id, "done")
+            elif before == "review" and status == "in_progress":
+                reject_task(conn, "lead", task_id, "tests missing")
+            elif status == "completed":
+                approve_task(conn, "lead", task_id)
+            elif status == "verified":
+                verify_task(conn, "lead", task_id)
+            else:
+                update_task(conn, "juno", task_id, status)
+            send(conn, "juno", "lead", f"note on {task_id}", task_id=task_id)
+            if interval:
+                time.sleep(interval)
+        set_status(conn, "juno", f"done {task_id}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Write messages into a Dead Drop database as the server does: one"
@@ -478,11 +674,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--prefix", default="live", help='each content is "PREFIX N" (N counts from 0)'
     )
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=0,
+        help="instead of sends: take this many tasks through the server's task tools"
+        " (see task_script); SIGTERM ends it after the task in hand",
+    )
     args = parser.parse_args(argv)
     if not args.db.exists():
         args.db.parent.mkdir(parents=True, exist_ok=True)
         create(args.db)
     conn = connect(args.db)
+    if args.tasks:
+        task_script(conn, args.tasks, interval=args.interval)
+        conn.close()
+        return 0
     for i in range(args.sends):
         sender = AGENTS[i % len(AGENTS)]
         send(conn, sender, AGENTS[(i + 1) % len(AGENTS)], f"{args.prefix} {i}")

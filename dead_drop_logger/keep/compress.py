@@ -98,7 +98,7 @@ def recover(log_dir: Path) -> None:
             _unlink_quietly(log_dir / name)
             log.warning("removed %s left by an interrupted compression", name)
             changed = True
-    for entry in layout.log_files(log_dir):
+    for entry in layout.log_files(log_dir, layout.KINDS):
         packed = layout.compressed_path(entry.path)
         if entry.compressed or not packed.exists():
             continue

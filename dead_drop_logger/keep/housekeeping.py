@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import DEFAULT_RETENTION_DAYS
-from ..logdir import layout
+from ..logdir import layout, tablestate
 from ..logdir.state import StateError, StateStore
 from . import compress, retention
 
@@ -45,6 +45,7 @@ def run(log_dir: Path, today: dt.date, policy: Policy) -> Outcome:
     with store.locked():
         state = store.load()
         protected = set(state.pending) if state else set()
+        protected |= tablestate.pending_names(log_dir)  # a task/agent batch to cut back
         compress.recover(log_dir)
         doomed = retention.select(
             log_dir,
@@ -54,7 +55,7 @@ def run(log_dir: Path, today: dt.date, policy: Policy) -> Outcome:
             protected=protected,
         )
         outcome.deleted = retention.delete(log_dir, doomed)
-        files = layout.log_files(log_dir)
+        files = layout.log_files(log_dir, layout.KINDS)
         for entry in compress.select(files, today, policy.compress_after, protected):
             outcome.compressed.append(compress.compress(entry.path))
     return outcome

@@ -36,7 +36,7 @@ def prune_log_dir(
         doomed = retention.select(
             log_dir, day, retention_days=policy.retention_days, keep_files=policy.keep_files
         )
-        left = [f for f in layout.log_files(log_dir) if f not in doomed]
+        left = [f for f in layout.log_files(log_dir, layout.KINDS) if f not in doomed]
         packed = compress.select(left, day, policy.compress_after, ())
         return Outcome([f.path for f in doomed], [f.path for f in packed])
     return housekeeping.run(log_dir, day, policy)

@@ -74,10 +74,11 @@ def select(
     protected: Collection[str] = (),
 ) -> list[LogFile]:
     """The files both policies delete, oldest first; ``protected`` names are never chosen."""
-    files = [f for f in layout.log_files(log_dir) if f.path.name not in protected]
+    files = [f for f in layout.log_files(log_dir, layout.KINDS) if f.path.name not in protected]
     doomed = expired_by_age(files, today, retention_days)
-    remaining = [f for f in files if f not in doomed and holds_messages(f)]
-    doomed += expired_by_count(remaining, keep_files, today)
+    for kind in layout.KINDS:  # --keep-files N: the newest N of each (messages, tasks, agents)
+        remaining = [f for f in files if f.kind == kind and f not in doomed and holds_messages(f)]
+        doomed += expired_by_count(remaining, keep_files, today)
     return sorted(doomed)
 
 

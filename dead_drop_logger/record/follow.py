@@ -31,6 +31,7 @@ from .heap import keep_batch_memory
 from .pipeline import Pipeline, Progress
 from .rotation import Rotator
 from .source import Source, SourceError, SourceMissing, SourceNoTable
+from .tables import TableFollower
 from .watch import (
     CHANGE,
     RECHECK,
@@ -46,6 +47,7 @@ from .writer import DayWriter, WriteError
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+TABLES_PATIENCE = 5  # ticks the tables' read may fail before it is said (see _follow_tables)
 TRANSIENT = (SourceError, WriteError, StateError, OSError)
 
 
@@ -79,6 +81,18 @@ class Follower:
             parts=self.writer.parts,
         )
         self.reporter = Reporter(log)
+        # The tasks and agents tables, beside the messages (see tables.py).
+        self.tables = TableFollower(
+            self.source,
+            settings.log_dir,
+            self.clock,
+            utc=settings.utc,
+            max_bytes=settings.max_bytes,
+            let_go=self.pipeline.commits.release,
+            holding=self.pipeline.store.lock_intact,
+        )
+        self._tables_trouble: str | None = None
+        self._tables_failures = 0  # ticks in a row whose tables read failed
         self._woke: Wake | None = None  # why the last wait ended (None: no wait yet)
         self._failures = 0
         self._behind = False  # a catch-up failed: retry it even if nothing changed since
@@ -150,6 +164,12 @@ class Follower:
             return
         self._claimed = True
         self._rotate()  # today's file, the symlink and retention, even before the db exists
+
+        def begin_tables() -> None:  # before the first start's position: see tables.py
+            self.tables.begin(existed=existed and self.source.exists(), importing=importing)
+
+        if not self._retrying(begin_tables):
+            return
         if not self._retrying(prepare):
             return
         log.info(
@@ -174,6 +194,9 @@ class Follower:
                     # one ended (a batch's own time does not add to the latency), and
                     # never sleeps past midnight.
                     wait = max(0.0, self.idle_wait - (monotonic() - started))
+                    health = self.tables.wait_time()  # an agent turns stale or dead then
+                    if health is not None:
+                        wait = min(wait, health)
                     self._woke = self.waker.wait(self.rotator.wait_time(wait))
         finally:
             self._let_go()
@@ -255,6 +278,29 @@ class Follower:
                         self.settings.db,
                         self.settings.poll_interval,
                     )
+        self._follow_tables()
+
+    def _follow_tables(self) -> None:
+        """Record what changed in the tasks and agents tables (nothing is read unless
+        the database changed, or an agent's health is due to change). Trouble there is
+        said once and retried at the next tick, without holding back the messages."""
+        try:
+            self.tables.tick()
+        except TRANSIENT as exc:
+            message = f"tasks and agents: {_describe(exc)}; retrying"
+            self._tables_failures += 1
+            # The database's own trouble (gone, busy, unreadable) is the messages'
+            # to say, at their next tick: said here only if it lasts while they do not.
+            if isinstance(exc, SourceError) and self._tables_failures < TABLES_PATIENCE:
+                log.debug("%s", message)
+            elif message != self._tables_trouble:
+                log.warning("%s", message)
+                self._tables_trouble = message
+        else:
+            if self._tables_trouble is not None:
+                log.info("tasks and agents: recovered")
+            self._tables_trouble = None
+            self._tables_failures = 0
 
     def _keep_holding(self) -> bool:
         """Whether to keep the pipeline's transaction over the coming wait (group

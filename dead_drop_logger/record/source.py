@@ -336,6 +336,21 @@ class Source:
         self._data_version = version
         return True
 
+    def data_version(self) -> int:
+        """``PRAGMA data_version`` on the kept connection: changes whenever another
+        connection commits (the tables' follower keeps its own last value of it)."""
+        version = self._scalar("PRAGMA data_version")
+        assert isinstance(version, int)
+        return version
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """One read-only statement on the kept connection, run to completion (for the
+        other tables the follower reads: see :mod:`.tables`); raises SourceError."""
+        try:
+            return self._execute(sql, params)
+        except _NotFast as exc:
+            raise SourceUnusable(f"database {self.path}: {exc}") from None
+
     def _refresh_schema(self) -> None:
         version = self._scalar("PRAGMA schema_version")
         if version == self._schema_version and self._columns:

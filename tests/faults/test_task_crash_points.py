@@ -1,0 +1,115 @@
+"""Crash points of the task and agent lines: SIGKILL at each of the logger's first
+write/fsync/rename/ftruncate calls on the table state and the tasks/agents day files,
+while the server takes tasks through its tools with messages between the steps (one
+database, messages and tasks interleaved). Every run restarts from what the previous
+one left; in the end every task's every transition is in tasks-*.json once (in a line
+of its own, or in the ``via`` of a gap) and every message is logged once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+from pathlib import Path
+
+import pytest
+import serverdb
+import tasklines
+from conftest import LoggerProcess, start_writer, wait_until
+from faultkit import (
+    assert_clean,
+    assert_exactly_once,
+    kill_pid,
+    needs_strace,
+    reaped,
+    strace_wrapper,
+    traced_pid,
+    wait_all_logged,
+)
+from test_task_record import start_tasks
+
+from dead_drop_logger.logdir.state import StateStore
+from dead_drop_logger.logdir.tablestate import PENDING_NAME, TABLES_NAME, TableStore
+
+pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
+
+# A task commit: the pending record's save (write, fsync, rename), the lines (a write
+# and an fsync per file), the rows' save; ftruncate when a killed commit is cut back.
+CRASH_POINTS = {"write": 6, "fsync": 6, "rename": 4, "ftruncate": 2}
+
+
+def crashed_or_moved_on(proc: LoggerProcess, log_dir: Path, where: str) -> bool:
+    """Wait until the logger was killed (True) or has logged a few task lines more."""
+    target = len(tasklines.lines(log_dir)) + 6
+    assert proc.proc is not None
+    popen = proc.proc
+    wait_until(
+        lambda: popen.poll() is not None or len(tasklines.lines(log_dir)) >= target,
+        what=f"the logger to die at {where} or to log more task lines",
+    )
+    return popen.poll() is not None
+
+
+@needs_strace
+def test_killed_at_every_early_task_commit_call(
+    server_db: Path, log_dir: Path, logger, watch_mode: str
+) -> None:
+    serverdb.send_many(server_db, 2)
+    # A first start before any task: it takes the tables as they are (none) as known,
+    # so every task's every step must be in the files (a first start killed before
+    # that would take the tasks made meanwhile as known: see docs/tasks.md).
+    first_start = logger().start()
+    first_start.wait_ready()
+    assert first_start.stop() == 0
+    messages = start_writer(server_db, 100_000, interval=0.01)
+    tasks = start_tasks(server_db, 100_000, interval=0.01)
+    day = dt.date.today().isoformat()  # the server stamps local time: today's files
+    watched = [
+        log_dir / TABLES_NAME,
+        log_dir / (TABLES_NAME + ".tmp"),
+        log_dir / PENDING_NAME,
+        log_dir / (PENDING_NAME + ".tmp"),
+        log_dir / f"tasks-{day}.json",
+        log_dir / f"agents-{day}.json",
+    ]
+    hit: set[tuple[str, int]] = set()
+    try:
+        with reaped() as pids:
+            for call, most in CRASH_POINTS.items():
+                for k in range(1, most + 1):
+                    rule = f"inject={call}:signal=SIGKILL:when={k}"
+                    wrapper = strace_wrapper(Path("/dev/null"), rule)
+                    for path in watched:  # confined to the task commit's files
+                        wrapper[-1:-1] = ["-P", str(path)]
+                    proc = logger(wrapper=wrapper).start()
+                    if crashed_or_moved_on(proc, log_dir, f"{call} #{k}"):
+                        hit.add((call, k))
+                    else:
+                        pids.add(pid := traced_pid(proc))
+                        kill_pid(pid)
+                    assert proc.proc is not None
+                    proc.proc.wait(timeout=60)
+                    assert_clean(proc.stderr())
+    finally:
+        for writer in (messages, tasks):
+            writer.send_signal(signal.SIGTERM)  # the tasks: after the task in hand
+        for writer in (messages, tasks):
+            writer.wait(timeout=120)
+
+    print(f"killed by injection at {sorted(hit)}")
+    assert {("write", 1), ("fsync", 1), ("rename", 1), ("rename", 2)} <= hit, sorted(hit)
+    last = logger().start()
+    last.wait_ready()
+    count = int(serverdb.connect(server_db).execute("SELECT count(*) FROM tasks").fetchone()[0])
+    want = {f"TASK-{n + 1:03d}": serverdb.task_path(n) for n in range(count)}
+    wait_until(lambda: tasklines.complete(log_dir, want), what="every task's last step")
+    first = StateStore(log_dir).first_start()
+    assert first is not None
+    wait_all_logged(log_dir, server_db, after=first)
+    assert last.stop() == 0
+    assert_clean(last.stderr())
+    assert tasklines.paths(tasklines.lines(log_dir)) == want  # each transition once
+    assert_exactly_once(log_dir, server_db, after=first)
+    store = TableStore(log_dir)
+    saved, pending = store.load(), store.load_pending()
+    assert saved is not None and pending is not None and pending[0] <= saved.generation
