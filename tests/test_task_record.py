@@ -20,6 +20,7 @@ from conftest import WRITER, LoggerProcess, logged_ids, run_command, wait_until
 
 from dead_drop_logger.keep import housekeeping
 from dead_drop_logger.logdir import layout
+from dead_drop_logger.logdir.state import STATE_NAME
 from dead_drop_logger.logdir.tablestate import TableStore
 
 pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
@@ -251,6 +252,12 @@ def test_rooms_record_their_own_tasks(tmp_path: Path, logger) -> None:
     target = ["--rooms-dir", str(rooms_dir), "--log-dir", str(logs)]
     proc = logger(target=target).start()
     proc.wait_ready()
+    # Each room's first start records its tables as they are (seen, no lines): write only
+    # once both rooms have made it (with --no-watch the sweep finds them a poll later).
+    wait_until(
+        lambda: all((logs / n / STATE_NAME).exists() for n in ("alpha", "beta")),
+        what="both rooms' first start",
+    )
     made = {}
     for name in ("alpha", "beta"):
         conn = serverdb.connect(serverdb.room_db(rooms_dir, name))
