@@ -22,7 +22,6 @@ import serverdb
 from conftest import log_with_real_logger, logger_command, run_command, wait_until
 
 from dead_drop_logger.clock import TEST_NOW
-from dead_drop_logger.health import health
 from dead_drop_logger.read.teamview import (
     AgentView,
     LogFacts,
@@ -31,6 +30,7 @@ from dead_drop_logger.read.teamview import (
     render,
     width_of,
 )
+from dead_drop_logger.server import health
 
 T0 = dt.datetime(2026, 3, 2, 10, 0, 0)  # a Monday morning, server wall time
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..logdir import layout
+from ..server import TASK_TRANSITIONS
 from .logread import EVERYTHING, LogDir, Reader, parse_line
 
 Room = str | None
@@ -32,21 +33,7 @@ Room = str | None
 STATUSES = ("pending", "assigned", "in_progress", "review", "completed", "failed", "verified")
 OPEN = frozenset({"pending", "assigned", "in_progress", "review"})
 DONE = frozenset({"completed", "verified"})
-# The server's _TASK_TRANSITIONS (drpepper2233/dead-drop-teams-1, src/dead_drop/server.py)
-# with verification: completed -> verified, and completed -> in_progress when rejected.
-TRANSITIONS = frozenset(
-    {
-        ("pending", "assigned"),
-        ("assigned", "in_progress"),
-        ("in_progress", "review"),
-        ("in_progress", "failed"),
-        ("review", "completed"),
-        ("review", "in_progress"),  # rework: reject_task
-        ("failed", "assigned"),  # retry or reassign
-        ("completed", "verified"),
-        ("completed", "in_progress"),  # verification rejected
-    }
-)
+TRANSITIONS = TASK_TRANSITIONS  # the server's state machine, with verification
 REWORKS = frozenset({("review", "in_progress"), ("completed", "in_progress")})
 VERIFICATION_REJECTED = ("completed", "in_progress")
 

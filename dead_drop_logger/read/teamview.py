@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..health import DEAD, HEALTHY, STALE, UNKNOWN, age, health, local, wall_time
+from ..server import DEAD, HEALTHY, STALE, UNKNOWN, age, health, local, wall_time
 from .logread import Chunk, Message, Reader, parse_line, timestamp_of
 from .responses import DAY_SECONDS, ResponseTracker
 

@@ -10,21 +10,9 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 
-# The Dead Drop server's ``_TASK_TRANSITIONS`` (src/dead_drop/server.py), with the
-# verification steps of its ``verify_task``: the moves one tool call makes.
-TRANSITIONS = frozenset(
-    {
-        ("pending", "assigned"),
-        ("assigned", "in_progress"),
-        ("in_progress", "review"),
-        ("in_progress", "failed"),
-        ("review", "completed"),
-        ("review", "in_progress"),  # rework (reject_task)
-        ("failed", "assigned"),  # retry / reassign
-        ("completed", "verified"),  # verify_task
-        ("completed", "in_progress"),  # verification rejected
-    }
-)
+from ..server import TASK_TRANSITIONS
+
+TRANSITIONS = TASK_TRANSITIONS  # the moves one tool call makes
 
 # The messages the server writes with a transition (in the same commit), and the move
 # each one tells. update_task's says both states; the review tools' imply them.

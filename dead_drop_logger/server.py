@@ -1,13 +1,13 @@
-"""An agent's health, by the Dead Drop server's own rule (its ``who`` tool).
+"""The Dead Drop server's own rules: an agent's health (its ``who`` tool) and the task
+state machine (its ``_TASK_TRANSITIONS``, with verification).
 
-Why a module of its own: the live view (``top``), ``agents --json`` and the record of
-agent presence must all call an agent healthy, stale or dead at the same moment, and
-the rule is the server's, so it is written down once: from ``heartbeat_at`` (the
-``ping`` tool's time), healthy while it is under 2 minutes old, stale under 10 minutes,
-dead at 10 minutes or more; an agent that never sent a heartbeat (or whose heartbeat
-cannot be read as a time) is "unknown", never shown as running. ``last_seen`` does not
-count: ``set_status`` and ``check_inbox`` move it, and an agent can do both while its
-heartbeat loop is dead, which is the point of the heartbeat.
+Why a module of its own: the recorder (record/), the readers (read/) and ``top`` must
+agree with the server and with each other, so each rule is written down once. Health,
+from ``heartbeat_at`` (the ``ping`` tool's time): healthy while it is under 2 minutes
+old, stale under 10 minutes, dead at 10 minutes or more; an agent that never sent a
+heartbeat (or whose heartbeat cannot be read as a time) is "unknown", never shown as
+running. ``last_seen`` does not count: ``set_status`` and ``check_inbox`` move it, and an
+agent can do both while its heartbeat loop is dead, which is the point of the heartbeat.
 
 Times: the server stamps ``datetime.now().isoformat()``, local wall time without a zone,
 so a heartbeat is compared with local wall time (a stamp with a zone is converted to
@@ -17,6 +17,22 @@ local time first).
 from __future__ import annotations
 
 import datetime as dt
+
+# The server's _TASK_TRANSITIONS (drpepper2233/dead-drop-teams-1, src/dead_drop/server.py)
+# with verification: completed -> verified, and completed -> in_progress when rejected.
+TASK_TRANSITIONS = frozenset(
+    {
+        ("pending", "assigned"),
+        ("assigned", "in_progress"),
+        ("in_progress", "review"),
+        ("in_progress", "failed"),
+        ("review", "completed"),
+        ("review", "in_progress"),  # rework: reject_task
+        ("failed", "assigned"),  # retry or reassign
+        ("completed", "verified"),  # verify_task
+        ("completed", "in_progress"),  # verification rejected
+    }
+)
 
 HEALTHY, STALE, DEAD, UNKNOWN = "healthy", "stale", "dead", "unknown"
 STALE_AFTER = 120.0  # seconds without a heartbeat: stale from then on
