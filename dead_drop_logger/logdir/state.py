@@ -64,6 +64,18 @@ class StateError(Exception):
     """The state file cannot be read or written."""
 
 
+class DirectoryReplaced(StateError):
+    """The log directory whose lock this process holds is no longer at its path (renamed
+    away, a backup restored in its place) or its state file was replaced: nothing more
+    is written there under this lock, whose transaction ends unsaved."""
+
+
+class FilesChanged(DirectoryReplaced):
+    """A day file no longer holds what the state records of it (a backup copied over
+    the directory, ``cp -a backup/. logs/``: the same inodes, older contents): nothing
+    is written; the next transaction checks the files as a copy's."""
+
+
 class StateUnreadable(StateError):
     """The state file is there but cannot be read (permission denied, an I/O error): not
     damaged, so it is never set aside as corrupt; the caller retries."""
@@ -178,6 +190,8 @@ class StateStore:
         # The state last loaded was read from another file than the one it was saved
         # as: a copy (cp -a, a restore, a move to another file system); see load().
         self.copied = False
+        # The files were found changed under this process: the next load is a copy's.
+        self.suspect = False
         self._position: int | None = None  # the position this process last read or saved
         # The pending record of the state this process last saved under the lock it
         # holds (None: unknown, so none to rely on): see groupcommit.
@@ -218,6 +232,18 @@ class StateStore:
             return False
         return (here.st_dev, here.st_ino, here.st_ctime_ns) == self._known
 
+    def check_intact(self) -> None:
+        """Raise DirectoryReplaced unless :meth:`lock_intact` (under the lock): checked
+        before anything is written, since files are opened by path, and a directory
+        copied in place of the locked one (``cp -a backup logs`` under a running logger)
+        must not receive this transaction's lines nor its state: they record the old
+        directory's position, past what the restored files hold."""
+        if self._held is not None and not self.lock_intact():
+            raise DirectoryReplaced(
+                f"{self.log_dir} was replaced while a batch was written to it (a backup"
+                " restored in its place?); reading it again"
+            )
+
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock: a long holder should let go."""
         return self.lock.someone_waits()
@@ -226,6 +252,7 @@ class StateStore:
         """The saved state; None when there is none. Raises StateError when unreadable
         (a symlink at its name included: never read through). Sets :attr:`copied`."""
         self.copied = False
+        self._known = None  # (until one is read: none to compare with)
         try:
             raw, st = _read_no_follow(self.path)
         except FileNotFoundError:
@@ -245,9 +272,12 @@ class StateStore:
         # the directory, its state file's inode reused): checked against the files. An
         # inode alone can be reused by the copy; all three seldom are, unless the
         # original was deleted first.
-        self.copied = (state.file is not None and state.file != self._identity(st)) or (
-            self._position is not None and state.position < self._position
+        self.copied = (
+            (state.file is not None and state.file != self._identity(st))
+            or (self._position is not None and state.position < self._position)
+            or self.suspect
         )
+        self.suspect = False
         self._position = state.position
         return state
 
@@ -269,7 +299,10 @@ class StateStore:
         return target
 
     def save(self, state: State) -> None:
-        """Atomically replace the state file (durable once this returns)."""
+        """Atomically replace the state file (durable once this returns). Raises
+        DirectoryReplaced (before anything is written) when the directory locked is no
+        longer the one at the path."""
+        self.check_intact()
         self._before_save()
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there

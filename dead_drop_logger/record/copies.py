@@ -20,17 +20,69 @@ the line ending there). A state read from another file than it was saved as is a
   pruned), so what the copy lacks is logged again and what it holds is not, once.
 
 A state saved by an older version records neither and is used as it is.
+
+A directory restored in place of the one a running logger works in (renamed away, the
+backup copied to its path) is being written by the copy while the logger finds it: its
+state or its day files may not be there yet, or be half copied. A state or a file read
+then is neither the backup's nor the logger's, and lines the logger appends go into
+files the copy then overwrites (seen: whole ranges lost, or logged twice). So a logger
+that finds another directory at its path than it last worked in first waits for it to
+settle (:func:`settle`: nothing in it changes for ``SETTLED`` seconds) before it reads
+or writes anything there.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+import time
 from pathlib import Path
 
 from ..logdir import layout
 from ..logdir.state import State
 from .writer import line_id_ending_at
+
+log = logging.getLogger(__name__)
+
+# A directory restored under a running logger is used once nothing in it has changed for
+# this long (a copy writes its files one after another, each as fast as it can), or after
+# ``SETTLE_AT_MOST`` seconds whatever it does.
+SETTLED = 0.5
+SETTLE_AT_MOST = 30.0
+
+
+def _snapshot(log_dir: Path) -> frozenset[tuple[str, int, int, int]] | None:
+    try:
+        with os.scandir(log_dir) as entries:
+            found = []
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return None
+    return frozenset(found)
+
+
+def settle(log_dir: Path) -> None:
+    """Wait until nothing in ``log_dir`` changes for ``SETTLED`` seconds (a copy being
+    restored there is done), at most ``SETTLE_AT_MOST`` seconds."""
+    log.info(
+        "%s is another directory than before (a copy restored?); waiting until it stops changing",
+        log_dir,
+    )
+    began = last_change = time.monotonic()
+    seen = _snapshot(log_dir)
+    while time.monotonic() - began < SETTLE_AT_MOST:
+        time.sleep(SETTLED / 5)
+        now = _snapshot(log_dir)
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change >= SETTLED:
+            return
 
 
 def disagreement(log_dir: Path, state: State) -> str | None:

@@ -56,7 +56,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..clock import monotonic
-from ..logdir.state import State, StateStore
+from ..logdir.state import DirectoryReplaced, State, StateStore
 from .writer import DayWriter, Pending
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ class GroupCommit:
             held = self._held = Held(state, stack)
         try:
             yield held
+        except DirectoryReplaced:  # nothing written: the directory is not the one held
+            self.drop()
+            raise
         except Exception:
             if self.writer.sync_failed:
                 # Linux reports a failed writeback once and may drop the pages: a second
@@ -167,7 +170,7 @@ class GroupCommit:
     def _cut_back(self) -> None:
         """Cut the files back to the pending record on disk (the lock still held)."""
         covered = self.store.saved_pending
-        if covered:
+        if covered and self.store.lock_intact():  # (not another directory's files)
             try:
                 self.writer.truncate_back(covered)
             except OSError as exc:  # the record on disk still guards them

@@ -24,7 +24,14 @@ from ..keep import retention
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.dirlock import Presence
-from ..logdir.state import State, StateError, StateStore, StateUnreadable
+from ..logdir.state import (
+    DirectoryReplaced,
+    FilesChanged,
+    State,
+    StateError,
+    StateStore,
+    StateUnreadable,
+)
 from . import copies, ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
@@ -89,6 +96,7 @@ class Pipeline:
         self._ran_before = False
         self._marked: int | None = None  # the first-start position this process recorded
         self._owner_recorded = False
+        self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
         # The follower's batches, in a transaction held while the server keeps it busy.
@@ -140,7 +148,9 @@ class Pipeline:
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
         self.commits.release()  # (the lock is one: a hold of this process ends first)
+        self._settled()
         with self.store.locked():
+            self._still_settled()
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
             changed = self._claim(state)
@@ -163,6 +173,28 @@ class Pipeline:
             yield state
             if self.presence.held and state.logged:  # its first lines: nothing stays open
                 self.presence.release()
+
+    def _settled(self) -> None:
+        """Before a transaction: a log directory other than the one this process worked
+        in last (a backup restored in its place) is let settle first (see copies)."""
+        try:
+            here = os.stat(self.log_dir)
+        except OSError:
+            return  # (the transaction says what is wrong)
+        identity = (here.st_dev, here.st_ino)
+        if self._directory is not None and identity != self._directory:
+            copies.settle(self.log_dir)
+        self._directory = identity
+
+    def _still_settled(self) -> None:
+        """Under the lock: the directory is still the one let settle (else the next
+        transaction lets the new one settle)."""
+        try:
+            here = os.stat(self.log_dir)
+        except OSError:
+            return
+        if (here.st_dev, here.st_ino) != self._directory:
+            raise DirectoryReplaced(f"{self.log_dir} was replaced; reading it again")
 
     def _claim(self, state: State) -> bool | None:
         """:func:`.ownership.claim`: True when the record changed; None when ``state`` is
@@ -404,6 +436,7 @@ class Pipeline:
         if rows:
             chunks = self.writer.plan(rows.runs)
             sizes = self.writer.sizes(chunks)
+            self._check_ends(state, sizes)
             # Pending in memory even when the record on disk covers the batch (no save):
             # a failure ends the hold with a save of this state, which must then cut
             # back what the batch wrote to its other files.
@@ -412,6 +445,9 @@ class Pipeline:
             _record_ends(state, self.writer.ends(sizes), sizes)
             if not held or not self.commits.covers(sizes):
                 self.store.save(state)  # (lines appended since the last save: fsynced first)
+            # Files are opened by path: not into a directory restored in place of the
+            # locked one since (its state does not record these lines; see copies).
+            self.store.check_intact()
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
@@ -429,6 +465,21 @@ class Pipeline:
             state.pending = self.writer.sizes(chunks)
             self.store.save(state)
             state.pending = {}
+
+    def _check_ends(self, state: State, sizes: Pending) -> None:
+        """Raise FilesChanged when a file about to be appended to no longer holds what
+        ``state.ends`` records of it (a backup copied over the directory: its state may
+        be this process's, its files older): the next transaction checks it as a copy."""
+        for name, (size, _inode) in sizes.items():
+            end = state.ends.get(name)
+            if end is None or name in state.pending or size == 0:
+                continue  # (absent or emptied: made afresh, by logrotate or a user)
+            if size < end[0] or self.writer.end_at(name, end[0]) != end[1]:
+                self.store.suspect = True
+                raise FilesChanged(
+                    f"{self.log_dir / name} no longer holds message {end[1]} at byte"
+                    f" {end[0]} (a backup restored over it?); checking the log files"
+                )
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
         """Start over, from the first row, when the database was replaced (server reset);

@@ -234,6 +234,19 @@ class DayWriter:
                 result[name] = (size, last)
         return result
 
+    def end_at(self, name: str, size: int) -> int | None:
+        """The id of the line ending at byte ``size`` of file ``name`` (this writer's
+        last append, when it ended there and the file is that one: no read)."""
+        known = self._last.get(name)
+        if known is not None and known[0] == size:
+            try:
+                st = os.lstat(self.log_dir / name)
+            except OSError:
+                return None
+            if st.st_ino == known[1] and st.st_size >= size:
+                return known[2]
+        return line_id_ending_at(self.log_dir / name, size)
+
     def ends_after(self, chunks: Sequence[Chunk]) -> Ends:
         """What :meth:`append` left at the end of each chunk's file."""
         result: Ends = {}
