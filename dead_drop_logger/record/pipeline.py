@@ -470,10 +470,10 @@ class Pipeline:
         """Raise FilesChanged when a file about to be appended to no longer holds what
         ``state.ends`` records of it (a backup copied over the directory: its state may
         be this process's, its files older): the next transaction checks it as a copy."""
-        for name, (size, _inode) in sizes.items():
+        for name, (size, inode) in sizes.items():
             end = state.ends.get(name)
-            if end is None or name in state.pending or size == 0:
-                continue  # (absent or emptied: made afresh, by logrotate or a user)
+            if end is None or name in state.pending or not inode:
+                continue  # (absent: deleted or renamed away, by logrotate or a user)
             if size < end[0] or self.writer.end_at(name, end[0]) != end[1]:
                 self.store.suspect = True
                 raise FilesChanged(
