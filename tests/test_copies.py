@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, start_writer, wait_until
+from conftest import LoggerProcess, logged_ids, logger_command, start_writer, wait_until
 
 from dead_drop_logger.logdir.state import STATE_NAME
 
@@ -252,3 +252,52 @@ def test_a_backup_restored_in_place_again_and_again_under_a_busy_logger(
         assert live.stop() == 0, live.stderr()
     got = logged_ids(log_dir)
     assert got == want, (sorted({i for i in got if got.count(i) > 1})[:20], live.stderr())
+
+
+def test_search_follow_on_a_copy_shows_only_what_its_state_records(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """A copy whose state was copied before its day file grew: the file holds a line
+    past what the state records, which the next logger there cuts back and logs again
+    (here: not at all, the server deleted that newest row meanwhile). ``search
+    --follow`` showed it, being out of ``pending``, as committed (the reviewer's case)."""
+    conn = serverdb.connect(server_db)
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    for number in range(5):
+        serverdb.send(conn, "alice", "bob", f"early {number}", leads=())
+    wait_until(lambda: logged_ids(log_dir) == [1, 2, 3, 4, 5], what="ids 1..5 logged")
+    assert live.stop() == 0, live.stderr()
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    for name in (STATE_NAME, ".dead-drop-logger.lock"):  # the state first
+        shutil.copy2(log_dir / name, copy / name)
+    serverdb.send(conn, "alice", "bob", "LATE", leads=())  # id 6, logged after it
+    live.start()
+    live.wait_ready()
+    wait_until(lambda: logged_ids(log_dir) == [1, 2, 3, 4, 5, 6], what="id 6 logged")
+    assert live.stop() == 0, live.stderr()
+    for day_file in log_dir.glob("messages-2*.json"):  # then the day files
+        shutil.copy2(day_file, copy / day_file.name)
+    assert logged_ids(copy) == [1, 2, 3, 4, 5, 6]
+    shown = tmp_path / "shown.json"
+    with shown.open("wb") as out:
+        search = subprocess.Popen(
+            [*logger_command(), "search", "--log-dir", str(copy), "-f", "--json"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            ids = lambda: [json.loads(line)["id"] for line in shown.read_text().splitlines()]  # noqa: E731
+            wait_until(lambda: 5 in ids(), what="search --follow showing ids 1..5")
+            conn.execute("DELETE FROM messages WHERE id = 6")  # the server's newest row
+            conn.commit()
+            copied = LoggerProcess(server_db, copy, "--retention-days", "0").start()
+            copied.wait_ready()
+            wait_until(lambda: copied.stderr().count("removing") == 1, what="the cut back")
+            assert copied.stop() == 0, copied.stderr()
+            assert logged_ids(copy) == [1, 2, 3, 4, 5]
+        finally:
+            search.terminate()
+            search.wait(timeout=60)
+    assert ids() == [1, 2, 3, 4, 5], shown.read_text()

@@ -421,6 +421,12 @@ class StateStore:
         return os.pread(fd, 1, size - 1) == b"\n"
 
 
+def read_state_file(log_dir: Path) -> State:
+    """The state saved in ``log_dir``, read without the lock, never through a symlink
+    (for readers: raises OSError, ELOOP for a link, or ValueError/KeyError/TypeError)."""
+    return State.from_json(_read_no_follow(log_dir / STATE_NAME)[0])
+
+
 def _read_no_follow(path: Path) -> tuple[bytes, os.stat_result]:
     """A small file's bytes and status, never through a symlink (ELOOP), in five system
     calls (this is read under the lock every batch)."""
