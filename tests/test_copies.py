@@ -301,3 +301,116 @@ def test_search_follow_on_a_copy_shows_only_what_its_state_records(
             search.terminate()
             search.wait(timeout=60)
     assert ids() == [1, 2, 3, 4, 5], shown.read_text()
+
+
+def follow(server_db: Path, log_dir: Path, want: list[int]) -> str:
+    """Run the real logger on ``log_dir`` until it holds every id of ``want``; its stderr."""
+    proc = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    try:
+        proc.wait_ready()
+        wait_until(lambda: set(want) <= set(logged_ids(log_dir)), what=f"{want} logged")
+    finally:
+        assert proc.stop() == 0, proc.stderr()
+    return proc.stderr()
+
+
+def days(conn: object, first: int, last: int, per_day: int, hour: int) -> None:
+    for day in range(first, last + 1):
+        for number in range(per_day):
+            serverdb.send(
+                conn,  # type: ignore[arg-type]
+                "alice",
+                "bob",
+                f"m {day} {number}",
+                leads=(),
+                timestamp=f"2026-11-{day:02d}T{hour:02d}:{number:02d}:00",
+            )
+
+
+def export(server_db: Path, log_dir: Path) -> None:
+    command = ["export", "--db", str(server_db), "--log-dir", str(log_dir)]
+    done = subprocess.run(
+        [*logger_command(), *command, "--retention-days", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_copy_lacking_the_days_an_export_made_meanwhile_logs_them_again(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """cp -a lists the directory, an export then logs the history into new (older) day
+    files, and the state is copied after it: the copy's state records ids 1..6 in files
+    the copy lacks. They were kept as logged ("days since pruned", below the files'
+    first id) and never logged again, by the follower nor by another export."""
+    conn = serverdb.connect(server_db)
+    days(conn, 1, 2, 3, 9)  # history: ids 1..6, left out by the first start
+    follow(server_db, log_dir, [])
+    days(conn, 3, 4, 3, 9)  # ids 7..12
+    follow(server_db, log_dir, list(range(7, 13)))
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    listing = sorted(log_dir.glob("messages-2*.json"))
+    for day_file in listing:  # the day files listed, copied
+        shutil.copy2(day_file, copy / day_file.name)
+    export(server_db, log_dir)  # ids 1..6 into two new files
+    for name in (STATE_NAME, ".dead-drop-logger.lock"):  # the state, copied last
+        shutil.copy2(log_dir / name, copy / name)
+    assert sorted(logged_ids(log_dir)) == list(range(1, 13))
+    follow(server_db, copy, list(range(1, 13)))
+    export(server_db, copy)
+    assert sorted(logged_ids(copy)) == list(range(1, 13))
+
+
+def test_a_copy_whose_yesterday_lacks_a_late_row_logs_it_again(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """Copied across midnight: yesterday's file copied before a late row of yesterday
+    was appended to it, today's file and the state after. The rebuilt state took the
+    files' last id as its position, and the late row below it was never logged again."""
+    conn = serverdb.connect(server_db)
+    follow(server_db, log_dir, [])
+    for number in range(3):
+        serverdb.send(
+            conn, "a", "b", f"y{number}", leads=(), timestamp=f"2026-11-01T23:59:5{number}"
+        )
+    follow(server_db, log_dir, [1, 2, 3])
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    yesterday = "messages-2026-11-01.json"
+    shutil.copy2(log_dir / yesterday, copy / yesterday)  # cp reaches it first
+    serverdb.send(conn, "a", "b", "late", leads=(), timestamp="2026-11-01T23:59:59.9")  # 4
+    serverdb.send(conn, "a", "b", "N", leads=(), timestamp="2026-11-02T00:00:00.1")  # 5
+    follow(server_db, log_dir, [1, 2, 3, 4, 5])
+    for path in log_dir.iterdir():  # then the rest
+        if path.name != yesterday and path.is_file() and not path.is_symlink():
+            shutil.copy2(path, copy / path.name)
+    follow(server_db, copy, [1, 2, 3, 4, 5])
+    assert sorted(logged_ids(copy)) == [1, 2, 3, 4, 5]
+
+
+def test_a_consistent_looking_copy_of_an_old_day_an_export_grew_writes_nothing_twice(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The state copied first; an export then appends the history to an old day file
+    that has fallen out of the state's ``ends`` (8 files written since); the rest copied
+    after. Each file the state records matches, so the copy passed as consistent, and an
+    export there wrote the ids the old file already held again."""
+    conn = serverdb.connect(server_db)
+    days(conn, 1, 3, 3, 9)  # history: ids 1..9
+    follow(server_db, log_dir, [])
+    days(conn, 3, 12, 3, 15)  # afternoons of the 3rd..12th: ids 10..39, ten files
+    follow(server_db, log_dir, list(range(10, 40)))
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    listing = [path for path in log_dir.iterdir() if path.name != STATE_NAME]
+    shutil.copy2(log_dir / STATE_NAME, copy / STATE_NAME)  # the state first
+    export(server_db, log_dir)  # ids 7..9 appended to the 3rd's file (1..6: new files)
+    for path in listing:
+        if not path.is_dir():
+            shutil.copy2(path, copy / path.name, follow_symlinks=False)
+    export(server_db, copy)
+    follow(server_db, copy, list(range(1, 40)))
+    got = logged_ids(copy)
+    assert sorted(got) == list(range(1, 40)), sorted({i for i in got if got.count(i) > 1})

@@ -98,7 +98,9 @@ class State:
     every batch, that it no longer does.
     ``ends``: file name ->
     (size, id of the line ending there) of the files written last: what each holds
-    of logged lines (see module doc). ``file``: the (device, inode) of the state file
+    of logged lines (see module doc). ``refill``: ids below the position that a copy
+    should hold but whose files lack them (see :mod:`..record.copies`): logged again,
+    once, by the follower's next batches. ``file``: the (device, inode) of the state file
     this was read from as it was saved, with those of its directory and lock file (None:
     saved by an older version).
     """
@@ -113,6 +115,7 @@ class State:
     resets: int = 0
     ends: dict[str, tuple[int, int]] = field(default_factory=dict)
     file: tuple[int, ...] | None = None
+    refill: list[tuple[int, int]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         data = {
@@ -127,6 +130,8 @@ class State:
             "resets": self.resets,
             "ends": {name: list(v) for name, v in self.ends.items()},
         }
+        if self.refill:
+            data["refill"] = [list(r) for r in self.refill]
         if self.file is not None:
             data["file"] = list(self.file)
         return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
@@ -152,6 +157,7 @@ class State:
             resets=int(data.get("resets", 0)),
             ends=ends,
             file=None if file is None else tuple(int(number) for number in file),
+            refill=idranges.normalise((int(lo), int(hi)) for lo, hi in data.get("refill", [])),
         )
 
 

@@ -120,6 +120,15 @@ def disagreement(log_dir: Path, state: State) -> str | None:
     return None
 
 
+def missing_files(log_dir: Path, state: State) -> bool:
+    """Whether a file ``state.ends`` records is missing (not even compressed)."""
+    for name in state.ends:
+        path = log_dir / name
+        if not os.path.lexists(path) and not layout.compressed_path(path).exists():
+            return True
+    return False
+
+
 def past_the_record(log_dir: Path, state: State) -> dict[str, tuple[int, int]]:
     """A pending record of what the files ``state.ends`` records hold past it."""
     found: dict[str, tuple[int, int]] = {}

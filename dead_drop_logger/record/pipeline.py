@@ -282,26 +282,40 @@ class Pipeline:
         return state
 
     def _reconcile_copy(self, state: State) -> None:
-        """Make a copied log directory's state agree with its files (see :mod:`.copies`)."""
+        """Make a copied log directory's state agree with its files (see :mod:`.copies`):
+        what they hold is logged; what the state records as logged and they lack is to
+        be logged again (``refill``), once."""
+        ids, (last, stamp) = self._scan_files()
+        held = idranges.from_ids(ids)
         why = copies.disagreement(self.log_dir, state)
-        if why is None:
+        # Below the files' first id the state's ranges are days since pruned, unless a
+        # file it records is missing from the copy (then nothing tells them apart).
+        floor = 1 if copies.missing_files(self.log_dir, state) else min(ids, default=1)
+        kept = idranges.within(state.logged, 1, floor - 1) if floor > 1 else []
+        lacking = idranges.subtract(idranges.within(state.logged, floor, state.position), held)
+        extra = idranges.subtract(held, state.logged)
+        if why is None and not lacking and all(lo > state.position for lo, _hi in extra):
+            # the state of these files: lines past its record (a batch it did not see
+            # end) are cut back and read again, as after a crash
             state.pending.update(copies.past_the_record(self.log_dir, state))
             return
-        log.warning(
-            "%s is a copy whose log files do not match its state (%s); rebuilding the"
-            " state from the log files",
-            self.log_dir,
-            why,
-        )
-        ids, (last, stamp) = self._scan_files()
-        below = min(ids, default=0)
-        kept = [(lo, min(hi, below - 1)) for lo, hi in state.logged if lo < below]
-        state.logged = idranges.normalise([*kept, *idranges.from_ids(ids)])
-        state.position = max(last, self.store.first_start() or 0)
-        if state.position == last and ids:
-            state.fingerprint = stamp
-        else:
-            state.fingerprint = self.source.fingerprint(state.position) if state.position else None
+        if why is None:
+            why = (
+                f"its files lack {idranges.count(lacking)} messages it records as logged"
+                f" and hold {idranges.count(extra)} it does not"
+            )
+        if why is not None:
+            log.warning(
+                "%s is a copy whose log files do not match its state (%s); rebuilding the"
+                " state from the log files",
+                self.log_dir,
+                why,
+            )
+        state.refill = idranges.normalise([*state.refill, *lacking])
+        state.logged = idranges.normalise([*kept, *held])
+        if last > state.position:  # (lines past the record: whole lines, logged once)
+            state.position, state.fingerprint = last, stamp
+        state.position = max(state.position, self.store.first_start() or 0)
         state.pending = {}
         state.ends = {}
 
@@ -516,6 +530,8 @@ class Pipeline:
         follower): as for :meth:`backfill`, messages older than the window are left out."""
         with self.commits.batch(hold=hold) as held:
             state = held.state
+            if state.refill:  # what a copy lacks (see _reconcile_copy), before what is new
+                return self._refill(state)
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
             rows = self.source.read(state.position, None, self.page_size)
@@ -531,6 +547,17 @@ class Pipeline:
             self._commit(state, kept, start + 1, last, advance=advance, final=not hold, held=hold)
             held.unsaved = hold
             return Progress(len(kept), last, outside)
+
+    def _refill(self, state: State) -> Progress:
+        """Log one page of the ids a copy lacks (``state.refill``), in its own two-step
+        commit: a crash cuts it back with ``refill`` still recording them."""
+        low, high = state.refill[0]
+        rows = self.source.read(low - 1, high, self.page_size)
+        done_to = rows.last_id if len(rows) == self.page_size else high
+        state.refill = idranges.subtract(state.refill, [(low, done_to)])
+        log.info("logging again ids %d..%d, which this copy lacks", low, done_to)
+        self._commit(state, rows, low, done_to)
+        return Progress(len(rows), rows.last_id or done_to)
 
     def catch_up(
         self,
