@@ -116,7 +116,7 @@ class GroupCommit:
                 # Linux reports a failed writeback once and may drop the pages: a second
                 # fsync (the release's save) could succeed with the lines not on disk.
                 # They are cut back to the record on disk instead, and read again.
-                self._cut_back()
+                self._cut_back(held.state)
                 self.drop()
                 raise
             held.unsaved = True  # whatever the batch left (pending still set if it failed)
@@ -164,15 +164,17 @@ class GroupCommit:
                 try:
                     self.store.save(held.state)  # (its lines fsynced first: see StateStore)
                 except Exception:
-                    self._cut_back()
+                    self._cut_back(held.state)
                     raise
 
-    def _cut_back(self) -> None:
-        """Cut the files back to the pending record on disk (the lock still held)."""
+    def _cut_back(self, state: State) -> None:
+        """Cut the files back to the pending record on disk (the lock still held): each
+        only to its recorded size when it holds that line there, never to nothing when it
+        holds a line ``state`` records as logged (see :meth:`.DayWriter.truncate_back`)."""
         covered = self.store.saved_pending
         if covered and self.store.lock_intact():  # (not another directory's files)
             try:
-                self.writer.truncate_back(covered)
+                self.writer.truncate_back(covered, state.ends, state.logged)
             except OSError as exc:  # the record on disk still guards them
                 log.warning("could not cut back the lines of a failed save: %s", exc)
 
