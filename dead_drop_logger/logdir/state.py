@@ -199,6 +199,7 @@ class StateStore:
         # The files were found changed under this process: the next load is a copy's.
         self.suspect = False
         self._position: int | None = None  # the position this process last read or saved
+        self._resets = 0  # ... and the resets then
         # The pending record of the state this process last saved under the lock it
         # holds (None: unknown, so none to rely on): see groupcommit.
         self.saved_pending: dict[str, tuple[int, int]] | None = None
@@ -280,11 +281,15 @@ class StateStore:
         # original was deleted first.
         self.copied = (
             (state.file is not None and state.file != self._identity(st))
-            or (self._position is not None and state.position < self._position)
+            or (
+                self._position is not None
+                and state.position < self._position
+                and state.resets == self._resets  # (not a reset: a replaced database)
+            )
             or self.suspect
         )
         self.suspect = False
-        self._position = state.position
+        self._position, self._resets = state.position, state.resets
         return state
 
     def _identity(self, st: os.stat_result) -> tuple[int, ...]:
@@ -325,7 +330,7 @@ class StateStore:
         # to rely on (a cut back to the old one would cut what the new one records).
         self.saved_pending = None
         os.replace(tmp, self.path)
-        self.copied, self._position = False, state.position
+        self.copied, self._position, self._resets = False, state.position, state.resets
         try:  # (the rename changed its ctime)
             here = os.lstat(self.path)
             self._known = (here.st_dev, here.st_ino, here.st_ctime_ns)
