@@ -97,6 +97,9 @@ class Pipeline:
         self._marked: int | None = None  # the first-start position this process recorded
         self._owner_recorded = False
         self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
+        # A room's log directory is never written through a symlink, made one at any
+        # time (checked at every transaction and before every append): see rooms.
+        self.no_link = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
         # The follower's batches, in a transaction held while the server keeps it busy.
@@ -174,9 +177,22 @@ class Pipeline:
             if self.presence.held and state.logged:  # its first lines: nothing stays open
                 self.presence.release()
 
+    def _not_a_link(self) -> None:
+        """Raise LinkedLogDir when ``no_link`` and the log directory is a symlink."""
+        if self.no_link and os.path.islink(self.log_dir):
+            try:
+                target = os.readlink(self.log_dir)
+            except OSError:
+                target = "?"
+            raise LinkedLogDir(
+                f"log directory {self.log_dir} is a symbolic link (to {target}); a room's"
+                " log directory is never written through one: make it a directory"
+            )
+
     def _settled(self) -> None:
         """Before a transaction: a log directory other than the one this process worked
         in last (a backup restored in its place) is let settle first (see copies)."""
+        self._not_a_link()
         try:
             here = os.stat(self.log_dir)
         except OSError:
@@ -195,6 +211,7 @@ class Pipeline:
             return
         if (here.st_dev, here.st_ino) != self._directory:
             raise DirectoryReplaced(f"{self.log_dir} was replaced; reading it again")
+        self._not_a_link()
 
     def _claim(self, state: State) -> bool | None:
         """:func:`.ownership.claim`: True when the record changed; None when ``state`` is
@@ -462,6 +479,7 @@ class Pipeline:
             # Files are opened by path: not into a directory restored in place of the
             # locked one since (its state does not record these lines; see copies).
             self.store.check_intact()
+            self._not_a_link()
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
@@ -690,6 +708,10 @@ class Pipeline:
         outside = sum(run.data.count(b"\n") for run in dropped)
         skipped = idranges.normalise((run.first_id, run.last_id) for run in dropped)
         return Page(kept, len(rows) - outside, rows.last_id), skipped, outside
+
+
+class LinkedLogDir(DirectoryReplaced):
+    """A room's log directory was made a symlink: nothing is written through it."""
 
 
 def _record_ends(state: State, ends: dict[str, tuple[int, int]], sizes: Pending) -> None:
