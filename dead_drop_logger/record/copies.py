@@ -12,12 +12,16 @@ the files written last hold (the size up to which they hold logged lines, and th
 the line ending there). A state read from another file than it was saved as is a copy
 (:attr:`.StateStore.copied`), and before it is used:
 
-- when every file it records still holds that line at that size, and no newer file
-  holds lines it does not know of, it is the state of those files: what they hold past
-  the record is made pending, to be cut back and read again, as after a crash;
-- otherwise the copy's files are the truth: the state is rebuilt from the ids they hold
+- every day file is read (a copy is rare) and its ids compared with ``logged``;
+- when they agree, every file it records still holds that line at that size, and no
+  newer file holds lines it does not know of, it is the state of those files: what
+  they hold past the record is made pending, to be cut back and read again, as after a
+  crash;
+- otherwise the copy's files are the truth: ``logged`` becomes the ids they hold
   (keeping its owner, its skipped ids and the ranges logged below them, in files since
-  pruned), so what the copy lacks is logged again and what it holds is not, once.
+  pruned, unless a file ``ends`` records is missing), and the ids it recorded that they
+  lack go to ``refill``, which the follower logs first: what the copy lacks is logged
+  again and what it holds is not, once.
 
 A state saved by an older version records neither and is used as it is.
 
