@@ -570,9 +570,15 @@ class Pipeline:
         """Log one page of the ids a copy lacks (``state.refill``), in its own two-step
         commit: a crash cuts it back with ``refill`` still recording them."""
         low, high = state.refill[0]
+        todo = idranges.gaps(state.logged, low, high)  # (an export may have filled some)
+        if not todo:
+            state.refill = idranges.subtract(state.refill, [(low, high)])
+            self.store.save(state)
+            return Progress()
+        low, high = todo[0]
         rows = self.source.read(low - 1, high, self.page_size)
         done_to = rows.last_id if len(rows) == self.page_size else high
-        state.refill = idranges.subtract(state.refill, [(low, done_to)])
+        state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
         log.info("logging again ids %d..%d, which this copy lacks", low, done_to)
         self._commit(state, rows, low, done_to)
         return Progress(len(rows), rows.last_id or done_to)
