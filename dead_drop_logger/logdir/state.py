@@ -432,10 +432,20 @@ class StateStore:
         return os.pread(fd, 1, size - 1) == b"\n"
 
 
-def read_state_file(log_dir: Path) -> State:
+def read_state_file(log_dir: Path) -> tuple[State, bool]:
     """The state saved in ``log_dir``, read without the lock, never through a symlink
-    (for readers: raises OSError, ELOOP for a link, or ValueError/KeyError/TypeError)."""
-    return State.from_json(_read_no_follow(log_dir / STATE_NAME)[0])
+    (for readers: raises OSError, ELOOP for a link, or ValueError/KeyError/TypeError),
+    and whether it is a copy's (saved elsewhere: see :attr:`StateStore.copied`)."""
+    raw, st = _read_no_follow(log_dir / STATE_NAME)
+    state = State.from_json(raw)
+    if state.file is None:
+        return state, False
+    here: tuple[int, ...]
+    try:
+        here = (st.st_dev, st.st_ino, os.stat(log_dir).st_ino, os.lstat(log_dir / LOCK_NAME).st_ino)
+    except OSError:
+        here = (st.st_dev, st.st_ino)
+    return state, state.file != here
 
 
 def _read_no_follow(path: Path) -> tuple[bytes, os.stat_result]:

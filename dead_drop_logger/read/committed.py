@@ -17,12 +17,11 @@ without writing anything (a reader never changes the log directory):
 
 - a file the state's ``pending`` record names: up to the size recorded there (a file
   recorded as absent: nothing yet);
-- any other file the state's ``ends`` records: up to the size recorded there (a
-  writer records a file in ``pending`` before it appends to it, and its end in ``ends``
-  once the lines are logged, so past that end a file holds only lines no state of this
-  directory records as logged: a restored copy whose state was copied before its day
-  file grew, whose tail the next writer cuts back and logs again);
-- any other file: all of it.
+- any other file: all of it (a writer records a file in ``pending`` before it appends
+  to it, so only a named file can hold lines that are not committed); but in a copy
+  (a state saved elsewhere, not yet taken over by a writer) a file its ``ends`` records
+  only up to the size recorded there: its state may have been copied before the file
+  grew, and the next writer cuts that tail back and logs it again.
 - a compressed day file: all of it (only files out of every ``pending`` record are
   compressed, written whole);
 - no state file, or one that cannot be read: all of it (the next writer rebuilds the
@@ -71,11 +70,11 @@ def read_view(log_dir: Path) -> CommittedView:
     """The committed view of ``log_dir`` now: its state file read (never written, no
     lock taken). A missing or unreadable state leaves every file committed whole."""
     try:
-        state = read_state_file(log_dir)  # (never through a link planted at its name)
+        state, copied = read_state_file(log_dir)  # (never through a link at its name)
     except (OSError, ValueError, KeyError, TypeError):
         return CommittedView(log_dir)
     pending = {name: (size if inode else 0) for name, (size, inode) in state.pending.items()}
-    ends = {name: size for name, (size, _last) in state.ends.items()}
+    ends = {name: size for name, (size, _last) in state.ends.items()} if copied else {}
     return CommittedView(log_dir, pending, ends)
 
 
