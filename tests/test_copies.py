@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, start_writer, wait_until
+from conftest import LoggerProcess, logged_ids, logger_command, start_writer, wait_until
 
 from dead_drop_logger.logdir.state import STATE_NAME
 
@@ -159,3 +159,258 @@ def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
             writer.kill()
         assert live.stop() == 0, live.stderr()
     assert logged_ids(log_dir) == want, live.stderr()
+
+
+def copy_slowly(source: Path, target: Path, *, state_first: bool) -> None:
+    """A restore that takes its time (rsync, a network file system, a large backup): the
+    directory is made (unless it is there: then each file is written over, in place, as
+    ``cp`` does), then its files copied one after another with a pause between them; the
+    state before the day files, or after them."""
+    if not target.exists():
+        target.mkdir(mode=0o700)
+    names = sorted(entry.name for entry in source.iterdir())
+    names.sort(key=lambda name: name.startswith("messages-") == state_first)
+    for name in names:
+        time.sleep(0.1)
+        if (source / name).is_symlink():  # (messages-current.json: replaced, as cp does)
+            (target / name).unlink(missing_ok=True)
+        shutil.copy2(source / name, target / name, follow_symlinks=False)
+
+
+@pytest.mark.parametrize("how", ["in its place", "over it"])
+@pytest.mark.parametrize("state_first", [True, False], ids=["state first", "day files first"])
+def test_a_slow_restore_under_a_busy_logger_loses_and_doubles_nothing(
+    server_db: Path, log_dir: Path, tmp_path: Path, state_first: bool, how: str
+) -> None:
+    """A backup restored file by file while the logger writes flat out, to the path of
+    the directory renamed away, or over it: the logger finds the restore half made (a
+    state without its day files, day files without their state, or its own state beside
+    a day file with the backup's older lines). Reading it then, it rebuilt a state from
+    half a copy, or wrote lines the rest of the copy then replaced, or went on after its
+    own position in a file that no longer held what it had logged."""
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    writer = start_writer(server_db, SENDS)
+    backup = tmp_path / "backup"
+    try:
+        wait_until(
+            lambda: backed_up_pending(log_dir, backup), what="a backup with a pending record"
+        )
+        time.sleep(0.3)
+        if how == "in its place":
+            log_dir.rename(tmp_path / "broken")
+        copy_slowly(backup, log_dir, state_first=state_first)
+        time.sleep(0.3)
+        assert writer.poll() is None  # the restore was made under the writer
+        stop_writer(writer)
+        want = serverdb.all_ids(server_db)
+        try:
+            wait_until(lambda: len(logged_ids(log_dir)) >= len(want), what="all of it logged")
+        except AssertionError as exc:
+            lost = sorted(set(want) - set(logged_ids(log_dir)))
+            raise AssertionError(f"{exc}: {len(lost)} lost {lost[:9]}; {live.stderr()}") from None
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        assert live.stop() == 0, live.stderr()
+    got = logged_ids(log_dir)
+    assert got == want, (sorted({i for i in got if got.count(i) > 1})[:20], live.stderr())
+
+
+def test_a_backup_restored_in_place_again_and_again_under_a_busy_logger(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The directory renamed away and the backup copied to its path, six times, while the
+    logger writes flat out: each restore is being written by ``cp`` while the logger
+    finds it (no state yet, or no day file yet, or half of one). Lines the logger wrote
+    into it then, or a state it rebuilt from half a copy, were lost or doubled (seen: 592
+    ids lost, or ids 1..744 logged twice)."""
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    writer = start_writer(server_db, SENDS)
+    backup = tmp_path / "backup"
+    try:
+        wait_until(
+            lambda: backed_up_pending(log_dir, backup), what="a backup with a pending record"
+        )
+        for number in range(6):
+            time.sleep(0.3)
+            log_dir.rename(tmp_path / f"broken-{number}")
+            cp_a(backup, log_dir)
+        time.sleep(0.3)
+        assert writer.poll() is None  # every restore was made under the writer
+        stop_writer(writer)
+        want = serverdb.all_ids(server_db)
+        try:
+            wait_until(lambda: len(logged_ids(log_dir)) >= len(want), what="all of it logged")
+        except AssertionError as exc:
+            lost = sorted(set(want) - set(logged_ids(log_dir)))
+            raise AssertionError(f"{exc}: {len(lost)} lost {lost[:9]}; {live.stderr()}") from None
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+        assert live.stop() == 0, live.stderr()
+    got = logged_ids(log_dir)
+    assert got == want, (sorted({i for i in got if got.count(i) > 1})[:20], live.stderr())
+
+
+def test_search_follow_on_a_copy_shows_only_what_its_state_records(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """A copy whose state was copied before its day file grew: the file holds a line
+    past what the state records, which the next logger there cuts back and logs again
+    (here: not at all, the server deleted that newest row meanwhile). ``search
+    --follow`` showed it, being out of ``pending``, as committed (the reviewer's case)."""
+    conn = serverdb.connect(server_db)
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    for number in range(5):
+        serverdb.send(conn, "alice", "bob", f"early {number}", leads=())
+    wait_until(lambda: logged_ids(log_dir) == [1, 2, 3, 4, 5], what="ids 1..5 logged")
+    assert live.stop() == 0, live.stderr()
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    for name in (STATE_NAME, ".dead-drop-logger.lock"):  # the state first
+        shutil.copy2(log_dir / name, copy / name)
+    serverdb.send(conn, "alice", "bob", "LATE", leads=())  # id 6, logged after it
+    live.start()
+    live.wait_ready()
+    wait_until(lambda: logged_ids(log_dir) == [1, 2, 3, 4, 5, 6], what="id 6 logged")
+    assert live.stop() == 0, live.stderr()
+    for day_file in log_dir.glob("messages-2*.json"):  # then the day files
+        shutil.copy2(day_file, copy / day_file.name)
+    assert logged_ids(copy) == [1, 2, 3, 4, 5, 6]
+    shown = tmp_path / "shown.json"
+    with shown.open("wb") as out:
+        search = subprocess.Popen(
+            [*logger_command(), "search", "--log-dir", str(copy), "-f", "--json"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            ids = lambda: [json.loads(line)["id"] for line in shown.read_text().splitlines()]  # noqa: E731
+            wait_until(lambda: 5 in ids(), what="search --follow showing ids 1..5")
+            conn.execute("DELETE FROM messages WHERE id = 6")  # the server's newest row
+            conn.commit()
+            copied = LoggerProcess(server_db, copy, "--retention-days", "0").start()
+            copied.wait_ready()
+            wait_until(lambda: copied.stderr().count("removing") == 1, what="the cut back")
+            assert copied.stop() == 0, copied.stderr()
+            assert logged_ids(copy) == [1, 2, 3, 4, 5]
+        finally:
+            search.terminate()
+            search.wait(timeout=60)
+    assert ids() == [1, 2, 3, 4, 5], shown.read_text()
+
+
+def follow(server_db: Path, log_dir: Path, want: list[int]) -> str:
+    """Run the real logger on ``log_dir`` until it holds every id of ``want``; its stderr."""
+    proc = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    try:
+        proc.wait_ready()
+        wait_until(lambda: set(want) <= set(logged_ids(log_dir)), what=f"{want} logged")
+    finally:
+        assert proc.stop() == 0, proc.stderr()
+    return proc.stderr()
+
+
+def days(conn: object, first: int, last: int, per_day: int, hour: int) -> None:
+    for day in range(first, last + 1):
+        for number in range(per_day):
+            serverdb.send(
+                conn,  # type: ignore[arg-type]
+                "alice",
+                "bob",
+                f"m {day} {number}",
+                leads=(),
+                timestamp=f"2026-11-{day:02d}T{hour:02d}:{number:02d}:00",
+            )
+
+
+def export(server_db: Path, log_dir: Path) -> None:
+    command = ["export", "--db", str(server_db), "--log-dir", str(log_dir)]
+    done = subprocess.run(
+        [*logger_command(), *command, "--retention-days", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_copy_lacking_the_days_an_export_made_meanwhile_logs_them_again(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """cp -a lists the directory, an export then logs the history into new (older) day
+    files, and the state is copied after it: the copy's state records ids 1..6 in files
+    the copy lacks. They were kept as logged ("days since pruned", below the files'
+    first id) and never logged again, by the follower nor by another export."""
+    conn = serverdb.connect(server_db)
+    days(conn, 1, 2, 3, 9)  # history: ids 1..6, left out by the first start
+    follow(server_db, log_dir, [])
+    days(conn, 3, 4, 3, 9)  # ids 7..12
+    follow(server_db, log_dir, list(range(7, 13)))
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    listing = sorted(log_dir.glob("messages-2*.json"))
+    for day_file in listing:  # the day files listed, copied
+        shutil.copy2(day_file, copy / day_file.name)
+    export(server_db, log_dir)  # ids 1..6 into two new files
+    for name in (STATE_NAME, ".dead-drop-logger.lock"):  # the state, copied last
+        shutil.copy2(log_dir / name, copy / name)
+    assert sorted(logged_ids(log_dir)) == list(range(1, 13))
+    follow(server_db, copy, list(range(1, 13)))
+    export(server_db, copy)
+    assert sorted(logged_ids(copy)) == list(range(1, 13))
+
+
+def test_a_copy_whose_yesterday_lacks_a_late_row_logs_it_again(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """Copied across midnight: yesterday's file copied before a late row of yesterday
+    was appended to it, today's file and the state after. The rebuilt state took the
+    files' last id as its position, and the late row below it was never logged again."""
+    conn = serverdb.connect(server_db)
+    follow(server_db, log_dir, [])
+    for number in range(3):
+        serverdb.send(
+            conn, "a", "b", f"y{number}", leads=(), timestamp=f"2026-11-01T23:59:5{number}"
+        )
+    follow(server_db, log_dir, [1, 2, 3])
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    yesterday = "messages-2026-11-01.json"
+    shutil.copy2(log_dir / yesterday, copy / yesterday)  # cp reaches it first
+    serverdb.send(conn, "a", "b", "late", leads=(), timestamp="2026-11-01T23:59:59.9")  # 4
+    serverdb.send(conn, "a", "b", "N", leads=(), timestamp="2026-11-02T00:00:00.1")  # 5
+    follow(server_db, log_dir, [1, 2, 3, 4, 5])
+    for path in log_dir.iterdir():  # then the rest
+        if path.name != yesterday and path.is_file() and not path.is_symlink():
+            shutil.copy2(path, copy / path.name)
+    follow(server_db, copy, [1, 2, 3, 4, 5])
+    assert sorted(logged_ids(copy)) == [1, 2, 3, 4, 5]
+
+
+def test_a_consistent_looking_copy_of_an_old_day_an_export_grew_writes_nothing_twice(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The state copied first; an export then appends the history to an old day file
+    that has fallen out of the state's ``ends`` (8 files written since); the rest copied
+    after. Each file the state records matches, so the copy passed as consistent, and an
+    export there wrote the ids the old file already held again."""
+    conn = serverdb.connect(server_db)
+    days(conn, 1, 3, 3, 9)  # history: ids 1..9
+    follow(server_db, log_dir, [])
+    days(conn, 3, 12, 3, 15)  # afternoons of the 3rd..12th: ids 10..39, ten files
+    follow(server_db, log_dir, list(range(10, 40)))
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    listing = [path for path in log_dir.iterdir() if path.name != STATE_NAME]
+    shutil.copy2(log_dir / STATE_NAME, copy / STATE_NAME)  # the state first
+    export(server_db, log_dir)  # ids 7..9 appended to the 3rd's file (1..6: new files)
+    for path in listing:
+        if not path.is_dir():
+            shutil.copy2(path, copy / path.name, follow_symlinks=False)
+    export(server_db, copy)
+    follow(server_db, copy, list(range(1, 40)))
+    got = logged_ids(copy)
+    assert sorted(got) == list(range(1, 40)), sorted({i for i in got if got.count(i) > 1})

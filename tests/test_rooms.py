@@ -918,3 +918,28 @@ def test_every_reader_treats_a_rooms_symlinked_log_dir_alike(
         f"dead-drop-logger: error: room 'ops''s log directory {log_dir / 'ops'} is a symbolic"
         " link, which the logger never writes through; not reading it (make it a directory)\n"
     )
+
+
+def test_a_room_log_directory_made_a_symlink_while_followed_is_not_written_through(
+    tmp_path: Path, log_dir: Path
+) -> None:
+    """``LOG_DIR/ops`` moved aside and replaced by a symlink while its follower runs: the
+    refusal was checked once, when the room started; later batches wrote the room's
+    state, lock and day files through the link (the reviewer's case)."""
+    one = tmp_path / "one.db"
+    serverdb.create(one)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = ["--db", f"ops={one}", "--log-dir", str(log_dir)]
+    proc = LoggerProcess(one, log_dir, "--retention-days", "0", target=target).start()
+    try:
+        wait_rooms_ready(proc, "ops")
+        before = serverdb.send_many(one, 3, prefix="before")
+        wait_until(lambda: logged_ids(log_dir / "ops") == before, what="the room logged")
+        (log_dir / "ops").rename(tmp_path / "ops-moved-aside")
+        (log_dir / "ops").symlink_to(elsewhere)
+        serverdb.send_many(one, 3, prefix="after")
+        wait_until(lambda: "is a symbolic link" in proc.stderr(), what="the refusal")
+    finally:
+        assert proc.stop() == 0, proc.stderr()
+    assert sorted(os.listdir(elsewhere)) == [], proc.stderr()

@@ -64,6 +64,18 @@ class StateError(Exception):
     """The state file cannot be read or written."""
 
 
+class DirectoryReplaced(StateError):
+    """The log directory whose lock this process holds is no longer at its path (renamed
+    away, a backup restored in its place) or its state file was replaced: nothing more
+    is written there under this lock, whose transaction ends unsaved."""
+
+
+class FilesChanged(DirectoryReplaced):
+    """A day file no longer holds what the state records of it (a backup copied over
+    the directory, ``cp -a backup/. logs/``: the same inodes, older contents): nothing
+    is written; the next transaction checks the files as a copy's."""
+
+
 class StateUnreadable(StateError):
     """The state file is there but cannot be read (permission denied, an I/O error): not
     damaged, so it is never set aside as corrupt; the caller retries."""
@@ -86,7 +98,9 @@ class State:
     every batch, that it no longer does.
     ``ends``: file name ->
     (size, id of the line ending there) of the files written last: what each holds
-    of logged lines (see module doc). ``file``: the (device, inode) of the state file
+    of logged lines (see module doc). ``refill``: ids below the position that a copy
+    should hold but whose files lack them (see :mod:`..record.copies`): logged again,
+    once, by the follower's next batches. ``file``: the (device, inode) of the state file
     this was read from as it was saved, with those of its directory and lock file (None:
     saved by an older version).
     """
@@ -101,6 +115,7 @@ class State:
     resets: int = 0
     ends: dict[str, tuple[int, int]] = field(default_factory=dict)
     file: tuple[int, ...] | None = None
+    refill: list[tuple[int, int]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         data = {
@@ -115,6 +130,8 @@ class State:
             "resets": self.resets,
             "ends": {name: list(v) for name, v in self.ends.items()},
         }
+        if self.refill:
+            data["refill"] = [list(r) for r in self.refill]
         if self.file is not None:
             data["file"] = list(self.file)
         return (json.dumps(data, separators=(",", ":"), sort_keys=True) + "\n").encode()
@@ -140,6 +157,7 @@ class State:
             resets=int(data.get("resets", 0)),
             ends=ends,
             file=None if file is None else tuple(int(number) for number in file),
+            refill=idranges.normalise((int(lo), int(hi)) for lo, hi in data.get("refill", [])),
         )
 
 
@@ -178,7 +196,10 @@ class StateStore:
         # The state last loaded was read from another file than the one it was saved
         # as: a copy (cp -a, a restore, a move to another file system); see load().
         self.copied = False
+        # The files were found changed under this process: the next load is a copy's.
+        self.suspect = False
         self._position: int | None = None  # the position this process last read or saved
+        self._resets = 0  # ... and the resets then
         # The pending record of the state this process last saved under the lock it
         # holds (None: unknown, so none to rely on): see groupcommit.
         self.saved_pending: dict[str, tuple[int, int]] | None = None
@@ -218,6 +239,18 @@ class StateStore:
             return False
         return (here.st_dev, here.st_ino, here.st_ctime_ns) == self._known
 
+    def check_intact(self) -> None:
+        """Raise DirectoryReplaced unless :meth:`lock_intact` (under the lock): checked
+        before anything is written, since files are opened by path, and a directory
+        copied in place of the locked one (``cp -a backup logs`` under a running logger)
+        must not receive this transaction's lines nor its state: they record the old
+        directory's position, past what the restored files hold."""
+        if self._held is not None and not self.lock_intact():
+            raise DirectoryReplaced(
+                f"{self.log_dir} was replaced while a batch was written to it (a backup"
+                " restored in its place?); reading it again"
+            )
+
     def someone_waits(self) -> bool:
         """Whether another writer waits for the lock: a long holder should let go."""
         return self.lock.someone_waits()
@@ -226,6 +259,7 @@ class StateStore:
         """The saved state; None when there is none. Raises StateError when unreadable
         (a symlink at its name included: never read through). Sets :attr:`copied`."""
         self.copied = False
+        self._known = None  # (until one is read: none to compare with)
         try:
             raw, st = _read_no_follow(self.path)
         except FileNotFoundError:
@@ -245,10 +279,17 @@ class StateStore:
         # the directory, its state file's inode reused): checked against the files. An
         # inode alone can be reused by the copy; all three seldom are, unless the
         # original was deleted first.
-        self.copied = (state.file is not None and state.file != self._identity(st)) or (
-            self._position is not None and state.position < self._position
+        self.copied = (
+            (state.file is not None and state.file != self._identity(st))
+            or (
+                self._position is not None
+                and state.position < self._position
+                and state.resets == self._resets  # (not a reset: a replaced database)
+            )
+            or self.suspect
         )
-        self._position = state.position
+        self.suspect = False
+        self._position, self._resets = state.position, state.resets
         return state
 
     def _identity(self, st: os.stat_result) -> tuple[int, ...]:
@@ -269,7 +310,10 @@ class StateStore:
         return target
 
     def save(self, state: State) -> None:
-        """Atomically replace the state file (durable once this returns)."""
+        """Atomically replace the state file (durable once this returns). Raises
+        DirectoryReplaced (before anything is written) when the directory locked is no
+        longer the one at the path."""
+        self.check_intact()
         self._before_save()
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
@@ -286,7 +330,7 @@ class StateStore:
         # to rely on (a cut back to the old one would cut what the new one records).
         self.saved_pending = None
         os.replace(tmp, self.path)
-        self.copied, self._position = False, state.position
+        self.copied, self._position, self._resets = False, state.position, state.resets
         try:  # (the rename changed its ctime)
             here = os.lstat(self.path)
             self._known = (here.st_dev, here.st_ino, here.st_ctime_ns)
@@ -386,6 +430,22 @@ class StateStore:
     @staticmethod
     def _ends_whole(fd: int, size: int) -> bool:
         return os.pread(fd, 1, size - 1) == b"\n"
+
+
+def read_state_file(log_dir: Path) -> tuple[State, bool]:
+    """The state saved in ``log_dir``, read without the lock, never through a symlink
+    (for readers: raises OSError, ELOOP for a link, or ValueError/KeyError/TypeError),
+    and whether it is a copy's (saved elsewhere: see :attr:`StateStore.copied`)."""
+    raw, st = _read_no_follow(log_dir / STATE_NAME)
+    state = State.from_json(raw)
+    if state.file is None:
+        return state, False
+    here: tuple[int, ...]
+    try:
+        here = (st.st_dev, st.st_ino, os.stat(log_dir).st_ino, os.lstat(log_dir / LOCK_NAME).st_ino)
+    except OSError:
+        here = (st.st_dev, st.st_ino)
+    return state, state.file != here
 
 
 def _read_no_follow(path: Path) -> tuple[bytes, os.stat_result]:

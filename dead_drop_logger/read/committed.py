@@ -17,8 +17,11 @@ without writing anything (a reader never changes the log directory):
 
 - a file the state's ``pending`` record names: up to the size recorded there (a file
   recorded as absent: nothing yet);
-- any other file: all of it. (A writer records a file in ``pending`` before it
-  appends to it, so only a named file can hold lines that are not committed.)
+- any other file: all of it (a writer records a file in ``pending`` before it appends
+  to it, so only a named file can hold lines that are not committed); but in a copy
+  (a state saved elsewhere, not yet taken over by a writer) a file its ``ends`` records
+  only up to the size recorded there: its state may have been copied before the file
+  grew, and the next writer cuts that tail back and logs it again.
 - a compressed day file: all of it (only files out of every ``pending`` record are
   compressed, written whole);
 - no state file, or one that cannot be read: all of it (the next writer rebuilds the
@@ -38,9 +41,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..files import read_whole
 from ..logdir.layout import LogFile
-from ..logdir.state import STATE_NAME, State
+from ..logdir.state import read_state_file
 
 
 @dataclass(frozen=True)
@@ -48,17 +50,19 @@ class CommittedView:
     """What one read of a log directory's state says is committed.
 
     ``pending``: the committed size of each file the state's pending record names (by
-    file name); every other file is committed whole."""
+    file name); ``ends``: that of each other file whose logged end the state records;
+    every other file is committed whole."""
 
     log_dir: Path
     pending: Mapping[str, int] = field(default_factory=dict)
+    ends: Mapping[str, int] = field(default_factory=dict)
 
     def end(self, entry: LogFile, size: int) -> int:
         """How many of the bytes of ``entry``, ``size`` long when measured *before*
         this view was read, are committed."""
         if entry.compressed:
             return size
-        recorded = self.pending.get(entry.path.name)
+        recorded = self.pending.get(entry.path.name, self.ends.get(entry.path.name))
         return size if recorded is None else min(size, recorded)
 
 
@@ -66,11 +70,12 @@ def read_view(log_dir: Path) -> CommittedView:
     """The committed view of ``log_dir`` now: its state file read (never written, no
     lock taken). A missing or unreadable state leaves every file committed whole."""
     try:
-        state = State.from_json(read_whole(log_dir / STATE_NAME))
+        state, copied = read_state_file(log_dir)  # (never through a link at its name)
     except (OSError, ValueError, KeyError, TypeError):
         return CommittedView(log_dir)
     pending = {name: (size if inode else 0) for name, (size, inode) in state.pending.items()}
-    return CommittedView(log_dir, pending)
+    ends = {name: size for name, (size, _last) in state.ends.items()} if copied else {}
+    return CommittedView(log_dir, pending, ends)
 
 
 def committed_ends(files: Iterable[tuple[Path, LogFile]]) -> dict[Path, int | None]:

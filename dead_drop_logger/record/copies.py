@@ -12,25 +12,81 @@ the files written last hold (the size up to which they hold logged lines, and th
 the line ending there). A state read from another file than it was saved as is a copy
 (:attr:`.StateStore.copied`), and before it is used:
 
-- when every file it records still holds that line at that size, and no newer file
-  holds lines it does not know of, it is the state of those files: what they hold past
-  the record is made pending, to be cut back and read again, as after a crash;
-- otherwise the copy's files are the truth: the state is rebuilt from the ids they hold
+- every day file is read (a copy is rare) and its ids compared with ``logged``;
+- when they agree, every file it records still holds that line at that size, and no
+  newer file holds lines it does not know of, it is the state of those files: what
+  they hold past the record is made pending, to be cut back and read again, as after a
+  crash;
+- otherwise the copy's files are the truth: ``logged`` becomes the ids they hold
   (keeping its owner, its skipped ids and the ranges logged below them, in files since
-  pruned), so what the copy lacks is logged again and what it holds is not, once.
+  pruned, unless a file ``ends`` records is missing), and the ids it recorded that they
+  lack go to ``refill``, which the follower logs first: what the copy lacks is logged
+  again and what it holds is not, once.
 
 A state saved by an older version records neither and is used as it is.
+
+A directory restored in place of the one a running logger works in (renamed away, the
+backup copied to its path) is being written by the copy while the logger finds it: its
+state or its day files may not be there yet, or be half copied. A state or a file read
+then is neither the backup's nor the logger's, and lines the logger appends go into
+files the copy then overwrites (seen: whole ranges lost, or logged twice). So a logger
+that finds another directory at its path than it last worked in first waits for it to
+settle (:func:`settle`: nothing in it changes for ``SETTLED`` seconds) before it reads
+or writes anything there.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+import time
 from pathlib import Path
 
 from ..logdir import layout
 from ..logdir.state import State
 from .writer import line_id_ending_at
+
+log = logging.getLogger(__name__)
+
+# A directory restored under a running logger is used once nothing in it has changed for
+# this long (a copy writes its files one after another, each as fast as it can), or after
+# ``SETTLE_AT_MOST`` seconds whatever it does.
+SETTLED = 0.5
+SETTLE_AT_MOST = 30.0
+
+
+def _snapshot(log_dir: Path) -> frozenset[tuple[str, int, int, int]] | None:
+    try:
+        with os.scandir(log_dir) as entries:
+            found = []
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                found.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    except OSError:
+        return None
+    return frozenset(found)
+
+
+def settle(log_dir: Path) -> None:
+    """Wait until nothing in ``log_dir`` changes for ``SETTLED`` seconds (a copy being
+    restored there is done), at most ``SETTLE_AT_MOST`` seconds."""
+    log.info(
+        "%s is another directory than before (a copy restored?); waiting until it stops changing",
+        log_dir,
+    )
+    began = last_change = time.monotonic()
+    seen = _snapshot(log_dir)
+    while time.monotonic() - began < SETTLE_AT_MOST:
+        time.sleep(SETTLED / 5)
+        now = _snapshot(log_dir)
+        if now != seen:
+            seen, last_change = now, time.monotonic()
+        elif time.monotonic() - last_change >= SETTLED:
+            return
 
 
 def disagreement(log_dir: Path, state: State) -> str | None:
@@ -66,6 +122,15 @@ def disagreement(log_dir: Path, state: State) -> str | None:
         if stat.S_ISREG(st.st_mode) and st.st_size:
             return f"{entry.path.name} holds lines the state does not record"
     return None
+
+
+def missing_files(log_dir: Path, state: State) -> bool:
+    """Whether a file ``state.ends`` records is missing (not even compressed)."""
+    for name in state.ends:
+        path = log_dir / name
+        if not os.path.lexists(path) and not layout.compressed_path(path).exists():
+            return True
+    return False
 
 
 def past_the_record(log_dir: Path, state: State) -> dict[str, tuple[int, int]]:

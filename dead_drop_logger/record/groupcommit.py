@@ -56,7 +56,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from ..clock import monotonic
-from ..logdir.state import State, StateStore
+from ..logdir.state import DirectoryReplaced, State, StateStore
 from .writer import DayWriter, Pending
 
 log = logging.getLogger(__name__)
@@ -108,12 +108,15 @@ class GroupCommit:
             held = self._held = Held(state, stack)
         try:
             yield held
+        except DirectoryReplaced:  # nothing written: the directory is not the one held
+            self.drop()
+            raise
         except Exception:
             if self.writer.sync_failed:
                 # Linux reports a failed writeback once and may drop the pages: a second
                 # fsync (the release's save) could succeed with the lines not on disk.
                 # They are cut back to the record on disk instead, and read again.
-                self._cut_back()
+                self._cut_back(held.state)
                 self.drop()
                 raise
             held.unsaved = True  # whatever the batch left (pending still set if it failed)
@@ -161,15 +164,17 @@ class GroupCommit:
                 try:
                     self.store.save(held.state)  # (its lines fsynced first: see StateStore)
                 except Exception:
-                    self._cut_back()
+                    self._cut_back(held.state)
                     raise
 
-    def _cut_back(self) -> None:
-        """Cut the files back to the pending record on disk (the lock still held)."""
+    def _cut_back(self, state: State) -> None:
+        """Cut the files back to the pending record on disk (the lock still held): each
+        only to its recorded size when it holds that line there, never to nothing when it
+        holds a line ``state`` records as logged (see :meth:`.DayWriter.truncate_back`)."""
         covered = self.store.saved_pending
-        if covered:
+        if covered and self.store.lock_intact():  # (not another directory's files)
             try:
-                self.writer.truncate_back(covered)
+                self.writer.truncate_back(covered, state.ends, state.logged)
             except OSError as exc:  # the record on disk still guards them
                 log.warning("could not cut back the lines of a failed save: %s", exc)
 

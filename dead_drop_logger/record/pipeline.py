@@ -24,7 +24,14 @@ from ..keep import retention
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.dirlock import Presence
-from ..logdir.state import State, StateError, StateStore, StateUnreadable
+from ..logdir.state import (
+    DirectoryReplaced,
+    FilesChanged,
+    State,
+    StateError,
+    StateStore,
+    StateUnreadable,
+)
 from . import copies, ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
@@ -89,6 +96,10 @@ class Pipeline:
         self._ran_before = False
         self._marked: int | None = None  # the first-start position this process recorded
         self._owner_recorded = False
+        self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
+        # A room's log directory is never written through a symlink, made one at any
+        # time (checked at every transaction and before every append): see rooms.
+        self.no_link = False
         self.backfill_page_size = page_size * BACKFILL_PAGES
         self.pages = Prefetcher(source)  # source.read, with the next page read ahead
         # The follower's batches, in a transaction held while the server keeps it busy.
@@ -140,7 +151,9 @@ class Pipeline:
     @contextlib.contextmanager
     def _transaction(self, *, database_existed: bool = True) -> Iterator[State]:
         self.commits.release()  # (the lock is one: a hold of this process ends first)
+        self._settled()
         with self.store.locked():
+            self._still_settled()
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
             changed = self._claim(state)
@@ -163,6 +176,42 @@ class Pipeline:
             yield state
             if self.presence.held and state.logged:  # its first lines: nothing stays open
                 self.presence.release()
+
+    def _not_a_link(self) -> None:
+        """Raise LinkedLogDir when ``no_link`` and the log directory is a symlink."""
+        if self.no_link and os.path.islink(self.log_dir):
+            try:
+                target = os.readlink(self.log_dir)
+            except OSError:
+                target = "?"
+            raise LinkedLogDir(
+                f"log directory {self.log_dir} is a symbolic link (to {target}); a room's"
+                " log directory is never written through one: make it a directory"
+            )
+
+    def _settled(self) -> None:
+        """Before a transaction: a log directory other than the one this process worked
+        in last (a backup restored in its place) is let settle first (see copies)."""
+        self._not_a_link()
+        try:
+            here = os.stat(self.log_dir)
+        except OSError:
+            return  # (the transaction says what is wrong)
+        identity = (here.st_dev, here.st_ino)
+        if self._directory is not None and identity != self._directory:
+            copies.settle(self.log_dir)
+        self._directory = identity
+
+    def _still_settled(self) -> None:
+        """Under the lock: the directory is still the one let settle (else the next
+        transaction lets the new one settle)."""
+        try:
+            here = os.stat(self.log_dir)
+        except OSError:
+            return
+        if (here.st_dev, here.st_ino) != self._directory:
+            raise DirectoryReplaced(f"{self.log_dir} was replaced; reading it again")
+        self._not_a_link()
 
     def _claim(self, state: State) -> bool | None:
         """:func:`.ownership.claim`: True when the record changed; None when ``state`` is
@@ -250,26 +299,40 @@ class Pipeline:
         return state
 
     def _reconcile_copy(self, state: State) -> None:
-        """Make a copied log directory's state agree with its files (see :mod:`.copies`)."""
+        """Make a copied log directory's state agree with its files (see :mod:`.copies`):
+        what they hold is logged; what the state records as logged and they lack is to
+        be logged again (``refill``), once."""
+        ids, (last, stamp) = self._scan_files()
+        held = idranges.from_ids(ids)
         why = copies.disagreement(self.log_dir, state)
-        if why is None:
+        # Below the files' first id the state's ranges are days since pruned, unless a
+        # file it records is missing from the copy (then nothing tells them apart).
+        floor = 1 if copies.missing_files(self.log_dir, state) else min(ids, default=1)
+        kept = idranges.within(state.logged, 1, floor - 1) if floor > 1 else []
+        lacking = idranges.subtract(idranges.within(state.logged, floor, state.position), held)
+        extra = idranges.subtract(held, state.logged)
+        if why is None and not lacking and all(lo > state.position for lo, _hi in extra):
+            # the state of these files: lines past its record (a batch it did not see
+            # end) are cut back and read again, as after a crash
             state.pending.update(copies.past_the_record(self.log_dir, state))
             return
-        log.warning(
-            "%s is a copy whose log files do not match its state (%s); rebuilding the"
-            " state from the log files",
-            self.log_dir,
-            why,
-        )
-        ids, (last, stamp) = self._scan_files()
-        below = min(ids, default=0)
-        kept = [(lo, min(hi, below - 1)) for lo, hi in state.logged if lo < below]
-        state.logged = idranges.normalise([*kept, *idranges.from_ids(ids)])
-        state.position = max(last, self.store.first_start() or 0)
-        if state.position == last and ids:
-            state.fingerprint = stamp
-        else:
-            state.fingerprint = self.source.fingerprint(state.position) if state.position else None
+        if why is None:
+            why = (
+                f"its files lack {idranges.count(lacking)} messages it records as logged"
+                f" and hold {idranges.count(extra)} it does not"
+            )
+        if why is not None:
+            log.warning(
+                "%s is a copy whose log files do not match its state (%s); rebuilding the"
+                " state from the log files",
+                self.log_dir,
+                why,
+            )
+        state.refill = idranges.normalise([*state.refill, *lacking])
+        state.logged = idranges.normalise([*kept, *held])
+        if last > state.position:  # (lines past the record: whole lines, logged once)
+            state.position, state.fingerprint = last, stamp
+        state.position = max(state.position, self.store.first_start() or 0)
         state.pending = {}
         state.ends = {}
 
@@ -404,6 +467,7 @@ class Pipeline:
         if rows:
             chunks = self.writer.plan(rows.runs)
             sizes = self.writer.sizes(chunks)
+            self._check_ends(state, sizes)
             # Pending in memory even when the record on disk covers the batch (no save):
             # a failure ends the hold with a save of this state, which must then cut
             # back what the batch wrote to its other files.
@@ -412,6 +476,10 @@ class Pipeline:
             _record_ends(state, self.writer.ends(sizes), sizes)
             if not held or not self.commits.covers(sizes):
                 self.store.save(state)  # (lines appended since the last save: fsynced first)
+            # Files are opened by path: not into a directory restored in place of the
+            # locked one since (its state does not record these lines; see copies).
+            self.store.check_intact()
+            self._not_a_link()
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
@@ -429,6 +497,21 @@ class Pipeline:
             state.pending = self.writer.sizes(chunks)
             self.store.save(state)
             state.pending = {}
+
+    def _check_ends(self, state: State, sizes: Pending) -> None:
+        """Raise FilesChanged when a file about to be appended to no longer holds what
+        ``state.ends`` records of it (a backup copied over the directory: its state may
+        be this process's, its files older): the next transaction checks it as a copy."""
+        for name, (size, inode) in sizes.items():
+            end = state.ends.get(name)
+            if end is None or name in state.pending or not inode:
+                continue  # (absent: deleted or renamed away, by logrotate or a user)
+            if size < end[0] or self.writer.end_at(name, end[0]) != end[1]:
+                self.store.suspect = True
+                raise FilesChanged(
+                    f"{self.log_dir / name} no longer holds message {end[1]} at byte"
+                    f" {end[0]} (a backup restored over it?); checking the log files"
+                )
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
         """Start over, from the first row, when the database was replaced (server reset);
@@ -465,6 +548,8 @@ class Pipeline:
         follower): as for :meth:`backfill`, messages older than the window are left out."""
         with self.commits.batch(hold=hold) as held:
             state = held.state
+            if state.refill:  # what a copy lacks (see _reconcile_copy), before what is new
+                return self._refill(state)
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
             rows = self.source.read(state.position, None, self.page_size)
@@ -480,6 +565,23 @@ class Pipeline:
             self._commit(state, kept, start + 1, last, advance=advance, final=not hold, held=hold)
             held.unsaved = hold
             return Progress(len(kept), last, outside)
+
+    def _refill(self, state: State) -> Progress:
+        """Log one page of the ids a copy lacks (``state.refill``), in its own two-step
+        commit: a crash cuts it back with ``refill`` still recording them."""
+        low, high = state.refill[0]
+        todo = idranges.gaps(state.logged, low, high)  # (an export may have filled some)
+        if not todo:
+            state.refill = idranges.subtract(state.refill, [(low, high)])
+            self.store.save(state)
+            return Progress()
+        low, high = todo[0]
+        rows = self.source.read(low - 1, high, self.page_size)
+        done_to = rows.last_id if len(rows) == self.page_size else high
+        state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
+        log.info("logging again ids %d..%d, which this copy lacks", low, done_to)
+        self._commit(state, rows, low, done_to)
+        return Progress(len(rows), rows.last_id or done_to)
 
     def catch_up(
         self,
@@ -612,6 +714,10 @@ class Pipeline:
         outside = sum(run.data.count(b"\n") for run in dropped)
         skipped = idranges.normalise((run.first_id, run.last_id) for run in dropped)
         return Page(kept, len(rows) - outside, rows.last_id), skipped, outside
+
+
+class LinkedLogDir(DirectoryReplaced):
+    """A room's log directory was made a symlink: nothing is written through it."""
 
 
 def _record_ends(state: State, ends: dict[str, tuple[int, int]], sizes: Pending) -> None:

@@ -112,6 +112,7 @@ class RoomFollower(Follower):
         self.releasable = releasable
         # A database found replaced at the room's path may be another room's, moved here.
         self.pipeline.before_reset = lambda: self._not_another_rooms(wait=False)
+        self.pipeline.no_link = True  # (made a symlink while followed: refused then too)
 
     def gone(self) -> bool:
         """Whether the room's directory is gone for good (then it is released)."""

@@ -173,6 +173,7 @@ class DayWriter:
         # name -> (size, inode, id of its last line) after this writer's last append to
         # it: the identity of the end a pending record or ``ends`` names, without a read
         self._last: dict[str, tuple[int, int, int]] = {}
+        self._mtimes: dict[str, int] = {}  # ... and its modification time then
         self._new_entry = False  # ... and a file created: the directory too
         self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
 
@@ -234,6 +235,20 @@ class DayWriter:
                 result[name] = (size, last)
         return result
 
+    def end_at(self, name: str, size: int) -> int | None:
+        """The id of the line ending at byte ``size`` of file ``name`` (this writer's
+        last append, when it ended there and the file is that one: no read)."""
+        known = self._last.get(name)
+        if known is not None and known[0] == size:
+            try:
+                st = os.lstat(self.log_dir / name)
+            except OSError:
+                return None
+            # untouched since (anything written over it, by a copy, changes its mtime)
+            if (st.st_ino, st.st_size, st.st_mtime_ns) == (known[1], size, self._mtimes.get(name)):
+                return known[2]
+        return line_id_ending_at(self.log_dir / name, size)
+
     def ends_after(self, chunks: Sequence[Chunk]) -> Ends:
         """What :meth:`append` left at the end of each chunk's file."""
         result: Ends = {}
@@ -262,6 +277,7 @@ class DayWriter:
                 if last is not None:
                     st = os.fstat(fd)
                     self._last[chunk.name] = (st.st_size, st.st_ino, last)
+                    self._mtimes[chunk.name] = st.st_mtime_ns
                 if durable:
                     os.fsync(fd)
                 else:
