@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+TASK_STATUSES = ("pending", "assigned", "in_progress", "review", "completed", "failed", "verified")
+
 # The server's _TASK_TRANSITIONS (drpepper2233/dead-drop-teams-1, src/dead_drop/server.py)
 # with verification: completed -> verified, and completed -> in_progress when rejected.
 TASK_TRANSITIONS = frozenset(

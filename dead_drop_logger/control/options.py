@@ -18,9 +18,9 @@ from click.core import ParameterSource
 
 from .. import config
 from ..diagnostics import LEVELS
-from ..read.tasklog import STATUSES
 from ..read.when import parse_duration
 from ..rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
+from ..server import TASK_STATUSES as STATUSES
 from . import configfile, settings_report
 from .sizes import parse_size
 

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..durations import duration
+from ..server import TASK_STATUSES as STATUSES
 from .charts import Chart, _layout, label
 from .stats import Stats, who
-from .tasklog import OPEN, STATUSES
+from .tasklog import OPEN
 from .taskstats import Card, Rate, Spread, TaskFigures
 
 BOARD_CARDS = 30  # per column: the longest in their status; the rest are counted

@@ -30,7 +30,6 @@ from .logread import EVERYTHING, LogDir, Reader, parse_line
 
 Room = str | None
 
-STATUSES = ("pending", "assigned", "in_progress", "review", "completed", "failed", "verified")
 OPEN = frozenset({"pending", "assigned", "in_progress", "review"})
 DONE = frozenset({"completed", "verified"})
 TRANSITIONS = TASK_TRANSITIONS  # the server's state machine, with verification

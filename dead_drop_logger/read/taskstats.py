@@ -48,11 +48,11 @@ from pathlib import Path
 from typing import Any
 
 from ..logdir import layout
+from ..server import TASK_STATUSES as STATUSES
 from .logread import Reader, Window
 from .tasklog import (
     DONE,
     OPEN,
-    STATUSES,
     VERIFICATION_REJECTED,
     Room,
     TaskHistory,

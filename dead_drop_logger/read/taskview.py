@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..durations import duration
+from ..server import TASK_STATUSES as STATUSES
 from .logread import EVERYTHING, Message, Window
 from .stats_format import pairs, table, when
-from .tasklog import OPEN, STATUSES, TaskHistory, Transition, actor
+from .tasklog import OPEN, TaskHistory, Transition, actor
 from .taskstats import Group, Rate, Spread, StatusTime, TaskFigures
 
 
