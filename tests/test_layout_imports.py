@@ -3,9 +3,13 @@
 The layers, top to bottom (see the README's "Where the code lives"):
 
 - ``control``: the command line, the daemon, ``status``: it may use everything below;
+- ``serve``, ``notify``, ``ship``: the capabilities that deliver committed lines onward
+  (the HTTP API and live page; notifications and webhooks; shipping to other engines);
 - ``record``: database to day files (the write path); it runs the ``keep`` policies;
 - ``read``: every command that reads the logs; ``keep``: retention, compression, prune;
-- ``logdir``: the log directory's own bookkeeping (file names, state, lock);
+- ``index``: the derived index beside the logs, kept by the writer, used by readers;
+- ``logdir``: the log directory's own bookkeeping (file names, state, lock); ``crypt``:
+  encryption at rest (sealed age segments), below both the writer and the readers;
 - the small shared modules at the top of the package.
 
 A module may import its own subpackage and anything in a lower layer, never a higher
@@ -19,7 +23,19 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dead_drop_logger"
-LAYER = {"control": 4, "record": 3, "read": 2, "keep": 2, "logdir": 1, "": 0}
+LAYER = {
+    "control": 6,
+    "serve": 5,
+    "notify": 5,
+    "ship": 5,
+    "record": 4,
+    "read": 3,
+    "keep": 3,
+    "index": 2,
+    "logdir": 1,
+    "crypt": 1,
+    "": 0,
+}
 """Each subpackage's layer ("" is the package's top)."""
 
 
