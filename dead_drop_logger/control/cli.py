@@ -67,6 +67,7 @@ def run(**params: Any) -> None:
     settings = options.settings_from(params)
     _checked(preflight.check_paths, settings)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
+    ship = _ship_config(click.get_current_context(), params)
     follower = runner(settings)
     follower.install_signal_handlers()
     bar = Bar("importing history")
@@ -79,7 +80,12 @@ def run(**params: Any) -> None:
         held = daemon.held_pid_file(settings, pid_path, params["log_level"], given)
     try:
         with held:
-            follower.run()
+            shipping = _start_shipping(ship, settings.log_dir)
+            try:
+                follower.run()
+            finally:
+                if shipping is not None:
+                    shipping.stop()
         bar.close()
     except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
@@ -231,7 +237,11 @@ class _NotStarted(Exception):
 
 
 def _launch(
-    settings: config.Settings, pid_file: Path, log_level: str, given: set[str] | list[str]
+    settings: config.Settings,
+    pid_file: Path,
+    log_level: str,
+    given: set[str] | list[str],
+    ship: Any = None,
 ) -> int:
     from . import daemon
 
@@ -242,6 +252,7 @@ def _launch(
             log_file=config.DEFAULT_DAEMON_LOG,
             log_level=log_level,
             given=given,
+            ship=ship,
         )
     except (AlreadyRunning, daemon.DaemonError, PidFileError) as exc:
         raise _NotStarted(str(exc)) from None
@@ -255,8 +266,9 @@ def _started(pid: int) -> None:
 
 def _start(params: dict[str, Any], settings: config.Settings, given: set[str]) -> None:
     pid_file = Path(params["pid_file"]).expanduser()
+    ship = _ship_config(click.get_current_context(), params)
     try:
-        pid = _launch(settings, pid_file, params["log_level"], given)
+        pid = _launch(settings, pid_file, params["log_level"], given, ship)
     except _NotStarted as exc:
         fail(str(exc))
     _started(pid)
@@ -350,9 +362,10 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     pid_file = Path(params["pid_file"]).expanduser()
     old = daemon.recorded(pid_file)
+    ship = _ship_config(ctx, params)
     _stop(params)
     try:
-        pid = _launch(settings, pid_file, params["log_level"], given)
+        pid = _launch(settings, pid_file, params["log_level"], given, ship)
     except _NotStarted as exc:
         _start_again(old, pid_file, str(exc))
     _started(pid)
@@ -886,6 +899,63 @@ def report(
         fail(str(exc), code=2)
     click.echo(f"wrote {output} ({size:,} bytes)", err=True)
     sys.exit(2 if reader.unreadable else 0)  # the numbers of what could be read
+
+
+def _ship_config(ctx: click.Context, params: dict[str, Any]) -> Any:
+    """The ``[ship]`` table's targets, checked (a bad one: one line, exit 2); None
+    without the table (then nothing of the ship package is imported)."""
+    ship = options.ship_config_from(ctx, params)
+    if ship is not None:
+        from ..ship.target import TargetError
+        from . import shipping
+
+        try:
+            shipping.check(ship)
+        except TargetError as exc:
+            fail(str(exc), code=2)
+    return ship
+
+
+def _start_shipping(ship: Any, log_dir: Path) -> Any:
+    if ship is None:
+        return None
+    from . import shipping
+
+    return shipping.start(ship, log_dir)
+
+
+@cli.command(short_help="Deliver the logged lines to NATS, PostgreSQL or HTTP.")
+@options.config_file
+@options.log_dir
+@options.ship_options
+@options.log_level
+def ship(log_dir: Path, log_level: str, from_start: bool, **params: Any) -> None:
+    """Deliver every committed line of the log directory (and its rooms) to each sink,
+    exactly once at the sink by the line's ROOM:ID, until SIGTERM or Ctrl-C.
+
+    Each sink keeps its own position (LOG_DIR/.ship/); `status` shows each one's lag
+    and last error. See docs/ship.md.
+
+    \b
+    Examples:
+      dead-drop-logger ship --to nats://127.0.0.1:4222
+      dead-drop-logger ship --to postgresql://logger@db/hub --password-env DB_PW
+      dead-drop-logger ship --to http://127.0.0.1:9200/dead-drop/_bulk --from-start
+    """
+    from . import shipping
+
+    ctx = click.get_current_context()
+    config_ship = _ship_config(ctx, params)
+    if config_ship is None:
+        fail("nothing to ship to: give --to URL (or [ship] to = [...] in config.toml)", 2)
+    diagnostics.configure(log_level, stream=sys.stderr)
+    stop = StopEvent()
+    stop_on_signals(stop, log)
+    running = shipping.start(config_ship, log_dir.expanduser(), from_start=from_start, stop=stop)
+    while not stop.wait(0.5):
+        if not any(thread.is_alive() for thread in running.threads):
+            break
+    running.stop()
 
 
 def _write_stdout(data: bytes) -> None:

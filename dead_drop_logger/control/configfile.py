@@ -31,6 +31,7 @@ from .sizes import parse_size
 APP = "dead-drop-logger"
 FILE_NAME = "config.toml"
 ROOMS_TABLE = "rooms"
+SHIP_TABLE = "ship"
 
 
 def default_path() -> Path:
@@ -119,6 +120,7 @@ class ConfigFile:
     values: dict[str, Value] = field(default_factory=dict)
     rooms: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
+    ship: dict[str, object] = field(default_factory=dict)  # the [ship] table, checked
 
     def where(self, *keys: str) -> str:
         """``config.toml:LINE`` (``:L1,L2`` for a setting several entries make up)."""
@@ -176,9 +178,12 @@ def load(path: Path) -> ConfigFile:
         if key == ROOMS_TABLE:
             config.rooms = _rooms(value, fail)
             continue
+        if key == SHIP_TABLE:
+            config.ship = _ship(value, fail)
+            continue
         check = KEYS.get(key)
         if check is None:
-            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]"])
+            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]", f"[{SHIP_TABLE}]"])
             raise fail(key, f"unknown setting {key!r} (known: {known})")
         try:
             config.values[key] = check(value)
@@ -201,6 +206,49 @@ def _rooms(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, 
             raise fail(key, f"room {name!r}: must be the path of its database (a string)")
         rooms[name] = path
     return rooms
+
+
+SHIP_KEYS: dict[str, Callable[[object], object]] = {
+    "batch_lines": _number(1),
+    "batch_ms": _number(0, whole=False),
+    "password_env": _path,
+    "token_env": _path,
+}
+
+
+def _ship(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, object]:
+    """``[ship]``: ``to = ["URL", ...]`` and how (batch_lines, batch_ms, the secrets'
+    environment variables); each URL checked as ``ship --to`` checks it."""
+    from ..ship.target import TargetError, parse  # (stdlib only: no sink library)
+
+    if not isinstance(value, Mapping):
+        raise fail(SHIP_TABLE, f'{SHIP_TABLE} must be a table (to = ["URL", ...])')
+    checked: dict[str, object] = {}
+    for key, item in value.items():
+        where = f"{SHIP_TABLE}.{key}"
+        if key == "to":
+            if not isinstance(item, list) or not all(isinstance(u, str) and u for u in item):
+                raise fail(where, 'ship.to must be a list of URLs: to = ["nats://127.0.0.1:4222"]')
+            checked["to"] = tuple(item)
+            continue
+        check = SHIP_KEYS.get(key)
+        if check is None:
+            known = ", ".join(["to", *SHIP_KEYS])
+            raise fail(where, f"unknown setting ship.{key} (known: {known})")
+        try:
+            checked[key] = check(item)
+        except ValueError as exc:
+            raise fail(where, f"ship.{key}: {exc}") from None
+    for url in checked.get("to", ()):  # type: ignore[attr-defined]
+        try:
+            parse(
+                url,
+                password_env=checked.get("password_env"),  # type: ignore[arg-type]
+                token_env=checked.get("token_env"),  # type: ignore[arg-type]
+            )
+        except TargetError as exc:
+            raise fail(f"{SHIP_TABLE}.to", str(exc)) from None
+    return checked
 
 
 def find(explicit: Path | None) -> tuple[Path, bool]:
@@ -237,4 +285,12 @@ EXAMPLE = """\
 # Rooms that live elsewhere, NAME = "PATH of its messages.db":
 # [rooms]
 # ops = "/srv/ops/messages.db"
+
+# Ship every logged line on, exactly once at the other end (run/start ship too):
+# [ship]
+# to = ["nats://127.0.0.1:4222", "postgresql://logger@127.0.0.1/hub"]  # example
+# batch_lines = 1000
+# batch_ms = 20
+# password_env = "DEAD_DROP_SHIP_PASSWORD"  # example: the password, from the environment
+# token_env = "DEAD_DROP_SHIP_TOKEN"        # example: a bearer token (HTTP, NATS)
 """

@@ -62,6 +62,7 @@ def start(
     log_level: str = "info",
     timeout: float = START_TIMEOUT,
     given: Collection[str] = (),
+    ship: Any = None,
 ) -> int:
     """Start a daemon and return its pid once it is confirmed running.
 
@@ -91,7 +92,7 @@ def start(
         os.close(read_end)
         code = 1
         try:
-            code = _become_daemon(settings, pid_path, log_file, log_level, write_end, given)
+            code = _become_daemon(settings, pid_path, log_file, log_level, write_end, given, ship)
         finally:
             os._exit(code)
     os.close(write_end)
@@ -186,6 +187,7 @@ def _become_daemon(
     log_level: str,
     report: int,
     given: Collection[str],
+    ship: Any = None,
 ) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
     context = python_daemon.DaemonContext(
@@ -216,7 +218,7 @@ def _become_daemon(
     try:
         log.info("daemon started (pid %d)", os.getpid())
         _send(report, f"ok {os.getpid()}")
-        return _serve(follower)
+        return _serve(follower, ship, settings.log_dir)
     finally:
         context.close()
 
@@ -238,7 +240,14 @@ def _prepare(
     return follower
 
 
-def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the daemon
+def _serve(
+    follower: Follower | Rooms, ship: Any = None, log_dir: Path | None = None
+) -> int:  # pragma: no cover - runs in the daemon
+    running = None
+    if ship is not None and log_dir is not None:  # [ship]: a thread per sink beside it
+        from . import shipping
+
+        running = shipping.start(ship, log_dir)
     try:
         follower.run()
     except LogDirError as exc:
@@ -247,6 +256,9 @@ def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the
     except Exception:
         log.exception("unexpected error; exiting")
         return 1
+    finally:
+        if running is not None:
+            running.stop()
     return 0
 
 

@@ -598,3 +598,69 @@ json_tasks = click.option(
     help="Print one JSON object a line, one per task; with TASK-ID one object, its"
     " whole history (pipes into jq).",
 )
+
+
+# ship: delivering the logged lines to other engines (see docs/ship.md)
+def ship_config_from(ctx: click.Context, params: dict[str, Any]) -> Any:
+    """The ShipConfig of ``ship`` (its options over the ``[ship]`` table) or of
+    ``run``/``start`` (the table alone); None when nothing is to be shipped."""
+    from .shipping import ShipConfig
+
+    loaded: configfile.ConfigFile | None = ctx.meta.get(CONFIG_META)
+    table: dict[str, Any] = dict(loaded.ship) if loaded is not None else {}
+    to = tuple(params.get("ship_to") or ()) or tuple(table.get("to", ()))
+    if not to:
+        return None
+    for name in ("batch_lines", "batch_ms", "password_env", "token_env"):
+        if params.get(name) is not None:
+            table[name] = params[name]
+    return ShipConfig(
+        to=to,
+        batch_lines=int(table.get("batch_lines", 1000)),
+        batch_ms=float(table.get("batch_ms", 20.0)),
+        password_env=table.get("password_env"),
+        token_env=table.get("token_env"),
+    )
+
+
+ship_options = _compose(
+    click.option(
+        "--to",
+        "ship_to",
+        multiple=True,
+        metavar="URL",
+        help="Where to ship (repeatable): nats://HOST:PORT, postgresql://USER@HOST/DB,"
+        " http(s)://... (Loki's /loki/api/v1/push, Elasticsearch's /_bulk, or NDJSON)."
+        " Default: the [ship] table's to.",
+    ),
+    click.option(
+        "--from-start",
+        is_flag=True,
+        help="Ship again every line still in the logs (the sinks drop what they hold).",
+    ),
+    click.option(
+        "--batch-lines",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Lines per batch at most (default 1000).",
+    ),
+    click.option(
+        "--batch-ms",
+        type=FiniteFloatRange(min=0),
+        default=None,
+        help="Milliseconds a batch waits for more lines after its first (default 20).",
+    ),
+    click.option(
+        "--password-env",
+        metavar="VAR",
+        default=None,
+        help="The environment variable holding the sinks' password (never on the command line).",
+    ),
+    click.option(
+        "--token-env",
+        metavar="VAR",
+        default=None,
+        help="The environment variable holding a bearer token (HTTP) or NATS token.",
+    ),
+)
+"""The options of ``ship``."""

@@ -67,11 +67,14 @@ class Report(LogProgress):
     uptime_seconds: int | None = None
     rooms_dir: str | None = None
     rooms: list[RoomReport] | None = None  # None: one database, not rooms
+    ship: list[dict[str, Any]] | None = None  # each sink shipping this log directory
     exit_code: int = 3
 
     def to_json(self) -> str:
         data = asdict(self)
         del data["exit_code"]
+        if self.ship is None:
+            del data["ship"]
         if self.rooms is None:  # one database: the keys it always had
             del data["rooms"], data["rooms_dir"]
         return json.dumps(data, sort_keys=True)
@@ -93,7 +96,7 @@ class Report(LogProgress):
         if self.rooms is None:
             lines += _rows([*started, *_progress_rows(self)])
             lines += [f"  problem: {p}" for p in self.problems]
-            return "\n".join(lines)
+            return "\n".join(lines + self._ship_lines())
         lines += _rows(
             [
                 *started,
@@ -105,7 +108,14 @@ class Report(LogProgress):
         lines += [f"  problem: {p}" for p in self.problems]
         for room in self.rooms:
             lines += room.lines()
-        return "\n".join(lines)
+        return "\n".join(lines + self._ship_lines())
+
+    def _ship_lines(self) -> list[str]:
+        if not self.ship:
+            return []
+        from ..ship.report import text_of
+
+        return [f"  {text_of(sink)}" for sink in self.ship]
 
 
 def _progress_rows(report: LogProgress) -> list[tuple[str, object]]:
@@ -153,7 +163,19 @@ def gather(pid_path: Path, clock: Clock | None = None) -> Report:
             _probe(report, db)
     if report.problems or any(room.problems for room in report.rooms or ()):
         report.exit_code = PROBLEM
+    _ship(report)
     return report
+
+
+def _ship(report: Report) -> None:
+    """Each sink shipping the log directory: position, lag, last error."""
+    if report.log_dir is None or not (Path(report.log_dir) / ".ship").is_dir():
+        return
+    from ..ship.report import sinks
+
+    found = sinks(Path(report.log_dir))
+    if found:
+        report.ship = [sink.to_dict() for sink in found]
 
 
 def _rooms(report: Report, info: dict[str, Any], *, clock: Clock) -> None:

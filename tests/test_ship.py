@@ -1,0 +1,219 @@
+"""``ship``: every logged line delivered exactly once to a real NATS JetStream and a real
+PostgreSQL (started here on loopback, stopped at the end), checked with their own
+clients: each ``ROOM:ID`` once, its bytes the logged line's, through ``kill -9`` of the
+shipper at random moments, both sinks down for a while, several days (a midnight in
+the logs), compression and retention while it ships."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serverdb
+from conftest import DEADLINE, LoggerProcess, logger_command, run_command, wait_until
+from sinks import Nats, Postgres, nats_server, postgres_server
+
+LONG = 180.0  # a loaded 2-core machine: generous
+
+
+@pytest.fixture(scope="module")
+def nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nats]:
+    with nats_server(tmp_path_factory.mktemp("nats")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    with postgres_server(tmp_path_factory.mktemp("pg")) as server:
+        yield server
+
+
+def logged(log_dir: Path) -> dict[str, bytes]:
+    """Every logged line of the directory and its rooms: ``ROOM:ID`` -> its bytes
+    (without the newline); a key met twice fails (the logs hold each line once)."""
+    found: dict[str, bytes] = {}
+    if not log_dir.is_dir():
+        return found
+    rooms = [(None, log_dir)] + [
+        (p.name, p) for p in sorted(log_dir.iterdir()) if p.is_dir() and not p.name.startswith(".")
+    ]
+    for room, directory in rooms:
+        for path in sorted(directory.glob("messages-*.json*")):
+            if path.is_symlink() or path.name.endswith(".tmp"):
+                continue
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            if path.suffix == ".gz":
+                raw = gzip.decompress(raw)
+            for line in raw.split(b"\n")[:-1]:
+                key = f"{room or ''}:{json.loads(line)['id']}"
+                assert key not in found or found[key] == line, key
+                found[key] = line
+    return found
+
+
+def ship(log_dir: Path, *targets: str, extra: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    args = [a for t in targets for a in ("--to", t)]
+    err = open(log_dir.parent / "ship-stderr.txt", "ab")  # noqa: SIM115 - the child's
+    return subprocess.Popen(
+        [*logger_command(), "ship", "--log-dir", str(log_dir), *args, *extra],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")},
+    )
+
+
+def in_nats(nats: Nats, stream: str) -> dict[str, bytes]:
+    """The stream's messages by Nats-Msg-Id; a key stored twice fails."""
+    found: dict[str, bytes] = {}
+    for _subject, key, data in nats.messages(stream):
+        assert key not in found, f"{key} twice in the stream"
+        found[key] = data
+    return found
+
+
+def in_pg(pg: Postgres, table: str) -> dict[str, bytes]:
+    rows = pg.query(f"SELECT room, generation, id, line FROM {table}")
+    found: dict[str, bytes] = {}
+    for room, generation, msg_id, line in rows:
+        key = f"{room}:{msg_id}" + (f"@{generation}" if generation else "")
+        assert key not in found
+        found[key] = line.encode()
+    return found
+
+
+def days_ago(days: int, hour: int = 12, minute: int = 0, second: float = 0) -> str:
+    day = dt.date.today() - dt.timedelta(days=days)
+    base = dt.datetime.combine(day, dt.time(hour, minute))
+    return (base + dt.timedelta(seconds=second)).isoformat()
+
+
+def test_exactly_once_through_kills_an_outage_midnight_compression_and_retention(
+    tmp_path: Path, nats: Nats, pg: Postgres
+) -> None:
+    rooms = {name: tmp_path / name / "messages.db" for name in ("ops", "dev.team")}
+    log_dir = tmp_path / "logs"
+    for name, db in rooms.items():
+        db.parent.mkdir()
+        serverdb.create(db)
+        conn = serverdb.connect(db)
+        for days in (4, 3, 2, 1):  # four old days, each with lines on both sides of midnight
+            for i in range(15):
+                serverdb.send(
+                    conn,
+                    "juno",
+                    "atlas",
+                    f"{name} {days} {i}",
+                    timestamp=days_ago(days, 23, 59, 50 + i / 2),
+                )
+            for i in range(10):
+                serverdb.send(
+                    conn,
+                    "vega",
+                    "orion",
+                    f"{name} {days} after {i}",
+                    timestamp=days_ago(days - 1, 0, 0, i / 2),
+                )
+        conn.close()
+    target = [x for name, db in rooms.items() for x in ("--db", f"{name}={db}")]
+    logger = LoggerProcess(
+        next(iter(rooms.values())),
+        log_dir,
+        "--import-historical",
+        "--retention-days",
+        "0",
+        target=[*target, "--log-dir", str(log_dir)],
+    )
+    logger.start()
+    writers: list[subprocess.Popen[bytes]] = []
+    stream, table = "KILLS", "kills"
+    targets = (f"{nats.url}?stream={stream}&subject=kills", f"{pg.url}?table={table}")
+    shipper = None
+    try:
+        wait_until(lambda: len(logged(log_dir)) >= 2 * 4 * 50, LONG, "the history logged")
+        for db in rooms.values():  # live traffic while it ships
+            writers.append(
+                subprocess.Popen(
+                    [
+                        os.sys.executable,
+                        str(Path(serverdb.__file__)),
+                        str(db),
+                        "--sends",
+                        "150",
+                        "--interval",
+                        "0.02",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                )
+            )
+        rng = random.Random(23)
+        for kill in range(5):  # kill -9 at random moments
+            shipper = ship(log_dir, *targets, extra=("--batch-lines", "7"))
+            time.sleep(rng.uniform(0.3, 1.5))
+            shipper.send_signal(signal.SIGKILL)
+            shipper.wait(DEADLINE)
+            if kill == 2:  # compression while it ships: the old days into .gz
+                done = run_command(
+                    "prune",
+                    "--log-dir",
+                    str(log_dir),
+                    "--compress-after",
+                    "2",
+                    "--retention-days",
+                    "0",
+                    env=dict(os.environ),
+                )
+                assert done.returncode == 0, done.stderr
+        # the oldest day is shipped: retention may delete it
+        oldest = {k for k, v in logged(log_dir).items() if days_ago(4)[:10] in v.decode()}
+        shipper = ship(log_dir, *targets)
+        wait_until(
+            lambda: oldest <= set(in_pg(pg, table)) and oldest <= set(in_nats(nats, stream)),
+            LONG,
+            "the oldest day shipped",
+        )
+        # both sinks down for a while (lines keep being logged meanwhile), then back
+        nats.stop()
+        pg.stop()
+        time.sleep(3)
+        everything = logged(log_dir)
+        done = run_command(
+            "prune", "--log-dir", str(log_dir), "--retention-days", "3", env=dict(os.environ)
+        )
+        assert done.returncode == 0, done.stderr
+        assert not any(days_ago(4)[:10] in k for k in map(str, log_dir.rglob("*.json*")))
+        nats.start()
+        pg.start_again()
+        for writer in writers:
+            assert writer.wait(LONG) == 0
+        shipper.send_signal(signal.SIGKILL)  # one more, after the outage
+        shipper.wait(DEADLINE)
+        shipper = ship(log_dir, *targets)
+        time.sleep(1.5)
+        everything.update(logged(log_dir))
+        assert len(everything) == 2 * (4 * 50 + 150 * 2)
+        wait_until(lambda: len(in_pg(pg, table)) >= len(everything), LONG, "PostgreSQL")
+        wait_until(lambda: len(in_nats(nats, stream)) >= len(everything), LONG, "JetStream")
+        assert in_pg(pg, table) == everything
+        assert {k: v for k, v in in_nats(nats, stream).items()} == everything
+        subjects = {subject for subject, _key, _data in nats.messages(stream)}
+        assert subjects == {"kills.ops.messages", "kills.dev~2Eteam.messages"}
+    finally:
+        if shipper is not None and shipper.poll() is None:
+            shipper.kill()
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+        logger.stop()
