@@ -22,6 +22,10 @@ import serverdb
 from conftest import DEADLINE, LoggerProcess, logger_command, run_command, wait_until
 from sinks import Nats, Postgres, nats_server, postgres_server
 
+from dead_drop_logger.read.feed import Feed
+from dead_drop_logger.ship import position, target
+from dead_drop_logger.ship.position import ShipPosition
+
 LONG = 180.0  # a loaded 2-core machine: generous
 
 
@@ -217,3 +221,123 @@ def test_exactly_once_through_kills_an_outage_midnight_compression_and_retention
             if writer.poll() is None:
                 writer.kill()
         logger.stop()
+
+
+def test_a_replaced_database_ships_its_messages_under_a_new_generation(
+    tmp_path: Path, nats: Nats, pg: Postgres
+) -> None:
+    """A room's database replaced: the new one's ids start again from 1 in the same log
+    (the state counts a reset). Keyed ROOM:ID alone, they would collide with the first
+    database's lines at the sink and be dropped there as duplicates; they are stored,
+    under ROOM:ID@1, beside the first database's lines."""
+    db = tmp_path / "room" / "messages.db"
+    db.parent.mkdir()
+    serverdb.create(db)
+    log_dir = tmp_path / "logs"
+    target = ["--db", f"hub={db}", "--log-dir", str(log_dir)]
+    logger = LoggerProcess(
+        db, log_dir, "--import-historical", "--retention-days", "0", target=target
+    )
+    serverdb.send_many(db, 10, prefix="first")
+    logger.start()
+    stream, table = "RESET", "reset"
+    targets = (f"{nats.url}?stream={stream}&subject=reset", f"{pg.url}?table={table}")
+    shipper = ship(log_dir, *targets)
+    try:
+        wait_until(
+            lambda: len(in_pg(pg, table)) == 20 and len(in_nats(nats, stream)) == 20,
+            LONG,
+            "the first database shipped",
+        )
+        assert logger.stop() == 0
+        db.unlink()
+        for extra in ("-wal", "-shm"):
+            Path(f"{db}{extra}").unlink(missing_ok=True)
+        serverdb.create(db)
+        serverdb.send_many(db, 3, prefix="second")
+        logger.start()
+        wait_until(lambda: "replaced" in logger.stderr(), LONG, "the reset")
+        wait_until(lambda: len(logged_lines(log_dir / "hub")) == 26, LONG, "the reset logged")
+        want = {f"hub:{i}": line for i, line in enumerate(logged_lines(log_dir / "hub")[:20], 1)}
+        want |= {f"hub:{i}@1": line for i, line in enumerate(logged_lines(log_dir / "hub")[20:], 1)}
+        wait_until(
+            lambda: len(in_pg(pg, table)) == 26 and len(in_nats(nats, stream)) == 26,
+            LONG,
+            "the second database shipped",
+        )
+        assert in_pg(pg, table) == want
+        assert in_nats(nats, stream) == want
+        assert b"second" in want["hub:1@1"] and b"first" in want["hub:1"]
+    finally:
+        shipper.kill()
+        shipper.wait()
+        logger.stop()
+
+
+def logged_lines(directory: Path) -> list[bytes]:
+    lines: list[bytes] = []
+    for path in sorted(directory.glob("messages-*.json")):
+        if not path.is_symlink():
+            lines += path.read_bytes().split(b"\n")[:-1]
+    return lines
+
+
+def test_restarted_after_the_duplicate_window_the_stream_is_reconciled(
+    tmp_path: Path, nats: Nats
+) -> None:
+    """The stream drops a repeated Nats-Msg-Id only inside its duplicate window. A
+    shipper that published a batch and died before saving its position, restarted
+    after the window, must not publish the batch again: it reads the stream's last
+    message for each room first."""
+    import asyncio
+
+    import nats as nats_client
+    from nats.js.api import StreamConfig
+
+    stream = "WINDOW"
+
+    async def make() -> None:  # a one-second window, so the test need not wait minutes
+        nc = await nats_client.connect(nats.url)
+        await nc.jetstream().add_stream(
+            StreamConfig(name=stream, subjects=["window.>"], duplicate_window=1.0)
+        )
+        await nc.close()
+
+    asyncio.run(make())
+    db = tmp_path / "messages.db"
+    serverdb.create(db)
+    serverdb.send_many(db, 15)
+    log_dir = tmp_path / "logs"
+    logger = LoggerProcess(db, log_dir, "--import-historical", "--retention-days", "0")
+    logger.start()
+    wait_until(lambda: len(logged_lines(log_dir)) == 30, LONG, "logged")
+    logger.stop()
+    url = f"{nats.url}?stream={stream}&subject=window"
+    shipper = ship(log_dir, url)
+    try:
+        wait_until(lambda: len(in_nats(nats, stream)) == 30, LONG, "everything shipped")
+    finally:
+        shipper.kill()
+        shipper.wait()
+    # As if it had died after publishing its second batch of 15, before saving: its
+    # saved position is after the first 15 lines.
+    saved = ShipPosition.start(log_dir)
+    lines = Feed(log_dir, saved.feed).poll()
+    for _ in range(15):
+        assert saved.generations.item(next(lines)) is not None
+    lines.close()  # type: ignore[attr-defined]
+    path = log_dir / ".ship" / f"{target.parse(url).name}.position"
+    position.save(path, saved)
+    time.sleep(2.5)  # the duplicate window is past
+    shipper = ship(log_dir, url, extra=("--batch-lines", "15"))
+    try:
+        wait_until(
+            lambda: position.load(path, log_dir).feed.to_json() != saved.feed.to_json(),
+            LONG,
+            "the repeated batch handled",
+        )
+    finally:
+        shipper.kill()
+        shipper.wait()
+    keys = [key for _s, key, _d in nats.messages(stream)]
+    assert len(keys) == len(set(keys)) == 30
