@@ -78,6 +78,24 @@ class Nats:
                 self.proc.wait()
         self.proc = None
 
+    def count(self, stream: str = "DEADDROP") -> int:
+        """How many messages the stream holds (0: no stream)."""
+        return asyncio.run(self._count(stream))
+
+    async def _count(self, stream: str) -> int:
+        import nats
+        import nats.js.errors
+
+        nc = await nats.connect(self.url)
+        try:
+            try:
+                info = await nc.jetstream().stream_info(stream)
+            except nats.js.errors.NotFoundError:
+                return 0
+            return int(info.state.messages)
+        finally:
+            await nc.close()
+
     def messages(self, stream: str = "DEADDROP") -> list[tuple[str, str, bytes]]:
         """Every message in the stream: (subject, Nats-Msg-Id, payload), in order."""
         return asyncio.run(self._messages(stream))

@@ -341,3 +341,30 @@ def test_restarted_after_the_duplicate_window_the_stream_is_reconciled(
         shipper.wait()
     keys = [key for _s, key, _d in nats.messages(stream)]
     assert len(keys) == len(set(keys)) == 30
+
+
+def test_lines_jsonb_cannot_hold_are_stored_whole(tmp_path: Path, pg: Postgres) -> None:
+    """``\\u0000`` in a message: jsonb refuses it (the whole batch would fail, retried
+    forever); such a line is stored with ``raw`` NULL and its exact bytes in ``line``.
+    Backslashes, tabs (escaped in the line) and non-ASCII text come through as logged."""
+    db = tmp_path / "messages.db"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    for content in ("nul \x00 here", "tab\tand \\ back\\slash", "héllo 🌍", "plain"):
+        serverdb.send(conn, "juno", "atlas", content, leads=())
+    conn.close()
+    log_dir = tmp_path / "logs"
+    logger = LoggerProcess(db, log_dir, "--import-historical", "--retention-days", "0")
+    logger.start()
+    wait_until(lambda: len(logged_lines(log_dir)) == 4, LONG, "logged")
+    logger.stop()
+    shipper = ship(log_dir, f"{pg.url}?table=odd")
+    try:
+        wait_until(lambda: len(in_pg(pg, "odd")) == 4, LONG, "shipped")
+    finally:
+        shipper.kill()
+        shipper.wait()
+    assert in_pg(pg, "odd") == {f":{i}": line for i, line in enumerate(logged_lines(log_dir), 1)}
+    rows = dict(pg.query("SELECT id, raw->>'content' FROM odd"))
+    assert rows == {1: None, 2: "tab\tand \\ back\\slash", 3: "héllo 🌍", 4: "plain"}
+    assert pg.query("SELECT content FROM odd WHERE id = 3") == [("héllo 🌍",)]

@@ -617,7 +617,7 @@ def ship_config_from(ctx: click.Context, params: dict[str, Any]) -> Any:
     return ShipConfig(
         to=to,
         batch_lines=int(table.get("batch_lines", 1000)),
-        batch_ms=float(table.get("batch_ms", 20.0)),
+        batch_ms=float(table.get("batch_ms", 5.0)),
         password_env=table.get("password_env"),
         token_env=table.get("token_env"),
     )
@@ -648,7 +648,7 @@ ship_options = _compose(
         "--batch-ms",
         type=FiniteFloatRange(min=0),
         default=None,
-        help="Milliseconds a batch waits for more lines after its first (default 20).",
+        help="Milliseconds a batch waits for more lines after its first (default 5).",
     ),
     click.option(
         "--password-env",

@@ -25,7 +25,7 @@ class ShipConfig:
 
     to: tuple[str, ...]
     batch_lines: int = 1000
-    batch_ms: float = 20.0
+    batch_ms: float = 5.0
     password_env: str | None = None
     token_env: str | None = None
 

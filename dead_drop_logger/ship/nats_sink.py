@@ -59,9 +59,13 @@ class NatsSink:
         self.loop = asyncio.new_event_loop()
         self.nc: Any = None
         self.js: Any = None
+        self._subjects: dict[str | None, str] = {}
 
     def subject(self, room: str | None) -> str:
-        return f"{self.prefix}.{subject_token(room)}.messages"
+        found = self._subjects.get(room)
+        if found is None:
+            found = self._subjects[room] = f"{self.prefix}.{subject_token(room)}.messages"
+        return found
 
     def _run(self, coro: Any) -> Any:
         try:
@@ -138,16 +142,12 @@ class NatsSink:
         self._run(self._send(items))
 
     async def _send(self, items: Sequence[Item]) -> None:
-        js = self.js
-        futures = []
-        for item in items:
-            futures.append(
-                await js.publish_async(
-                    self.subject(item.room),
-                    item.raw[:-1],
-                    headers={"Nats-Msg-Id": item.key},
-                )
-            )
+        publish = self.js.publish_async
+        subject = self.subject
+        futures = [
+            await publish(subject(item.room), item.raw[:-1], headers={"Nats-Msg-Id": item.key})
+            for item in items
+        ]
         acks = await asyncio.gather(*futures, return_exceptions=True)
         for ack in acks:
             if isinstance(ack, BaseException):

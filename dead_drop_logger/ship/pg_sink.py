@@ -7,11 +7,13 @@ Why it looks like this:
   (the line as ``jsonb``, to query) and ``line`` (its exact bytes as text, without the
   newline: ``jsonb`` reorders keys and drops whitespace, and cannot hold ``\\u0000``,
   for which ``raw`` is NULL).
-- Each batch is one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING`` in
-  one transaction: a line already there (a batch repeated after a crash) is skipped
-  by the key, so the table holds each line once. A row skipped whose stored ``line``
-  differs is not a repeat but a collision the generations could not see (see
-  :mod:`.position`): it is logged as a warning, never dropped silently.
+- Each batch is copied (``COPY``) into a temporary table, then moved by one
+  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, in one transaction (``COPY`` is
+  three times faster here than the same rows as array parameters): a line already
+  there (a batch repeated after a crash) is skipped by the key, so the table holds
+  each line once. A row skipped whose stored ``line`` differs is not a repeat but a
+  collision the generations could not see (see :mod:`.position`): it is logged as a
+  warning, never dropped silently.
 - ``generation`` is 0 except for a room's lines after its database was replaced.
 """
 
@@ -96,56 +98,45 @@ class PostgresSink:
         gens = [item.generation for item in items]
         ids = [item.id for item in items]
         lines = [item.raw[:-1].decode("utf-8", "surrogateescape") for item in items]
-        raws = [None if "\\u0000" in line else line for line in lines]
-        extract = sql.SQL(", ").join(
-            sql.SQL("u.raw::jsonb ->> {}").format(sql.Literal(c)) for c in COLUMNS
-        )
+        extract = sql.SQL(", ").join(sql.SQL("j ->> {}").format(sql.Literal(c)) for c in COLUMNS)
         names = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
-        query = sql.SQL(
+        insert = sql.SQL(
             "INSERT INTO {t} (room, generation, id, {names}, raw, line)"
-            " SELECT u.room, u.generation, u.id, {extract}, u.raw::jsonb, u.line"
-            " FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::text[], %s::text[])"
-            " AS u(room, generation, id, raw, line)"
-            " ON CONFLICT DO NOTHING RETURNING room, generation, id"
+            " SELECT b.room, b.generation, b.id, {extract}, j, b.line"
+            " FROM dead_drop_batch b, LATERAL (SELECT b.raw::jsonb AS j) p"
+            " ON CONFLICT DO NOTHING"
         ).format(t=sql.Identifier(self.table), names=names, extract=extract)
         try:
             with self.conn.cursor() as cur:
-                cur.execute(query, (rooms, gens, ids, raws, lines))
-                inserted = {(r, g, i) for r, g, i in cur.fetchall()}
-                if len(inserted) != len(items):
-                    self._check_repeats(cur, rooms, gens, ids, lines, inserted)
+                cur.execute(
+                    "CREATE TEMP TABLE IF NOT EXISTS dead_drop_batch (room text, generation"
+                    " integer, id bigint, raw text, line text) ON COMMIT DELETE ROWS"
+                )
+                with cur.copy("COPY dead_drop_batch FROM STDIN") as copy:
+                    copy.write(_copy_text(rooms, gens, ids, lines))
+                cur.execute(insert)
+                if cur.rowcount != len(items):  # some were there: repeats, or collisions?
+                    self._check_repeats(cur, rooms, gens, ids, lines)
             self.conn.commit()
         except psycopg.Error as exc:
             self.close()
             raise SinkError(_said(exc)) from None
 
     def _check_repeats(
-        self,
-        cur: Any,
-        rooms: list[str],
-        gens: list[int],
-        ids: list[int],
-        lines: list[str],
-        inserted: set[tuple[str, int, int]],
+        self, cur: Any, rooms: list[str], gens: list[int], ids: list[int], lines: list[str]
     ) -> None:
-        """Rows the key skipped: a repeat (the same line) is fine; other bytes under
-        the same key are a collision, said loudly."""
-        skipped = [
-            (r, g, i, line)
-            for r, g, i, line in zip(rooms, gens, ids, lines, strict=True)
-            if (r, g, i) not in inserted
-        ]
+        """Rows the key skipped: a repeat (the same line) is fine; other bytes under the
+        same key are a collision, said loudly (never dropped silently)."""
         cur.execute(
             sql.SQL(
                 "SELECT t.room, t.generation, t.id, t.line FROM {} t JOIN"
-                " unnest(%s::text[], %s::integer[], %s::bigint[]) AS u(room, generation, id)"
-                " USING (room, generation, id)"
-            ).format(sql.Identifier(self.table)),
-            ([s[0] for s in skipped], [s[1] for s in skipped], [s[2] for s in skipped]),
+                " dead_drop_batch b USING (room, generation, id)"
+            ).format(sql.Identifier(self.table))
         )
         stored = {(r, g, i): line for r, g, i, line in cur.fetchall()}
-        for r, g, i, line in skipped:
-            if stored.get((r, g, i)) != line:
+        for key in zip(rooms, gens, ids, lines, strict=True):
+            r, g, i, line = key
+            if stored.get((r, g, i), line) != line:
                 self.conflicts += 1
                 log.warning(
                     "ship: %s already holds %s:%d (generation %d) with other bytes: this"
@@ -161,6 +152,20 @@ class PostgresSink:
             with contextlib.suppress(psycopg.Error):
                 self.conn.close()
             self.conn = None
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(rooms: list[str], gens: list[int], ids: list[int], lines: list[str]) -> bytes:
+    """The batch in COPY's text format, built at once (row by row through psycopg's
+    pure-Python writer took longer than the server's whole insert)."""
+    out = []
+    for room, gen, msg_id, line in zip(rooms, gens, ids, lines, strict=True):
+        text = line.translate(_ESCAPES)
+        raw = "\\N" if "\\u0000" in line else text  # jsonb cannot hold \u0000
+        out.append(f"{room.translate(_ESCAPES)}\t{gen}\t{msg_id}\t{raw}\t{text}\n")
+    return "".join(out).encode("utf-8", "surrogateescape")
 
 
 def _said(exc: BaseException) -> str:

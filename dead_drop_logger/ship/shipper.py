@@ -46,8 +46,8 @@ def ship_dir(log_dir: Path) -> Path:
 @dataclass(frozen=True)
 class Batching:
     lines: int = 1000
-    ms: float = 20.0
-    poll: float = 0.05  # seconds between two looks at the logs when caught up
+    ms: float = 5.0
+    poll: float = 0.02  # seconds between two looks at the logs when caught up
     retry_min: float = 0.5
     retry_max: float = 30.0
 
