@@ -368,3 +368,54 @@ def test_lines_jsonb_cannot_hold_are_stored_whole(tmp_path: Path, pg: Postgres) 
     rows = dict(pg.query("SELECT id, raw->>'content' FROM odd"))
     assert rows == {1: None, 2: "tab\tand \\ back\\slash", 3: "héllo 🌍", 4: "plain"}
     assert pg.query("SELECT content FROM odd WHERE id = 3") == [("héllo 🌍",)]
+
+
+def test_hubs_share_a_stream_and_a_table_without_colliding(
+    tmp_path: Path, nats: Nats, pg: Postgres
+) -> None:
+    """Two hubs, each with a room "ops" holding ids 1..4, into one stream and one table:
+    with ``?hub=NAME`` each keeps its own keys (``HUB/ROOM:ID``); none is dropped as the
+    other's duplicate."""
+    stream, table = "HUBS", "hubs"
+    expected: dict[str, bytes] = {}
+    shippers = []
+    try:
+        for hub in ("east", "west"):
+            db = tmp_path / hub / "ops.db"
+            db.parent.mkdir()
+            serverdb.create(db)
+            serverdb.send_many(db, 2, prefix=hub)
+            log_dir = tmp_path / hub / "logs"
+            logger = LoggerProcess(
+                db,
+                log_dir,
+                "--import-historical",
+                "--retention-days",
+                "0",
+                target=["--db", f"ops={db}", "--log-dir", str(log_dir)],
+            )
+            logger.start()
+            wait_until(lambda: len(logged(log_dir)) == 4, LONG, "logged")  # noqa: B023
+            logger.stop()
+            expected |= {f"{hub}/{key}": line for key, line in logged(log_dir).items()}
+            shippers.append(
+                ship(
+                    log_dir,
+                    f"{nats.url}?stream={stream}&subject=hubs&hub={hub}",
+                    f"{pg.url}?table={table}&hub={hub}",
+                )
+            )
+        wait_until(
+            lambda: nats.count(stream) == 8 and len(pg.query(f"SELECT 1 FROM {table}")) == 8,
+            LONG,
+            "both hubs shipped",
+        )
+    finally:
+        for shipper in shippers:
+            shipper.kill()
+            shipper.wait()
+    assert in_nats(nats, stream) == expected
+    rows = pg.query(f"SELECT hub, room, id, line FROM {table}")
+    assert {f"{h}/{r}:{i}": line.encode() for h, r, i, line in rows} == expected
+    subjects = {subject for subject, _key, _data in nats.messages(stream)}
+    assert subjects == {"hubs.east.ops.messages", "hubs.west.ops.messages"}

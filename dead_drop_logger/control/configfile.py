@@ -290,7 +290,7 @@ EXAMPLE = """\
 # [ship]
 # to = ["nats://127.0.0.1:4222", "postgresql://logger@127.0.0.1/hub"]  # example
 # batch_lines = 1000
-# batch_ms = 20
+# batch_ms = 5
 # password_env = "DEAD_DROP_SHIP_PASSWORD"  # example: the password, from the environment
 # token_env = "DEAD_DROP_SHIP_TOKEN"        # example: a bearer token (HTTP, NATS)
 """

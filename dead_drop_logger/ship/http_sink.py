@@ -14,6 +14,8 @@ receiver deduplicates:
 - **Anything else**: the logged lines as NDJSON, exactly as logged, one POST per room
   in the batch (``Dead-Drop-Room``: the room, ``%``-encoded; empty for the main log).
 
+With ``?hub=NAME`` (several hubs into one index or Loki), keys are ``HUB/ROOM:ID``,
+Loki streams get a ``hub`` label and NDJSON posts a ``Dead-Drop-Hub`` header.
 Every POST carries ``Idempotency-Key: FIRST..LAST`` (the first and last ``ROOM:ID``
 of its lines). A batch repeated after a crash can have other boundaries, so a generic
 receiver deduplicates by line (room and the line's ``id``), as the other two do.
@@ -57,14 +59,14 @@ def runs(items: Sequence[Item]) -> Iterator[list[Item]]:
         yield run
 
 
-def idempotency_key(items: Sequence[Item]) -> str:
-    return f"{items[0].key}..{items[-1].key}"
+def idempotency_key(target: Target, items: Sequence[Item]) -> str:
+    return f"{target.key(items[0].key)}..{target.key(items[-1].key)}"
 
 
-def elasticsearch_body(items: Sequence[Item], index: str) -> bytes:
+def elasticsearch_body(target: Target, items: Sequence[Item], index: str) -> bytes:
     out = []
     for item in items:
-        action = {"create": {"_index": index, "_id": item.key}}
+        action = {"create": {"_index": index, "_id": target.key(item.key)}}
         out.append(json.dumps(action, separators=(",", ":")).encode() + b"\n")
         out.append(item.raw)
     return b"".join(out)
@@ -84,14 +86,17 @@ def loki_nanos(raw: bytes) -> str:
     return str((delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000)
 
 
-def loki_body(items: Sequence[Item]) -> bytes:
-    streams = []
+def loki_body(target: Target, items: Sequence[Item]) -> bytes:
+    streams: list[dict[str, Any]] = []
+    hub = {"hub": target.hub} if target.hub else {}
     for run in runs(items):
+        labels: dict[str, str] = {"service_name": "dead-drop", **hub, "room": run[0].room or ""}
         streams.append(
             {
-                "stream": {"service_name": "dead-drop", "room": run[0].room or ""},
+                "stream": labels,
                 "values": [
-                    [loki_nanos(i.raw), i.raw[:-1].decode("utf-8"), {"key": i.key}] for i in run
+                    [loki_nanos(i.raw), i.raw[:-1].decode("utf-8"), {"key": target.key(i.key)}]
+                    for i in run
                 ],
             }
         )
@@ -116,14 +121,14 @@ def requests(target: Target, items: Sequence[Item]) -> list[tuple[str, dict[str,
     if mode == "elasticsearch":
         segments = [s for s in parts.path.split("/") if s]
         index = segments[-2] if len(segments) >= 2 else target.query("index", "dead-drop")
-        body = elasticsearch_body(items, index)
+        body = elasticsearch_body(target, items, index)
         out.append(
             (
                 "/_bulk" if len(segments) < 2 else parts.path,
                 {
                     **headers,
                     "Content-Type": "application/x-ndjson",
-                    "Idempotency-Key": idempotency_key(items),
+                    "Idempotency-Key": idempotency_key(target, items),
                 },
                 body,
             )
@@ -135,9 +140,9 @@ def requests(target: Target, items: Sequence[Item]) -> list[tuple[str, dict[str,
                 {
                     **headers,
                     "Content-Type": "application/json",
-                    "Idempotency-Key": idempotency_key(items),
+                    "Idempotency-Key": idempotency_key(target, items),
                 },
-                loki_body(items),
+                loki_body(target, items),
             )
         )
     else:
@@ -149,8 +154,9 @@ def requests(target: Target, items: Sequence[Item]) -> list[tuple[str, dict[str,
                     {
                         **headers,
                         "Content-Type": "application/x-ndjson",
-                        "Idempotency-Key": idempotency_key(run),
+                        "Idempotency-Key": idempotency_key(target, run),
                         "Dead-Drop-Room": room,
+                        **({"Dead-Drop-Hub": target.hub} if target.hub else {}),
                     },
                     b"".join(i.raw for i in run),
                 )

@@ -6,7 +6,9 @@ Why it looks like this:
   default; the main log's token is ``~``; a room name's characters other than letters,
   digits, ``_`` and ``-`` are written ``~HH``, since ``.``, ``*``, ``>`` and spaces
   cannot be in a subject token), with the header ``Nats-Msg-Id: ROOM:ID``: the stream
-  drops a second publish with the same id inside its duplicate window.
+  drops a second publish with the same id inside its duplicate window. With
+  ``?hub=NAME`` (several hubs into one stream): ``PREFIX.HUB.ROOM.messages`` and
+  ``HUB/ROOM:ID``.
 - The duplicate window is two minutes by default; a shipper killed, then restarted
   after a longer outage, repeats its last batch after the window closed. So at every
   connection the first batch is *reconciled*: for each room in it, the stream's last
@@ -64,7 +66,9 @@ class NatsSink:
     def subject(self, room: str | None) -> str:
         found = self._subjects.get(room)
         if found is None:
-            found = self._subjects[room] = f"{self.prefix}.{subject_token(room)}.messages"
+            hub = f"{subject_token(self.target.hub)}." if self.target.hub else ""
+            found = f"{self.prefix}.{hub}{subject_token(room)}.messages"
+            self._subjects[room] = found
         return found
 
     def _run(self, coro: Any) -> Any:
@@ -125,7 +129,7 @@ class NatsSink:
     async def _reconcile(self, items: Sequence[Item]) -> Sequence[Item]:
         rooms: dict[str | None, dict[str, int]] = {}
         for at, item in enumerate(items):
-            rooms.setdefault(item.room, {})[item.key] = at
+            rooms.setdefault(item.room, {})[self.target.key(item.key)] = at
         drop: set[int] = set()
         for room, keys in rooms.items():
             try:
@@ -144,8 +148,9 @@ class NatsSink:
     async def _send(self, items: Sequence[Item]) -> None:
         publish = self.js.publish_async
         subject = self.subject
+        key = self.target.key
         futures = [
-            await publish(subject(item.room), item.raw[:-1], headers={"Nats-Msg-Id": item.key})
+            await publish(subject(item.room), item.raw[:-1], headers={"Nats-Msg-Id": key(item.key)})
             for item in items
         ]
         acks = await asyncio.gather(*futures, return_exceptions=True)

@@ -14,7 +14,9 @@ Why it looks like this:
   each line once. A row skipped whose stored ``line`` differs is not a repeat but a
   collision the generations could not see (see :mod:`.position`): it is logged as a
   warning, never dropped silently.
-- ``generation`` is 0 except for a room's lines after its database was replaced.
+- ``generation`` is 0 except for a room's lines after its database was replaced;
+  ``hub`` is ``?hub=NAME`` (``''`` without: one hub), so several hubs can share a
+  table without their rooms' ids colliding.
 """
 
 from __future__ import annotations
@@ -80,9 +82,10 @@ class PostgresSink:
             with self.conn.cursor() as cur:
                 cur.execute(
                     sql.SQL(
-                        "CREATE TABLE IF NOT EXISTS {} (room text NOT NULL,"
+                        "CREATE TABLE IF NOT EXISTS {} (hub text NOT NULL, room text NOT NULL,"
                         " generation integer NOT NULL, id bigint NOT NULL, {},"
-                        " raw jsonb, line text NOT NULL, PRIMARY KEY (room, generation, id))"
+                        " raw jsonb, line text NOT NULL,"
+                        " PRIMARY KEY (hub, room, generation, id))"
                     ).format(sql.Identifier(self.table), columns)
                 )
             self.conn.commit()
@@ -101,11 +104,16 @@ class PostgresSink:
         extract = sql.SQL(", ").join(sql.SQL("j ->> {}").format(sql.Literal(c)) for c in COLUMNS)
         names = sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS)
         insert = sql.SQL(
-            "INSERT INTO {t} (room, generation, id, {names}, raw, line)"
-            " SELECT b.room, b.generation, b.id, {extract}, j, b.line"
+            "INSERT INTO {t} (hub, room, generation, id, {names}, raw, line)"
+            " SELECT {hub}, b.room, b.generation, b.id, {extract}, j, b.line"
             " FROM dead_drop_batch b, LATERAL (SELECT b.raw::jsonb AS j) p"
             " ON CONFLICT DO NOTHING"
-        ).format(t=sql.Identifier(self.table), names=names, extract=extract)
+        ).format(
+            t=sql.Identifier(self.table),
+            names=names,
+            extract=extract,
+            hub=sql.Literal(self.target.hub),
+        )
         try:
             with self.conn.cursor() as cur:
                 cur.execute(
@@ -130,8 +138,8 @@ class PostgresSink:
         cur.execute(
             sql.SQL(
                 "SELECT t.room, t.generation, t.id, t.line FROM {} t JOIN"
-                " dead_drop_batch b USING (room, generation, id)"
-            ).format(sql.Identifier(self.table))
+                " dead_drop_batch b USING (room, generation, id) WHERE t.hub = {}"
+            ).format(sql.Identifier(self.table), sql.Literal(self.target.hub))
         )
         stored = {(r, g, i): line for r, g, i, line in cur.fetchall()}
         for key in zip(rooms, gens, ids, lines, strict=True):

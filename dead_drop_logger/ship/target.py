@@ -73,6 +73,17 @@ class Target:
             raise TargetError(f"token_env {self.token_env} is not set")
         return value
 
+    @property
+    def hub(self) -> str:
+        """``?hub=NAME``: which hub's logs these are, when several hubs ship into one
+        stream, table or index (room names and ids are only unique within a hub)."""
+        return self.query("hub", "")
+
+    def key(self, item_key: str) -> str:
+        """What the sink deduplicates by: ``HUB/ROOM:ID`` with a hub, else ``ROOM:ID``."""
+        hub = self.hub
+        return f"{hub}/{item_key}" if hub else item_key
+
     def query(self, key: str, default: str) -> str:
         values = urllib.parse.parse_qs(urllib.parse.urlsplit(self.url).query).get(key)
         return values[-1] if values else default
