@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -175,3 +176,23 @@ def test_a_bad_ship_setting_is_one_line(
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("dead-drop-logger: error: ") and said in done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_a_sink_without_its_library_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the [ship] extra, ship says what to install (exit 2), not a thread
+    retrying an ImportError forever."""
+    from click.testing import CliRunner
+
+    from dead_drop_logger.control.cli import cli
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import fails, as uninstalled
+    result = CliRunner().invoke(
+        cli, ["ship", "--log-dir", str(tmp_path), "--to", "postgresql://u:pw@127.0.0.1/x"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "dead-drop-logger: error: shipping to postgresql://127.0.0.1/x needs psycopg:"
+        " pip install 'dead-drop-logger[ship]'\n"
+    )

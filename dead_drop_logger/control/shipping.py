@@ -16,7 +16,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-JOIN_TIMEOUT = 15.0
+JOIN_TIMEOUT = 5.0  # a batch still in flight then is repeated at the next start: harmless
+LIBRARIES = {"nats": "nats", "postgresql": "psycopg"}  # each sink's client, by kind
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,19 @@ class Shipping:
 
 
 def check(ship: ShipConfig) -> None:
-    """Check every target (raises ship.target.TargetError, one line)."""
+    """Check every target, and that its client library is installed (found, not
+    imported). Raises ship.target.TargetError (one line)."""
+    import importlib.util
+
     from ..ship import target
 
     for url in ship.to:
-        target.parse(url, password_env=ship.password_env, token_env=ship.token_env)
+        sink = target.parse(url, password_env=ship.password_env, token_env=ship.token_env)
+        library = LIBRARIES.get(sink.kind)
+        if library is not None and importlib.util.find_spec(library) is None:
+            raise target.TargetError(
+                f"shipping to {sink.shown} needs {library}: pip install 'dead-drop-logger[ship]'"
+            )
 
 
 def start(
