@@ -188,6 +188,18 @@ def test_exactly_once_through_kills_an_outage_midnight_compression_and_retention
             LONG,
             "the oldest day shipped",
         )
+        # a midnight while it ships: tomorrow's file appears in each room
+        for db in rooms.values():
+            conn = serverdb.connect(db)
+            for i in range(5):
+                serverdb.send(conn, "orion", "juno", f"tomorrow {i}", timestamp=days_ago(-1, 0, 1))
+            conn.close()
+        tomorrow = days_ago(-1)[:10]
+        wait_until(
+            lambda: len(list(log_dir.glob(f"*/messages-{tomorrow}.json"))) == 2,
+            LONG,
+            "tomorrow's files",
+        )
         # both sinks down for a while (lines keep being logged meanwhile), then back
         nats.stop()
         pg.stop()
@@ -207,7 +219,7 @@ def test_exactly_once_through_kills_an_outage_midnight_compression_and_retention
         shipper = ship(log_dir, *targets)
         time.sleep(1.5)
         everything.update(logged(log_dir))
-        assert len(everything) == 2 * (4 * 50 + 150 * 2)
+        assert len(everything) == 2 * (4 * 50 + 150 * 2 + 5 * 2)
         wait_until(lambda: len(in_pg(pg, table)) >= len(everything), LONG, "PostgreSQL")
         wait_until(lambda: len(in_nats(nats, stream)) >= len(everything), LONG, "JetStream")
         assert in_pg(pg, table) == everything
