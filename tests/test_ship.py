@@ -431,3 +431,64 @@ def test_hubs_share_a_stream_and_a_table_without_colliding(
     assert {f"{h}/{r}:{i}": line.encode() for h, r, i, line in rows} == expected
     subjects = {subject for subject, _key, _data in nats.messages(stream)}
     assert subjects == {"hubs.east.ops.messages", "hubs.west.ops.messages"}
+
+
+def test_a_caught_up_shipper_is_woken_by_the_logs_not_a_timer(tmp_path: Path) -> None:
+    """Caught up, the shipper sleeps on change notifications over the log directory
+    and every room's (a timer scanning every file every 20 ms cost 16% of a core on 300
+    day files): with its timer set to an hour, a new message, a new room and a line in
+    it are still shipped."""
+    import threading
+
+    from dead_drop_logger.ship.shipper import Batching, Shipper
+
+    got: list[str] = []
+
+    class Memory:
+        def open(self) -> None: ...
+        def reconcile(self, items: list[position.Item]) -> list[position.Item]:
+            return items
+
+        def send(self, items: list[position.Item]) -> None:
+            got.extend(item.key for item in items)
+
+        def close(self) -> None: ...
+
+    first = tmp_path / "one.db"
+    serverdb.create(first)
+    log_dir = tmp_path / "logs"
+    logger = LoggerProcess(
+        first, log_dir, target=["--db", f"one={first}", "--log-dir", str(log_dir)]
+    )
+    logger.start()
+    logger.wait_ready()
+    stop = threading.Event()
+    shipper = Shipper(
+        target.parse("http://127.0.0.1:9/x"),
+        log_dir,
+        Batching(poll=3600, idle=3600),
+        stop=stop,
+        opener=lambda _t, _d: Memory(),
+    )  # type: ignore[arg-type,return-value]
+    thread = threading.Thread(target=shipper.run)
+    thread.start()
+    try:
+        wait_until(lambda: shipper.status["state"] == "caught up", LONG, "caught up")
+        serverdb.send_many(first, 1)
+        wait_until(lambda: got == ["one:1", "one:2"], LONG, "the new lines shipped")
+        logger.stop()
+        second = tmp_path / "two.db"
+        serverdb.create(second)
+        serverdb.send_many(second, 1)
+        logger = LoggerProcess(
+            first,
+            log_dir,
+            "--import-historical",
+            target=["--db", f"one={first}", "--db", f"two={second}", "--log-dir", str(log_dir)],
+        )
+        logger.start()
+        wait_until(lambda: got[2:] == ["two:1", "two:2"], LONG, "the new room's lines shipped")
+    finally:
+        stop.set()
+        thread.join(60)
+        logger.stop()

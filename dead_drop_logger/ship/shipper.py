@@ -32,6 +32,7 @@ from . import position as positions
 from .position import Item, ShipPosition
 from .sink import Sink, SinkError, open_sink
 from .target import Target, TargetError
+from .wake import LogWatch
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def ship_dir(log_dir: Path) -> Path:
 class Batching:
     lines: int = 1000
     ms: float = 5.0
-    poll: float = 0.02  # seconds between two looks at the logs when caught up
+    poll: float = 0.02  # seconds between two looks at the logs, without change notifications
+    idle: float = 2.0  # with them: the safety net's period when caught up
     retry_min: float = 0.5
     retry_max: float = 30.0
 
@@ -62,6 +64,7 @@ class Shipper:
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     opener: Callable[[Target, Path], Sink] = open_sink
+    notify: bool = True  # False: poll only (as where inotify is not available)
 
     def __post_init__(self) -> None:
         self.position_path = ship_dir(self.log_dir) / f"{self.target.name}.position"
@@ -83,6 +86,8 @@ class Shipper:
     def run(self) -> None:
         """Ship until :attr:`stop` is set."""
         ensure_private_dir(ship_dir(self.log_dir))
+        watch = LogWatch(self.log_dir, enabled=self.notify)
+        idle = self.batching.idle if watch.available else self.batching.poll
         acked = self._load()
         self.status["shipped"] = acked.shipped
         sink: Sink | None = None
@@ -108,7 +113,7 @@ class Shipper:
                     delay = self.batching.retry_min
                     if done is None:
                         self._state("caught up")
-                        self.stop.wait(self.batching.poll)
+                        watch.wait(idle, self.stop)
                         continue
                     acked = done
                 except (SinkError, TargetError, OSError) as exc:
@@ -127,6 +132,7 @@ class Shipper:
                     self.stop.wait(delay)
                     delay = min(delay * 2, self.batching.retry_max)
         finally:
+            watch.close()
             if sink is not None:
                 sink.close()
             self._state("stopped", force=True)
