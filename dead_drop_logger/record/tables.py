@@ -124,7 +124,7 @@ class TableFollower:
         self._schema: object = None
         self._columns: dict[str, list[str]] = {}  # table -> columns ([]: absent)
         self._state: TableState | None = None  # as on disk (None: load it first)
-        self._identity: tuple[int, int, int] | None = None
+        self._identity: tuple[int, ...] | None = None
         self._due: dt.datetime | None = None  # next health threshold crossing
         self._full = True  # the next tasks read reads every row
         self._aggregate: object = None  # the tasks aggregate at the last read
