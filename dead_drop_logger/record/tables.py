@@ -256,10 +256,14 @@ class TableFollower:
         if "updated_at" not in columns or "id" not in columns:  # not the server's: all
             rows, value = self._rows_where("1", (), mark)
             return rows, set(state.tasks or {}) - set(rows), value
-        aggregate = self.source.query(
-            "SELECT count(*), max(updated_at), total(CAST(substr(updated_at, -6) AS INTEGER))"
-            " FROM tasks"
+        # The last message id is read with the aggregate, before the stamps: a task made
+        # after the stamps were read is read next time, and the messages of its moves
+        # must still be after the mark then (a mark read later would skip them).
+        found = self.source.query(
+            "SELECT count(*), max(updated_at), total(CAST(substr(updated_at, -6) AS INTEGER)),"
+            f" {mark} FROM tasks"
         )[0]
+        aggregate, early = found[:3], found[3]
         if not self._full and aggregate == self._aggregate:
             return None
         if self._full:
@@ -278,6 +282,7 @@ class TableFollower:
                     i for i, u in stamps.items() if i not in known or known[i].updated_at != u
                 ]
             rows, value = self._rows_by_id(wanted, mark)
+            value = min(value, early) if isinstance(early, int) else value
             gone = set(known) - set(stamps) if every else None
         self._aggregate = aggregate
         self._full = False
