@@ -200,8 +200,8 @@ def test_agents_register_status_deregister_not_heartbeats(
     assert proc.stop() == 0
     found = events()
     assert [(e["event"], e["health"], e["status"], e["from"]) for e in found] == [
-        ("registered", None, "waiting for work", None),
-        ("health", "healthy", "waiting for work", None),
+        ("registered", "unknown", "waiting for work", None),
+        ("health", "healthy", "waiting for work", "unknown"),
         ("status", "healthy", "working on TASK-004", "waiting for work"),
         ("deregistered", None, "working on TASK-004", None),
     ]

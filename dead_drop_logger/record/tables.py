@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import server
 from ..clock import Clock, today
 from ..encoding import encode_row, encode_value, escape_separators
 from ..logdir import layout
@@ -206,7 +207,7 @@ class TableFollower:
         agents = self._state.agents if self._state is not None else None
         soonest: float | None = None
         for seen in (agents or {}).values():
-            wait = taskdiff.next_crossing(seen.heartbeat, now)
+            wait = server.next_change(seen.heartbeat, now)
             if wait is not None and (soonest is None or wait < soonest):
                 soonest = wait
         return None if soonest is None else now + dt.timedelta(seconds=soonest)
@@ -431,7 +432,7 @@ class TableFollower:
             else:
                 fields, status, row_json = row.fields, row.fields.get("status"), row.json
             beat = fields.get("heartbeat_at")
-            health = taskdiff.health(beat, now)
+            health = server.health(beat, now)
             events: list[tuple[str, str | None, object]] = []  # (event, at, from)
             if before is None:
                 at = (row.fields.get("registered_at") if row else None) or fields.get("last_seen")
@@ -439,17 +440,18 @@ class TableFollower:
             else:
                 if status != before.status:
                     events.append(("status", fields.get("last_seen"), before.status))
-                if health != before.health:
-                    if beat == before.heartbeat and health is not None:
-                        crossed = taskdiff.crossings(beat, before.health, health)
-                        previous = before.health
+                was = before.health or server.UNKNOWN  # (null: unknown, in older records)
+                if health != was:
+                    if beat == before.heartbeat:
+                        crossed = server.crossings(beat, was, health)
+                        previous = was
                         for state_now, when in crossed:
                             events.append(("health", when, previous))
                             previous = state_now
                         if not crossed:
-                            events.append(("health", _local(now), before.health))
+                            events.append(("health", _local(now), was))
                     else:
-                        events.append(("health", fields.get("last_seen"), before.health))
+                        events.append(("health", fields.get("last_seen"), was))
             record = AgentSeen(row_json, status, health, beat, fields.get("last_seen"))
             if before != record:
                 seen[name] = record
