@@ -208,6 +208,8 @@ def import_archive(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
+    if done.tasks:
+        click.echo(f"recorded {done.tasks} task lines from its tasks table (docs/tasks.md)")
     if done.outside is not None and done.outside.messages:
         click.echo(
             f"{done.outside.messages} messages older than the {retention_days}-day retention"

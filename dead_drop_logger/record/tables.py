@@ -106,8 +106,14 @@ class TableFollower:
         max_bytes: int | None = None,
         let_go: Callable[[], None] = lambda: None,
         holding: Callable[[], bool] = lambda: False,
+        archive: bool = False,
     ) -> None:
         self.source = source
+        # An archived copy of a room's database (import-archive): possibly older than
+        # what the room's follower recorded (the hub gzips the database without its
+        # WAL), so a task is recorded only where its row is newer than the one recorded,
+        # none is forgotten for being absent, and known agents are left as recorded.
+        self.archive = archive
         self.log_dir = log_dir
         self.clock = clock
         self.utc = utc
@@ -129,6 +135,7 @@ class TableFollower:
         self._due: dt.datetime | None = None  # next health threshold crossing
         self._full = True  # the next tasks read reads every row
         self._aggregate: object = None  # the tasks aggregate at the last read
+        self.task_lines = 0  # task lines committed so far
 
     # -- the start ---------------------------------------------------------------------
 
@@ -181,10 +188,14 @@ class TableFollower:
         )
         if tasks is not None:
             rows, gone, new.mark = tasks
+            if self.archive:
+                new.mark = max(new.mark, state.mark)
+                gone = None
             new.tasks = self._diff_tasks(state, rows, gone, lines)
         elif state.tasks is None and self._columns.get("tasks") == []:
             new.tasks = self._diff_tasks(state, {}, None, lines)  # absent: all will be new
-        new.agents = self._diff_agents(state, agents, now, lines)
+        if not (self.archive and state.agents is not None):
+            new.agents = self._diff_agents(state, agents, now, lines)
         if lines or new.tasks is not state.tasks or state.agents is None:
             self._commit(state, new, lines)
         elif new.agents is not state.agents:
@@ -192,6 +203,7 @@ class TableFollower:
             # save a heartbeat would cost an fsync each); kept in memory, saved with the
             # next batch. Lost in a crash, a heartbeat is read again from the table.
             self._state = new
+        self.task_lines += sum(1 for line in lines if line.kind == layout.TASKS)
         self._version = version
         self._due = self._next_due(now)
         return len(lines)
@@ -379,6 +391,8 @@ class TableFollower:
             before = seen.get(ident)
             if before is not None and before.digest == mark:
                 continue
+            if self.archive and before is not None and not _newer(row, before):
+                continue  # the archive's copy is older than what was recorded
             touched = True
             status = row.fragments.get("status", "null")
             updated = row.fields.get("updated_at")
@@ -585,6 +599,18 @@ class TableFollower:
             return top.part, top.path.stat().st_size
         except FileNotFoundError:
             return top.part, 0
+
+
+def _newer(row: _Row, before: TaskSeen) -> bool:
+    """Whether ``row`` was stamped after the recorded ``before`` (a row without a
+    readable stamp, or a recorded one without, is taken as newer)."""
+    now, then = (
+        taskdiff.parse_time(row.fields.get("updated_at")),
+        taskdiff.parse_time(before.updated_at),
+    )
+    if now is None or then is None or (now.tzinfo is None) != (then.tzinfo is None):
+        return True
+    return now > then
 
 
 def _plain(fragment: str) -> str:
