@@ -5,6 +5,7 @@ holds, not by its inode (see dead_drop_logger/record/copies.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import shutil
@@ -414,3 +415,41 @@ def test_a_consistent_looking_copy_of_an_old_day_an_export_grew_writes_nothing_t
     follow(server_db, copy, list(range(1, 40)))
     got = logged_ids(copy)
     assert sorted(got) == list(range(1, 40)), sorted({i for i in got if got.count(i) > 1})
+
+
+def test_a_copy_of_a_log_directory_pruned_since_does_not_log_the_pruned_days_again(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """``prune`` (and the logger's own retention) deleted day files the state's ``ends``
+    still named: a copy of the directory then looked like one that had missed those
+    files, and its logger logged every pruned message again (back into the old days,
+    for the next prune to delete again)."""
+    conn = serverdb.connect(server_db)
+    start = dt.date.today() - dt.timedelta(days=30)
+    follow(server_db, log_dir, [])
+    for offset in range(12):  # twelve days a month ago, three messages each: ids 1..36
+        day = start + dt.timedelta(days=offset)
+        for number in range(3):
+            serverdb.send(
+                conn,
+                "alice",
+                "bob",
+                f"m {offset} {number}",
+                leads=(),
+                timestamp=f"{day.isoformat()}T12:0{number}:00",
+            )
+    follow(server_db, log_dir, list(range(1, 37)))
+    pruned = subprocess.run(
+        [*logger_command(), "prune", "--log-dir", str(log_dir), "--retention-days", "22"],
+        capture_output=True,
+        text=True,
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    kept = logged_ids(log_dir)
+    assert kept and kept[0] > 1  # the oldest days are gone
+    recorded = json.loads((log_dir / STATE_NAME).read_bytes())["ends"]
+    assert all((log_dir / name).exists() for name in recorded), recorded
+    copy = tmp_path / "copy"
+    cp_a(log_dir, copy)
+    stderr = follow(server_db, copy, kept)
+    assert logged_ids(copy) == kept, stderr

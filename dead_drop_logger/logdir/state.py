@@ -309,16 +309,18 @@ class StateStore:
         os.replace(self.path, target)
         return target
 
-    def save(self, state: State) -> None:
+    def save(self, state: State, *, as_found: bool = False) -> None:
         """Atomically replace the state file (durable once this returns). Raises
         DirectoryReplaced (before anything is written) when the directory locked is no
-        longer the one at the path."""
+        longer the one at the path. ``as_found``: keep the identity it was read with (a
+        copy's state, changed by someone who does not take it over, stays a copy's)."""
         self.check_intact()
         self._before_save()
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
-            state.file = self._identity(os.fstat(fd))  # (a rename keeps the inode)
+            if not as_found or state.file is None:
+                state.file = self._identity(os.fstat(fd))  # (a rename keeps the inode)
             data = state.to_json()
             written = os.write(fd, data)
             if written != len(data):
