@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import serverdb
 from conftest import LoggerProcess, logged_ids, logger_command, start_writer, wait_until
+from test_position import MARCH_1, make_pipeline
 
-from dead_drop_logger.logdir.state import STATE_NAME
+from dead_drop_logger.logdir.state import STATE_NAME, FilesChanged
 
 COPIES = 24
 SENDS = 100_000  # a flat-out writer, stopped once the copies are taken
@@ -453,3 +454,26 @@ def test_a_copy_of_a_log_directory_pruned_since_does_not_log_the_pruned_days_aga
     cp_a(log_dir, copy)
     stderr = follow(server_db, copy, kept)
     assert logged_ids(copy) == kept, stderr
+
+
+def test_a_catch_up_that_logs_again_what_a_copy_lacks_goes_on_to_what_is_new(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A catch-up whose first page was a refill (ids a copy, or a file shortened in
+    place, lacks) stopped there, that page being short, as if the backlog were drained:
+    the newer messages waited for the server's next change (watching, forever if it
+    was the last)."""
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    more = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # (the batch finds the file changed: ends unsaved)
+        again.catch_up()
+    again.catch_up()  # the retry: what the file lacks, then what is new
+    assert logged_ids(log_dir) == first + more

@@ -61,12 +61,15 @@ class Progress:
     """What one call wrote: the number of lines and the last id.
 
     ``outside_retention``: messages a backfill did not write because their day is older
-    than the retention window (they would be deleted at the next prune).
+    than the retention window (they would be deleted at the next prune). ``more``: the
+    page was one of ids logged again (``State.refill``), however short: what is new is
+    still to be read.
     """
 
     lines: int = 0
     last_id: int = 0
     outside_retention: int = 0
+    more: bool = False
 
 
 class Pipeline:
@@ -574,14 +577,14 @@ class Pipeline:
         if not todo:
             state.refill = idranges.subtract(state.refill, [(low, high)])
             self.store.save(state)
-            return Progress()
+            return Progress(more=True)
         low, high = todo[0]
         rows = self.source.read(low - 1, high, self.page_size)
         done_to = rows.last_id if len(rows) == self.page_size else high
         state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
         log.info("logging again ids %d..%d, which this copy lacks", low, done_to)
         self._commit(state, rows, low, done_to)
-        return Progress(len(rows), rows.last_id or done_to)
+        return Progress(len(rows), rows.last_id or done_to, more=True)
 
     def catch_up(
         self,
@@ -600,7 +603,7 @@ class Pipeline:
             total.last_id = step.last_id or total.last_id
             total.outside_retention += step.outside_retention
             on_page(step)
-            if step.lines + step.outside_retention < self.page_size:
+            if step.lines + step.outside_retention < self.page_size and not step.more:
                 break
         return total
 
