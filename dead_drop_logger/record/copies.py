@@ -71,13 +71,16 @@ def _snapshot(log_dir: Path) -> frozenset[tuple[str, int, int, int]] | None:
     return frozenset(found)
 
 
-def settle(log_dir: Path) -> None:
+def settle(log_dir: Path, *, announce: bool = True) -> None:
     """Wait until nothing in ``log_dir`` changes for ``SETTLED`` seconds (a copy being
-    restored there is done), at most ``SETTLE_AT_MOST`` seconds."""
-    log.info(
-        "%s is another directory than before (a copy restored?); waiting until it stops changing",
-        log_dir,
-    )
+    restored there is done), at most ``SETTLE_AT_MOST`` seconds. ``announce``: say why
+    (another directory than before)."""
+    if announce:
+        log.info(
+            "%s is another directory than before (a copy restored?); waiting until it"
+            " stops changing",
+            log_dir,
+        )
     began = last_change = time.monotonic()
     seen = _snapshot(log_dir)
     while time.monotonic() - began < SETTLE_AT_MOST:

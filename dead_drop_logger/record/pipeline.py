@@ -470,7 +470,8 @@ class Pipeline:
         if rows:
             chunks = self.writer.plan(rows.runs)
             sizes = self.writer.sizes(chunks)
-            self._check_ends(state, sizes)
+            if self._check_ends(state, sizes):  # (a file rotated away: measured again)
+                sizes = self.writer.sizes(chunks)
             # Pending in memory even when the record on disk covers the batch (no save):
             # a failure ends the hold with a save of this state, which must then cut
             # back what the batch wrote to its other files.
@@ -501,20 +502,54 @@ class Pipeline:
             self.store.save(state)
             state.pending = {}
 
-    def _check_ends(self, state: State, sizes: Pending) -> None:
+    def _check_ends(self, state: State, sizes: Pending) -> bool:
         """Raise FilesChanged when a file about to be appended to no longer holds what
         ``state.ends`` records of it (a backup copied over the directory: its state may
-        be this process's, its files older): the next transaction checks it as a copy."""
+        be this process's, its files older): the next transaction checks it as a copy.
+        True when a file was found rotated away (see :meth:`_rotated_away`)."""
+        rotated = False
         for name, (size, inode) in sizes.items():
             end = state.ends.get(name)
             if end is None or name in state.pending or not inode:
                 continue  # (absent: deleted or renamed away, by logrotate or a user)
+            if size == 0 and self._rotated_away(state, name):
+                rotated = True
+                continue
             if size < end[0] or self.writer.end_at(name, end[0]) != end[1]:
                 self.store.suspect = True
                 raise FilesChanged(
                     f"{self.log_dir / name} no longer holds message {end[1]} at byte"
                     f" {end[0]} (a backup restored over it?); checking the log files"
                 )
+        return rotated
+
+    def _rotated_away(self, state: State, name: str) -> bool:
+        """Whether file ``name``, found empty where the state records logged lines, was
+        rotated away on purpose: renamed and made anew empty (logrotate's ``create``)
+        or emptied in place (``copytruncate``, ``: > FILE``). Its lines were logged once
+        and live on where the rotation put them: they stay recorded as logged and are
+        not logged again, as for a file renamed or deleted (its end is forgotten).
+
+        A backup being copied over the directory empties each file too, for a moment,
+        before writing it: so the directory is first let settle, and the file counts
+        as rotated only if it is still empty and the state file is still the one this
+        process read (a restore writes that as well). Anything else is checked as a
+        copy (FilesChanged), where what the file lacks is logged again."""
+        copies.settle(self.log_dir, announce=False)
+        try:
+            still_empty = os.lstat(self.log_dir / name).st_size == 0
+        except OSError:
+            still_empty = True  # (gone since: renamed away, as good as empty)
+        if not still_empty or not self.store.lock_intact():
+            return False
+        _size_there, last = state.ends.pop(name)
+        log.warning(
+            "%s was emptied or made anew (rotated by logrotate, copytruncate or create?):"
+            " the messages it held up to id %d stay logged, not logged again",
+            self.log_dir / name,
+            last,
+        )
+        return True
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
         """Start over, from the first row, when the database was replaced (server reset);
