@@ -163,7 +163,7 @@ def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
     assert logged_ids(log_dir) == want, live.stderr()
 
 
-def copy_slowly(source: Path, target: Path, *, state_first: bool) -> None:
+def copy_slowly(source: Path, target: Path, *, state_first: bool, pause: float = 0.1) -> None:
     """A restore that takes its time (rsync, a network file system, a large backup): the
     directory is made (unless it is there: then each file is written over, in place, as
     ``cp`` does), then its files copied one after another with a pause between them; the
@@ -173,16 +173,17 @@ def copy_slowly(source: Path, target: Path, *, state_first: bool) -> None:
     names = sorted(entry.name for entry in source.iterdir())
     names.sort(key=lambda name: name.startswith("messages-") == state_first)
     for name in names:
-        time.sleep(0.1)
+        time.sleep(pause)
         if (source / name).is_symlink():  # (messages-current.json: replaced, as cp does)
             (target / name).unlink(missing_ok=True)
         shutil.copy2(source / name, target / name, follow_symlinks=False)
 
 
+@pytest.mark.parametrize("pause", [0.1], ids=["pauses 0.1s"])
 @pytest.mark.parametrize("how", ["in its place", "over it"])
 @pytest.mark.parametrize("state_first", [True, False], ids=["state first", "day files first"])
 def test_a_slow_restore_under_a_busy_logger_loses_and_doubles_nothing(
-    server_db: Path, log_dir: Path, tmp_path: Path, state_first: bool, how: str
+    server_db: Path, log_dir: Path, tmp_path: Path, state_first: bool, how: str, pause: float
 ) -> None:
     """A backup restored file by file while the logger writes flat out, to the path of
     the directory renamed away, or over it: the logger finds the restore half made (a
@@ -201,7 +202,7 @@ def test_a_slow_restore_under_a_busy_logger_loses_and_doubles_nothing(
         time.sleep(0.3)
         if how == "in its place":
             log_dir.rename(tmp_path / "broken")
-        copy_slowly(backup, log_dir, state_first=state_first)
+        copy_slowly(backup, log_dir, state_first=state_first, pause=pause)
         time.sleep(0.3)
         assert writer.poll() is None  # the restore was made under the writer
         stop_writer(writer)
@@ -476,4 +477,40 @@ def test_a_catch_up_that_logs_again_what_a_copy_lacks_goes_on_to_what_is_new(
     with pytest.raises(FilesChanged):  # (the batch finds the file changed: ends unsaved)
         again.catch_up()
     again.catch_up()  # the retry: what the file lacks, then what is new
+    assert logged_ids(log_dir) == first + more
+
+
+class Killed(BaseException):
+    """A stand-in for ``kill -9`` in the middle of a batch: nothing more runs."""
+
+
+def test_a_refill_killed_between_its_two_saves_logs_its_page_again(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refill page (ids a copy lacks) took its ids out of ``refill`` before its
+    pending save: killed after that save and before its lines were appended, the next
+    start cut the (nothing) back and found them neither in ``refill`` nor logged, below
+    the position: lost for good."""
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    more = serverdb.send_many(server_db, 1, timestamp=MARCH_1)
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # the batch finds the file changed: checked as a copy
+        again.catch_up()
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(again.writer, "append", killed)
+    with pytest.raises(Killed):
+        again.follow_once()
+    monkeypatch.undo()
+    assert json.loads((log_dir / STATE_NAME).read_bytes())["pending"]  # (mid-batch)
+    make_pipeline(server_db, log_dir).catch_up()  # the next start
     assert logged_ids(log_dir) == first + more

@@ -616,9 +616,12 @@ class Pipeline:
         low, high = todo[0]
         rows = self.source.read(low - 1, high, self.page_size)
         done_to = rows.last_id if len(rows) == self.page_size else high
-        state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
         log.info("logging again ids %d..%d, which this copy lacks", low, done_to)
-        self._commit(state, rows, low, done_to)
+        # Out of ``refill`` only in the save that records them as logged: the pending
+        # save must still name them, or a crash before the append lost them for good.
+        self._commit(state, rows, low, done_to, final=False)
+        state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
+        self.store.save(state)
         return Progress(len(rows), rows.last_id or done_to, more=True)
 
     def catch_up(
