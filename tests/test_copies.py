@@ -514,3 +514,58 @@ def test_a_refill_killed_between_its_two_saves_logs_its_page_again(
     assert json.loads((log_dir / STATE_NAME).read_bytes())["pending"]  # (mid-batch)
     make_pipeline(server_db, log_dir).catch_up()  # the next start
     assert logged_ids(log_dir) == first + more
+
+
+def test_a_copy_whose_state_and_one_file_predate_a_batch_into_a_new_file_loses_nothing(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The state and yesterday's file copied before a batch that appended late rows of
+    yesterday and began today's file; today's file copied after it. The copy's newer
+    file holds lines its state does not record, so its state was rebuilt from the
+    files, at the files' last id: yesterday's late rows, below it and in no file, were
+    lost for good (the same with ``--max-bytes``, a batch filling one part and
+    beginning the next)."""
+    conn = serverdb.connect(server_db)
+    follow(server_db, log_dir, [])
+    for number in range(3):  # ids 1..3, yesterday
+        serverdb.send(
+            conn, "a", "b", f"y{number}", leads=(), timestamp=f"2026-11-01T23:59:5{number}"
+        )
+    follow(server_db, log_dir, [1, 2, 3])
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    for path in log_dir.iterdir():  # cp reaches the state and yesterday's file first
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, copy / path.name)
+    serverdb.send(conn, "a", "b", "late", leads=(), timestamp="2026-11-01T23:59:59.5")  # 4
+    serverdb.send(conn, "a", "b", "late", leads=(), timestamp="2026-11-01T23:59:59.9")  # 5
+    serverdb.send(conn, "a", "b", "N", leads=(), timestamp="2026-11-02T00:00:00.1")  # 6
+    serverdb.send(conn, "a", "b", "N", leads=(), timestamp="2026-11-02T00:00:00.2")  # 7
+    follow(server_db, log_dir, [1, 2, 3, 4, 5, 6, 7])  # one batch: both files
+    today = "messages-2026-11-02.json"
+    shutil.copy2(log_dir / today, copy / today)  # then today's, made since
+    follow(server_db, copy, [1, 2, 3, 4, 5, 6, 7])
+    assert logged_ids(copy) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_copy_holding_a_new_line_in_an_old_day_file_writes_it_once(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The state copied before a batch that appended a message dated long ago (a
+    client's clock behind) to an old day file its ``ends`` no longer names (8 files
+    written since); that file copied after. Every file ``ends`` names matched, so the
+    copy passed as its state's, and the follower logged the message again after the
+    position: twice."""
+    conn = serverdb.connect(server_db)
+    follow(server_db, log_dir, [])
+    days(conn, 1, 10, 3, 15)  # ids 1..30, ten files
+    follow(server_db, log_dir, list(range(1, 31)))
+    copy = tmp_path / "copy"
+    cp_a(log_dir, copy)  # the state and every file, before the batch
+    serverdb.send(conn, "a", "b", "old", leads=(), timestamp="2026-11-01T16:00:00")  # 31
+    follow(server_db, log_dir, list(range(1, 32)))
+    old = "messages-2026-11-01.json"
+    shutil.copy2(log_dir / old, copy / old)  # that file copied after it
+    follow(server_db, copy, list(range(1, 32)))
+    got = logged_ids(copy)
+    assert got == list(range(1, 32)), sorted({i for i in got if got.count(i) > 1})

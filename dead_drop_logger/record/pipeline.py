@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,7 +305,7 @@ class Pipeline:
         """Make a copied log directory's state agree with its files (see :mod:`.copies`):
         what they hold is logged; what the state records as logged and they lack is to
         be logged again (``refill``), once."""
-        ids, (last, stamp) = self._scan_files()
+        ids, (last, stamp), outside = self._scan_files(state.ends)
         held = idranges.from_ids(ids)
         why = copies.disagreement(self.log_dir, state)
         # Below the files' first id the state's ranges are days since pruned, unless a
@@ -314,6 +314,11 @@ class Pipeline:
         kept = idranges.within(state.logged, 1, floor - 1) if floor > 1 else []
         lacking = idranges.subtract(idranges.within(state.logged, floor, state.position), held)
         extra = idranges.subtract(held, state.logged)
+        unnamed = idranges.from_ids(outside)
+        if why is None and idranges.subtract(extra, idranges.subtract(extra, unnamed)):
+            # lines it does not record in a file it does not name: only what ``ends``
+            # names is cut back, so these would be logged again after the position
+            why = "a file its record does not name holds lines it does not record"
         if why is None and not lacking and all(lo > state.position for lo, _hi in extra):
             # the state of these files: lines past its record (a batch it did not see
             # end) are cut back and read again, as after a crash
@@ -331,10 +336,14 @@ class Pipeline:
                 self.log_dir,
                 why,
             )
+        if last > state.position:  # (lines past the record: whole lines, logged once)
+            # ... and the ids between the record and them that no file holds: a batch
+            # the copy holds part of (a file copied before it, a newer one after)
+            between = idranges.gaps(held, state.position + 1, last)
+            lacking = [*lacking, *idranges.subtract(between, state.skipped)]
+            state.position, state.fingerprint = last, stamp
         state.refill = idranges.normalise([*state.refill, *lacking])
         state.logged = idranges.normalise([*kept, *held])
-        if last > state.position:  # (lines past the record: whole lines, logged once)
-            state.position, state.fingerprint = last, stamp
         state.position = max(state.position, self.store.first_start() or 0)
         state.pending = {}
         state.ends = {}
@@ -390,7 +399,7 @@ class Pipeline:
 
     def _recover_from_files(self) -> State | None:
         """Rebuild the state from the ids the log files hold (None when they hold none)."""
-        ids, last = self._scan_files()
+        ids, last, _ = self._scan_files()
         if not ids:  # only empty files (today's, made at midnight or start): a first start
             return None
         # Whose lines these are: the damaged state's record, or the lock file's.
@@ -411,16 +420,23 @@ class Pipeline:
         )
         return state
 
-    def _scan_files(self) -> tuple[list[int], tuple[int, str | None]]:
-        """The ids the log files hold, and the last one with its timestamp."""
+    def _scan_files(
+        self, named: Container[str] = ()
+    ) -> tuple[list[int], tuple[int, str | None], list[int]]:
+        """The ids the log files hold, the last one with its timestamp, and the ids in
+        the files whose names ``named`` lacks."""
         ids: list[int] = []
+        outside: list[int] = []
         last: tuple[int, str | None] = (0, None)
         for entry in layout.log_files(self.log_dir):
+            elsewhere = entry.path.name.removesuffix(".gz") not in named
             for row_id, timestamp in scan_ids(entry.path):
                 ids.append(row_id)
+                if elsewhere:
+                    outside.append(row_id)
                 if row_id >= last[0]:
                     last = (row_id, timestamp)
-        return ids, last
+        return ids, last, outside
 
     def _refuse_unless_ours(self, position: int, fingerprint: str | None) -> None:
         """With no record of whose lines the files hold, they are taken as this
