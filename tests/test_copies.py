@@ -179,7 +179,7 @@ def copy_slowly(source: Path, target: Path, *, state_first: bool, pause: float =
         shutil.copy2(source / name, target / name, follow_symlinks=False)
 
 
-@pytest.mark.parametrize("pause", [0.1], ids=["pauses 0.1s"])
+@pytest.mark.parametrize("pause", [0.1, 1.5], ids=["pauses 0.1s", "pauses 1.5s"])
 @pytest.mark.parametrize("how", ["in its place", "over it"])
 @pytest.mark.parametrize("state_first", [True, False], ids=["state first", "day files first"])
 def test_a_slow_restore_under_a_busy_logger_loses_and_doubles_nothing(
@@ -514,6 +514,31 @@ def test_a_refill_killed_between_its_two_saves_logs_its_page_again(
     assert json.loads((log_dir / STATE_NAME).read_bytes())["pending"]  # (mid-batch)
     make_pipeline(server_db, log_dir).catch_up()  # the next start
     assert logged_ids(log_dir) == first + more
+
+
+def test_a_day_file_restored_after_the_last_batch_is_checked_without_a_new_message(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """A slow restore's last file written after the logger's last batch (the server
+    quiet): an older copy of the day file over the live one, its state left alone. The
+    messages it took away were missing until the server's next message, or for good
+    when the day changed first (only a file appended to was checked)."""
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    first = serverdb.send_many(server_db, 5)
+    wait_until(lambda: logged_ids(log_dir) == first, what="the first messages logged")
+    backup = tmp_path / "backup"
+    cp_a(log_dir, backup)
+    more = serverdb.send_many(server_db, 5)
+    wait_until(lambda: logged_ids(log_dir) == first + more, what="the next messages logged")
+    (day,) = [path.name for path in backup.glob("messages-2*.json") if path.stat().st_size]
+    time.sleep(1)  # (a while after the last batch)
+    shutil.copy2(backup / day, log_dir / day)  # the restore's last file, over the live one
+    try:
+        wait_until(lambda: logged_ids(log_dir) == first + more, what="the lost ids logged again")
+    finally:
+        assert live.stop() == 0, live.stderr()
+    assert "by nobody who recorded it" in live.stderr()
 
 
 def test_a_copy_whose_state_and_one_file_predate_a_batch_into_a_new_file_loses_nothing(

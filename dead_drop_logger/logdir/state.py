@@ -179,11 +179,20 @@ def _file_name(name: object) -> str:
 class StateStore:
     """Loads, saves and locks the state file of one log directory."""
 
-    def __init__(self, log_dir: Path, *, before_save: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        before_save: Callable[[], None] = lambda: None,
+        after_save: Callable[[bool], None] = lambda saved: None,
+    ) -> None:
         self.log_dir = log_dir
         # Runs before every save: the writer's fsync of lines appended without one, so
         # a state on disk never says more is logged than the disk holds (groupcommit).
         self._before_save = before_save
+        # Runs after every save, told whether it succeeded: the writer notes what it
+        # leaves (record/copies.py).
+        self._after_save = after_save
         self.path = log_dir / STATE_NAME
         self.tmp_path = log_dir / (STATE_NAME + ".tmp")
         self.lock_path = log_dir / LOCK_NAME
@@ -314,6 +323,14 @@ class StateStore:
         DirectoryReplaced (before anything is written) when the directory locked is no
         longer the one at the path. ``as_found``: keep the identity it was read with (a
         copy's state, changed by someone who does not take it over, stays a copy's)."""
+        try:
+            self._save(state, as_found)
+        except BaseException:
+            self._after_save(False)
+            raise
+        self._after_save(True)
+
+    def _save(self, state: State, as_found: bool) -> None:
         self.check_intact()
         self._before_save()
         tmp = self.tmp_path

@@ -25,6 +25,7 @@ from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.dirlock import Presence
 from ..logdir.state import (
+    STATE_NAME,
     DirectoryReplaced,
     FilesChanged,
     State,
@@ -91,7 +92,7 @@ class Pipeline:
         self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
-        self.store = StateStore(log_dir, before_save=writer.sync)
+        self.store = StateStore(log_dir, before_save=writer.sync, after_save=self._note_left)
         self.presence = Presence(log_dir)  # held while the log directory holds nothing
         self.page_size = page_size
         # This process loaded a state: one lost from now on (the log directory deleted
@@ -100,6 +101,7 @@ class Pipeline:
         self._marked: int | None = None  # the first-start position this process recorded
         self._owner_recorded = False
         self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
+        self._left: copies.Look | None = None  # what the last transaction left there
         # A room's log directory is never written through a symlink, made one at any
         # time (checked at every transaction and before every append): see rooms.
         self.no_link = False
@@ -176,7 +178,11 @@ class Pipeline:
                         del state.ends[name]
                 state.pending = {}
                 self.store.save(state)
-            yield state
+            try:
+                yield state
+            except BaseException:
+                self._left = None  # (a failed batch may leave its files unsaved: see copies)
+                raise
             if self.presence.held and state.logged:  # its first lines: nothing stays open
                 self.presence.release()
 
@@ -192,6 +198,20 @@ class Pipeline:
                 " log directory is never written through one: make it a directory"
             )
 
+    def written_by_another(self) -> bool:
+        """Whether a message file was written since this writer's last save by nobody
+        who recorded it (see :func:`.copies.written_by_another`): the next transaction
+        checks the directory as a copy's. (Not asked while a transaction is held.)"""
+        if self._left is None or self.commits.holding:
+            return False
+        now = copies.look(self.log_dir, STATE_NAME)
+        return copies.written_by_another(self._left, now) is not None
+
+    def _note_left(self, saved: bool) -> None:
+        """After every save: what this writer leaves in the directory (see copies); a
+        failed one may be followed by a cut back that nobody records: nothing known."""
+        self._left = copies.look(self.log_dir, STATE_NAME) if saved else None
+
     def _settled(self) -> None:
         """Before a transaction: a log directory other than the one this process worked
         in last (a backup restored in its place) is let settle first (see copies)."""
@@ -203,6 +223,20 @@ class Pipeline:
         identity = (here.st_dev, here.st_ino)
         if self._directory is not None and identity != self._directory:
             copies.settle(self.log_dir)
+            self._left = None
+        elif self._left is not None:
+            changed = copies.written_by_another(self._left, copies.look(self.log_dir, STATE_NAME))
+            if changed is not None:
+                log.warning(
+                    "%s was written in %s since this logger last wrote there, by nobody who"
+                    " recorded it (a backup restored into it?); checking the log files once"
+                    " it stops changing",
+                    changed,
+                    self.log_dir,
+                )
+                copies.settle(self.log_dir, announce=False)
+                self.store.suspect = True  # the next load is checked as a copy's
+                self._left = None
         self._directory = identity
 
     def _still_settled(self) -> None:
@@ -600,6 +634,13 @@ class Pipeline:
         transaction for the next batch (see :mod:`.groupcommit`); the caller ends it
         with ``commits.release()``. ``retention_days`` (an archive's import, never the
         follower): as for :meth:`backfill`, messages older than the window are left out."""
+        try:
+            return self._follow_page(hold, retention_days)
+        except BaseException:
+            self._left = None  # (a failed batch may leave its files unsaved: see copies)
+            raise
+
+    def _follow_page(self, hold: bool, retention_days: int) -> Progress:
         with self.commits.batch(hold=hold) as held:
             state = held.state
             if state.refill:  # what a copy lacks (see _reconcile_copy), before what is new
