@@ -55,8 +55,9 @@ BACKFILL_HOLD = 0.1
 # Files the state keeps the end of (``State.ends``) besides those of a pending batch:
 # the ones written last, which a copy taken while they are written may disagree on.
 KEEP_ENDS = 8
-# A quiet follower looks for message files a restore wrote since its last save (see
-# copies) at most this often: a directory scan, 0.3 ms for 30 day files.
+# A writer looks for message files a restore wrote since its last save (see copies)
+# at most this often (before a transaction, and at a quiet follower's polls): a
+# directory scan, 0.3 ms for 30 day files.
 LOOK_EVERY = 1.0
 
 
@@ -106,7 +107,8 @@ class Pipeline:
         self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
         self._left: copies.Look | None = None  # what the last transaction left there
         self._ticks = ticks
-        self._looked = float("-inf")  # when written_by_another last looked
+        self._looked = float("-inf")  # when _written last looked
+        self._written_found: str | None = None  # ... and what it found, not yet checked
         # A room's log directory is never written through a symlink, made one at any
         # time (checked at every transaction and before every append): see rooms.
         self.no_link = False
@@ -207,18 +209,29 @@ class Pipeline:
         """Whether a message file was written since this writer's last save by nobody
         who recorded it (see :func:`.copies.written_by_another`): the next transaction
         checks the directory as a copy's. (Not asked while a transaction is held.)"""
-        if self._left is None or self.commits.holding:
-            return False
-        if self._ticks() - self._looked < LOOK_EVERY:
-            return False
-        self._looked = self._ticks()
-        now = copies.look(self.log_dir, STATE_NAME)
-        return copies.written_by_another(self._left, now) is not None
+        return not self.commits.holding and self._written() is not None
+
+    def _written(self) -> str | None:
+        """The message file :meth:`written_by_another` finds, looking at most every
+        ``LOOK_EVERY`` seconds (None between)."""
+        if self._left is None:
+            return None
+        if self._written_found is None and self._ticks() - self._looked >= LOOK_EVERY:
+            self._looked = self._ticks()
+            now = copies.look(self.log_dir, STATE_NAME)
+            self._written_found = copies.written_by_another(self._left, now)
+        return self._written_found  # (kept until a transaction deals with it)
 
     def _note_left(self, saved: bool) -> None:
         """After every save: what this writer leaves in the directory (see copies); a
         failed one may be followed by a cut back that nobody records: nothing known."""
-        self._left = copies.look(self.log_dir, STATE_NAME) if saved else None
+        if not saved:
+            self._left = self._written_found = None
+        elif self._left is None:
+            self._left = copies.look(self.log_dir, STATE_NAME)
+        else:  # (only what it wrote to can have changed by its hand: no scan)
+            self._left = copies.relook(self._left, self.log_dir, STATE_NAME, self.writer.touched)
+        self.writer.touched.clear()
 
     def _settled(self) -> None:
         """Before a transaction: a log directory other than the one this process worked
@@ -232,8 +245,8 @@ class Pipeline:
         if self._directory is not None and identity != self._directory:
             copies.settle(self.log_dir)
             self._left = None
-        elif self._left is not None:
-            changed = copies.written_by_another(self._left, copies.look(self.log_dir, STATE_NAME))
+        else:
+            changed = self._written()
             if changed is not None:
                 log.warning(
                     "%s was written in %s since this logger last wrote there, by nobody who"
@@ -244,7 +257,7 @@ class Pipeline:
                 )
                 copies.settle(self.log_dir, announce=False)
                 self.store.suspect = True  # the next load is checked as a copy's
-                self._left = None
+                self._left = self._written_found = None
         self._directory = identity
 
     def _still_settled(self) -> None:
