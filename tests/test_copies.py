@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, logger_command, start_writer, wait_until
+from conftest import (
+    LoggerProcess,
+    log_lines,
+    logged_ids,
+    logger_command,
+    start_writer,
+    wait_until,
+)
 from test_position import MARCH_1, make_pipeline
 
 from dead_drop_logger.logdir.state import STATE_NAME, FilesChanged
@@ -594,3 +601,32 @@ def test_a_copy_holding_a_new_line_in_an_old_day_file_writes_it_once(
     follow(server_db, copy, list(range(1, 32)))
     got = logged_ids(copy)
     assert got == list(range(1, 32)), sorted({i for i in got if got.count(i) > 1})
+
+
+def test_ids_a_copy_lacks_are_not_taken_from_a_database_replaced_since(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A copy with ids to log again (``refill``) whose database was replaced (a server
+    reset: ids from 1 again) before they were: the refill read the new database's rows
+    under those ids, and the reset then logged the new database from its first row:
+    those rows twice."""
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)  # ids 1..6
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    serverdb.send_many(server_db, 1, timestamp=MARCH_1)  # ids 7..8
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # checked as a copy at the next transaction
+        again.catch_up()
+    again.source.close()  # (reopened at its next read)
+    for suffix in ("", "-wal", "-shm"):  # the server reset
+        Path(f"{server_db}{suffix}").unlink(missing_ok=True)
+    serverdb.create(server_db)
+    serverdb.send_many(server_db, 5, prefix="reset", timestamp="2026-03-01T13:00:00")  # 1..10
+    again.catch_up()
+    new = sorted(line["id"] for line in log_lines(log_dir) if "reset" in str(line["content"]))
+    assert new == list(range(1, 11))

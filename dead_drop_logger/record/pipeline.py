@@ -645,6 +645,7 @@ class Pipeline:
         state.position = 0
         state.logged = []
         state.skipped = []
+        state.refill = []  # (the old database's ids: the new one's are all to log anyway)
         state.fingerprint = None
         state.resets += 1
         self.store.save(state)
@@ -664,7 +665,9 @@ class Pipeline:
     def _follow_page(self, hold: bool, retention_days: int) -> Progress:
         with self.commits.batch(hold=hold) as held:
             state = held.state
-            if state.refill:  # what a copy lacks (see _reconcile_copy), before what is new
+            if state.refill and not self._check_same_database(
+                state, self.source.fingerprint(state.position)
+            ):  # what a copy lacks (see _reconcile_copy), before what is new
                 return self._refill(state)
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
