@@ -166,6 +166,10 @@ class Pipeline:
         self._settled()
         with self.store.locked():
             self._still_settled()
+            if self._left is not None and self._left[0] != copies.look_state(
+                self.log_dir, STATE_NAME
+            ):  # another writer saved since (an export): what it wrote is not in this
+                self._left = None  # record, so the next save looks at all of it again
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
             changed = self._claim(state)
