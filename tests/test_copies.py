@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, logger_command, start_writer, wait_until
+from conftest import (
+    LoggerProcess,
+    log_lines,
+    logged_ids,
+    logger_command,
+    start_writer,
+    wait_until,
+)
 from test_position import MARCH_1, make_pipeline
 
 from dead_drop_logger.logdir.state import STATE_NAME, FilesChanged
@@ -594,3 +601,62 @@ def test_a_copy_holding_a_new_line_in_an_old_day_file_writes_it_once(
     follow(server_db, copy, list(range(1, 32)))
     got = logged_ids(copy)
     assert got == list(range(1, 32)), sorted({i for i in got if got.count(i) > 1})
+
+
+def test_ids_a_copy_lacks_are_not_taken_from_a_database_replaced_since(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A copy with ids to log again (``refill``) whose database was replaced (a server
+    reset: ids from 1 again) before they were: the refill read the new database's rows
+    under those ids, and the reset then logged the new database from its first row:
+    those rows twice."""
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)  # ids 1..6
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    serverdb.send_many(server_db, 1, timestamp=MARCH_1)  # ids 7..8
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # checked as a copy at the next transaction
+        again.catch_up()
+    again.source.close()  # (reopened at its next read)
+    for suffix in ("", "-wal", "-shm"):  # the server reset
+        Path(f"{server_db}{suffix}").unlink(missing_ok=True)
+    serverdb.create(server_db)
+    serverdb.send_many(server_db, 5, prefix="reset", timestamp="2026-03-01T13:00:00")  # 1..10
+    again.catch_up()
+    new = sorted(line["id"] for line in log_lines(log_dir) if "reset" in str(line["content"]))
+    assert new == list(range(1, 11))
+
+
+def test_an_export_beside_the_follower_is_not_taken_for_a_restore(
+    server_db: Path, log_dir: Path
+) -> None:
+    """An export appends history to old day files and saves the state; the follower's
+    next save noted only the files it wrote itself, so a look a second later found the
+    export's file changed since, with the state the follower's own: a restore, said in
+    a warning, and the whole directory read as a copy's."""
+    conn = serverdb.connect(server_db)
+    days(conn, 1, 2, 3, 9)  # history: ids 1..6, left out by the first start
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    try:
+        days(conn, 3, 3, 3, 9)  # ids 7..9: an old day's file (the 1st's made by the export)
+        wait_until(lambda: logged_ids(log_dir) == [7, 8, 9], what="ids 7..9 logged")
+        days(conn, 1, 1, 1, 23)  # id 10, late on the 1st: the export's file, appended to
+        wait_until(lambda: logged_ids(log_dir) == [7, 8, 9, 10], what="id 10 logged")
+        export(server_db, log_dir)  # ids 1..6 into the 1st's and 2nd's files
+        serverdb.send(conn, "a", "b", "now", leads=())  # id 11: the follower saves
+        wait_until(lambda: len(logged_ids(log_dir)) == 11, what="id 11 logged")
+        time.sleep(2.5)  # (a quiet follower's looks, once a second)
+        serverdb.send(conn, "a", "b", "now", leads=())  # id 12
+        wait_until(lambda: len(logged_ids(log_dir)) == 12, what="id 12 logged")
+        time.sleep(1.5)
+    finally:
+        assert live.stop() == 0, live.stderr()
+    assert logged_ids(log_dir) == list(range(1, 13))
+    assert "by nobody who recorded it" not in live.stderr(), live.stderr()
+    assert "is a copy" not in live.stderr(), live.stderr()

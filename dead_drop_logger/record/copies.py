@@ -107,21 +107,53 @@ each plain message file's (inode, size, modification time)."""
 
 def look(log_dir: Path, state_name: str) -> Look:
     """What ``log_dir`` holds now (see :data:`Look`): taken by a writer as it leaves."""
+    state = look_state(log_dir, state_name)
+    files: dict[str, tuple[int, int, int]] = {}
+    try:
+        with os.scandir(log_dir) as entries:  # (every poll of an idle follower: cheap)
+            for entry in entries:
+                name = entry.name
+                if not name.startswith(_MESSAGES) or not name.endswith(".json"):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    files[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        pass
+    return state, files
+
+
+_MESSAGES = f"{layout.MESSAGES}-"
+
+
+def relook(before: Look, log_dir: Path, state_name: str, names: set[str]) -> Look:
+    """:func:`look` again, knowing only the state file and the files ``names`` (those
+    the writer wrote to since ``before``) can have changed by its hand: the rest is
+    kept as it was (a save must not cost a directory scan)."""
+    files = dict(before[1])
+    for name in names:
+        try:
+            st = os.lstat(log_dir / name)
+        except OSError:
+            files.pop(name, None)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        else:
+            files.pop(name, None)
+    return look_state(log_dir, state_name), files
+
+
+def look_state(log_dir: Path, state_name: str) -> tuple[int, int] | None:
+    """The state file's (inode, change time), None when there is none."""
     try:
         st = os.lstat(log_dir / state_name)
-        state: tuple[int, int] | None = (st.st_ino, st.st_ctime_ns)
     except OSError:
-        state = None
-    files: dict[str, tuple[int, int, int]] = {}
-    for entry in layout.log_files(log_dir):
-        if entry.compressed:
-            continue
-        try:
-            st = entry.path.lstat()
-        except OSError:
-            continue
-        files[entry.path.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
-    return state, files
+        return None
+    return st.st_ino, st.st_ctime_ns
 
 
 def written_by_another(before: Look, now: Look) -> str | None:

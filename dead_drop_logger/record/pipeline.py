@@ -55,6 +55,10 @@ BACKFILL_HOLD = 0.1
 # Files the state keeps the end of (``State.ends``) besides those of a pending batch:
 # the ones written last, which a copy taken while they are written may disagree on.
 KEEP_ENDS = 8
+# A writer looks for message files a restore wrote since its last save (see copies)
+# at most this often (before a transaction, and at a quiet follower's polls): a
+# directory scan, 0.3 ms for 30 day files.
+LOOK_EVERY = 1.0
 
 
 @dataclass
@@ -102,6 +106,9 @@ class Pipeline:
         self._owner_recorded = False
         self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
         self._left: copies.Look | None = None  # what the last transaction left there
+        self._ticks = ticks
+        self._looked = float("-inf")  # when _written last looked
+        self._written_found: str | None = None  # ... and what it found, not yet checked
         # A room's log directory is never written through a symlink, made one at any
         # time (checked at every transaction and before every append): see rooms.
         self.no_link = False
@@ -159,6 +166,10 @@ class Pipeline:
         self._settled()
         with self.store.locked():
             self._still_settled()
+            if self._left is not None and self._left[0] != copies.look_state(
+                self.log_dir, STATE_NAME
+            ):  # another writer saved since (an export): what it wrote is not in this
+                self._left = None  # record, so the next save looks at all of it again
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
             changed = self._claim(state)
@@ -202,15 +213,29 @@ class Pipeline:
         """Whether a message file was written since this writer's last save by nobody
         who recorded it (see :func:`.copies.written_by_another`): the next transaction
         checks the directory as a copy's. (Not asked while a transaction is held.)"""
-        if self._left is None or self.commits.holding:
-            return False
-        now = copies.look(self.log_dir, STATE_NAME)
-        return copies.written_by_another(self._left, now) is not None
+        return not self.commits.holding and self._written() is not None
+
+    def _written(self) -> str | None:
+        """The message file :meth:`written_by_another` finds, looking at most every
+        ``LOOK_EVERY`` seconds (None between)."""
+        if self._left is None:
+            return None
+        if self._written_found is None and self._ticks() - self._looked >= LOOK_EVERY:
+            self._looked = self._ticks()
+            now = copies.look(self.log_dir, STATE_NAME)
+            self._written_found = copies.written_by_another(self._left, now)
+        return self._written_found  # (kept until a transaction deals with it)
 
     def _note_left(self, saved: bool) -> None:
         """After every save: what this writer leaves in the directory (see copies); a
         failed one may be followed by a cut back that nobody records: nothing known."""
-        self._left = copies.look(self.log_dir, STATE_NAME) if saved else None
+        if not saved:
+            self._left = self._written_found = None
+        elif self._left is None:
+            self._left = copies.look(self.log_dir, STATE_NAME)
+        else:  # (only what it wrote to can have changed by its hand: no scan)
+            self._left = copies.relook(self._left, self.log_dir, STATE_NAME, self.writer.touched)
+        self.writer.touched.clear()
 
     def _settled(self) -> None:
         """Before a transaction: a log directory other than the one this process worked
@@ -224,8 +249,8 @@ class Pipeline:
         if self._directory is not None and identity != self._directory:
             copies.settle(self.log_dir)
             self._left = None
-        elif self._left is not None:
-            changed = copies.written_by_another(self._left, copies.look(self.log_dir, STATE_NAME))
+        else:
+            changed = self._written()
             if changed is not None:
                 log.warning(
                     "%s was written in %s since this logger last wrote there, by nobody who"
@@ -236,7 +261,7 @@ class Pipeline:
                 )
                 copies.settle(self.log_dir, announce=False)
                 self.store.suspect = True  # the next load is checked as a copy's
-                self._left = None
+                self._left = self._written_found = None
         self._directory = identity
 
     def _still_settled(self) -> None:
@@ -624,6 +649,7 @@ class Pipeline:
         state.position = 0
         state.logged = []
         state.skipped = []
+        state.refill = []  # (the old database's ids: the new one's are all to log anyway)
         state.fingerprint = None
         state.resets += 1
         self.store.save(state)
@@ -643,7 +669,9 @@ class Pipeline:
     def _follow_page(self, hold: bool, retention_days: int) -> Progress:
         with self.commits.batch(hold=hold) as held:
             state = held.state
-            if state.refill:  # what a copy lacks (see _reconcile_copy), before what is new
+            if state.refill and not self._check_same_database(
+                state, self.source.fingerprint(state.position)
+            ):  # what a copy lacks (see _reconcile_copy), before what is new
                 return self._refill(state)
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
