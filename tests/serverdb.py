@@ -86,7 +86,8 @@ def send(
     task_id: str | None = None,
     reply_to: int | None = None,
     bytes_as_text: bool = False,
-    register_sender: bool = True,
+    register_sender: bool = False,
+    inherit_task: bool = False,
 ) -> list[int]:
     """One send as the server does it when it accepts it: one transaction, the sender
     registered if unknown (``register_sender``), the message, plus a CC row per lead.
@@ -97,10 +98,14 @@ def send(
     content, timestamp, read_flag, is_cc, task_id, reply_to) VALUES (?, ?, ?, ?, 0, 0,
     ?, ?)``; per CC ``INSERT INTO messages (from_agent, to_agent, content, timestamp,
     read_flag, is_cc, cc_original_to, task_id, reply_to) VALUES (?, ?, ?, ?, 0, 1, ?, ?,
-    ?)``. Apart from the server: the CC list is ``leads`` (the server takes every agent
-    whose role includes lead, as ``leads=None`` does here, plus an explicit ``cc``), and
-    nothing is refused (the server refuses a sender with unread messages, and resolves
-    a team-scoped recipient: both write nothing or only change ``to_agent``).
+    ?)``. The server always registers the sender and lets a reply inherit its task; here
+    ``register_sender`` and ``inherit_task`` do (the task scripts turn both on), off by
+    default because the message tests script agents, threads and tasks by hand (a reply
+    with no task of its own, a sender with no agent row). Apart from the server: the CC
+    list is ``leads`` (the server takes every agent whose role includes lead, as
+    ``leads=None`` does here, plus an explicit ``cc``), and nothing is refused (the
+    server refuses a sender with unread messages, and resolves a team-scoped recipient:
+    both write nothing or only change ``to_agent``).
 
     ``bytes_as_text`` stores bytes ``content`` as TEXT (``CAST(? AS TEXT)``), so it
     can be invalid UTF-8; otherwise bytes are a BLOB."""
@@ -115,7 +120,7 @@ def send(
                 "INSERT OR IGNORE INTO agents (name, registered_at, last_seen) VALUES (?, ?, ?)",
                 (from_agent, stamp, stamp),
             )
-        if reply_to and not task_id:  # "Auto-inherit task_id from reply_to message"
+        if inherit_task and reply_to and not task_id:  # "Auto-inherit task_id from reply_to"
             row = conn.execute("SELECT task_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
             if row and row[0]:
                 task_id = row[0]
@@ -890,7 +895,10 @@ def task_script(conn: sqlite3.Connection, count: int, *, interval: float = 0.0) 
                 verify_task(conn, "lead", task_id)
             else:
                 update_task(conn, "juno", task_id, status)
-            send(conn, "juno", "lead", f"note on {task_id}", task_id=task_id)
+            send(
+                conn, "juno", "lead", f"note on {task_id}", task_id=task_id,
+                leads=None, register_sender=True, inherit_task=True,
+            )  # fmt: skip
             if interval:
                 time.sleep(interval)
         set_status(conn, "juno", f"done {task_id}")

@@ -82,14 +82,15 @@ def test_send_registers_an_unknown_sender_and_a_reply_inherits_its_task(tmp_path
     db = tmp_path / "messages.db"
     serverdb.create(db)
     conn = serverdb.connect(db)
-    first = serverdb.send(conn, "juno", "vega", "about it", task_id="TASK-007", leads=None)
-    serverdb.send(conn, "vega", "juno", "sure", reply_to=first[0], leads=None)
+    server = {"leads": None, "register_sender": True, "inherit_task": True}
+    first = serverdb.send(conn, "juno", "vega", "about it", task_id="TASK-007", **server)
+    serverdb.send(conn, "vega", "juno", "sure", reply_to=first[0], **server)
     agents = conn.execute("SELECT name, registered_at = last_seen, status FROM agents").fetchall()
     assert sorted(agents) == [("juno", 1, "offline"), ("vega", 1, "offline")]
     rows = conn.execute("SELECT task_id, reply_to, read_flag, is_cc FROM messages").fetchall()
     assert rows == [("TASK-007", None, 0, 0), ("TASK-007", first[0], 0, 0)]  # no lead: no CC
     serverdb.register(conn, "boss", role="builder,lead")
-    serverdb.send(conn, "juno", "vega", "again", leads=None)  # CC'd to the registered lead
+    serverdb.send(conn, "juno", "vega", "again", **server)  # CC'd to the registered lead
     cc = conn.execute("SELECT to_agent, cc_original_to FROM messages WHERE is_cc = 1").fetchall()
     assert cc == [("boss", "vega")]
 
