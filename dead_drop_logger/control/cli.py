@@ -77,8 +77,10 @@ def run(**params: Any) -> None:
         pid_path = Path(params["pid_file"]).expanduser()
         given = _given(click.get_current_context(), params)
         held = daemon.held_pid_file(settings, pid_path, params["log_level"], given)
+    from .indexer import keeping_index
+
     try:
-        with held:
+        with held, keeping_index(settings.log_dir):
             follower.run()
         bar.close()
     except (AlreadyRunning, PidFileError, LogDirError) as exc:
@@ -133,6 +135,39 @@ def prune(
     if compress_after is not None:
         summary += f", {compressed} {len(done.compressed)}"
     click.echo(summary, err=True)
+
+
+@cli.command(short_help="Bring the index beside the logs up to date (or rebuild it).")
+@options.config_file
+@options.log_dir
+@options.rebuild_index
+def index(log_dir: Path, rebuild: bool) -> None:
+    """Bring the index of the log directory, and of every room's directory in it, up to
+    date with the log files: the reading commands answer through it in milliseconds
+    (the logger keeps it current; without it they scan the files). It is a cache:
+    deleting it loses nothing; --rebuild makes it anew.
+
+    \b
+    Examples:
+      dead-drop-logger index
+      dead-drop-logger index --rebuild
+    """
+    from ..logdir.layout import room_dirs
+    from ..read.indexed import build
+
+    path = log_dir.expanduser()
+    if not path.is_dir():
+        fail(f"log directory {path} does not exist", code=2)
+    for where in [path, *room_dirs(path)]:
+        try:
+            done = build(where, rebuild=rebuild)
+        except OSError as exc:
+            fail(f"cannot index {where}: {exc.strerror or exc}")
+        how = f"rebuilt ({done.why})" if done.rebuilt else "up to date"
+        click.echo(
+            f"{where}: {how}: {done.lines} lines in {done.files} files,"
+            f" index {done.size / 1e6:.1f} MB"
+        )
 
 
 @cli.command("import-archive", short_help="Log an archived room's database, exactly once.")

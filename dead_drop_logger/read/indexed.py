@@ -333,3 +333,49 @@ def content_wanted(log_dir: Path) -> bool:
 def gunzip(path: Path) -> bytes:
     with gzip.open(path, "rb") as stream:
         return stream.read()
+
+
+@dataclass(frozen=True)
+class Built:
+    """What ``index`` did to one log directory."""
+
+    log_dir: Path
+    lines: int
+    files: int
+    size: int
+    rebuilt: bool
+    why: str = ""
+
+
+def build(log_dir: Path, *, rebuild: bool = False) -> Built:
+    """Bring ``log_dir``'s index up to date (``rebuild``: make it anew); a missing or
+    damaged index is made anew. Raises OSError when the directory cannot be written."""
+    import sqlite3
+
+    why = "asked to" if rebuild else ""
+    store: Store | None = None
+    if not rebuild:
+        try:
+            store = Store.open(log_dir, write=True)
+            if store is None and index_path(log_dir).exists():
+                raise OSError(f"cannot write {index_path(log_dir)} (permission denied)")
+            if store is not None:
+                while not update(store, log_dir):
+                    import time
+
+                    time.sleep(0.1)  # another process is updating it: wait for it
+        except (IndexError_, sqlite3.DatabaseError) as exc:
+            why = str(exc)
+            store = None
+    if store is None:
+        if not os.access(log_dir, os.W_OK):
+            raise OSError(f"cannot write {log_dir} (permission denied)")
+        why = why or "there was none"
+        store = create(log_dir, content=content_wanted(log_dir))
+    try:
+        lines, files = next(
+            iter(store.query("SELECT coalesce(sum(lines), 0), count(*) FROM files"))
+        )
+    finally:
+        store.close()
+    return Built(log_dir, lines, files, os.stat(index_path(log_dir)).st_size, bool(why), why)
