@@ -368,3 +368,28 @@ def test_odd_lines_leave_their_file_to_the_scan(copy: Path) -> None:
         1 for line in reader.lines() if parse_line(line.raw) is not None
     )
     assert gzip  # (the module's compressed days come from prune above)
+
+
+def posts(log_dir: Path, target: int, rooms: Any, index: bool) -> Any:
+    from dead_drop_logger.read.thread import AmbiguousId, thread
+
+    try:
+        found = thread(make_reader(log_dir, EVERYTHING, False, rooms), target, use_index=index)
+    except AmbiguousId as exc:
+        return ("ambiguous", exc.rooms)
+    if found is None:
+        return None
+    return [(p.entry.line.raw, p.depth, p.note) for p in found]
+
+
+def test_thread_through_the_index_is_the_scans(copy: Path) -> None:
+    from dead_drop_logger.read.indexgraph import index_graph
+
+    assert index_graph(make_reader(copy, EVERYTHING, False, ())) is not None
+    shown = 0
+    for rooms in ((), None, ("ops",)):
+        for target in [*range(1, 60), 200, 233, 234, 400, 10**6]:
+            found = posts(copy, target, rooms, True)
+            assert found == posts(copy, target, rooms, False), (rooms, target)
+            shown += isinstance(found, list) and len(found) > 2
+    assert shown > 20

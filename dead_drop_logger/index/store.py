@@ -387,10 +387,26 @@ class Store:
                     if row.words
                 ],
             )
+        if rows and not self.dupes():
+            first, last = key_of(record.fid, rows[0][0]), key_of(record.fid, rows[-1][0])
+            for _hit in self.conn.execute(
+                "SELECT 1 FROM lines AS n WHERE n.key BETWEEN ? AND ? AND n.id IS NOT NULL"
+                " AND EXISTS (SELECT 1 FROM lines AS o WHERE o.id = n.id AND o.key != n.key)"
+                " LIMIT 1",
+                (first, last),
+            ):
+                self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dupes', '1')")
         record.lines += len(rows)
         record.odd += sum(1 for _o, _l, row in rows if row.flags & ODD)
 
     # -- transactions --------------------------------------------------------------
+
+    def dupes(self) -> bool:
+        """Whether some id has been indexed twice (in this directory's files: a copy
+        of a day beside it, say); sticky until the index is rebuilt."""
+        for _hit in self.query("SELECT 1 FROM meta WHERE key = 'dupes'"):
+            return True
+        return False
 
     def begin(self) -> bool:
         """Start a write transaction; False when another process holds one (it is
