@@ -393,3 +393,51 @@ def test_thread_through_the_index_is_the_scans(copy: Path) -> None:
             assert found == posts(copy, target, rooms, False), (rooms, target)
             shown += isinstance(found, list) and len(found) > 2
     assert shown > 20
+
+
+def test_agents_through_the_index_are_the_scans(copy: Path) -> None:
+    from dead_drop_logger.read.agents import tally
+
+    every = messages(copy)
+    rng = random.Random(7)
+    windows = [EVERYTHING]
+    for _ in range(6):
+        when = dt.datetime.fromisoformat(rng.choice(every)["timestamp"])
+        windows.append(Window(when - dt.timedelta(hours=rng.randint(0, 40)), None))
+        windows.append(Window(None, when + dt.timedelta(minutes=rng.randint(1, 900))))
+        windows.append(Window(when, when + dt.timedelta(hours=rng.randint(1, 30))))
+    newest = sorted(copy.glob("messages-*.json"))[-1]
+    with open(newest, "ab") as out:  # (a copy: past the committed end, scanned)
+        out.write(newest.read_bytes().split(b"\n")[0] + b"\n")
+    for rooms in ((), None, ("dev",)):
+        for window in windows:
+            reader = make_reader(copy, window, False, rooms)
+            assert search(copy, make_filters(), window, rooms, True).covered()
+            ours = [r.to_json(True) for r in tally(reader)]
+            scan = [
+                r.to_json(True)
+                for r in tally(make_reader(copy, window, False, rooms), use_index=False)
+            ]
+            assert ours == scan
+
+
+def test_an_index_built_line_by_line_answers_as_one_built_at_once(copy: Path) -> None:
+    """As the logger's thread builds it: a few lines at a time."""
+    from dead_drop_logger.read.agents import tally
+
+    (copy / ".dead-drop-logger.state").unlink()  # every line committed
+    newest = max(copy.glob("messages-*.json"), key=lambda p: p.stat().st_size)
+    lines = newest.read_bytes().splitlines(keepends=True)
+    newest.write_bytes(b"")
+    build(copy, rebuild=True)
+    for at in range(0, len(lines), 3):
+        with open(newest, "ab") as out:
+            out.write(b"".join(lines[at : at + 3]))
+        build(copy)
+    assert rows_of(copy)[newest.name] == (newest.stat().st_size, len(lines))
+    for window in (EVERYTHING, Window(None, dt.datetime(2026, 3, 4, 12))):
+        reader = make_reader(copy, window, False, None)
+        assert [r.to_json() for r in tally(reader)] == [
+            r.to_json() for r in tally(make_reader(copy, window, False, None), use_index=False)
+        ]
+    agree(copy)

@@ -56,7 +56,7 @@ CC_RAW = 4  # the bytes '"is_cc":1,' are in the line (thread's test for a root's
 ODD = 8  # the columns cannot say this line exactly
 
 MIN_WORD = 3  # shorter needles and words are not looked up
-_WORD = re.compile(r"[a-z]+")
+_WORD = re.compile(r"[a-z]{3,}")
 _MIN = dt.datetime.min
 _US = dt.timedelta(microseconds=1)
 
@@ -127,64 +127,74 @@ def _text(value: object) -> str | None:
     return value
 
 
+_ODD_ROW = Row(None, None, None, None, None, None, ODD, None)
+_loads = json.JSONDecoder().decode
+
+
 def row_of(raw: bytes) -> Row:
     """The columns of one stored line; ODD when they cannot say it exactly."""
     try:
-        message = json.loads(raw)
-    except ValueError:
-        message = None
-    if not isinstance(message, dict):
-        return Row(None, None, None, None, None, None, ODD, None)
-    msg_id = message.get("id")
-    sender = _text(message.get("from_agent"))
-    recipient = _text(message.get("to_agent"))
-    content = _text(message.get("content"))
-    task_value = message.get("task_id")
-    task = _text(task_value)
-    reply = message.get("reply_to")
-    cc_value = message.get("is_cc", 1)
+        message = _loads(raw.decode("utf-8"))
+    except ValueError:  # (UnicodeDecodeError too: not UTF-8, as json.loads says)
+        return _ODD_ROW
+    if type(message) is not dict:
+        return _ODD_ROW
+    get = message.get
+    msg_id = get("id")
+    sender = get("from_agent")
+    recipient = get("to_agent")
+    content = get("content")
+    task = get("task_id")
+    reply = get("reply_to")
+    stamp = get("timestamp")
+    cc_value = get("is_cc", 1)
+    if b"\\u" in raw:  # an escape: maybe a NUL or a lone surrogate, which no column holds
+        sender, recipient, content = _text(sender), _text(recipient), _text(content)
+        task = task if task is None else (_text(task) or 0)
     flags = 0
-    if message.get("is_cc") in (1, True):
+    if get("is_cc") in (1, True):
         flags |= CC
     if cc_value in (1, True):
         flags |= CC_DEFAULT
     if b'"is_cc":1,' in raw:
         flags |= CC_RAW
-    stamp = message.get("timestamp")
     ts: int | None = None
-    if isinstance(stamp, str):
+    if type(stamp) is str:
         try:
-            ts = micros(dt.datetime.fromisoformat(stamp).replace(tzinfo=None))
+            ts = (dt.datetime.fromisoformat(stamp).replace(tzinfo=None) - _MIN) // _US
         except ValueError:
             ts = None
-    plain = (
+    if not (
         type(msg_id) is int
-        and sender is not None
-        and recipient is not None
-        and content is not None
-        and (task_value is None or task is not None)
+        and type(sender) is str
+        and type(recipient) is str
+        and type(content) is str
+        and (task is None or type(task) is str)
         and (reply is None or type(reply) is int)
         and type(cc_value) is int
         and cc_value in (0, 1)
-        and (stamp is None or isinstance(stamp, str))
-    )
-    if not plain:
-        flags |= ODD
-    words = (
-        frozenset(w for w in _WORD.findall(content.casefold()) if len(w) >= MIN_WORD)
-        if content
-        else frozenset()
-    )
+        and (stamp is None or type(stamp) is str)
+    ):
+        return Row(
+            msg_id if type(msg_id) is int else None,
+            ts,
+            sender if type(sender) is str else None,
+            recipient if type(recipient) is str else None,
+            task if type(task) is str else None,
+            reply if type(reply) is int else None,
+            flags | ODD,
+            None,
+        )
     return Row(
-        msg_id if type(msg_id) is int else None,
+        msg_id,
         ts,
         sender,
         recipient,
         task,
-        reply if type(reply) is int else None,
+        reply,
         flags,
         content,
-        words,
+        frozenset(_WORD.findall(content.casefold())),
     )
 
 
@@ -198,6 +208,8 @@ CREATE TABLE names(nid INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE terms(term TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE lines(key INTEGER PRIMARY KEY, len INTEGER NOT NULL, id INTEGER, ts INTEGER,
   sender INTEGER, recipient INTEGER, task INTEGER, reply INTEGER, flags INTEGER NOT NULL);
+CREATE TABLE pairs(fid INTEGER NOT NULL, sender INTEGER, recipient INTEGER, cc INTEGER NOT NULL,
+  n INTEGER NOT NULL, first INTEGER, last INTEGER, PRIMARY KEY(fid, sender, recipient, cc));
 CREATE INDEX lines_id ON lines(id);
 CREATE INDEX lines_reply ON lines(reply) WHERE reply IS NOT NULL;
 """
@@ -292,6 +304,7 @@ class Store:
         self.conn.execute("DELETE FROM lines WHERE key BETWEEN ? AND ?", (low, high))
         self.conn.execute(f"DROP TABLE IF EXISTS fts_{record.fid}")
         self.conn.execute("DELETE FROM files WHERE fid = ?", (record.fid,))
+        self.conn.execute("DELETE FROM pairs WHERE fid = ?", (record.fid,))
 
     def new_file(self, day: str, part: int, name: str) -> FileRecord:
         cur = self.conn.execute(
@@ -351,23 +364,44 @@ class Store:
     def add_rows(self, record: FileRecord, rows: list[tuple[int, int, Row]]) -> None:
         """Rows of ``record``'s file: (offset, length, columns), in file order."""
         nid = self.nid
+        values = [
+            (
+                key_of(record.fid, off),
+                length,
+                row.msg_id,
+                row.ts,
+                nid(row.sender),
+                nid(row.recipient),
+                nid(row.task),
+                row.reply,
+                row.flags,
+            )
+            for off, length, row in rows
+        ]
         self.conn.executemany(
             "INSERT INTO lines(key, len, id, ts, sender, recipient, task, reply, flags)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    key_of(record.fid, off),
-                    length,
-                    row.msg_id,
-                    row.ts,
-                    nid(row.sender),
-                    nid(row.recipient),
-                    nid(row.task),
-                    row.reply,
-                    row.flags,
-                )
-                for off, length, row in rows
-            ],
+            values,
+        )
+        pairs: dict[tuple[int | None, int | None, int], list[Any]] = {}
+        for _key, _len, _id, ts, sender, recipient, _task, _reply, flags in values:
+            found = pairs.get((sender, recipient, flags & CC))
+            if found is None:
+                pairs[(sender, recipient, flags & CC)] = [1, ts, ts]
+                continue
+            found[0] += 1
+            if ts is not None:
+                if found[1] is None or ts < found[1]:
+                    found[1] = ts
+                if found[2] is None or ts > found[2]:
+                    found[2] = ts
+        self.conn.executemany(
+            "INSERT INTO pairs(fid, sender, recipient, cc, n, first, last)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fid, sender, recipient, cc) DO UPDATE"
+            " SET n = n + excluded.n,"
+            " first = coalesce(min(first, excluded.first), first, excluded.first),"
+            " last = coalesce(max(last, excluded.last), last, excluded.last)",
+            [(record.fid, *key, *found) for key, found in pairs.items()],
         )
         if self.content:
             if self._terms is None:

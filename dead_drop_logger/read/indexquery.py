@@ -203,3 +203,37 @@ def stamp_of(ts: int | None) -> dt.datetime | None:
     from ..index.store import from_micros
 
     return None if ts is None else from_micros(ts)
+
+
+def groups(
+    store: Store, fid: int, window: Window
+) -> Iterator[tuple[tuple[object, object, bool], int, dt.datetime | None, dt.datetime | None]]:
+    """The lines of file ``fid`` inside ``window`` per (sender, recipient, is CC): how
+    many, the first and last time (``agents``)."""
+    from ..index.store import CC, from_micros
+
+    if not window.bounded:
+        sql = "SELECT sender, recipient, cc, n, first, last FROM pairs WHERE fid = ?"
+        params: list[object] = [fid]
+    else:
+        low, high = key_range(fid)
+        where = ["key BETWEEN ? AND ?"]
+        params = [low, high]
+        if window.since is not None:
+            where.append("ts >= ?")
+            params.append(micros(window.since))
+        if window.until is not None:
+            where.append("ts < ?")
+            params.append(micros(window.until))
+        sql = (
+            f"SELECT sender, recipient, flags & {CC}, count(*), min(ts), max(ts) FROM lines"
+            f" WHERE {' AND '.join(where)} GROUP BY 1, 2, 3"
+        )
+    name = store.name_of
+    for sender, recipient, cc, count, first, last in store.query(sql, params):
+        yield (
+            (name(sender), name(recipient), bool(cc)),
+            int(count),
+            None if first is None else from_micros(first),
+            None if last is None else from_micros(last),
+        )
