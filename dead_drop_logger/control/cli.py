@@ -14,13 +14,12 @@ from click.core import ParameterSource
 
 from .. import config, diagnostics
 from ..files import LogDirError
-from ..keep.prune import prune_all
 from ..logdir.state import StateError
 from ..read import reading
 from ..read.logread import Reader
 from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, exporting, options, preflight
+from . import cli_errors, configfile, exporting, options
 from .pidfile import AlreadyRunning, PidFileError
 from .progress import Bar
 
@@ -65,7 +64,7 @@ def run(**params: Any) -> None:
     from . import daemon  # the logger's modules: not loaded by the reading commands
 
     settings = options.settings_from(params)
-    _checked(preflight.check_paths, settings)
+    _checked("check_paths", settings)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = runner(settings)
     follower.install_signal_handlers()
@@ -116,6 +115,7 @@ def prune(
       dead-drop-logger prune --retention-days 90 --dry-run
     """
     from ..keep.housekeeping import Policy
+    from ..keep.prune import prune_all
 
     policy = Policy(retention_days, keep_files, compress_after)
     try:
@@ -253,10 +253,13 @@ def import_archive(
 cli.add_command(exporting.export)
 
 
-def _checked(check: Any, settings: config.Settings) -> None:
-    """Run a :mod:`.preflight` check: a refusal is one line and its exit code."""
+def _checked(check: str, settings: config.Settings) -> None:
+    """Run a :mod:`.preflight` check (by name: the logger's modules it loads are not
+    loaded by the reading commands): a refusal is one line and its exit code."""
+    from . import preflight
+
     try:
-        check(settings)
+        getattr(preflight, check)(settings)
     except preflight.CannotStart as exc:
         fail(str(exc), exc.code)
 
@@ -324,7 +327,7 @@ def start(**params: Any) -> None:
       dead-drop-logger start --retention-days 0 --poll-interval 0.2
     """
     settings = options.settings_from(params)
-    _checked(preflight.check_paths, settings)
+    _checked("check_paths", settings)
     _start(params, settings, _given(click.get_current_context(), params))
 
 
@@ -380,7 +383,7 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
             params[name] = value
             given.add(name)
     settings = options.settings_from(params)  # refused here, with the daemon still running
-    _checked(preflight.check_all, settings)  # and here
+    _checked("check_all", settings)  # and here
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     pid_file = Path(params["pid_file"]).expanduser()
