@@ -289,6 +289,9 @@ class Search:
         from .indexquery import LineSource, rows, stamp_of
 
         filters = self.filters
+        groups = filters.byte_groups() if query.verify else []
+        if groups is None:
+            return  # a value no line can hold
         taken = 0
         with LineSource(entry, backwards) as lines:
             for offset, length, ts in rows(
@@ -300,7 +303,10 @@ class Search:
             ):
                 line = Line(source, entry, offset, lines.get(offset, length))
                 if query.verify:
-                    message = parse_line(line.raw)
+                    raw = line.raw
+                    if groups and not all(any(n in raw for n in group) for group in groups):
+                        continue  # (the scan's byte test: the bytes every match holds)
+                    message = parse_line(raw)
                     if message is None or not filters.matches(message):
                         continue
                     found = Entry(line, message)
