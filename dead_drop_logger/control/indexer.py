@@ -52,7 +52,9 @@ class Indexer:
         for store, _inode in self.stores.values():
             store.close()
 
-    def _update(self, where: Path) -> None:
+    def _update(self, where: Path) -> bool:
+        """Index ``where``'s new lines; False when a reader held the index (the next
+        look tries again)."""
         from ..index.store import Store, index_path
         from ..read.indexed import build, update
 
@@ -71,9 +73,9 @@ class Indexer:
             if store is None:
                 raise OSError(f"cannot write {index_path(where)}")
             self.stores[where] = (store, os.stat(index_path(where)).st_ino)
-            return
+            return True
         try:
-            update(kept[0], where)
+            return update(kept[0], where)
         except Exception:
             kept[0].close()
             del self.stores[where]
@@ -88,7 +90,8 @@ class Indexer:
             if mark is None or self.marks.get(where) == mark:
                 continue
             try:
-                self._update(where)
+                if not self._update(where):
+                    continue
             except Exception as exc:  # a cache: said once, tried again at the next change
                 if where not in self.failed:
                     log.warning("cannot bring the index of %s up to date: %s", where, exc)

@@ -65,6 +65,13 @@ class IndexError_(Exception):
     """The index file cannot be used (damaged, another schema): the message says why."""
 
 
+def busy(exc: BaseException) -> bool:
+    """Whether a SQLite error only says another process holds the index for now."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
 def micros(stamp: dt.datetime) -> int:
     """A naive time as microseconds since 0001-01-01 (what ``ts`` holds): same order."""
     return (stamp - _MIN) // _US
@@ -264,7 +271,7 @@ class Store:
         try:
             mode = "rw" if writable else "ro"
             conn = sqlite3.connect(
-                f"file:{path}?mode={mode}", uri=True, timeout=0.2, isolation_level=None
+                f"file:{path}?mode={mode}", uri=True, timeout=2, isolation_level=None
             )
             conn.execute("PRAGMA query_only=0" if writable else "PRAGMA query_only=1")
             return cls(conn, path, writable)

@@ -229,7 +229,7 @@ def tally(reader: Reader, exact: bool = False, use_index: bool = True) -> list[A
         found = covered.get(entry.path)
         start = 0
         if found is not None:
-            for key, count, first, last in groups(found.store, found.record.fid, reader.window):
+            for key, count, first, last in groups(found.store, found.record, reader.window):
                 result.add_group(source.room, key, count, first, last)
             start = found.record.end
         for chunk in reader.read_file(source, entry, start):

@@ -36,6 +36,7 @@ from ..index.store import (
     IndexError_,
     Row,
     Store,
+    busy,
     index_path,
     row_of,
 )
@@ -52,6 +53,8 @@ from .logread import (
 )
 
 CATCH_UP = 32 << 20  # new bytes a reader indexes itself before answering
+BUSY_WAIT = 30.0  # seconds `index` waits for readers holding the index
+READER_WAIT_MS = 50  # how long a reader waits to catch up before it scans the rest
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ def update(store: Store, log_dir: Path, budget: int | None = None) -> bool:
             store.rollback()
         return done
     except sqlite3.DatabaseError as exc:
+        if busy(exc):  # a reader holds it: the next update will do it
+            store.rollback()
+            return False
         raise IndexError_(f"index {store.path} is damaged ({exc})") from None
 
 
@@ -302,7 +308,9 @@ def _open(log_dir: Path, reader: Reader, catch_up: int | None) -> Store | None:
             except (OSError, sqlite3.Error):
                 return None
         if store.writable and catch_up is not None:
-            update(store, log_dir, catch_up)
+            store.conn.execute(f"PRAGMA busy_timeout = {READER_WAIT_MS}")
+            update(store, log_dir, catch_up)  # (held by another: answered without it)
+            store.conn.execute("PRAGMA busy_timeout = 2000")
         return store
     except IndexError_ as exc:
         _damaged(reader, index_path(log_dir), str(exc).split("(", 1)[-1].rstrip(")"))
@@ -360,10 +368,12 @@ def build(log_dir: Path, *, rebuild: bool = False) -> Built:
             if store is None and index_path(log_dir).exists():
                 raise OSError(f"cannot write {index_path(log_dir)} (permission denied)")
             if store is not None:
-                while not update(store, log_dir):
-                    import time
+                import time
 
-                    time.sleep(0.1)  # another process is updating it: wait for it
+                waited = 0.0
+                while not update(store, log_dir) and waited < BUSY_WAIT:
+                    time.sleep(0.1)  # another process holds it: wait for it
+                    waited += 0.1
         except (IndexError_, sqlite3.DatabaseError) as exc:
             why = str(exc)
             store = None

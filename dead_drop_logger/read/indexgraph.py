@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from ..index.store import CC_RAW, KEY_BITS, Store
+from ..index.store import CC_RAW, KEY_BITS, IndexError_, Store
 from ..logdir.layout import LogFile
 from .indexed import covers
-from .indexquery import LineSource
+from .indexquery import LineSource, ask
 from .logread import Line, LogDir, Reader, select_files
 
 Key = tuple[str | None, int]
@@ -35,7 +35,8 @@ class IndexGraph:
     def copies(self, target: int) -> set[str | None]:
         found: set[str | None] = set()
         for room, (_source, store, _files) in self.rooms.items():
-            for _hit in store.query(
+            for _hit in ask(
+                store,
                 f"SELECT 1 FROM lines WHERE id = ? AND reply IS NULL AND (flags & {CC_RAW})"
                 " LIMIT 1",
                 (target,),
@@ -45,15 +46,15 @@ class IndexGraph:
 
     def _parent(self, room: str | None, ident: int) -> int | None:
         store = self.rooms[room][1]
-        for (reply,) in store.query(
-            "SELECT reply FROM lines WHERE id = ? AND reply IS NOT NULL LIMIT 1", (ident,)
+        for (reply,) in ask(
+            store, "SELECT reply FROM lines WHERE id = ? AND reply IS NOT NULL LIMIT 1", (ident,)
         ):
             return int(reply)
         return None
 
     def _children(self, room: str | None, ident: int) -> list[int]:
         store = self.rooms[room][1]
-        return [int(i) for (i,) in store.query("SELECT id FROM lines WHERE reply = ?", (ident,))]
+        return [int(i) for (i,) in ask(store, "SELECT id FROM lines WHERE reply = ?", (ident,))]
 
     def members(self, key: Key) -> set[Key]:
         """As :func:`.thread._members` over the scan's parents."""
@@ -81,7 +82,8 @@ class IndexGraph:
             found: list[tuple[int, int]] = []
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
-                found += store.query(
+                found += ask(
+                    store,
                     f"SELECT key, len FROM lines WHERE id IN ({','.join('?' * len(part))})",
                     part,
                 )
@@ -98,6 +100,13 @@ class IndexGraph:
 def index_graph(reader: Reader) -> IndexGraph | None:
     """The reader's reply graph through the index, None when the index does not cover
     every file whole (or an id is logged twice in a room): then the scan answers."""
+    try:
+        return _graph(reader)
+    except IndexError_:
+        return None
+
+
+def _graph(reader: Reader) -> IndexGraph | None:
     if reader.window.bounded:
         return None
     covered = covers(reader)
@@ -135,6 +144,6 @@ def _whole(entry: LogFile, end: int) -> bool:
 
 
 def _files_in(store: Store) -> int:
-    for (count,) in store.query("SELECT count(*) FROM files"):
+    for (count,) in ask(store, "SELECT count(*) FROM files"):
         return int(count)
     return 0

@@ -16,11 +16,21 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from ..index.store import CC_DEFAULT, KEY_BITS, MIN_WORD, Store, key_range, micros
+from ..index.store import (
+    CC_DEFAULT,
+    KEY_BITS,
+    MIN_WORD,
+    FileRecord,
+    IndexError_,
+    Store,
+    key_of,
+    key_range,
+    micros,
+)
 from ..logdir.layout import LogFile
-from .logread import BLOCK, Window
+from .logread import BLOCK, LogReadError, Window
 
 if TYPE_CHECKING:
     from .search import Filters
@@ -46,10 +56,13 @@ class Query:
     def narrows(self) -> bool:
         return bool(self.where) or self.words is not None
 
-    def sql(self, store_fid: int, columns: str, tail: str = "") -> tuple[str, list[object]]:
-        low, high = key_range(store_fid)
+    def sql(self, record: FileRecord, columns: str, tail: str = "") -> tuple[str, list[object]]:
+        """The rows of ``record``'s file, up to its end as the record says (rows an
+        update has added since are past it: the reader scans those bytes)."""
+        store_fid = record.fid
+        low = key_range(store_fid)[0]
         where = ["key BETWEEN ? AND ?", *self.where]
-        params: list[object] = [low, high, *self.params]
+        params: list[object] = [low, key_of(store_fid, record.end) - 1, *self.params]
         if self.words is not None:
             where.append(
                 f"key IN (SELECT rowid FROM fts_{store_fid} WHERE fts_{store_fid} MATCH ?)"
@@ -116,7 +129,8 @@ def plan(store: Store, filters: Filters, window: Window) -> Query:
                     continue
                 terms = [
                     term
-                    for (term,) in store.query(
+                    for (term,) in ask(
+                        store,
                         "SELECT term FROM terms WHERE instr(term, ?) > 0 LIMIT ?",
                         (run, MAX_TERMS + 1),
                     )
@@ -174,9 +188,18 @@ class LineSource:
         self.close()
 
 
+def ask(store: Store, sql: str, params: Any = ()) -> Iterator[Any]:
+    """``store.query`` for a reader: an index found damaged mid-answer is an error the
+    command reports in one line (what was printed cannot be taken back)."""
+    try:
+        yield from store.query(sql, params)
+    except IndexError_ as exc:
+        raise LogReadError(f"{exc}; run `dead-drop-logger index --rebuild`") from None
+
+
 def rows(
     store: Store,
-    fid: int,
+    record: FileRecord,
     query: Query,
     *,
     backwards: bool = False,
@@ -187,14 +210,14 @@ def rows(
     tail = "ORDER BY key DESC" if backwards else "ORDER BY key"
     if limit is not None:
         tail += f" LIMIT {int(limit)}"
-    sql, params = query.sql(fid, "key, len, ts", tail)
-    for key, length, ts in store.query(sql, params):
+    sql, params = query.sql(record, "key, len, ts", tail)
+    for key, length, ts in ask(store, sql, params):
         yield key & _OFFSET, length, ts
 
 
-def count(store: Store, fid: int, query: Query) -> int:
-    sql, params = query.sql(fid, "count(*)")
-    for (found,) in store.query(sql, params):
+def count(store: Store, record: FileRecord, query: Query) -> int:
+    sql, params = query.sql(record, "count(*)")
+    for (found,) in ask(store, sql, params):
         return int(found)
     return 0
 
@@ -206,34 +229,58 @@ def stamp_of(ts: int | None) -> dt.datetime | None:
 
 
 def groups(
-    store: Store, fid: int, window: Window
+    store: Store, record: FileRecord, window: Window
 ) -> Iterator[tuple[tuple[object, object, bool], int, dt.datetime | None, dt.datetime | None]]:
-    """The lines of file ``fid`` inside ``window`` per (sender, recipient, is CC): how
-    many, the first and last time (``agents``)."""
+    """The lines of ``record``'s file (up to its end) inside ``window`` per (sender,
+    recipient, is CC): how many, the first and last time (``agents``). Unbounded: the
+    counts kept per file, if the file's rows are still those the record says (one
+    snapshot); else grouped from the rows."""
     from ..index.store import CC, from_micros
 
-    if not window.bounded:
-        sql = "SELECT sender, recipient, cc, n, first, last FROM pairs WHERE fid = ?"
-        params: list[object] = [fid]
-    else:
-        low, high = key_range(fid)
+    found = None if window.bounded else _pairs(store, record)
+    if found is None:
         where = ["key BETWEEN ? AND ?"]
-        params = [low, high]
+        params: list[object] = [key_range(record.fid)[0], key_of(record.fid, record.end) - 1]
         if window.since is not None:
             where.append("ts >= ?")
             params.append(micros(window.since))
         if window.until is not None:
             where.append("ts < ?")
             params.append(micros(window.until))
-        sql = (
-            f"SELECT sender, recipient, flags & {CC}, count(*), min(ts), max(ts) FROM lines"
-            f" WHERE {' AND '.join(where)} GROUP BY 1, 2, 3"
+        found = list(
+            ask(
+                store,
+                f"SELECT sender, recipient, flags & {CC}, count(*), min(ts), max(ts) FROM lines"
+                f" WHERE {' AND '.join(where)} GROUP BY 1, 2, 3",
+                params,
+            )
         )
     name = store.name_of
-    for sender, recipient, cc, count, first, last in store.query(sql, params):
+    for sender, recipient, cc, count, first, last in found:
         yield (
             (name(sender), name(recipient), bool(cc)),
             int(count),
             None if first is None else from_micros(first),
             None if last is None else from_micros(last),
         )
+
+
+def _pairs(store: Store, record: FileRecord) -> list[Any] | None:
+    """The counts kept for ``record``'s file, None when an update changed them since
+    the record was read (read with the record's end in one transaction)."""
+    import sqlite3
+
+    try:
+        store.conn.execute("BEGIN")
+        try:
+            now = store.conn.execute('SELECT "end" FROM files WHERE fid = ?', (record.fid,))
+            if now.fetchall() != [(record.end,)]:
+                return None
+            return store.conn.execute(
+                "SELECT sender, recipient, cc, n, first, last FROM pairs WHERE fid = ?",
+                (record.fid,),
+            ).fetchall()
+        finally:
+            store.conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise LogReadError(f"the index {store.path}: {exc}") from None

@@ -296,7 +296,7 @@ class Search:
         with LineSource(entry, backwards) as lines:
             for offset, length, ts in rows(
                 covered.store,
-                covered.record.fid,
+                covered.record,
                 query,
                 backwards=backwards,
                 limit=None if query.verify else limit,
@@ -334,7 +334,7 @@ class Search:
                 if not query.where:
                     total += covered.record.lines
                 else:
-                    total += count(covered.store, covered.record.fid, query)
+                    total += count(covered.store, covered.record, query)
             tail = self.reader.read_file(source, entry, covered.record.end)
             total += sum(1 for _ in self.entries(tail))
         return total
