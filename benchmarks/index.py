@@ -65,7 +65,7 @@ def main() -> int:
     quoted = " ".join(shlex.quote(f) for f in files)
     plain = sum(os.path.getsize(f) for f in files)
     subprocess.run(f"cat {quoted} > /dev/null", shell=True, check=True)  # warm the cache
-    duck = duck_python(work)
+    duck_py = duck_python(work)
     log = shlex.quote(str(logs))
     print(f"load before build: {load()}")
     took, out = timed(f"{CMD} index --rebuild --log-dir {log}")
@@ -75,22 +75,34 @@ def main() -> int:
     ours = f"{CMD} search --log-dir {log}"
 
     def duckdb(sql: str) -> str:
-        assert duck is not None
-        script = f"import duckdb; print(duckdb.sql({sql!r}.replace('FILES', {str(logs)!r} + '/messages-*.json')).fetchall())"
-        return f"{duck} -c {shlex.quote(script)}"
+        assert duck_py is not None
+        where = repr(str(logs) + "/messages-*.json")
+        script = f"import duckdb; print(duckdb.sql({sql!r}.replace('FILES', {where})).fetchall())"
+        return f"{duck_py} -c {shlex.quote(script)}"
 
+    def duck(label: str, sql: str) -> list[tuple[str, str]]:
+        return [(label, duckdb(sql))] if duck_python_ok else []
+
+    duck_python_ok = duck_py is not None
+    every = "FROM read_ndjson_auto('FILES')"
+    juno = '\'"from_agent":"juno"\''
+    juno_search = f"{ours} --from juno --contains"
+    rg = f"rg -N --no-filename -F {juno} {quoted} | rg -F"
     questions: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("search --count", f"{ours} --count", [
             ("wc -l", f"cat {quoted} | wc -l"),
-            *([("DuckDB count(*)", duckdb("SELECT count(*) FROM read_ndjson_auto('FILES')"))] if duck else []),
+            *duck("DuckDB count(*)", f"SELECT count(*) {every}"),
         ]),
-        ("newest 100", f"{ours} --reverse -n 100 --json", [("tail -n 100", f"tail -n 100 {shlex.quote(files[-1])}")]),
-        ("--from juno --contains 'deploy merge'", f"{ours} --from juno --contains 'deploy merge' --json", [
-            ("ripgrep pipeline", f"rg -N --no-filename -F '\"from_agent\":\"juno\"' {quoted} | rg -F 'deploy merge'"),
-            *([("DuckDB", duckdb("SELECT count(*) FROM read_ndjson_auto('FILES') WHERE from_agent = 'juno' AND contains(content, 'deploy merge')"))] if duck else []),
+        ("newest 100", f"{ours} --reverse -n 100 --json", [
+            ("tail -n 100", f"tail -n 100 {shlex.quote(files[-1])}"),
         ]),
-        ("--from juno --contains 'flaky test'", f"{ours} --from juno --contains 'flaky test' --json", [
-            ("ripgrep pipeline", f"rg -N --no-filename -F '\"from_agent\":\"juno\"' {quoted} | rg -F 'flaky test'"),
+        ("--from juno --contains 'deploy merge'", f"{juno_search} 'deploy merge' --json", [
+            ("ripgrep pipeline", f"{rg} 'deploy merge'"),
+            *duck("DuckDB", f"SELECT count(*) {every} WHERE from_agent = 'juno'"
+                            " AND contains(content, 'deploy merge')"),
+        ]),
+        ("--from juno --contains 'flaky test'", f"{juno_search} 'flaky test' --json", [
+            ("ripgrep pipeline", f"{rg} 'flaky test'"),
         ]),
         ("--contains flaky -n 10", f"{ours} --contains flaky -n 10 --json", [
             ("ripgrep -m 10", f"rg -N --no-filename -m 10 -F flaky {shlex.quote(files[0])}"),
@@ -100,7 +112,7 @@ def main() -> int:
         ]),
         ("--task T-5 --no-cc --count", f"{ours} --task T-5 --no-cc --count", []),
         ("stats --json", f"{CMD} stats --json --log-dir {log}", [
-            *([("DuckDB group-by", duckdb("SELECT from_agent, count(*) FROM read_ndjson_auto('FILES') GROUP BY 1"))] if duck else []),
+            *duck("DuckDB group-by", f"SELECT from_agent, count(*) {every} GROUP BY 1"),
         ]),
         ("agents", f"{CMD} agents --log-dir {log}", []),
         ("thread 500001", f"{CMD} thread 500001 --log-dir {log}", []),
