@@ -200,9 +200,18 @@ FORMS = [
 
 
 def agree(log_dir: Path) -> None:
+    """Search, thread and agents through the index answer as the scan."""
+    from dead_drop_logger.read.agents import tally
+
     for filters in FORMS:
         for rooms in ((), None):
             answers(log_dir, filters, Window(), rooms)
+    for rooms in ((), None):
+        for target in (1, 5, 17, 40, 120):
+            assert posts(log_dir, target, rooms, True) == posts(log_dir, target, rooms, False)
+        ours = [r.to_json(True) for r in tally(make_reader(log_dir, EVERYTHING, False, rooms))]
+        scan = make_reader(log_dir, EVERYTHING, False, rooms)
+        assert ours == [r.to_json(True) for r in tally(scan, use_index=False)]
 
 
 def test_a_file_replaced_under_the_index_is_read_as_it_is_now(copy: Path) -> None:
