@@ -223,16 +223,15 @@ def tally(reader: Reader, exact: bool = False, use_index: bool = True) -> list[A
         for chunk in reader.chunks():
             result.add(chunk_fields(chunk, reader, exact), chunk.source.room)
         return result.rows()
+    from .indexed import past
     from .indexquery import groups
 
     for source, entry in reader.files():
         found = covered.get(entry.path)
-        start = 0
         if found is not None:
             for key, count, first, last in groups(found.store, found.record, reader.window):
                 result.add_group(source.room, key, count, first, last)
-            start = found.record.end
-        for chunk in reader.read_file(source, entry, start):
+        for chunk in past(reader, source, entry, found):
             result.add(chunk_fields(chunk, reader, exact), source.room)
     return result.rows()
 

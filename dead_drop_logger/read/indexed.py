@@ -43,6 +43,7 @@ from ..index.store import (
 from ..logdir.layout import LogFile
 from .committed import committed_ends
 from .logread import (
+    Chunk,
     DamagedFile,
     LogDir,
     Reader,
@@ -276,6 +277,19 @@ def covers(reader: Reader, catch_up: int | None = CATCH_UP) -> dict[Path, Covere
             if record is not None and record.odd == 0 and holds(record, entry):
                 found[entry.path] = Covered(store, record)
     return found
+
+
+def past(
+    reader: Reader, source: LogDir, entry: LogFile, covered: Covered | None
+) -> Iterator[Chunk]:
+    """The chunks of ``entry`` past what the index covers (all of it: not covered).
+    None of a gzip it covers: one is indexed whole (its stamp checked), and inflating
+    it only to find nothing past the end would cost what the index saves."""
+    if covered is None:
+        return reader.read_file(source, entry)
+    if entry.compressed:
+        return iter(())
+    return reader.read_file(source, entry, covered.record.end)
 
 
 def _files_of(reader: Reader, source: LogDir) -> Iterable[LogFile]:

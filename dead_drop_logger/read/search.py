@@ -266,14 +266,15 @@ class Search:
         self, source: LogDir, entry: LogFile, stamps: bool = False
     ) -> Iterator[tuple[dt.datetime | None, Entry]]:
         """The matches of one file in file order, each with its time when ``stamps``."""
+        from .indexed import past
+
         found = self._indexed(entry)
-        start = 0
         if found is not None:
             covered, query = found
-            start = covered.record.end
             if not query.never:
                 yield from self._rows(source, entry, covered, query, stamps)
-        for match in self.entries(self.reader.read_file(source, entry, start)):
+        tail = past(self.reader, source, entry, None if found is None else found[0])
+        for match in self.entries(tail):
             yield (timestamp_of(match.message) if stamps else None), match
 
     def _rows(
@@ -321,6 +322,7 @@ class Search:
         """How many match (``--count``): through the index, rows are counted, not read."""
         if not self.covered():
             return sum(1 for _ in self.run())
+        from .indexed import past
         from .indexquery import count
 
         total = 0
@@ -335,7 +337,7 @@ class Search:
                     total += covered.record.lines
                 else:
                     total += count(covered.store, covered.record, query)
-            tail = self.reader.read_file(source, entry, covered.record.end)
+            tail = past(self.reader, source, entry, covered)
             total += sum(1 for _ in self.entries(tail))
         return total
 
@@ -391,8 +393,7 @@ class Search:
         taken = 0
         for source, entry in reversed(files):
             found = self._indexed(entry)
-            start = 0 if found is None else found[0].record.end
-            tail = [m for _s, m in self._scanned(source, entry, start)]
+            tail = [m for _s, m in self._scanned(source, entry, found)]
             for match in reversed(tail):
                 yield match
                 taken += 1
@@ -411,9 +412,12 @@ class Search:
                     return
 
     def _scanned(
-        self, source: LogDir, entry: LogFile, start: int
+        self, source: LogDir, entry: LogFile, found: tuple[Covered, Query] | None
     ) -> Iterator[tuple[dt.datetime | None, Entry]]:
-        for match in self.entries(self.reader.read_file(source, entry, start)):
+        from .indexed import past
+
+        tail = past(self.reader, source, entry, None if found is None else found[0])
+        for match in self.entries(tail):
             yield None, match
 
     def newest_first(self, limit: int | None) -> Iterator[Entry]:
