@@ -218,7 +218,7 @@ def _become_daemon(
     try:
         log.info("daemon started (pid %d)", os.getpid())
         _send(report, f"ok {os.getpid()}")
-        return _serve(follower, ship, settings.log_dir)
+        return _serve(follower, settings.log_dir, ship)
     finally:
         context.close()
 
@@ -241,15 +241,18 @@ def _prepare(
 
 
 def _serve(
-    follower: Follower | Rooms, ship: Any = None, log_dir: Path | None = None
+    follower: Follower | Rooms, log_dir: Path, ship: Any = None
 ) -> int:  # pragma: no cover - runs in the daemon
+    from .indexer import keeping_index
+
     running = None
-    if ship is not None and log_dir is not None:  # [ship]: a thread per sink beside it
+    if ship is not None:  # [ship]: a thread per sink beside the follower
         from . import shipping
 
         running = shipping.start(ship, log_dir)
     try:
-        follower.run()
+        with keeping_index(log_dir):
+            follower.run()
     except LogDirError as exc:
         log.error("%s", exc)
         return 1
