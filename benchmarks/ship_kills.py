@@ -154,7 +154,7 @@ def main() -> int:
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(
         f"{args.kills} kill -9, a {args.outage:g} s outage of both sinks, compression,"
-        f" retention, 5 midnights: {len(everything)} lines logged, {len(in_table)} in"
+        f" retention, four midnights in the logs: {len(everything)} lines logged, {len(in_table)} in"
         f" PostgreSQL, {len(in_stream)} in JetStream, each once and byte-equal: {ok};"
         f" {time.monotonic() - began:.0f} s; {load}"
     )
