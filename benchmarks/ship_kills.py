@@ -154,8 +154,9 @@ def main() -> int:
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(
         f"{args.kills} kill -9, a {args.outage:g} s outage of both sinks, compression,"
-        f" retention, four midnights in the logs: {len(everything)} lines logged, {len(in_table)} in"
-        f" PostgreSQL, {len(in_stream)} in JetStream, each once and byte-equal: {ok};"
+        f" retention, four midnights in the logs: {len(everything)} lines logged,"
+        f" {len(in_table)} in PostgreSQL, {len(in_stream)} in JetStream,"
+        f" each once and byte-equal: {ok};"
         f" {time.monotonic() - began:.0f} s; {load}"
     )
     return 0 if ok else 1
