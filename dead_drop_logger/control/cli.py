@@ -659,7 +659,7 @@ def _team(
     given); ``only``: just these rooms."""
     from ..clock import from_environment
     from ..rooms_spec import parse_dbs
-    from .top import Team, databases
+    from ..record.team import Team, databases
 
     try:
         bare, named = parse_dbs(db)
