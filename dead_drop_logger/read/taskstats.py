@@ -460,12 +460,12 @@ class Pending:
     forked, the figures are computed in :meth:`result` instead. A directory with no task
     file starts no child."""
 
-    def __init__(self, reader: Reader, now: dt.datetime) -> None:
+    def __init__(self, reader: Reader, now: dt.datetime, *, fork: bool = True) -> None:
         self.tasks = task_reader(reader)
         self._args = (self.tasks, reader.window, now, reader.rooms)
         self._pool: ProcessPoolExecutor | None = None
         self._future: Future[tuple[TaskFigures | None, Problems]] | None = None
-        if not self._any_file():
+        if not fork or not self._any_file():  # fork=False: a threaded server (serve)
             return
         try:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
