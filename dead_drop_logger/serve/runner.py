@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import signal
 import socket
 import sys
 import threading
@@ -21,7 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from .api import Logs, report_available, report_html
 from .security import Guard
@@ -107,6 +109,20 @@ class TeamWatch:
             return self.team.frame()
 
 
+def _server_class(uvicorn: Any) -> Any:
+    """uvicorn's server, stopping on SIGINT/SIGTERM with exit 0 (uvicorn raises the
+    signal again once it has shut down, which would end the process *by* the signal)."""
+
+    class Server(uvicorn.Server):  # type: ignore[misc]
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit and sig == signal.SIGINT:  # type: ignore[has-type]
+                self.force_exit = True  # a second Ctrl-C: at once
+            else:
+                self.should_exit = True
+
+    return Server
+
+
 def run(options: Options) -> int:
     """Serve until SIGINT or SIGTERM; 0."""
     import uvicorn
@@ -141,7 +157,7 @@ def run(options: Options) -> int:
         lifespan="off",
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = _server_class(uvicorn)(config)
     hub.start()
     shown = f"[{host}]" if ":" in host else host
     token_note = "" if options.token is None else " (a bearer token is required)"
