@@ -119,8 +119,9 @@ def parse_id(text: str) -> Vector:
 
 
 def vector_at(position: Position, log_dir: Path) -> Vector:
-    """The last line's id in each room at ``position`` (0 for a room with none yet,
-    so that the log directory's own key is always there)."""
+    """The last line's id in each room at ``position``. A room with no line yet is left
+    out (resuming, a room the id does not name is read from its first line, which is
+    the same), but an id is never empty: ``:0`` when no room has a line."""
     newest: dict[str | None, tuple[dt.date, int, bytes]] = {}
     for (source, day, part), (_at, head) in position.last.items():
         if source.room not in newest or (day, part) > newest[source.room][:2]:
@@ -129,8 +130,9 @@ def vector_at(position: Position, log_dir: Path) -> Vector:
     for source in sources(log_dir):
         found = newest.get(source.room)
         ident = raw_id(found[2]) if found else None
-        vector[source.room] = ident if ident is not None else 0
-    return vector
+        if ident is not None:
+            vector[source.room] = ident
+    return vector or {None: 0}  # never empty: a browser does not send an empty id back
 
 
 @dataclass
@@ -252,6 +254,8 @@ class Subscriber:
             floor = self.above.get(line.room)
             if floor is not None and line.id <= floor:
                 continue  # resumed by id: sent before the line went
+            if line.room is not None and self.vector.get(None) == 0:
+                del self.vector[None]  # the placeholder of "no line anywhere" (vector_at)
             self.vector[line.room] = line.id
             moved = True
             if self._admits(line):
@@ -295,6 +299,7 @@ class Hub:
         self.feed = Feed(log_dir, at_end(log_dir))
         self.subscribers: list[Subscriber] = []
         self.on_tick: list[Callable[[], bytes | None]] = []  # other events (the team)
+        self.on_stop: list[Callable[[], None]] = []  # run by the thread as it ends
         self._stop = threading.Event()
         self._waker: object | None = None
         self._thread: threading.Thread | None = None
@@ -399,6 +404,8 @@ class Hub:
         finally:
             if watcher is not None:
                 watcher.close()
+            for hook in self.on_stop:
+                hook()
 
 
 def _log_files(name: str, is_dir: bool) -> bool:

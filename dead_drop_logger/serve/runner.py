@@ -38,6 +38,7 @@ TEAM_EVERY = 1.0  # the team's rows are looked at (data_version) at most this of
 MAX_CONNECTIONS = 200  # uvicorn answers 503 beyond
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection is kept
 HEADER_LIMIT = 16 * 1024  # bytes of request line and headers (h11)
+READY_WAIT = 10.0  # a request waits this long at most for the team's first read
 
 
 class ServeError(Exception):
@@ -80,33 +81,35 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class TeamWatch:
-    """The team now (the databases' agents and open tasks), refreshed at most every
-    ``TEAM_EVERY`` seconds by the hub's thread; a ``team`` event when it changed."""
+    """The team now (the databases' agents and open tasks): read only by the hub's
+    thread (a SQLite connection belongs to the thread that made it), at most every
+    ``TEAM_EVERY`` seconds, into a frame the requests take as it is; a ``team`` event
+    when it changed."""
 
     def __init__(self, team: Team) -> None:
         self.team = team
-        self.lock = threading.Lock()
         self.last = 0.0
-        self.ready = False
+        self.ready = threading.Event()
+        self.latest: Frame | None = None
 
     def tick(self) -> bytes | None:
         now = time.monotonic()
-        if now - self.last < TEAM_EVERY:
+        if now - self.last < TEAM_EVERY and self.ready.is_set():
             return None
         self.last = now
-        with self.lock:
-            changed = self.team.refresh()
-            first, self.ready = not self.ready, True
+        changed = self.team.refresh()
+        readable = any(r.problem is None for r in self.team.rows.values())
+        self.latest = self.team.frame() if readable else None  # else: the logs' rows alone
+        first = not self.ready.is_set()
+        self.ready.set()
         return b"event: team\ndata: {}\n\n" if changed and not first else None
 
     def frame(self) -> Frame | None:
-        with self.lock:
-            if not self.ready:
-                self.team.refresh()
-                self.ready = True
-            if not any(r.problem is None for r in self.team.rows.values()):
-                return None  # no database could be read: the logs' rows alone
-            return self.team.frame()
+        self.ready.wait(READY_WAIT)
+        return self.latest
+
+    def close(self) -> None:
+        self.team.close()
 
 
 def _server_class(uvicorn: Any) -> Any:
@@ -144,6 +147,7 @@ def run(options: Options) -> int:
     )
     if watch is not None:
         hub.on_tick.append(watch.tick)
+        hub.on_stop.append(watch.close)
     config = uvicorn.Config(
         build(served),
         log_level="warning",
@@ -168,8 +172,6 @@ def run(options: Options) -> int:
         server.run(sockets=[sock])
     finally:
         hub.stop()
-        if options.team is not None:
-            options.team.close()
         with contextlib.suppress(OSError):
             sock.close()
     return 0
