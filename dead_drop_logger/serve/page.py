@@ -22,6 +22,7 @@ TEMPLATE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
 <title>dead-drop-logger</title>
+<link rel="icon" href="data:,">
 <style>{css}</style>
 </head>
 <body>
