@@ -161,3 +161,27 @@ def test_the_page_allows_exactly_its_own_script_and_style() -> None:
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "innerHTML" not in html and "insertAdjacentHTML" not in html
     assert "http://" not in html and "https://" not in html  # nothing fetched from elsewhere
+
+
+@pytest.mark.parametrize("block", [7, 64, 1 << 16])
+def test_reading_from_the_end_is_newest_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    from dead_drop_logger.read import search as search_module
+    from dead_drop_logger.read.logread import Reader
+    from dead_drop_logger.read.search import Filters, Search
+
+    monkeypatch.setattr(search_module, "BACK_BLOCK", block)
+    logs = tmp_path / "logs"
+    write_day(logs, "2026-02-01", range(1, 40))
+    write_day(logs, "2026-02-02", range(40, 45), content="x" * 300)  # lines over a block
+    with open(logs / "messages-2026-02-02.json", "a") as out:
+        out.write("not json\n" + line(45, "2026-02-02") + '{"id":46,"partial')
+
+    def entries(method: str, limit: int | None) -> list[tuple[int, bytes]]:
+        found = getattr(Search(Reader.of(logs), Filters()), method)(limit)
+        return [(e.line.offset, e.line.raw) for e in found]
+
+    for limit in (None, 0, 1, 3, 7, 100):
+        assert entries("from_the_end", limit) == entries("newest_first", limit), limit
+    assert entries("from_the_end", 1)[0][1] == line(45, "2026-02-02").encode()

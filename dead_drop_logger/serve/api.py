@@ -96,7 +96,7 @@ def matches(logs: Logs, query: MessageQuery) -> Iterator[Entry]:
     """The matching messages in the query's order, after its cursor, up to its limit."""
     search = Search(query.reader(logs.log_dir, logs.utc), query.filters)
     if query.order == "newest":
-        entries = search.newest_first(query.limit if query.cursor is None else None)
+        entries = search.from_the_end(query.limit if query.cursor is None else None)
     else:
         entries = search.run()
     if query.cursor is not None:

@@ -82,7 +82,7 @@
         card.append(el("div", "row", a.unanswered + " unanswered, oldest " +
           ago(plus(a.oldest_unanswered_wait))));
       }
-      card.append(el("div", "row", "sent " + a.sent + " · received " +
+      card.append(el("div", "row", "24 h: sent " + a.sent + " · received " +
         (a.received.direct + a.received.broadcast)));
       box.append(card);
     }
@@ -91,7 +91,7 @@
 
   async function loadAgents() {
     try {
-      state.agents = JSON.parse(await get("/v1/agents"));
+      state.agents = JSON.parse(await get("/v1/agents?since=1d"));  // the board is about now
       state.agentsAt = Date.now();
       renderAgents();
     } catch (e) { $("agents").replaceChildren(el("div", "muted", e.message)); }

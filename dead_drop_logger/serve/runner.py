@@ -91,17 +91,20 @@ class TeamWatch:
         self.last = 0.0
         self.ready = threading.Event()
         self.latest: Frame | None = None
+        self.signature: object = None
 
     def tick(self) -> bytes | None:
         now = time.monotonic()
         if now - self.last < TEAM_EVERY and self.ready.is_set():
             return None
         self.last = now
-        changed = self.team.refresh()
+        self.team.refresh()
         readable = any(r.problem is None for r in self.team.rows.values())
         self.latest = self.team.frame() if readable else None  # else: the logs' rows alone
+        before, self.signature = self.signature, signature(self.latest)
         first = not self.ready.is_set()
         self.ready.set()
+        changed = before != self.signature
         return b"event: team\ndata: {}\n\n" if changed and not first else None
 
     def frame(self) -> Frame | None:
@@ -110,6 +113,20 @@ class TeamWatch:
 
     def close(self) -> None:
         self.team.close()
+
+
+def signature(frame: Frame | None) -> object:
+    """What a team event is for: the frame without its ages, which move with the clock
+    alone (the page ages them itself); health is in, so a flip to stale is an event."""
+    if frame is None:
+        return None
+    agents = tuple(
+        (a.room, a.agent, a.health, a.status, a.task, a.task_status, a.last_message_to,
+         a.unanswered)
+        for a in frame.agents
+    )  # fmt: skip
+    tasks = tuple((t.room, t.task, t.status, t.assigned_to, t.title) for t in frame.tasks or ())
+    return agents, tasks
 
 
 def _server_class(uvicorn: Any) -> Any:
