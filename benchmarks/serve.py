@@ -176,13 +176,16 @@ def idle_cpu(serve: Serve, clients: int, seconds: float) -> float:
     ready = threading.Barrier(clients + 1)
 
     def listen() -> None:
-        with httpx.stream("GET", serve.url + "v1/events", timeout=None) as response:
-            lines = response.iter_lines()
-            next(lines)
-            ready.wait()
-            for _line in lines:
-                if stop.is_set():
-                    return
+        try:
+            with httpx.stream("GET", serve.url + "v1/events", timeout=None) as response:
+                lines = response.iter_lines()
+                next(lines)
+                ready.wait()
+                for _line in lines:
+                    if stop.is_set():
+                        return
+        except httpx.TransportError:
+            return  # serve stopped under it
 
     threads = [threading.Thread(target=listen, daemon=True) for _ in range(clients)]
     for thread in threads:

@@ -209,6 +209,10 @@ def test_one_message_thread_agents_tasks_stats_spec_page(
     assert "default-src 'none'" in policy and "connect-src 'self'" in policy
     assert "unsafe-inline" not in policy
     assert len(page.content) < 200_000
+    # the full report, as `report` writes it, locked down too (Plotly inline)
+    report = get(served.url + "report")
+    assert report.status_code == 200 and b"<html" in report.content[:500].lower()
+    assert "default-src 'none'" in report.headers["content-security-policy"]
 
 
 @pytest.mark.parametrize(

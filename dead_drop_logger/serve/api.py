@@ -325,21 +325,16 @@ def ndjson_lines(lines: Sequence[str]) -> bytes:
     return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
-def report_available() -> bool:
-    """Whether ``/report`` can be made (it needs Plotly, the ``[report]`` extra)."""
+def report_html(logs: Logs, title: str = "What the agents did") -> bytes:
+    """The page ``report`` writes, for every message logged (the page's report link).
+    Plotly (the ``[report]`` extra) is imported only now: ``serve`` starts without it."""
     from ..read import report as html_report
+    from ..read import stats as numbers
 
     try:
         html_report.plotly_js()
-    except html_report.ReportUnavailable:
-        return False
-    return True
-
-
-def report_html(logs: Logs, title: str = "What the agents did") -> bytes:
-    """The page ``report`` writes, for every message logged (the page's report link)."""
-    from ..read import report as html_report
-    from ..read import stats as numbers
+    except html_report.ReportUnavailable as exc:
+        raise NotFound(str(exc)) from None
 
     reader = logs.reader()
     pending = taskstats.Pending(reader, local_now(), fork=False)

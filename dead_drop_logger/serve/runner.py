@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .api import Logs, report_available, report_html
+from .api import Logs, report_html
 from .security import Guard
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def run(options: Options) -> int:
         Guard(options.token, port),
         frame=watch.frame if watch is not None else (lambda: None),
         cors=options.cors,
-        report=(lambda: report_html(served.logs)) if report_available() else None,
+        report=lambda: report_html(served.logs),
     )
     if watch is not None:
         hub.on_tick.append(watch.tick)
