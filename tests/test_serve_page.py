@@ -119,6 +119,16 @@ def test_the_page_live_safe_local_and_narrow(team: tuple[Path, Path, LoggerProce
             "the filtered feed",
         )
 
+        # dark mode: the page follows the system's colours
+        light = browser.evaluate("getComputedStyle(document.body).backgroundColor")
+        browser.call(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+            session=True,
+        )
+        dark = browser.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert light != dark and dark == "rgb(13, 17, 23)"
+
         # 390 px: nothing wider than the screen
         browser.set_width(390, 844, mobile=True)
         browser.navigate(serve.url)

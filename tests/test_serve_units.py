@@ -185,3 +185,23 @@ def test_reading_from_the_end_is_newest_first(
     for limit in (None, 0, 1, 3, 7, 100):
         assert entries("from_the_end", limit) == entries("newest_first", limit), limit
     assert entries("from_the_end", 1)[0][1] == line(45, "2026-02-02").encode()
+
+
+def test_a_client_too_slow_is_dropped_and_its_stream_ended(tmp_path: Path) -> None:
+    from dead_drop_logger.serve.events import Hub
+
+    logs = tmp_path / "logs"
+    write_day(logs, "2026-02-01", range(1, 3))
+    hub = Hub(logs)
+    ended: list[str] = []
+    slow = Subscriber(message_query([]).filters, send=lambda data: False)
+    slow.close = lambda: ended.append("slow")
+    fine: list[bytes] = []
+    ok = Subscriber(message_query([]).filters, send=lambda data: fine.append(data) or True)
+    ok.close = lambda: ended.append("ok")
+    hub.subscribe(slow, None)
+    hub.subscribe(ok, None)
+    write_day(logs, "2026-02-01", range(3, 5))
+    assert hub.poll() == 2
+    assert ended == ["slow"] and hub.subscribers == [ok]
+    assert b'"id":3' in fine[0] and b'"id":4' in fine[0]

@@ -137,7 +137,12 @@ def build(served: Served) -> Starlette:
             loop.call_soon_threadsafe(queue.put_nowait, data)
             return True
 
-        client = Subscriber(query.filters, query.window, frozenset(query.rooms), send=send)
+        def close() -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, b"")  # the end of its stream
+
+        client = Subscriber(
+            query.filters, query.window, frozenset(query.rooms), send=send, close=close
+        )
         first = await run_in_threadpool(served.hub.subscribe, client, last)
         return StreamingResponse(
             _stream(served.hub, client, queue, first),
@@ -206,6 +211,8 @@ async def _stream(
             except TimeoutError:
                 yield b": keepalive\n\n"
                 continue
+            if not data:
+                return  # dropped as too slow: the client reconnects with its Last-Event-ID
             yield data
     finally:
         hub.unsubscribe(client)

@@ -239,6 +239,7 @@ class Subscriber:
     above: Vector = field(default_factory=dict)  # rooms resumed by id (line not found)
     caught_up: dict[tuple[str | None, dt.date, int], int] = field(default_factory=dict)
     send: Callable[[bytes], bool] = lambda data: True  # False: the client is too slow
+    close: Callable[[], None] = lambda: None  # end its stream (dropped: it resumes by id)
 
     def events(self, lines: Iterable[FeedLine], *, live: bool = True) -> bytes:
         """The SSE text for ``lines`` (the position moved past each)."""
@@ -342,6 +343,7 @@ class Hub:
                     data = client.events(lines)
                     if data and not client.send(data):
                         self.subscribers.remove(client)
+                        client.close()
         return len(lines)
 
     def tick(self) -> None:
@@ -356,6 +358,7 @@ class Hub:
                     for client in list(self.subscribers):
                         if not client.send(data):
                             self.subscribers.remove(client)
+                            client.close()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="serve-events", daemon=True)

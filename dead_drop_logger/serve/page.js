@@ -240,6 +240,7 @@
   setInterval(renderAgents, 10000); // ages move with time alone: no request
 
   async function start() {
+    $("report").href = withToken("/report");
     await loadAgents();
     await loadTasks();
     await loadFeed();

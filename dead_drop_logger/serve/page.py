@@ -29,7 +29,7 @@ TEMPLATE = """<!doctype html>
 <header>
   <h1>dead-drop-logger</h1>
   <span class="status"><span id="live">connecting…</span> · <span id="count">0</span> new</span>
-  <a href="/report" target="_blank" rel="noopener">full report</a>
+  <a id="report" href="/report" target="_blank" rel="noopener">full report</a>
   <a href="/v1/openapi.json">API</a>
 </header>
 <div id="token">
