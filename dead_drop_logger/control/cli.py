@@ -208,6 +208,8 @@ def import_archive(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
+    if done.tasks:
+        click.echo(f"recorded {done.tasks} task lines from its tasks table (docs/tasks.md)")
     if done.outside is not None and done.outside.messages:
         click.echo(
             f"{done.outside.messages} messages older than the {retention_days}-day retention"
@@ -716,14 +718,14 @@ def _read_stats(
     messages is one line and exit 1, an unreadable directory exit 2 (as search does).
     A file that cannot be read is a warning: the caller prints the numbers of the
     others, then exits 2."""
-    from ..read import statlines, taskstats  # the statistics' modules: only for stats, report
+    from ..read import statlines, taskpending  # the statistics' modules: only for stats, report
     from ..read.logread import LogReadError
     from ..read.tasklog import merge_problems
     from ..read.when import local_now
 
     reader = _reading(log_dir, since, until, utc, rooms)
     try:
-        pending = taskstats.Pending(reader, local_now())  # the task log, read meanwhile
+        pending = taskpending.Pending(reader, local_now())  # the task log, read meanwhile
         result = statlines.read(reader)
         result.task_figures, tasks = pending.result()
     except LogReadError as exc:

@@ -305,9 +305,8 @@ def stats_json(logs: Logs, pairs: Pairs, now: dt.datetime | None = None) -> str:
     try:
         window = make_window(values.get("since"), values.get("until"))
         reader = make_reader(logs.log_dir, window, logs.utc, rooms_of(pairs))
-        pending = taskstats.Pending(reader, now or local_now(), fork=False)  # threads here
         result = statlines.read(reader)
-        result.task_figures, tasks = pending.result()
+        result.task_figures, tasks = taskstats.read_figures(reader, now or local_now())
     except (RequestError, LogReadError) as exc:
         raise BadRequest(str(exc)) from None
     merge_problems(reader, tasks)
@@ -337,9 +336,8 @@ def report_html(logs: Logs, title: str = "What the agents did") -> bytes:
         raise NotFound(str(exc)) from None
 
     reader = logs.reader()
-    pending = taskstats.Pending(reader, local_now(), fork=False)
     result = statlines.read(reader)
-    result.task_figures, _tasks = pending.result()
+    result.task_figures, _tasks = taskstats.read_figures(reader, local_now())
     if result.totals.messages == 0 and result.task_figures is None:
         raise NotFound("no messages in the logs yet: nothing to report")
     numbers.fill_previews(result, reader.sources, utc=logs.utc)
