@@ -8,6 +8,7 @@ missed (every one, none twice, none it had), then the live ones."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -55,9 +56,30 @@ def rooms(tmp_path: Path) -> tuple[Path, Path, dict[str, Path]]:
     return rooms_dir, log_dir, dbs
 
 
+STARTED: list[LoggerProcess | ServeProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_everything() -> Iterator[None]:
+    """Whatever a test started is killed at its end, even when it failed midway."""
+    yield
+    while STARTED:
+        proc = STARTED.pop().proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=DEADLINE)
+
+
+def start_serve(log_dir: Path, *args: str) -> ServeProcess:
+    serve = ServeProcess(log_dir, *args)
+    STARTED.append(serve)
+    return serve.start()
+
+
 def start_logger(dbs: dict[str, Path], log_dir: Path, target: list[str]) -> LoggerProcess:
     """The logger on the rooms, once each room's start position is fixed."""
     logger = LoggerProcess(dbs["ops"], log_dir, target=target).start()
+    STARTED.append(logger)
     wait_until(
         lambda: all(f"room {r}: following" in logger.stderr() for r in dbs),
         what="both rooms followed",
@@ -76,7 +98,7 @@ def test_resume_gets_exactly_the_missed_events_across_restarts(
     before = keys_logged(log_dir)
     newest = {room: [k for k in before if k.startswith(room + ":")][-1] for room in ("ops", "dev")}
 
-    serve = ServeProcess(log_dir, *target).start()
+    serve = start_serve(log_dir, *target)
     with httpx.Client(timeout=DEADLINE) as client:
         with client.stream("GET", serve.url + "v1/events") as response:
             assert response.headers["content-type"].startswith("text/event-stream")
@@ -98,7 +120,7 @@ def test_resume_gets_exactly_the_missed_events_across_restarts(
         assert logger.stop() == 0
         missed += send(dbs["ops"], 2, "down") + send(dbs["dev"], 1, "down")
         assert serve.stop() == 0
-        serve = ServeProcess(log_dir, *target).start()
+        serve = start_serve(log_dir, *target)
         logger = start_logger(dbs, log_dir, target)
         total = first + lines + missed
         wait_until(lambda: len(keys_logged(log_dir)) == total, what="all logged")
@@ -129,7 +151,8 @@ def test_filters_on_events_and_the_position_moving_past_others(
     rooms_dir, log_dir, dbs = rooms
     target = ["--rooms-dir", str(rooms_dir), "--log-dir", str(log_dir)]
     logger = start_logger(dbs, log_dir, target)
-    with ServeProcess(log_dir, *target) as serve, httpx.Client(timeout=DEADLINE) as client:
+    serve = start_serve(log_dir, *target)
+    with httpx.Client(timeout=DEADLINE) as client:
         url = serve.url + "v1/events?room=ops&contains=needle&no_cc=1"
         with client.stream("GET", url) as response:
             events = sse_events(response)
@@ -145,4 +168,5 @@ def test_filters_on_events_and_the_position_moving_past_others(
             # its id says where dev got to as well, though nothing of dev was sent
             dev_last = [k for k in keys_logged(log_dir) if k.startswith("dev:")][-1]
             assert dev_last in got[0].id.split(",")
+    assert serve.stop() == 0
     assert logger.stop() == 0
