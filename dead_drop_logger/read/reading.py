@@ -334,9 +334,12 @@ def run_agents(reader: Reader, printer: Printer, now: Frame | None = None) -> in
     except LogReadError as exc:
         raise RequestError(str(exc)) from None
     if printer.as_json:
-        for line in agent_json_lines(reader, rows, now):
+        lines = agent_json_lines(reader, rows, now)  # with the silent registered agents
+        for line in lines:
             printer.text(line)
-    elif rows:
+        printer.flush()
+        return len(lines)
+    if rows:
         for line in agent_table.format_table(rows, reader.rooms):
             printer.text(line)
     printer.flush()
