@@ -27,6 +27,7 @@ from ..logdir.state import STATE_NAME
 
 log = logging.getLogger(__name__)
 INTERVAL = 2.0  # seconds between looks at the state files
+THREAD_NAME = "ddl-indexer"
 BIG = 16 << 20  # new bytes that wait until the logger is quiet (a backfill, a first start)
 
 
@@ -66,6 +67,9 @@ class Indexer:
         self.thread = threading.Thread(target=self._loop, name="indexer", daemon=True)
 
     def _loop(self) -> None:
+        comm = f"/proc/self/task/{threading.get_native_id()}/comm"  # its name in ps (Linux)
+        with contextlib.suppress(OSError), open(comm, "w") as name:
+            name.write(THREAD_NAME)
         while not self.stop.wait(self.interval):
             self.once()
         for store, _inode in self.stores.values():
