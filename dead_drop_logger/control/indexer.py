@@ -112,7 +112,8 @@ class Indexer:
             mark = _mark(where)
             if mark is None or self.marks.get(where) == mark:
                 continue
-            busy = self.seen.get(where, mark) != mark  # a batch since the last look
+            previous = self.seen.get(where)  # (none: the first look, which waits for a second)
+            busy = previous is None or previous != mark  # a batch since the last look
             self.seen[where] = mark
             size = _size(where)
             if busy and size - self.done.get(where, 0) > BIG:
