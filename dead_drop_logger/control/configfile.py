@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -31,6 +32,7 @@ from .sizes import parse_size
 APP = "dead-drop-logger"
 FILE_NAME = "config.toml"
 ROOMS_TABLE = "rooms"
+NOTIFY_TABLE = "notify"
 
 
 def default_path() -> Path:
@@ -119,6 +121,7 @@ class ConfigFile:
     values: dict[str, Value] = field(default_factory=dict)
     rooms: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
+    notify: list[Any] = field(default_factory=list)  # notify.rules.Rule, checked whole
 
     def where(self, *keys: str) -> str:
         """``config.toml:LINE`` (``:L1,L2`` for a setting several entries make up)."""
@@ -176,9 +179,17 @@ def load(path: Path) -> ConfigFile:
         if key == ROOMS_TABLE:
             config.rooms = _rooms(value, fail)
             continue
+        if key == NOTIFY_TABLE:  # [[notify]] rules: checked by notify/ (docs/notify.md)
+            from ..notify import rules as notify_rules
+
+            try:
+                config.notify = notify_rules.parse(value, text, path)
+            except notify_rules.RuleError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         check = KEYS.get(key)
         if check is None:
-            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]"])
+            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]", f"[[{NOTIFY_TABLE}]]"])
             raise fail(key, f"unknown setting {key!r} (known: {known})")
         try:
             config.values[key] = check(value)

@@ -20,7 +20,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ def start(
     log_level: str = "info",
     timeout: float = START_TIMEOUT,
     given: Collection[str] = (),
+    notify_rules: Sequence[Any] = (),
 ) -> int:
     """Start a daemon and return its pid once it is confirmed running.
 
@@ -91,7 +92,9 @@ def start(
         os.close(read_end)
         code = 1
         try:
-            code = _become_daemon(settings, pid_path, log_file, log_level, write_end, given)
+            code = _become_daemon(
+                settings, pid_path, log_file, log_level, write_end, given, notify_rules
+            )
         finally:
             os._exit(code)
     os.close(write_end)
@@ -186,6 +189,7 @@ def _become_daemon(
     log_level: str,
     report: int,
     given: Collection[str],
+    notify_rules: Sequence[Any] = (),
 ) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
     context = python_daemon.DaemonContext(
@@ -216,7 +220,7 @@ def _become_daemon(
     try:
         log.info("daemon started (pid %d)", os.getpid())
         _send(report, f"ok {os.getpid()}")
-        return _serve(follower)
+        return _serve(follower, settings.log_dir, notify_rules)
     finally:
         context.close()
 
@@ -238,7 +242,15 @@ def _prepare(
     return follower
 
 
-def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the daemon
+def _serve(
+    follower: Follower | Rooms, log_dir: Path, notify_rules: Sequence[Any] = ()
+) -> int:  # pragma: no cover - runs in the daemon
+    notifier = None
+    if notify_rules:  # [[notify]] rules: a thread per rule, reading the logs
+        from ..notify.service import Notifier
+
+        notifier = Notifier(notify_rules, log_dir)
+        notifier.start()
     try:
         follower.run()
     except LogDirError as exc:
@@ -247,6 +259,9 @@ def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the
     except Exception:
         log.exception("unexpected error; exiting")
         return 1
+    finally:
+        if notifier is not None:
+            notifier.stop()
     return 0
 
 

@@ -598,3 +598,12 @@ json_tasks = click.option(
     help="Print one JSON object a line, one per task; with TASK-ID one object, its"
     " whole history (pipes into jq).",
 )
+
+notify_test = click.option(
+    "--test",
+    "test_rule",
+    metavar="NAME",
+    help="Send a sample event through rule NAME now and print the receiver's answer"
+    " (exit 0 when it accepted it, 1 when not); nothing else runs.",
+)
+"""``notify --test``: try a rule's sink without waiting for a real match."""
