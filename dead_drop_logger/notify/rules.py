@@ -124,6 +124,7 @@ class Rule:
     command: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
     lines: Mapping[str, int] = field(default_factory=dict)
+    file: str = "config.toml"  # the settings file, for messages
 
     @property
     def kind(self) -> str:
@@ -148,7 +149,7 @@ class Rule:
         return _no_password(self.url or "")
 
     def where(self, key: str) -> str:
-        return f"config.toml:{self.lines.get(key, self.line)}"
+        return f"{self.file}:{self.lines.get(key, self.line)}"
 
     def secret_value(self) -> str | None:
         """The secret, from the environment when ``secret_env`` names it. Raises
@@ -296,6 +297,7 @@ def _rule(table: Mapping[str, Any], lines: dict[str, int], file: str) -> Rule:
                 key, f"{label}: unknown key {key!r} for sink {sink} (known: {', '.join(allowed)})"
             )
     values: dict[str, Any] = {"name": name, "sink": sink, "line": block, "lines": dict(lines)}
+    values["file"] = file
     try:
         values.update(_sink_values(sink, table, fail, label))
         values.update(_events(table, fail, label))

@@ -18,16 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock
+from ..files import LogDirError
 from .events import Event
 from .rules import Rule
 from .sinks import Notification, Outcome, send
-from .state import RuleState, notify_dir, saved_states
+from .state import RuleLock, RuleState, notify_dir, saved_states
 from .worker import Worker
 
 log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 0.2  # how often a rule looks for new committed lines
 JOIN_TIMEOUT = 2.0
+LOCK_RETRY = 2.0  # seconds between two tries of a rule another process runs
 
 
 class Notifier:
@@ -52,22 +54,40 @@ class Notifier:
         """One thread per rule. A rule that cannot start (its secret missing, its state
         unreadable) is logged and the others run."""
         for rule in self.rules:
-            try:
-                worker = Worker(rule, self.log_dir, clock=self.clock)
-            except Exception as exc:
-                log.error("notify %s: cannot start: %s", rule.name, exc)
-                continue
             thread = threading.Thread(
-                target=worker.run,
-                args=(self.stopping, self.poll_interval),
-                name=f"notify-{rule.name}",
-                daemon=True,
+                target=self._run, args=(rule,), name=f"notify-{rule.name}", daemon=True
             )
             thread.start()
             self.threads.append(thread)
-        if self.threads:
-            named = ", ".join(f"{r.name} ({r.sink} {r.destination})" for r in self.rules)
-            log.info("notifying: %s", named)
+        named = ", ".join(f"{r.name} ({r.sink} {r.destination})" for r in self.rules)
+        log.info("notifying: %s", named)
+
+    def _run(self, rule: Rule) -> None:
+        """A rule's thread: its lock (another process may run it: then waited for), its
+        worker, its rounds until stopped."""
+        lock = RuleLock(self.log_dir, rule.name)
+        told = False
+        try:
+            while not lock.acquire():
+                if not told:
+                    log.warning(
+                        "notify %s: run by another process (pid %s); waiting for it to stop",
+                        rule.name,
+                        lock.holder(),
+                    )
+                    told = True
+                if self.stopping.wait(LOCK_RETRY):
+                    return
+        except (OSError, LogDirError) as exc:
+            log.error("notify %s: cannot start: %s", rule.name, exc)
+            return
+        try:
+            worker = Worker(rule, self.log_dir, clock=self.clock)
+            worker.run(self.stopping, self.poll_interval)
+        except Exception as exc:
+            log.error("notify %s: cannot start: %s", rule.name, exc)
+        finally:
+            lock.release()
 
     def stop(self) -> None:
         self.stopping.set()

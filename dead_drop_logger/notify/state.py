@@ -21,6 +21,7 @@ Why it looks like this (at least once, never lost, the in-flight one at most rep
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import time
@@ -223,6 +224,40 @@ class Store:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class RuleLock:
+    """``NAME.lock``, held (``flock``) by the one process that runs a rule: ``run`` and
+    ``notify`` started on the same settings must not both deliver it."""
+
+    def __init__(self, log_dir: Path, name: str) -> None:
+        self.path = notify_dir(log_dir) / f"{name}.lock"
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take it if no other process holds it; True when held."""
+        ensure_private_dir(self.path.parent)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def saved_states(log_dir: Path) -> dict[str, RuleState]:

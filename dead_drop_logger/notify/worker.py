@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = 1.0
 MAX_BATCH = 1000  # events in one digest
 HOUR = 3600.0
+EPSILON = 0.001  # a wait this short is due now (float time)
 
 Sender = Callable[[Rule, Notification, str | None], Outcome]
 
@@ -126,7 +127,7 @@ class Worker:
                 return None
             now = self.clock.now()
             moment = now.timestamp()
-            if state.next_at is not None and moment < state.next_at:
+            if state.next_at is not None and moment + EPSILON < state.next_at:
                 return state.next_at - moment
             batch = self._batch(moment)
             if isinstance(batch, float):
@@ -179,7 +180,7 @@ class Worker:
         digest = False
         last = head_seq
         if rule.digest is not None:
-            if moment < head.at + rule.digest:
+            if moment + EPSILON < head.at + rule.digest:
                 return head.at + rule.digest - moment
             chosen = [s for s, e in pending if e.at < head.at + rule.digest]
             last, digest = chosen[:MAX_BATCH][-1], True
