@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib.util
 import os
 import re
 import stat
@@ -427,6 +428,10 @@ def _sink_values(sink: str, table: Mapping[str, Any], fail: Fail, label: str) ->
         urls = _texts(table, "urls", fail, label)
         if not urls:
             raise fail("", f"{label}: urls is required (Apprise URLs)")
+        if importlib.util.find_spec("apprise") is None:  # found, not imported
+            raise fail(
+                "sink", f"{label}: sink apprise needs: pip install 'dead-drop-logger[notify]'"
+            )
         out["urls"] = urls
     return out
 

@@ -262,17 +262,25 @@ def command(rule: Rule, note: Notification) -> Outcome:
     return Outcome(done.returncode == 0, _one_line(f"exit {done.returncode} {said}"))
 
 
+_APPRISE: dict[tuple[str, ...], Any] = {}  # one Apprise per rule's URLs, kept
+
+
 def apprise(rule: Rule, note: Notification) -> Outcome:
     """Through Apprise (the optional ``notify`` extra), its throttle off."""
-    try:
-        import apprise as apprise_lib  # the optional extra: only a rule using it loads it
-    except ImportError:
-        return Outcome(False, "apprise is not installed: pip install 'dead-drop-logger[notify]'")
-    sender = apprise_lib.Apprise()
-    for url in rule.urls:
-        if not sender.add(url):
-            return Outcome(False, "apprise does not understand one of the rule's urls")
-    for server in sender:
-        server.request_rate_per_sec = 0  # its default: one send per 5.5 s per plugin
+    sender = _APPRISE.get(rule.urls)
+    if sender is None:
+        try:
+            import apprise as apprise_lib  # the optional extra: only a rule using it loads it
+        except ImportError:
+            return Outcome(
+                False, "apprise is not installed: pip install 'dead-drop-logger[notify]'"
+            )
+        sender = apprise_lib.Apprise()
+        for url in rule.urls:
+            if not sender.add(url):
+                return Outcome(False, "apprise does not understand one of the rule's urls")
+        for server in sender:
+            server.request_rate_per_sec = 0  # its default: up to one send per 5.5 s per plugin
+        _APPRISE[rule.urls] = sender
     ok = sender.notify(body=note.text(), title=_title(rule, note))
     return Outcome(bool(ok), "sent" if ok else "apprise reported a failure")
