@@ -19,6 +19,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     at: float  # time.time() when it arrived
+    mono: float = 0.0  # time.monotonic() then (benchmarks compare it with commits)
+    status: int = 200  # what it was answered
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -72,6 +74,8 @@ class Receiver:
                             {k.lower(): v for k, v in self.headers.items()},
                             body,
                             time.time(),
+                            time.monotonic(),
+                            answer.status,
                         )
                     )
                 self.send_response(answer.status)
@@ -112,3 +116,7 @@ class Receiver:
 
     def ids(self) -> list[str]:
         return [r.headers.get("webhook-id", "") for r in self.received()]
+
+    def delivered(self) -> list[Request]:
+        """The requests answered 2xx."""
+        return [r for r in self.received() if 200 <= r.status < 300]

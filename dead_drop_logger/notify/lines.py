@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..logdir import layout
+from ..logdir.state import STATE_NAME
 from ..read.logread import LogDir, Reader, Tail, line_id
 
 Position = dict[str, Any]
+FULL_EVERY = 1.0  # seconds between two polls that read whatever the state files say
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,8 @@ class Lines:
         self.rooms = rooms
         self.tail = Tail(Reader(self._sources(), kind=kind))
         self.started = position is not None
+        self.signature: tuple[tuple[int, int, int], ...] | None = None
+        self.full_at = 0.0
         if position is not None:
             self._load(position)
 
@@ -65,10 +71,35 @@ class Lines:
             return [source for source in found if source.room in self.rooms]
         return [LogDir(self.log_dir), *found]
 
+    def _signature(self) -> tuple[tuple[int, int, int], ...] | None:
+        """The state file of each directory read (inode, change time, size): a writer
+        saves it after every batch it commits, so while it is unchanged nothing new is
+        committed. None when a directory has none (then only reading tells)."""
+        found = []
+        for source in self.tail.reader.sources:
+            try:
+                st = os.stat(source.path / STATE_NAME)
+            except OSError:
+                return None
+            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(found)
+
     def poll(self) -> Iterator[Item]:
         """The committed lines added since the last poll (the first poll of a rule
-        without a position skips what is there: a new rule starts at the end)."""
-        self.tail.reader.sources = self._sources()
+        without a position skips what is there: a new rule starts at the end).
+
+        Cheap when nothing changed: the directories' state files are looked at, and the
+        files read only when one changed, or a second has passed (a new room, a file
+        compressed or pruned)."""
+        now = time.monotonic()
+        if self.started and now - self.full_at < FULL_EVERY:
+            signature = self._signature()
+            if signature is not None and signature == self.signature:
+                return
+        else:
+            self.full_at = now
+            self.tail.reader.sources = self._sources()
+        self.signature = self._signature()
         skip = not self.started
         self.started = True
         for chunk in self.tail.poll():

@@ -27,7 +27,7 @@ from .worker import Worker
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 0.2  # how often a rule looks for new committed lines
+POLL_INTERVAL = 0.05  # how often a rule looks at the state files for new lines
 JOIN_TIMEOUT = 2.0
 LOCK_RETRY = 2.0  # seconds between two tries of a rule another process runs
 
