@@ -4,8 +4,10 @@ can go down (connection refused) and come back on the same port."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -45,6 +47,7 @@ class Receiver:
         self.answers: deque[Answer] = deque()
         self.default = OK
         self.lock = threading.Lock()
+        self.sockets: set[socket.socket] = set()  # kept-alive connections, closed by down()
         self.port = port
         self.server: http.server.ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -59,6 +62,18 @@ class Receiver:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            wbufsize = 1 << 16  # the answer in one write (flushed after each request)
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                with receiver.lock:
+                    receiver.sockets.add(self.connection)
+
+            def finish(self) -> None:
+                with receiver.lock:
+                    receiver.sockets.discard(self.connection)
+                super().finish()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -100,6 +115,10 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.server = None
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         if self.server is not None:

@@ -1,7 +1,7 @@
 """Where a rule delivers: one function per sink, each answering with an :class:`Outcome`.
 
 Why it looks like this:
-- The standard library only (urllib, smtplib, subprocess), so the logger's daemon stays
+- The standard library only (http.client, smtplib, subprocess), so the logger's daemon stays
   small; Apprise, for the long tail of services, is an optional extra imported only when
   a rule uses it, with its per-send throttle turned off (the rule has its own pace).
 - A webhook follows the Standard Webhooks spec: ``webhook-id`` (the event's key, or the
@@ -20,14 +20,15 @@ import email.message
 import email.utils
 import hashlib
 import hmac
+import http.client
 import json
 import smtplib
+import socket
 import ssl
 import subprocess
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,30 +156,89 @@ def _latin1(value: str) -> str:
     return value.encode("latin-1", "replace").decode("latin-1")
 
 
+_LOCAL = threading.local()  # each rule's thread keeps its own connections
+MAX_ANSWER = 1 << 20  # a longer answer is not read to its end: the connection is closed
+
+
+class _Plain(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
+
+
+class _Secure(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _connections() -> dict[tuple[str, str, int], http.client.HTTPConnection]:
+    found: dict[tuple[str, str, int], http.client.HTTPConnection] | None = getattr(
+        _LOCAL, "connections", None
+    )
+    if found is None:
+        found = _LOCAL.connections = {}
+    return found
+
+
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Outcome:
-    request = urllib.request.Request(url, data=body, method="POST")
-    request.add_header("User-Agent", USER_AGENT)
-    for name, value in headers.items():
-        request.add_header(name, value)
+    """POST ``body``; the connection is kept for the next POST to the same host (no new
+    TCP, nor TLS, handshake per event). A kept connection the receiver closed meanwhile
+    is replaced once: the request may then reach it twice, which at-least-once allows
+    (same ``webhook-id``)."""
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "https"
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            status = answer.status
-            said = answer.read(ANSWER).decode("utf-8", "replace")
-            return Outcome(200 <= status < 300, _one_line(f"{status} {said}"), status)
-    except urllib.error.HTTPError as exc:
-        said = ""
-        with contextlib.suppress(Exception):
-            said = exc.read(ANSWER).decode("utf-8", "replace")
-        return Outcome(
-            False,
-            _one_line(f"{exc.code} {said or exc.reason}"),
-            exc.code,
-            retry_after(exc.headers.get("Retry-After")),
-            gone=exc.code == 410,
+        port = parts.port or (443 if secure else 80)
+    except ValueError:
+        return Outcome(False, f"bad port in {_safe(url)}")
+    host = parts.hostname or ""
+    key = (parts.scheme, host, port)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = {"User-Agent": USER_AGENT, **headers}
+    if parts.username is not None:
+        token = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
         )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return Outcome(False, _one_line(f"cannot reach {_safe(url)}: {reason}"))
+        sent["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode("ascii")
+    pool = _connections()
+    for attempt in (1, 2):
+        conn = pool.get(key)
+        reused = conn is not None
+        if conn is None:
+            conn = (
+                _Secure(host, port, timeout=timeout)
+                if secure
+                else _Plain(host, port, timeout=timeout)
+            )
+            pool[key] = conn
+        conn.timeout = timeout
+        try:
+            conn.request("POST", target, body, sent)
+            answer = conn.getresponse()
+            said = answer.read(MAX_ANSWER)
+            if answer.will_close or not answer.isclosed():
+                conn.close()
+                del pool[key]
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            conn.close()
+            del pool[key]
+            if reused and attempt == 1:
+                continue  # the receiver closed a kept connection: once more, on a new one
+            return Outcome(False, _one_line(f"cannot reach {_safe(url)}: {exc}"))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            conn.close()
+            pool.pop(key, None)
+            return Outcome(False, _one_line(f"cannot reach {_safe(url)}: {exc}"))
+        status = answer.status
+        text = said[:ANSWER].decode("utf-8", "replace")
+        detail = _one_line(f"{status} {text or answer.reason}")
+        if 200 <= status < 300:
+            return Outcome(True, detail, status)
+        return Outcome(
+            False, detail, status, retry_after(answer.getheader("Retry-After")), gone=status == 410
+        )
+    return Outcome(False, f"cannot reach {_safe(url)}")  # not reached: the loop returns
 
 
 def _safe(url: str) -> str:
