@@ -339,3 +339,26 @@ def test_a_new_rule_starts_at_the_end_of_the_logs(tmp_path, log_dir, receiver):
     append(log_dir, [message(3)])
     work.step()
     assert receiver.ids() == [":3"]
+
+
+def test_rooms_each_event_keyed_by_its_room_and_the_room_filter(tmp_path, log_dir, receiver):
+    clock = FakeClock("2026-12-06T10:00:00")
+    for room in ("ops", "web"):
+        (log_dir / room).mkdir(parents=True)
+        (log_dir / room / ".dead-drop-logger.lock").touch()  # a room a logger writes
+        append(log_dir / room, [])
+    every = worker(webhook(receiver, tmp_path), tmp_path, log_dir, clock)
+    text = webhook(receiver, tmp_path, match='room = "ops"').replace('"hook"', '"ops"')
+    ops = worker(text.replace("/hook", "/ops"), tmp_path, log_dir, clock)
+    append(log_dir / "ops", [message(1)])
+    append(log_dir / "web", [message(1), message(2)])
+    append(log_dir, [message(9)])
+    every.step()
+    ops.step()
+    assert sorted(r.headers["webhook-id"] for r in receiver.received() if r.path == "/hook") == [
+        ":9",
+        "ops:1",
+        "web:1",
+        "web:2",
+    ]
+    assert [r.headers["webhook-id"] for r in receiver.received() if r.path == "/ops"] == ["ops:1"]
