@@ -1,16 +1,20 @@
 """The committed lines a rule has not read yet, and where it got to, as JSON.
 
 Why it exists: a rule's position must survive a kill -9 and a reboot, so it is saved
-with the rule's state; this is the one place that turns the readers' :class:`Tail`
-(which reads only committed lines, follows rotation, compression, retention and a
-restored directory) into something saved and loaded. Rooms created after the start
-are picked up at each poll. The shared feed (read/feed.py) will take its place.
+with the rule's state. Messages are read through the shared feed
+(:class:`..read.feed.Feed`: committed lines only, every room, rotation, compression,
+retention and a restored directory followed, keys ``ROOM:ID``); the task and agent day
+files, which the feed does not read, through the same :class:`..read.logread.Tail`
+it wraps, with the same position format.
+
+Polling is cheap while nothing changes: the directories' state files are looked at
+(a writer saves its state after every batch it commits), and the files are read only
+when one changed, or a second has passed (a new room, a file compressed or pruned).
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -20,10 +24,11 @@ from typing import Any
 
 from ..logdir import layout
 from ..logdir.state import STATE_NAME
+from ..read.feed import Feed, Position, at_end, sources
 from ..read.logread import LogDir, Reader, Tail, line_id
 
-Position = dict[str, Any]
 FULL_EVERY = 1.0  # seconds between two polls that read whatever the state files say
+Saved = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,44 +44,56 @@ class Item:
         return line_id(self.raw)
 
 
-def key_of(room: str | None, msg_id: int | None) -> str:
-    """A message's key: ``room:id`` (the log directory itself has the empty room)."""
+def key_of(room: str | None, msg_id: object) -> str:
+    """A message's key: ``ROOM:ID`` (``:ID`` for the main log), the feed's own."""
     return f"{room or ''}:{msg_id}"
 
 
 class Lines:
     """Reads one kind of day file (messages, tasks, agents) of a log directory and its
-    rooms (``rooms``: only those; empty: all)."""
+    rooms (``rooms``: only those; empty: all, and the log directory itself). Without a
+    saved position it starts at the end of what is committed now (messages: the feed's
+    :func:`..read.feed.at_end`; tasks and agents: their first poll read through)."""
 
     def __init__(
         self,
         log_dir: Path,
         kind: str = layout.MESSAGES,
         rooms: tuple[str, ...] = (),
-        position: Position | None = None,
+        saved: Saved | None = None,
     ) -> None:
         self.log_dir = log_dir
         self.kind = kind
         self.rooms = rooms
-        self.tail = Tail(Reader(self._sources(), kind=kind))
-        self.started = position is not None
+        if saved is not None:
+            position = Position.from_json(log_dir, json.dumps(saved).encode())
+        elif kind == layout.MESSAGES:
+            position = at_end(log_dir)
+        else:
+            position = Position(log_dir)  # its first poll reads through (see poll)
+        self.feed: Feed | None = None
+        self.tail: Tail | None = None
+        if kind == layout.MESSAGES:
+            self.feed = Feed(log_dir, position)
+        else:
+            self.tail = Tail(
+                Reader(sources(log_dir), kind=kind),
+                position.positions,
+                position.finished,
+                position.last,
+            )
+        self.position_data = position
+        self.skip = saved is None and kind != layout.MESSAGES  # the feed's at_end is messages'
         self.signature: tuple[tuple[int, int, int], ...] | None = None
         self.full_at = 0.0
-        if position is not None:
-            self._load(position)
-
-    def _sources(self) -> list[LogDir]:
-        found = [LogDir(path, path.name) for path in layout.room_dirs(self.log_dir)]
-        if self.rooms:
-            return [source for source in found if source.room in self.rooms]
-        return [LogDir(self.log_dir), *found]
+        self.dirs: list[LogDir] = sources(log_dir)
 
     def _signature(self) -> tuple[tuple[int, int, int], ...] | None:
-        """The state file of each directory read (inode, change time, size): a writer
-        saves it after every batch it commits, so while it is unchanged nothing new is
-        committed. None when a directory has none (then only reading tells)."""
+        """The state file of each directory (inode, change time, size): while none
+        changed nothing new is committed. None when a directory has none (then only
+        reading tells)."""
         found = []
-        for source in self.tail.reader.sources:
+        for source in self.dirs:
             try:
                 st = os.stat(source.path / STATE_NAME)
             except OSError:
@@ -85,57 +102,35 @@ class Lines:
         return tuple(found)
 
     def poll(self) -> Iterator[Item]:
-        """The committed lines added since the last poll (the first poll of a rule
-        without a position skips what is there: a new rule starts at the end).
-
-        Cheap when nothing changed: the directories' state files are looked at, and the
-        files read only when one changed, or a second has passed (a new room, a file
-        compressed or pruned)."""
+        """The committed lines added since the last poll."""
         now = time.monotonic()
-        if self.started and now - self.full_at < FULL_EVERY:
+        if now - self.full_at < FULL_EVERY:
             signature = self._signature()
             if signature is not None and signature == self.signature:
                 return
         else:
             self.full_at = now
-            self.tail.reader.sources = self._sources()
+            self.dirs = sources(self.log_dir)
         self.signature = self._signature()
-        skip = not self.started
-        self.started = True
-        for chunk in self.tail.poll():
-            if skip:
+        wanted = set(self.rooms)
+        skip, self.skip = self.skip, False
+        for room, raw, path in self._lines():
+            if skip or (wanted and room not in wanted):
                 continue
-            room = chunk.source.room
+            yield Item(room, raw, path)
+
+    def _lines(self) -> Iterator[tuple[str | None, bytes, Path]]:
+        if self.feed is not None:
+            for line in self.feed.poll():
+                yield line.room, line.raw, line.file.path
+            return
+        assert self.tail is not None
+        self.tail.reader = Reader(sources(self.log_dir), kind=self.kind)
+        for chunk in self.tail.poll():
             for raw in chunk.lines():
-                yield Item(room, raw, chunk.file.path)
+                yield chunk.source.room, raw, chunk.file.path
 
     @property
-    def position(self) -> Position:
-        files = []
-        for (source, day, part), offset in self.tail.positions.items():
-            last = self.tail.last.get((source, day, part))
-            files.append(
-                {
-                    "room": source.room,
-                    "day": day.isoformat(),
-                    "part": part,
-                    "offset": offset,
-                    "finished": (source, day, part) in self.tail.finished,
-                    "last": None
-                    if last is None
-                    else [last[0], base64.b64encode(last[1]).decode("ascii")],
-                }
-            )
-        return {"kind": self.kind, "files": files}
-
-    def _load(self, position: Position) -> None:
-        for entry in position.get("files", []):
-            room = entry.get("room")
-            source = LogDir(self.log_dir / room, room) if room else LogDir(self.log_dir)
-            key = (source, dt.date.fromisoformat(entry["day"]), int(entry["part"]))
-            self.tail.positions[key] = int(entry["offset"])
-            if entry.get("finished"):
-                self.tail.finished.add(key)
-            last = entry.get("last")
-            if last:
-                self.tail.last[key] = (int(last[0]), base64.b64decode(last[1]))
+    def position(self) -> Saved:
+        data: Saved = json.loads(self.position_data.to_json())
+        return data
