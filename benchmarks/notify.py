@@ -305,18 +305,53 @@ def bench_kills(work: Path, kills: int) -> dict[str, Any]:
     }
 
 
+# -- 5. idle ------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid`` so far (schedstat: nanoseconds)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def bench_idle(work: Path, seconds: float) -> dict[str, Any]:
+    """CPU of ``run`` with nothing arriving: no rule, one rule, five rules, in turn."""
+    receiver = Receiver()
+    found: dict[str, Any] = {}
+    for count in (0, 1, 5):
+        rules = "".join(rule(f"r{i}", receiver.url) for i in range(count)) or "# none\n"
+        setup = Setup(work, f"idle{count}", rules)
+        proc = setup.start()
+        if count:
+            setup.wait_rule(f"r{count - 1}")
+        serverdb.send(serverdb.connect(setup.db), "juno", "lead", "one line, then quiet")
+        time.sleep(5)
+        before = cpu_seconds(proc.pid)
+        time.sleep(seconds)
+        used = cpu_seconds(proc.pid) - before
+        stop(proc)
+        found[f"{count}_rules_cpu_pct"] = round(100 * used / seconds, 3)
+    receiver.close()
+    found["load"] = load()
+    return found
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--part", choices=["latency", "burst", "outage", "kills", "all"], default="all"
+        "--part", choices=["latency", "burst", "outage", "kills", "idle", "all"], default="all"
     )
+    parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--outage", type=float, default=600.0)
     parser.add_argument("--kills", type=int, default=100)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="notify-bench-"))
-    parts = ["latency", "burst", "outage", "kills"] if args.part == "all" else [args.part]
+    everything = ["latency", "burst", "outage", "kills", "idle"]
+    parts = everything if args.part == "all" else [args.part]
     results: dict[str, Any] = {}
     try:
         for part in parts:
@@ -327,6 +362,8 @@ def main() -> int:
                 results[part] = bench_burst(work, args.burst)
             elif part == "outage":
                 results[part] = bench_outage(work, args.outage)
+            elif part == "idle":
+                results[part] = bench_idle(work, args.idle)
             else:
                 results[part] = bench_kills(work, args.kills)
             print(json.dumps({part: results[part]}), flush=True)

@@ -272,3 +272,26 @@ def test_kill_9_under_a_steady_writer_loses_nothing(
     assert len(collapsed) == len(set(collapsed)) == len(want)
     ids = [int(key[1:]) for key in collapsed]
     assert ids == sorted(ids)
+
+
+def test_start_delivers_from_the_daemon_and_stop_ends_it(home_env, server_db, log_dir, receiver):
+    config = Path(home_env["HOME"]) / ".config" / "dead-drop-logger" / "config.toml"
+    write_config(config, hook("daemon", receiver.url, f'secret = "{SECRET}"'))
+    args = ("--db", str(server_db), "--log-dir", str(log_dir), "--poll-interval", "0.05")
+    done = run_command("start", *args, env=home_env)
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split("(pid ")[1].split(")")[0])
+    try:
+        wait_until(lambda: (log_dir / ".notify" / "daemon.state.json").exists(), what="the rule")
+        ids = serverdb.send_many(server_db, 2)
+        wait_until(lambda: len(receiver.received()) == len(ids), what="deliveries")
+        for request in receiver.received():
+            Webhook(SECRET).verify(request.body, request.headers)
+        shown = run_command("status", env=home_env).stdout
+        assert f"notify daemon (webhook {receiver.url}): matched {len(ids)}, delivered" in shown
+    finally:
+        stopped = run_command("stop", env=home_env)
+        if stopped.returncode != 0:
+            os.kill(pid, signal.SIGKILL)
+    assert stopped.returncode == 0, stopped.stderr
+    assert sorted(receiver.ids()) == [f":{i}" for i in sorted(ids)]
