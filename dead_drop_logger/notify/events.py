@@ -130,6 +130,15 @@ class Unanswered:
             room, asker, responder, msg_id, asked, _line = entry
             self.tracker.add(int(msg_id), asker, responder, float(asked), None, room)
             self.lines[(room, int(msg_id))] = list(entry)
+        self.earliest: float | None = None  # the oldest watched message's time
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget the watched messages answered (or expired) since; note the oldest."""
+        still = {(room, msg_id) for room, _a, _r, msg_id, _t in self.tracker.waiting_messages()}
+        for gone in set(self.lines) - still:
+            del self.lines[gone]
+        self.earliest = min((float(w[4]) for w in self.lines.values()), default=None)
 
     def feed(self, items: Iterable[Item]) -> None:
         for item in items:
@@ -155,13 +164,13 @@ class Unanswered:
                 self.lines[(item.room, msg_id)] = [
                     item.room, sender, to, msg_id, when, _body(item.raw)
                 ]  # fmt: skip
+        self._prune()
 
     def due(self, now: dt.datetime, at: float) -> list[Event]:
         """The watched messages unanswered for the rule's time at ``now``; each once."""
         moment = local(now).timestamp()
-        still = {(room, msg_id) for room, _a, _r, msg_id, _t in self.tracker.waiting_messages()}
-        for gone in set(self.lines) - still:  # answered (or expired)
-            del self.lines[gone]
+        if self.earliest is None or moment - self.earliest < self.after:
+            return []  # (each round: so nothing is looked through before its time)
         found: list[Event] = []
         for room, asker, responder, msg_id, asked in sorted(
             self.tracker.waiting_messages(), key=lambda w: w[4]
@@ -181,6 +190,7 @@ class Unanswered:
                 separators=(",", ":"),
             )
             found.append(Event(f"unanswered:{key_of(room, msg_id)}", "unanswered", room, body, at))
+        self._prune()
         return found
 
     def saved(self) -> list[Waiting]:

@@ -7,9 +7,10 @@ retention and a restored directory followed, keys ``ROOM:ID``); the task and age
 files, which the feed does not read, through the same :class:`..read.logread.Tail`
 it wraps, with the same position format.
 
-Polling is cheap while nothing changes: the directories' state files are looked at
-(a writer saves its state after every batch it commits), and the files are read only
-when one changed, or a second has passed (a new room, a file compressed or pruned).
+Polling is cheap while nothing changes: a :class:`DirWatch` looks at the directories
+and their state files (a writer saves its state after every batch it commits; a room
+made, a file compressed or pruned changes its directory), and the files are read only
+when one changed, or every 30 s whatever it says.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from typing import Any
 from ..logdir import layout
 from ..logdir.state import STATE_NAME
 from ..read.feed import Feed, Position, at_end, sources
-from ..read.logread import LogDir, Reader, Tail, line_id
+from ..read.logread import Reader, Tail, line_id
 
-FULL_EVERY = 1.0  # seconds between two polls that read whatever the state files say
+FULL_EVERY = 30.0  # seconds between two polls that read whatever the signature says
 Saved = dict[str, Any]
 
 
@@ -47,6 +48,56 @@ class Item:
 def key_of(room: str | None, msg_id: object) -> str:
     """A message's key: ``ROOM:ID`` (``:ID`` for the main log), the feed's own."""
     return f"{room or ''}:{msg_id}"
+
+
+Signature = tuple[tuple[int, ...], ...]
+
+
+class DirWatch:
+    """What tells, in a few ``stat`` calls, that a log directory may hold new committed
+    lines: the directory and each of its (not hidden) subdirectories, and the state
+    file of each. A writer saves its state after every batch it commits; a room made,
+    a lock file created, a file compressed or pruned changes a directory. The list of
+    subdirectories is read again only when the log directory itself changed."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.top: tuple[int, int] | None = None
+        self.subdirs: list[Path] = []
+
+    def signature(self) -> Signature | None:
+        """None when no directory has a state file (nothing tells but reading)."""
+        try:
+            top = os.stat(self.log_dir)
+        except OSError:
+            return ((0,),)  # not there yet: a directory made later changes this
+        mark = (top.st_ino, top.st_mtime_ns)
+        if mark != self.top:
+            self.top = mark
+            try:
+                self.subdirs = sorted(
+                    p
+                    for p in self.log_dir.iterdir()
+                    if not p.name.startswith(".") and p.is_dir() and not p.is_symlink()
+                )
+            except OSError:
+                self.subdirs = []
+        found: list[tuple[int, ...]] = [mark]
+        states = 0
+        for path in (self.log_dir, *self.subdirs):
+            try:
+                folder = os.stat(path)
+            except OSError:
+                found.append((0,))
+                continue
+            try:
+                st = os.stat(path / STATE_NAME)
+            except OSError:
+                found.append((folder.st_ino, folder.st_mtime_ns))
+                continue
+            states += 1
+            found.append((folder.st_mtime_ns, st.st_ino, st.st_mtime_ns, st.st_size))
+        return tuple(found) if states else None
 
 
 class Lines:
@@ -84,34 +135,20 @@ class Lines:
             )
         self.position_data = position
         self.skip = saved is None and kind != layout.MESSAGES  # the feed's at_end is messages'
-        self.signature: tuple[tuple[int, int, int], ...] | None = None
+        self.watch = DirWatch(log_dir)
+        self.signature: Signature | None = None
         self.full_at = 0.0
-        self.dirs: list[LogDir] = sources(log_dir)
-
-    def _signature(self) -> tuple[tuple[int, int, int], ...] | None:
-        """The state file of each directory (inode, change time, size): while none
-        changed nothing new is committed. None when a directory has none (then only
-        reading tells)."""
-        found = []
-        for source in self.dirs:
-            try:
-                st = os.stat(source.path / STATE_NAME)
-            except OSError:
-                return None
-            found.append((st.st_ino, st.st_mtime_ns, st.st_size))
-        return tuple(found)
 
     def poll(self) -> Iterator[Item]:
         """The committed lines added since the last poll."""
         now = time.monotonic()
+        signature = self.watch.signature()
         if now - self.full_at < FULL_EVERY:
-            signature = self._signature()
             if signature is not None and signature == self.signature:
                 return
         else:
             self.full_at = now
-            self.dirs = sources(self.log_dir)
-        self.signature = self._signature()
+        self.signature = signature
         wanted = set(self.rooms)
         skip, self.skip = self.skip, False
         for room, raw, path in self._lines():

@@ -20,6 +20,7 @@ from typing import Any
 from ..clock import Clock
 from ..files import LogDirError
 from .events import Event
+from .lines import DirWatch
 from .rules import Rule
 from .sinks import Notification, Outcome, send
 from .state import RuleLock, RuleState, notify_dir, saved_states
@@ -27,7 +28,7 @@ from .worker import Worker
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 0.05  # how often a rule looks at the state files for new lines
+POLL_INTERVAL = 0.05  # how often the notifier looks at the log directory for new lines
 JOIN_TIMEOUT = 2.0
 LOCK_RETRY = 2.0  # seconds between two tries of a rule another process runs
 
@@ -49,20 +50,38 @@ class Notifier:
         self.poll_interval = poll_interval
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
+        self.wakes: list[threading.Event] = []
 
     def start(self) -> None:
         """One thread per rule. A rule that cannot start (its secret missing, its state
         unreadable) is logged and the others run."""
         for rule in self.rules:
+            wake = threading.Event()
+            self.wakes.append(wake)
             thread = threading.Thread(
-                target=self._run, args=(rule,), name=f"notify-{rule.name}", daemon=True
+                target=self._run, args=(rule, wake), name=f"notify-{rule.name}", daemon=True
             )
             thread.start()
             self.threads.append(thread)
+        watcher = threading.Thread(target=self._watch, name="notify-watch", daemon=True)
+        watcher.start()
+        self.threads.append(watcher)
         named = ", ".join(f"{r.name} ({r.sink} {r.destination})" for r in self.rules)
         log.info("notifying: %s", named)
 
-    def _run(self, rule: Rule) -> None:
+    def _watch(self) -> None:
+        """One look at the log directory every ``poll_interval`` for all the rules: each
+        rule's thread is woken when it changed (and sleeps otherwise)."""
+        watch = DirWatch(self.log_dir)
+        last = watch.signature()
+        while not self.stopping.wait(self.poll_interval):
+            now = watch.signature()
+            if now is None or now != last:
+                for wake in self.wakes:
+                    wake.set()
+            last = now
+
+    def _run(self, rule: Rule, wake: threading.Event) -> None:
         """A rule's thread: its lock (another process may run it: then waited for), its
         worker, its rounds until stopped."""
         lock = RuleLock(self.log_dir, rule.name)
@@ -83,7 +102,7 @@ class Notifier:
             return
         try:
             worker = Worker(rule, self.log_dir, clock=self.clock)
-            worker.run(self.stopping, self.poll_interval)
+            worker.run(self.stopping, self.poll_interval, wake)
         except Exception as exc:
             log.error("notify %s: cannot start: %s", rule.name, exc)
         finally:
@@ -91,6 +110,8 @@ class Notifier:
 
     def stop(self) -> None:
         self.stopping.set()
+        for wake in self.wakes:
+            wake.set()
         for thread in self.threads:
             thread.join(JOIN_TIMEOUT)
 

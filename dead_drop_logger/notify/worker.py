@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = 1.0
 MAX_BATCH = 1000  # events in one digest
 HOUR = 3600.0
+IDLE_TICK = 1.0  # seconds between two rounds with nothing changed nor due
 EPSILON = 0.001  # a wait this short is due now (float time)
 
 Sender = Callable[[Rule, Notification, str | None], Outcome]
@@ -266,17 +267,30 @@ class Worker:
         self.read()
         return self.deliver()
 
-    def run(self, stop: threading.Event, poll_interval: float) -> None:
-        """Rounds until ``stop`` is set; an unexpected error is logged and retried."""
+    def run(
+        self, stop: threading.Event, poll_interval: float, wake: threading.Event | None = None
+    ) -> None:
+        """Rounds until ``stop`` is set; an unexpected error is logged and retried.
+
+        With ``wake`` (set by the notifier's :class:`.lines.DirWatch` when the logs
+        change, and at stop), a round comes when it is set, when a delivery is due, or
+        each second (an unanswered message's time); without, every ``poll_interval``."""
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()  # (set during the round: the next wait returns at once)
             try:
                 due = self.step()
             except Exception:
                 log.exception("notify %s: unexpected error; trying again", self.rule.name)
                 due = None
-            wait = poll_interval if due is None else max(0.0, min(due, poll_interval))
-            if wait:
+            tick = poll_interval if wake is None else IDLE_TICK
+            wait = tick if due is None else max(0.0, min(due, tick))
+            if not wait:
+                continue
+            if wake is None:
                 stop.wait(wait)
+            else:
+                wake.wait(wait)
 
 
 def _local(clock: Clock, moment: float) -> dt.datetime:
