@@ -87,7 +87,16 @@ class Setup:
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.dir / f"{command}.err", "ab"),
+            stderr=open(self.dir / f"{command}.err", "ab"),  # (closed with the process)
+        )
+
+    def wait_following(self, timeout: float = 60) -> None:
+        """Until ``run`` has fixed its start position (a send before would be history,
+        which a first start does not log)."""
+        until(
+            lambda: "INFO: following " in (self.dir / "run.err").read_text(),
+            timeout,
+            "the follower to start",
         )
 
     def wait_rule(self, name: str, timeout: float = 60) -> None:
@@ -141,6 +150,7 @@ def bench_latency(work: Path, duration: float) -> dict[str, Any]:
     before = apprise_anchor(receiver)
     setup = Setup(work, "latency", rule("all", receiver.url))
     proc = setup.start()
+    setup.wait_following()
     setup.wait_rule("all")
     watcher = Watcher(setup.log_dir, setup.db)
     watcher.start()
@@ -182,6 +192,7 @@ def bench_burst(work: Path, count: int) -> dict[str, Any]:
     receiver.default = Answer(stall=0.001)
     setup = Setup(work, "burst", rule("burst", receiver.url) + '[notify.match]\nto = "lead"\n')
     proc = setup.start()
+    setup.wait_following()
     setup.wait_rule("burst")
     conn = serverdb.connect(setup.db)
     start = time.monotonic()
@@ -211,6 +222,7 @@ def bench_outage(work: Path, outage: float, baseline: float = 60.0) -> dict[str,
     receiver = Receiver()
     setup = Setup(work, "outage", rule("outage", receiver.url))
     proc = setup.start()
+    setup.wait_following()
     setup.wait_rule("outage")
     watcher = Watcher(setup.log_dir, setup.db)
     watcher.start()
@@ -282,6 +294,7 @@ def bench_kills(work: Path, kills: int) -> dict[str, Any]:
     plain.write_text("# the follower: no rules\n")
     follower = setup.start("run", "--config", str(plain))
     notifier = setup.start("notify")
+    setup.wait_following()
     setup.wait_rule("kills")
     sends = int(kills * 1.5 / 0.05) + 100
     writer = subprocess.Popen(
@@ -337,6 +350,7 @@ def bench_idle(work: Path, seconds: float) -> dict[str, Any]:
         rules = "".join(rule(f"r{i}", receiver.url) for i in range(count)) or "# none\n"
         setup = Setup(work, f"idle{count}", rules)
         proc = setup.start()
+        setup.wait_following()
         if count:
             setup.wait_rule(f"r{count - 1}")
         serverdb.send(serverdb.connect(setup.db), "juno", "lead", "one line, then quiet")
