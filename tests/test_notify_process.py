@@ -295,3 +295,30 @@ def test_start_delivers_from_the_daemon_and_stop_ends_it(home_env, server_db, lo
             os.kill(pid, signal.SIGKILL)
     assert stopped.returncode == 0, stopped.stderr
     assert sorted(receiver.ids()) == [f":{i}" for i in sorted(ids)]
+
+
+def test_a_room_made_while_it_runs_is_notified_from_its_first_line(
+    no_user_config, tmp_path, log_dir, receiver, logger
+):
+    rooms = tmp_path / "rooms"
+    rooms.mkdir()
+
+    def room(name: str) -> Path:
+        db = serverdb.room_db(rooms, name)
+        db.parent.mkdir()
+        serverdb.create(db)
+        return db
+
+    ops = room("ops")
+    write_config(no_user_config, hook("rooms", receiver.url))
+    proc = logger(target=["--rooms-dir", str(rooms), "--log-dir", str(log_dir)]).start()
+    wait_until(lambda: "room ops: following " in proc.stderr(), what="room ops")
+    wait_until(lambda: (log_dir / ".notify" / "rooms.state.json").exists(), what="the rule")
+    serverdb.send(serverdb.connect(ops), "juno", "lead", "in ops")
+    wait_until(lambda: receiver.ids() == ["ops:1"], what="the ops message")
+    web = room("web")  # made later: found by the follower, then by the rule
+    wait_until(lambda: "room web: following " in proc.stderr(), what="room web")
+    serverdb.send(serverdb.connect(web), "vega", "lead", "in web")
+    wait_until(lambda: len(receiver.ids()) == 2, what="the web message")
+    assert proc.stop() == 0
+    assert receiver.ids() == ["ops:1", "web:1"]
