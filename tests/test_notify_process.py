@@ -322,3 +322,16 @@ def test_a_room_made_while_it_runs_is_notified_from_its_first_line(
     wait_until(lambda: len(receiver.ids()) == 2, what="the web message")
     assert proc.stop() == 0
     assert receiver.ids() == ["ops:1", "web:1"]
+
+
+def test_the_example_settings_file_holds_a_valid_rule(tmp_path):
+    from dead_drop_logger.control import configfile
+
+    block = configfile.EXAMPLE.split("[[notify]]", 1)[1]
+    text = "[[notify]]" + "".join(
+        line.removeprefix("# ") + "\n" for line in block.splitlines() if line.startswith("# ")
+    )
+    path = write_config(tmp_path / "config.toml", text)
+    [rule] = configfile.load(path).notify
+    assert (rule.name, rule.sink, rule.secret_env) == ("blocked", "webhook", "HOOK_SECRET")
+    assert rule.filters.contains == ("blocked",)

@@ -248,4 +248,13 @@ EXAMPLE = """\
 # Rooms that live elsewhere, NAME = "PATH of its messages.db":
 # [rooms]
 # ops = "/srv/ops/messages.db"
+
+# Notifications, one [[notify]] table per rule (every key: docs/notify.md):
+# [[notify]]
+# name = "blocked"
+# sink = "webhook"                    # webhook, slack, ntfy, email, command, apprise
+# url = "https://hooks.example.org/dead-drop"
+# secret_env = "HOOK_SECRET"          # its signing secret, from the environment
+# [notify.match]                      # the search filters: from, to, contains...
+# contains = "blocked"
 """
