@@ -327,8 +327,8 @@ def test_a_room_made_while_it_runs_is_notified_from_its_first_line(
 def test_the_example_settings_file_holds_a_valid_rule(tmp_path):
     from dead_drop_logger.control import configfile
 
-    block = configfile.EXAMPLE.split("[[notify]]", 1)[1]
-    text = "[[notify]]" + "".join(
+    block = configfile.EXAMPLE.split("# [[notify]]\n", 1)[1]
+    text = "[[notify]]\n" + "".join(
         line.removeprefix("# ") + "\n" for line in block.splitlines() if line.startswith("# ")
     )
     path = write_config(tmp_path / "config.toml", text)
