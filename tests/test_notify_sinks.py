@@ -257,3 +257,29 @@ def test_without_an_apprise_rule_apprise_is_never_imported(
     assert not [n for n in imported if n.startswith("dead_drop_logger.notify") or n == "apprise"]
     assert run_command("--help", env=dict(os.environ)).returncode == 0
     assert logger_command()
+
+
+def test_email_never_sends_a_password_in_clear(tmp_path, log_dir, monkeypatch):
+    box = Mailbox()
+    port = free_port()
+    smtp = Controller(
+        box, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_require_tls=False
+    )  # no TLS at all, and it would take a login
+    smtp.start()
+    monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
+    try:
+        text = f"""
+[[notify]]
+name = "plain"
+sink = "email"
+smtp_url = "smtp://127.0.0.1:{port}"
+smtp_user = "bot"
+secret_env = "SMTP_PASSWORD"
+from_addr = "logger@example.org"
+to_addrs = ["lead@example.org"]
+"""
+        work = drive(text, tmp_path, log_dir, [message(1)])
+        assert work.state.delivered == 0 and box.messages == []
+        assert work.last is not None and "offers no STARTTLS" in work.last.detail
+    finally:
+        smtp.stop()

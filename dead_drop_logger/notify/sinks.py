@@ -283,11 +283,17 @@ def mail(rule: Rule, note: Notification, secret: str | None) -> Outcome:
             client = smtplib.SMTP(host, port or 587, timeout=rule.timeout)
         with client:
             client.ehlo()
+            secure = parts.scheme == "smtps"
             if parts.scheme == "smtp+starttls" or (
                 parts.scheme == "smtp" and client.has_extn("starttls")
             ):
                 client.starttls(context=context)
                 client.ehlo()
+                secure = True
+            if user and not secure:
+                return Outcome(
+                    False, f"{host} offers no STARTTLS: the password is not sent in clear"
+                )
             if user:
                 if secret is None:
                     return Outcome(False, "smtp_user given but no password (secret_env)")
