@@ -283,6 +283,9 @@ def test_start_delivers_from_the_daemon_and_stop_ends_it(home_env, server_db, lo
     pid = int(done.stdout.split("(pid ")[1].split(")")[0])
     try:
         wait_until(lambda: (log_dir / ".notify" / "daemon.state.json").exists(), what="the rule")
+        # and the follower's start position fixed (a send before it would be history)
+        daemon_log = Path(home_env["HOME"]) / ".dead-drop" / "logger.log"
+        wait_until(lambda: "INFO: following " in daemon_log.read_text(), what="the follower")
         ids = serverdb.send_many(server_db, 2)
         wait_until(lambda: len(receiver.received()) == len(ids), what="deliveries")
         for request in receiver.received():
