@@ -19,7 +19,7 @@ from ..read import reading
 from ..read.logread import Reader
 from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, exporting, options
+from . import cli_errors, configfile, exporting, notifying, options
 from .pidfile import AlreadyRunning, PidFileError
 from .progress import Bar
 
@@ -65,6 +65,7 @@ def run(**params: Any) -> None:
 
     settings = options.settings_from(params)
     _checked("check_paths", settings)
+    rules = _notify_rules()
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     ship = _ship_config(click.get_current_context(), params)
     follower = runner(settings)
@@ -82,9 +83,12 @@ def run(**params: Any) -> None:
     try:
         with held, keeping_index(settings.log_dir):
             shipping = _start_shipping(ship, settings.log_dir)
+            notifier = notifying.start(rules, settings.log_dir)  # [[notify]]: beside it
             try:
                 follower.run()
             finally:
+                if notifier is not None:
+                    notifier.stop()
                 if shipping is not None:
                     shipping.stop()
         bar.close()
@@ -293,6 +297,7 @@ def _launch(
             log_level=log_level,
             given=given,
             ship=ship,
+            notify_rules=notifying.rules(),
         )
     except (AlreadyRunning, daemon.DaemonError, PidFileError) as exc:
         raise _NotStarted(str(exc)) from None
@@ -342,6 +347,7 @@ def start(**params: Any) -> None:
     """
     settings = options.settings_from(params)
     _checked("check_paths", settings)
+    _notify_rules()
     _start(params, settings, _given(click.get_current_context(), params))
 
 
@@ -398,6 +404,7 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
             given.add(name)
     settings = options.settings_from(params)  # refused here, with the daemon still running
     _checked("check_all", settings)  # and here
+    _notify_rules()  # and here
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     pid_file = Path(params["pid_file"]).expanduser()
@@ -475,7 +482,15 @@ def status(pid_file: Path, as_json: bool) -> None:
         fail(str(exc), code=4)
     except OSError as exc:
         fail(f"cannot read {exc.filename or pid_file}: {exc.strerror}", code=4)
-    click.echo(report.to_json() if as_json else report.to_text())
+    rules = notifying.rules()  # [[notify]] rules: each one's figures below
+    if not rules:
+        click.echo(report.to_json() if as_json else report.to_text())
+    else:
+        log_dir = Path(report.log_dir) if report.log_dir else notifying.log_dir_of_config()
+        if as_json:
+            click.echo(notifying.status_json(report.to_json(), rules, log_dir))
+        else:
+            click.echo("\n".join([report.to_text(), *notifying.status_text(rules, log_dir)]))
     sys.exit(report.exit_code)
 
 
@@ -1067,6 +1082,53 @@ def serve(
 def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def _notify_rules() -> list[Any]:
+    """The settings file's [[notify]] rules, their secrets there (exit 2 if not)."""
+    rules = notifying.rules()
+    problem = notifying.check_secrets(rules)
+    if problem is not None:
+        fail(problem, 2)
+    return rules
+
+
+@cli.command(short_help="Deliver the [[notify]] rules of config.toml (without run).")
+@options.config_file
+@options.log_dir
+@options.log_level
+@options.notify_test
+def notify(log_dir: Path, log_level: str, test_rule: str | None) -> None:
+    """Run the notification rules of the settings file alone, reading the logs (run and
+    start run them too, beside the follower). With --test NAME, send a sample event
+    through rule NAME and print what the receiver answered.
+
+    \b
+    Examples:
+      dead-drop-logger notify
+      dead-drop-logger notify --test blocked
+    """
+    rules = _notify_rules()
+    if test_rule is not None:
+        from ..notify.service import test
+
+        chosen = [rule for rule in rules if rule.name == test_rule]
+        if not chosen:
+            known = ", ".join(rule.name for rule in rules) or "none"
+            fail(f"no notify rule {test_rule!r} in the settings file (rules: {known})", 2)
+        outcome = test(chosen[0])
+        click.echo(f"{chosen[0].sink} {chosen[0].destination}: {outcome.detail}")
+        sys.exit(0 if outcome.ok else 1)
+    if not rules:
+        fail("the settings file has no [[notify]] rules (see docs/notify.md)", 2)
+    diagnostics.configure(log_level, stream=sys.stderr)
+    stop = _stop_on_signals()
+    notifier = notifying.start(rules, log_dir.expanduser())
+    assert notifier is not None
+    try:
+        stop.wait()
+    finally:
+        notifier.stop()
 
 
 def main() -> None:

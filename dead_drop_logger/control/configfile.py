@@ -21,6 +21,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
@@ -32,6 +33,7 @@ APP = "dead-drop-logger"
 FILE_NAME = "config.toml"
 ROOMS_TABLE = "rooms"
 SHIP_TABLE = "ship"
+NOTIFY_TABLE = "notify"
 
 
 def default_path() -> Path:
@@ -121,6 +123,7 @@ class ConfigFile:
     rooms: dict[str, str] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
     ship: dict[str, object] = field(default_factory=dict)  # the [ship] table, checked
+    notify: list[Any] = field(default_factory=list)  # notify.rules.Rule, checked whole
 
     def where(self, *keys: str) -> str:
         """``config.toml:LINE`` (``:L1,L2`` for a setting several entries make up)."""
@@ -181,9 +184,17 @@ def load(path: Path) -> ConfigFile:
         if key == SHIP_TABLE:
             config.ship = _ship(value, fail)
             continue
+        if key == NOTIFY_TABLE:  # [[notify]] rules: checked by notify/ (docs/notify.md)
+            from ..notify import rules as notify_rules
+
+            try:
+                config.notify = notify_rules.parse(value, text, path)
+            except notify_rules.RuleError as exc:
+                raise ConfigError(str(exc)) from None
+            continue
         check = KEYS.get(key)
         if check is None:
-            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]", f"[{SHIP_TABLE}]"])
+            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]", f"[{SHIP_TABLE}]", f"[[{NOTIFY_TABLE}]]"])
             raise fail(key, f"unknown setting {key!r} (known: {known})")
         try:
             config.values[key] = check(value)
@@ -293,4 +304,13 @@ EXAMPLE = """\
 # batch_ms = 5
 # password_env = "DEAD_DROP_SHIP_PASSWORD"  # example: the password, from the environment
 # token_env = "DEAD_DROP_SHIP_TOKEN"        # example: a bearer token (HTTP, NATS)
+
+# Notifications, one [[notify]] table per rule (every key: docs/notify.md):
+# [[notify]]
+# name = "blocked"
+# sink = "webhook"                    # webhook, slack, ntfy, email, command, apprise
+# url = "https://hooks.example.org/dead-drop"
+# secret_env = "HOOK_SECRET"          # its signing secret, from the environment
+# [notify.match]                      # the search filters: from, to, contains...
+# contains = "blocked"
 """

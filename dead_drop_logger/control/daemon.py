@@ -20,7 +20,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ def start(
     timeout: float = START_TIMEOUT,
     given: Collection[str] = (),
     ship: Any = None,
+    notify_rules: Sequence[Any] = (),
 ) -> int:
     """Start a daemon and return its pid once it is confirmed running.
 
@@ -92,7 +93,9 @@ def start(
         os.close(read_end)
         code = 1
         try:
-            code = _become_daemon(settings, pid_path, log_file, log_level, write_end, given, ship)
+            code = _become_daemon(
+                settings, pid_path, log_file, log_level, write_end, given, ship, notify_rules
+            )
         finally:
             os._exit(code)
     os.close(write_end)
@@ -188,6 +191,7 @@ def _become_daemon(
     report: int,
     given: Collection[str],
     ship: Any = None,
+    notify_rules: Sequence[Any] = (),
 ) -> int:  # pragma: no cover - runs in the daemon (tested end to end)
     """In the forked child: detach, lock, log, report, follow. Returns the exit code."""
     context = python_daemon.DaemonContext(
@@ -218,7 +222,7 @@ def _become_daemon(
     try:
         log.info("daemon started (pid %d)", os.getpid())
         _send(report, f"ok {os.getpid()}")
-        return _serve(follower, settings.log_dir, ship)
+        return _serve(follower, settings.log_dir, ship, notify_rules)
     finally:
         context.close()
 
@@ -241,7 +245,7 @@ def _prepare(
 
 
 def _serve(
-    follower: Follower | Rooms, log_dir: Path, ship: Any = None
+    follower: Follower | Rooms, log_dir: Path, ship: Any = None, notify_rules: Sequence[Any] = ()
 ) -> int:  # pragma: no cover - runs in the daemon
     from .indexer import keeping_index
 
@@ -250,6 +254,12 @@ def _serve(
         from . import shipping
 
         running = shipping.start(ship, log_dir)
+    notifier = None
+    if notify_rules:  # [[notify]] rules: a thread per rule, reading the logs
+        from ..notify.service import Notifier
+
+        notifier = Notifier(notify_rules, log_dir)
+        notifier.start()
     try:
         with keeping_index(log_dir):
             follower.run()
@@ -260,6 +270,8 @@ def _serve(
         log.exception("unexpected error; exiting")
         return 1
     finally:
+        if notifier is not None:
+            notifier.stop()
         if running is not None:
             running.stop()
     return 0

@@ -729,3 +729,11 @@ serve_options = _compose(
 )
 """``serve``'s options: the logs it reads, the databases whose team it shows, where it
 listens and who may ask."""
+notify_test = click.option(
+    "--test",
+    "test_rule",
+    metavar="NAME",
+    help="Send a sample event through rule NAME now and print the receiver's answer"
+    " (exit 0 when it accepted it, 1 when not); nothing else runs.",
+)
+"""``notify --test``: try a rule's sink without waiting for a real match."""

@@ -213,6 +213,21 @@ class ResponseTracker:
                     oldest = asked if oldest is None else min(oldest, asked)
         return count, oldest
 
+    def waiting_messages(self) -> list[tuple[Room, str, str, int, float]]:
+        """Every direct message waiting for an answer now: (room, asker, responder, id,
+        asked), for a caller that acts on the unanswered ones (notify's ``unanswered``)."""
+        return [
+            (room, asker, responder, msg_id, asked)
+            for (room, asker, responder), waiting in self._pending.items()
+            for msg_id, asked in waiting.items()
+        ]
+
+    def forget(self, room: Room, asker: str, responder: str, msg_id: int) -> None:
+        """Stop waiting for an answer to one message (its caller has acted on it)."""
+        waiting = self._pending.get((room, asker, responder))
+        if waiting is not None and waiting.pop(msg_id, None) is not None:
+            self._size -= 1
+
     def results(self) -> list[ResponderTimes]:
         """Per responder, most answers first (then by name, then room)."""
         return sorted(
