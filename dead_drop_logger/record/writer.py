@@ -200,6 +200,11 @@ class DayWriter:
                 chunks.append(Chunk(name, b"".join(line + b"\n" for line in lines[start:end])))
         return chunks
 
+    def place(self, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """The files ``chunks`` (named as plain day files) go to: those (see
+        :meth:`.sealed.SegmentWriter.place`, which makes each a new segment)."""
+        return list(chunks)
+
     def sizes(self, chunks: Sequence[Chunk]) -> Pending:
         """Size and inode of each file a plan will append to ((0, 0) if it does not exist).
 
