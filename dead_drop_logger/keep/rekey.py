@@ -31,9 +31,15 @@ def _pending(log_dir: Path) -> set[str]:
         names.update(state.pending)
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    tables = TableStore(log_dir).load_pending()
-    if tables is not None:
-        names.update(tables[1])
+    store = TableStore(log_dir)
+    pending = store.load_pending()
+    if pending is not None:  # (kept after its batch: pending only while newer than the rows)
+        try:
+            rows = store.load()
+        except (OSError, ValueError):
+            rows = None
+        if rows is None or pending[0] > rows.generation:
+            names.update(pending[1])
     return names
 
 
