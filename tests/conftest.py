@@ -76,6 +76,7 @@ def wait_until(
 
 
 _AGE_KEY: list[tuple[Path, str]] = []
+ENCRYPTED_SUITE = "DDL_TEST_ENCRYPTED"  # =1: every LoggerProcess seals its logs (age)
 
 
 def age_identity() -> tuple[Path, str]:
@@ -190,6 +191,8 @@ class LoggerProcess:
         self.db = db
         self.log_dir = log_dir
         self.args = [*args, *(() if watch else ("--no-watch",))]
+        if os.environ.get(ENCRYPTED_SUITE) == "1" and "--encrypt-to" not in self.args:
+            self.args += encrypted_args()  # the whole suite run with encryption on
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
         self.env = {**inherited, **(env or {})}  # only the test's own settings apply
         self.wrapper = list(wrapper)

@@ -341,3 +341,33 @@ def test_a_segment_is_sealed_at_its_size(server_db: Path, tmp_path: Path) -> Non
     assert len(segments) >= 2, sizes
     assert max(sizes) <= (1 << 20) + 2000, sizes
     assert [p.name for p in segments] == sorted(p.name for p in segments)
+
+
+def test_export_and_the_plain_writer_in_an_encrypted_directory(
+    server_db: Path, tmp_path: Path
+) -> None:
+    """``export --encrypt-to`` seals what it writes; a writer without recipients never
+    writes plaintext into a directory a logger writes encrypted (one line, not a file)."""
+    log_dir = tmp_path / "logs"
+    proc = LoggerProcess(server_db, log_dir, *encrypted_args())
+    serverdb.send_many(server_db, 10, prefix=f"old {MARKER}")
+    proc.start()
+    proc.wait_ready()
+    assert proc.stop() == 0  # a first start: the history is not logged
+    plain = subprocess.run(
+        [*logger_command(), "export", "--db", str(server_db), "--log-dir", str(log_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode != 0
+    assert "is written encrypted" in plain.stderr
+    assert scan([log_dir], MARKER.encode()) == []
+    sealed = subprocess.run(
+        [*logger_command(), "export", "--db", str(server_db), "--log-dir", str(log_dir),
+         "--encrypt-to", age_identity()[1]],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert sealed.returncode == 0, sealed.stderr
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
+    assert scan([log_dir], MARKER.encode()) == []

@@ -148,6 +148,7 @@ def prune(
 @options.utc
 @options.retention_days_now
 @options.keep_files
+@options.encrypt_to
 def import_archive(
     archive: Path,
     room: str,
@@ -155,6 +156,7 @@ def import_archive(
     utc: bool,
     retention_days: int,
     keep_files: int | None,
+    encrypt_to: tuple[str, ...],
 ) -> None:
     """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
 
@@ -189,6 +191,7 @@ def import_archive(
             should_stop=stop.is_set,
             retention_days=retention_days,
             keep_files=keep_files,
+            recipients=_checked_recipients(encrypt_to),
             announce=announce,
             progress=bar if bar.enabled else None,
         )
@@ -886,6 +889,16 @@ def report(
         fail(str(exc), code=2)
     click.echo(f"wrote {output} ({size:,} bytes)", err=True)
     sys.exit(2 if reader.unreadable else 0)  # the numbers of what could be read
+
+
+def _checked_recipients(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--encrypt-to``'s recipients, checked (a bad one: one line, exit 2)."""
+    from ..crypt import keys as crypt
+
+    try:
+        return crypt.load_recipients(values) if values else ()
+    except crypt.CryptError as exc:
+        fail(str(exc), code=2)
 
 
 @cli.group(short_help="Age keys for encrypted logs: keys new.")

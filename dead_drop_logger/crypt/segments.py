@@ -31,10 +31,13 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp")
 
 
-def write_segment(path: Path, plaintext: bytes, recipients: Sequence[str]) -> int:
+def write_segment(
+    path: Path, plaintext: bytes, recipients: Sequence[str], *, sync_dir: bool = True
+) -> int:
     """Write ``plaintext`` as the sealed segment ``path`` (gzipped first when its name
     ends ``.gz.age``); returns its size. Raises OSError (nothing left at ``path``),
-    FileExistsError when a file is already there, CryptError."""
+    FileExistsError when a file is already there, CryptError. ``sync_dir=False``: the
+    caller fsyncs the directory (once for several segments) before it records them."""
     data = gzip.compress(plaintext, mtime=0) if path.name.endswith(GZ_AGE) else plaintext
     sealed = keys.encrypt(data, recipients)
     temp = temp_path(path)
@@ -53,7 +56,8 @@ def write_segment(path: Path, plaintext: bytes, recipients: Sequence[str]) -> in
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-    fsync_dir(path.parent)
+    if sync_dir:
+        fsync_dir(path.parent)
     return len(sealed)
 
 

@@ -55,6 +55,7 @@ from ..logdir import ranges as idranges
 from ..logdir.state import State, StateStore
 from . import history, ownership
 from .pipeline import Pipeline, Progress, scan_ids
+from .sealed import SegmentWriter
 from .source import Source, SourceError
 from .writer import DayWriter
 
@@ -162,6 +163,7 @@ def import_archive(
     keep_files: int | None = None,
     announce: Callable[[str], None] = lambda note: None,
     progress: Callable[[int, int], None] | None = None,
+    recipients: tuple[str, ...] = (),
 ) -> Imported:
     """Log every message of ``archive`` that room ``room``'s log (``log_dir/room``) lacks.
 
@@ -198,7 +200,11 @@ def import_archive(
             pipeline = _ArchivePipeline(
                 source,
                 room_dir,
-                DayWriter(room_dir, clock or SystemClock(), utc=utc),
+                (
+                    SegmentWriter(room_dir, clock or SystemClock(), recipients, utc=utc)
+                    if recipients  # encrypted: sealed segments
+                    else DayWriter(room_dir, clock or SystemClock(), utc=utc)
+                ),
                 database=owner or ownership.room_id(room),
                 check=lambda state: _check_owner(archive, source, state, room_dir, last),
                 made_again=(

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..clock import Clock, today
 from ..crypt import segments
+from ..files import fsync_dir
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from .source import Run
@@ -154,11 +155,16 @@ class SegmentWriter(DayWriter):
         for chunk in chunks:
             path = self.log_dir / chunk.name
             try:
-                segments.write_segment(path, chunk.data, self.recipients)
+                segments.write_segment(path, chunk.data, self.recipients, sync_dir=False)
             except FileExistsError:
                 raise WriteError(f"cannot write {path}: a file is already there") from None
             except OSError as exc:
                 raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if chunks:  # every segment's name durable before the state records its lines
+            try:
+                fsync_dir(self.log_dir)
+            except OSError as exc:
+                raise WriteError(f"cannot write {self.log_dir}: {exc.strerror or exc}") from None
 
     def sync(self) -> None:
         self.sync_failed = False

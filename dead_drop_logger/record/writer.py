@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..clock import Clock, today
+from ..crypt.keys import MARKER
 from ..files import fsync_dir, is_symlink_error, open_private, write_all
 from ..logdir import layout
 from ..logdir import ranges as idranges
@@ -269,6 +270,11 @@ class DayWriter:
         ``durable=False``: leave the fsyncs to :meth:`sync` (the caller's pending record
         on disk covers these files until then)."""
         created = False
+        if chunks and os.path.lexists(self.log_dir / MARKER):
+            raise WriteError(
+                f"{self.log_dir} is written encrypted ({MARKER}): no plaintext goes into it;"
+                " give --encrypt-to (or encrypt_to), or remove that file to write plain files"
+            )
         for chunk in chunks:
             path = self.log_dir / chunk.name
             try:
