@@ -206,8 +206,6 @@ class Follower:
             while not self.stop.is_set() and not self.finished:
                 started = monotonic()
                 self._retrying(self._tick, once=True)
-                if self.pipeline.seal_due():  # (its age, midnight: the size seals in a tick)
-                    self._retrying(self.pipeline.seal, once=True)
                 if not self._keep_holding():
                     self._let_go()
                 self._rotate()
@@ -314,6 +312,8 @@ class Follower:
                         self.settings.db,
                         self.settings.poll_interval,
                     )
+        if self.pipeline.seal_due():  # encrypted: the tail's age, midnight (size: in a batch)
+            self.pipeline.seal()  # (a failure fails the tick: retried, said once)
         self._follow_tables()
 
     def _follow_tables(self) -> None:

@@ -645,8 +645,9 @@ class Pipeline:
 
     def _seal_tail(self, state: State) -> None:
         """Commit the unsealed tail: its segments written, then the state advanced past
-        it (the plain two-step commit). On failure it is forgotten, to be read again."""
-        tail, self.unsealed = self.unsealed, None
+        it (the plain two-step commit). On failure it stays in memory, and the next
+        seal tries again (the failed batch recorded as pending: cut back first)."""
+        tail = self.unsealed
         if tail is None:
             return
         if tail.skipped:
@@ -654,6 +655,7 @@ class Pipeline:
         page = Page(tail.runs, tail.count, tail.last_id)
         advance = (tail.last_id, tail.last_stamp)
         self._commit(state, page, tail.base + 1, tail.last_id, advance=advance)
+        self.unsealed = None
 
     def _refill(self, state: State) -> Progress:
         """Log one page of the ids a copy lacks (``state.refill``), in its own two-step

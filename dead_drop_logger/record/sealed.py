@@ -36,7 +36,7 @@ from ..files import fsync_dir
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from .source import Run
-from .writer import Chunk, DayWriter, Ends, Pending, WriteError
+from .writer import Chunk, DayWriter, Ends, Pending, WriteError, _reason
 
 log = logging.getLogger(__name__)
 
@@ -152,19 +152,23 @@ class SegmentWriter(DayWriter):
     def append(self, chunks: Sequence[Chunk], sizes: Pending, *, durable: bool = True) -> None:
         """Seal each chunk as its segment (always durable: fsynced, linked, the
         directory fsynced). On failure nothing of that segment stays; raises WriteError."""
-        for chunk in chunks:
-            path = self.log_dir / chunk.name
-            try:
-                segments.write_segment(path, chunk.data, self.recipients, sync_dir=False)
-            except FileExistsError:
-                raise WriteError(f"cannot write {path}: a file is already there") from None
-            except OSError as exc:
-                raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
-        if chunks:  # every segment's name durable before the state records its lines
-            try:
-                fsync_dir(self.log_dir)
-            except OSError as exc:
-                raise WriteError(f"cannot write {self.log_dir}: {exc.strerror or exc}") from None
+        try:
+            for chunk in chunks:
+                path = self.log_dir / chunk.name
+                try:
+                    segments.write_segment(path, chunk.data, self.recipients, sync_dir=False)
+                except FileExistsError:
+                    raise WriteError(f"cannot write {path}: a file is already there") from None
+                except OSError as exc:
+                    raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
+            if chunks:  # every segment's name durable before the state records its lines
+                try:
+                    fsync_dir(self.log_dir)
+                except OSError as exc:
+                    raise WriteError(f"cannot write {self.log_dir}: {_reason(exc)}") from None
+        except WriteError:
+            self._next.clear()  # the numbers of segments not made are free again
+            raise
 
     def sync(self) -> None:
         self.sync_failed = False
