@@ -101,7 +101,12 @@ def idle(work: Path, extra: list[str], seconds: float) -> float:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(3)  # started, first start done
-    serverdb.send_many(db, 2)  # a tail to seal: the seal timer runs once
+    serverdb.send_many(db, 2)  # a tail to seal: idle begins once it is logged (sealed)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        p.name.startswith("messages-") and p.stat().st_size for p in log_dir.iterdir()
+    ):
+        time.sleep(0.5)
     time.sleep(1)
     before, start = cpu_seconds(proc.pid), time.monotonic()
     time.sleep(seconds)
@@ -117,6 +122,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--messages", type=int)
     parser.add_argument("--cache", default="/tmp/ddl-bench")
+    parser.add_argument("--only", choices=["idle", "search"], help="measure only that")
     args = parser.parse_args()
     count = args.messages or (100_000 if args.quick else 1_000_000)
     idle_seconds = 20.0 if args.quick else 60.0
@@ -132,6 +138,20 @@ def main() -> None:
     plain_dir, sealed_dir = work / "plain", work / "sealed"
     rows = []
 
+    if args.only == "idle":
+        for label, extra in (("plain", []), ("sealed", sealed)):
+            cpu = idle(work, extra, idle_seconds)
+            print(f"| idle CPU, {label} ({idle_seconds:.0f} s) | {cpu:.3f}% | load {load()} |")
+        return
+    if args.only == "search":
+        backfill(db, plain_dir, [])
+        backfill(db, sealed_dir, sealed)
+        for _ in range(3):
+            p, _n = search(plain_dir, [])
+            s2, _n = search(sealed_dir, ident)
+            ratio = f"{s2 / p:.2f}x"
+            print(f"| search --count in {count:,} | {s2:.2f} s | {p:.2f} s | {ratio} | {load()} |")
+        return
     walls: dict[str, list[float]] = {"plain": [], "sealed": []}
     for _ in range(2):  # interleaved
         walls["plain"].append(backfill(db, plain_dir, []))
