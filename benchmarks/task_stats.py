@@ -23,6 +23,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,6 +33,9 @@ import dbgen  # noqa: E402  (cached benchmark databases)
 from reading import log_dir_for  # noqa: E402  (the search benchmark's exported files)
 from run import logger_command, machine, run_to_exit, say, verdict  # noqa: E402
 from taskscript import TaskLog  # noqa: E402  (task lines exactly as the logger writes them)
+
+from dead_drop_logger.read import taskstats  # noqa: E402
+from dead_drop_logger.read.logread import LogDir, Reader, Window  # noqa: E402
 
 TARGET = 1.10
 
@@ -104,12 +108,19 @@ def main() -> int:
         }
         walls: dict[str, list[float]] = {name: [] for name in commands}
         rss: dict[str, list[float]] = {name: [] for name in commands}
+        alone: list[float] = []  # the task figures in this process: what the fork hides
+        loads = [os.getloadavg()[0]]
         for run in range(args.runs):
             for name, cmd in commands.items():
                 outcome = run_to_exit(cmd)
                 walls[name].append(outcome.wall)
                 rss[name].append(outcome.rss_mb)
                 say(f"run {run + 1}/{args.runs} {name}: {outcome.wall:.2f} s")
+            began = time.perf_counter()
+            taskstats.read_figures(Reader([LogDir(both)], Window()), dt.datetime.now())
+            alone.append(time.perf_counter() - began)
+            loads.append(os.getloadavg()[0])
+            say(f"run {run + 1}/{args.runs} task figures in one process: {alone[-1]:.2f} s")
     finally:
         shutil.rmtree(both, ignore_errors=True)
     wall = {name: statistics.median(values) for name, values in walls.items()}
@@ -125,6 +136,11 @@ def main() -> int:
             "| command | wall (s) | peak RSS (MB) |",
             "| --- | ---: | ---: |",
             *(f"| `{n}` | {wall[n]:.2f} | {max(rss[n]):.0f} |" for n in commands),
+            "",
+            f"The task figures alone, in one process (what `stats` would add without its"
+            f" forked child, read/taskpending.py): {statistics.median(alone):.2f} s,"
+            f" {statistics.median(alone) / wall['stats (messages)']:.1%} of `stats (messages)`."
+            f" Load average during: {', '.join(f'{x:.2f}' for x in loads)}.",
             "",
             "| target | measured | verdict |",
             "| --- | --- | --- |",

@@ -14,6 +14,11 @@
    ``--idle`` seconds. Target: <= 0.1 % of a core.
 
 Reuses run.py's logger process, settings and percentiles; prints a markdown table.
+
+``--anchor SRC`` measures the latency of the code in SRC (a checkout: say the one before
+the incremental table record, ``git archive 621a818 | tar -x -C /tmp/anchor``) in the
+same run, in rounds interleaved with this code's (``--rounds``, each ``--duration``
+seconds), so both see the same load.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
 import shutil
 import sys
@@ -32,8 +38,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
+import run  # noqa: E402
 import serverdb  # noqa: E402  (the server's SQL)
 from run import DEFAULT, Logger, fresh_db, percentile, say  # noqa: E402
+
+OWN_COMMAND = run.logger_command
+
+
+def use_code(src: Path | None) -> None:
+    """Loggers started from now on run the code in ``src`` (None: this checkout's)."""
+    if src is None:
+        run.logger_command = OWN_COMMAND
+        os.environ.pop("PYTHONPATH", None)
+        return
+    os.environ["PYTHONPATH"] = str(src)  # before the venv's own (editable) copy
+    run.logger_command = lambda: [sys.executable, "-m", "dead_drop_logger"]
 
 
 def seed_tasks(db: Path, count: int) -> None:
@@ -127,6 +146,11 @@ def settle(logger: Logger) -> None:
 
 
 def bench_latency(work: Path, tasks: int, duration: float) -> dict[str, float]:
+    return latency_figures(latency_run(work, tasks, duration))
+
+
+def latency_run(work: Path, tasks: int, duration: float) -> tuple[list[float], int, int]:
+    """One round: each change's latency, the lines, the gaps."""
     db = fresh_db(work / "tasks-latency.db")
     seed_tasks(db, tasks)
     log_dir = work / "tasks-latency-logs"
@@ -150,10 +174,15 @@ def bench_latency(work: Path, tasks: int, duration: float) -> dict[str, float]:
         seen = [t for t, line in tail.lines if line["task"] == task and str(line["at"]) >= stamp]
         latencies.append(seen[0] - at if seen else float("inf"))
     gaps = sum(1 for _, line in tail.lines if line.get("gap"))
+    return latencies, len(tail.lines), gaps
+
+
+def latency_figures(*rounds: tuple[list[float], int, int]) -> dict[str, float]:
+    latencies = [x for r in rounds for x in r[0]]
     return {
         "changes": len(latencies),
-        "lines": len(tail.lines),
-        "gaps": gaps,
+        "lines": sum(r[1] for r in rounds),
+        "gaps": sum(r[2] for r in rounds),
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
         "max": max(latencies),
@@ -191,13 +220,28 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=200, help="tasks already in the table")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of changes")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle CPU")
+    parser.add_argument("--anchor", type=Path, help="a checkout whose latency to measure too")
+    parser.add_argument("--rounds", type=int, default=1, help="latency rounds of each code")
     args = parser.parse_args()
+    load = [f"{os.getloadavg()[0]:.2f}"]
     with tempfile.TemporaryDirectory(prefix="ddl-tasks-bench-") as tmp:
         work = Path(tmp)
-        say(f"latency: {args.duration:.0f} s of task changes beside {args.tasks} tasks")
-        lat = bench_latency(work, args.tasks, args.duration)
+        own: list[tuple[list[float], int, int]] = []
+        anchor: list[tuple[list[float], int, int]] = []
+        for number in range(args.rounds):
+            say(f"latency {number + 1}/{args.rounds}: {args.duration:.0f} s beside {args.tasks}")
+            own.append(latency_run(work, args.tasks, args.duration))
+            if args.anchor is not None:
+                use_code(args.anchor)
+                say(f"latency {number + 1}/{args.rounds} of {args.anchor}")
+                anchor.append(latency_run(work, args.tasks, args.duration))
+                use_code(None)
+            load.append(f"{os.getloadavg()[0]:.2f}")
+        lat = latency_figures(*own)
         say(f"idle: {args.idle:.0f} s beside {args.tasks} tasks and 8 ageing agents")
-        idle = bench_idle(work, args.tasks, args.idle)
+        idle = bench_idle(work, args.tasks, args.idle) if args.idle > 0 else float("nan")
+        load.append(f"{os.getloadavg()[0]:.2f}")
+    print(f"Measured {run.machine()}; load average during: {', '.join(load)}")
     ok_lat = lat["p99"] <= 0.050
     ok_idle = idle <= 0.1
     print(f"| Target ({args.tasks} tasks in the table) | Figure | Verdict |")
@@ -212,6 +256,13 @@ def main() -> int:
         f"| idle CPU with task and agent following, <= 0.1 % of a core over"
         f" {args.idle:.0f} s | {idle:.3f} % | {'met' if ok_idle else 'MISSED'} |"
     )
+    if anchor:
+        old = latency_figures(*anchor)
+        print(
+            f"| anchor {args.anchor}, same run | p50 {old['p50'] * 1000:.1f} ms,"
+            f" p99 {old['p99'] * 1000:.1f} ms, max {old['max'] * 1000:.1f} ms"
+            f" ({old['changes']:.0f} changes) | |"
+        )
     return 0
 
 

@@ -138,3 +138,17 @@ def write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def replace_durably(path: Path, data: bytes) -> None:
+    """Put ``data`` at ``path`` whole or not at all, 0600, surviving a power loss:
+    write a temporary file beside it, fsync, rename over, fsync the directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = create_private(tmp)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

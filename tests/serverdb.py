@@ -40,25 +40,31 @@ AGENTS = ("juno", "atlas", "vega", "orion")
 LEADS = ("lead",)
 
 
-def create(path: Path, *, tasks: bool = True) -> None:
-    """Create an empty database with the server's schema and settings (its ``init_db``:
-    the ``agents`` and ``tasks`` tables with the columns its migrations add).
-    ``tasks=False``: as a server from before its tasks made it (no ``tasks`` table)."""
+def create(path: Path, *, tasks: bool = True, verification: bool = True) -> None:
+    """Create an empty database with the server's schema and settings: its ``init_db``
+    statement for statement (every table it keeps, then its migrations).
+    ``tasks=False``: as a server from before its tasks made it (no ``tasks`` table).
+    ``verification=False``: the stored server exactly; by default ``tasks`` also has the
+    verification columns and status modelled after issue 19 (see below)."""
     conn = connect(path)
     with conn:
         conn.execute(AGENTS_TABLE)
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS messages (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " from_agent TEXT, to_agent TEXT, content TEXT, timestamp TEXT,"
-            " read_flag INTEGER DEFAULT 0, is_cc INTEGER DEFAULT 0,"
-            " cc_original_to TEXT DEFAULT NULL)"
-        )
-        for column in AGENT_MIGRATIONS:
-            conn.execute(f"ALTER TABLE agents ADD COLUMN {column}")
-        conn.execute("ALTER TABLE messages ADD COLUMN task_id TEXT DEFAULT NULL")
-        conn.execute("ALTER TABLE messages ADD COLUMN reply_to INTEGER DEFAULT NULL")
+        conn.execute(MESSAGES_TABLE)
+        conn.execute(BROADCAST_READS_TABLE)
         if tasks:
-            create_tasks_table(conn)
+            conn.execute(TASKS_TABLE if verification else STORED_TASKS_TABLE)
+        for table in OTHER_TABLES:
+            conn.execute(table)
+        cols = [c[1] for c in conn.execute("PRAGMA table_info(agents)")]
+        for column in AGENT_MIGRATIONS:
+            if column.split()[0] not in cols:
+                conn.execute(f"ALTER TABLE agents ADD COLUMN {column}")
+        mcols = [c[1] for c in conn.execute("PRAGMA table_info(messages)")]
+        for column in MESSAGE_MIGRATIONS:
+            if column.split()[0] not in mcols:
+                conn.execute(f"ALTER TABLE messages ADD COLUMN {column}")
+        if tasks:
+            _migrate_tasks(conn, verification)
     conn.close()
 
 
@@ -75,34 +81,63 @@ def send(
     to_agent: str,
     content: object,
     *,
-    leads: Sequence[str] = LEADS,
+    leads: Sequence[str] | None = LEADS,
     timestamp: object = None,
     task_id: str | None = None,
     reply_to: int | None = None,
     bytes_as_text: bool = False,
+    register_sender: bool = False,
+    inherit_task: bool = False,
 ) -> list[int]:
-    """One send as the server does it: one transaction, the message plus its CC rows.
+    """One send as the server does it when it accepts it: one transaction, the sender
+    registered if unknown (``register_sender``), the message, plus a CC row per lead.
+
+    The server's statements, quoted in ``send``: ``INSERT OR IGNORE INTO agents (name,
+    registered_at, last_seen) VALUES (?, ?, ?)``; ``SELECT task_id FROM messages WHERE
+    id = ?`` (a reply inherits its task); ``INSERT INTO messages (from_agent, to_agent,
+    content, timestamp, read_flag, is_cc, task_id, reply_to) VALUES (?, ?, ?, ?, 0, 0,
+    ?, ?)``; per CC ``INSERT INTO messages (from_agent, to_agent, content, timestamp,
+    read_flag, is_cc, cc_original_to, task_id, reply_to) VALUES (?, ?, ?, ?, 0, 1, ?, ?,
+    ?)``. The server always registers the sender and lets a reply inherit its task; here
+    ``register_sender`` and ``inherit_task`` do (the task scripts turn both on), off by
+    default because the message tests script agents, threads and tasks by hand (a reply
+    with no task of its own, a sender with no agent row). Apart from the server: the CC
+    list is ``leads`` (the server takes every agent whose role includes lead, as
+    ``leads=None`` does here, plus an explicit ``cc``), and nothing is refused (the
+    server refuses a sender with unread messages, and resolves a team-scoped recipient:
+    both write nothing or only change ``to_agent``).
 
     ``bytes_as_text`` stores bytes ``content`` as TEXT (``CAST(? AS TEXT)``), so it
     can be invalid UTF-8; otherwise bytes are a BLOB."""
+    team_leads = leads
     stamp = dt.datetime.now().isoformat() if timestamp is None else timestamp
     value = "CAST(? AS TEXT)" if bytes_as_text else "?"
     ids: list[int] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if register_sender:  # the server's "Auto-register unknown senders"
+            conn.execute(
+                "INSERT OR IGNORE INTO agents (name, registered_at, last_seen) VALUES (?, ?, ?)",
+                (from_agent, stamp, stamp),
+            )
+        if inherit_task and reply_to and not task_id:  # "Auto-inherit task_id from reply_to"
+            row = conn.execute("SELECT task_id FROM messages WHERE id = ?", (reply_to,)).fetchone()
+            if row and row[0]:
+                task_id = row[0]
         cur = conn.execute(
-            "INSERT INTO messages (from_agent, to_agent, content, timestamp, task_id, reply_to)"
-            f" VALUES (?, ?, {value}, ?, ?, ?)",
-            (from_agent, to_agent, content, stamp, task_id, reply_to),
+            "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag, is_cc,"
+            f" task_id, reply_to) VALUES (?, ?, {value}, ?, 0, 0, ?, ?)",
+            (from_agent, to_agent, content, stamp, task_id or None, reply_to or None),
         )
         ids.append(int(cur.lastrowid or 0))
-        for lead in leads:
+        for lead in _get_leads(conn) if team_leads is None else team_leads:
             if lead in (from_agent, to_agent):
                 continue
             cur = conn.execute(
-                "INSERT INTO messages (from_agent, to_agent, content, timestamp, is_cc,"
-                f" cc_original_to, task_id, reply_to) VALUES (?, ?, {value}, ?, 1, ?, ?, ?)",
-                (from_agent, lead, content, stamp, to_agent, task_id, reply_to),
+                "INSERT INTO messages (from_agent, to_agent, content, timestamp, read_flag,"
+                f" is_cc, cc_original_to, task_id, reply_to) VALUES (?, ?, {value}, ?, 0, 1,"
+                " ?, ?, ?)",
+                (from_agent, lead, content, stamp, to_agent, task_id or None, reply_to or None),
             )
             ids.append(int(cur.lastrowid or 0))
         conn.execute("COMMIT")
@@ -140,43 +175,161 @@ def all_ids(path: Path) -> list[int]:
 
 # -- the server's agents and tasks (src/dead_drop/server.py) ----------------------------
 #
-# The tables and the SQL of its tools, statement for statement: ``register``, ``ping``
-# (heartbeat), ``set_status``, ``deregister``, ``check_inbox``'s stamp, and the task
-# tools ``create_task``, ``update_task``, ``submit_for_review``, ``approve_task``,
-# ``reject_task`` and ``verify_task``, each one transaction (or two, where the server
-# commits twice: ``create_task`` commits the task, then its assignment message). Every
-# ``now`` is ``datetime.now().isoformat()``; pass ``now=`` to script time.
+# The tables and the SQL of its tools, statement for statement, as in the newest stored
+# copy of the server (drpepper2233/dead-drop-teams-1, src/dead_drop/server.py, commit
+# 0f6e1f5; hub.py keeps only its own teams/rooms/workspaces and writes no task or agent
+# row): ``register``, ``ping`` (heartbeat), ``set_status``, ``deregister``,
+# ``check_inbox``, ``send``'s auto-registration, and the task tools ``create_task``,
+# ``update_task``, ``submit_for_review``, ``approve_task``, ``reject_task`` and
+# ``assign_role_hat``, each one transaction (or two, where the server commits twice:
+# ``create_task`` commits the task, then its assignment message). Every ``now`` is
+# ``datetime.now().isoformat()``; pass ``now=`` to script time. The server's refusals
+# (an invalid transition, not a lead, a hat conflict...) raise ServerRefused and write
+# nothing, as the server returns an error string and commits nothing.
 #
-# The stored copy of server.py (commit 0f6e1f5) has no ``verify_task`` and no
-# ``goal_id``/``verified_by``/``verified_at``/``approved_by`` columns yet; issue 19
-# describes them (completed -> verified, completed -> in_progress when verification
-# fails), so they are modelled here after that description: the columns added by
-# migration in that order, ``approve_task`` stamping ``approved_by``, ``verify_task``
-# writing ``[VERIFIED] TASK: title`` or ``[VERIFICATION FAILED] TASK: title``.
+# What that stored copy lacks, and issue 19 describes, is modelled and marked so: a
+# ``verify_task`` tool (completed -> verified, or completed -> in_progress when the
+# verification fails, with ``[VERIFIED] TASK: title`` / ``[VERIFICATION FAILED] TASK:
+# title`` to the assignee), the status 'verified' in the CHECK of ``tasks``, and the
+# columns ``goal_id``, ``verified_by``, ``verified_at``, ``approved_by`` (added by
+# migration after ``role_hat``; ``verify_task`` sets ``verified_by``/``verified_at``;
+# nothing sets ``goal_id`` or ``approved_by``: the stored ``approve_task`` does not).
+# ``create(verification=False)`` makes the stored server's schema exactly.
 
-AGENTS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, registered_at TEXT,"
-    " last_seen TEXT, last_inbox_check TEXT, role TEXT DEFAULT NULL,"
-    " description TEXT DEFAULT NULL, status TEXT DEFAULT 'offline')"
+AGENTS_TABLE = """
+        CREATE TABLE IF NOT EXISTS agents (
+            name TEXT PRIMARY KEY,
+            registered_at TEXT,
+            last_seen TEXT,
+            last_inbox_check TEXT,
+            role TEXT DEFAULT NULL,
+            description TEXT DEFAULT NULL,
+            status TEXT DEFAULT 'offline'
+        )
+    """
+MESSAGES_TABLE = """
+        CREATE TABLE IF NOT EXISTS messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            from_agent TEXT,
+            to_agent TEXT,
+            content TEXT,
+            timestamp TEXT,
+            read_flag INTEGER DEFAULT 0,
+            is_cc INTEGER DEFAULT 0,
+            cc_original_to TEXT DEFAULT NULL
+        )
+    """
+BROADCAST_READS_TABLE = """
+        CREATE TABLE IF NOT EXISTS broadcast_reads (
+            agent_name TEXT,
+            message_id INTEGER,
+            PRIMARY KEY (agent_name, message_id)
+        )
+    """
+STORED_TASKS_TABLE = """
+        CREATE TABLE IF NOT EXISTS tasks (
+            id TEXT PRIMARY KEY,
+            project TEXT DEFAULT '',
+            title TEXT NOT NULL,
+            description TEXT DEFAULT '',
+            assigned_to TEXT,
+            created_by TEXT NOT NULL,
+            status TEXT DEFAULT 'pending'
+                CHECK(status IN ('pending','assigned','in_progress','review','completed','failed')),
+            result TEXT DEFAULT '',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            completed_at TEXT
+        )
+    """
+# Modelled (see above): 'verified' allowed.
+TASKS_TABLE = STORED_TASKS_TABLE.replace(
+    "'completed','failed')", "'completed','failed','verified')"
 )
-AGENT_MIGRATIONS = ("heartbeat_at TEXT DEFAULT NULL", "team TEXT DEFAULT ''")
-TASKS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, project TEXT DEFAULT '',"
-    " title TEXT NOT NULL, description TEXT DEFAULT '', assigned_to TEXT,"
-    " created_by TEXT NOT NULL, status TEXT DEFAULT 'pending'"
-    " CHECK(status IN ('pending','assigned','in_progress','review','completed','failed',"
-    "'verified')), result TEXT DEFAULT '', created_at TEXT NOT NULL,"
-    " updated_at TEXT NOT NULL, completed_at TEXT)"
+# The rest of init_db (no follower reads them), verbatim but for one thing: the server
+# writes ``DEFAULT (datetime("now"))``, a double-quoted string that this SQLite (built
+# without double-quoted string literals) refuses as "not constant"; here 'now'.
+OTHER_TABLES = (
+    """
+        CREATE TABLE IF NOT EXISTS handshakes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            initiated_by TEXT NOT NULL,
+            message_id INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            status TEXT DEFAULT 'pending'
+                CHECK(status IN ('pending','completed'))
+        )
+    """,
+    """
+        CREATE TABLE IF NOT EXISTS handshake_acks (
+            handshake_id INTEGER,
+            agent_name TEXT,
+            acked_at TEXT NOT NULL,
+            PRIMARY KEY (handshake_id, agent_name)
+        )
+    """,
+    """
+        CREATE TABLE IF NOT EXISTS contracts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            project TEXT DEFAULT '',
+            name TEXT NOT NULL,
+            type TEXT NOT NULL
+                CHECK(type IN ('function','dom_id','css_class','file_path','api_endpoint','event','other')),
+            owner TEXT NOT NULL,
+            spec TEXT DEFAULT '',
+            version INTEGER DEFAULT 1,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE(project, name, type)
+        )
+    """,  # noqa: E501 (the server's statement, verbatim)
+    """
+        CREATE TABLE IF NOT EXISTS spawn_policy (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            scope TEXT NOT NULL UNIQUE,
+            enabled BOOLEAN DEFAULT 1,
+            max_minions INTEGER DEFAULT 3,
+            set_by TEXT NOT NULL,
+            set_at TEXT NOT NULL DEFAULT (datetime('now'))
+        )
+    """,
+    """
+        CREATE TABLE IF NOT EXISTS minion_log (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            pilot TEXT NOT NULL,
+            task_description TEXT NOT NULL,
+            status TEXT DEFAULT "spawned",
+            spawned_at TEXT NOT NULL DEFAULT (datetime('now')),
+            completed_at TEXT,
+            result TEXT
+        )
+    """,
 )
-TASK_MIGRATIONS = (
-    "role_hat TEXT DEFAULT NULL",
+# The server's migrations, in its order (each only where the column is missing).
+AGENT_MIGRATIONS = (
+    "last_inbox_check TEXT",
+    "role TEXT DEFAULT NULL",
+    "description TEXT DEFAULT NULL",
+    "status TEXT DEFAULT 'offline'",
+    "heartbeat_at TEXT DEFAULT NULL",
+    "team TEXT DEFAULT ''",
+)
+MESSAGE_MIGRATIONS = (
+    "is_cc INTEGER DEFAULT 0",
+    "cc_original_to TEXT DEFAULT NULL",
+    "task_id TEXT DEFAULT NULL",
+    "reply_to INTEGER DEFAULT NULL",
+)
+STORED_TASK_MIGRATIONS = ("role_hat TEXT DEFAULT NULL",)
+TASK_MIGRATIONS = (  # with the modelled verification columns
+    *STORED_TASK_MIGRATIONS,
     "goal_id TEXT DEFAULT NULL",
     "verified_by TEXT DEFAULT NULL",
     "verified_at TEXT DEFAULT NULL",
     "approved_by TEXT DEFAULT NULL",
 )
 
-# The server's state machine: (from, to) -> who may make the move.
+# The server's _TASK_TRANSITIONS, (from, to) -> who may make the move with update_task.
 TASK_TRANSITIONS = {
     ("pending", "assigned"): "lead",
     ("assigned", "in_progress"): "assignee",
@@ -185,8 +338,16 @@ TASK_TRANSITIONS = {
     ("review", "completed"): "lead",
     ("review", "in_progress"): "lead",  # rework
     ("failed", "assigned"): "lead",  # retry/reassign
-    ("completed", "verified"): "lead",
-    ("completed", "in_progress"): "lead",  # verification rejected
+}
+
+# The server's _CONFLICTING_HATS (create_task and assign_role_hat refuse these).
+CONFLICTING_HATS = {
+    "builder": {"tester", "reviewer"},
+    "tester": {"builder", "shipper"},
+    "reviewer": {"builder"},
+    "fixer": {"reviewer", "tester"},
+    "shipper": {"tester"},
+    "pen": {"builder"},
 }
 
 _INSERT_MESSAGE = (
@@ -199,13 +360,17 @@ class ServerRefused(Exception):
     """The tool returned an error string (an invalid transition, not a lead...)."""
 
 
-def create_tasks_table(conn: sqlite3.Connection) -> None:
+def create_tasks_table(conn: sqlite3.Connection, *, verification: bool = True) -> None:
     """The server's ``tasks`` table with its migrated columns (for a database made
-    without it: the table added later)."""
-    conn.execute(TASKS_TABLE)
-    have = {r[1] for r in conn.execute("PRAGMA table_info(tasks)")}
-    for column in TASK_MIGRATIONS:
-        if column.split()[0] not in have:
+    without it: the table added later, as a server upgraded)."""
+    conn.execute(TASKS_TABLE if verification else STORED_TASKS_TABLE)
+    _migrate_tasks(conn, verification)
+
+
+def _migrate_tasks(conn: sqlite3.Connection, verification: bool) -> None:
+    tcols = [r[1] for r in conn.execute("PRAGMA table_info(tasks)")]
+    for column in TASK_MIGRATIONS if verification else STORED_TASK_MIGRATIONS:
+        if column.split()[0] not in tcols:
             conn.execute(f"ALTER TABLE tasks ADD COLUMN {column}")
 
 
@@ -231,6 +396,9 @@ def leads(conn: sqlite3.Connection) -> list[str]:
         if "lead" in [r.strip() for r in (role or "").split(",")]:
             found.append(name)
     return found
+
+
+_get_leads = leads  # (``send`` has a parameter of that name)
 
 
 def register(
@@ -278,14 +446,43 @@ def set_status(conn: sqlite3.Connection, name: str, status: str, *, now: str | N
         )
 
 
-def check_inbox_stamp(conn: sqlite3.Connection, name: str, *, now: str | None = None) -> None:
-    """The stamp ``check_inbox`` writes (``last_seen``, ``last_inbox_check``)."""
+def check_inbox(conn: sqlite3.Connection, name: str, *, now: str | None = None) -> None:
+    """``check_inbox``: the agent's ``last_seen`` and ``last_inbox_check`` stamped, its
+    unread direct messages (to its name or its team-scoped name) marked read, its unread
+    broadcasts recorded in ``broadcast_reads``; one commit."""
     stamp = _now(now)
     with _transaction(conn):
         conn.execute(
             "UPDATE agents SET last_seen = ?, last_inbox_check = ? WHERE name = ?",
             (stamp, stamp, name),
         )
+        team_row = conn.execute("SELECT team FROM agents WHERE name = ?", (name,)).fetchone()
+        name_variants = [name]
+        if team_row and team_row[0]:
+            name_variants.append(f"{team_row[0]}/{name}")
+        placeholders = ",".join(["?"] * len(name_variants))
+        ids = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT * FROM messages WHERE to_agent IN ({placeholders}) AND read_flag = 0",
+                name_variants,
+            )
+        ]
+        if ids:
+            conn.execute(
+                f"UPDATE messages SET read_flag = 1 WHERE id IN ({','.join(['?'] * len(ids))})",
+                ids,
+            )
+        broadcasts = conn.execute(
+            "SELECT * FROM messages WHERE to_agent = 'all'"
+            " AND id NOT IN (SELECT message_id FROM broadcast_reads WHERE agent_name = ?)",
+            (name,),
+        ).fetchall()
+        for msg in broadcasts:
+            conn.execute(
+                "INSERT INTO broadcast_reads (agent_name, message_id) VALUES (?, ?)",
+                (name, msg[0]),
+            )
 
 
 def deregister(conn: sqlite3.Connection, name: str) -> None:
@@ -309,6 +506,23 @@ def _task(conn: sqlite3.Connection, task_id: str) -> dict[str, object]:
     return dict(zip([d[0] for d in cur.description], row, strict=True))
 
 
+def _check_hat_conflict(
+    conn: sqlite3.Connection, agent_name: str, role_hat: str, project: str
+) -> None:
+    """The server's ``_check_hat_conflict``: ServerRefused where it returns BLOCKED."""
+    blocked_by = CONFLICTING_HATS.get(role_hat)
+    if not role_hat or not project or not blocked_by:
+        return
+    placeholders = ",".join(["?"] * len(blocked_by))
+    row = conn.execute(
+        f"SELECT role_hat FROM tasks WHERE assigned_to = ? AND project = ? AND role_hat IN"
+        f" ({placeholders}) AND status IN ('completed', 'review', 'in_progress') LIMIT 1",
+        (agent_name, project, *blocked_by),
+    ).fetchone()
+    if row:
+        raise ServerRefused(f"BLOCKED: {agent_name} was a {row[0]} on project '{project}'")
+
+
 def create_task(
     conn: sqlite3.Connection,
     creator: str,
@@ -325,6 +539,8 @@ def create_task(
     CC to each lead but the creator and assignee, in a second. Returns the task id."""
     stamp = _now(now)
     with _transaction(conn):
+        if role_hat and project and assign_to:
+            _check_hat_conflict(conn, assign_to, role_hat, project)
         task_id = _next_task_id(conn)
         status = "assigned" if assign_to else "pending"
         conn.execute(
@@ -445,15 +661,14 @@ def _lead_move(
 def approve_task(
     conn: sqlite3.Connection, agent: str, task_id: str, *, notes: str = "", now: str | None = None
 ) -> None:
-    """``approve_task``: review -> completed (``completed_at``, ``approved_by``) and
-    ``[APPROVED] TASK: title`` to the assignee, in one commit."""
+    """``approve_task``: review -> completed (``completed_at``) and ``[APPROVED] TASK:
+    title`` to the assignee, in one commit."""
     stamp = _now(now)
     with _transaction(conn):
         task = _lead_move(conn, agent, task_id, "review")
         conn.execute(
-            "UPDATE tasks SET status = 'completed', completed_at = ?, updated_at = ?,"
-            " approved_by = ? WHERE id = ?",
-            (stamp, stamp, agent, task_id),
+            "UPDATE tasks SET status = 'completed', completed_at = ?, updated_at = ? WHERE id = ?",
+            (stamp, stamp, task_id),
         )
         if task["assigned_to"]:
             msg = f"[APPROVED] {task_id}: {task['title']}"
@@ -476,6 +691,33 @@ def reject_task(
         if task["assigned_to"]:
             msg = f"[REWORK] {task_id}: {task['title']}\n\nREASON: {reason}"
             conn.execute(_INSERT_MESSAGE, (agent, task["assigned_to"], msg, stamp, task_id))
+
+
+def assign_role_hat(
+    conn: sqlite3.Connection, agent: str, task_id: str, role: str, *, now: str | None = None
+) -> None:
+    """``assign_role_hat``: a lead sets the role hat the assignee wears (one of its
+    registered roles, no conflict): ``role_hat`` and ``updated_at``, no message, so a
+    change of the row that is not a change of status."""
+    stamp = _now(now)
+    with _transaction(conn):
+        team_leads = leads(conn)
+        if team_leads and agent not in team_leads:
+            raise ServerRefused(f"Only a lead ({', '.join(team_leads)}) can assign role hats.")
+        task = _task(conn, task_id)
+        assignee = task.get("assigned_to")
+        if not assignee:
+            raise ServerRefused(f"Task {task_id} has no assignee. Assign the task first.")
+        agent_row = conn.execute("SELECT role FROM agents WHERE name = ?", (assignee,)).fetchone()
+        if not agent_row or not agent_row[0]:
+            raise ServerRefused(f"Agent '{assignee}' has no registered roles.")
+        if role not in [r.strip() for r in agent_row[0].split(",")]:
+            raise ServerRefused(f"Role '{role}' is not in {assignee}'s registered roles")
+        if task.get("project"):
+            _check_hat_conflict(conn, str(assignee), role, str(task["project"]))
+        conn.execute(
+            "UPDATE tasks SET role_hat = ?, updated_at = ? WHERE id = ?", (role, stamp, task_id)
+        )
 
 
 def verify_task(
@@ -653,7 +895,10 @@ def task_script(conn: sqlite3.Connection, count: int, *, interval: float = 0.0) 
                 verify_task(conn, "lead", task_id)
             else:
                 update_task(conn, "juno", task_id, status)
-            send(conn, "juno", "lead", f"note on {task_id}", task_id=task_id)
+            send(
+                conn, "juno", "lead", f"note on {task_id}", task_id=task_id,
+                leads=None, register_sender=True, inherit_task=True,
+            )  # fmt: skip
             if interval:
                 time.sleep(interval)
         set_status(conn, "juno", f"done {task_id}")

@@ -90,7 +90,7 @@ def test_both_crossings_when_the_logger_was_away(server_db: Path, log_dir: Path)
 
 
 def test_no_heartbeat_no_health(server_db: Path, log_dir: Path) -> None:
-    """The server's ``who`` says unknown without a heartbeat: health null, never aged."""
+    """The server's ``who`` says unknown without a heartbeat: health unknown, never aged."""
     clock = FakeClock("2026-12-06T10:00:00")
     conn = serverdb.connect(server_db)
     serverdb.register(conn, "atlas", now=local(clock))
@@ -100,7 +100,7 @@ def test_no_heartbeat_no_health(server_db: Path, log_dir: Path) -> None:
     clock.advance(hours=2)
     assert tables.tick() == 0
     assert tables.wait_time() is None
-    assert [(e, h) for e, h, _, _ in health_lines(log_dir)] == [("registered", None)]
+    assert [(e, h) for e, h, _, _ in health_lines(log_dir)] == [("registered", "unknown")]
 
 
 @pytest.mark.parametrize("watch", [True, False], ids=["watch", "no-watch"])
@@ -123,3 +123,66 @@ def test_the_process_wakes_for_the_crossing(
     assert proc.stop() == 0
     stale = (dt.datetime.fromisoformat(beat) + dt.timedelta(seconds=120)).isoformat()
     assert health_lines(log_dir)[-1] == ("health", "stale", stale, "healthy")
+
+
+def who(hb: object, now_dt: dt.datetime) -> str:
+    """The server's ``who`` health, transcribed statement for statement from
+    src/dead_drop/server.py (stored commit 0f6e1f5): the oracle."""
+    if hb:
+        try:
+            last_hb = dt.datetime.fromisoformat(hb)  # type: ignore[arg-type]
+            delta = (now_dt - last_hb).total_seconds()
+            if delta < 120:
+                return "healthy"
+            elif delta < 600:
+                return "stale"
+            return "dead"
+        except (ValueError, TypeError):
+            return "unknown"
+    return "unknown"
+
+
+def test_the_recorder_and_the_readers_give_who_s_health_for_one_heartbeat(
+    tmp_path: Path, home_env: dict[str, str]
+) -> None:
+    """One rule (dead_drop_logger/server.py) for the agents-*.json lines and for
+    ``agents --json``: the same health as the server's ``who`` for the same heartbeat,
+    with and without a zone, null, empty, or not a time."""
+    from conftest import run_command
+
+    from dead_drop_logger.clock import TEST_NOW
+
+    clock = FakeClock("2026-12-06T10:00:00")
+    now = clock.now().astimezone().replace(tzinfo=None)  # the server's naive local now
+    zoned = clock.now() - dt.timedelta(seconds=30)
+    beats: dict[str, object] = {
+        "fresh": (now - dt.timedelta(seconds=30)).isoformat(),
+        "quiet": (now - dt.timedelta(minutes=5)).isoformat(),
+        "gone": (now - dt.timedelta(minutes=20)).isoformat(),
+        "zoned": zoned.astimezone().isoformat(),  # the same moment as fresh, with a zone
+        "utc": zoned.isoformat(),
+        "never": None,
+        "empty": "",
+        "garbled": "yesterday-ish",
+    }
+    db, log_dir = tmp_path / "messages.db", tmp_path / "logs"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    for name, beat in beats.items():
+        serverdb.register(conn, name, now=(now - dt.timedelta(hours=1)).isoformat())
+        conn.execute("UPDATE agents SET heartbeat_at = ? WHERE name = ?", (beat, name))
+    conn.close()
+    want = {name: who(beat, now) for name, beat in beats.items()}
+    assert set(want.values()) == {"healthy", "stale", "dead", "unknown"}
+    assert want["zoned"] == want["utc"] == want["never"] == "unknown"
+
+    tables = follower(db, log_dir, clock)
+    tables.begin(existed=False, importing=False)
+    tables.tick()
+    recorded = {e["agent"]: e["health"] for e in tasklines.lines(log_dir, "agents")}
+    env = {**home_env, TEST_NOW: now.isoformat()}
+    listed = run_command("agents", "--json", "--db", str(db), "--log-dir", str(log_dir), env=env)
+    assert listed.returncode == 0, listed.stderr
+    shown = {row["agent"]: row["health"] for row in map(json.loads, listed.stdout.splitlines())}
+    assert recorded == want
+    assert {k: shown[k] for k in beats} == want

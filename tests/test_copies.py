@@ -5,6 +5,7 @@ holds, not by its inode (see dead_drop_logger/record/copies.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import shutil
@@ -15,9 +16,17 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, logged_ids, logger_command, start_writer, wait_until
+from conftest import (
+    LoggerProcess,
+    log_lines,
+    logged_ids,
+    logger_command,
+    start_writer,
+    wait_until,
+)
+from test_position import MARCH_1, make_pipeline
 
-from dead_drop_logger.logdir.state import STATE_NAME
+from dead_drop_logger.logdir.state import STATE_NAME, FilesChanged
 
 COPIES = 24
 SENDS = 100_000  # a flat-out writer, stopped once the copies are taken
@@ -161,7 +170,7 @@ def test_a_backup_restored_under_the_running_logger_loses_and_doubles_nothing(
     assert logged_ids(log_dir) == want, live.stderr()
 
 
-def copy_slowly(source: Path, target: Path, *, state_first: bool) -> None:
+def copy_slowly(source: Path, target: Path, *, state_first: bool, pause: float = 0.1) -> None:
     """A restore that takes its time (rsync, a network file system, a large backup): the
     directory is made (unless it is there: then each file is written over, in place, as
     ``cp`` does), then its files copied one after another with a pause between them; the
@@ -171,16 +180,17 @@ def copy_slowly(source: Path, target: Path, *, state_first: bool) -> None:
     names = sorted(entry.name for entry in source.iterdir())
     names.sort(key=lambda name: name.startswith("messages-") == state_first)
     for name in names:
-        time.sleep(0.1)
+        time.sleep(pause)
         if (source / name).is_symlink():  # (messages-current.json: replaced, as cp does)
             (target / name).unlink(missing_ok=True)
         shutil.copy2(source / name, target / name, follow_symlinks=False)
 
 
+@pytest.mark.parametrize("pause", [0.1, 1.5], ids=["pauses 0.1s", "pauses 1.5s"])
 @pytest.mark.parametrize("how", ["in its place", "over it"])
 @pytest.mark.parametrize("state_first", [True, False], ids=["state first", "day files first"])
 def test_a_slow_restore_under_a_busy_logger_loses_and_doubles_nothing(
-    server_db: Path, log_dir: Path, tmp_path: Path, state_first: bool, how: str
+    server_db: Path, log_dir: Path, tmp_path: Path, state_first: bool, how: str, pause: float
 ) -> None:
     """A backup restored file by file while the logger writes flat out, to the path of
     the directory renamed away, or over it: the logger finds the restore half made (a
@@ -199,7 +209,7 @@ def test_a_slow_restore_under_a_busy_logger_loses_and_doubles_nothing(
         time.sleep(0.3)
         if how == "in its place":
             log_dir.rename(tmp_path / "broken")
-        copy_slowly(backup, log_dir, state_first=state_first)
+        copy_slowly(backup, log_dir, state_first=state_first, pause=pause)
         time.sleep(0.3)
         assert writer.poll() is None  # the restore was made under the writer
         stop_writer(writer)
@@ -414,3 +424,239 @@ def test_a_consistent_looking_copy_of_an_old_day_an_export_grew_writes_nothing_t
     follow(server_db, copy, list(range(1, 40)))
     got = logged_ids(copy)
     assert sorted(got) == list(range(1, 40)), sorted({i for i in got if got.count(i) > 1})
+
+
+def test_a_copy_of_a_log_directory_pruned_since_does_not_log_the_pruned_days_again(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """``prune`` (and the logger's own retention) deleted day files the state's ``ends``
+    still named: a copy of the directory then looked like one that had missed those
+    files, and its logger logged every pruned message again (back into the old days,
+    for the next prune to delete again)."""
+    conn = serverdb.connect(server_db)
+    start = dt.date.today() - dt.timedelta(days=30)
+    follow(server_db, log_dir, [])
+    for offset in range(12):  # twelve days a month ago, three messages each: ids 1..36
+        day = start + dt.timedelta(days=offset)
+        for number in range(3):
+            serverdb.send(
+                conn,
+                "alice",
+                "bob",
+                f"m {offset} {number}",
+                leads=(),
+                timestamp=f"{day.isoformat()}T12:0{number}:00",
+            )
+    follow(server_db, log_dir, list(range(1, 37)))
+    pruned = subprocess.run(
+        [*logger_command(), "prune", "--log-dir", str(log_dir), "--retention-days", "22"],
+        capture_output=True,
+        text=True,
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    kept = logged_ids(log_dir)
+    assert kept and kept[0] > 1  # the oldest days are gone
+    recorded = json.loads((log_dir / STATE_NAME).read_bytes())["ends"]
+    assert all((log_dir / name).exists() for name in recorded), recorded
+    copy = tmp_path / "copy"
+    cp_a(log_dir, copy)
+    stderr = follow(server_db, copy, kept)
+    assert logged_ids(copy) == kept, stderr
+
+
+def test_a_catch_up_that_logs_again_what_a_copy_lacks_goes_on_to_what_is_new(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A catch-up whose first page was a refill (ids a copy, or a file shortened in
+    place, lacks) stopped there, that page being short, as if the backlog were drained:
+    the newer messages waited for the server's next change (watching, forever if it
+    was the last)."""
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    more = serverdb.send_many(server_db, 2, timestamp=MARCH_1)
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # (the batch finds the file changed: ends unsaved)
+        again.catch_up()
+    again.catch_up()  # the retry: what the file lacks, then what is new
+    assert logged_ids(log_dir) == first + more
+
+
+class Killed(BaseException):
+    """A stand-in for ``kill -9`` in the middle of a batch: nothing more runs."""
+
+
+def test_a_refill_killed_between_its_two_saves_logs_its_page_again(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refill page (ids a copy lacks) took its ids out of ``refill`` before its
+    pending save: killed after that save and before its lines were appended, the next
+    start cut the (nothing) back and found them neither in ``refill`` nor logged, below
+    the position: lost for good."""
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    more = serverdb.send_many(server_db, 1, timestamp=MARCH_1)
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # the batch finds the file changed: checked as a copy
+        again.catch_up()
+
+    def killed(*args: object, **kwargs: object) -> None:
+        raise Killed
+
+    monkeypatch.setattr(again.writer, "append", killed)
+    with pytest.raises(Killed):
+        again.follow_once()
+    monkeypatch.undo()
+    assert json.loads((log_dir / STATE_NAME).read_bytes())["pending"]  # (mid-batch)
+    make_pipeline(server_db, log_dir).catch_up()  # the next start
+    assert logged_ids(log_dir) == first + more
+
+
+def test_a_day_file_restored_after_the_last_batch_is_checked_without_a_new_message(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """A slow restore's last file written after the logger's last batch (the server
+    quiet): an older copy of the day file over the live one, its state left alone. The
+    messages it took away were missing until the server's next message, or for good
+    when the day changed first (only a file appended to was checked)."""
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    first = serverdb.send_many(server_db, 5)
+    wait_until(lambda: logged_ids(log_dir) == first, what="the first messages logged")
+    backup = tmp_path / "backup"
+    cp_a(log_dir, backup)
+    more = serverdb.send_many(server_db, 5)
+    wait_until(lambda: logged_ids(log_dir) == first + more, what="the next messages logged")
+    (day,) = [path.name for path in backup.glob("messages-2*.json") if path.stat().st_size]
+    time.sleep(1)  # (a while after the last batch)
+    shutil.copy2(backup / day, log_dir / day)  # the restore's last file, over the live one
+    try:
+        wait_until(lambda: logged_ids(log_dir) == first + more, what="the lost ids logged again")
+    finally:
+        assert live.stop() == 0, live.stderr()
+    assert "by nobody who recorded it" in live.stderr()
+
+
+def test_a_copy_whose_state_and_one_file_predate_a_batch_into_a_new_file_loses_nothing(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The state and yesterday's file copied before a batch that appended late rows of
+    yesterday and began today's file; today's file copied after it. The copy's newer
+    file holds lines its state does not record, so its state was rebuilt from the
+    files, at the files' last id: yesterday's late rows, below it and in no file, were
+    lost for good (the same with ``--max-bytes``, a batch filling one part and
+    beginning the next)."""
+    conn = serverdb.connect(server_db)
+    follow(server_db, log_dir, [])
+    for number in range(3):  # ids 1..3, yesterday
+        serverdb.send(
+            conn, "a", "b", f"y{number}", leads=(), timestamp=f"2026-11-01T23:59:5{number}"
+        )
+    follow(server_db, log_dir, [1, 2, 3])
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o700)
+    for path in log_dir.iterdir():  # cp reaches the state and yesterday's file first
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, copy / path.name)
+    serverdb.send(conn, "a", "b", "late", leads=(), timestamp="2026-11-01T23:59:59.5")  # 4
+    serverdb.send(conn, "a", "b", "late", leads=(), timestamp="2026-11-01T23:59:59.9")  # 5
+    serverdb.send(conn, "a", "b", "N", leads=(), timestamp="2026-11-02T00:00:00.1")  # 6
+    serverdb.send(conn, "a", "b", "N", leads=(), timestamp="2026-11-02T00:00:00.2")  # 7
+    follow(server_db, log_dir, [1, 2, 3, 4, 5, 6, 7])  # one batch: both files
+    today = "messages-2026-11-02.json"
+    shutil.copy2(log_dir / today, copy / today)  # then today's, made since
+    follow(server_db, copy, [1, 2, 3, 4, 5, 6, 7])
+    assert logged_ids(copy) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_copy_holding_a_new_line_in_an_old_day_file_writes_it_once(
+    server_db: Path, log_dir: Path, tmp_path: Path
+) -> None:
+    """The state copied before a batch that appended a message dated long ago (a
+    client's clock behind) to an old day file its ``ends`` no longer names (8 files
+    written since); that file copied after. Every file ``ends`` names matched, so the
+    copy passed as its state's, and the follower logged the message again after the
+    position: twice."""
+    conn = serverdb.connect(server_db)
+    follow(server_db, log_dir, [])
+    days(conn, 1, 10, 3, 15)  # ids 1..30, ten files
+    follow(server_db, log_dir, list(range(1, 31)))
+    copy = tmp_path / "copy"
+    cp_a(log_dir, copy)  # the state and every file, before the batch
+    serverdb.send(conn, "a", "b", "old", leads=(), timestamp="2026-11-01T16:00:00")  # 31
+    follow(server_db, log_dir, list(range(1, 32)))
+    old = "messages-2026-11-01.json"
+    shutil.copy2(log_dir / old, copy / old)  # that file copied after it
+    follow(server_db, copy, list(range(1, 32)))
+    got = logged_ids(copy)
+    assert got == list(range(1, 32)), sorted({i for i in got if got.count(i) > 1})
+
+
+def test_ids_a_copy_lacks_are_not_taken_from_a_database_replaced_since(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A copy with ids to log again (``refill``) whose database was replaced (a server
+    reset: ids from 1 again) before they were: the refill read the new database's rows
+    under those ids, and the reset then logged the new database from its first row:
+    those rows twice."""
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)  # ids 1..6
+    pipeline = make_pipeline(server_db, log_dir)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up()
+    (day,) = [path for path in log_dir.glob("messages-2*.json")]
+    lines = day.read_bytes().splitlines(keepends=True)
+    with open(day, "r+b") as fh:  # its last two lines cut off in place
+        fh.truncate(sum(len(line) for line in lines[:-2]))
+    serverdb.send_many(server_db, 1, timestamp=MARCH_1)  # ids 7..8
+    again = make_pipeline(server_db, log_dir)
+    with pytest.raises(FilesChanged):  # checked as a copy at the next transaction
+        again.catch_up()
+    again.source.close()  # (reopened at its next read)
+    for suffix in ("", "-wal", "-shm"):  # the server reset
+        Path(f"{server_db}{suffix}").unlink(missing_ok=True)
+    serverdb.create(server_db)
+    serverdb.send_many(server_db, 5, prefix="reset", timestamp="2026-03-01T13:00:00")  # 1..10
+    again.catch_up()
+    new = sorted(line["id"] for line in log_lines(log_dir) if "reset" in str(line["content"]))
+    assert new == list(range(1, 11))
+
+
+def test_an_export_beside_the_follower_is_not_taken_for_a_restore(
+    server_db: Path, log_dir: Path
+) -> None:
+    """An export appends history to old day files and saves the state; the follower's
+    next save noted only the files it wrote itself, so a look a second later found the
+    export's file changed since, with the state the follower's own: a restore, said in
+    a warning, and the whole directory read as a copy's."""
+    conn = serverdb.connect(server_db)
+    days(conn, 1, 2, 3, 9)  # history: ids 1..6, left out by the first start
+    live = LoggerProcess(server_db, log_dir, "--retention-days", "0").start()
+    live.wait_ready()
+    try:
+        days(conn, 3, 3, 3, 9)  # ids 7..9: an old day's file (the 1st's made by the export)
+        wait_until(lambda: logged_ids(log_dir) == [7, 8, 9], what="ids 7..9 logged")
+        days(conn, 1, 1, 1, 23)  # id 10, late on the 1st: the export's file, appended to
+        wait_until(lambda: logged_ids(log_dir) == [7, 8, 9, 10], what="id 10 logged")
+        export(server_db, log_dir)  # ids 1..6 into the 1st's and 2nd's files
+        serverdb.send(conn, "a", "b", "now", leads=())  # id 11: the follower saves
+        wait_until(lambda: len(logged_ids(log_dir)) == 11, what="id 11 logged")
+        time.sleep(2.5)  # (a quiet follower's looks, once a second)
+        serverdb.send(conn, "a", "b", "now", leads=())  # id 12
+        wait_until(lambda: len(logged_ids(log_dir)) == 12, what="id 12 logged")
+        time.sleep(1.5)
+    finally:
+        assert live.stop() == 0, live.stderr()
+    assert logged_ids(log_dir) == list(range(1, 13))
+    assert "by nobody who recorded it" not in live.stderr(), live.stderr()
+    assert "is a copy" not in live.stderr(), live.stderr()

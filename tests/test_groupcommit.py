@@ -368,3 +368,43 @@ def test_a_failed_tick_does_not_back_off_holding_the_writer_lock(
         follower.pipeline.commits.release()
         follower.pipeline.close()
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)
+
+
+def test_a_failed_save_cuts_a_day_file_replaced_by_a_copy_of_itself_back_only_to_the_record(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held transaction's save fails (its fsync: EIO) after the day file was replaced
+    by a copy of itself (the same bytes, a new inode: ``rsync`` from a backup, an
+    editor's save). The cut back to the record on disk must cut only what follows the
+    record: the file is not the inode recorded, and only the state's logged ids (and
+    ends) say it holds logged lines; without them it was taken for a file the batch
+    made afresh and cut to nothing, losing every line the state records as logged."""
+    ticks = Ticks()
+    pipeline = started(server_db, log_dir, ticks)
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    ticks.now += SAVE_EVERY  # the checkpoint: all of it logged, a record at the end
+    first += serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)
+    day = log_dir / DAY
+    recorded = on_disk(log_dir)
+    assert recorded.pending == {DAY: (day.stat().st_size, day.stat().st_ino)}
+    assert recorded.logged == [(first[0], first[-1])]
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)  # covered by that record: appended, no fsync yet
+    shutil.copy2(day, log_dir / "copy.tmp")
+    os.replace(log_dir / "copy.tmp", day)  # the same bytes, another inode
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(DAY):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WriteError):
+        pipeline.commits.release()  # its save fsyncs the day file first: fails
+    monkeypatch.undo()
+    assert logged_ids(log_dir) == first  # cut back to the record, not to nothing
+    make_pipeline(server_db, log_dir).catch_up()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)

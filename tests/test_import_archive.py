@@ -407,3 +407,102 @@ def test_an_import_whose_room_is_made_again_meanwhile_stops_and_writes_nothing_t
     assert len(lines) == len(set(lines)), "a line written twice"
     assert logged("new") == new_ids
     assert logged("old") == old_ids[: len(logged("old"))]
+
+
+def task_room(rooms: Path, name: str) -> tuple[Path, list[str]]:
+    """A room whose server took three tasks through its tools (one left in review)."""
+    db = serverdb.room_db(rooms, name)
+    db.parent.mkdir(parents=True)
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    serverdb.register(conn, "lead", role="lead")
+    serverdb.register(conn, "juno", role="builder")
+    made = [serverdb.create_task(conn, "lead", f"task {n}", assign_to="juno") for n in range(3)]
+    serverdb.task_lifecycle(conn, made[0], "juno")
+    serverdb.update_task(conn, "juno", made[1], "in_progress")
+    serverdb.submit_for_review(conn, "juno", made[1], "done")
+    serverdb.create_task(conn, "lead", "unassigned")  # pending: no message at all
+    conn.close()
+    return db, [*made, "TASK-004"]
+
+
+def test_an_archive_s_tasks_are_imported_as_a_snapshot_once(tmp_path: Path) -> None:
+    import tasklines
+
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    _, tasks = task_room(rooms, "ops")
+    packed = serverdb.archive_room(rooms, "ops", tmp_path / "archive", WHEN) / "messages.db.gz"
+    args = ("import-archive", str(packed), "--room", "ops", "--log-dir", str(logs))
+    first = run_command(*args, env=env())
+    assert first.returncode == 0, first.stderr
+    assert (
+        first.stdout.splitlines()[1] == "recorded 4 task lines from its tasks table (docs/tasks.md)"
+    )
+    found = tasklines.lines(logs / "ops")
+    assert sorted((t["task"], t["from"], t["to"], t.get("snapshot")) for t in found) == [
+        (tasks[0], None, "verified", True),
+        (tasks[1], None, "review", True),
+        (tasks[2], None, "assigned", True),
+        (tasks[3], None, "pending", True),
+    ]
+    assert all(t["snapshot"] is True and t["row"]["id"] == t["task"] for t in found)
+    agents = tasklines.lines(logs / "ops", "agents")
+    assert sorted((a["agent"], a["event"]) for a in agents) == [
+        ("juno", "registered"),
+        ("lead", "registered"),
+    ]
+    second = run_command(*args, env=env())
+    assert second.returncode == 0, second.stderr
+    assert len(second.stdout.splitlines()) == 1  # no task line this time
+    assert tasklines.lines(logs / "ops") == found
+    assert tasklines.lines(logs / "ops", "agents") == agents
+
+
+def test_a_followed_room_s_archive_adds_only_the_moves_made_unseen(tmp_path: Path) -> None:
+    """The room was followed, then moved on while its logger was down, then archived:
+    the import records those moves (their states told by the server's messages), once;
+    an older copy of the room (the hub gzips without the WAL) records nothing."""
+    import shutil
+
+    import tasklines
+
+    rooms, logs = tmp_path / "rooms", tmp_path / "logs"
+    db, tasks = task_room(rooms, "dev")
+    target = ["--rooms-dir", str(rooms), "--log-dir", str(logs)]
+    proc = LoggerProcess(db, logs, target=target, env=env()).start()
+    wait_until(lambda: "room dev: following " in proc.stderr(), what="room dev followed")
+    conn = serverdb.connect(db)
+    serverdb.update_task(conn, "juno", tasks[2], "in_progress")
+    wait_until(
+        lambda: any(t["to"] == "in_progress" for t in tasklines.lines(logs / "dev")),
+        what="the followed move",
+    )
+    assert proc.stop() == 0
+    seen = tasklines.lines(logs / "dev")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    older = tmp_path / "older.db"
+    shutil.copyfile(db, older)  # the room as it was then
+    serverdb.approve_task(conn, "lead", tasks[1])  # unseen: the logger is down
+    serverdb.verify_task(conn, "lead", tasks[1])
+    conn.close()
+    archive = serverdb.archive_room(rooms, "dev", tmp_path / "archive", WHEN)
+    args = ("import-archive", str(archive / "messages.db.gz"), "--room", "dev")
+    first = run_command(*args, "--log-dir", str(logs), env=env())
+    assert first.returncode == 0, first.stderr
+    found = tasklines.lines(logs / "dev")
+    added = found[len(seen) :]
+    assert found[: len(seen)] == seen
+    assert [(t["task"], t["from"], t.get("via"), t["to"]) for t in added] == [
+        (tasks[1], "review", ["completed"], "verified")
+    ]
+    assert "snapshot" not in added[0]
+    assert run_command(*args, "--log-dir", str(logs), env=env()).returncode == 0
+    assert tasklines.lines(logs / "dev") == found  # once
+    # An older copy of the same room, imported into a copy of that log: nothing goes back.
+    shutil.copytree(logs, tmp_path / "logs2")
+    for sidecar in (archive / "messages.db.gz",):
+        with open(older, "rb") as src, gzip.open(sidecar, "wb") as out:
+            out.write(src.read())
+    again = run_command(*args, "--log-dir", str(tmp_path / "logs2"), env=env())
+    assert again.returncode == 0, again.stderr
+    assert tasklines.lines(tmp_path / "logs2" / "dev") == found

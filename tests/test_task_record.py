@@ -191,7 +191,7 @@ def test_agents_register_status_deregister_not_heartbeats(
     serverdb.ping(conn, "juno")  # the first heartbeat: health known (healthy)
     wait_until(lambda: len(events()) == 2, what="the first heartbeat's health")
     serverdb.ping(conn, "juno")  # heartbeats and inbox checks alone: no line
-    serverdb.check_inbox_stamp(conn, "juno")
+    serverdb.check_inbox(conn, "juno")
     serverdb.ping(conn, "juno")
     serverdb.set_status(conn, "juno", "working on TASK-004")
     wait_until(lambda: len(events()) >= 3, what="the status")
@@ -200,8 +200,8 @@ def test_agents_register_status_deregister_not_heartbeats(
     assert proc.stop() == 0
     found = events()
     assert [(e["event"], e["health"], e["status"], e["from"]) for e in found] == [
-        ("registered", None, "waiting for work", None),
-        ("health", "healthy", "waiting for work", None),
+        ("registered", "unknown", "waiting for work", None),
+        ("health", "healthy", "waiting for work", "unknown"),
         ("status", "healthy", "working on TASK-004", "waiting for work"),
         ("deregistered", None, "working on TASK-004", None),
     ]

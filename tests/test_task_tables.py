@@ -57,3 +57,43 @@ def test_size_parts_for_task_lines(server_db: Path, log_dir: Path) -> None:
     assert {f"tasks-{day}.json", f"tasks-{day}.1.json"} <= set(files)
     assert all((log_dir / name).stat().st_size <= 1500 for name in files)
     assert len(tasklines.lines(log_dir)) == 6
+
+
+def test_a_task_made_between_the_stamps_and_the_rows_keeps_its_told_moves(
+    server_db: Path, log_dir: Path
+) -> None:
+    """The last message id recorded with a read is no later than the read of the stamps
+    it rests on: a task created and moved between the two reads (seen only at the next
+    read) still has the transition messages of its unseen states looked at."""
+    conn = serverdb.connect(server_db)
+    serverdb.register(conn, "lead", role="lead")
+    serverdb.register(conn, "juno", role="builder")
+    first = serverdb.create_task(conn, "lead", "first", assign_to="juno")
+    log_dir.mkdir(mode=0o700)
+    tables = TableFollower(Source(server_db), log_dir, FakeClock("2026-12-06T10:00:00"))
+    tables.begin(existed=True, importing=False)
+    assert tables.tick() == 0
+    real = tables.source.query
+    meanwhile = {"done": False}
+
+    def query(sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        if sql.startswith("SELECT m.mark") and not meanwhile["done"]:
+            meanwhile["done"] = True  # the server, between the stamps and the rows
+            other = serverdb.connect(server_db)
+            made = serverdb.create_task(other, "lead", "second", assign_to="juno")
+            serverdb.update_task(other, "juno", made, "in_progress")
+            other.close()
+        return real(sql, params)
+
+    tables.source.query = query  # type: ignore[method-assign]
+    serverdb.update_task(conn, "juno", first, "in_progress")
+    assert tables.tick() == 1  # the first task's move; the second not read yet
+    assert meanwhile["done"]
+    assert tables.tick() == 1
+    second = tasklines.lines(log_dir)[-1]
+    assert (second["from"], second["to"], second.get("gap"), second.get("via")) == (
+        None,
+        "in_progress",
+        True,
+        ["assigned"],
+    )

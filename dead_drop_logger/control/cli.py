@@ -14,13 +14,12 @@ from click.core import ParameterSource
 
 from .. import config, diagnostics
 from ..files import LogDirError
-from ..keep.prune import prune_all
 from ..logdir.state import StateError
 from ..read import reading
 from ..read.logread import Reader
 from ..read.search import Search
 from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, exporting, options, preflight
+from . import cli_errors, configfile, exporting, options
 from .pidfile import AlreadyRunning, PidFileError
 from .progress import Bar
 
@@ -65,7 +64,7 @@ def run(**params: Any) -> None:
     from . import daemon  # the logger's modules: not loaded by the reading commands
 
     settings = options.settings_from(params)
-    _checked(preflight.check_paths, settings)
+    _checked("check_paths", settings)
     diagnostics.configure(params["log_level"], stream=sys.stderr)
     follower = runner(settings)
     follower.install_signal_handlers()
@@ -77,8 +76,10 @@ def run(**params: Any) -> None:
         pid_path = Path(params["pid_file"]).expanduser()
         given = _given(click.get_current_context(), params)
         held = daemon.held_pid_file(settings, pid_path, params["log_level"], given)
+    from .indexer import keeping_index
+
     try:
-        with held:
+        with held, keeping_index(settings.log_dir):
             follower.run()
         bar.close()
     except (AlreadyRunning, PidFileError, LogDirError) as exc:
@@ -114,6 +115,7 @@ def prune(
       dead-drop-logger prune --retention-days 90 --dry-run
     """
     from ..keep.housekeeping import Policy
+    from ..keep.prune import prune_all
 
     policy = Policy(retention_days, keep_files, compress_after)
     try:
@@ -133,6 +135,39 @@ def prune(
     if compress_after is not None:
         summary += f", {compressed} {len(done.compressed)}"
     click.echo(summary, err=True)
+
+
+@cli.command(short_help="Bring the index beside the logs up to date (or rebuild it).")
+@options.config_file
+@options.log_dir
+@options.rebuild_index
+def index(log_dir: Path, rebuild: bool) -> None:
+    """Bring the index of the log directory, and of every room's directory in it, up to
+    date with the log files: the reading commands answer through it in milliseconds
+    (the logger keeps it current; without it they scan the files). It is a cache:
+    deleting it loses nothing; --rebuild makes it anew.
+
+    \b
+    Examples:
+      dead-drop-logger index
+      dead-drop-logger index --rebuild
+    """
+    from ..logdir.layout import room_dirs
+    from ..read.indexed import build
+
+    path = log_dir.expanduser()
+    if not path.is_dir():
+        fail(f"log directory {path} does not exist", code=2)
+    for where in [path, *room_dirs(path)]:
+        try:
+            done = build(where, rebuild=rebuild)
+        except OSError as exc:
+            fail(f"cannot index {where}: {exc.strerror or exc}")
+        how = f"rebuilt ({done.why})" if done.rebuilt else "up to date"
+        click.echo(
+            f"{where}: {how}: {done.lines} lines in {done.files} files,"
+            f" index {done.size / 1e6:.1f} MB"
+        )
 
 
 @cli.command("import-archive", short_help="Log an archived room's database, exactly once.")
@@ -211,6 +246,8 @@ def import_archive(
         f"imported {done.written} messages from {archive} into {done.log_dir}"
         f" ({done.already} already there)"
     )
+    if done.tasks:
+        click.echo(f"recorded {done.tasks} task lines from its tasks table (docs/tasks.md)")
     if done.outside is not None and done.outside.messages:
         click.echo(
             f"{done.outside.messages} messages older than the {retention_days}-day retention"
@@ -221,10 +258,13 @@ def import_archive(
 cli.add_command(exporting.export)
 
 
-def _checked(check: Any, settings: config.Settings) -> None:
-    """Run a :mod:`.preflight` check: a refusal is one line and its exit code."""
+def _checked(check: str, settings: config.Settings) -> None:
+    """Run a :mod:`.preflight` check (by name: the logger's modules it loads are not
+    loaded by the reading commands): a refusal is one line and its exit code."""
+    from . import preflight
+
     try:
-        check(settings)
+        getattr(preflight, check)(settings)
     except preflight.CannotStart as exc:
         fail(str(exc), exc.code)
 
@@ -292,7 +332,7 @@ def start(**params: Any) -> None:
       dead-drop-logger start --retention-days 0 --poll-interval 0.2
     """
     settings = options.settings_from(params)
-    _checked(preflight.check_paths, settings)
+    _checked("check_paths", settings)
     _start(params, settings, _given(click.get_current_context(), params))
 
 
@@ -348,7 +388,7 @@ def restart(ctx: click.Context, /, **params: Any) -> None:
             params[name] = value
             given.add(name)
     settings = options.settings_from(params)  # refused here, with the daemon still running
-    _checked(preflight.check_all, settings)  # and here
+    _checked("check_all", settings)  # and here
     if kept:
         click.echo(f"dead-drop-logger keeps the running daemon's {' '.join(kept)}")
     pid_file = Path(params["pid_file"]).expanduser()
@@ -719,14 +759,14 @@ def _read_stats(
     messages is one line and exit 1, an unreadable directory exit 2 (as search does).
     A file that cannot be read is a warning: the caller prints the numbers of the
     others, then exits 2."""
-    from ..read import statlines, taskstats  # the statistics' modules: only for stats, report
+    from ..read import statlines, taskpending  # the statistics' modules: only for stats, report
     from ..read.logread import LogReadError
     from ..read.tasklog import merge_problems
     from ..read.when import local_now
 
     reader = _reading(log_dir, since, until, utc, rooms)
     try:
-        pending = taskstats.Pending(reader, local_now())  # the task log, read meanwhile
+        pending = taskpending.Pending(reader, local_now())  # the task log, read meanwhile
         result = statlines.read(reader)
         result.task_figures, tasks = pending.result()
     except LogReadError as exc:

@@ -216,7 +216,7 @@ def _become_daemon(
     try:
         log.info("daemon started (pid %d)", os.getpid())
         _send(report, f"ok {os.getpid()}")
-        return _serve(follower)
+        return _serve(follower, settings.log_dir)
     finally:
         context.close()
 
@@ -238,9 +238,12 @@ def _prepare(
     return follower
 
 
-def _serve(follower: Follower | Rooms) -> int:  # pragma: no cover - runs in the daemon
+def _serve(follower: Follower | Rooms, log_dir: Path) -> int:  # pragma: no cover - daemon
+    from .indexer import keeping_index
+
     try:
-        follower.run()
+        with keeping_index(log_dir):
+            follower.run()
     except LogDirError as exc:
         log.error("%s", exc)
         return 1

@@ -278,6 +278,11 @@ dry_run = click.option(
     is_flag=True,
     help="Only list what would be deleted.",
 )
+rebuild_index = click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Make the index anew from the log files (not only the new lines).",
+)
 log_level = click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),

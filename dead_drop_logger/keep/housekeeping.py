@@ -5,6 +5,12 @@ follower, a historical import or the export script. A file named in the state's
 ``pending`` record (a batch that has not committed, after a crash) is left untouched:
 the next batch must be able to cut it back, which deleting or compressing it would
 make impossible (the uncommitted lines would survive inside a ``.gz``).
+
+A file deleted is also dropped from the state's ``ends`` (its record of the files
+written last, by which a copy of the directory is checked): left there, it would make
+every later copy look like one that missed that file, and its messages (pruned on
+purpose) would be logged again there. A copy's state stays a copy's (see
+:meth:`.StateStore.save`).
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ def run(log_dir: Path, today: dt.date, policy: Policy) -> Outcome:
             protected=protected,
         )
         outcome.deleted = retention.delete(log_dir, doomed)
+        gone = {path.name.removesuffix(".gz") for path in outcome.deleted}
+        if state is not None and gone & set(state.ends):
+            for name in gone:
+                state.ends.pop(name, None)
+            store.save(state, as_found=store.copied)
         files = layout.log_files(log_dir, layout.KINDS)
         for entry in compress.select(files, today, policy.compress_after, protected):
             outcome.compressed.append(compress.compress(entry.path))

@@ -179,11 +179,20 @@ def _file_name(name: object) -> str:
 class StateStore:
     """Loads, saves and locks the state file of one log directory."""
 
-    def __init__(self, log_dir: Path, *, before_save: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        before_save: Callable[[], None] = lambda: None,
+        after_save: Callable[[bool], None] = lambda saved: None,
+    ) -> None:
         self.log_dir = log_dir
         # Runs before every save: the writer's fsync of lines appended without one, so
         # a state on disk never says more is logged than the disk holds (groupcommit).
         self._before_save = before_save
+        # Runs after every save, told whether it succeeded: the writer notes what it
+        # leaves (record/copies.py).
+        self._after_save = after_save
         self.path = log_dir / STATE_NAME
         self.tmp_path = log_dir / (STATE_NAME + ".tmp")
         self.lock_path = log_dir / LOCK_NAME
@@ -309,16 +318,26 @@ class StateStore:
         os.replace(self.path, target)
         return target
 
-    def save(self, state: State) -> None:
+    def save(self, state: State, *, as_found: bool = False) -> None:
         """Atomically replace the state file (durable once this returns). Raises
         DirectoryReplaced (before anything is written) when the directory locked is no
-        longer the one at the path."""
+        longer the one at the path. ``as_found``: keep the identity it was read with (a
+        copy's state, changed by someone who does not take it over, stays a copy's)."""
+        try:
+            self._save(state, as_found)
+        except BaseException:
+            self._after_save(False)
+            raise
+        self._after_save(True)
+
+    def _save(self, state: State, as_found: bool) -> None:
         self.check_intact()
         self._before_save()
         tmp = self.tmp_path
         fd = create_private(tmp)  # afresh: never written through a link planted there
         try:
-            state.file = self._identity(os.fstat(fd))  # (a rename keeps the inode)
+            if not as_found or state.file is None:
+                state.file = self._identity(os.fstat(fd))  # (a rename keeps the inode)
             data = state.to_json()
             written = os.write(fd, data)
             if written != len(data):

@@ -150,6 +150,28 @@ class Tally:
                 if seen is None or stamp > seen:
                     last[name] = stamp
 
+    def add_group(
+        self,
+        room: str | None,
+        key: tuple[object, object, bool],
+        count: int,
+        first: dt.datetime | None,
+        last: dt.datetime | None,
+    ) -> None:
+        """``count`` lines of one (sender, recipient, is CC), dated from ``first`` to
+        ``last`` (None: none dated), all inside the window (through the index)."""
+        sender, recipient, cc = key
+        self.pairs[(room, sender, recipient, cc)] += count
+        for name in ((room, sender), (room, recipient)):
+            if first is not None:
+                seen = self.first.get(name)
+                if seen is None or first < seen:
+                    self.first[name] = first
+            if last is not None:
+                seen = self.last.get(name)
+                if seen is None or last > seen:
+                    self.last[name] = last
+
     def rows(self) -> list[AgentRow]:
         rows: dict[tuple[str | None, str], AgentRow] = {}
 
@@ -186,11 +208,31 @@ class Tally:
         )
 
 
-def tally(reader: Reader, exact: bool = False) -> list[AgentRow]:
-    """One row per agent over everything the reader reads, newest last-seen first."""
+def tally(reader: Reader, exact: bool = False, use_index: bool = True) -> list[AgentRow]:
+    """One row per agent over everything the reader reads, newest last-seen first.
+
+    Through the index where it covers a file: its counts per (sender, recipient, is
+    CC), then the file's lines past what it covers, scanned."""
     result = Tally(reader.window)
-    for chunk in reader.chunks():
-        result.add(chunk_fields(chunk, reader, exact), chunk.source.room)
+    covered = {}
+    if use_index and not exact:
+        from .indexed import covers
+
+        covered = covers(reader)
+    if not covered:
+        for chunk in reader.chunks():
+            result.add(chunk_fields(chunk, reader, exact), chunk.source.room)
+        return result.rows()
+    from .indexed import past
+    from .indexquery import groups
+
+    for source, entry in reader.files():
+        found = covered.get(entry.path)
+        if found is not None:
+            for key, count, first, last in groups(found.store, found.record, reader.window):
+                result.add_group(source.room, key, count, first, last)
+        for chunk in past(reader, source, entry, found):
+            result.add(chunk_fields(chunk, reader, exact), source.room)
     return result.rows()
 
 

@@ -179,12 +179,22 @@ class Line:
     raw: bytes
 
 
-@dataclass(frozen=True, slots=True)
 class Entry:
-    """A parsed message with its stored line."""
+    """A message with its stored line; parsed when first asked for (a line found
+    through the index and printed as stored, or only counted, is never parsed)."""
 
-    line: Line
-    message: Message
+    __slots__ = ("_message", "line")
+
+    def __init__(self, line: Line, message: Message | None = None) -> None:
+        self.line = line
+        self._message = message
+
+    @property
+    def message(self) -> Message:
+        if self._message is None:
+            found = parse_line(self.line.raw)
+            self._message = {} if found is None else found
+        return self._message
 
 
 def parse_line(raw: bytes) -> Message | None:
@@ -395,6 +405,7 @@ class Reader:
     corrupt_in: Counter[Path] = field(default_factory=Counter, init=False)
     damaged: dict[Path, str] = field(default_factory=dict, init=False)
     unreadable: dict[Path, str] = field(default_factory=dict, init=False)
+    notes: list[str] = field(default_factory=list, init=False)  # e.g. a damaged index
     links: list[Path] = field(default_factory=list, init=False)  # rooms' links, not read
 
     @property

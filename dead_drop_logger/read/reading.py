@@ -124,6 +124,7 @@ def warnings(reader: Reader) -> Iterator[str]:
             f"{link} is a symbolic link, which the logger never writes through; not read"
             " (make it a directory)"
         )
+    yield from reader.notes
     for path, reason in reader.damaged.items():
         yield f"{path} is damaged ({reason}): read up to the damage"
     if not reader.corrupt:
@@ -256,6 +257,15 @@ def run_search(
     halt = stop or threading.Event()
     if limit == 0 and not follow:  # as grep -m 0: nothing
         batches: Iterator[Iterator[Entry]] = iter([])
+    elif count and not follow:
+        try:
+            matched = search.count()
+        except LogReadError as exc:
+            raise RequestError(str(exc)) from None
+        matched = matched if limit is None else min(matched, limit)
+        printer.text(str(matched))
+        printer.flush()
+        return matched
     elif reverse:
         batches = iter([search.newest_first(limit)])
     else:

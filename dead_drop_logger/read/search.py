@@ -24,7 +24,9 @@ import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..encoding import encode_value, escape_separators
 from ..logdir.layout import LogFile
@@ -38,6 +40,10 @@ from .logread import (
     parse_line,
     timestamp_of,
 )
+
+if TYPE_CHECKING:
+    from .indexed import Covered
+    from .indexquery import Query
 
 
 def encoded(text: str) -> bytes | None:
@@ -213,11 +219,127 @@ def _lines_holding(data: bytes, needles: list[bytes]) -> Iterator[tuple[int, int
 
 @dataclass
 class Search:
-    """One search over a reader's files: :meth:`run` yields matches in file order."""
+    """One search over a reader's files: :meth:`run` yields matches in file order.
+
+    Through the index where it covers a file (:mod:`.indexed`): the rows it selects,
+    read back by offset, then the file's lines past what it covers, scanned; a file it
+    does not cover is scanned whole. The same answer either way."""
 
     reader: Reader
     filters: Filters
     exact: bool = False  # parse every line (the reference path)
+    use_index: bool = True  # False: scan every file (the reference for the index)
+    _cover: dict[Path, Covered] | None = field(default=None, init=False, repr=False)
+    _plans: dict[int, Query] = field(default_factory=dict, init=False, repr=False)
+
+    def covered(self) -> dict[Path, Covered]:
+        """What the index covers of each file read (nothing: scan them all)."""
+        if self._cover is None:
+            self._cover = {}
+            if self.use_index and not self.exact:
+                from .indexed import covers
+
+                self._cover = covers(self.reader)
+        return self._cover
+
+    def _query(self, covered: Covered) -> Query:
+        from .indexquery import plan
+
+        key = id(covered.store)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = plan(covered.store, self.filters, self.reader.window)
+        return found
+
+    def _indexed(self, entry: LogFile) -> tuple[Covered, Query] | None:
+        """The index's cover of ``entry`` and the query over it, None: scan the file
+        (not covered, or no filter narrows the candidates it would read)."""
+        covered = self.covered().get(entry.path)
+        if covered is None:
+            return None
+        query = self._query(covered)
+        if query.verify and not query.narrows and not query.never:
+            return None
+        return covered, query
+
+    def file_entries(
+        self, source: LogDir, entry: LogFile, stamps: bool = False
+    ) -> Iterator[tuple[dt.datetime | None, Entry]]:
+        """The matches of one file in file order, each with its time when ``stamps``."""
+        from .indexed import past
+
+        found = self._indexed(entry)
+        if found is not None:
+            covered, query = found
+            if not query.never:
+                yield from self._rows(source, entry, covered, query, stamps)
+        tail = past(self.reader, source, entry, None if found is None else found[0])
+        for match in self.entries(tail):
+            yield (timestamp_of(match.message) if stamps else None), match
+
+    def _rows(
+        self,
+        source: LogDir,
+        entry: LogFile,
+        covered: Covered,
+        query: Query,
+        stamps: bool,
+        backwards: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[tuple[dt.datetime | None, Entry]]:
+        from .indexquery import LineSource, rows, stamp_of
+
+        filters = self.filters
+        groups = filters.byte_groups() if query.verify else []
+        if groups is None:
+            return  # a value no line can hold
+        taken = 0
+        with LineSource(entry, backwards) as lines:
+            for offset, length, ts in rows(
+                covered.store,
+                covered.record,
+                query,
+                backwards=backwards,
+                limit=None if query.verify else limit,
+            ):
+                line = Line(source, entry, offset, lines.get(offset, length))
+                if query.verify:
+                    raw = line.raw
+                    if groups and not all(any(n in raw for n in group) for group in groups):
+                        continue  # (the scan's byte test: the bytes every match holds)
+                    message = parse_line(raw)
+                    if message is None or not filters.matches(message):
+                        continue
+                    found = Entry(line, message)
+                else:
+                    found = Entry(line)
+                yield (stamp_of(ts) if stamps else None), found
+                taken += 1
+                if limit is not None and taken >= limit:
+                    return
+
+    def count(self) -> int:
+        """How many match (``--count``): through the index, rows are counted, not read."""
+        if not self.covered():
+            return sum(1 for _ in self.run())
+        from .indexed import past
+        from .indexquery import count
+
+        total = 0
+        for source, entry in self.reader.files():
+            found = self._indexed(entry)
+            if found is None or found[1].verify:
+                total += sum(1 for _ in self.file_entries(source, entry))
+                continue
+            covered, query = found
+            if not query.never:
+                if not query.where:
+                    total += covered.record.lines
+                else:
+                    total += count(covered.store, covered.record, query)
+            tail = past(self.reader, source, entry, covered)
+            total += sum(1 for _ in self.entries(tail))
+        return total
 
     def entries(self, chunks: Iterable[Chunk]) -> Iterator[Entry]:
         """The matching messages of ``chunks``."""
@@ -241,20 +363,62 @@ class Search:
     def run(self) -> Iterator[Entry]:
         """The matches in log order; several rooms' matches merged in time order."""
         if len(self.reader.sources) == 1:
-            return self.entries(self.reader.chunks())
+            if not self.covered():
+                return self.entries(self.reader.chunks())
+            return self._single()
         return self._merged_days()
+
+    def _single(self) -> Iterator[Entry]:
+        for source, entry in self.reader.files():
+            for _stamp, match in self.file_entries(source, entry):
+                yield match
 
     def _merged_days(self) -> Iterator[Entry]:
         """Day by day, each room's matches of the day merged by timestamp (a k-way merge:
         one block of each room's day in memory at a time)."""
         for _day, files in _days(self.reader.files()):
-            streams = [_stamped(self.entries(self._read_all(parts))) for parts in _by_source(files)]
+            streams = [_running(self._read_all(parts)) for parts in _by_source(files)]
             for _key, entry in heapq.merge(*streams, key=_first):
                 yield entry
 
-    def _read_all(self, files: list[tuple[LogDir, LogFile]]) -> Iterator[Chunk]:
+    def _read_all(
+        self, files: list[tuple[LogDir, LogFile]]
+    ) -> Iterator[tuple[dt.datetime | None, Entry]]:
         for source, entry in files:
-            yield from self.reader.read_file(source, entry)
+            yield from self.file_entries(source, entry, stamps=True)
+
+    def _newest(self, files: list[tuple[LogDir, LogFile]], limit: int | None) -> Iterator[Entry]:
+        """One source's matches in ``files``, newest first, at most ``limit``: from the
+        last file back, its unindexed lines, then the index's rows from the end."""
+        taken = 0
+        for source, entry in reversed(files):
+            found = self._indexed(entry)
+            tail = [m for _s, m in self._scanned(source, entry, found)]
+            for match in reversed(tail):
+                yield match
+                taken += 1
+                if limit is not None and taken >= limit:
+                    return
+            if found is None or found[1].never:
+                continue
+            covered, query = found
+            left = None if limit is None else limit - taken
+            for _stamp, match in self._rows(
+                source, entry, covered, query, False, backwards=True, limit=left
+            ):
+                yield match
+                taken += 1
+                if limit is not None and taken >= limit:
+                    return
+
+    def _scanned(
+        self, source: LogDir, entry: LogFile, found: tuple[Covered, Query] | None
+    ) -> Iterator[tuple[dt.datetime | None, Entry]]:
+        from .indexed import past
+
+        tail = past(self.reader, source, entry, None if found is None else found[0])
+        for match in self.entries(tail):
+            yield None, match
 
     def newest_first(self, limit: int | None) -> Iterator[Entry]:
         """Matches newest first (``--reverse``): days from the newest, each day's matches
@@ -262,13 +426,16 @@ class Search:
         as the last ``limit`` matches need. Holds one day's matches of each room (or
         ``limit`` of them) at a time."""
         taken = 0
+        if len(self.reader.sources) == 1 and self.covered():
+            yield from self._newest(self.reader.files(), limit)
+            return
         for _day, files in reversed(list(_days(self.reader.files()))):
             streams = []
             for parts in _by_source(files):
                 kept: deque[tuple[dt.datetime, Entry]] = deque(
                     maxlen=None if limit is None else limit - taken
                 )
-                kept.extend(_stamped(self.entries(self._read_all(parts))))
+                kept.extend(_running(self._read_all(parts)))
                 streams.append(_popped(kept))
             for _key, found in heapq.merge(*streams, key=_first, reverse=True):
                 yield found
@@ -293,12 +460,13 @@ def _by_source(files: list[tuple[LogDir, LogFile]]) -> list[list[tuple[LogDir, L
     return list(rooms.values())
 
 
-def _stamped(entries: Iterable[Entry]) -> Iterator[tuple[dt.datetime, Entry]]:
+def _running(
+    entries: Iterable[tuple[dt.datetime | None, Entry]],
+) -> Iterator[tuple[dt.datetime, Entry]]:
     """Each entry with the time to merge it by: its timestamp, or (none readable) the
     one before it in its room, so an undated message keeps its place in its stream."""
     last = dt.datetime.min
-    for entry in entries:
-        stamp = timestamp_of(entry.message)
+    for stamp, entry in entries:
         if stamp is not None:
             last = max(last, stamp)  # a stream out of order still merges without loss
         yield last, entry

@@ -38,16 +38,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import multiprocessing
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..logdir import layout
 from ..server import TASK_STATUSES as STATUSES
 from .logread import Reader, Window
 from .tasklog import (
@@ -438,64 +434,19 @@ def read_figures(reader: Reader, now: dt.datetime) -> tuple[TaskFigures | None, 
     no task line is logged there), and the reader of the task files (its skipped files
     and lines, for the warnings)."""
     tasks = task_reader(reader)
-    figures, *_ = _figures(tasks, reader.window, now, reader.rooms)
+    figures, *_ = figures_of(tasks, reader.window, now, reader.rooms)
     return figures, tasks
 
 
 Problems = tuple[dict[Path, str], dict[Path, str], Counter[Path]]
 
 
-def _figures(
+def figures_of(
     tasks: Reader, window: Window, now: dt.datetime, rooms: bool
 ) -> tuple[TaskFigures | None, Problems]:
+    """The figures of the task files ``tasks`` reads (None without a task line), and
+    what that reader skipped (unreadable and damaged files, corrupt lines), returned
+    apart so that a caller in another process can hand them back."""
     found = list(histories(task_lines(tasks)).values())
     figures = compute(found, window, now, rooms=rooms) if found else None
     return figures, (tasks.unreadable, tasks.damaged, tasks.corrupt_in)
-
-
-class Pending:
-    """The task figures, computed in a child process while the caller counts the
-    messages (``stats`` and ``report``): both are CPU-bound Python, so on a machine with
-    two cores the task log costs next to nothing in wall time. Where a child cannot be
-    forked, the figures are computed in :meth:`result` instead. A directory with no task
-    file starts no child."""
-
-    def __init__(self, reader: Reader, now: dt.datetime) -> None:
-        self.tasks = task_reader(reader)
-        self._args = (self.tasks, reader.window, now, reader.rooms)
-        self._pool: ProcessPoolExecutor | None = None
-        self._future: Future[tuple[TaskFigures | None, Problems]] | None = None
-        if not self._any_file():
-            return
-        try:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-            self._future = self._pool.submit(_figures, *self._args)
-        except (ValueError, OSError):  # no fork here: computed in result()
-            self._pool = None
-
-    def _any_file(self) -> bool:
-        for source in self.tasks.sources:
-            try:
-                if layout.log_files(source.path, (layout.TASKS,)):
-                    return True
-            except OSError:
-                return True  # the reader will say what it cannot read
-        return False
-
-    def result(self) -> tuple[TaskFigures | None, Reader]:
-        """The figures (None without a task log) and the task files' reader, with what it
-        skipped."""
-        if self._future is None or self._pool is None:
-            if not self._any_file():
-                return None, self.tasks
-            return _figures(*self._args)[0], self.tasks
-        try:
-            figures, (unreadable, damaged, corrupt) = self._future.result()
-        except BrokenProcessPool:  # the child died (killed, out of memory): here, then
-            return _figures(*self._args)[0], self.tasks
-        finally:
-            self._pool.shutdown()
-        self.tasks.unreadable.update(unreadable)
-        self.tasks.damaged.update(damaged)
-        self.tasks.corrupt_in.update(corrupt)
-        return figures, self.tasks

@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 from .logread import Entry, Line, Message, Reader, parse_line
 
@@ -145,10 +146,46 @@ def _members(parents: dict[Key, Key], target: Key) -> set[Key]:
     return members | set(chain)
 
 
-def thread(reader: Reader, target: int) -> list[Post] | None:
+class ScanGraph:
+    """The replies of every line read, by scanning (the reference for the index's)."""
+
+    def __init__(self, reader: Reader, target: int) -> None:
+        self.reader = reader
+        self.parents, self.copy_in = _parents(reader, target)
+
+    def copies(self, _target: int) -> set[str | None]:
+        return self.copy_in
+
+    def members(self, key: Key) -> set[Key]:
+        return _members(self.parents, key)
+
+    def lines(self, wanted: set[Key]) -> Iterator[Line]:
+        return _lines_with_ids(self.reader, wanted)
+
+
+class Graph(Protocol):
+    """Who replies to whom: the rooms where ``target`` is a CC copy that replies to
+    nothing (a root's copy), each message's thread members, the lines of some ids."""
+
+    def copies(self, target: int) -> set[str | None]: ...
+
+    def members(self, key: Key) -> set[Key]: ...
+
+    def lines(self, wanted: set[Key]) -> Iterator[Line]: ...
+
+
+def thread(reader: Reader, target: int, use_index: bool = True) -> list[Post] | None:
     """The thread of message ``target`` in id order, None when it is not logged;
-    raises :class:`AmbiguousId` when it is logged in more than one room read."""
-    parents, copy_in = _parents(reader, target)
+    raises :class:`AmbiguousId` when it is logged in more than one room read. Through
+    the index when it covers every file read whole (:mod:`.indexgraph`)."""
+    graph: Graph | None = None
+    if use_index:
+        from .indexgraph import index_graph
+
+        graph = index_graph(reader)
+    if graph is None:
+        graph = ScanGraph(reader, target)
+    copy_in = graph.copies(target)
     rooms = list(dict.fromkeys(source.room for source in reader.sources))
     starts: dict[str | None, list[Key]] = {}
     for room in rooms:  # a root's CC copy: its original is one of the ids just before it
@@ -157,10 +194,10 @@ def thread(reader: Reader, target: int) -> list[Post] | None:
     members: set[Key] = set()
     for keys in starts.values():
         for key in keys:
-            members |= _members(parents, key)
+            members |= graph.members(key)
     corrupt = reader.corrupt_in.copy()
     every: dict[Key, Entry] = {}
-    for line in _lines_with_ids(reader, members | _neighbours(members)):
+    for line in graph.lines(members | _neighbours(members)):
         message = parse_line(line.raw)
         ident = None if message is None else _int(message.get("id"))
         if message is not None and ident is not None:
@@ -177,7 +214,7 @@ def thread(reader: Reader, target: int) -> list[Post] | None:
         if key in every and is_copy_of(every[start].message, every[key].message):
             start = key
             break
-    shown = _members(parents, start) | {(room, target)}
+    shown = graph.members(start) | {(room, target)}
     for key in list(shown):  # each message's CC copies, the root's too
         for copy in _neighbours({key}):
             if (

@@ -57,6 +57,7 @@ from . import history, ownership
 from .pipeline import Pipeline, Progress, scan_ids
 from .sealed import SegmentWriter
 from .source import Source, SourceError
+from .tables import TableFollower
 from .writer import DayWriter
 
 
@@ -71,6 +72,7 @@ class Imported:
     log_dir: Path
     interrupted: bool = False  # stopped (SIGTERM, SIGINT) before the end: run it again
     outside: history.Outside | None = None  # left out: older than the retention window
+    tasks: int = 0  # task lines written (the archive's tasks: see _import_tables)
 
 
 @contextlib.contextmanager
@@ -246,11 +248,34 @@ def import_archive(
             pipeline.backfill(1, last, should_stop=should_stop, on_page=page, retention_days=days)
             pipeline.catch_up(should_stop, retention_days=days, on_page=page)  # after the position
             interrupted = should_stop()
+            tasks = (
+                0 if interrupted else _import_tables(source, room_dir, the_clock, utc, recipients)
+            )
         except SourceError as exc:  # the private copy: never busy, so never transient
             raise ArchiveError(str(exc).replace(str(db), str(archive))) from None
         finally:
             source.close()
-    return Imported(written, already, room_dir, interrupted, todo.outside)
+    return Imported(written, already, room_dir, interrupted, todo.outside, tasks)
+
+
+def _import_tables(
+    source: Source, room_dir: Path, clock: Clock, utc: bool, recipients: tuple[str, ...] = ()
+) -> int:
+    """The archive's ``tasks`` and ``agents``, after its messages; the task lines written.
+
+    A room log with no record of them gets the current rows as ``--import-historical``
+    writes them: each task a snapshot line, each agent registered. One whose room was
+    followed gets what the archive holds newer than that record, as a restarted
+    follower would (a task moved since: its line, with the ``gap``/``via`` the messages
+    tell), and nothing of what is older (see ``TableFollower.archive``). Exactly once by
+    the tables' own commit: a second import, or one cut short and run again, finds the
+    record and writes only what it lacks.
+    """
+    files = SegmentWriter(room_dir, clock, recipients, utc=utc) if recipients else None
+    tables = TableFollower(source, room_dir, clock, utc=utc, archive=True, files=files)
+    tables.begin(existed=True, importing=True)
+    tables.tick()
+    return tables.task_lines
 
 
 def _check_owner(archive: Path, source: Source, state: State, room_dir: Path, last: int) -> None:

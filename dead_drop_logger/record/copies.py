@@ -33,6 +33,14 @@ files the copy then overwrites (seen: whole ranges lost, or logged twice). So a 
 that finds another directory at its path than it last worked in first waits for it to
 settle (:func:`settle`: nothing in it changes for ``SETTLED`` seconds) before it reads
 or writes anything there.
+
+A restore can pause for longer than that between two files (a slow disk, a network,
+a large backup), and is then read half made: a file it writes after the logger went on
+replaces what the logger wrote there, or holds lines its state does not record. So a
+writer also notes what it leaves in the directory (:func:`look`), and one that finds a
+message file written since by nobody who saved the state (:func:`written_by_another`),
+however much later, lets the directory settle again and checks it as a copy's: what
+the files lack then is logged again, what they hold is not, once.
 """
 
 from __future__ import annotations
@@ -71,13 +79,16 @@ def _snapshot(log_dir: Path) -> frozenset[tuple[str, int, int, int]] | None:
     return frozenset(found)
 
 
-def settle(log_dir: Path) -> None:
+def settle(log_dir: Path, *, announce: bool = True) -> None:
     """Wait until nothing in ``log_dir`` changes for ``SETTLED`` seconds (a copy being
-    restored there is done), at most ``SETTLE_AT_MOST`` seconds."""
-    log.info(
-        "%s is another directory than before (a copy restored?); waiting until it stops changing",
-        log_dir,
-    )
+    restored there is done), at most ``SETTLE_AT_MOST`` seconds. ``announce``: say why
+    (another directory than before)."""
+    if announce:
+        log.info(
+            "%s is another directory than before (a copy restored?); waiting until it"
+            " stops changing",
+            log_dir,
+        )
     began = last_change = time.monotonic()
     seen = _snapshot(log_dir)
     while time.monotonic() - began < SETTLE_AT_MOST:
@@ -87,6 +98,81 @@ def settle(log_dir: Path) -> None:
             seen, last_change = now, time.monotonic()
         elif time.monotonic() - last_change >= SETTLED:
             return
+
+
+Look = tuple[tuple[int, int] | None, dict[str, tuple[int, int, int]]]
+"""What a writer left in its log directory: its state file's (inode, change time), and
+each plain message file's (inode, size, modification time)."""
+
+
+def look(log_dir: Path, state_name: str) -> Look:
+    """What ``log_dir`` holds now (see :data:`Look`): taken by a writer as it leaves."""
+    state = look_state(log_dir, state_name)
+    files: dict[str, tuple[int, int, int]] = {}
+    try:
+        with os.scandir(log_dir) as entries:  # (every poll of an idle follower: cheap)
+            for entry in entries:
+                name = entry.name
+                if not name.startswith(_MESSAGES) or not name.endswith(".json"):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    files[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        pass
+    return state, files
+
+
+_MESSAGES = f"{layout.MESSAGES}-"
+
+
+def relook(before: Look, log_dir: Path, state_name: str, names: set[str]) -> Look:
+    """:func:`look` again, knowing only the state file and the files ``names`` (those
+    the writer wrote to since ``before``) can have changed by its hand: the rest is
+    kept as it was (a save must not cost a directory scan)."""
+    files = dict(before[1])
+    for name in names:
+        try:
+            st = os.lstat(log_dir / name)
+        except OSError:
+            files.pop(name, None)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            files[name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+        else:
+            files.pop(name, None)
+    return look_state(log_dir, state_name), files
+
+
+def look_state(log_dir: Path, state_name: str) -> tuple[int, int] | None:
+    """The state file's (inode, change time), None when there is none."""
+    try:
+        st = os.lstat(log_dir / state_name)
+    except OSError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
+def written_by_another(before: Look, now: Look) -> str | None:
+    """Which message file changed between a writer's leaving (``before``) and ``now``
+    with nobody recording it: the state file untouched (every writer saves it after
+    its lines), yet a file appeared with lines, or was rewritten (another inode, size
+    or modification time). That is a restore (or a copy) written into the directory
+    after the writer last read it, however long after: what it lacks, or holds, is
+    not what the state records. None when nothing did, when the state file changed
+    (another writer, or a restored state: a copy's, which loading it tells), or when
+    the file is only emptied (rotated away: see the pipeline) or gone (deleted,
+    compressed)."""
+    if before[0] != now[0]:
+        return None
+    for name, (inode, size, mtime) in now[1].items():
+        old = before[1].get(name)
+        if size and old != (inode, size, mtime):
+            return name
+    return None
 
 
 def disagreement(log_dir: Path, state: State) -> str | None:

@@ -293,7 +293,9 @@ class Follower:
         # cost a read transaction a batch (a stale answer later costs one empty read).
         busy = self._found > 0 and self._woke is not None and self._woke.reason == CHANGE
         self._found = 0
-        if busy or self.source.changed() or self._behind:
+        # A restore that wrote a message file since the last batch (see copies): the
+        # directory is checked now, not at the server's next message.
+        if busy or self.source.changed() or self._behind or self.pipeline.written_by_another():
             self._behind = True
             # Watching, the transaction is held for the next batch (group commit): the
             # loop lets it go unless it is sure to be back within a gap.

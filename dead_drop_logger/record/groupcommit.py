@@ -132,6 +132,11 @@ class GroupCommit:
             log.debug("another writer waits for the lock: letting go of it")
             self.release()
 
+    @property
+    def holding(self) -> bool:
+        """Whether a transaction is held."""
+        return self._held is not None
+
     def covers(self, sizes: Pending) -> bool:
         """Whether the pending record on disk covers a held batch about to append to
         ``sizes``'s files (else the caller saves the batch's own record first)."""

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.dirlock import Presence
 from ..logdir.state import (
+    STATE_NAME,
     DirectoryReplaced,
     FilesChanged,
     State,
@@ -57,6 +58,10 @@ BACKFILL_HOLD = 0.1
 # Files the state keeps the end of (``State.ends``) besides those of a pending batch:
 # the ones written last, which a copy taken while they are written may disagree on.
 KEEP_ENDS = 8
+# A writer looks for message files a restore wrote since its last save (see copies)
+# at most this often (before a transaction, and at a quiet follower's polls): a
+# directory scan, 0.3 ms for 30 day files.
+LOOK_EVERY = 1.0
 
 
 @dataclass
@@ -64,12 +69,15 @@ class Progress:
     """What one call wrote: the number of lines and the last id.
 
     ``outside_retention``: messages a backfill did not write because their day is older
-    than the retention window (they would be deleted at the next prune).
+    than the retention window (they would be deleted at the next prune). ``more``: the
+    page was one of ids logged again (``State.refill``), however short: what is new is
+    still to be read.
     """
 
     lines: int = 0
     last_id: int = 0
     outside_retention: int = 0
+    more: bool = False
 
 
 class Pipeline:
@@ -91,7 +99,7 @@ class Pipeline:
         self.database = database or ownership.database_id(source.path)
         self.log_dir = log_dir
         self.writer = writer
-        self.store = StateStore(log_dir, before_save=writer.sync)
+        self.store = StateStore(log_dir, before_save=writer.sync, after_save=self._note_left)
         self.presence = Presence(log_dir)  # held while the log directory holds nothing
         self.page_size = page_size
         # This process loaded a state: one lost from now on (the log directory deleted
@@ -100,6 +108,10 @@ class Pipeline:
         self._marked: int | None = None  # the first-start position this process recorded
         self._owner_recorded = False
         self._directory: tuple[int, int] | None = None  # (device, inode) worked in last
+        self._left: copies.Look | None = None  # what the last transaction left there
+        self._ticks = ticks
+        self._looked = float("-inf")  # when _written last looked
+        self._written_found: str | None = None  # ... and what it found, not yet checked
         # A room's log directory is never written through a symlink, made one at any
         # time (checked at every transaction and before every append): see rooms.
         self.no_link = False
@@ -163,6 +175,10 @@ class Pipeline:
         self._settled()
         with self.store.locked():
             self._still_settled()
+            if self._left is not None and self._left[0] != copies.look_state(
+                self.log_dir, STATE_NAME
+            ):  # another writer saved since (an export): what it wrote is not in this
+                self._left = None  # record, so the next save looks at all of it again
             state = self._load(database_existed)
             # before anything is written: another database's rows must not go here
             changed = self._claim(state)
@@ -182,7 +198,11 @@ class Pipeline:
                         del state.ends[name]
                 state.pending = {}
                 self.store.save(state)
-            yield state
+            try:
+                yield state
+            except BaseException:
+                self._left = None  # (a failed batch may leave its files unsaved: see copies)
+                raise
             if self.presence.held and state.logged:  # its first lines: nothing stays open
                 self.presence.release()
 
@@ -198,6 +218,34 @@ class Pipeline:
                 " log directory is never written through one: make it a directory"
             )
 
+    def written_by_another(self) -> bool:
+        """Whether a message file was written since this writer's last save by nobody
+        who recorded it (see :func:`.copies.written_by_another`): the next transaction
+        checks the directory as a copy's. (Not asked while a transaction is held.)"""
+        return not self.commits.holding and self._written() is not None
+
+    def _written(self) -> str | None:
+        """The message file :meth:`written_by_another` finds, looking at most every
+        ``LOOK_EVERY`` seconds (None between)."""
+        if self._left is None:
+            return None
+        if self._written_found is None and self._ticks() - self._looked >= LOOK_EVERY:
+            self._looked = self._ticks()
+            now = copies.look(self.log_dir, STATE_NAME)
+            self._written_found = copies.written_by_another(self._left, now)
+        return self._written_found  # (kept until a transaction deals with it)
+
+    def _note_left(self, saved: bool) -> None:
+        """After every save: what this writer leaves in the directory (see copies); a
+        failed one may be followed by a cut back that nobody records: nothing known."""
+        if not saved:
+            self._left = self._written_found = None
+        elif self._left is None:
+            self._left = copies.look(self.log_dir, STATE_NAME)
+        else:  # (only what it wrote to can have changed by its hand: no scan)
+            self._left = copies.relook(self._left, self.log_dir, STATE_NAME, self.writer.touched)
+        self.writer.touched.clear()
+
     def _settled(self) -> None:
         """Before a transaction: a log directory other than the one this process worked
         in last (a backup restored in its place) is let settle first (see copies)."""
@@ -209,6 +257,20 @@ class Pipeline:
         identity = (here.st_dev, here.st_ino)
         if self._directory is not None and identity != self._directory:
             copies.settle(self.log_dir)
+            self._left = None
+        else:
+            changed = self._written()
+            if changed is not None:
+                log.warning(
+                    "%s was written in %s since this logger last wrote there, by nobody who"
+                    " recorded it (a backup restored into it?); checking the log files once"
+                    " it stops changing",
+                    changed,
+                    self.log_dir,
+                )
+                copies.settle(self.log_dir, announce=False)
+                self.store.suspect = True  # the next load is checked as a copy's
+                self._left = self._written_found = None
         self._directory = identity
 
     def _still_settled(self) -> None:
@@ -311,7 +373,7 @@ class Pipeline:
         """Make a copied log directory's state agree with its files (see :mod:`.copies`):
         what they hold is logged; what the state records as logged and they lack is to
         be logged again (``refill``), once."""
-        ids, (last, stamp) = self._scan_files()
+        ids, (last, stamp), outside = self._scan_files(state.ends)
         held = idranges.from_ids(ids)
         why = copies.disagreement(self.log_dir, state)
         # Below the files' first id the state's ranges are days since pruned, unless a
@@ -320,6 +382,11 @@ class Pipeline:
         kept = idranges.within(state.logged, 1, floor - 1) if floor > 1 else []
         lacking = idranges.subtract(idranges.within(state.logged, floor, state.position), held)
         extra = idranges.subtract(held, state.logged)
+        unnamed = idranges.from_ids(outside)
+        if why is None and idranges.subtract(extra, idranges.subtract(extra, unnamed)):
+            # lines it does not record in a file it does not name: only what ``ends``
+            # names is cut back, so these would be logged again after the position
+            why = "a file its record does not name holds lines it does not record"
         if why is None and not lacking and all(lo > state.position for lo, _hi in extra):
             # the state of these files: lines past its record (a batch it did not see
             # end) are cut back and read again, as after a crash
@@ -337,10 +404,14 @@ class Pipeline:
                 self.log_dir,
                 why,
             )
+        if last > state.position:  # (lines past the record: whole lines, logged once)
+            # ... and the ids between the record and them that no file holds: a batch
+            # the copy holds part of (a file copied before it, a newer one after)
+            between = idranges.gaps(held, state.position + 1, last)
+            lacking = [*lacking, *idranges.subtract(between, state.skipped)]
+            state.position, state.fingerprint = last, stamp
         state.refill = idranges.normalise([*state.refill, *lacking])
         state.logged = idranges.normalise([*kept, *held])
-        if last > state.position:  # (lines past the record: whole lines, logged once)
-            state.position, state.fingerprint = last, stamp
         state.position = max(state.position, self.store.first_start() or 0)
         state.pending = {}
         state.ends = {}
@@ -396,7 +467,7 @@ class Pipeline:
 
     def _recover_from_files(self) -> State | None:
         """Rebuild the state from the ids the log files hold (None when they hold none)."""
-        ids, last = self._scan_files()
+        ids, last, _ = self._scan_files()
         if not ids:  # only empty files (today's, made at midnight or start): a first start
             return None
         # Whose lines these are: the damaged state's record, or the lock file's.
@@ -417,16 +488,23 @@ class Pipeline:
         )
         return state
 
-    def _scan_files(self) -> tuple[list[int], tuple[int, str | None]]:
-        """The ids the log files hold, and the last one with its timestamp."""
+    def _scan_files(
+        self, named: Container[str] = ()
+    ) -> tuple[list[int], tuple[int, str | None], list[int]]:
+        """The ids the log files hold, the last one with its timestamp, and the ids in
+        the files whose names ``named`` lacks."""
         ids: list[int] = []
+        outside: list[int] = []
         last: tuple[int, str | None] = (0, None)
         for entry in layout.log_files(self.log_dir):
+            elsewhere = entry.path.name.removesuffix(".gz") not in named
             for row_id, timestamp in scan_ids(entry.path):
                 ids.append(row_id)
+                if elsewhere:
+                    outside.append(row_id)
                 if row_id >= last[0]:
                     last = (row_id, timestamp)
-        return ids, last
+        return ids, last, outside
 
     def _refuse_unless_ours(self, position: int, fingerprint: str | None) -> None:
         """With no record of whose lines the files hold, they are taken as this
@@ -476,7 +554,8 @@ class Pipeline:
         if rows:
             chunks = self.writer.plan(rows.runs)
             sizes = self.writer.sizes(chunks)
-            self._check_ends(state, sizes)
+            if self._check_ends(state, sizes):  # (a file rotated away: measured again)
+                sizes = self.writer.sizes(chunks)
             # Pending in memory even when the record on disk covers the batch (no save):
             # a failure ends the hold with a save of this state, which must then cut
             # back what the batch wrote to its other files.
@@ -507,20 +586,54 @@ class Pipeline:
             self.store.save(state)
             state.pending = {}
 
-    def _check_ends(self, state: State, sizes: Pending) -> None:
+    def _check_ends(self, state: State, sizes: Pending) -> bool:
         """Raise FilesChanged when a file about to be appended to no longer holds what
         ``state.ends`` records of it (a backup copied over the directory: its state may
-        be this process's, its files older): the next transaction checks it as a copy."""
+        be this process's, its files older): the next transaction checks it as a copy.
+        True when a file was found rotated away (see :meth:`_rotated_away`)."""
+        rotated = False
         for name, (size, inode) in sizes.items():
             end = state.ends.get(name)
             if end is None or name in state.pending or not inode:
                 continue  # (absent: deleted or renamed away, by logrotate or a user)
+            if size == 0 and self._rotated_away(state, name):
+                rotated = True
+                continue
             if size < end[0] or self.writer.end_at(name, end[0]) != end[1]:
                 self.store.suspect = True
                 raise FilesChanged(
                     f"{self.log_dir / name} no longer holds message {end[1]} at byte"
                     f" {end[0]} (a backup restored over it?); checking the log files"
                 )
+        return rotated
+
+    def _rotated_away(self, state: State, name: str) -> bool:
+        """Whether file ``name``, found empty where the state records logged lines, was
+        rotated away on purpose: renamed and made anew empty (logrotate's ``create``)
+        or emptied in place (``copytruncate``, ``: > FILE``). Its lines were logged once
+        and live on where the rotation put them: they stay recorded as logged and are
+        not logged again, as for a file renamed or deleted (its end is forgotten).
+
+        A backup being copied over the directory empties each file too, for a moment,
+        before writing it: so the directory is first let settle, and the file counts
+        as rotated only if it is still empty and the state file is still the one this
+        process read (a restore writes that as well). Anything else is checked as a
+        copy (FilesChanged), where what the file lacks is logged again."""
+        copies.settle(self.log_dir, announce=False)
+        try:
+            still_empty = os.lstat(self.log_dir / name).st_size == 0
+        except OSError:
+            still_empty = True  # (gone since: renamed away, as good as empty)
+        if not still_empty or not self.store.lock_intact():
+            return False
+        _size_there, last = state.ends.pop(name)
+        log.warning(
+            "%s was emptied or made anew (rotated by logrotate, copytruncate or create?):"
+            " the messages it held up to id %d stay logged, not logged again",
+            self.log_dir / name,
+            last,
+        )
+        return True
 
     def _check_same_database(self, state: State, current: str | None) -> bool:
         """Start over, from the first row, when the database was replaced (server reset);
@@ -545,6 +658,7 @@ class Pipeline:
         state.position = 0
         state.logged = []
         state.skipped = []
+        state.refill = []  # (the old database's ids: the new one's are all to log anyway)
         state.fingerprint = None
         state.resets += 1
         self.store.save(state)
@@ -555,11 +669,20 @@ class Pipeline:
         transaction for the next batch (see :mod:`.groupcommit`); the caller ends it
         with ``commits.release()``. ``retention_days`` (an archive's import, never the
         follower): as for :meth:`backfill`, messages older than the window are left out."""
-        if self.seal_limits is not None:
-            return self._follow_unsealed(hold=hold, retention_days=retention_days)
+        try:
+            if self.seal_limits is not None:
+                return self._follow_unsealed(hold=hold, retention_days=retention_days)
+            return self._follow_page(hold, retention_days)
+        except BaseException:
+            self._left = None  # (a failed batch may leave its files unsaved: see copies)
+            raise
+
+    def _follow_page(self, hold: bool, retention_days: int) -> Progress:
         with self.commits.batch(hold=hold) as held:
             state = held.state
-            if state.refill:  # what a copy lacks (see _reconcile_copy), before what is new
+            if state.refill and not self._check_same_database(
+                state, self.source.fingerprint(state.position)
+            ):  # what a copy lacks (see _reconcile_copy), before what is new
                 return self._refill(state)
             # One statement reads the page and the fingerprints it is checked and
             # advanced by (see Page): a page of a replaced database is read again.
@@ -586,7 +709,11 @@ class Pipeline:
         with self.commits.batch(hold=hold) as held:
             state = held.state
             tail = self._current_tail(state)
-            if state.refill and tail is None:
+            if (
+                state.refill
+                and tail is None
+                and not self._check_same_database(state, self.source.fingerprint(state.position))
+            ):  # what a copy lacks (see _reconcile_copy), before what is new
                 return self._refill(state)
             cursor = state.position if tail is None else tail.last_id
             rows = self.source.read(cursor, None, self.page_size)
@@ -639,9 +766,13 @@ class Pipeline:
         in a transaction of its own."""
         if self.unsealed is None:
             return
-        with self.commits.batch(hold=False) as held:
-            if self._current_tail(held.state) is not None:
-                self._seal_tail(held.state)
+        try:
+            with self.commits.batch(hold=False) as held:
+                if self._current_tail(held.state) is not None:
+                    self._seal_tail(held.state)
+        except BaseException:
+            self._left = None  # (a failed batch may leave its files unsaved: see copies)
+            raise
 
     def _seal_tail(self, state: State) -> None:
         """Commit the unsealed tail: its segments written, then the state advanced past
@@ -665,14 +796,17 @@ class Pipeline:
         if not todo:
             state.refill = idranges.subtract(state.refill, [(low, high)])
             self.store.save(state)
-            return Progress()
+            return Progress(more=True)
         low, high = todo[0]
         rows = self.source.read(low - 1, high, self.page_size)
         done_to = rows.last_id if len(rows) == self.page_size else high
-        state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
         log.info("logging again ids %d..%d, which this copy lacks", low, done_to)
-        self._commit(state, rows, low, done_to)
-        return Progress(len(rows), rows.last_id or done_to)
+        # Out of ``refill`` only in the save that records them as logged: the pending
+        # save must still name them, or a crash before the append lost them for good.
+        self._commit(state, rows, low, done_to, final=False)
+        state.refill = idranges.subtract(state.refill, [(state.refill[0][0], done_to)])
+        self.store.save(state)
+        return Progress(len(rows), rows.last_id or done_to, more=True)
 
     def catch_up(
         self,
@@ -691,7 +825,7 @@ class Pipeline:
             total.last_id = step.last_id or total.last_id
             total.outside_retention += step.outside_retention
             on_page(step)
-            if step.lines + step.outside_retention < self.page_size:
+            if step.lines + step.outside_retention < self.page_size and not step.more:
                 break
         return total
 

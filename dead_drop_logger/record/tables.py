@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import server
 from ..clock import Clock, today
 from ..crypt import segments
 from ..crypt.keys import CryptError
@@ -107,9 +108,15 @@ class TableFollower:
         max_bytes: int | None = None,
         let_go: Callable[[], None] = lambda: None,
         holding: Callable[[], bool] = lambda: False,
+        archive: bool = False,
         files: DayWriter | None = None,
     ) -> None:
         self.source = source
+        # An archived copy of a room's database (import-archive): possibly older than
+        # what the room's follower recorded (the hub gzips the database without its
+        # WAL), so a task is recorded only where its row is newer than the one recorded,
+        # none is forgotten for being absent, and known agents are left as recorded.
+        self.archive = archive
         self.log_dir = log_dir
         self.clock = clock
         self.utc = utc
@@ -128,10 +135,11 @@ class TableFollower:
         self._schema: object = None
         self._columns: dict[str, list[str]] = {}  # table -> columns ([]: absent)
         self._state: TableState | None = None  # as on disk (None: load it first)
-        self._identity: tuple[int, int, int] | None = None
+        self._identity: tuple[int, ...] | None = None
         self._due: dt.datetime | None = None  # next health threshold crossing
         self._full = True  # the next tasks read reads every row
         self._aggregate: object = None  # the tasks aggregate at the last read
+        self.task_lines = 0  # task lines committed so far
 
     # -- the start ---------------------------------------------------------------------
 
@@ -184,10 +192,14 @@ class TableFollower:
         )
         if tasks is not None:
             rows, gone, new.mark = tasks
+            if self.archive:
+                new.mark = max(new.mark, state.mark)
+                gone = None
             new.tasks = self._diff_tasks(state, rows, gone, lines)
         elif state.tasks is None and self._columns.get("tasks") == []:
             new.tasks = self._diff_tasks(state, {}, None, lines)  # absent: all will be new
-        new.agents = self._diff_agents(state, agents, now, lines)
+        if not (self.archive and state.agents is not None):
+            new.agents = self._diff_agents(state, agents, now, lines)
         if lines or new.tasks is not state.tasks or state.agents is None:
             self._commit(state, new, lines)
         elif new.agents is not state.agents:
@@ -195,6 +207,7 @@ class TableFollower:
             # save a heartbeat would cost an fsync each); kept in memory, saved with the
             # next batch. Lost in a crash, a heartbeat is read again from the table.
             self._state = new
+        self.task_lines += sum(1 for line in lines if line.kind == layout.TASKS)
         self._version = version
         self._due = self._next_due(now)
         return len(lines)
@@ -210,7 +223,7 @@ class TableFollower:
         agents = self._state.agents if self._state is not None else None
         soonest: float | None = None
         for seen in (agents or {}).values():
-            wait = taskdiff.next_crossing(seen.heartbeat, now)
+            wait = server.next_change(seen.heartbeat, now)
             if wait is not None and (soonest is None or wait < soonest):
                 soonest = wait
         return None if soonest is None else now + dt.timedelta(seconds=soonest)
@@ -260,10 +273,14 @@ class TableFollower:
         if "updated_at" not in columns or "id" not in columns:  # not the server's: all
             rows, value = self._rows_where("1", (), mark)
             return rows, set(state.tasks or {}) - set(rows), value
-        aggregate = self.source.query(
-            "SELECT count(*), max(updated_at), total(CAST(substr(updated_at, -6) AS INTEGER))"
-            " FROM tasks"
+        # The last message id is read with the aggregate, before the stamps: a task made
+        # after the stamps were read is read next time, and the messages of its moves
+        # must still be after the mark then (a mark read later would skip them).
+        found = self.source.query(
+            "SELECT count(*), max(updated_at), total(CAST(substr(updated_at, -6) AS INTEGER)),"
+            f" {mark} FROM tasks"
         )[0]
+        aggregate, early = found[:3], found[3]
         if not self._full and aggregate == self._aggregate:
             return None
         if self._full:
@@ -282,6 +299,7 @@ class TableFollower:
                     i for i, u in stamps.items() if i not in known or known[i].updated_at != u
                 ]
             rows, value = self._rows_by_id(wanted, mark)
+            value = min(value, early) if isinstance(early, int) else value
             gone = set(known) - set(stamps) if every else None
         self._aggregate = aggregate
         self._full = False
@@ -377,6 +395,8 @@ class TableFollower:
             before = seen.get(ident)
             if before is not None and before.digest == mark:
                 continue
+            if self.archive and before is not None and not _newer(row, before):
+                continue  # the archive's copy is older than what was recorded
             touched = True
             status = row.fragments.get("status", "null")
             updated = row.fields.get("updated_at")
@@ -430,7 +450,7 @@ class TableFollower:
             else:
                 fields, status, row_json = row.fields, row.fields.get("status"), row.json
             beat = fields.get("heartbeat_at")
-            health = taskdiff.health(beat, now)
+            health = server.health(beat, now)
             events: list[tuple[str, str | None, object]] = []  # (event, at, from)
             if before is None:
                 at = (row.fields.get("registered_at") if row else None) or fields.get("last_seen")
@@ -438,17 +458,18 @@ class TableFollower:
             else:
                 if status != before.status:
                     events.append(("status", fields.get("last_seen"), before.status))
-                if health != before.health:
-                    if beat == before.heartbeat and health is not None:
-                        crossed = taskdiff.crossings(beat, before.health, health)
-                        previous = before.health
+                was = before.health or server.UNKNOWN  # (null: unknown, in older records)
+                if health != was:
+                    if beat == before.heartbeat:
+                        crossed = server.crossings(beat, was, health)
+                        previous = was
                         for state_now, when in crossed:
                             events.append(("health", when, previous))
                             previous = state_now
                         if not crossed:
-                            events.append(("health", _local(now), before.health))
+                            events.append(("health", _local(now), was))
                     else:
-                        events.append(("health", fields.get("last_seen"), before.health))
+                        events.append(("health", fields.get("last_seen"), was))
             record = AgentSeen(row_json, status, health, beat, fields.get("last_seen"))
             if before != record:
                 seen[name] = record
@@ -582,6 +603,18 @@ class TableFollower:
             return top.part, top.path.stat().st_size
         except FileNotFoundError:
             return top.part, 0
+
+
+def _newer(row: _Row, before: TaskSeen) -> bool:
+    """Whether ``row`` was stamped after the recorded ``before`` (a row without a
+    readable stamp, or a recorded one without, is taken as newer)."""
+    now, then = (
+        taskdiff.parse_time(row.fields.get("updated_at")),
+        taskdiff.parse_time(before.updated_at),
+    )
+    if now is None or then is None or (now.tzinfo is None) != (then.tzinfo is None):
+        return True
+    return now > then
 
 
 def _plain(fragment: str) -> str:

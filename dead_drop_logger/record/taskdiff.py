@@ -1,5 +1,6 @@
-"""The server's task state machine, its transition messages, and agent health: what a
-task line's ``gap``/``via`` and an agent line's health are made of (docs/tasks.md).
+"""The server's task state machine and its transition messages: what a task line's
+``gap``/``via`` are made of (docs/tasks.md). (An agent line's health is the server's
+``who`` rule, in :mod:`..server`, the one place every reader and the recorder take it.)
 
 Pure functions, no I/O, so the rules are tested on their own and stated once.
 """
@@ -25,12 +26,6 @@ _TOLD = {
     "VERIFICATION FAILED": ("completed", "in_progress"),
 }
 _TOOL = re.compile(r"^\[(?P<tag>[A-Z ]+)\] (?P<task>[^\s:]+):")
-
-# The server's ``who``: healthy under 2 minutes since the heartbeat, stale under 10,
-# dead from then on.
-STALE_AFTER = dt.timedelta(seconds=120)
-DEAD_AFTER = dt.timedelta(seconds=600)
-HEALTHS = ("healthy", "stale", "dead")
 
 
 def told_move(task: str, content: str) -> tuple[str, str] | None:
@@ -96,52 +91,3 @@ def parse_time(value: str | None) -> dt.datetime | None:
         return dt.datetime.fromisoformat(value)
     except ValueError:
         return None
-
-
-def _aligned(now: dt.datetime, like: dt.datetime) -> dt.datetime:
-    """``now`` comparable with ``like``: naive local time when ``like`` is naive (the
-    server's ``datetime.now().isoformat()``)."""
-    if like.tzinfo is None:
-        return now.astimezone().replace(tzinfo=None) if now.tzinfo is not None else now
-    return now if now.tzinfo is not None else now.astimezone()
-
-
-def health(heartbeat: str | None, now: dt.datetime) -> str | None:
-    """The server's ``who`` health of an agent whose ``heartbeat_at`` is ``heartbeat``
-    (None where ``who`` says unknown: no heartbeat, or one it cannot read)."""
-    beat = parse_time(heartbeat)
-    if beat is None:
-        return None
-    age = _aligned(now, beat) - beat
-    if age < STALE_AFTER:
-        return "healthy"
-    if age < DEAD_AFTER:
-        return "stale"
-    return "dead"
-
-
-def crossings(heartbeat: str | None, old: str | None, new: str | None) -> list[tuple[str, str]]:
-    """With no new heartbeat, the thresholds crossed going from health ``old`` to
-    ``new``: ``(health, when)`` each, ``when`` the heartbeat plus 2 or 10 minutes,
-    written as the server writes its times."""
-    beat = parse_time(heartbeat)
-    if beat is None or old not in HEALTHS or new not in HEALTHS:
-        return []
-    found = []
-    for state, delta in (("stale", STALE_AFTER), ("dead", DEAD_AFTER)):
-        if HEALTHS.index(old) < HEALTHS.index(state) <= HEALTHS.index(new):
-            found.append((state, (beat + delta).isoformat()))
-    return found
-
-
-def next_crossing(heartbeat: str | None, now: dt.datetime) -> float | None:
-    """Seconds from ``now`` until this heartbeat's health next changes with time alone
-    (None: it never will: no heartbeat, or dead already)."""
-    beat = parse_time(heartbeat)
-    if beat is None:
-        return None
-    age = (_aligned(now, beat) - beat).total_seconds()
-    for threshold in (STALE_AFTER.total_seconds(), DEAD_AFTER.total_seconds()):
-        if age < threshold:
-            return threshold - age
-    return None

@@ -177,6 +177,7 @@ class DayWriter:
         self._mtimes: dict[str, int] = {}  # ... and its modification time then
         self._new_entry = False  # ... and a file created: the directory too
         self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
+        self.touched: set[str] = set()  # files appended to or cut back (see copies.relook)
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -281,6 +282,7 @@ class DayWriter:
                 fd = _open_append(path)
             except OSError as exc:
                 raise WriteError(f"cannot open {path}: {exc.strerror}") from None
+            self.touched.add(chunk.name)
             try:
                 created = created or sizes.get(chunk.name, (0, 0))[0] == 0
                 write_all(fd, chunk.data)
@@ -372,6 +374,7 @@ class DayWriter:
             if st.st_size <= cut:
                 continue
             log.warning("removing %d uncommitted bytes from %s", st.st_size - cut, path)
+            self.touched.add(name)
             fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
             try:
                 os.ftruncate(fd, cut)

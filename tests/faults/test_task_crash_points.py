@@ -29,13 +29,20 @@ from faultkit import (
 from test_task_record import start_tasks
 
 from dead_drop_logger.logdir.state import StateStore
-from dead_drop_logger.logdir.tablestate import PENDING_NAME, TABLES_NAME, TableStore
+from dead_drop_logger.logdir.tablestate import (
+    JOURNAL_NAME,
+    PENDING_NAME,
+    TABLES_NAME,
+    TableStore,
+)
 
 pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
 
 # A task commit: the pending record's save (write, fsync, rename), the lines (a write
-# and an fsync per file), the rows' save; ftruncate when a killed commit is cut back.
-CRASH_POINTS = {"write": 6, "fsync": 6, "rename": 4, "ftruncate": 2}
+# and an fsync per file), the rows' save (a journal line: write, fdatasync; or the base
+# afresh: write, fsync, rename, then the journal emptied: ftruncate); ftruncate also
+# when a killed commit is cut back or a torn journal line cut off.
+CRASH_POINTS = {"write": 8, "fsync": 6, "fdatasync": 3, "rename": 4, "ftruncate": 3}
 
 
 def crashed_or_moved_on(proc: LoggerProcess, log_dir: Path, where: str) -> bool:
@@ -67,6 +74,7 @@ def test_killed_at_every_early_task_commit_call(
     watched = [
         log_dir / TABLES_NAME,
         log_dir / (TABLES_NAME + ".tmp"),
+        log_dir / JOURNAL_NAME,
         log_dir / PENDING_NAME,
         log_dir / (PENDING_NAME + ".tmp"),
         log_dir / f"tasks-{day}.json",
@@ -97,7 +105,10 @@ def test_killed_at_every_early_task_commit_call(
             writer.wait(timeout=120)
 
     print(f"killed by injection at {sorted(hit)}")
-    assert {("write", 1), ("fsync", 1), ("rename", 1), ("rename", 2)} <= hit, sorted(hit)
+    # the first commit's pending save, its lines, and its commit: a journal line, or the
+    # base written afresh when the journal had outgrown it
+    assert {("write", 1), ("write", 2), ("fsync", 1), ("rename", 1)} <= hit, sorted(hit)
+    assert {("fdatasync", 1), ("rename", 2)} & hit, sorted(hit)
     last = logger().start()
     last.wait_ready()
     count = int(serverdb.connect(server_db).execute("SELECT count(*) FROM tasks").fetchone()[0])
