@@ -106,8 +106,11 @@ def age_decrypt(path: Path, identity: Path | None = None) -> bytes:
 
 def encrypted_args() -> list[str]:
     """``run``'s options that seal the logs to the suite's identity, quickly (a test
-    waiting on the position must not wait the default 60 s for a seal)."""
-    return ["--encrypt-to", age_identity()[1], "--seal-interval", "0.2"]
+    waiting on the position must not wait the default 60 s for a seal), with the
+    identity the logger needs only to rebuild a lost state from its files."""
+    key, recipient = age_identity()
+    # the identity too: a lost state is rebuilt from the (encrypted) files
+    return ["--encrypt-to", recipient, "--seal-interval", "0.2", "--identity", str(key)]
 
 
 def day_files(log_dir: Path, pattern: str = "messages-*.json") -> list[Path]:

@@ -371,3 +371,24 @@ def test_export_and_the_plain_writer_in_an_encrypted_directory(
     assert sealed.returncode == 0, sealed.stderr
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)
     assert scan([log_dir], MARKER.encode()) == []
+
+
+def test_a_lost_state_is_rebuilt_from_sealed_files_only_with_the_identity(
+    server_db: Path, tmp_path: Path
+) -> None:
+    fill(server_db, "history")
+    log_dir = tmp_path / "logs"
+    key, recipient = age_identity()
+    writing = ["--import-historical", "--encrypt-to", recipient, "--seal-interval", "0.2"]
+    run_until_logged(LoggerProcess(server_db, log_dir, *writing), server_db, log_dir)
+    (log_dir / ".dead-drop-logger.state").unlink()
+    blind = LoggerProcess(server_db, log_dir, *writing)
+    blind.start()
+    wait_until(lambda: "they are encrypted" in blind.stderr(), what="the logger to say why")
+    assert blind.stop() == 0
+    assert "no identity is set" in blind.stderr()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)  # nothing written meanwhile
+    serverdb.send_many(server_db, 3, prefix="after")
+    seeing = LoggerProcess(server_db, log_dir, *writing, "--identity", str(key))
+    run_until_logged(seeing, server_db, log_dir)
+    assert "rebuilt from" in seeing.stderr()
