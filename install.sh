@@ -220,9 +220,9 @@ install_package() {
     act mkdir -p "$(dirname "$VENV")"
     act "$PYTHON" -m venv ${VENV_ARGS[@]+"${VENV_ARGS[@]}"} "$VENV"
   fi
-  # With the report and encrypt extras, so that every command works after install.
+  # With the report, serve and encrypt extras, so that every command works after install.
   act "$VENV/bin/python" -m pip install --quiet --upgrade \
-    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "${SOURCE}[report,encrypt]"
+    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "${SOURCE}[report,serve,encrypt]"
   # How this copy was installed, for the hints the commands give (installed.py).
   if [ "$DRY_RUN" = 1 ]; then
     say "+ write $VENV/$MARKER (this checkout's path)"

@@ -190,6 +190,14 @@ class Browser:
         self.evaluate(f"new Promise(r => setTimeout(r, {int(settle * 1000)}))")
         return self.log
 
+    def navigate(self, url: str, settle: float = 0.5) -> PageLog:
+        """Load a URL (a served page) and let its scripts run; what it did."""
+        self.log = PageLog()
+        self.call("Page.navigate", {"url": url}, session=True)
+        self.wait_event("Page.loadEventFired")
+        self.evaluate(f"new Promise(r => setTimeout(r, {int(settle * 1000)}))")
+        return self.log
+
     def evaluate(self, expression: str) -> Any:
         result = self.call(
             "Runtime.evaluate",

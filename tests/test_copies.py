@@ -523,8 +523,9 @@ def test_a_refill_killed_between_its_two_saves_logs_its_page_again(
     assert logged_ids(log_dir) == first + more
 
 
+@pytest.mark.parametrize("restarted", [False, True], ids=["", "after a restart"])
 def test_a_day_file_restored_after_the_last_batch_is_checked_without_a_new_message(
-    server_db: Path, log_dir: Path, tmp_path: Path
+    server_db: Path, log_dir: Path, tmp_path: Path, restarted: bool
 ) -> None:
     """A slow restore's last file written after the logger's last batch (the server
     quiet): an older copy of the day file over the live one, its state left alone. The
@@ -538,6 +539,10 @@ def test_a_day_file_restored_after_the_last_batch_is_checked_without_a_new_messa
     cp_a(log_dir, backup)
     more = serverdb.send_many(server_db, 5)
     wait_until(lambda: logged_ids(log_dir) == first + more, what="the next messages logged")
+    if restarted:  # (a logger that has saved nothing yet: nothing new since it started)
+        assert live.stop() == 0, live.stderr()
+        live.start()
+        live.wait_ready()
     (day,) = [path.name for path in backup.glob("messages-2*.json") if path.stat().st_size]
     time.sleep(1)  # (a while after the last batch)
     shutil.copy2(backup / day, log_dir / day)  # the restore's last file, over the live one

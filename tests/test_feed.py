@@ -180,7 +180,9 @@ def test_a_consumer_starting_at_the_end_gets_only_new_lines(
     proc = LoggerProcess(server_db, log_dir, "--import-historical").start()
     try:
         before = serverdb.send_many(server_db, 20, prefix="before")
-        wait_until(lambda: len(stored_lines(log_dir)) == len(before), what="the first lines")
+        every: list[FeedLine] = []
+        whole = Feed(log_dir)  # (stored is not yet committed: wait for the commit)
+        wait_until(lambda: every.extend(whole.poll()) or len(every) == len(before), what="commit")
         state = log_dir.parent / "position.json"
         save_position(state, at_end(log_dir))
         after = serverdb.send_many(server_db, 7, prefix="after")

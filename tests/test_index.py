@@ -17,6 +17,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -476,3 +477,40 @@ def test_an_update_while_a_reader_answers(copy: Path) -> None:
     found = groups(writer, record, EVERYTHING)
     assert sum(count for _key, count, _first, _last in found) == record.lines
     writer.close()
+
+
+def test_the_logger_keeps_it_current_through_kill_9s(server_db: Path, log_dir: Path) -> None:
+    """The real logger under a writer, killed with SIGKILL at random moments and
+    restarted (each restart cuts back what the crash left uncommitted): its indexer
+    indexes only committed lines, so the index never holds a line cut back, and at the
+    end it covers every file whole and answers as the scan."""
+    from conftest import LoggerProcess, logged_ids, start_writer, wait_until
+
+    rng = random.Random(20)
+    writer = start_writer(server_db, 600, interval=0.01)
+    try:
+        for _ in range(4):
+            proc = LoggerProcess(server_db, log_dir, "--import-historical").start()
+            proc.wait_ready()
+            time.sleep(rng.uniform(0.5, 3.0))
+            proc.kill()
+    finally:
+        assert writer.wait(timeout=120) == 0
+    want = serverdb.all_ids(server_db)
+    proc = LoggerProcess(server_db, log_dir, "--import-historical").start()
+    proc.wait_ready()
+    try:
+        wait_until(lambda: logged_ids(log_dir) == want, what="every message logged")
+        files = [p for p in log_dir.glob("messages-*.json") if not p.is_symlink()]
+        wait_until(
+            lambda: (log_dir / INDEX_NAME).exists()
+            and rows_of(log_dir) == {p.name: (p.stat().st_size, len(p.read_bytes().splitlines()))
+                                     for p in files},
+            what="the logger's indexer to cover every line",
+        )  # fmt: skip
+    finally:
+        assert proc.stop() == 0, proc.stderr()
+    assert "index" not in proc.stderr()  # no warning from the indexer
+    reader = make_reader(log_dir, EVERYTHING, False, None)
+    assert len(Search(reader, make_filters()).covered()) == len(files)
+    agree(log_dir)

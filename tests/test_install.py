@@ -82,8 +82,9 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     assert f"+ mkdir -p {home}/.dead-drop/logs" in out
     assert f"+ chmod 700 {home}/.dead-drop/logs" in out
     assert f"-m venv {venv}" in out
-    # With the report extra (printed shell-quoted), so `report` works after install.
-    assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}\\[report\\,encrypt\\]\n" in out
+    # With the report, serve and encrypt extras (printed shell-quoted), so every command works.
+    extras = "\\[report\\,serve\\,encrypt\\]"
+    assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}{extras}\n" in out
     assert f"+ write {venv}/dead-drop-logger-install.sh (this checkout's path)" in out
     # Nothing was installed, and it does not say so.
     assert not [line for line in out.splitlines() if line.startswith("installed")]

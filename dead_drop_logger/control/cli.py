@@ -701,8 +701,8 @@ def _team(
     ``--rooms-dir`` as ``run`` takes them (the default database when neither is
     given); ``only``: just these rooms."""
     from ..clock import from_environment
+    from ..record.team import Team, databases
     from ..rooms_spec import parse_dbs
-    from .top import Team, databases
 
     try:
         bare, named = parse_dbs(db)
@@ -1009,6 +1009,72 @@ def rekey(log_dir: Path, to: tuple[str, ...]) -> None:
     except (OSError, LockTimeout) as exc:
         fail(f"cannot rekey {log_dir}: {exc}")
     click.echo(f"rekeyed {count} files to {len(recipients)} recipients", err=True)
+
+
+@cli.command(short_help="A live page and an HTTP API over the logs (the serve extra).")
+@options.serve_options
+def serve(
+    log_dir: Path,
+    utc: bool,
+    db: tuple[str, ...],
+    rooms_dir: Path | None,
+    host: str,
+    port: int,
+    token_file: Path | None,
+    show_token: bool,
+    cors: tuple[str, ...],
+) -> None:
+    """Serve the logs over HTTP: the live page at / (agents, the feed as it is
+    logged, threads, tasks) and the API under /v1 (messages with search's filters,
+    threads, agents, tasks, stats, Server-Sent Events; /v1/openapi.json describes it).
+    It reads the logs and, for the team now, the databases (read-only); it never
+    writes either. Stops on Ctrl-C or SIGTERM.
+
+    Bound to 127.0.0.1 unless --host says otherwise; any other address requires the
+    bearer token, made the first time into a private file (--show-token prints it).
+    Needs the serve extra (install.sh installs it; from a checkout:
+    pip install '.[serve]'). Details: docs/serve.md.
+
+    \b
+    Examples:
+      dead-drop-logger serve                      then open http://127.0.0.1:8787/
+      dead-drop-logger serve --rooms-dir ~/.dead-drop/rooms --port 9000
+      dead-drop-logger serve --host 0.0.0.0       (with the token)
+      dead-drop-logger serve --show-token
+      curl -s 'http://127.0.0.1:8787/v1/messages?from=juno&limit=5'
+    """
+    import importlib.util
+
+    from ..serve import security
+
+    path = (token_file or security.default_token_file()).expanduser()
+    if show_token:
+        try:
+            click.echo(security.load_or_make_token(path))
+        except security.TokenError as exc:
+            fail(str(exc), code=2)
+        return
+    if not all(importlib.util.find_spec(name) for name in ("starlette", "uvicorn")):
+        fail(
+            "serve needs Starlette and uvicorn: pip install 'dead-drop-logger[serve]'"
+            " (install.sh installs them)",
+            code=2,
+        )
+    from ..serve import runner
+
+    where = Path(log_dir).expanduser()
+    _reading(where, None, None, utc)  # a missing or unreadable directory: one line, exit 2
+    token = None
+    if security.needs_token(host):
+        try:
+            token = security.load_or_make_token(path)
+        except security.TokenError as exc:
+            fail(str(exc), code=2)
+    team = _team(db, rooms_dir, where, utc)
+    try:
+        sys.exit(runner.run(runner.Options(where, host, port, token, utc, cors, team)))
+    except runner.ServeError as exc:
+        fail(str(exc), code=2)
 
 
 def _write_stdout(data: bytes) -> None:

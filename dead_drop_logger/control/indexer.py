@@ -5,8 +5,11 @@ Why a thread that watches the state file: a batch is committed when its state is
 new committed lines to index, and looking at it costs a ``stat``. The thread never
 takes the writer lock and never delays a batch: it wakes every :data:`INTERVAL`
 seconds, and indexes (in SQLite transactions of its own) the new lines of each log
-directory (every room's too) whose state changed. A failure is logged once and the
-next change tries again: the index is a cache, readers scan without it.
+directory (every room's too) whose state changed. More than :data:`BIG` new bytes
+while batches keep coming (a backfill, a first start over big logs) wait until the
+logger is quiet: parsing them would take the interpreter from the logger's batches. A
+failure is logged once and the next change tries again: the index is a cache, readers
+scan without it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from ..logdir.state import STATE_NAME
 
 log = logging.getLogger(__name__)
 INTERVAL = 2.0  # seconds between looks at the state files
+THREAD_NAME = "ddl-indexer"
+BIG = 16 << 20  # new bytes that wait until the logger is quiet (a backfill, a first start)
 
 
 def _mark(log_dir: Path) -> tuple[int, int] | None:
@@ -33,6 +38,19 @@ def _mark(log_dir: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns
+
+
+def _size(log_dir: Path) -> int:
+    """The bytes of the message files (what the index has to read, roughly)."""
+    total = 0
+    try:
+        with os.scandir(log_dir) as entries:
+            for entry in entries:
+                if entry.name.startswith("messages-") and entry.is_file(follow_symlinks=False):
+                    total += entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        return 0
+    return total
 
 
 class Indexer:
@@ -44,10 +62,15 @@ class Indexer:
         self.stop = threading.Event()
         self.marks: dict[Path, tuple[int, int] | None] = {}
         self.failed: set[Path] = set()
+        self.seen: dict[Path, tuple[int, int] | None] = {}  # the mark at the last look
+        self.done: dict[Path, int] = {}  # the message files' bytes at the last update
         self.stores: dict[Path, tuple[Store, int]] = {}  # kept open: names and words loaded once
         self.thread = threading.Thread(target=self._loop, name="indexer", daemon=True)
 
     def _loop(self) -> None:
+        comm = f"/proc/self/task/{threading.get_native_id()}/comm"  # its name in ps (Linux)
+        with contextlib.suppress(OSError), open(comm, "w") as name:
+            name.write(THREAD_NAME)
         while not self.stop.wait(self.interval):
             self.once()
         for store, _inode in self.stores.values():
@@ -92,6 +115,11 @@ class Indexer:
                 continue
             if is_encrypted(where) and not identity_configured():
                 continue  # sealed files the logger has no key to read: no index of them
+            busy = self.seen.get(where, mark) != mark  # a batch since the last look
+            self.seen[where] = mark
+            size = _size(where)
+            if busy and size - self.done.get(where, 0) > BIG:
+                continue  # a backfill: the GIL is the logger's; indexed once it is quiet
             try:
                 if not self._update(where):
                     continue
@@ -102,6 +130,7 @@ class Indexer:
                 continue
             self.failed.discard(where)
             self.marks[where] = mark
+            self.done[where] = size
 
 
 @contextlib.contextmanager

@@ -674,3 +674,62 @@ json_tasks = click.option(
     help="Print one JSON object a line, one per task; with TASK-ID one object, its"
     " whole history (pipes into jq).",
 )
+
+# -- serve: the live page and the HTTP API ------------------------------------------
+
+serve_host = click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="DEAD_DROP_SERVE_HOST",
+    show_envvar=True,
+    help="Listen on this address. Any other than 127.0.0.1 (0.0.0.0, ::1, a LAN address)"
+    " requires the bearer token on every request (--show-token prints it).",
+)
+serve_port = click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    envvar="DEAD_DROP_SERVE_PORT",
+    show_envvar=True,
+    help="Listen on this port (0: a free one, printed at start).",
+)
+token_file = click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    show_default="serve-token in the user config directory",
+    envvar="DEAD_DROP_SERVE_TOKEN_FILE",
+    show_envvar=True,
+    help="Where the bearer token is kept (made, 0600, the first time one is needed).",
+)
+show_token = click.option(
+    "--show-token",
+    is_flag=True,
+    help="Print the bearer token (made now if there is none yet) and exit.",
+)
+cors_origin = click.option(
+    "--cors-origin",
+    "cors",
+    multiple=True,
+    metavar="ORIGIN",
+    envvar="DEAD_DROP_SERVE_CORS",
+    show_envvar=True,
+    help="Let pages from ORIGIN (https://host:port) read the API in a browser"
+    " (repeatable). Default: none.",
+)
+serve_options = _compose(
+    config_file,
+    log_dir,
+    read_utc,
+    db,
+    rooms_dir,
+    serve_host,
+    serve_port,
+    token_file,
+    show_token,
+    cors_origin,
+)
+"""``serve``'s options: the logs it reads, the databases whose team it shows, where it
+listens and who may ask."""

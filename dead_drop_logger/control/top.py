@@ -22,7 +22,6 @@ Why it looks like this:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import shutil
 import signal
@@ -32,104 +31,15 @@ import threading
 import time
 import tty
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from ..clock import Clock
-from ..read.logread import LogDir, Reader, Tail, Window
-from ..read.teamview import Frame, LogFacts, RoomRows, build_frame, render
-from ..record.team import TeamSource
+from ..read.teamview import render
+from ..record.team import Team
 from ..record.watch import STOP, Waker, Watcher, WatcherUnavailable, database_files
 
 REDRAW_GAP = 0.25  # at most one redraw per database change burst every 250 ms
-LOG_WINDOW = dt.timedelta(days=1)  # the response rule's 24 hours
-ROOM_DB_NAME = "messages.db"
-
-
-@dataclass(frozen=True)
-class Database:
-    """A database to show, its room (None: the bare one) and its logs' directory."""
-
-    room: str | None
-    path: Path
-    log_dir: Path
-
-
-def databases(
-    bare: Path | None, named: dict[str, Path], rooms_dir: Path | None, log_dir: Path
-) -> list[Database]:
-    """Every database now: the bare one, the named rooms and each room of ``rooms_dir``
-    (rooms created later appear at the next look)."""
-    found: list[Database] = []
-    if bare is not None:
-        found.append(Database(None, bare, log_dir))
-    rooms = dict(named)
-    if rooms_dir is not None:
-        with contextlib.suppress(OSError):
-            for entry in sorted(os.scandir(rooms_dir), key=lambda e: e.name):
-                if entry.is_dir() and entry.name not in rooms:
-                    rooms[entry.name] = Path(entry.path) / ROOM_DB_NAME
-    found += [Database(name, path, log_dir / name) for name, path in sorted(rooms.items())]
-    return found
-
-
-@dataclass
-class Team:
-    """Everything a frame is built from, kept up to date by :meth:`refresh`."""
-
-    listing: Callable[[], list[Database]]
-    clock: Clock
-    utc: bool = False
-    sources: dict[str | None, TeamSource] = field(default_factory=dict)
-    rows: dict[str | None, RoomRows] = field(default_factory=dict)
-    order: list[Database] = field(default_factory=list)
-    facts: LogFacts | None = None
-    tail: Tail | None = None
-    log_dirs: tuple[Path, ...] = ()
-
-    def refresh(self) -> bool:
-        """Read what changed; True when something did."""
-        changed = False
-        order = self.listing()
-        if order != self.order:
-            self.order, changed = order, True
-            wanted = {db.room for db in order}
-            for room in list(self.sources):
-                if room not in wanted:
-                    self.sources.pop(room).close()
-                    self.rows.pop(room, None)
-        for db in self.order:
-            source = self.sources.get(db.room)
-            if source is None or source.path != db.path:
-                source = self.sources[db.room] = TeamSource(db.path)
-            if source.changed() or db.room not in self.rows:
-                team = source.read()
-                self.rows[db.room] = RoomRows(db.room, team.agents, team.tasks, team.problem)
-                changed = True
-        return self._read_logs() or changed
-
-    def _read_logs(self) -> bool:
-        dirs = tuple(d for d in dict.fromkeys(db.log_dir for db in self.order) if d.is_dir())
-        if self.tail is None or dirs != self.log_dirs:
-            present = list(dirs)
-            if not present:
-                return False
-            since = self.clock.now().astimezone().replace(tzinfo=None) - LOG_WINDOW
-            rooms = {db.log_dir: db.room for db in self.order}
-            reader = Reader([LogDir(d, rooms[d]) for d in present], Window(since), self.utc)
-            self.tail, self.facts, self.log_dirs = Tail(reader), LogFacts(), dirs
-        assert self.tail is not None and self.facts is not None
-        return self.facts.feed(self.tail.poll(), self.tail.reader) > 0
-
-    def frame(self) -> Frame:
-        rooms = [self.rows[db.room] for db in self.order if db.room in self.rows]
-        return build_frame(rooms, self.facts, self.clock.now())
-
-    def close(self) -> None:
-        for source in self.sources.values():
-            source.close()
 
 
 def once(team: Team, out: TextIO, width: int | None, colour: bool) -> int:

@@ -45,7 +45,8 @@ import contextlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import create_private, fsync_dir, open_private, read_whole
@@ -92,6 +93,11 @@ class TableState:
     agents: dict[str, AgentSeen] | None = None
     mark: int = 0
     generation: int = 0
+    # Not saved: the ids of the tasks changed or removed since ``tasks`` was derived
+    # from another state's dict (the second item), so a save compares only those.
+    dirty: tuple[set[str], dict[str, TaskSeen]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def to_json(self, cache: dict[str, tuple[TaskSeen, str]] | None = None) -> bytes:
         """The file's bytes. ``cache`` (kept by the caller between saves): each task's
@@ -184,7 +190,7 @@ class TableStore:
         except (KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ValueError(str(exc)) from None
         self._base_size = len(raw)
-        self._saved = _copy(state)
+        self._saved = _kept(state)
         return state
 
     def _journal_exists(self) -> bool:
@@ -247,7 +253,7 @@ class TableStore:
             return
         line = _dump(_delta(saved, state)) + "\n"
         self._append(line.encode())
-        self._saved = _copy(state)
+        self._saved = _kept(state)
 
     def _write_base(self, state: TableState) -> None:
         data = state.to_json(self._entries)
@@ -262,7 +268,7 @@ class TableStore:
                 finally:
                     os.close(fd)
         self._journal_end = 0
-        self._saved = _copy(state)
+        self._saved = _kept(state)
 
     def _append(self, data: bytes) -> None:
         fd = open_private(self.journal_path, os.O_WRONLY | os.O_CREAT)
@@ -313,44 +319,50 @@ class TableStore:
         fsync_dir(self.log_dir)
 
 
-def _copy(state: TableState) -> TableState:
-    """A state whose dicts are its own (the caller's may be replaced, never changed)."""
-    return TableState(
-        tasks=None if state.tasks is None else dict(state.tasks),
-        agents=None if state.agents is None else dict(state.agents),
-        mark=state.mark,
-        generation=state.generation,
-    )
+def _kept(state: TableState) -> TableState:
+    """What was saved, kept to compare the next save with: the same dicts (a state's
+    dicts are replaced, never changed, once handed to the store), in a state of its own
+    (whose generation the caller may still set)."""
+    return TableState(state.tasks, state.agents, state.mark, state.generation)
 
 
 def _delta(old: TableState, new: TableState) -> dict[str, object]:
-    """A journal line: what ``new`` changed of ``old`` (both with tasks and agents)."""
+    """A journal line: what ``new`` changed of ``old`` (both with tasks and agents).
+    Only the tasks ``new.dirty`` names are compared when it was derived from ``old``'s
+    dict (a follower's batch: 10,000 tasks are not walked for one change)."""
     assert old.tasks is not None and new.tasks is not None
     assert old.agents is not None and new.agents is not None
     tasks: dict[str, list[str | None]] = {}
     gone: list[str] = []
     if new.tasks is not old.tasks:
         before = old.tasks
-        added = 0
-        for key, seen in new.tasks.items():
-            was = before.get(key)
-            if was is not seen and was != seen:
+        if new.dirty is not None and new.dirty[1] is before:
+            keys: Iterable[str] = new.dirty[0]
+        else:
+            keys = set(new.tasks) | set(before)
+        for key in keys:
+            seen, was = new.tasks.get(key), before.get(key)
+            if seen is None:
+                if was is not None:
+                    gone.append(key)
+            elif was is not seen and was != seen:
                 tasks[key] = [seen.status, seen.digest, seen.updated_at]
-                added += was is None
-        if len(before) + added != len(new.tasks):  # a row went
-            gone = [k for k in before if k not in new.tasks]
-    agents = {
-        k: [v.row, v.status, v.health, v.heartbeat, v.last_seen]
-        for k, v in new.agents.items()
-        if old.agents.get(k) != v
-    }
+    agents: dict[str, list[str | None]] = {}
+    agents_gone: list[str] = []
+    if new.agents is not old.agents:
+        agents = {
+            k: [v.row, v.status, v.health, v.heartbeat, v.last_seen]
+            for k, v in new.agents.items()
+            if old.agents.get(k) != v
+        }
+        agents_gone = [k for k in old.agents if k not in new.agents]
     return {
         "generation": new.generation,
         "mark": new.mark,
         "tasks": tasks,
-        "gone": gone,
+        "gone": sorted(gone),
         "agents": agents,
-        "agents_gone": [k for k in old.agents if k not in new.agents],
+        "agents_gone": agents_gone,
     }
 
 

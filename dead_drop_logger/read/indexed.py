@@ -76,17 +76,20 @@ def _stamp(path: Path) -> str | None:
 
 
 def holds(record: FileRecord, entry: LogFile) -> bool:
-    """Whether ``entry`` still holds what ``record`` indexed of it."""
-    if entry.compressed:
-        return record.name == entry.path.name and record.stamp == _stamp(entry.path)
+    """Whether ``entry`` still holds what ``record`` indexed of it (and can be read:
+    a file that cannot is left to the scan, which says so)."""
     if record.name != entry.path.name:
         return False
-    if record.end == 0:
-        return True
     try:
         fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return False
+    if entry.compressed:
+        os.close(fd)
+        return record.stamp == _stamp(entry.path)
+    if record.end == 0:
+        os.close(fd)
+        return True
     try:
         if os.pread(fd, len(record.first), 0) != record.first:
             return False
@@ -265,7 +268,10 @@ def covers(reader: Reader, catch_up: int | None = CATCH_UP) -> dict[Path, Covere
     A damaged index is named once in ``reader.notes`` (the files are scanned)."""
     found: dict[Path, Covered] = {}
     for source in reader.sources:
-        store = _open(source.path, reader, catch_up)
+        try:
+            store = _open(source.path, reader, catch_up)
+        except (OSError, UnreadableFile):
+            continue  # a directory that cannot be read: the scan says so
         if store is None:
             continue
         try:

@@ -156,15 +156,25 @@ class LineSource:
         self.data = b""
         self.at = 0
         self.fd: int | None = None
-        self.whole = entry.compressed
-        if entry.compressed:
-            from .indexed import gunzip
+        self.opened = False  # opened at the first line asked for: a file with no row never
 
-            self.data = gunzip(entry.path)
-        else:
-            self.fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+    def _open(self) -> None:
+        from .logread import UnreadableFile
+
+        self.opened = True
+        try:
+            if self.entry.compressed:
+                from .indexed import gunzip
+
+                self.data = gunzip(self.entry.path)
+            else:
+                self.fd = os.open(self.entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError as exc:  # (checked just before: gone or denied since)
+            raise UnreadableFile(self.entry.path, exc.strerror or str(exc)) from None
 
     def get(self, offset: int, length: int) -> bytes:
+        if not self.opened:
+            self._open()
         start = offset - self.at
         if start >= 0 and start + length <= len(self.data):
             return self.data[start : start + length]

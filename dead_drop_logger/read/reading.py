@@ -31,6 +31,7 @@ from .textformat import format_message, format_oneline
 from .when import parse_when
 
 if TYPE_CHECKING:
+    from .agents import AgentRow
     from .teamview import Frame
 
 FOLLOW_LAST = 10  # the matches --follow shows before the new ones, as tail -f's lines
@@ -337,30 +338,42 @@ def run_agents(reader: Reader, printer: Printer, now: Frame | None = None) -> in
     """Print one row per agent; returns the number of agents. ``now``: the team as the
     database shows it, whose live fields each JSON row gains (:mod:`.teamview`)."""
     from . import agents as agent_table
-    from .teamview import AgentView
 
     try:
         rows = agent_table.tally(reader)
     except LogReadError as exc:
         raise RequestError(str(exc)) from None
     if printer.as_json:
-        live = {} if now is None else {(a.room, a.agent): a.fields() for a in now.agents}
-        if now is not None:
-            known = {(row.room, row.agent) for row in rows}
-            rooms = {source.room for source in reader.sources}
-            rows += [
-                agent_table.AgentRow(a.agent, a.room)
-                for a in now.agents
-                if (a.room, a.agent) not in known and a.room in rooms
-            ]
-        for row in rows:
-            if now is None:
-                printer.text(row.to_json(reader.rooms))
-                continue
-            blank = dict.fromkeys(AgentView.FIELDS)
-            printer.text(row.to_json(reader.rooms, live.get((row.room, row.agent), blank)))
-    elif rows:
+        lines = agent_json_lines(reader, rows, now)  # with the silent registered agents
+        for line in lines:
+            printer.text(line)
+        printer.flush()
+        return len(lines)
+    if rows:
         for line in agent_table.format_table(rows, reader.rooms):
             printer.text(line)
     printer.flush()
     return len(rows)
+
+
+def agent_json_lines(reader: Reader, rows: list[AgentRow], now: Frame | None) -> list[str]:
+    """``agents --json``'s lines (and ``serve``'s ``/v1/agents``): each row of the logs,
+    with the live fields of ``now`` when the database could be read; an agent
+    registered there but silent in the logs gets a row too."""
+    from . import agents as agent_table
+    from .teamview import AgentView
+
+    rows = list(rows)
+    live = {} if now is None else {(a.room, a.agent): a.fields() for a in now.agents}
+    if now is not None:
+        known = {(row.room, row.agent) for row in rows}
+        rooms = {source.room for source in reader.sources}
+        rows += [
+            agent_table.AgentRow(a.agent, a.room)
+            for a in now.agents
+            if (a.room, a.agent) not in known and a.room in rooms
+        ]
+    if now is None:
+        return [row.to_json(reader.rooms) for row in rows]
+    blank = dict.fromkeys(AgentView.FIELDS)
+    return [row.to_json(reader.rooms, live.get((row.room, row.agent), blank)) for row in rows]

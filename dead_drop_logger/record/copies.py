@@ -51,6 +51,7 @@ import stat
 import time
 from pathlib import Path
 
+from ..index.store import INDEX_NAME
 from ..logdir import layout
 from ..logdir.state import State
 from .writer import line_id_ending_at
@@ -69,6 +70,8 @@ def _snapshot(log_dir: Path) -> frozenset[tuple[str, int, int, int]] | None:
         with os.scandir(log_dir) as entries:
             found = []
             for entry in entries:
+                if entry.name.startswith(INDEX_NAME):
+                    continue  # the index (and its journal, a rebuild's temp): a cache
                 try:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:

@@ -180,6 +180,8 @@ class Pipeline:
             ):  # another writer saved since (an export): what it wrote is not in this
                 self._left = None  # record, so the next save looks at all of it again
             state = self._load(database_existed)
+            if self._left is None:  # (a process that has not saved yet: from here on)
+                self._left = copies.look(self.log_dir, STATE_NAME)
             # before anything is written: another database's rows must not go here
             changed = self._claim(state)
             if changed is None:  # another database's directory, holding nothing: ours

@@ -118,21 +118,13 @@ def _check_utf8(data: bytes) -> tuple[bool, bool]:
     """Whether ``data`` is valid UTF-8, and whether it holds U+2028/U+2029.
 
     One pass in slices, so no page-sized str (up to 4 bytes a character) is ever held.
-    ASCII is valid UTF-8 without either separator: an ASCII page, or slice (with no
-    character left open by the slice before), is checked by ``isascii`` alone, without
-    decoding it.
     """
-    if data.isascii():
-        return True, False
     decoder = codecs.getincrementaldecoder("utf-8")()
     view = memoryview(data)
     separators = False
     try:
         for start in range(0, len(view), _UTF8_SLICE):
-            piece = view[start : start + _UTF8_SLICE]
-            if not decoder.getstate()[0] and piece.tobytes().isascii():
-                continue
-            text = decoder.decode(piece)
+            text = decoder.decode(view[start : start + _UTF8_SLICE])
             separators = separators or "\u2028" in text or "\u2029" in text
         decoder.decode(b"", True)
     except UnicodeDecodeError:

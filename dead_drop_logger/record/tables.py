@@ -140,6 +140,8 @@ class TableFollower:
         self._full = True  # the next tasks read reads every row
         self._aggregate: object = None  # the tasks aggregate at the last read
         self.task_lines = 0  # task lines committed so far
+        # The tasks the last comparison changed, and the dict it started from.
+        self._dirty: tuple[set[str], dict[str, TaskSeen]] | None = None
 
     # -- the start ---------------------------------------------------------------------
 
@@ -196,6 +198,8 @@ class TableFollower:
                 new.mark = max(new.mark, state.mark)
                 gone = None
             new.tasks = self._diff_tasks(state, rows, gone, lines)
+            if new.tasks is not state.tasks and self._dirty is not None:
+                new.dirty = (self._dirty[0], self._dirty[1])
         elif state.tasks is None and self._columns.get("tasks") == []:
             new.tasks = self._diff_tasks(state, {}, None, lines)  # absent: all will be new
         if not (self.archive and state.agents is not None):
@@ -288,8 +292,8 @@ class TableFollower:
             gone: set[str] | None = set(state.tasks or {}) - set(rows)
         else:
             known = state.tasks or {}
-            stamps = self._stamps(self._since(state))
-            every = len(set(known) | set(stamps)) != aggregate[0]
+            stamps = self._stamps(self._since(self._aggregate))
+            every = len(known) + sum(1 for i in stamps if i not in known) != aggregate[0]
             if every:
                 stamps = self._stamps(None)
             wanted = [i for i, u in stamps.items() if i not in known or known[i].updated_at != u]
@@ -343,11 +347,14 @@ class TableFollower:
         return rows, min(marks)
 
     @staticmethod
-    def _since(state: TableState) -> str | None:
-        newest = max(
-            (t.updated_at for t in (state.tasks or {}).values() if t.updated_at), default=None
-        )
-        stamp = taskdiff.parse_time(newest)
+    def _since(aggregate: object) -> str | None:
+        """MARGIN before the newest ``updated_at`` of the last read (every row the table
+        held then was recorded by it; a row changed since is stamped later, or, by a
+        clock set back further than MARGIN, found by the fallback to every stamp). Taken
+        from the last read's aggregate, not from the record: a pass over every task's
+        record at each read cost 10,000 tasks several milliseconds a change."""
+        newest = aggregate[1] if isinstance(aggregate, tuple) and len(aggregate) > 1 else None
+        stamp = taskdiff.parse_time(_text(newest))  # (the source reads text as bytes)
         return None if stamp is None else (stamp - MARGIN).isoformat()
 
     def _read_agents(self) -> dict[str, _Row]:
@@ -386,6 +393,7 @@ class TableFollower:
         emit = old is not None or self.first_read != SILENT
         snapshot = old is None and self.first_read == IMPORT
         seen = dict(old or {})
+        self._dirty = (set(), old) if old is not None else None
         changed = [k for k, r in rows.items() if k not in seen or seen[k].digest != digest(r.json)]
         told = self._told(state, changed) if emit and not snapshot else {}
         ordered = sorted(rows.items(), key=lambda kv: (kv[1].fields.get("updated_at") or "", kv[0]))
@@ -401,6 +409,8 @@ class TableFollower:
             status = row.fragments.get("status", "null")
             updated = row.fields.get("updated_at")
             seen[ident] = TaskSeen(status, mark, updated)
+            if self._dirty is not None:
+                self._dirty[0].add(ident)
             if not emit:
                 continue
             parts = ['{"task":', _dump(ident), ',"from":']
@@ -423,6 +433,8 @@ class TableFollower:
         for ident in gone or ():  # deleted (no server tool does): forgotten
             if seen.pop(ident, None) is not None:
                 touched = True
+                if self._dirty is not None:
+                    self._dirty[0].add(ident)
         return seen if touched else (old or {})
 
     def _diff_agents(
