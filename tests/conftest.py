@@ -87,6 +87,9 @@ def age_identity() -> tuple[Path, str]:
         import tempfile
 
         folder = Path(tempfile.mkdtemp(prefix="dd-age-key-"))
+        import atexit
+
+        atexit.register(shutil.rmtree, folder, True)  # (the suite's key: gone after it)
         key = folder / "identity.txt"
         subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
         recipient = subprocess.run(
