@@ -392,3 +392,28 @@ def test_a_lost_state_is_rebuilt_from_sealed_files_only_with_the_identity(
     seeing = LoggerProcess(server_db, log_dir, *writing, "--identity", str(key))
     run_until_logged(seeing, server_db, log_dir)
     assert "rebuilt from" in seeing.stderr()
+
+
+def test_newest_first_from_the_end_reads_sealed_segments(server_db: Path, tmp_path: Path) -> None:
+    """serve's newest page (``from_the_end``) over encrypted days: the lines, decrypted,
+    never the ciphertext read backwards."""
+    from dead_drop_logger.read.logread import Reader
+    from dead_drop_logger.read.search import Filters, Search
+
+    fill(server_db, "history")
+    log_dir = tmp_path / "logs"
+    run_until_logged(
+        LoggerProcess(server_db, log_dir, "--import-historical", *encrypted_args()),
+        server_db,
+        log_dir,
+    )
+    crypt.use_identity(age_identity()[0])
+    try:
+        for limit in (None, 1, 5):
+            ends = Search(Reader.of(log_dir), Filters()).from_the_end(limit)
+            newest = Search(Reader.of(log_dir), Filters()).newest_first(limit)
+            assert [e.line.raw for e in ends] == [e.line.raw for e in newest], limit
+        first = next(iter(Search(Reader.of(log_dir), Filters()).from_the_end(1)))
+        assert first.message["id"] == serverdb.all_ids(server_db)[-1]
+    finally:
+        crypt.use_identity(None)
