@@ -220,10 +220,10 @@ install_package() {
     act mkdir -p "$(dirname "$VENV")"
     act "$PYTHON" -m venv ${VENV_ARGS[@]+"${VENV_ARGS[@]}"} "$VENV"
   fi
-  # With the report, serve, ship and notify extras, so that every command (and every
-  # notify sink: apprise) works after install.
+  # With the report, serve, ship, notify and encrypt extras, so that every command (and
+  # every notify sink: apprise) works after install.
   act "$VENV/bin/python" -m pip install --quiet --upgrade \
-    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "${SOURCE}[report,serve,ship,notify]"
+    ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "${SOURCE}[report,serve,ship,notify,encrypt]"
   # How this copy was installed, for the hints the commands give (installed.py).
   if [ "$DRY_RUN" = 1 ]; then
     say "+ write $VENV/$MARKER (this checkout's path)"

@@ -12,6 +12,7 @@ DEFAULT_PID_FILE = HOME / "logger.pid"
 DEFAULT_DAEMON_LOG = HOME / "logger.log"
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_RETENTION_DAYS = 30
+DEFAULT_SEAL_INTERVAL = 60.0  # encrypted: a segment is sealed at most this long after its start
 ROOM_DB_NAME = "messages.db"  # a hub room's database: ROOMS_DIR/NAME/messages.db
 
 
@@ -34,6 +35,10 @@ class Settings:
     # the one database, logged into log_dir itself as always.
     rooms_dir: Path | None = None
     rooms: tuple[tuple[str, Path], ...] = ()
+    # Encryption at rest (docs/encryption.md): the age recipients every log file is
+    # sealed to; empty: plain files, as before.
+    encrypt_to: tuple[str, ...] = ()
+    seal_interval: float = DEFAULT_SEAL_INTERVAL
 
     @property
     def has_rooms(self) -> bool:

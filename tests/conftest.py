@@ -75,6 +75,47 @@ def wait_until(
         time.sleep(0.05)
 
 
+_AGE_KEY: list[tuple[Path, str]] = []
+ENCRYPTED_SUITE = "DDL_TEST_ENCRYPTED"  # =1: every LoggerProcess seals its logs (age)
+
+
+def age_identity() -> tuple[Path, str]:
+    """The suite's age identity (made once, by Debian's ``age-keygen``) and its
+    recipient: what encrypted test logs are sealed to and read with."""
+    if not _AGE_KEY:
+        assert shutil.which("age-keygen"), "age is not installed (apt-get install age)"
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="dd-age-key-"))
+        import atexit
+
+        atexit.register(shutil.rmtree, folder, True)  # (the suite's key: gone after it)
+        key = folder / "identity.txt"
+        subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+        recipient = subprocess.run(
+            ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        _AGE_KEY.append((key, recipient))
+    return _AGE_KEY[0]
+
+
+def age_decrypt(path: Path, identity: Path | None = None) -> bytes:
+    """An age file decrypted by Debian's ``age -d`` (not the library under test)."""
+    key = identity or age_identity()[0]
+    done = subprocess.run(["age", "-d", "-i", str(key), str(path)], capture_output=True)
+    assert done.returncode == 0, f"age -d {path}: {done.stderr.decode(errors='replace')}"
+    return done.stdout
+
+
+def encrypted_args() -> list[str]:
+    """``run``'s options that seal the logs to the suite's identity, quickly (a test
+    waiting on the position must not wait the default 60 s for a seal), with the
+    identity the logger needs only to rebuild a lost state from its files."""
+    key, recipient = age_identity()
+    # the identity too: a lost state is rebuilt from the (encrypted) files
+    return ["--encrypt-to", recipient, "--seal-interval", "0.2", "--identity", str(key)]
+
+
 def day_files(log_dir: Path, pattern: str = "messages-*.json") -> list[Path]:
     """The log files matching ``pattern``, sorted, without the ``messages-current.json``
     symlink (reading through it would count today's lines twice)."""
@@ -91,6 +132,15 @@ def _whole_lines(path: Path, grace: float = 10.0) -> bytes | None:
             raw = path.read_bytes()
         except FileNotFoundError:  # pruned or compressed by a running logger since the glob
             return None
+        if path.suffix == ".age":  # a sealed segment: whole, read by Debian's age
+            try:
+                raw = age_decrypt(path)
+            except AssertionError:
+                if path.exists():
+                    raise
+                return None  # (removed since the glob: an uncommitted segment)
+            if path.name.endswith(".gz.age"):
+                raw = gzip.decompress(raw)
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
         if not raw or raw.endswith(b"\n") or time.monotonic() > deadline:
@@ -147,6 +197,8 @@ class LoggerProcess:
         self.db = db
         self.log_dir = log_dir
         self.args = [*args, *(() if watch else ("--no-watch",))]
+        if os.environ.get(ENCRYPTED_SUITE) == "1" and "--encrypt-to" not in self.args:
+            self.args += encrypted_args()  # the whole suite run with encryption on
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
         self.env = {**inherited, **(env or {})}  # only the test's own settings apply
         self.wrapper = list(wrapper)

@@ -73,6 +73,9 @@ def test_config_text_names_every_setting_and_its_source(tmp_path: Path) -> None:
         "compress_after     (not set)                 default",
         "no_watch           false                     default",
         "log_level          info                      default",
+        "encrypt_to         (not set)                 default",
+        "seal_interval      60.0                      default",
+        "identity           (not set)                 default",
         "pid_file           (not set)                 default",
     ]
 

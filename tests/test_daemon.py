@@ -181,6 +181,8 @@ def test_restart_keeps_the_running_daemons_options_but_those_given(
         "compress_after": None,
         "no_watch": False,
         "log_level": "debug",
+        "encrypt_to": [],  # (encryption at rest: recorded, so a restart keeps it)
+        "seal_interval": 60.0,
     }
     more = serverdb.send_many(daemons.db, 2, prefix="after restart")
     wait_until(lambda: logged_ids(rlogs) == ids + more, what="the third daemon to log")

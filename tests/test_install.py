@@ -82,9 +82,9 @@ def test_dry_run_prints_every_action_and_changes_nothing(
     assert f"+ mkdir -p {home}/.dead-drop/logs" in out
     assert f"+ chmod 700 {home}/.dead-drop/logs" in out
     assert f"-m venv {venv}" in out
-    # With the report, serve, ship and notify extras (printed shell-quoted), so every
-    # command (and apprise) works.
-    extras = "\\[report\\,serve\\,ship\\,notify\\]"
+    # With the report, serve, ship, notify and encrypt extras (printed shell-quoted), so
+    # every command (and apprise) works.
+    extras = "\\[report\\,serve\\,ship\\,notify\\,encrypt\\]"
     assert f"+ {venv}/bin/python -m pip install --quiet --upgrade {ROOT}{extras}\n" in out
     assert f"+ write {venv}/dead-drop-logger-install.sh (this checkout's path)" in out
     # Nothing was installed, and it does not say so.

@@ -193,6 +193,7 @@ def index(log_dir: Path, rebuild: bool) -> None:
 @options.utc
 @options.retention_days_now
 @options.keep_files
+@options.encrypt_to
 def import_archive(
     archive: Path,
     room: str,
@@ -200,6 +201,7 @@ def import_archive(
     utc: bool,
     retention_days: int,
     keep_files: int | None,
+    encrypt_to: tuple[str, ...],
 ) -> None:
     """Log an archived room (the hub's NAME_YYYYMMDD-HHMMSS/messages.db.gz), exactly once.
 
@@ -234,6 +236,7 @@ def import_archive(
             should_stop=stop.is_set,
             retention_days=retention_days,
             keep_files=keep_files,
+            recipients=_checked_recipients(encrypt_to),
             announce=announce,
             progress=bar if bar.enabled else None,
         )
@@ -1011,6 +1014,86 @@ def ship(log_dir: Path, log_level: str, from_start: bool, **params: Any) -> None
         if not any(thread.is_alive() for thread in running.threads):
             break
     running.stop()
+
+
+def _checked_recipients(values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--encrypt-to``'s recipients, checked (a bad one: one line, exit 2)."""
+    from ..crypt import keys as crypt
+
+    try:
+        return crypt.load_recipients(values) if values else ()
+    except crypt.CryptError as exc:
+        fail(str(exc), code=2)
+
+
+@cli.group(short_help="Age keys for encrypted logs: keys new.")
+def keys() -> None:
+    """Age identities for encrypted logs (docs/encryption.md).
+
+    \b
+    Examples:
+      dead-drop-logger keys new ~/.config/dead-drop-logger/identity.txt
+    """
+
+
+@keys.command("new", short_help="Write a new age identity; print its recipient.")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def keys_new(path: Path) -> None:
+    """Write a new age identity to PATH (0600; never over an existing file) and print
+    its recipient (age1...), the key to give encrypt_to. Keep PATH (and a copy of it
+    somewhere safe): without it the logs sealed to its recipient cannot be read.
+
+    \b
+    Examples:
+      dead-drop-logger keys new ~/.config/dead-drop-logger/identity.txt
+    """
+    from ..crypt import keys as crypt
+
+    try:
+        recipient = crypt.new_identity(path.expanduser())
+    except crypt.CryptError as exc:
+        fail(str(exc), code=2)
+    click.echo(f"wrote {path} (keep it safe: it reads the logs)", err=True)
+    click.echo(recipient)
+
+
+@cli.command(short_help="Seal the encrypted log files again to new recipients.")
+@options.config_file
+@options.log_dir
+@options.identity
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    required=True,
+    metavar="RECIPIENT",
+    help="A recipient (age1...) or recipients file the files are sealed to from now on "
+    "(repeat for more); the old recipients lose access to the files rekeyed.",
+)
+def rekey(log_dir: Path, to: tuple[str, ...]) -> None:
+    """Seal every encrypted log file again to the recipients --to names, one file at
+    a time, atomically (each file is at every instant a whole age file, the old or the
+    new, never plaintext), in the log directory and every room's directory in it. It
+    needs the identity that reads them. Then set encrypt_to to the same recipients and
+    restart the logger, so new segments go to them too.
+
+    \b
+    Examples:
+      dead-drop-logger rekey --to age1... --to ~/team-recipients.txt --identity old.txt
+    """
+    from ..crypt import keys as crypt
+    from ..keep.rekey import rekey_all
+    from ..logdir.dirlock import LockTimeout
+
+    try:
+        recipients = crypt.load_recipients(to)
+    except crypt.CryptError as exc:
+        fail(str(exc), code=2)
+    try:
+        count = rekey_all(log_dir.expanduser(), recipients, lambda p: click.echo(f"rekeyed {p}"))
+    except (OSError, LockTimeout) as exc:
+        fail(f"cannot rekey {log_dir}: {exc}")
+    click.echo(f"rekeyed {count} files to {len(recipients)} recipients", err=True)
 
 
 @cli.command(short_help="A live page and an HTTP API over the logs (the serve extra).")

@@ -36,6 +36,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
+from ..crypt.keys import CryptError
+
 EXIT_USAGE = 2
 EXIT_OUTPUT = 2
 EXIT_BROKEN_PIPE = 128 + 13  # 128 + SIGPIPE, as a shell reports a tool SIGPIPE ended
@@ -184,6 +186,9 @@ class OneLineErrors(click.Command):
             code = exc.exit_code
         except click.Abort:  # Ctrl-C: click has ended the line the terminal echoed
             code = EXIT_INTERRUPTED
+        except CryptError as exc:  # encrypted logs and no (or the wrong) identity
+            self.error(str(exc))
+            code = EXIT_USAGE
         sys.exit(code if isinstance(code, int) else 0)
 
     def error(self, message: str) -> None:

@@ -46,7 +46,7 @@ class ConfigError(Exception):
     """The file is unusable; ``str()`` is ``path:line: what is wrong``."""
 
 
-Value = str | int | float | bool
+Value = str | int | float | bool | tuple[str, ...]
 
 
 def _path(value: object) -> Value:
@@ -90,6 +90,16 @@ def _size(value: object) -> Value:
     return value
 
 
+def _recipients(value: object) -> Value:
+    """``encrypt_to``: a recipient or recipients file, or a list of them (checked, with
+    the keys in recipients files, when the settings are built: see options)."""
+    if isinstance(value, str) and value:
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise ValueError('must be a recipient or a list of them: ["age1...", "PATH"]')
+
+
 def _level(value: object) -> Value:
     if not isinstance(value, str) or value.lower() not in LEVELS:
         raise ValueError(f"must be one of {', '.join(LEVELS)}")
@@ -111,6 +121,9 @@ KEYS: dict[str, Callable[[object], Value]] = {
     "no_watch": _flag,
     "log_level": _level,
     "pid_file": _path,
+    "encrypt_to": _recipients,
+    "seal_interval": _number(0, open_min=True, whole=False),
+    "identity": _path,
 }
 
 
@@ -289,6 +302,12 @@ EXAMPLE = """\
 # log_level = "info"
 # pid_file = "~/.dead-drop/logger.pid"  # example; default: not set for run (start, stop,
 #                                       # status and restart use this path)
+
+# Encryption at rest (docs/encryption.md): log files sealed to these age recipients
+# (keys, or recipients files); the reading commands read them with identity.
+# encrypt_to = ["age1..."]            # example; default: not set (plain files)
+# seal_interval = 60.0                # seconds a segment stays open at most
+# identity = "~/.config/dead-drop-logger/identity.txt"  # example; default: not set
 
 # A Dead Drop hub: follow every DIR/NAME/messages.db, each room into log_dir/NAME/.
 # rooms_dir = "/var/lib/dead-drop/rooms"  # example; default: not set

@@ -69,6 +69,7 @@ def _settings_retention(ctx: click.Context) -> tuple[int, str]:
 @options.max_bytes
 @options.keep_files
 @options.log_level
+@options.encrypt_to
 @click.pass_context
 def export(
     ctx: click.Context,
@@ -170,6 +171,7 @@ def _export_one(
             retention_days=settings.retention_days,
             max_bytes=settings.max_bytes,
             keep_files=settings.keep_files,
+            recipients=settings.encrypt_to,
             stop=stop,
             before=before,
             progress=bar if bar.enabled else None,

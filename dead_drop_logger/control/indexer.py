@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..crypt.keys import identity_configured, is_encrypted
 from ..index.store import Store
 from ..logdir.layout import room_dirs
 from ..logdir.state import STATE_NAME
@@ -112,6 +113,8 @@ class Indexer:
             mark = _mark(where)
             if mark is None or self.marks.get(where) == mark:
                 continue
+            if is_encrypted(where) and not identity_configured():
+                continue  # sealed files the logger has no key to read: no index of them
             previous = self.seen.get(where)  # (none: the first look, which waits for a second)
             busy = previous is None or previous != mark  # a batch since the last look
             self.seen[where] = mark

@@ -17,6 +17,7 @@ import click
 from click.core import ParameterSource
 
 from .. import config
+from ..crypt import keys as crypt
 from ..diagnostics import LEVELS
 from ..read.when import parse_duration
 from ..rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
@@ -334,7 +335,58 @@ once = click.option(
     "--once", is_flag=True, help="Print one frame and exit (for scripts), instead of redrawing."
 )
 
-log_source = _compose(config_file, log_dir, rooms_filter, read_utc)
+
+def _use_identity(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    """Every reader decrypts with this identity (see crypt): set once, for the process."""
+    crypt.use_identity(value)
+
+
+identity = click.option(
+    "--identity",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    expose_value=False,
+    callback=_use_identity,
+    envvar="DEAD_DROP_IDENTITY",
+    show_envvar=True,
+    metavar="PATH",
+    help="The age identity file that reads encrypted logs (docs/encryption.md); "
+    "DEAD_DROP_IDENTITY may also hold the AGE-SECRET-KEY-1... key itself.",
+)
+logger_identity = click.option(
+    "--identity",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="DEAD_DROP_IDENTITY",
+    show_envvar=True,
+    metavar="PATH",
+    help="With --encrypt-to: the identity the logger reads its own encrypted files with "
+    "when it must (a lost state rebuilt from them). Not needed to write.",
+)
+encrypt_to = click.option(
+    "--encrypt-to",
+    "encrypt_to",
+    multiple=True,
+    default=(),
+    envvar="DEAD_DROP_ENCRYPT_TO",
+    show_envvar=True,
+    metavar="RECIPIENT",
+    help="Encrypt every log file to this age recipient (age1...), or to the keys of "
+    "this recipients file; repeat for more. Default: plain files (docs/encryption.md).",
+)
+seal_interval = click.option(
+    "--seal-interval",
+    type=FiniteFloatRange(min=0, min_open=True),
+    default=config.DEFAULT_SEAL_INTERVAL,
+    show_default=True,
+    envvar="DEAD_DROP_SEAL_INTERVAL",
+    show_envvar=True,
+    metavar="SECONDS",
+    help="With --encrypt-to: seal the segment being written at most this long after its "
+    "first line (or at 1 MiB, or midnight); what a reader waits for at most.",
+)
+
+log_source = _compose(config_file, log_dir, rooms_filter, read_utc, identity)
 """Where every reading command reads: the log directory (from the settings file too),
 its rooms, and whether the logs were written with --utc."""
 
@@ -352,6 +404,9 @@ follow_options = _compose(
     compress_after,
     no_watch,
     log_level,
+    encrypt_to,
+    seal_interval,
+    logger_identity,
 )
 """The options of every command that runs a logger: run, start, restart."""
 
@@ -393,7 +448,21 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
         no_watch=bool(params["no_watch"]),
         rooms_dir=None if rooms_dir is None else Path(rooms_dir).expanduser(),
         rooms=tuple(sorted(named.items())),
+        encrypt_to=_recipients(params.get("encrypt_to") or (), params.get("identity")),
+        seal_interval=float(params.get("seal_interval") or config.DEFAULT_SEAL_INTERVAL),
     )
+
+
+def _recipients(values: tuple[str, ...], identity: Path | None) -> tuple[str, ...]:
+    """The recipients ``--encrypt-to`` names (keys, recipients files), checked; the
+    identity is the process's from now on (for a state rebuilt from the files)."""
+    crypt.use_identity(identity)
+    if not values:
+        return ()
+    try:
+        return crypt.load_recipients(values)
+    except crypt.CryptError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--encrypt-to'") from None
 
 
 def effective(ctx: click.Context, params: dict[str, Any]) -> settings_report.Effective:
@@ -434,6 +503,8 @@ def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFi
 def _plain(name: str, value: Any) -> object:
     if name == "db" and not value:
         return [str(config.DEFAULT_DB)]
+    if name == "encrypt_to" and not value:
+        return None  # not set: plain files
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple | list):

@@ -46,7 +46,7 @@ def select(
     return [
         f
         for f in files
-        if not f.compressed
+        if not f.sealed  # (an encrypted segment is gzipped, if at all, before it is sealed)
         and f.day < oldest_plain
         and f.day < today
         and f.path.name not in protected

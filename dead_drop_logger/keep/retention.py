@@ -85,7 +85,7 @@ def select(
 def holds_messages(entry: LogFile) -> bool:
     """Whether a file counts for ``--keep-files``: not a plain file that holds no line
     yet (today's, made before its first message; a quiet day's), nor a vanished one."""
-    if entry.compressed:
+    if entry.sealed:
         return True
     try:
         return entry.path.stat().st_size > 0

@@ -3,6 +3,10 @@
 ``messages-YYYY-MM-DD.json`` is a day's file; ``messages-YYYY-MM-DD.N.json`` its later
 parts when ``--max-bytes`` is set; ``.json.gz`` a compressed one; and
 ``messages-current.json`` a symlink to today's file, which every reader skips.
+With encryption (docs/encryption.md) a day is written in sealed segments, each a whole
+age file written once: ``messages-YYYY-MM-DD.NNNNNN.json.age`` (``.json.gz.age`` when
+gzipped before encryption), numbered on from the day's highest part, zero-padded so
+the names sort as they are read.
 
 A name is only ours when it is a regular file: a hub room may be called anything, so
 ``LOG_DIR/messages-2020-01-01.json/`` can be a room's log directory, which every
@@ -29,7 +33,11 @@ MESSAGES = "messages"
 TASKS = "tasks"
 AGENTS = "agents"
 KINDS = (MESSAGES, TASKS, AGENTS)
-_NAME = re.compile(r"^(messages|tasks|agents)-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?$")
+_NAME = re.compile(
+    r"^(messages|tasks|agents)-(\d{4}-\d{2}-\d{2})(?:\.(\d+))?\.json(\.gz)?(\.age)?$"
+)
+AGE = ".age"
+SEGMENT_DIGITS = 6
 
 
 @dataclass(frozen=True, order=True)
@@ -41,11 +49,30 @@ class LogFile:
     compressed: bool
     path: Path
     kind: str = MESSAGES
+    encrypted: bool = False  # a sealed age segment (read whole, with an identity)
+
+    @property
+    def sealed(self) -> bool:
+        """Written once, whole, never appended to: a gzip or an age segment."""
+        return self.compressed or self.encrypted
 
 
 def day_path(log_dir: Path, day: str, part: int = 0, kind: str = MESSAGES) -> Path:
     suffix = f".{part}" if part else ""
     return log_dir / f"{kind}-{day}{suffix}.json"
+
+
+def segment_path(
+    log_dir: Path, day: str, number: int, kind: str = MESSAGES, *, gzipped: bool = False
+) -> Path:
+    """An encrypted segment's name: ``KIND-DAY.NNNNNN.json[.gz].age``."""
+    gz = ".gz" if gzipped else ""
+    return log_dir / f"{kind}-{day}.{number:0{SEGMENT_DIGITS}d}.json{gz}{AGE}"
+
+
+def segment_temp_path(path: Path) -> Path:
+    """A hidden name (no reader's glob matches it) for a segment being written."""
+    return path.with_name(f".{path.name}.tmp")
 
 
 def current_path(log_dir: Path) -> Path:
@@ -82,7 +109,14 @@ def parse(path: Path, kinds: tuple[str, ...] = (MESSAGES,)) -> LogFile | None:
         day = dt.date.fromisoformat(match.group(2))
     except ValueError:
         return None
-    return LogFile(day, int(match.group(3) or 0), match.group(4) is not None, path, match.group(1))
+    return LogFile(
+        day,
+        int(match.group(3) or 0),
+        match.group(4) is not None,
+        path,
+        match.group(1),
+        match.group(5) is not None,
+    )
 
 
 def log_files(log_dir: Path, kinds: tuple[str, ...] = (MESSAGES,)) -> list[LogFile]:

@@ -60,8 +60,10 @@ class CommittedView:
     def end(self, entry: LogFile, size: int) -> int:
         """How many of the bytes of ``entry``, ``size`` long when measured *before*
         this view was read, are committed."""
-        if entry.compressed:
+        if entry.compressed and not entry.encrypted:
             return size
+        if entry.encrypted:  # written whole: committed unless a pending record names it
+            return 0 if entry.path.name in self.pending else size
         recorded = self.pending.get(entry.path.name, self.ends.get(entry.path.name))
         return size if recorded is None else min(size, recorded)
 
@@ -86,7 +88,7 @@ def committed_ends(files: Iterable[tuple[Path, LogFile]]) -> dict[Path, int | No
     sizes: dict[Path, tuple[Path, LogFile, int | None]] = {}
     for log_dir, entry in files:
         size: int | None = None
-        if not entry.compressed:
+        if not entry.compressed or entry.encrypted:
             try:
                 size = os.stat(entry.path, follow_symlinks=False).st_size
             except OSError:

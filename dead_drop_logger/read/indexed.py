@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..crypt.keys import is_encrypted
 from ..index.store import (
     HEAD,
     INDEX_NAME,
@@ -350,12 +351,9 @@ def _sizes(log_dir: Path) -> Iterator[int]:
 def content_wanted(log_dir: Path) -> bool:
     """Whether the index of ``log_dir`` may hold a full-text index of the content: not
     in a log directory encrypted at rest (sealed ``.age`` day files), whose content
-    must never be on disk in plain text. The one place that decides it."""
-    try:
-        with os.scandir(log_dir) as entries:
-            return not any(entry.name.endswith(".age") for entry in entries)
-    except OSError:
-        return True
+    must never be on disk in plain text. The one place that decides it, by the
+    encryption's own predicate (its marker is there before the first segment is)."""
+    return not is_encrypted(log_dir)
 
 
 def gunzip(path: Path) -> bytes:

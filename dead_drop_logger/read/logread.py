@@ -17,6 +17,11 @@ Why it looks like this:
   object is skipped and counted in :attr:`Reader.corrupt`, per file.
 - A damaged gzip (cut short, a bad block) is read up to the damage and named in
   :attr:`Reader.damaged`: one bad file must not hide every other day's messages.
+- An encrypted segment (``.json.age``: docs/encryption.md) is decrypted here, in memory,
+  with the configured identity, and read as a whole file that never changes; without
+  an identity (or with the wrong one) the reader stops with one line
+  (:class:`..crypt.CryptError`), since nothing in that day could be shown. Nothing
+  decrypted is ever written to disk.
 - So is a file (or a room's directory) that cannot be read at all, permission denied or
   a failing disk: it is named in :attr:`Reader.unreadable` and the others are read, as
   grep reads the files it can (the commands warn of each and exit 2 at the end).
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..crypt import segments
 from ..logdir import layout
 from ..logdir.layout import LogFile
 from .committed import committed_ends
@@ -223,8 +229,10 @@ def select_files(
 
 
 def _open(entry: LogFile) -> tuple[Stream, bool]:
-    """Open a log file (and say whether it is a gzip); a plain file compressed since it
-    was listed is read as its .gz."""
+    """Open a log file (and say whether it is a stream: a gzip, a decrypted segment); a
+    plain file compressed since it was listed is read as its .gz."""
+    if entry.encrypted:  # decrypted (and gunzipped) in memory, never to disk
+        return io.BytesIO(segments.read_segment(entry.path)), True
     if entry.compressed:
         return gzip.open(entry.path, "rb"), True
     try:
@@ -537,15 +545,19 @@ class Tail:
         for source, entry in files:
             key = (source, entry.day, entry.part)
             seen.add(key)
-            if entry.compressed and key in self.finished:  # a gzip never changes
+            if entry.sealed and key in self.finished:  # a gzip, a segment never changes
                 continue
             start = self.positions.get(key, 0)
             end = ends.get(entry.path)
+            if entry.encrypted:  # committed whole (None), or not yet at all (0)
+                if end == 0:
+                    continue
+                end = None
             if key in self.positions and not self._may_have_grown(entry, start, end):
                 if entry.compressed:
                     self.finished.add(key)
                 continue
-            if key in self.last and not entry.compressed and not self._still_there(key, entry):
+            if key in self.last and not entry.sealed and not self._still_there(key, entry):
                 start = self._find(source, entry, key, end)
             for chunk in self._upto(self.reader.read_file(source, entry, start), end):
                 self.positions[key] = chunk.end
@@ -553,7 +565,7 @@ class Tail:
                 self.last[key] = (chunk.offset + head, chunk.data[head : head + HEAD])
                 yield chunk
             self.positions.setdefault(key, start)
-            if entry.compressed:
+            if entry.sealed:
                 self.finished.add(key)
         for gone in set(self.positions) - seen:  # pruned by retention
             del self.positions[gone]

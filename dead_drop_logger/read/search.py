@@ -509,8 +509,9 @@ BACK_BLOCK = 1 << 16
 def _backwards(reader: Reader, source: LogDir, entry: LogFile) -> Iterator[Line]:
     """A file's whole lines, last first (a last line without its newline is still being
     appended: left out, as every reader does). A gzip, or a file that cannot be read
-    this way, is read forwards by the reader (which notes damage) and reversed."""
-    if not entry.compressed:
+    this way, is read forwards by the reader (which notes damage) and reversed; so is an
+    encrypted segment (decrypted by the reader, in memory)."""
+    if not entry.sealed:
         try:
             fd = os.open(entry.path, os.O_RDONLY)
         except OSError:

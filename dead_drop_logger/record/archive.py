@@ -55,6 +55,7 @@ from ..logdir import ranges as idranges
 from ..logdir.state import State, StateStore
 from . import history, ownership
 from .pipeline import Pipeline, Progress, scan_ids
+from .sealed import SegmentWriter
 from .source import Source, SourceError
 from .tables import TableFollower
 from .writer import DayWriter
@@ -164,6 +165,7 @@ def import_archive(
     keep_files: int | None = None,
     announce: Callable[[str], None] = lambda note: None,
     progress: Callable[[int, int], None] | None = None,
+    recipients: tuple[str, ...] = (),
 ) -> Imported:
     """Log every message of ``archive`` that room ``room``'s log (``log_dir/room``) lacks.
 
@@ -200,7 +202,11 @@ def import_archive(
             pipeline = _ArchivePipeline(
                 source,
                 room_dir,
-                DayWriter(room_dir, clock or SystemClock(), utc=utc),
+                (
+                    SegmentWriter(room_dir, clock or SystemClock(), recipients, utc=utc)
+                    if recipients  # encrypted: sealed segments
+                    else DayWriter(room_dir, clock or SystemClock(), utc=utc)
+                ),
                 database=owner or ownership.room_id(room),
                 check=lambda state: _check_owner(archive, source, state, room_dir, last),
                 made_again=(
@@ -242,7 +248,9 @@ def import_archive(
             pipeline.backfill(1, last, should_stop=should_stop, on_page=page, retention_days=days)
             pipeline.catch_up(should_stop, retention_days=days, on_page=page)  # after the position
             interrupted = should_stop()
-            tasks = 0 if interrupted else _import_tables(source, room_dir, the_clock, utc)
+            tasks = (
+                0 if interrupted else _import_tables(source, room_dir, the_clock, utc, recipients)
+            )
         except SourceError as exc:  # the private copy: never busy, so never transient
             raise ArchiveError(str(exc).replace(str(db), str(archive))) from None
         finally:
@@ -250,7 +258,9 @@ def import_archive(
     return Imported(written, already, room_dir, interrupted, todo.outside, tasks)
 
 
-def _import_tables(source: Source, room_dir: Path, clock: Clock, utc: bool) -> int:
+def _import_tables(
+    source: Source, room_dir: Path, clock: Clock, utc: bool, recipients: tuple[str, ...] = ()
+) -> int:
     """The archive's ``tasks`` and ``agents``, after its messages; the task lines written.
 
     A room log with no record of them gets the current rows as ``--import-historical``
@@ -261,7 +271,8 @@ def _import_tables(source: Source, room_dir: Path, clock: Clock, utc: bool) -> i
     the tables' own commit: a second import, or one cut short and run again, finds the
     record and writes only what it lacks.
     """
-    tables = TableFollower(source, room_dir, clock, utc=utc, archive=True)
+    files = SegmentWriter(room_dir, clock, recipients, utc=utc) if recipients else None
+    tables = TableFollower(source, room_dir, clock, utc=utc, archive=True, files=files)
     tables.begin(existed=True, importing=True)
     tables.tick()
     return tables.task_lines

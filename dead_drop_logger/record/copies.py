@@ -200,7 +200,7 @@ def disagreement(log_dir: Path, state: State) -> str | None:
     known = [parsed for name in state.ends if (parsed := layout.parse(log_dir / name))]
     newest = max(((f.day, f.part) for f in known), default=None)
     for entry in layout.log_files(log_dir):
-        if entry.compressed or entry.path.name in state.ends or entry.path.name in state.pending:
+        if entry.sealed or entry.path.name in state.ends or entry.path.name in state.pending:
             continue
         if newest is not None and (entry.day, entry.part) <= newest:
             continue

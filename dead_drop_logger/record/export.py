@@ -32,6 +32,7 @@ from . import history
 from .follow import TRANSIENT
 from .history import Outside, plan
 from .pipeline import Pipeline, Progress
+from .sealed import SegmentWriter
 from .source import Source, SourceError, SourceMissing, SourceUnusable
 from .writer import DayWriter
 
@@ -71,6 +72,7 @@ def export(
     before: Callable[[str], None] = lambda note: None,
     progress: Report | None = None,
     clock: Clock | None = None,
+    recipients: tuple[str, ...] = (),
 ) -> Exported:
     """Log every message of ``db`` dated ``since`` to ``until`` (inclusive days, by the
     day a message is filed under) that ``log_dir`` lacks.
@@ -93,7 +95,11 @@ def export(
         raise ExportError(str(exc)) from None
     source = Source(db, utc=utc)
     try:
-        writer = DayWriter(log_dir, clock, utc=utc, max_bytes=max_bytes)
+        writer: DayWriter = (
+            SegmentWriter(log_dir, clock, recipients, utc=utc)  # encrypted: sealed segments
+            if recipients
+            else DayWriter(log_dir, clock, utc=utc, max_bytes=max_bytes)
+        )
         pipeline = Pipeline(source, log_dir, writer)
         state = _retry(lambda: pipeline.prepare(database_existed=True), stop)
         if bounds is None:

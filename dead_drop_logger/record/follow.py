@@ -21,12 +21,13 @@ from pathlib import Path
 
 from ..clock import Clock, SystemClock, monotonic
 from ..config import Settings
+from ..crypt.keys import mark_encrypted
 from ..diagnostics import Reporter
 from ..files import LogDirError, ensure_private_dir
 from ..keep.housekeeping import Policy
 from ..logdir.state import State, StateError
 from ..signals import stop_on_signals
-from . import history
+from . import history, sealed
 from .heap import keep_batch_memory
 from .pipeline import Pipeline, Progress
 from .rotation import Rotator
@@ -45,6 +46,21 @@ from .watch import (
 from .writer import DayWriter, WriteError
 
 log = logging.getLogger(__name__)
+
+
+def make_writer(settings: Settings, clock: Clock) -> DayWriter:
+    """The writer of ``settings``: sealed age segments with ``encrypt_to``, else plain
+    day files."""
+    if settings.encrypt_to:
+        return sealed.SegmentWriter(
+            settings.log_dir,
+            clock,
+            settings.encrypt_to,
+            utc=settings.utc,
+            compress_after=settings.compress_after,
+        )
+    return DayWriter(settings.log_dir, clock, utc=settings.utc, max_bytes=settings.max_bytes)
+
 
 MAX_BACKOFF = 10.0
 TABLES_PATIENCE = 5  # ticks the tables' read may fail before it is said (see _follow_tables)
@@ -68,10 +84,10 @@ class Follower:
         self.waker = Waker()
         self.stop = stop or WakingStopEvent(self.waker)  # setting it ends a wait at once
         self.source = Source(settings.db, utc=settings.utc)
-        self.writer = DayWriter(
-            settings.log_dir, self.clock, utc=settings.utc, max_bytes=settings.max_bytes
-        )
+        self.writer = make_writer(settings, self.clock)
         self.pipeline = Pipeline(self.source, settings.log_dir, self.writer)
+        if settings.encrypt_to:  # the unsealed tail in memory, sealed at 1 MiB or 60 s
+            self.pipeline.seal_limits = (sealed.SEAL_BYTES, settings.seal_interval)
         self.rotator = Rotator(
             settings.log_dir,
             self.clock,
@@ -79,6 +95,7 @@ class Follower:
             policy=Policy(settings.retention_days, settings.keep_files, settings.compress_after),
             max_bytes=settings.max_bytes,
             parts=self.writer.parts,
+            encrypted=bool(settings.encrypt_to),
         )
         self.reporter = Reporter(log)
         # The tasks and agents tables, beside the messages (see tables.py).
@@ -90,6 +107,7 @@ class Follower:
             max_bytes=settings.max_bytes,
             let_go=self.pipeline.commits.release,
             holding=self.pipeline.store.lock_intact,
+            files=make_writer(settings, self.clock) if settings.encrypt_to else None,
         )
         self._tables_trouble: str | None = None
         self._tables_failures = 0  # ticks in a row whose tables read failed
@@ -129,6 +147,8 @@ class Follower:
         """Follow until stopped. Raises LogDirError when the log dir is unusable or
         another database's (ForeignDatabase)."""
         ensure_private_dir(self.settings.log_dir)
+        if self.settings.encrypt_to:  # before any segment: see crypt.is_encrypted
+            mark_encrypted(self.settings.log_dir)
         keep_batch_memory()  # batch after batch in the same buffers (see heap)
         settings = self.settings
         if self.watcher is not None:
@@ -197,9 +217,23 @@ class Follower:
                     health = self.tables.wait_time()  # an agent turns stale or dead then
                     if health is not None:
                         wait = min(wait, health)
+                    seal = self.pipeline.seal_wait()
+                    if seal is not None:
+                        wait = min(wait, seal)
                     self._woke = self.waker.wait(self.rotator.wait_time(wait))
         finally:
+            self._seal_at_stop()
             self._let_go()
+
+    def _seal_at_stop(self) -> None:
+        """Seal the unsealed tail as the loop ends; if that fails, it is read again from
+        the database at the next start (the state's position is before it)."""
+        if self.pipeline.unsealed is None:
+            return
+        try:
+            self.pipeline.seal()
+        except TRANSIENT as exc:
+            log.warning("could not seal the last segment (%s); it is logged at the next start", exc)
 
     def _database_existed(self) -> bool:
         """Whether the database is there at start (else all of it will be new)."""
@@ -280,6 +314,8 @@ class Follower:
                         self.settings.db,
                         self.settings.poll_interval,
                     )
+        if self.pipeline.seal_due():  # encrypted: the tail's age, midnight (size: in a batch)
+            self.pipeline.seal()  # (a failure fails the tick: retried, said once)
         self._follow_tables()
 
     def _follow_tables(self) -> None:

@@ -125,7 +125,7 @@ def holds_nothing(state: State, log_dir: Path) -> bool:
         return False
     for entry in layout.log_files(log_dir):
         try:
-            if entry.compressed or os.lstat(entry.path).st_size > 0:
+            if entry.sealed or os.lstat(entry.path).st_size > 0:
                 return False
         except FileNotFoundError:
             continue

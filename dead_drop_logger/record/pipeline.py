@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..clock import monotonic, today
+from ..crypt import segments
+from ..crypt.keys import CryptError
 from ..files import ensure_private_dir
 from ..keep import retention
 from ..logdir import layout
@@ -36,6 +38,7 @@ from ..logdir.state import (
 from . import copies, ownership
 from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
+from .sealed import Unsealed
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
 from .writer import Chunk, DayWriter, Pending
 
@@ -119,6 +122,12 @@ class Pipeline:
         # Runs before the replaced-database rule logs a new database from its first row;
         # raises to refuse it instead (a room: another room's database, moved here).
         self.before_reset: Callable[[], None] = lambda: None
+        # Encrypted (see sealed.py): the follower's rows read and not yet sealed, in
+        # memory only, ahead of the state's position; ``seal_limits`` (bytes, seconds)
+        # set: the follower buffers them into segments, else each batch is one.
+        self.seal_limits: tuple[int, float] | None = None
+        self.unsealed: Unsealed | None = None
+        self._ticks = ticks
 
     def close(self) -> None:
         self.commits.drop()  # (the follower releases its hold, saved, before it closes)
@@ -663,6 +672,8 @@ class Pipeline:
         with ``commits.release()``. ``retention_days`` (an archive's import, never the
         follower): as for :meth:`backfill`, messages older than the window are left out."""
         try:
+            if self.seal_limits is not None:
+                return self._follow_unsealed(hold=hold, retention_days=retention_days)
             return self._follow_page(hold, retention_days)
         except BaseException:
             self._left = None  # (a failed batch may leave its files unsaved: see copies)
@@ -690,6 +701,94 @@ class Pipeline:
             self._commit(state, kept, start + 1, last, advance=advance, final=not hold, held=hold)
             held.unsaved = hold
             return Progress(len(kept), last, outside)
+
+    # -- encrypted: the unsealed tail (see sealed.py) -----------------------------------
+
+    def _follow_unsealed(self, *, hold: bool, retention_days: int) -> Progress:
+        """:meth:`follow_once` writing encrypted: the page is added to the unsealed tail
+        in memory (the state's position stays before it), sealed once due."""
+        assert self.seal_limits is not None
+        with self.commits.batch(hold=hold) as held:
+            state = held.state
+            tail = self._current_tail(state)
+            if (
+                state.refill
+                and tail is None
+                and not self._check_same_database(state, self.source.fingerprint(state.position))
+            ):  # what a copy lacks (see _reconcile_copy), before what is new
+                return self._refill(state)
+            cursor = state.position if tail is None else tail.last_id
+            rows = self.source.read(cursor, None, self.page_size)
+            if tail is not None and rows.after_stamp != tail.last_stamp:
+                # the row read last is no longer that row (the file replaced, the row
+                # deleted): what was read is sealed before anything else is decided
+                self._seal_tail(state)
+                tail = None
+                rows = self.source.read(state.position, None, self.page_size)
+            if tail is None and self._check_same_database(state, rows.after_stamp):
+                rows = self.source.read(state.position, None, self.page_size)
+            kept, skipped, outside = self._within_retention(rows, retention_days)
+            if rows:
+                if tail is None:
+                    now_day = today(self.writer.clock, self.writer.utc)
+                    tail = self.unsealed = Unsealed(state.position, self._ticks(), now_day)
+                tail.add(kept.runs, len(kept), rows.last_id, rows.last_stamp)
+                if skipped:
+                    tail.skipped = idranges.normalise([*tail.skipped, *skipped])
+            if self.seal_due():
+                self._seal_tail(state)
+            return Progress(len(kept), rows.last_id, outside)
+
+    def _current_tail(self, state: State) -> Unsealed | None:
+        """The unsealed tail, if it still follows the state's position (else forgotten:
+        its rows are still in the database, read again after the position)."""
+        tail = self.unsealed
+        if tail is not None and tail.base != state.position:
+            log.info("the state moved under the unsealed segment; reading its rows again")
+            tail = self.unsealed = None
+        return tail
+
+    def seal_due(self) -> bool:
+        """Whether the unsealed tail is to be sealed now (its size, its age, midnight)."""
+        tail = self.unsealed
+        if tail is None or self.seal_limits is None:
+            return False
+        size, seconds = self.seal_limits
+        day = today(self.writer.clock, self.writer.utc)
+        return tail.due(self._ticks(), day, size, seconds)
+
+    def seal_wait(self) -> float | None:
+        """Seconds until the unsealed tail is due by its age (None: nothing unsealed)."""
+        if self.unsealed is None or self.seal_limits is None:
+            return None
+        return max(0.0, self.seal_limits[1] - (self._ticks() - self.unsealed.opened))
+
+    def seal(self) -> None:
+        """Seal the unsealed tail now, if any (at stop, before a database is let go),
+        in a transaction of its own."""
+        if self.unsealed is None:
+            return
+        try:
+            with self.commits.batch(hold=False) as held:
+                if self._current_tail(held.state) is not None:
+                    self._seal_tail(held.state)
+        except BaseException:
+            self._left = None  # (a failed batch may leave its files unsaved: see copies)
+            raise
+
+    def _seal_tail(self, state: State) -> None:
+        """Commit the unsealed tail: its segments written, then the state advanced past
+        it (the plain two-step commit). On failure it stays in memory, and the next
+        seal tries again (the failed batch recorded as pending: cut back first)."""
+        tail = self.unsealed
+        if tail is None:
+            return
+        if tail.skipped:
+            state.skipped = idranges.normalise([*state.skipped, *tail.skipped])
+        page = Page(tail.runs, tail.count, tail.last_id)
+        advance = (tail.last_id, tail.last_stamp)
+        self._commit(state, page, tail.base + 1, tail.last_id, advance=advance)
+        self.unsealed = None
 
     def _refill(self, state: State) -> Progress:
         """Log one page of the ids a copy lacks (``state.refill``), in its own two-step
@@ -748,6 +847,7 @@ class Pipeline:
         self.source.pin()
         try:
             lines = self.catch_up().lines
+            self.seal()  # (its rows exist nowhere else: sealed before it is let go)
         except SourceUnusable:  # not a readable database (never was, or corrupt): no loss
             lines = 0
         self.source.close()
@@ -869,6 +969,19 @@ def _size(path: Path) -> int:
 
 def scan_ids(path: Path) -> Iterator[tuple[int, str | None]]:
     """Ids (and timestamps) of the whole lines in a log file; cuts off a torn last line."""
+    if path.suffix == layout.AGE:  # a sealed segment: whole, read with the identity
+        try:
+            data = segments.read_segment(path)
+        except CryptError as exc:
+            raise StateError(
+                f"the log files of {path.parent} must be read to rebuild its state, and"
+                f" they are encrypted: {exc}"
+            ) from None
+        for line in data.splitlines(keepends=True):
+            parsed = _parse_id(line, path)
+            if parsed is not None:
+                yield parsed
+        return
     if path.suffix == ".gz":  # written whole and fsynced before its rename: never torn
         try:
             with gzip.open(path, "rb") as packed:

@@ -208,6 +208,9 @@ class Rotator:
     day: dt.date | None = None
     policies_due: float | None = None  # monotonic time the policies should next run
     parts: Parts | None = None  # shared with the writer: one picture of the directory
+    # Written encrypted (sealed segments): no plain day file to make, nor a link to one
+    # (``tail -f`` of plaintext is what encryption takes away: ``search -f`` remains).
+    encrypted: bool = False
 
     def __post_init__(self) -> None:
         if self.parts is None:
@@ -227,13 +230,15 @@ class Rotator:
         if current != self.day:
             if self.day is not None:
                 log.info("new day %s", current.isoformat())
-            target = self._today_path(current)
-            ensure_file(target)
-            point_current(self.log_dir, target)
+            if not self.encrypted:
+                target = self._today_path(current)
+                ensure_file(target)
+                point_current(self.log_dir, target)
             self.day = current
             self.policies_due = monotonic()
         elif (
             wrote
+            and not self.encrypted
             and self.max_bytes is not None
             and self._refresh_link(current)
             and self.policy.keep_files

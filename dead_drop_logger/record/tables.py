@@ -40,6 +40,8 @@ from pathlib import Path
 
 from .. import server
 from ..clock import Clock, today
+from ..crypt import segments
+from ..crypt.keys import CryptError
 from ..encoding import encode_row, encode_value, escape_separators
 from ..logdir import layout
 from ..logdir.dirlock import PATIENCE, DirLock, LockTimeout
@@ -107,6 +109,7 @@ class TableFollower:
         let_go: Callable[[], None] = lambda: None,
         holding: Callable[[], bool] = lambda: False,
         archive: bool = False,
+        files: DayWriter | None = None,
     ) -> None:
         self.source = source
         # An archived copy of a room's database (import-archive): possibly older than
@@ -120,7 +123,8 @@ class TableFollower:
         self.max_bytes = max_bytes
         self.store = TableStore(log_dir)
         self.lock = DirLock(log_dir)
-        self.files = DayWriter(log_dir, clock, utc=utc)  # appends, sizes, cut backs
+        # appends, sizes, cut backs (encrypted: a SegmentWriter, a segment a batch)
+        self.files = files or DayWriter(log_dir, clock, utc=utc)
         # The message pipeline's held transaction (group commit) holds the directory's
         # one lock in this process: a batch of task lines goes in it (``holding``), or,
         # if it may not, ends it first (``let_go``).
@@ -552,7 +556,7 @@ class TableFollower:
                 if self.store.identity() != self._identity:
                     raise StateError(f"{self.store.path} changed under the logger; reading again")
                 new.generation = old.generation + 1
-                chunks = self._plan(lines)
+                chunks = self.files.place(self._plan(lines))
                 if chunks:
                     sizes = self.files.sizes(chunks)
                     self.store.save_pending(new.generation, sizes)
@@ -688,6 +692,14 @@ def rebuild(log_dir: Path) -> TableState:
 
 
 def _whole_lines(path: Path) -> Iterator[str]:
+    if path.suffix == layout.AGE:  # a sealed segment: read with the identity, or not at all
+        try:
+            data = segments.read_segment(path)
+        except CryptError as exc:
+            raise StateError(f"cannot rebuild the tasks and agents state: {exc}") from None
+        for line in data.splitlines():
+            yield line.decode("utf-8", "replace")
+        return
     if path.suffix == ".gz":
         with contextlib.suppress(OSError, EOFError), gzip.open(path, "rb") as packed:
             for line in packed:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..clock import Clock, today
+from ..crypt.keys import MARKER
 from ..files import fsync_dir, is_symlink_error, open_private, write_all
 from ..logdir import layout
 from ..logdir import ranges as idranges
@@ -201,6 +202,11 @@ class DayWriter:
                 chunks.append(Chunk(name, b"".join(line + b"\n" for line in lines[start:end])))
         return chunks
 
+    def place(self, chunks: Sequence[Chunk]) -> list[Chunk]:
+        """The files ``chunks`` (named as plain day files) go to: those (see
+        :meth:`.sealed.SegmentWriter.place`, which makes each a new segment)."""
+        return list(chunks)
+
     def sizes(self, chunks: Sequence[Chunk]) -> Pending:
         """Size and inode of each file a plan will append to ((0, 0) if it does not exist).
 
@@ -265,6 +271,11 @@ class DayWriter:
         ``durable=False``: leave the fsyncs to :meth:`sync` (the caller's pending record
         on disk covers these files until then)."""
         created = False
+        if chunks and os.path.lexists(self.log_dir / MARKER):
+            raise WriteError(
+                f"{self.log_dir} is written encrypted ({MARKER}): no plaintext goes into it;"
+                " give --encrypt-to (or encrypt_to), or remove that file to write plain files"
+            )
         for chunk in chunks:
             path = self.log_dir / chunk.name
             try:

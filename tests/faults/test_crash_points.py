@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, start_writer, wait_until
+from conftest import LoggerProcess, encrypted_args, start_writer, wait_until
 from faultkit import (
     assert_clean,
     assert_exactly_once,
@@ -30,6 +30,10 @@ from dead_drop_logger.logdir.state import StateStore
 # How many of each call to kill at: one batch makes 3 state writes + 1 data write,
 # 7 fsyncs (file and directory), 2 renames; ftruncate runs when a batch is undone.
 CRASH_POINTS = {"write": 7, "fsync": 9, "rename": 4, "ftruncate": 2}
+# Encrypted, a batch's lines are one sealed segment: written to a temporary name,
+# fsynced, linked into place, the temporary unlinked, the directory fsynced; a batch
+# undone removes its segment (unlink) instead of cutting a file back.
+SEALED_POINTS = {"write": 7, "fsync": 9, "rename": 4, "link": 3, "unlink": 4}
 
 
 def position(log_dir: Path) -> int:
@@ -63,17 +67,22 @@ def said_pid_or_died(proc: LoggerProcess) -> bool:
 
 
 @needs_strace
-@pytest.mark.parametrize("args", [[], ["--max-bytes", "4KB"]], ids=["one-file", "parts"])
+@pytest.mark.parametrize(
+    "args", [[], ["--max-bytes", "4KB"], ["encrypted"]], ids=["one-file", "parts", "encrypted"]
+)
 def test_killed_at_every_early_write_fsync_rename_truncate(
     server_db: Path, log_dir: Path, logger, tmp_path: Path, args: list[str]
 ) -> None:
+    points = CRASH_POINTS
+    if args == ["encrypted"]:  # sealed age segments, each line read back by Debian's age
+        args, points = encrypted_args(), SEALED_POINTS
     serverdb.send_many(server_db, 2)  # so that there is a first id to aim for
     writer = start_writer(server_db, 100_000, interval=0.01)
     hit: set[tuple[str, int]] = set()  # the crash points the logger was killed at
     runs = 0
     try:
         with reaped() as pids:
-            for call, most in CRASH_POINTS.items():
+            for call, most in points.items():
                 for k in range(1, most + 1):
                     rule = f"inject={call}:signal=SIGKILL:when={k}"
                     wrapper = strace_wrapper(Path("/dev/null"), rule)

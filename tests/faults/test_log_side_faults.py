@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import logged_ids, logger_command, wait_until
+from conftest import encrypted_args, logged_ids, logger_command, wait_until
 from faultkit import (
     assert_clean,
     assert_exactly_once,
@@ -112,6 +112,58 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
         last = serverdb.all_ids(server_db)[-1]
         wait_until(lambda: state(log_dir)["position"] == last, what="the position saved")
     assert_exactly_once(log_dir, server_db)
+
+
+@needs_strace
+@pytest.mark.parametrize(
+    ("target", "rule", "says"),
+    [
+        ("segment", "inject=write:error=ENOSPC", "disk full"),
+        ("segment", "inject=fsync:error=ENOSPC", "disk full"),
+        ("segment", "inject=openat:error=EACCES", "Permission denied"),
+        ("state", "inject=write:error=ENOSPC:when=3+", "No space left on device"),
+    ],
+    ids=["write-ENOSPC", "fsync-ENOSPC", "open-EACCES", "state-ENOSPC"],
+)
+def test_failed_seals_hold_the_position_and_catch_up_when_cleared(
+    server_db: Path, log_dir: Path, logger, tmp_path: Path, target: str, rule: str, says: str
+) -> None:
+    """Encrypted (docs/encryption.md): a segment that cannot be written (its temporary
+    file: no plaintext is ever written) or whose state save fails is not logged; the
+    position stays, and everything is logged once when the disk has room again."""
+    today = dt.date.today()
+    segment = log_dir / f".messages-{today.isoformat()}.000001.json.age.tmp"
+    faulty = segment if target == "segment" else log_dir / ".dead-drop-logger.state.tmp"
+    trace = tmp_path / "strace.log"
+    with reaped() as pids:
+        proc = logger(
+            "--log-level",
+            "debug",
+            *encrypted_args(),
+            wrapper=strace_wrapper(trace, rule, path=faulty),
+        )
+        proc.start()
+        pids.add(pid := traced_pid(proc))
+        proc.wait_ready()
+        serverdb.send_many(server_db, 20, timestamp=noon(today))
+        wait_until(
+            lambda: retries(proc.stderr()) >= 3 and injected(trace) >= 3,
+            what="several failed attempts",
+        )
+        assert state(log_dir)["position"] == 0  # nothing committed, nothing skipped
+        proc.stop()  # strace detaches: the disk has room again
+        wait_all_logged(log_dir, server_db)
+        wait_stderr(proc, "recovered; logging again")
+        assert process_alive(pid)
+        stderr = proc.stderr()
+        assert count(stderr, says) == 1, stderr
+        assert count(stderr, "recovered; logging again") == 1, stderr
+        if target == "state":  # the sealed segment was removed: its lines read again
+            assert count(stderr, "removing uncommitted segment") == 1, stderr
+        last = serverdb.all_ids(server_db)[-1]
+        wait_until(lambda: state(log_dir)["position"] == last, what="the position saved")
+    assert_exactly_once(log_dir, server_db)
+    assert not list(log_dir.glob(".*.tmp"))
 
 
 def test_file_size_limit_short_write_is_cut_back_and_caught_up(

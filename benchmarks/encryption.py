@@ -1,0 +1,217 @@
+"""Encryption at rest against plaintext, side by side in one run (docs/encryption.md).
+
+    .venv/bin/python benchmarks/encryption.py            # 1,000,000 messages, 60 s idle
+    .venv/bin/python benchmarks/encryption.py --quick    # 100,000 messages, 20 s idle
+
+The targets: encrypted days <= 2% larger than plaintext (compressed days: than the
+``.gz``); ``search --count`` over 1,000,000 encrypted messages <= 1.5x the plaintext
+time; a backfill of 1,000,000 with encryption <= 1.5x without; idle CPU with encryption
+<= 0.1% of a core. Every figure comes from the real ``dead-drop-logger`` as a child
+process; plaintext (the anchor) and encrypted runs are interleaved, and ``uptime``'s
+load is printed with each figure (the machine is shared). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+import dbgen  # noqa: E402
+import serverdb  # noqa: E402
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).parent / "dead-drop-logger"
+    return [str(script) if script.exists() else "dead-drop-logger"]
+
+
+def load() -> str:
+    return (
+        subprocess.run(["uptime"], capture_output=True, text=True)
+        .stdout.split("load average:")[-1]
+        .strip()
+    )
+
+
+def backfill(db: Path, log_dir: Path, extra: list[str]) -> float:
+    """``run --import-historical`` timed until it says the import is done."""
+    shutil.rmtree(log_dir, ignore_errors=True)
+    err = log_dir.parent / f"{log_dir.name}-stderr.txt"
+    with open(err, "wb") as fh:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            [*command(), "run", "--db", str(db), "--log-dir", str(log_dir),
+             "--import-historical", "--retention-days", "0", "--poll-interval", "1", *extra],
+            stdout=subprocess.DEVNULL, stderr=fh,
+        )  # fmt: skip
+        while b"historical import:" not in err.read_bytes():
+            if proc.poll() is not None:
+                raise RuntimeError(err.read_text())
+            time.sleep(0.01)
+        wall = time.perf_counter() - start
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+    return wall
+
+
+def size(log_dir: Path, suffixes: tuple[str, ...]) -> int:
+    return sum(p.stat().st_size for p in log_dir.glob("messages-*") if p.name.endswith(suffixes))
+
+
+def search(log_dir: Path, extra: list[str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [*command(), "search", "--count", "staging", "--log-dir", str(log_dir), *extra],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    return wall, done.stdout.strip()
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+def idle(work: Path, extra: list[str], seconds: float) -> float:
+    """CPU (% of a core) of a logger following a quiet database for ``seconds``."""
+    db = work / f"idle-{len(extra)}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    serverdb.create(db)
+    serverdb.send_many(db, 3)
+    log_dir = work / f"idle-logs-{len(extra)}"
+    shutil.rmtree(log_dir, ignore_errors=True)
+    proc = subprocess.Popen(
+        [*command(), "run", "--db", str(db), "--log-dir", str(log_dir), *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(3)  # started, first start done
+    serverdb.send_many(db, 2)  # a tail to seal: idle begins once it is logged (sealed)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(
+        p.name.startswith("messages-") and p.stat().st_size for p in log_dir.iterdir()
+    ):
+        time.sleep(0.5)
+    time.sleep(1)
+    before, start = cpu_seconds(proc.pid), time.monotonic()
+    time.sleep(seconds)
+    used = cpu_seconds(proc.pid) - before
+    elapsed = time.monotonic() - start
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+    return 100 * used / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--messages", type=int)
+    parser.add_argument("--cache", default="/tmp/ddl-bench")
+    parser.add_argument("--only", choices=["idle", "search"], help="measure only that")
+    args = parser.parse_args()
+    count = args.messages or (100_000 if args.quick else 1_000_000)
+    idle_seconds = 20.0 if args.quick else 60.0
+    db = dbgen.cached(Path(args.cache), count)
+    work = Path(tempfile.mkdtemp(prefix="ddl-enc-bench-"))
+    key = work / "identity.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    sealed = ["--encrypt-to", recipient]
+    ident = ["--identity", str(key)]
+    plain_dir, sealed_dir = work / "plain", work / "sealed"
+    rows = []
+
+    if args.only == "idle":
+        for label, extra in (("plain", []), ("sealed", sealed)):
+            cpu = idle(work, extra, idle_seconds)
+            print(f"| idle CPU, {label} ({idle_seconds:.0f} s) | {cpu:.3f}% | load {load()} |")
+        return
+    if args.only == "search":
+        backfill(db, plain_dir, [])
+        backfill(db, sealed_dir, sealed)
+        for _ in range(3):
+            p, _n = search(plain_dir, [])
+            s2, _n = search(sealed_dir, ident)
+            ratio = f"{s2 / p:.2f}x"
+            print(f"| search --count in {count:,} | {s2:.2f} s | {p:.2f} s | {ratio} | {load()} |")
+        return
+    walls: dict[str, list[float]] = {"plain": [], "sealed": []}
+    for _ in range(2):  # interleaved
+        walls["plain"].append(backfill(db, plain_dir, []))
+        walls["sealed"].append(backfill(db, sealed_dir, sealed))
+    p, s = statistics.median(walls["plain"]), statistics.median(walls["sealed"])
+    rows.append(
+        (f"backfill of {count:,}", f"{s:.2f} s", f"{p:.2f} s", f"{s / p:.2f}x", "<= 1.5x", load())
+    )
+
+    plain_size, sealed_size = size(plain_dir, (".json",)), size(sealed_dir, (".age",))
+    rows.append(("size of the day files", f"{sealed_size:,} B", f"{plain_size:,} B",
+                 f"+{100 * (sealed_size / plain_size - 1):.3f}%", "<= +2%", load()))  # fmt: skip
+
+    searches: dict[str, list[float]] = {"plain": [], "sealed": []}
+    counts = set()
+    for _ in range(3):
+        wall, found = search(plain_dir, [])
+        searches["plain"].append(wall)
+        counts.add(found)
+        wall, found = search(sealed_dir, ident)
+        searches["sealed"].append(wall)
+        counts.add(found)
+    assert len(counts) == 1, counts  # the same answer from both
+    p, s = statistics.median(searches["plain"]), statistics.median(searches["sealed"])
+    rows.append(
+        (
+            f"search --count in {count:,}",
+            f"{s:.2f} s",
+            f"{p:.2f} s",
+            f"{s / p:.2f}x",
+            "<= 1.5x",
+            load(),
+        )
+    )
+
+    # compressed days: gzip before encryption (.json.gz.age) against the plain .gz
+    gz_plain, gz_sealed = work / "gz-plain", work / "gz-sealed"
+    backfill(db, gz_plain, ["--compress-after", "0"])
+    subprocess.run(
+        [*command(), "prune", "--log-dir", str(gz_plain), "--compress-after", "0",
+         "--retention-days", "0"], check=True, capture_output=True,
+    )  # fmt: skip
+    backfill(db, gz_sealed, [*sealed, "--compress-after", "0"])
+    a, b = size(gz_plain, (".gz",)), size(gz_sealed, (".gz.age",))
+    rows.append(("size of compressed days (past days)", f"{b:,} B", f"{a:,} B",
+                 f"+{100 * (b / a - 1):.3f}%", "<= +2% (of the .gz)", load()))  # fmt: skip
+
+    for label, extra in (("plain", []), ("sealed", sealed)):
+        cpu = idle(work, extra, idle_seconds)
+        rows.append(
+            (f"idle CPU, {label} ({idle_seconds:.0f} s)", f"{cpu:.3f}%", "", "", "<= 0.1%", load())
+        )
+
+    print("| what | encrypted | plaintext | ratio | target | load (1, 5, 15 min) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"\nmachine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
