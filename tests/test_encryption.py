@@ -417,3 +417,31 @@ def test_newest_first_from_the_end_reads_sealed_segments(server_db: Path, tmp_pa
         assert first.message["id"] == serverdb.all_ids(server_db)[-1]
     finally:
         crypt.use_identity(None)
+
+
+def test_a_feed_over_sealed_segments_starts_at_the_end_and_reads_on(
+    server_db: Path, tmp_path: Path
+) -> None:
+    """The consumers' feed (serve's events, notify, ship) over encrypted days: a start
+    at the end skips the sealed segments there are (by name, never their ciphertext as
+    lines), and what is sealed later is read decrypted, once."""
+    from dead_drop_logger.read.feed import Feed, at_end
+
+    fill(server_db, "before")
+    log_dir = tmp_path / "logs"
+    proc = LoggerProcess(server_db, log_dir, "--import-historical", *encrypted_args())
+    run_until_logged(proc, server_db, log_dir)
+    crypt.use_identity(age_identity()[0])
+    try:
+        position = at_end(log_dir)
+        before = serverdb.all_ids(server_db)
+        after = serverdb.send_many(server_db, 5, prefix="after")
+        run_until_logged(proc, server_db, log_dir)  # (a stop seals the tail)
+        feed = Feed(log_dir, position)
+        got = list(feed.poll())
+        assert [line.id for line in got] == after
+        assert all(line.raw.startswith(b'{"id":') for line in got)
+        assert list(feed.poll()) == []
+        assert sorted(line.id or 0 for line in Feed(log_dir).poll()) == sorted(before + after)
+    finally:
+        crypt.use_identity(None)

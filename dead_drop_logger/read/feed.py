@@ -171,22 +171,34 @@ def at_end(log_dir: Path) -> Position:
     files = reader.files()
     ends = committed_ends((source.path, entry) for source, entry in files)
     for source, entry in files:
-        key = (source, entry.day, entry.part)
-        if entry.compressed:
-            size = gzip_size(entry.path)
-            if size is not None:
-                position.positions[key] = size
-                position.finished.add(key)
-            continue
-        end = ends.get(entry.path)
-        if end is None:
-            continue
-        last = _last_line(entry.path, end)
-        if last is not None:
-            at, head, stop = last
-            position.positions[key] = stop
-            position.last[key] = (at, head)
+        mark_read(position, source, entry, ends.get(entry.path))
     return position
+
+
+def mark_read(position: Position, source: LogDir, entry: LogFile, end: int | None) -> None:
+    """Move ``position`` past every line of ``entry`` up to ``end``, its committed end
+    as :func:`.committed.committed_ends` gives it: a gzip (and a sealed segment, unless a
+    pending record names it) whole, a plain file up to its last whole line before
+    ``end``. A feed from ``position`` then reads on after them."""
+    key = (source, entry.day, entry.part)
+    if entry.encrypted:
+        if end != 0:  # (0: named by a pending record, not committed yet)
+            position.positions[key] = 0
+            position.finished.add(key)
+        return
+    if entry.compressed:
+        size = gzip_size(entry.path)
+        if size is not None:
+            position.positions[key] = size
+            position.finished.add(key)
+        return
+    if end is None:
+        return
+    last = _last_line(entry.path, end)
+    if last is not None:
+        at, head, stop = last
+        position.positions[key] = stop
+        position.last[key] = (at, head)
 
 
 def _last_line(path: Path, end: int) -> tuple[int, bytes, int] | None:

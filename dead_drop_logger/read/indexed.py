@@ -50,6 +50,7 @@ from .logread import (
     Reader,
     Tail,
     UnreadableFile,
+    gzip_size,
     read_chunks,
     select_files,
 )
@@ -108,15 +109,6 @@ def holds(record: FileRecord, entry: LogFile) -> bool:
 
 def _plain_name(entry: LogFile) -> str:
     return entry.path.name.removesuffix(".gz")
-
-
-def _gzip_size(path: Path) -> int | None:
-    try:
-        with open(path, "rb") as raw:
-            raw.seek(-4, 2)
-            return int.from_bytes(raw.read(4), "little")
-    except OSError:
-        return None
 
 
 def create(log_dir: Path, *, content: bool = True) -> Store:
@@ -186,7 +178,7 @@ def _update(
                 record is not None
                 and record.name == _plain_name(entry)
                 and record.stamp is None
-                and _gzip_size(entry.path) == record.end % (1 << 32)
+                and gzip_size(entry.path) == record.end % (1 << 32)
             ):  # compressed since it was indexed whole: the same bytes, the same offsets
                 record.name = entry.path.name
                 record.stamp = _stamp(entry.path)
@@ -209,7 +201,7 @@ def _update(
             work.append((record, entry, start, end))
     if budget is not None:
         todo = sum(
-            (end if end is not None else (_gzip_size(entry.path) or 0) * 2) - start
+            (end if end is not None else (gzip_size(entry.path) or 0) * 2) - start
             for _r, entry, start, end in work
         )
         if todo > budget:

@@ -54,13 +54,12 @@ from pathlib import Path
 from ..logdir.layout import LogFile, room_dirs
 from ..logdir.state import STATE_NAME
 from ..read.committed import committed_ends
-from ..read.feed import Feed, FeedLine, Position, at_end, sources
+from ..read.feed import Feed, FeedLine, Position, at_end, mark_read, sources
 from ..read.logread import (
     EVERYTHING,
     HEAD,
     LogDir,
     Window,
-    gzip_size,
     parse_line,
     read_chunks,
     timestamp_of,
@@ -164,7 +163,7 @@ def resume(log_dir: Path, vector: Vector) -> Resumed:
             done.position.positions[key] = at + len(raw)
             done.position.last[key] = (at, raw[:HEAD])
             for earlier in files[:index]:
-                _mark_read(done.position, source, earlier, ends.get(earlier.path))
+                mark_read(done.position, source, earlier, ends.get(earlier.path))
             break
         else:
             done.above[source.room] = wanted
@@ -199,30 +198,6 @@ def _line_of(
             if end is not None and not entry.compressed and chunk.end >= end:
                 break
     return found
-
-
-def _mark_read(position: Position, source: LogDir, entry: LogFile, end: int | None) -> None:
-    """A file wholly delivered before the client's line: the feed reads on after it."""
-    key = (source, entry.day, entry.part)
-    if entry.compressed:
-        size = gzip_size(entry.path)
-        if size is not None:
-            position.positions[key] = size
-            position.finished.add(key)
-        return
-    if end is None:
-        return
-    last = None
-    for chunk in read_chunks(source, entry, max(0, end - (1 << 16))):
-        if chunk.end > end:
-            break
-        cut = chunk.data.rfind(b"\n", 0, len(chunk.data) - 1) + 1
-        last = (chunk.offset + cut, chunk.data[cut : cut + HEAD], chunk.end)
-    if last is not None and last[2] == end:
-        position.positions[key] = end
-        position.last[key] = (last[0], last[1])
-    else:  # no whole line found near the end (a very long line): by offset alone
-        position.positions[key] = end
 
 
 # -- one client -------------------------------------------------------------------------
