@@ -31,7 +31,7 @@ from dead_drop_logger.index.store import INDEX_NAME
 from dead_drop_logger.read.indexed import build
 from dead_drop_logger.read.logread import EVERYTHING, LogDir, Reader, Window, parse_line
 from dead_drop_logger.read.reading import make_filters, make_reader
-from dead_drop_logger.read.search import Filters, Search
+from dead_drop_logger.read.search import Filters, Search, TimedOut
 
 WORDS = [
     "deploy", "merge", "Deploy", "redeployed", "MERGE", "café", "Straße", "ﬁle", "file",
@@ -514,3 +514,31 @@ def test_the_logger_keeps_it_current_through_kill_9s(server_db: Path, log_dir: P
     reader = make_reader(log_dir, EVERYTHING, False, None)
     assert len(Search(reader, make_filters()).covered()) == len(files)
     agree(log_dir)
+
+
+def test_a_deadline_stops_the_index_path_and_the_scan(copy: Path) -> None:
+    """serve's request time limit (Search.deadline): past it, reading stops with
+    TimedOut through the index's rows, the scan and the newest-first paths alike."""
+    sender = messages(copy)[0]["from_agent"]
+    narrowed = make_filters(senders=[sender])
+    for index in (True, False):
+        for filters in (narrowed, Filters()):
+            whole = search(copy, filters, EVERYTHING, (), index)
+            assert list(whole.run()), "nothing to stop"
+            if index and filters is narrowed:
+                assert whole.covered() and whole._indexed(whole.reader.files()[0][1])
+            for rooms in ((), ("ops",)):
+                for way in ("run", "newest", "end"):
+                    late = Search(
+                        make_reader(copy, EVERYTHING, False, rooms),
+                        filters,
+                        use_index=index,
+                        deadline=time.monotonic() - 1,
+                    )
+                    with pytest.raises(TimedOut):
+                        if way == "run":
+                            list(late.run())
+                        elif way == "newest":
+                            list(late.newest_first(None))
+                        else:
+                            list(late.from_the_end(None))

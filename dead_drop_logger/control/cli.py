@@ -1108,6 +1108,7 @@ def serve(
     token_file: Path | None,
     show_token: bool,
     cors: tuple[str, ...],
+    request_timeout: float,
 ) -> None:
     """Serve the logs over HTTP: the live page at / (agents, the feed as it is
     logged, threads, tasks) and the API under /v1 (messages with search's filters,
@@ -1157,7 +1158,8 @@ def serve(
             fail(str(exc), code=2)
     team = _team(db, rooms_dir, where, utc)
     try:
-        sys.exit(runner.run(runner.Options(where, host, port, token, utc, cors, team)))
+        opts = runner.Options(where, host, port, token, utc, cors, team, request_timeout)
+        sys.exit(runner.run(opts))
     except runner.ServeError as exc:
         fail(str(exc), code=2)
 

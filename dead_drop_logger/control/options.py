@@ -786,6 +786,17 @@ cors_origin = click.option(
     help="Let pages from ORIGIN (https://host:port) read the API in a browser"
     " (repeatable). Default: none.",
 )
+request_timeout = click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    envvar="DEAD_DROP_SERVE_REQUEST_TIMEOUT",
+    show_envvar=True,
+    help="Stop reading for a /v1/messages request after this long: a 503 saying so"
+    " (a stream already started ends with an error line). /v1/events is exempt.",
+)
 serve_options = _compose(
     config_file,
     log_dir,
@@ -797,6 +808,7 @@ serve_options = _compose(
     token_file,
     show_token,
     cors_origin,
+    request_timeout,
 )
 """``serve``'s options: the logs it reads, the databases whose team it shows, where it
 listens and who may ask."""

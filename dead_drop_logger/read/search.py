@@ -23,6 +23,7 @@ import heapq
 import itertools
 import os
 import re
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -218,6 +219,16 @@ def _lines_holding(data: bytes, needles: list[bytes]) -> Iterator[tuple[int, int
         yield start, data.index(b"\n", start) + 1
 
 
+class TimedOut(Exception):
+    """A search passed its :attr:`Search.deadline` and stopped (``serve``'s request
+    time limit: the thread answering a pathological query is given back)."""
+
+
+def _expired(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimedOut
+
+
 @dataclass
 class Search:
     """One search over a reader's files: :meth:`run` yields matches in file order.
@@ -230,6 +241,9 @@ class Search:
     filters: Filters
     exact: bool = False  # parse every line (the reference path)
     use_index: bool = True  # False: scan every file (the reference for the index)
+    # time.monotonic() past which reading stops with TimedOut, looked at between chunks
+    # and candidate lines (None, the command line's: never; one comparison per line)
+    deadline: float | None = None
     _cover: dict[Path, Covered] | None = field(default=None, init=False, repr=False)
     _plans: dict[int, Query] = field(default_factory=dict, init=False, repr=False)
 
@@ -303,6 +317,7 @@ class Search:
                 backwards=backwards,
                 limit=None if query.verify else limit,
             ):
+                _expired(self.deadline)
                 line = Line(source, entry, offset, lines.get(offset, length))
                 if query.verify:
                     raw = line.raw
@@ -347,11 +362,14 @@ class Search:
         groups: list[list[bytes]] | None = [] if self.exact else self.filters.byte_groups()
         if groups is None:
             for _chunk in chunks:  # still read: --follow keeps its positions
-                pass
+                _expired(self.deadline)
             return
-        filters, window = self.filters, self.reader.window
+        filters, window, deadline = self.filters, self.reader.window, self.deadline
         for chunk in chunks:
+            _expired(deadline)
             for line in candidate_lines(chunk, groups):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimedOut
                 message = parse_line(line.raw)
                 if message is None:
                     self.reader.skip(line.file)
@@ -458,6 +476,7 @@ class Search:
             for line in _backwards(self.reader, source, entry):
                 if limit is not None and taken >= limit:
                     return
+                _expired(self.deadline)
                 message = parse_line(line.raw)
                 if message is None:
                     self.reader.skip(line.file)

@@ -36,7 +36,7 @@ from ..read import agents as agent_table
 from ..read import statlines, stats_format, taskcommand, taskstats
 from ..read.logread import Entry, LogDir, LogReadError, Reader, line_id, parse_line, read_chunks
 from ..read.reading import RequestError, agent_json_lines, make_reader, make_window
-from ..read.search import Search
+from ..read.search import Search, TimedOut
 from ..read.tasklog import merge_problems
 from ..read.teamview import Frame
 from ..read.thread import AmbiguousId, thread
@@ -92,9 +92,10 @@ def _bare(raw: bytes) -> bytes:
 # -- /v1/messages ------------------------------------------------------------------
 
 
-def matches(logs: Logs, query: MessageQuery) -> Iterator[Entry]:
-    """The matching messages in the query's order, after its cursor, up to its limit."""
-    search = Search(query.reader(logs.log_dir, logs.utc), query.filters)
+def matches(logs: Logs, query: MessageQuery, deadline: float | None = None) -> Iterator[Entry]:
+    """The matching messages in the query's order, after its cursor, up to its limit;
+    past ``deadline`` (``time.monotonic()``) reading stops with :class:`TimedOut`."""
+    search = Search(query.reader(logs.log_dir, logs.utc), query.filters, deadline=deadline)
     if query.order == "newest":
         entries = search.from_the_end(query.limit if query.cursor is None else None)
     else:
@@ -116,24 +117,57 @@ def _after(entries: Iterator[Entry], cursor: str) -> Iterator[Entry]:
     )
 
 
-def ndjson(logs: Logs, query: MessageQuery) -> Iterator[bytes]:
-    """The matching lines byte for byte, as ``search --json`` prints them, in pieces."""
+def too_slow(timeout: float) -> str:
+    """What a request cut by the time limit is told."""
+    return (
+        f"the query took longer than {timeout:g} s (serve --request-timeout) and was"
+        " stopped: narrow it (since/until, room, from, to, agent, task, contains; a"
+        " simpler regex) or ask for fewer messages (limit)"
+    )
+
+
+def ndjson(
+    logs: Logs, query: MessageQuery, deadline: float | None = None, timeout: float = 0.0
+) -> Iterator[bytes]:
+    """The matching lines byte for byte, as ``search --json`` prints them, in pieces.
+
+    Past ``deadline``: :class:`TimedOut` if nothing was yielded yet (the answer can
+    still be a JSON error); else the stream ends with one line that is no message,
+    ``{"error":{"status":503,"message":...}}`` (every logged line starts ``{"id":``)."""
     pending: list[bytes] = []
     size = 0
+    started = False
     try:
-        for entry in matches(logs, query):
+        for entry in matches(logs, query, deadline):
             pending.append(entry.line.raw)
             size += len(entry.line.raw)
             if size >= BATCH:
                 yield b"".join(pending)
+                started = True
                 pending, size = [], 0
     except LogReadError as exc:
         raise BadRequest(str(exc)) from None
+    except TimedOut:
+        if not started:
+            raise
+        pending.append(error_line(503, too_slow(timeout)))
     if pending:
         yield b"".join(pending)
 
 
-def page(logs: Logs, query: MessageQuery, pairs: Pairs, path: str = "/v1/messages") -> bytes:
+def error_line(status: int, message: str) -> bytes:
+    """``{"error":{"status":N,"message":M}}`` and a newline: every error's body."""
+    body = {"error": {"status": status, "message": message}}
+    return json.dumps(body, ensure_ascii=False).encode() + b"\n"
+
+
+def page(
+    logs: Logs,
+    query: MessageQuery,
+    pairs: Pairs,
+    path: str = "/v1/messages",
+    deadline: float | None = None,
+) -> bytes:
     """One JSON page: ``{"order":O,"messages":[LINE...],"keys":[KEY...],"next":LINK}``:
     each message's key ``ROOM:ID`` beside it (a line does not say its room); ``next``
     (null on the last page) is this query with ``cursor`` the page's last key."""
@@ -148,7 +182,7 @@ def page(logs: Logs, query: MessageQuery, pairs: Pairs, path: str = "/v1/message
         query.ndjson,
     )
     try:
-        found = list(matches(logs, wanted))
+        found = list(matches(logs, wanted, deadline))
     except LogReadError as exc:
         raise BadRequest(str(exc)) from None
     more = len(found) > limit

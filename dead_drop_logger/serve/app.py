@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import time
 from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from ..read.search import TimedOut
 from ..read.teamview import Frame
 from . import api, openapi, page
 from .events import QUEUE_MAX, Hub, Subscriber, parse_id
@@ -50,12 +53,12 @@ class Served:
     frame: Callable[[], Frame | None] = lambda: None
     cors: tuple[str, ...] = ()
     report: Callable[[], bytes] | None = None
+    timeout: float = 30.0  # seconds a /v1/messages query may read (--request-timeout)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _error(status: int, message: str) -> Response:
-    body = json.dumps({"error": {"status": status, "message": message}}, ensure_ascii=False)
-    return Response(body, status, media_type=JSON)
+    return Response(api.error_line(status, message)[:-1], status, media_type=JSON)
 
 
 def _wants_ndjson(request: Request) -> bool:
@@ -73,10 +76,14 @@ def build(served: Served) -> Starlette:
     async def messages(request: Request) -> Response:
         pairs = _pairs(request)
         query = message_query(pairs, ndjson=_wants_ndjson(request))
+        deadline = time.monotonic() + served.timeout
         if query.ndjson:
-            await run_in_threadpool(query.reader, served.logs.log_dir, served.logs.utc)
-            return StreamingResponse(api.ndjson(served.logs, query), media_type=NDJSON)
-        body = await run_in_threadpool(api.page, served.logs, query, pairs)
+            pieces = api.ndjson(served.logs, query, deadline, served.timeout)
+            first = await run_in_threadpool(next, pieces, b"")  # a 400 or 503 is still JSON
+            return StreamingResponse(itertools.chain((first,), pieces), media_type=NDJSON)
+        body = await run_in_threadpool(
+            api.page, served.logs, query, pairs, "/v1/messages", deadline
+        )
         return Response(body, media_type=JSON)
 
     async def one_message(request: Request) -> Response:
@@ -178,6 +185,9 @@ def build(served: Served) -> Starlette:
         assert isinstance(exc, HTTPException)
         return _error(exc.status_code, exc.detail)
 
+    async def too_slow(request: Request, exc: Exception) -> Response:
+        return _error(503, api.too_slow(served.timeout))
+
     async def server_error(request: Request, exc: Exception) -> Response:
         return _error(500, f"internal error: {type(exc).__name__}")
 
@@ -188,6 +198,7 @@ def build(served: Served) -> Starlette:
             api.NotFound: not_found,
             api.Conflict: conflict,
             HTTPException: http_error,
+            TimedOut: too_slow,
             Exception: server_error,
         },
     )

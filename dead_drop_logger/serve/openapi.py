@@ -107,7 +107,9 @@ def document() -> dict[str, Any]:
         "paths": {
             "/v1/messages": _get(
                 "The messages that match, as search --json: a JSON page "
-                '{"order","messages":[...],"next"} or NDJSON (no cap, streamed)',
+                '{"order","messages":[...],"next"} or NDJSON (no cap, streamed). Past '
+                "serve --request-timeout: a 503 Error, or, once a stream has started, "
+                "the Error object as its last line",
                 _params(_FILTERS) + _params(_PAGE),
                 {**json_any, **ndjson},
             ),

@@ -54,6 +54,7 @@ class Options:
     utc: bool = False
     cors: tuple[str, ...] = ()
     team: Team | None = None
+    request_timeout: float = 30.0
     announce: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
 
 
@@ -161,6 +162,7 @@ def run(options: Options) -> int:
         frame=watch.frame if watch is not None else (lambda: None),
         cors=options.cors,
         report=lambda: report_html(served.logs),
+        timeout=options.request_timeout,
     )
     if watch is not None:
         hub.on_tick.append(watch.tick)
