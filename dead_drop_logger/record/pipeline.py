@@ -40,7 +40,7 @@ from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .sealed import Unsealed
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .writer import Chunk, DayWriter, Pending
+from .writer import Chunk, DayWriter, Pending, line_id_ending_at
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,13 @@ class Pipeline:
             self._left = copies.look(self.log_dir, STATE_NAME)
         else:  # (only what it wrote to can have changed by its hand: no scan)
             self._left = copies.relook(self._left, self.log_dir, STATE_NAME, self.writer.touched)
+        if saved and self._left is not None:
+            # A file appended to and rewritten by another since (a restore copied over
+            # it after the append, before this save looked): this look takes it as the
+            # writer's own, and no later look tells; so the next transaction checks it.
+            rewritten = self.writer.rewritten(self._left[1])
+            if rewritten is not None:
+                self._written_found = rewritten
         self.writer.touched.clear()
 
     def _settled(self) -> None:
@@ -573,6 +580,7 @@ class Pipeline:
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
+            self._check_landed(state)
             state.pending = {}
             _record_ends(state, self.writer.ends_after(chunks), {})
         if advance is not None:
@@ -608,6 +616,51 @@ class Pipeline:
                     f" {end[0]} (a backup restored over it?); checking the log files"
                 )
         return rotated
+
+    def _check_landed(self, state: State) -> None:
+        """Raise FilesChanged when a batch's lines did not land where the file ended
+        when it was measured and checked (see :meth:`.DayWriter.append`): a restore
+        wrote the file in between (truncated it and wrote the backup's older lines), so
+        the lines logged since the backup are gone, and the file now ends with this
+        batch's line, which every later check of its end finds. Nothing is recorded;
+        the next transaction checks the files as a copy's: what they lack is logged
+        again, what they hold is not, once. Lines that landed at byte 0 of a file the
+        state records lines of (emptied in between: a rotation, or a restore that has
+        not written it yet) count as a rotation only when, once the directory settled,
+        the file holds exactly them (see :meth:`_rotated_away`)."""
+        for name, (landed, expected) in self.writer.misplaced.items():
+            if landed == 0 and self._emptied_for(state, name):
+                continue
+            self.store.suspect = True
+            raise FilesChanged(
+                f"{self.log_dir / name} was rewritten while a batch was appended to it"
+                f" (its lines went in at byte {landed}, not {expected}: a backup restored"
+                " over it?); checking the log files"
+            )
+
+    def _emptied_for(self, state: State, name: str) -> bool:
+        """Whether file ``name``, emptied just before a batch appended to it, holds
+        only that batch's lines once the directory settled (a rotation), with the state
+        file still this process's."""
+        copies.settle(self.log_dir, announce=False)
+        after = self.writer.ends_after([Chunk(name, b"")]).get(name)
+        if after is None or not self.store.lock_intact():
+            return False
+        size, last = after
+        if (
+            _size(self.log_dir / name) != size
+            or line_id_ending_at(self.log_dir / name, size) != last
+        ):
+            return False
+        if name in state.ends and name not in state.pending:
+            state.ends.pop(name)
+        log.warning(
+            "%s was emptied or made anew while a batch was appended to it (rotated by"
+            " logrotate, copytruncate or create?): the messages it held stay logged,"
+            " not logged again",
+            self.log_dir / name,
+        )
+        return True
 
     def _rotated_away(self, state: State, name: str) -> bool:
         """Whether file ``name``, found empty where the state records logged lines, was
