@@ -40,7 +40,7 @@ from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .sealed import Unsealed
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .writer import Chunk, DayWriter, Pending, line_id_ending_at
+from .writer import Chunk, DayWriter, Pending, line_id, line_id_ending_at
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +580,7 @@ class Pipeline:
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
-            self._check_landed(state)
+            self._check_landed(state, chunks)
             state.pending = {}
             _record_ends(state, self.writer.ends_after(chunks), {})
         if advance is not None:
@@ -617,7 +617,7 @@ class Pipeline:
                 )
         return rotated
 
-    def _check_landed(self, state: State) -> None:
+    def _check_landed(self, state: State, chunks: list[Chunk]) -> None:
         """Raise FilesChanged when a batch's lines did not land where the file ended
         when it was measured and checked (see :meth:`.DayWriter.append`): a restore
         wrote the file in between (truncated it and wrote the backup's older lines), so
@@ -632,6 +632,10 @@ class Pipeline:
             if landed == 0 and self._emptied_for(state, name):
                 continue
             self.store.suspect = True
+            if landed >= 0:  # (let the restore finish the file: its lines may be torn)
+                copies.settle(self.log_dir, announce=False)
+                data = b"".join(chunk.data for chunk in chunks if chunk.name == name)
+                _cut_torn_tail(self.log_dir / name, data)
             raise FilesChanged(
                 f"{self.log_dir / name} was rewritten while a batch was appended to it"
                 f" (its lines went in at byte {landed}, not {expected}: a backup restored"
@@ -1011,6 +1015,45 @@ def _record_ends(state: State, ends: dict[str, tuple[int, int]], sizes: Pending)
     extra = [name for name in state.ends if name not in state.pending]
     for name in extra[: max(0, len(extra) - KEEP_ENDS)]:
         del state.ends[name]
+
+
+def _cut_torn_tail(path: Path, data: bytes) -> None:
+    """Cut from ``path`` a tail of a batch's lines ``data`` that a restore wrote over
+    in part (it wrote the file at its own offset while the batch appended at the end):
+    the file then ends with the restore's lines, a fragment of one of the batch's (no
+    line of its own: unreadable) and the batch's lines after it. The fragment and what
+    follows it are cut (those lines are recorded nowhere: read again); whole lines of
+    the batch without a fragment before them are left, as the copy's check finds them."""
+    ours = set(data.splitlines(keepends=True))
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        start = max(0, size - len(data) - 1)
+        tail = os.pread(fd, size - start, start)
+        first = tail.find(b"\n") + 1 if start else 0  # (from a whole line on)
+        lines = tail[first:].splitlines(keepends=True)
+        offset = size
+        for line in reversed(lines):
+            offset -= len(line)
+            if line in ours:
+                continue
+            whole = line.endswith(b"\n") and line_id(line.rstrip(b"\n")) is not None
+            if not whole and any(mine.endswith(line) for mine in ours):
+                log.warning(
+                    "cutting %d bytes of a batch's lines a restore wrote over in part from %s",
+                    size - offset,
+                    path,
+                )
+                os.ftruncate(fd, offset)
+                os.fsync(fd)
+            return
+    except OSError as exc:
+        log.warning("could not cut a torn batch from %s: %s", path, exc)
+    finally:
+        os.close(fd)
 
 
 def _size(path: Path) -> int:
