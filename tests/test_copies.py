@@ -741,3 +741,42 @@ def test_a_day_file_restored_over_the_live_one_during_an_append_loses_nothing(
     want = serverdb.all_ids(server_db)
     got = logged_ids(log_dir)
     assert got == want, (sorted(set(want) - set(got)), sorted({i for i in got if got.count(i) > 1}))
+
+
+def test_a_day_file_emptied_just_before_an_append_is_a_rotation_not_a_restore(
+    server_db: Path,
+    log_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """logrotate's ``copytruncate`` between the check of the file's end and the append:
+    the batch's lines land at byte 0, not where the file ended. That is not a restore
+    (nobody writes over them): its lines stay logged where the rotation put them, and
+    are not logged again."""
+    pipeline = make_pipeline(server_db, log_dir)
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up(hold=True)
+    more = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    (day,) = log_dir.glob("messages-2*.json")
+    real = pipeline.writer.append
+
+    def copytruncate(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(pipeline.writer, "append", real)
+        shutil.copy2(day, tmp_path / f"{day.name}.1")
+        with open(day, "r+b") as fh:
+            fh.truncate(0)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.writer, "append", copytruncate)
+    pipeline.catch_up(hold=True)
+    pipeline.commits.release()
+    newer = serverdb.send_many(server_db, 1, timestamp=MARCH_1)
+    pipeline.catch_up()
+    assert logged_ids(log_dir) == more + newer
+    rotated = [
+        json.loads(line)["id"] for line in (tmp_path / f"{day.name}.1").read_text().splitlines()
+    ]
+    assert rotated == first
+    assert "emptied or made anew while a batch was appended" in caplog.text

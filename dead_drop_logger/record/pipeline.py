@@ -40,7 +40,7 @@ from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .sealed import Unsealed
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .writer import Chunk, DayWriter, Pending, line_id, line_id_ending_at
+from .writer import Chunk, DayWriter, Pending, line_id
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +580,7 @@ class Pipeline:
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
-            self._check_landed(state, chunks)
+            self._check_landed(chunks)
             state.pending = {}
             _record_ends(state, self.writer.ends_after(chunks), {})
         if advance is not None:
@@ -617,7 +617,7 @@ class Pipeline:
                 )
         return rotated
 
-    def _check_landed(self, state: State, chunks: list[Chunk]) -> None:
+    def _check_landed(self, chunks: list[Chunk]) -> None:
         """Raise FilesChanged when a batch's lines did not land where the file ended
         when it was measured and checked (see :meth:`.DayWriter.append`): a restore
         wrote the file in between (truncated it and wrote the backup's older lines), so
@@ -629,35 +629,34 @@ class Pipeline:
         not written it yet) count as a rotation only when, once the directory settled,
         the file holds exactly them (see :meth:`_rotated_away`)."""
         for name, (landed, expected) in self.writer.misplaced.items():
-            if landed == 0 and self._emptied_for(state, name):
+            data = b"".join(chunk.data for chunk in chunks if chunk.name == name)
+            if landed == 0 and self._emptied_for(name, data):
                 continue
             self.store.suspect = True
-            if landed >= 0:  # (let the restore finish the file: its lines may be torn)
-                copies.settle(self.log_dir, announce=False)
-                data = b"".join(chunk.data for chunk in chunks if chunk.name == name)
-                _cut_torn_tail(self.log_dir / name, data)
+            copies.settle(self.log_dir, announce=False)  # (the restore's writes done)
+            _cut_torn_tail(self.log_dir / name, data)
             raise FilesChanged(
                 f"{self.log_dir / name} was rewritten while a batch was appended to it"
                 f" (its lines went in at byte {landed}, not {expected}: a backup restored"
                 " over it?); checking the log files"
             )
 
-    def _emptied_for(self, state: State, name: str) -> bool:
-        """Whether file ``name``, emptied just before a batch appended to it, holds
-        only that batch's lines once the directory settled (a rotation), with the state
-        file still this process's."""
+    def _emptied_for(self, name: str, data: bytes) -> bool:
+        """Whether file ``name``, emptied just before a batch appended ``data`` to it,
+        holds exactly those lines once the directory settled (a rotation: nobody wrote
+        over them), with the state file still this process's."""
         copies.settle(self.log_dir, announce=False)
-        after = self.writer.ends_after([Chunk(name, b"")]).get(name)
-        if after is None or not self.store.lock_intact():
+        if not self.store.lock_intact():
             return False
-        size, last = after
-        if (
-            _size(self.log_dir / name) != size
-            or line_id_ending_at(self.log_dir / name, size) != last
-        ):
+        try:
+            fd = os.open(self.log_dir / name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
             return False
-        if name in state.ends and name not in state.pending:
-            state.ends.pop(name)
+        try:
+            if os.fstat(fd).st_size != len(data) or os.pread(fd, len(data), 0) != data:
+                return False
+        finally:
+            os.close(fd)
         log.warning(
             "%s was emptied or made anew while a batch was appended to it (rotated by"
             " logrotate, copytruncate or create?): the messages it held stay logged,"
