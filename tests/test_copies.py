@@ -191,8 +191,11 @@ def copy_slowly(source: Path, target: Path, *, state_first: bool, pause: float =
             # and its times being set: the copy's bytes are there, its times are not,
             # which is all ``cp -a`` would have left too (with a warning). The same
             # for the state's temporary the backup holds (the logger's next save makes
-            # its own and renames it away): ``cp`` too says only "No such file".
-            if not (target / name).exists() and not name.endswith(".tmp"):
+            # its own and renames it away), and for the state read half written and
+            # set aside as corrupt (then rebuilt from the files): ``cp`` too says only
+            # "No such file".
+            gone = name.endswith(".tmp") or (target / f"{name}.corrupt").exists()
+            if not (target / name).exists() and not gone:
                 raise
 
 
