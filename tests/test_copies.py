@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serverdb
@@ -188,8 +189,13 @@ def copy_slowly(source: Path, target: Path, *, state_first: bool, pause: float =
         except FileNotFoundError:
             # The logger replaced the file (renamed a new one over it) between the copy
             # and its times being set: the copy's bytes are there, its times are not,
-            # which is all ``cp -a`` would have left too (with a warning).
-            if not (target / name).exists():
+            # which is all ``cp -a`` would have left too (with a warning). The same
+            # for the state's temporary the backup holds (the logger's next save makes
+            # its own and renames it away), and for the state read half written and
+            # set aside as corrupt (then rebuilt from the files): ``cp`` too says only
+            # "No such file".
+            gone = name.endswith(".tmp") or (target / f"{name}.corrupt").exists()
+            if not (target / name).exists() and not gone:
                 raise
 
 
@@ -672,3 +678,108 @@ def test_an_export_beside_the_follower_is_not_taken_for_a_restore(
     assert logged_ids(log_dir) == list(range(1, 13))
     assert "by nobody who recorded it" not in live.stderr(), live.stderr()
     assert "is a copy" not in live.stderr(), live.stderr()
+
+
+@pytest.mark.parametrize("hold", [False, True], ids=["own transactions", "held"])
+@pytest.mark.parametrize("when", ["before", "during", "after"])
+def test_a_day_file_restored_over_the_live_one_during_an_append_loses_nothing(
+    server_db: Path,
+    log_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+    hold: bool,
+) -> None:
+    """A restore copied over the directory (``cp``, rsync: each file truncated and
+    written again in place) writes the day file at the moment the logger appends to
+    it: after the check of what the file holds and before the lines go in, or after
+    they went in and before the state records them, or between two of the restore's
+    writes (the batch's first line then torn by the restore's last). Before: the
+    batch's lines landed after the backup's older lines, so the file ended with the
+    line the state then recorded, and every later check passed; the lines the logger
+    had written since the backup (recorded as logged) were gone for good. During: the
+    same, and a fragment of a line left in the file. After, with no next batch: the
+    state's save noted the restored file as its own, and nothing looked at it again
+    (seen in 1 run in 5 of the slow restore over a busy logger, a faster write path)."""
+    ticks = [0.0]
+    pipeline = make_pipeline(server_db, log_dir, ticks=lambda: ticks[0])
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up(hold=hold)
+    pipeline.commits.release()
+    (day,) = log_dir.glob("messages-2*.json")
+    backup = tmp_path / day.name
+    shutil.copy2(day, backup)  # the backup: the day file as it was then
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)  # logged since: the backup lacks them
+    pipeline.catch_up(hold=hold)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    real = pipeline.writer.append
+
+    def restored_meanwhile(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(pipeline.writer, "append", real)  # (once)
+        if when == "before":
+            shutil.copy2(backup, day)  # truncated and written again, in place
+        if when == "during":  # the append between two writes of the restore's
+            older = backup.read_bytes()
+            with open(day, "r+b", buffering=0) as restore:
+                restore.truncate(0)
+                restore.write(older[:-10])
+                real(*args, **kwargs)  # (at the end: after the restore's first write)
+                restore.write(older[-10:])  # at its own offset: over the batch's first line
+            return
+        real(*args, **kwargs)
+        if when == "after":
+            shutil.copy2(backup, day)
+
+    monkeypatch.setattr(pipeline.writer, "append", restored_meanwhile)
+    for _ in range(5):  # (a batch that finds the file changed ends there, unsaved)
+        try:
+            pipeline.catch_up(hold=hold)
+            pipeline.commits.release()
+        except FilesChanged:
+            continue
+        ticks[0] += 10  # (a quiet follower's look, a while later)
+        if not pipeline.written_by_another():
+            break
+    want = serverdb.all_ids(server_db)
+    got = logged_ids(log_dir)
+    assert got == want, (sorted(set(want) - set(got)), sorted({i for i in got if got.count(i) > 1}))
+
+
+def test_a_day_file_emptied_just_before_an_append_is_a_rotation_not_a_restore(
+    server_db: Path,
+    log_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """logrotate's ``copytruncate`` between the check of the file's end and the append:
+    the batch's lines land at byte 0, not where the file ended. That is not a restore
+    (nobody writes over them): its lines stay logged where the rotation put them, and
+    are not logged again."""
+    pipeline = make_pipeline(server_db, log_dir)
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.prepare(database_existed=False)
+    pipeline.catch_up(hold=True)
+    more = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    (day,) = log_dir.glob("messages-2*.json")
+    real = pipeline.writer.append
+
+    def copytruncate(*args: Any, **kwargs: Any) -> None:
+        monkeypatch.setattr(pipeline.writer, "append", real)
+        shutil.copy2(day, tmp_path / f"{day.name}.1")
+        with open(day, "r+b") as fh:
+            fh.truncate(0)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.writer, "append", copytruncate)
+    pipeline.catch_up(hold=True)
+    pipeline.commits.release()
+    newer = serverdb.send_many(server_db, 1, timestamp=MARCH_1)
+    pipeline.catch_up()
+    assert logged_ids(log_dir) == more + newer
+    rotated = [
+        json.loads(line)["id"] for line in (tmp_path / f"{day.name}.1").read_text().splitlines()
+    ]
+    assert rotated == first
+    assert "emptied or made anew while a batch was appended" in caplog.text

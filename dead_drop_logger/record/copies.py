@@ -41,6 +41,15 @@ writer also notes what it leaves in the directory (:func:`look`), and one that f
 message file written since by nobody who saved the state (:func:`written_by_another`),
 however much later, lets the directory settle again and checks it as a copy's: what
 the files lack then is logged again, what they hold is not, once.
+
+A restore can also write a file at the moment the writer appends to it: between the
+check of its end and the append (the batch's lines land after the backup's older
+ones, and the file then ends with the line the state records: no later check can
+tell), between two of the restore's own writes (the batch's first line torn), or after
+the append and before the save notes the file as the writer's. So the writer checks
+where its lines landed (the pipeline's ``_check_landed``), and each save compares the
+files it appended to with what the append left (:meth:`.DayWriter.rewritten`); either
+makes the directory checked as a copy's.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .sealed import Unsealed
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .writer import Chunk, DayWriter, Pending
+from .writer import Chunk, DayWriter, Pending, line_id
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +246,13 @@ class Pipeline:
             self._left = copies.look(self.log_dir, STATE_NAME)
         else:  # (only what it wrote to can have changed by its hand: no scan)
             self._left = copies.relook(self._left, self.log_dir, STATE_NAME, self.writer.touched)
+        if saved and self._left is not None:
+            # A file appended to and rewritten by another since (a restore copied over
+            # it after the append, before this save looked): this look takes it as the
+            # writer's own, and no later look tells; so the next transaction checks it.
+            rewritten = self.writer.rewritten(self._left[1])
+            if rewritten is not None:
+                self._written_found = rewritten
         self.writer.touched.clear()
 
     def _settled(self) -> None:
@@ -573,6 +580,7 @@ class Pipeline:
             # On failure the writer has cut the failing file back and pending stays on
             # disk, so the next transaction cuts back any file written before it.
             self.writer.append(chunks, sizes, durable=not held)
+            self._check_landed(chunks)
             state.pending = {}
             _record_ends(state, self.writer.ends_after(chunks), {})
         if advance is not None:
@@ -608,6 +616,54 @@ class Pipeline:
                     f" {end[0]} (a backup restored over it?); checking the log files"
                 )
         return rotated
+
+    def _check_landed(self, chunks: list[Chunk]) -> None:
+        """Raise FilesChanged when a batch's lines did not land where the file ended
+        when it was measured and checked (see :meth:`.DayWriter.append`): a restore
+        wrote the file in between (truncated it and wrote the backup's older lines), so
+        the lines logged since the backup are gone, and the file now ends with this
+        batch's line, which every later check of its end finds. Nothing is recorded;
+        the next transaction checks the files as a copy's: what they lack is logged
+        again, what they hold is not, once. Lines that landed at byte 0 of a file the
+        state records lines of (emptied in between: a rotation, or a restore that has
+        not written it yet) count as a rotation only when, once the directory settled,
+        the file holds exactly them (see :meth:`_rotated_away`)."""
+        for name, (landed, expected) in self.writer.misplaced.items():
+            data = b"".join(chunk.data for chunk in chunks if chunk.name == name)
+            if landed == 0 and self._emptied_for(name, data):
+                continue
+            self.store.suspect = True
+            copies.settle(self.log_dir, announce=False)  # (the restore's writes done)
+            _cut_torn_tail(self.log_dir / name, data)
+            raise FilesChanged(
+                f"{self.log_dir / name} was rewritten while a batch was appended to it"
+                f" (its lines went in at byte {landed}, not {expected}: a backup restored"
+                " over it?); checking the log files"
+            )
+
+    def _emptied_for(self, name: str, data: bytes) -> bool:
+        """Whether file ``name``, emptied just before a batch appended ``data`` to it,
+        holds exactly those lines once the directory settled (a rotation: nobody wrote
+        over them), with the state file still this process's."""
+        copies.settle(self.log_dir, announce=False)
+        if not self.store.lock_intact():
+            return False
+        try:
+            fd = os.open(self.log_dir / name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            return False
+        try:
+            if os.fstat(fd).st_size != len(data) or os.pread(fd, len(data), 0) != data:
+                return False
+        finally:
+            os.close(fd)
+        log.warning(
+            "%s was emptied or made anew while a batch was appended to it (rotated by"
+            " logrotate, copytruncate or create?): the messages it held stay logged,"
+            " not logged again",
+            self.log_dir / name,
+        )
+        return True
 
     def _rotated_away(self, state: State, name: str) -> bool:
         """Whether file ``name``, found empty where the state records logged lines, was
@@ -958,6 +1014,45 @@ def _record_ends(state: State, ends: dict[str, tuple[int, int]], sizes: Pending)
     extra = [name for name in state.ends if name not in state.pending]
     for name in extra[: max(0, len(extra) - KEEP_ENDS)]:
         del state.ends[name]
+
+
+def _cut_torn_tail(path: Path, data: bytes) -> None:
+    """Cut from ``path`` a tail of a batch's lines ``data`` that a restore wrote over
+    in part (it wrote the file at its own offset while the batch appended at the end):
+    the file then ends with the restore's lines, a fragment of one of the batch's (no
+    line of its own: unreadable) and the batch's lines after it. The fragment and what
+    follows it are cut (those lines are recorded nowhere: read again); whole lines of
+    the batch without a fragment before them are left, as the copy's check finds them."""
+    ours = set(data.splitlines(keepends=True))
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        size = os.fstat(fd).st_size
+        start = max(0, size - len(data) - 1)
+        tail = os.pread(fd, size - start, start)
+        first = tail.find(b"\n") + 1 if start else 0  # (from a whole line on)
+        lines = tail[first:].splitlines(keepends=True)
+        offset = size
+        for line in reversed(lines):
+            offset -= len(line)
+            if line in ours:
+                continue
+            whole = line.endswith(b"\n") and line_id(line.rstrip(b"\n")) is not None
+            if not whole and any(mine.endswith(line) for mine in ours):
+                log.warning(
+                    "cutting %d bytes of a batch's lines a restore wrote over in part from %s",
+                    size - offset,
+                    path,
+                )
+                os.ftruncate(fd, offset)
+                os.fsync(fd)
+            return
+    except OSError as exc:
+        log.warning("could not cut a torn batch from %s: %s", path, exc)
+    finally:
+        os.close(fd)
 
 
 def _size(path: Path) -> int:

@@ -178,6 +178,10 @@ class DayWriter:
         self._new_entry = False  # ... and a file created: the directory too
         self.sync_failed = False  # the last sync's fsync failed (see groupcommit)
         self.touched: set[str] = set()  # files appended to or cut back (see copies.relook)
+        # name -> (byte the last append's lines landed at, the size recorded before it),
+        # for each file where the two differ: another process wrote it in between (a
+        # restore copied over it, a rotation): see :meth:`append`
+        self.misplaced: dict[str, tuple[int, int]] = {}
 
     def plan(self, runs: Sequence[Run]) -> list[Chunk]:
         """Group runs by their file (day, then part: see :mod:`.rotation`), keeping id
@@ -271,6 +275,7 @@ class DayWriter:
         ``durable=False``: leave the fsyncs to :meth:`sync` (the caller's pending record
         on disk covers these files until then)."""
         created = False
+        self.misplaced = {}
         if chunks and os.path.lexists(self.log_dir / MARKER):
             raise WriteError(
                 f"{self.log_dir} is written encrypted ({MARKER}): no plaintext goes into it;"
@@ -286,10 +291,20 @@ class DayWriter:
             try:
                 created = created or sizes.get(chunk.name, (0, 0))[0] == 0
                 write_all(fd, chunk.data)
+                # Where the lines landed (O_APPEND: at the end of the file as it was
+                # then): not at the size measured before the batch means the file was
+                # rewritten between that measure (and the check of what it holds) and
+                # this write, by someone not holding the lock. Its end is then this
+                # batch's line, so no later check of the end tells: the caller must.
+                end = os.lseek(fd, 0, os.SEEK_CUR)
+                landed = end - len(chunk.data)
+                st = os.fstat(fd)
+                expected = _recorded_size(st.st_ino, sizes.get(chunk.name, (0, 0)))
+                if landed != expected:
+                    self.misplaced[chunk.name] = (landed, expected)
                 last = last_line_id(chunk.data)
                 if last is not None:
-                    st = os.fstat(fd)
-                    self._last[chunk.name] = (st.st_size, st.st_ino, last)
+                    self._last[chunk.name] = (end, st.st_ino, last)
                     self._mtimes[chunk.name] = st.st_mtime_ns
                 if durable:
                     os.fsync(fd)
@@ -305,6 +320,21 @@ class DayWriter:
             fsync_dir(self.log_dir)
         elif created:
             self._new_entry = True
+
+    def rewritten(self, found: dict[str, tuple[int, int, int]]) -> str | None:
+        """A file this writer appended to since :attr:`touched` was cleared that is no
+        longer as its last append left it (``found``: name -> (inode, size, modification
+        time) now, see :func:`.copies.look`), and holds something: another process wrote
+        it after the append (a restore copied over it). None when there is none (a file
+        only emptied or gone is a rotation's or a user's, not a restore's)."""
+        for name in self.touched:
+            known = self._last.get(name)
+            now = found.get(name)
+            if known is None or now is None or not now[1]:
+                continue
+            if now != (known[1], known[0], self._mtimes.get(name)):
+                return name
+        return None
 
     def sync(self) -> None:
         """Make durable what :meth:`append` wrote with ``durable=False``. Raises
