@@ -140,15 +140,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def replace_durably(path: Path, data: bytes) -> None:
-    """Put ``data`` at ``path`` whole or not at all, 0600, surviving a power loss:
-    write a temporary file beside it, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = create_private(tmp)
+def write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new 0600 file at ``path`` (whatever was there unlinked first,
+    never written through a link) and fsync it: the first half of every atomic replace."""
+    fd = create_private(path)
     try:
         write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_durably(path: Path, data: bytes, tmp: Path | None = None) -> None:
+    """Put ``data`` at ``path`` whole or not at all, 0600, surviving a power loss:
+    write a temporary file beside it (``tmp``, default ``NAME.tmp``), fsync, rename
+    over, fsync the directory."""
+    tmp = tmp if tmp is not None else path.with_name(path.name + ".tmp")
+    write_synced(tmp, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)

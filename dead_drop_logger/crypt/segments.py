@@ -21,7 +21,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..files import fsync_dir
+from ..files import fsync_dir, replace_durably, write_synced
 from . import keys
 
 GZ_AGE = ".gz.age"
@@ -41,17 +41,8 @@ def write_segment(
     data = gzip.compress(plaintext, mtime=0) if path.name.endswith(GZ_AGE) else plaintext
     sealed = keys.encrypt(data, recipients)
     temp = temp_path(path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)  # left by a crash: only ever ciphertext
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        try:
-            view = memoryview(sealed)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(temp, sealed)  # (one left by a crash, only ever ciphertext, unlinked)
         os.link(temp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -97,16 +88,4 @@ def reencrypt(path: Path, recipients: Sequence[str]) -> None:
         sealed = fh.read()
     data = keys.decrypt(sealed, path)  # (still gzipped for .gz.age: kept as it is)
     resealed = keys.encrypt(data, recipients)
-    temp = temp_path(path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(resealed)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp, path)
-    fsync_dir(path.parent)
+    replace_durably(path, resealed, temp_path(path))

@@ -49,7 +49,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..files import create_private, fsync_dir, open_private, read_whole
+from ..files import fsync_dir, open_private, read_whole, replace_durably
 
 log = logging.getLogger(__name__)
 
@@ -307,16 +307,7 @@ class TableStore:
             return None
 
     def _replace(self, path: Path, tmp: Path, data: bytes) -> None:
-        fd = create_private(tmp)  # afresh: never written through a planted link
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        fsync_dir(self.log_dir)
+        replace_durably(path, data, tmp)  # (tmp afresh: never written through a link)
 
 
 def _kept(state: TableState) -> TableState:
