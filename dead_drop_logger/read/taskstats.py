@@ -258,7 +258,9 @@ def _seconds(start: dt.datetime | None, stop: dt.datetime | None) -> float | Non
 
 
 def _in(window: Window, stamp: dt.datetime | None) -> bool:
-    return not window.bounded or window.admits(stamp)  # the common case first: no window
+    # the common case first, no window (its fields, not ``bounded``: a call less in a
+    # test made 170,000 times for 10,000 tasks)
+    return (window.since is None and window.until is None) or window.admits(stamp)
 
 
 def _group(key: str | None, tasks: list[_Task], window: Window) -> Group:
