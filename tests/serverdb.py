@@ -573,11 +573,20 @@ def update_task(
     status: str,
     *,
     result: str = "",
+    assign_to: str = "",
     now: str | None = None,
 ) -> None:
     """``update_task``: a transition of the state machine (checked as the server does:
     ServerRefused otherwise), with ``[TASK] Status: a → b`` to every lead (when the
-    assignee moved it) or to the assignee (when a lead did), in the same commit."""
+    assignee moved it) or to the assignee (when a lead did), in the same commit.
+
+    ``assign_to`` is modelled (not in the stored server): its ``update_task`` changes
+    only ``status``, ``result`` and ``completed_at``, and no other tool sets
+    ``assigned_to`` after ``create_task``, so a task created pending can be moved to
+    assigned but never started (only its assignee may start it), and a failed one is
+    retried by the same agent. Issue 19's pending → assigned and failed → assigned
+    (reassign) take the new assignee here: ``assigned_to`` set in the same UPDATE, and
+    the status message goes to the new assignee."""
     stamp = _now(now)
     with _transaction(conn):
         task = _task(conn, task_id)
@@ -585,6 +594,8 @@ def update_task(
         required = TASK_TRANSITIONS.get((old, status))
         if required is None:
             raise ServerRefused(f"Invalid transition: {old} → {status}")
+        if assign_to and status != "assigned":
+            raise ServerRefused("assign_to (modelled) only with a move to assigned")
         team_leads = leads(conn)
         if required == "lead" and agent not in team_leads:
             raise ServerRefused(f"Only a lead can transition {old} → {status}.")
@@ -598,6 +609,10 @@ def update_task(
         if status == "completed":
             fields += ", completed_at = ?"
             params.append(stamp)
+        if assign_to:  # modelled (see above)
+            fields += ", assigned_to = ?"
+            params.append(assign_to)
+            task["assigned_to"] = assign_to
         params.append(task_id)
         conn.execute(f"UPDATE tasks SET {fields} WHERE id = ?", params)
         msg = f"[{task_id}] Status: {old} → {status}"

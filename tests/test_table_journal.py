@@ -154,3 +154,33 @@ def test_killed_between_a_new_base_and_the_emptied_journal(
     monkeypatch.setattr(os, "ftruncate", real)
     assert journal.read_bytes() == old_lines
     assert TableStore(tmp_path).load() == state(5, {"A": "s5"}, {})
+
+
+def test_the_pending_record_is_the_last_whole_line_appended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pending record is appended (one fdatasync, no rename): the last whole line is
+    the record, a save cut short is cut off before the next one, and past its size the
+    file is replaced by the new record alone."""
+    store = TableStore(tmp_path)
+    path = tmp_path / tablestate.PENDING_NAME
+    assert store.load_pending() is None
+    store.save_pending(1, {"tasks-2026-12-06.json": (100, 7)})
+    store.save_pending(2, {"tasks-2026-12-06.json": (250, 7)})
+    assert store.load_pending() == (2, {"tasks-2026-12-06.json": (250, 7)})
+    assert path.read_bytes().count(b"\n") == 2  # appended, not replaced
+    whole = path.read_bytes()
+    with open(path, "ab") as torn:  # a save killed halfway: no lines were appended
+        torn.write(b'{"generation":3,"pend')
+    assert store.load_pending() == (2, {"tasks-2026-12-06.json": (250, 7)})
+    store.save_pending(3, {"agents-2026-12-06.json": (40, 9)})
+    assert (
+        path.read_bytes()
+        == whole + b'{"generation":3,"pending":{"agents-2026-12-06.json":[40,9]}}\n'
+    )
+    assert tablestate.pending_names(tmp_path) == {"agents-2026-12-06.json"}
+    monkeypatch.setattr(tablestate, "PENDING_COMPACT", len(path.read_bytes()) + 10)
+    store.save_pending(4, {"tasks-2026-12-07.json": (0, 11)})
+    assert path.read_bytes() == b'{"generation":4,"pending":{"tasks-2026-12-07.json":[0,11]}}\n'
+    assert store.load_pending() == (4, {"tasks-2026-12-07.json": (0, 11)})
+    assert os.stat(path).st_mode & 0o777 == 0o600

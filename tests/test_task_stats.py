@@ -1,20 +1,37 @@
 """Task analytics of ``stats --json``: every figure against a scripted fortnight worked out
 by hand.
 
-Nine tasks over 2026-03-02 .. 2026-03-15, written as tasks-*.json lines exactly as the
-logger writes them (tests/taskscript.py). The figures are read up to --until
-2026-03-16 (the end: open work is timed up to it). Every expected number below is
-computed in the comments from the script, not by the code under test.
+Nine tasks over 2026-03-02 .. 2026-03-15, the same fortnight two ways (every test runs
+on both):
+
+- ``lines``: written as tasks-*.json lines exactly as the logger writes them
+  (tests/taskscript.py);
+- ``server``: the server's tools (tests/serverdb.py: create_task, update_task,
+  submit_for_review, approve_task, reject_task, verify_task, assign_role_hat, and
+  register, ping, set_status for the team) on a real server database, each step at its
+  scripted time (``now=``), followed by the real ``dead-drop-logger`` process, which
+  writes the lines; T5's review and approval are made while that logger is stopped, so
+  its restart sees in_progress -> completed and fills ``via`` from the server's
+  transition messages.
+
+The figures are read up to --until 2026-03-16 (the end: open work is timed up to it).
+Every expected number below is computed in the comments from the script, not by the
+code under test; they hold for both ways (see ``server_fortnight`` for what the
+server's rows have that the lines' do not, and why no figure rests on it).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import serverdb
+import tasklines
 from click.testing import CliRunner
+from conftest import LoggerProcess, wait_until
 from taskscript import TaskLog
 
 from dead_drop_logger.control.cli import cli
@@ -85,6 +102,148 @@ def fortnight(log_dir: Path) -> None:
     log.move("T9", "completed", D + "13T12:00:00")
 
 
+def server_fortnight(base: Path) -> None:
+    """The fortnight of ``fortnight`` made by the server's tools, step for step at the
+    same times, in the order of time (as a server makes them: so T9, created on the
+    12th, is TASK-008 and T8, created on the 14th, TASK-009), recorded by the real
+    logger, which is waited for after each step (each change seen on its own) except
+    around T5's review and approval, made while it is stopped.
+
+    What the server's rows have that the script's lines do not, none of it read by a
+    task figure: ``approved_by`` stays null (the stored ``approve_task`` does not set
+    it; the script's T1 has ``ada``), ``result`` holds the review's JSON after
+    ``submit_for_review``, and T4's edit of the 6th, 21:00 is ``assign_role_hat``
+    setting the hat it already wears (the one tool that changes a row without moving
+    its status: a line with ``from`` equal to ``to``, as the script's edit of
+    ``result``; its "cannot reproduce" goes with the failure at 20:00 instead). Where
+    the stored server cannot express a step, the modelled tools of tests/serverdb.py
+    are used: T2's pending -> assigned to vega and T3's failed -> assigned to vega
+    (``update_task(assign_to=...)``: the stored server never sets ``assigned_to`` after
+    ``create_task``), and T3's rejected verification and the verifications of T1, T3,
+    T5 (``verify_task``, not in the stored server)."""
+    db, log_dir = base / "messages.db", base / "logs"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    logger = LoggerProcess(  # keeping March's files (its retention would delete them)
+        db, log_dir, "--retention-days", "0", env={"XDG_CONFIG_HOME": str(base / "xdg")}
+    )
+    logger.start().wait_ready()
+    ids: dict[str, str] = {}
+    lines_expected = 0
+
+    def at(day: str) -> str:
+        return D + day
+
+    def seen() -> None:
+        """Until the logger has written the line of every task step so far."""
+        wait_until(
+            lambda: len(tasklines.lines(log_dir)) == lines_expected,
+            what=f"{lines_expected} task lines",
+        )
+
+    def step(day: str, tool: Callable[..., object], *args: object, **kw: object) -> None:
+        nonlocal lines_expected
+        args = tuple(ids.get(a, a) if isinstance(a, str) else a for a in args)
+        tool(conn, *args, now=at(day), **kw)
+        lines_expected += 1
+        seen()
+
+    def create(task: str, day: str, title: str, project: str, to: str = "", hat: str = "") -> None:
+        nonlocal lines_expected
+        ids[task] = serverdb.create_task(
+            conn, "ada", title, project=project, assign_to=to, role_hat=hat, now=at(day)
+        )
+        lines_expected += 1
+        seen()
+
+    def agent(day: str, name: str, status: str | None = None) -> None:
+        """An agent's heartbeat, and its status text when given (no task line)."""
+        serverdb.ping(conn, name, now=at(day))
+        if status is not None:
+            serverdb.set_status(conn, name, status.format(**ids), now=at(day))
+
+    update, submit = serverdb.update_task, serverdb.submit_for_review
+    approve, reject, verify = serverdb.approve_task, serverdb.reject_task, serverdb.verify_task
+    serverdb.register(conn, "ada", role="lead", now=at("02T08:00:00"))
+    serverdb.register(conn, "juno", role="builder", now=at("02T08:00:00"))
+    serverdb.register(conn, "vega", role="builder,fixer", now=at("02T08:00:00"))
+    create("T1", "02T09:00:00", "login page", "web", "juno", "builder")
+    agent("02T10:00:00", "juno", "working on {T1}")
+    step("02T10:00:00", update, "juno", "T1", "in_progress")
+    step("02T14:00:00", submit, "juno", "T1", "login form and tests")
+    agent("02T14:00:00", "juno", "waiting for work")
+    step("02T16:00:00", approve, "ada", "T1")
+    create("T2", "03T09:00:00", "fix header", "web", hat="fixer")  # pending
+    step("03T10:00:00", verify, "ada", "T1")
+    step("03T11:00:00", update, "ada", "T2", "assigned", assign_to="vega")  # modelled
+    agent("03T12:00:00", "vega", "working on {T2}")
+    step("03T12:00:00", update, "vega", "T2", "in_progress")
+    create("T3", "04T09:00:00", "rate limits", "api", "juno", "builder")
+    agent("04T10:00:00", "juno", "working on {T3}")
+    step("04T10:00:00", update, "juno", "T3", "in_progress")
+    step("04T12:00:00", submit, "vega", "T2", "header fixed")
+    step("04T15:00:00", reject, "ada", "T2", "breaks on mobile")  # rework
+    step("04T18:00:00", update, "juno", "T3", "failed")
+    agent("04T18:00:00", "juno", "waiting for work")
+    step("05T09:00:00", update, "ada", "T3", "assigned", assign_to="vega")  # modelled
+    step("05T10:00:00", submit, "vega", "T2", "header fixed, mobile too")
+    agent("05T10:00:00", "vega", "working on {T3}")
+    step("05T10:00:00", update, "vega", "T3", "in_progress")
+    step("05T12:00:00", approve, "ada", "T2")
+    create("T4", "06T09:00:00", "cache", "api", "vega", "fixer")
+    step("06T10:00:00", update, "vega", "T4", "in_progress")
+    step("06T10:00:00", submit, "vega", "T3", "limits in place")
+    step("06T12:00:00", approve, "ada", "T3")
+    step("06T20:00:00", update, "vega", "T4", "failed", result="cannot reproduce")
+    step("06T21:00:00", serverdb.assign_role_hat, "ada", "T4", "fixer")  # the edit
+    step("07T09:00:00", verify, "ada", "T3", passed=False)  # modelled: rejected
+    step("07T15:00:00", submit, "vega", "T3", "limits per client")
+    step("07T16:00:00", approve, "ada", "T3")
+    step("08T10:00:00", verify, "ada", "T3")
+    agent("08T10:00:00", "vega", "waiting for work")
+    create("T5", "09T09:00:00", "footer", "web", "juno", "builder")
+    agent("09T09:30:00", "juno", "working on {T5}")
+    step("09T09:30:00", update, "juno", "T5", "in_progress")
+    create("T6", "10T10:00:00", "docs", "web")  # no assignee, no hat: pending
+    logger.stop()  # T5's review and approval between two reads: one line, a gap
+    assert logger.proc is not None and logger.proc.returncode == 0, logger.stderr()
+    submit(conn, "juno", ids["T5"], "footer done", now=at("10T11:00:00"))
+    approve(conn, "ada", ids["T5"], now=at("10T12:00:00"))
+    lines_expected += 1
+    logger.start().wait_ready()
+    seen()
+    step("11T09:00:00", verify, "ada", "T5")
+    create("T7", "11T09:00:00", "search", "api", "vega", "builder")
+    create("T9", "12T09:00:00", "avatar", "web", "vega", "builder")
+    agent("12T09:00:00", "vega", "working on {T7}")
+    step("12T09:00:00", update, "vega", "T7", "in_progress")
+    step("12T10:00:00", update, "vega", "T9", "in_progress")
+    step("13T09:00:00", submit, "vega", "T7", "search box")
+    step("13T10:00:00", submit, "vega", "T9", "avatar upload")
+    step("13T12:00:00", approve, "ada", "T9")
+    step("13T15:00:00", reject, "ada", "T7", "no ranking")  # rework
+    create("T8", "14T09:00:00", "logs", "api", "juno", "fixer")
+    agent("14T09:00:00", "juno", "waiting for {T8}")
+    logger.stop()
+    assert logger.proc is not None and logger.proc.returncode == 0, logger.stderr()
+    conn.close()
+    told = tasklines.paths(tasklines.lines(log_dir))  # each line starts where one ended
+    t5 = [line for line in tasklines.lines(log_dir) if line["task"] == ids["T5"]]
+    assert [(t["from"], t["to"], t.get("via"), t.get("gap")) for t in t5] == [
+        (None, "assigned", None, None),
+        ("assigned", "in_progress", None, None),
+        ("in_progress", "completed", ["review"], True),
+        ("completed", "verified", None, None),
+    ]
+    assert told[ids["T3"]] == [
+        "assigned", "in_progress", "failed", "assigned", "in_progress", "review",
+        "completed", "in_progress", "review", "completed", "verified",
+    ]  # fmt: skip
+    assert {line["agent"] for line in tasklines.lines(log_dir, "agents")} == {
+        "ada", "juno", "vega"
+    }  # fmt: skip
+
+
 def stats_json(log_dir: Path, *args: str) -> dict[str, Any]:
     result = CliRunner().invoke(cli, ["stats", "--log-dir", str(log_dir), "--json", *args])
     assert result.exit_code == 0, result.output
@@ -92,10 +251,22 @@ def stats_json(log_dir: Path, *args: str) -> dict[str, Any]:
     return data
 
 
+@pytest.fixture(scope="module", params=["lines", "server"])
+def fortnight_logs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The fortnight's log directory, written one way or the other (built once each)."""
+    base = tmp_path_factory.mktemp(request.param)
+    if request.param == "lines":
+        fortnight(base / "logs")
+    else:
+        server_fortnight(base)
+    return base / "logs"
+
+
 @pytest.fixture
-def figures(tmp_path: Path) -> dict[str, Any]:
-    fortnight(tmp_path)
-    found: dict[str, Any] = stats_json(tmp_path, "--until", "2026-03-16")["task_analytics"]
+def figures(fortnight_logs: Path) -> dict[str, Any]:
+    found: dict[str, Any] = stats_json(fortnight_logs, "--until", "2026-03-16")["task_analytics"]
     return found
 
 

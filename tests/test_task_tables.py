@@ -97,3 +97,29 @@ def test_a_task_made_between_the_stamps_and_the_rows_keeps_its_told_moves(
         True,
         ["assigned"],
     )
+
+
+def test_a_row_restamped_to_the_same_microsecond_below_the_newest(
+    server_db: Path, log_dir: Path
+) -> None:
+    """A move whose stamp neither is the newest nor changes the stamps' microseconds (a
+    server stamping whole seconds, as the scripted fortnight of test_task_stats does: two
+    tasks moved at 10:00:00) is still seen: the aggregate sums the seconds too."""
+    conn = serverdb.connect(server_db)
+    serverdb.register(conn, "lead", role="lead")
+    first = serverdb.create_task(conn, "lead", "first", assign_to="juno", now="2026-03-05T09:00:00")
+    second = serverdb.create_task(
+        conn, "lead", "second", assign_to="juno", now="2026-03-05T09:00:00"
+    )
+    log_dir.mkdir(mode=0o700)
+    tables = TableFollower(Source(server_db), log_dir, FakeClock("2026-12-06T10:00:00"))
+    tables.begin(existed=True, importing=False)
+    serverdb.update_task(conn, "juno", first, "in_progress", now="2026-03-05T10:00:00")
+    assert tables.tick() == 1
+    serverdb.update_task(conn, "juno", second, "in_progress", now="2026-03-05T10:00:00")
+    assert tables.tick() == 1  # the count, the newest stamp and the microseconds unmoved
+    found = tasklines.lines(log_dir)
+    assert [(t["task"], t["to"]) for t in found] == [
+        (first, "in_progress"),
+        (second, "in_progress"),
+    ]

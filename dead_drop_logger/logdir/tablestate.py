@@ -13,12 +13,13 @@ under the same writer lock, with the pending record in a small file of its own
 every task's record. Each save carries a generation number:
 
 1. the pending record is saved with generation G+1: the size and inode of every
-   tasks/agents file the batch will append to;
+   tasks/agents file the batch will append to, as a line appended to the pending file
+   and fdatasynced (the record is its last whole line; see :meth:`TableStore.save_pending`
+   for why appending is safe);
 2. the lines are appended and fsynced;
 3. the new rows are saved with generation G+1: the batch is committed.
 
-Both saves are write-temp, fsync, rename, fsync-directory, so each file on disk is
-whole, before or after. A pending record newer than the rows (its generation above
+A pending record newer than the rows (its generation above
 theirs) is a batch that did not commit: whoever next commits (the follower's first
 tick after a restart) cuts those files back to the recorded sizes, which removes
 exactly the lines of that batch, and compares the database with the rows saved before
@@ -58,6 +59,7 @@ PENDING_NAME = TABLES_NAME + ".pending"
 JOURNAL_NAME = TABLES_NAME + ".journal"
 FORMAT = 1
 COMPACT_AFTER = 64 * 1024  # journal bytes, at least, before the base is written afresh
+PENDING_COMPACT = 256 * 1024  # pending file bytes, at most, before it starts afresh
 
 
 @dataclass
@@ -288,16 +290,50 @@ class TableStore:
         self._journal_end += len(data)
 
     def save_pending(self, generation: int, sizes: dict[str, tuple[int, int]]) -> None:
-        """Atomically record a batch about to append to ``sizes``'s files."""
+        """Durably record a batch about to append to ``sizes``'s files: one line appended
+        to the pending file and fdatasynced (one sync, where a write-temp, fsync, rename,
+        fsync-directory took two and a rename before the lines could go out). The record
+        is the file's last whole line. A torn last line (a save cut short) is cut off
+        first; past PENDING_COMPACT bytes the file is replaced by the new line alone
+        (write-temp, rename), once every thousand batches or so.
+
+        Why appending is safe: the lines of a batch are appended only once its record is
+        durable, and every earlier record is resolved (committed, or cut back and the
+        rows saved past it) before a new one is saved. So a record cut short, or lost
+        with a compaction cut short, belongs to a batch that appended nothing, and every
+        line before the last is of a batch that is no longer pending."""
         data = {"generation": generation, "pending": {k: list(v) for k, v in sizes.items()}}
         raw = (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        try:
+            fd = open_private(self.pending_path, os.O_RDWR)
+        except FileNotFoundError:
+            self._replace(self.pending_path, self.pending_tmp, raw)  # (made durably)
+            return
+        try:
+            end = os.fstat(fd).st_size
+            if end and os.pread(fd, 1, end - 1) != b"\n":  # a torn line: cut off
+                end = os.pread(fd, end, 0).rfind(b"\n") + 1
+                os.ftruncate(fd, end)
+            if end + len(raw) <= PENDING_COMPACT:
+                os.lseek(fd, end, os.SEEK_SET)
+                view = memoryview(raw)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fdatasync(fd)
+                return
+        finally:
+            os.close(fd)
         self._replace(self.pending_path, self.pending_tmp, raw)
 
     def load_pending(self) -> tuple[int, dict[str, tuple[int, int]]] | None:
-        """The last pending record (generation, sizes); None when there is none or it
-        cannot be read."""
+        """The last pending record (generation, sizes): the pending file's last whole
+        line; None when there is none or it cannot be read."""
         try:
-            data = json.loads(read_whole(self.pending_path))
+            raw = read_whole(self.pending_path)
+            end = raw.rfind(b"\n")
+            if end < 0:
+                return None  # empty, or only a save cut short
+            data = json.loads(raw[raw.rfind(b"\n", 0, end) + 1 : end])
             sizes = {str(k): (int(v[0]), int(v[1])) for k, v in data["pending"].items()}
             return int(data["generation"]), sizes
         except FileNotFoundError:

@@ -4,9 +4,11 @@ caller counts the messages.
 Why a child process, and why a module of its own: the figures rest on every task's
 history, built from every line of ``tasks-*.json`` (10,000 tasks: about 49,000 lines,
 21 MB), which is CPU-bound Python (a regular expression and a JSON parse per line, then
-the figures). Alone, in the same process, that costs ``stats`` 0.7-1.1 s on top of the
+the figures). Alone, in the same process, that cost ``stats`` 0.7-1.1 s on top of the
 6.7 s it takes over 1,000,000 messages: 11-17 %, over issue 19's budget of 10 %
-(docs/benchmarks.md, "stats with the task log", measures both ways in the same run).
+(docs/benchmarks.md, "stats with the task log", measures both ways in the same run);
+with the cyclic garbage collector paused while it runs (:mod:`.taskstats`), 0.5-0.75 s
+at a load of 4, still about 10 %.
 Counting the messages is CPU-bound too, so on a machine with two cores the two overlap
 and the task log costs next to nothing in wall time. :mod:`.taskstats` holds the figures
 (one concern: what they mean); this module only decides where they are computed.

@@ -36,10 +36,12 @@ docs/stats.md ("Tasks") states them, and this docstring is their short form:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,7 +258,9 @@ def _seconds(start: dt.datetime | None, stop: dt.datetime | None) -> float | Non
 
 
 def _in(window: Window, stamp: dt.datetime | None) -> bool:
-    return not window.bounded or window.admits(stamp)  # the common case first: no window
+    # the common case first, no window (its fields, not ``bounded``: a call less in a
+    # test made 170,000 times for 10,000 tasks)
+    return (window.since is None and window.until is None) or window.admits(stamp)
 
 
 def _group(key: str | None, tasks: list[_Task], window: Window) -> Group:
@@ -447,6 +451,21 @@ def figures_of(
     """The figures of the task files ``tasks`` reads (None without a task line), and
     what that reader skipped (unreadable and damaged files, corrupt lines), returned
     apart so that a caller in another process can hand them back."""
-    found = list(histories(task_lines(tasks)).values())
-    figures = compute(found, window, now, rooms=rooms) if found else None
+    with _no_cyclic_gc():
+        found = list(histories(task_lines(tasks)).values())
+        figures = compute(found, window, now, rooms=rooms) if found else None
     return figures, (tasks.unreadable, tasks.damaged, tasks.corrupt_in)
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: building the histories makes a few objects a
+    line (10,000 tasks: about 300,000, none in a cycle, each freed by its count), and the
+    collector's passes over the growing heap were 35-45 % of the figures' time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

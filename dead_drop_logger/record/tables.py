@@ -266,7 +266,8 @@ class TableFollower:
 
         The first read (and the one after a failure or a change of columns) reads and
         compares every row. After it, a cheap aggregate (count, newest ``updated_at``,
-        a checksum of the stamps: one pass in SQLite) says whether anything changed;
+        a checksum of the stamps to the microsecond: one pass in SQLite) says whether
+        anything changed;
         if so, the stamps of the rows stamped at most MARGIN before the newest one
         recorded are compared (every server tool stamps ``updated_at``), or all stamps
         when a row came or went unseen or none of those moved (one stamped further
@@ -280,11 +281,17 @@ class TableFollower:
         # The last message id is read with the aggregate, before the stamps: a task made
         # after the stamps were read is read next time, and the messages of its moves
         # must still be after the mark then (a mark read later would skip them).
+        # The checksum: the stamps' microseconds and, apart, their whole seconds (from
+        # julianday, which every SQLite has: unixepoch needs 3.38; rounded, so the sum
+        # stays exact). With the microseconds alone, a row restamped to the same
+        # microsecond (a whole second, as a scripted server writes) no later than the
+        # newest stamp went unseen.
         found = self.source.query(
             "SELECT count(*), max(updated_at), total(CAST(substr(updated_at, -6) AS INTEGER)),"
+            " total(round((julianday(updated_at) - 2440587.5) * 86400)),"
             f" {mark} FROM tasks"
         )[0]
-        aggregate, early = found[:3], found[3]
+        aggregate, early = found[:4], found[4]
         if not self._full and aggregate == self._aggregate:
             return None
         if self._full:
