@@ -88,10 +88,14 @@ def keys_of(identities: Sequence[Any]) -> list[Key]:
 
 
 def _b64(text: bytes) -> bytes:
-    """age's base64: standard alphabet, no padding (raises ValueError on anything else)."""
+    """age's base64: standard alphabet, no padding, canonical (its unused bits zero, as
+    Go's strict decoder wants); raises ValueError on anything else."""
     if text.endswith(b"="):
         raise ValueError("padded base64")
-    return base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    raw = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
+    if base64.b64encode(raw).rstrip(b"=") != text:
+        raise ValueError("non-canonical base64")
+    return raw
 
 
 def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
