@@ -472,7 +472,9 @@ class TableFollower:
                 at = (row.fields.get("registered_at") if row else None) or fields.get("last_seen")
                 events.append(("registered", at, None))
             else:
-                if before.status_differs(name, status):  # (from: None if only digested)
+                # (row None: only time passed, the status is the one recorded; from:
+                # None when only its digest was recorded)
+                if row is not None and before.status_differs(name, status):
                     events.append(("status", fields.get("last_seen"), before.known_status))
                 was = before.health or server.UNKNOWN  # (null: unknown, in older records)
                 if health != was:
