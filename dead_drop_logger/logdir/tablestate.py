@@ -50,6 +50,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..files import fsync_dir, open_private, read_whole, replace_durably
 
@@ -138,18 +139,10 @@ def _agent_entry(name: str, seen: AgentSeen, digest: bool) -> list[object]:
     return entry
 
 
-def _agent_seen(entry: list[object]) -> AgentSeen:
-    def text(value: object) -> str | None:
-        return None if value is None else str(value)
-
-    return AgentSeen(
-        str(entry[0]),
-        text(entry[1]),
-        text(entry[2]),
-        text(entry[3]),
-        text(entry[4]),
-        digested=len(entry) > 5 and bool(entry[5]),
-    )
+def _agent_seen(entry: list[Any]) -> AgentSeen:
+    """An agent's entry read back (its values as saved: a status is compared as read)."""
+    digested_ = len(entry) > 5 and bool(entry[5])
+    return AgentSeen(str(entry[0]), entry[1], entry[2], entry[3], entry[4], digested_)
 
 
 @dataclass
