@@ -69,10 +69,12 @@ def size(log_dir: Path, suffixes: tuple[str, ...]) -> int:
     return sum(p.stat().st_size for p in log_dir.glob("messages-*") if p.name.endswith(suffixes))
 
 
-def search(log_dir: Path, extra: list[str]) -> tuple[float, str]:
+def search(
+    log_dir: Path, extra: list[str], query: tuple[str, ...] = ("staging",)
+) -> tuple[float, str]:
     start = time.perf_counter()
     done = subprocess.run(
-        [*command(), "search", "--count", "staging", "--log-dir", str(log_dir), *extra],
+        [*command(), "search", "--count", *query, "--log-dir", str(log_dir), *extra],
         capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - start
@@ -98,16 +100,21 @@ def drop_index(*log_dirs: Path) -> None:
 
 
 def compare_searches(
-    plain_dir: Path, sealed_dir: Path, ident: list[str], label: str, runs: int = 3
+    plain_dir: Path,
+    sealed_dir: Path,
+    ident: list[str],
+    label: str,
+    runs: int = 3,
+    query: tuple[str, ...] = ("staging",),
 ) -> tuple[str, ...]:
     """``search --count`` interleaved, plaintext then encrypted; the medians' row."""
     walls: dict[str, list[float]] = {"plain": [], "sealed": []}
     counts = set()
     for _ in range(runs):
-        wall, found = search(plain_dir, [])
+        wall, found = search(plain_dir, [], query)
         walls["plain"].append(wall)
         counts.add(found)
-        wall, found = search(sealed_dir, ident)
+        wall, found = search(sealed_dir, ident, query)
         walls["sealed"].append(wall)
         counts.add(found)
     assert len(counts) == 1, counts  # the same answer from both
@@ -187,6 +194,11 @@ def main() -> None:
         built = build_index(plain_dir, key), build_index(sealed_dir, key)
         print(f"(index built: plaintext {built[0]:.1f} s, encrypted {built[1]:.1f} s)")
         row = compare_searches(plain_dir, sealed_dir, ident, f"search --count in {count:,}, index")
+        print("| " + " | ".join(row) + " |", flush=True)
+        row = compare_searches(
+            plain_dir, sealed_dir, ident, f"search --count --from juno in {count:,}, index",
+            query=("--from", "juno"),
+        )  # fmt: skip
         print("| " + " | ".join(row) + " |")
         return
     walls: dict[str, list[float]] = {"plain": [], "sealed": []}
