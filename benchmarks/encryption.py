@@ -14,6 +14,7 @@ load is printed with each figure (the machine is shared). Not part of the test s
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
@@ -170,6 +171,7 @@ def main() -> None:
     idle_seconds = 20.0 if args.quick else 60.0
     db = dbgen.cached(Path(args.cache), count)
     work = Path(tempfile.mkdtemp(prefix="ddl-enc-bench-"))
+    atexit.register(shutil.rmtree, work, True)  # (--only too: 1.2 GB of logs otherwise left)
     key = work / "identity.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
     recipient = subprocess.run(
