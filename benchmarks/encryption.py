@@ -14,6 +14,7 @@ load is printed with each figure (the machine is shared). Not part of the test s
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import signal
@@ -69,15 +70,57 @@ def size(log_dir: Path, suffixes: tuple[str, ...]) -> int:
     return sum(p.stat().st_size for p in log_dir.glob("messages-*") if p.name.endswith(suffixes))
 
 
-def search(log_dir: Path, extra: list[str]) -> tuple[float, str]:
+def search(
+    log_dir: Path, extra: list[str], query: tuple[str, ...] = ("staging",)
+) -> tuple[float, str]:
     start = time.perf_counter()
     done = subprocess.run(
-        [*command(), "search", "--count", "staging", "--log-dir", str(log_dir), *extra],
+        [*command(), "search", "--count", *query, "--log-dir", str(log_dir), *extra],
         capture_output=True, text=True,
     )  # fmt: skip
     wall = time.perf_counter() - start
     assert done.returncode == 0, done.stderr
     return wall, done.stdout.strip()
+
+
+def build_index(log_dir: Path, key: Path) -> float:
+    """``index`` over a log directory (the encrypted one read with the identity)."""
+    start = time.perf_counter()
+    subprocess.run(
+        [*command(), "index", "--log-dir", str(log_dir)],
+        check=True, capture_output=True, env={**os.environ, "DEAD_DROP_IDENTITY": str(key)},
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def drop_index(*log_dirs: Path) -> None:
+    """No index: the scan is measured (a logger killed after a backfill has none yet)."""
+    for log_dir in log_dirs:
+        for path in log_dir.glob(".dead-drop-logger.index*"):
+            path.unlink()
+
+
+def compare_searches(
+    plain_dir: Path,
+    sealed_dir: Path,
+    ident: list[str],
+    label: str,
+    runs: int = 3,
+    query: tuple[str, ...] = ("staging",),
+) -> tuple[str, ...]:
+    """``search --count`` interleaved, plaintext then encrypted; the medians' row."""
+    walls: dict[str, list[float]] = {"plain": [], "sealed": []}
+    counts = set()
+    for _ in range(runs):
+        wall, found = search(plain_dir, [], query)
+        walls["plain"].append(wall)
+        counts.add(found)
+        wall, found = search(sealed_dir, ident, query)
+        walls["sealed"].append(wall)
+        counts.add(found)
+    assert len(counts) == 1, counts  # the same answer from both
+    p, s = statistics.median(walls["plain"]), statistics.median(walls["sealed"])
+    return (label, f"{s:.2f} s", f"{p:.2f} s", f"{s / p:.2f}x", "<= 1.5x", load())
 
 
 def cpu_seconds(pid: int) -> float:
@@ -128,6 +171,7 @@ def main() -> None:
     idle_seconds = 20.0 if args.quick else 60.0
     db = dbgen.cached(Path(args.cache), count)
     work = Path(tempfile.mkdtemp(prefix="ddl-enc-bench-"))
+    atexit.register(shutil.rmtree, work, True)  # (--only too: 1.2 GB of logs otherwise left)
     key = work / "identity.txt"
     subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
     recipient = subprocess.run(
@@ -143,14 +187,21 @@ def main() -> None:
             cpu = idle(work, extra, idle_seconds)
             print(f"| idle CPU, {label} ({idle_seconds:.0f} s) | {cpu:.3f}% | load {load()} |")
         return
-    if args.only == "search":
+    if args.only == "search":  # the scan (no index), then through the index
         backfill(db, plain_dir, [])
         backfill(db, sealed_dir, sealed)
-        for _ in range(3):
-            p, _n = search(plain_dir, [])
-            s2, _n = search(sealed_dir, ident)
-            ratio = f"{s2 / p:.2f}x"
-            print(f"| search --count in {count:,} | {s2:.2f} s | {p:.2f} s | {ratio} | {load()} |")
+        drop_index(plain_dir, sealed_dir)
+        row = compare_searches(plain_dir, sealed_dir, ident, f"search --count in {count:,}, scan")
+        print("| " + " | ".join(row) + " |", flush=True)
+        built = build_index(plain_dir, key), build_index(sealed_dir, key)
+        print(f"(index built: plaintext {built[0]:.1f} s, encrypted {built[1]:.1f} s)")
+        row = compare_searches(plain_dir, sealed_dir, ident, f"search --count in {count:,}, index")
+        print("| " + " | ".join(row) + " |", flush=True)
+        row = compare_searches(
+            plain_dir, sealed_dir, ident, f"search --count --from juno in {count:,}, index",
+            query=("--from", "juno"),
+        )  # fmt: skip
+        print("| " + " | ".join(row) + " |")
         return
     walls: dict[str, list[float]] = {"plain": [], "sealed": []}
     for _ in range(2):  # interleaved
@@ -165,26 +216,14 @@ def main() -> None:
     rows.append(("size of the day files", f"{sealed_size:,} B", f"{plain_size:,} B",
                  f"+{100 * (sealed_size / plain_size - 1):.3f}%", "<= +2%", load()))  # fmt: skip
 
-    searches: dict[str, list[float]] = {"plain": [], "sealed": []}
-    counts = set()
-    for _ in range(3):
-        wall, found = search(plain_dir, [])
-        searches["plain"].append(wall)
-        counts.add(found)
-        wall, found = search(sealed_dir, ident)
-        searches["sealed"].append(wall)
-        counts.add(found)
-    assert len(counts) == 1, counts  # the same answer from both
-    p, s = statistics.median(searches["plain"]), statistics.median(searches["sealed"])
+    drop_index(plain_dir, sealed_dir)
     rows.append(
-        (
-            f"search --count in {count:,}",
-            f"{s:.2f} s",
-            f"{p:.2f} s",
-            f"{s / p:.2f}x",
-            "<= 1.5x",
-            load(),
-        )
+        compare_searches(plain_dir, sealed_dir, ident, f"search --count in {count:,}, scan")
+    )
+    build_index(plain_dir, key)
+    build_index(sealed_dir, key)
+    rows.append(
+        compare_searches(plain_dir, sealed_dir, ident, f"search --count in {count:,}, index")
     )
 
     # compressed days: gzip before encryption (.json.gz.age) against the plain .gz

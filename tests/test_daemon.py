@@ -405,6 +405,27 @@ def test_status_names_the_part_being_written(tmp_path: Path) -> None:
     assert report.today_file_bytes == 18
 
 
+def test_status_names_todays_newest_segment_when_encrypted(tmp_path: Path) -> None:
+    """Encrypted: today's newest sealed segment, not a plain file that is never made."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / ".dead-drop-logger.encrypted").write_bytes(b"")
+    path = tmp_path / "logger.pid"
+    info = {"database": str(tmp_path / "m.db"), "log_dir": str(log_dir)}
+    noon = dt.datetime(2026, 3, 10, 12, 0).astimezone()
+    with PidFile(path, info):
+        report = status.gather(path, FixedClock(noon))
+    assert report.today_file == str(log_dir / "messages-2026-03-10.*.json.age")
+    assert report.today_file_bytes is None  # none sealed yet today
+    for name in ("messages-2026-03-10.000001.json.age", "messages-2026-03-10.000002.json.age"):
+        (log_dir / name).write_bytes(b"age-encryption.org/v1\n" + bytes(len(name)))
+    (log_dir / "messages-2026-03-11.000001.json.age").write_bytes(b"x")  # another day
+    with PidFile(path, info):
+        report = status.gather(path, FixedClock(noon))
+    assert report.today_file == str(log_dir / "messages-2026-03-10.000002.json.age")
+    assert report.today_file_bytes == len("age-encryption.org/v1\n" + name)
+
+
 def test_restart_that_cannot_start_is_refused_and_the_daemon_keeps_running(
     daemons: Daemons, tmp_path: Path
 ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gzip
+import json
 import os
 import stat
 import subprocess
@@ -40,14 +41,18 @@ MARKER = "zq-secret-marker-7f3c1e"
 
 
 def fill(db: Path, prefix: str) -> None:
-    """Messages (hostile ones too) and a task whose title holds the marker."""
+    """Messages (hostile ones too), a task whose title and result hold the marker, an
+    agent whose status text does."""
     conn = serverdb.connect(db)
     serverdb.register(conn, "juno")
     serverdb.register(conn, "vega")
     serverdb.send(conn, "juno", "vega", f"{prefix} {MARKER} the deploy key")
     serverdb.send(conn, "vega", "juno", f'quote "{MARKER}" \\ and\u2028sep')
     serverdb.send(conn, "juno", "vega", b"blob " + MARKER.encode())
-    serverdb.create_task(conn, "juno", f"rotate {MARKER}", assign_to="vega")
+    task = serverdb.create_task(conn, "juno", f"rotate {MARKER}", assign_to="vega")
+    serverdb.update_task(conn, "vega", task, "in_progress")
+    serverdb.update_task(conn, "vega", task, "failed", result=f"result {MARKER}")
+    serverdb.set_status(conn, "vega", f"status {MARKER}")
     conn.close()
     serverdb.send_many(db, 20, prefix=f"{prefix} {MARKER}")
 
@@ -161,10 +166,11 @@ def test_no_byte_of_content_on_disk(server_db: Path, tmp_path: Path, encrypted: 
     proc.wait_ready()
     history = serverdb.all_ids(server_db)
     wait_until(lambda: logged_ids(log_dir) == history, what="the history logged")
-    serverdb.send_many(server_db, 5, prefix=f"live {MARKER}")
     conn = serverdb.connect(server_db)
+    serverdb.set_status(conn, "juno", f"live status {MARKER}")  # the record's journal
     serverdb.create_task(conn, "vega", f"unsealed {MARKER}", assign_to="juno")
     conn.close()
+    serverdb.send_many(server_db, 5, prefix=f"live {MARKER}")
     last = serverdb.all_ids(server_db)[-1]
     wait_until(lambda: f"up to id {last}" in proc.stderr(), what="the live sends read")
     key, _recipient = age_identity()
@@ -183,6 +189,9 @@ def test_no_byte_of_content_on_disk(server_db: Path, tmp_path: Path, encrypted: 
     else:  # the scan finds it where it is in plaintext: it would find a leak
         assert any(p.name.startswith("messages-") for p in found), found
         assert any(p.name.startswith("tasks-") for p in found), found
+        assert any(p.name.startswith("agents-") for p in found), found
+        # the table record holds agents' status texts in plaintext without encryption
+        assert any(p.name.startswith(".dead-drop-logger.tables") for p in found), found
 
 
 def test_readers_without_the_identity_say_so_in_one_line(server_db: Path, tmp_path: Path) -> None:
@@ -445,3 +454,50 @@ def test_a_feed_over_sealed_segments_starts_at_the_end_and_reads_on(
         assert sorted(line.id or 0 for line in Feed(log_dir).poll()) == sorted(before + after)
     finally:
         crypt.use_identity(None)
+
+
+def agent_events(log_dir: Path) -> list[dict[str, object]]:
+    raw = files_by_kind(log_dir).get("agents", b"")
+    return [json.loads(line) for line in raw.splitlines()]
+
+
+def test_the_table_record_keeps_agents_status_as_digests_and_tells_a_change_once(
+    server_db: Path, tmp_path: Path
+) -> None:
+    """Encrypted, ``.dead-drop-logger.tables`` keeps agents' rows and status texts only
+    as digests; across a restart an unchanged status is no event, one changed while the
+    logger was down is one (its ``from`` unknown: null), one changed while it runs is one
+    with its ``from``; and no status text is on disk in plaintext."""
+    fill(server_db, "history")
+    log_dir = tmp_path / "logs"
+    _key, recipient = age_identity()
+    writing = ["--import-historical", "--encrypt-to", recipient, "--seal-interval", "0.2"]
+    run_until_logged(LoggerProcess(server_db, log_dir, *writing), server_db, log_dir)
+    record = (log_dir / ".dead-drop-logger.tables").read_bytes()
+    assert b'"vega":["b2:' in record and MARKER.encode() not in record
+    before = agent_events(log_dir)
+    assert [e["status"] for e in before if e["agent"] == "vega"][-1] == f"status {MARKER}"
+
+    conn = serverdb.connect(server_db)
+    serverdb.set_status(conn, "vega", "reviewing-q7x1")  # while the logger is down
+    again = LoggerProcess(server_db, log_dir, *writing)
+    again.start()
+    again.wait_ready()
+    wait_until(
+        lambda: any(e.get("status") == "reviewing-q7x1" for e in agent_events(log_dir)),
+        what="vega's status changed meanwhile logged",
+    )
+    serverdb.set_status(conn, "vega", "testing-q7x2")  # while it runs
+    conn.close()
+    wait_until(
+        lambda: any(e.get("status") == "testing-q7x2" for e in agent_events(log_dir)),
+        what="vega's new status logged",
+    )
+    assert again.stop() == 0, again.stderr()
+    new = agent_events(log_dir)[len(before) :]
+    assert [(e["agent"], e["from"], e["status"]) for e in new if e["event"] == "status"] == [
+        ("vega", None, "reviewing-q7x1"),
+        ("vega", "reviewing-q7x1", "testing-q7x2"),
+    ]
+    for text in (MARKER, "reviewing-q7x1", "testing-q7x2"):
+        assert scan([log_dir], text.encode()) == []

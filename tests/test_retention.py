@@ -91,6 +91,37 @@ def test_keep_files_keeps_the_newest_parts(tmp_path: Path) -> None:
     ]
 
 
+def test_keep_files_counts_an_encrypted_days_segments_as_one(tmp_path: Path) -> None:
+    """Sealed segments (one a minute or MiB) count by day: keep 2 keeps two days."""
+    make(
+        tmp_path,
+        "messages-2026-03-29.000001.json.gz.age",
+        "messages-2026-03-29.000002.json.gz.age",
+        "messages-2026-03-30.000001.json.age",
+        "messages-2026-03-30.000002.json.age",
+        "messages-2026-03-30.000003.json.age",
+        "messages-2026-03-31.000001.json.age",
+        "messages-2026-03-31.000002.json.age",
+        "tasks-2026-03-29.000001.json.age",
+        "tasks-2026-03-31.000001.json.age",
+        "tasks-2026-03-31.000002.json.age",
+    )
+    doomed = retention.select(tmp_path, TODAY, retention_days=0, keep_files=2)
+    assert [f.path.name for f in doomed] == [
+        "messages-2026-03-29.000001.json.gz.age",
+        "messages-2026-03-29.000002.json.gz.age",
+    ]
+    doomed = retention.select(tmp_path, TODAY, retention_days=0, keep_files=1)
+    assert sorted(f.path.name for f in doomed) == [
+        "messages-2026-03-29.000001.json.gz.age",
+        "messages-2026-03-29.000002.json.gz.age",
+        "messages-2026-03-30.000001.json.age",
+        "messages-2026-03-30.000002.json.age",
+        "messages-2026-03-30.000003.json.age",
+        "tasks-2026-03-29.000001.json.age",
+    ]
+
+
 def test_keep_files_never_takes_the_live_file_for_an_old_one(tmp_path: Path) -> None:
     # A message from a client whose clock is far ahead files itself under 2099.
     make(

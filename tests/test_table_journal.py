@@ -103,6 +103,39 @@ def test_journal_lines_replay_and_a_torn_last_line_is_cut_before_the_next(
     assert TableStore(tmp_path).load() == state(4, {"A": "review"}, {})
 
 
+def test_digested_agents_in_base_and_journal_and_a_plain_record_rewritten(
+    tmp_path: Path,
+) -> None:
+    """Encrypted (``digest_agents``): agents' rows and status texts are digests in the
+    base and the journal; a record written in plaintext before is rewritten at the next
+    save; what is loaded tells a status changed from one unchanged."""
+    plain = TableStore(tmp_path)
+    plain.save(state(1, {"A": "assigned"}, {"juno": "idle-zq1"}))  # before encrypt_to
+    assert b"idle-zq1" in (tmp_path / tablestate.TABLES_NAME).read_bytes()
+    sealed = TableStore(tmp_path)
+    sealed.digest_agents = True
+    loaded = sealed.load()
+    assert loaded is not None and loaded.agents is not None
+    assert not loaded.agents["juno"].digested
+    busy = state(2, {"A": "assigned"}, {"juno": "busy-zq2"})
+    busy.agents["juno"] = AgentSeen('{"status":"busy-zq2"}', "busy-zq2", "healthy", None, None)
+    sealed.save(busy)
+    sealed.save(state(3, {"A": "in_progress"}, {"juno": "busy-zq2", "vega": "new-zq3"}))
+    on_disk = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    for text in (b"idle-zq1", b"busy-zq2", b"new-zq3"):
+        assert text not in on_disk
+    again = TableStore(tmp_path).load()
+    assert again is not None and again.agents is not None
+    juno = again.agents["juno"]
+    assert juno.digested and juno.known_status is None and juno.known_row == "{}"
+    assert juno.health == "healthy"
+    assert not juno.status_differs("juno", "busy-zq2")
+    assert juno.status_differs("juno", "idle-zq1")
+    assert juno.status_differs("juno", None)
+    assert not again.agents["vega"].status_differs("vega", "new-zq3")
+    assert again.agents["vega"].status_differs("juno", "new-zq3")  # salted by the name
+
+
 def test_a_damaged_line_before_the_last_is_an_unreadable_record(tmp_path: Path) -> None:
     store = TableStore(tmp_path)
     store.save(state(1, {"A": "assigned"}, {}))

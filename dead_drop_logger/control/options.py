@@ -255,7 +255,8 @@ keep_files = click.option(
     envvar="DEAD_DROP_KEEP_FILES",
     show_envvar=True,
     metavar="N",
-    help="Keep only the newest N log files (parts count as files). Default: no limit.",
+    help="Keep only the newest N log files (parts count as files; an encrypted day's "
+    "segments as one). Default: no limit.",
 )
 compress_after = click.option(
     "--compress-after",

@@ -11,6 +11,7 @@ comes from the PID file's sidecar, so ``status`` needs no options beyond ``--pid
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 from ..clock import Clock, SystemClock, today
 from ..config import Settings
+from ..crypt.keys import is_encrypted
 from ..durations import duration
 from ..logdir import layout
 from ..logdir.state import StateError, StateStore
@@ -232,6 +234,15 @@ def _progress(report: LogProgress, db: Path, log_dir: Path, *, utc: bool, clock:
         finally:
             source.close()
     day = today(clock, utc).isoformat()
+    if is_encrypted(log_dir):  # sealed segments: the newest of today
+        sealed = [f for f in layout.log_files(log_dir) if f.encrypted and f.day.isoformat() == day]
+        if not sealed:
+            report.today_file = str(log_dir / f"{layout.MESSAGES}-{day}.*.json{layout.AGE}")
+            return  # (not created yet: no segment of today sealed yet)
+        report.today_file = str(sealed[-1].path)
+        with contextlib.suppress(OSError):
+            report.today_file_bytes = sealed[-1].path.stat().st_size
+        return
     # the part being written: with --max-bytes, today's highest, not part 0
     part, _size = rotation.open_part(log_dir, day, rotation.latest_parts(log_dir))
     path = layout.day_path(log_dir, day, part)

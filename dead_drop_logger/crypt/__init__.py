@@ -11,5 +11,6 @@ configured or an encrypted file is read (:func:`.keys.age_module`).
 An age file cannot be appended to, so a log is written in *segments*: each one a whole,
 standard age file, written once. The modules: :mod:`.keys` (recipients, identities, the
 age calls, ``is_encrypted``), :mod:`.segments` (writing, reading and re-sealing one
-segment).
+segment), :mod:`.stream` (the reader's fast opener of X25519 age files, with the
+``cryptography`` package's ChaCha20-Poly1305).
 """

@@ -49,20 +49,30 @@ def expired_by_count(
 ) -> list[LogFile]:
     """All but the newest ``keep`` files (by day, then part); the newest is always kept.
 
+    An encrypted day's sealed segments count as one file, the day (a segment is sealed
+    every minute or MiB: counting them would keep minutes, not days); plain parts
+    (``--max-bytes``) count one each, as documented.
+
     Given ``today``, today's newest part (the file being written) and any file dated
     later (a message from a client whose clock is ahead) are never chosen: a future
     date must not make the live file look old.
     """
-    if not keep or len(files) <= keep:
+    units: list[list[LogFile]] = []
+    for f in sorted(files):
+        last = units[-1][-1] if units else None
+        if last is not None and f.encrypted and last.encrypted and last.day == f.day:
+            units[-1].append(f)
+        else:
+            units.append([f])
+    if not keep or len(units) <= keep:
         return []
-    ordered = sorted(files)
-    spared: set[LogFile] = set()
+    spared: list[int] = []
     if today is not None:
-        spared = {f for f in ordered if f.day > today}
-        live = [f for f in ordered if f.day == today]
-        spared.update(live[-1:])
-    candidates = [f for f in ordered if f not in spared]
-    return candidates[: max(0, len(ordered) - max(keep, 1))]
+        spared = [i for i, unit in enumerate(units) if unit[0].day > today]
+        live = [i for i, unit in enumerate(units) if unit[0].day == today]
+        spared += live[-1:]
+    candidates = [unit for i, unit in enumerate(units) if i not in spared]
+    return [f for unit in candidates[: max(0, len(units) - max(keep, 1))] for f in unit]
 
 
 def select(

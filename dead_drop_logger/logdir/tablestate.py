@@ -43,12 +43,15 @@ new base and are skipped.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..files import fsync_dir, open_private, read_whole, replace_durably
 
@@ -75,13 +78,73 @@ class TaskSeen:
 @dataclass
 class AgentSeen:
     """What was recorded of one agent: its row (as the line's JSON), its status text,
-    health, ``heartbeat_at`` and ``last_seen``."""
+    health, ``heartbeat_at`` and ``last_seen``.
+
+    ``digested``: ``row`` and ``status`` are digests (:func:`digested`), as an encrypted
+    directory's record stores them (docs/encryption.md): enough to tell whether the
+    status changed, not what it was."""
 
     row: str
     status: str | None
     health: str | None
     heartbeat: str | None
     last_seen: str | None
+    digested: bool = False
+
+    def status_differs(self, name: str, status: object) -> bool:
+        """Whether ``status`` (read now) is not the status recorded."""
+        if self.digested:
+            return _status_digest(name, status) != self.status
+        return status != self.status
+
+    @property
+    def known_status(self) -> str | None:
+        """The recorded status text; None when only its digest was recorded."""
+        return None if self.digested else self.status
+
+    @property
+    def known_row(self) -> str:
+        """The recorded row's JSON; ``{}`` when only its digest was recorded."""
+        return "{}" if self.digested else self.row
+
+
+def _digest(name: str, text: str) -> str:
+    data = name.encode("utf-8", "surrogatepass") + b"\0" + text.encode("utf-8", "surrogatepass")
+    return "b2:" + hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _status_digest(name: str, status: object) -> str | None:
+    return None if status is None else _digest(name, _dump(status))
+
+
+def digested(name: str, seen: AgentSeen) -> AgentSeen:
+    """``seen`` as an encrypted directory's record keeps it: the row and the status
+    text as digests (salted with the agent's name), the times and health as they are."""
+    if seen.digested:
+        return seen
+    return dataclasses.replace(
+        seen,
+        row=_digest(name, seen.row),
+        status=_status_digest(name, seen.status),
+        digested=True,
+    )
+
+
+def _agent_entry(name: str, seen: AgentSeen, digest: bool) -> list[object]:
+    """An agent's entry in the record (its row encoding); ``digest``: row and status as
+    digests, with a sixth element 1 that says so."""
+    if digest:
+        seen = digested(name, seen)
+    entry: list[object] = [seen.row, seen.status, seen.health, seen.heartbeat, seen.last_seen]
+    if seen.digested:
+        entry.append(1)
+    return entry
+
+
+def _agent_seen(entry: list[Any]) -> AgentSeen:
+    """An agent's entry read back (its values as saved: a status is compared as read)."""
+    digested_ = len(entry) > 5 and bool(entry[5])
+    return AgentSeen(str(entry[0]), entry[1], entry[2], entry[3], entry[4], digested_)
 
 
 @dataclass
@@ -101,20 +164,19 @@ class TableState:
         default=None, compare=False, repr=False
     )
 
-    def to_json(self, cache: dict[str, tuple[TaskSeen, str]] | None = None) -> bytes:
+    def to_json(
+        self, cache: dict[str, tuple[TaskSeen, str]] | None = None, digest: bool = False
+    ) -> bytes:
         """The file's bytes. ``cache`` (kept by the caller between saves): each task's
         encoded entry, reused while the task's TaskSeen is the same object (they are
         replaced, never changed), so a save of 10,000 tasks encodes only those that
-        changed."""
+        changed. ``digest``: agents' rows and status texts as digests (encrypted)."""
         data = {
             "format": FORMAT,
             "tasks": None,
             "agents": None
             if self.agents is None
-            else {
-                k: [v.row, v.status, v.health, v.heartbeat, v.last_seen]
-                for k, v in self.agents.items()
-            },
+            else {k: _agent_entry(k, v, digest) for k, v in self.agents.items()},
             "mark": self.mark,
             "generation": self.generation,
         }
@@ -138,9 +200,7 @@ class TableState:
             tasks=None
             if tasks is None
             else {str(k): TaskSeen(str(v[0]), str(v[1]), v[2]) for k, v in tasks.items()},
-            agents=None
-            if agents is None
-            else {str(k): AgentSeen(str(v[0]), v[1], v[2], v[3], v[4]) for k, v in agents.items()},
+            agents=None if agents is None else {str(k): _agent_seen(v) for k, v in agents.items()},
             mark=int(data.get("mark", 0)),
             generation=int(data.get("generation", 0)),
         )
@@ -175,6 +235,9 @@ class TableStore:
         self._saved: TableState | None = None
         self._journal_end = 0  # where the last whole journal line ends
         self._base_size = 0
+        # Agents' rows and status texts recorded as digests (an encrypted directory:
+        # docs/encryption.md); set by the writer.
+        self.digest_agents = False
 
     def load(self) -> TableState | None:
         """The saved state; None when there is none; raises ValueError/OSError when it
@@ -193,6 +256,8 @@ class TableStore:
             raise ValueError(str(exc)) from None
         self._base_size = len(raw)
         self._saved = _kept(state)
+        if self.digest_agents and any(not a.digested for a in (state.agents or {}).values()):
+            self._saved = None  # plain rows from before encryption: the next save replaces them
         return state
 
     def _journal_exists(self) -> bool:
@@ -253,12 +318,12 @@ class TableStore:
         ):
             self._write_base(state)
             return
-        line = _dump(_delta(saved, state)) + "\n"
+        line = _dump(_delta(saved, state, self.digest_agents)) + "\n"
         self._append(line.encode())
         self._saved = _kept(state)
 
     def _write_base(self, state: TableState) -> None:
-        data = state.to_json(self._entries)
+        data = state.to_json(self._entries, self.digest_agents)
         self._replace(self.path, self.tmp_path, data)
         self._base_size = len(data)
         if self._journal_end or self._journal_exists():
@@ -353,7 +418,7 @@ def _kept(state: TableState) -> TableState:
     return TableState(state.tasks, state.agents, state.mark, state.generation)
 
 
-def _delta(old: TableState, new: TableState) -> dict[str, object]:
+def _delta(old: TableState, new: TableState, digest: bool = False) -> dict[str, object]:
     """A journal line: what ``new`` changed of ``old`` (both with tasks and agents).
     Only the tasks ``new.dirty`` names are compared when it was derived from ``old``'s
     dict (a follower's batch: 10,000 tasks are not walked for one change)."""
@@ -374,13 +439,11 @@ def _delta(old: TableState, new: TableState) -> dict[str, object]:
                     gone.append(key)
             elif was is not seen and was != seen:
                 tasks[key] = [seen.status, seen.digest, seen.updated_at]
-    agents: dict[str, list[str | None]] = {}
+    agents: dict[str, list[object]] = {}
     agents_gone: list[str] = []
     if new.agents is not old.agents:
         agents = {
-            k: [v.row, v.status, v.health, v.heartbeat, v.last_seen]
-            for k, v in new.agents.items()
-            if old.agents.get(k) != v
+            k: _agent_entry(k, v, digest) for k, v in new.agents.items() if old.agents.get(k) != v
         }
         agents_gone = [k for k in old.agents if k not in new.agents]
     return {
@@ -408,7 +471,7 @@ def _apply(state: TableState, entry: dict[str, object]) -> None:
     for k in gone:
         state.tasks.pop(str(k), None)
     for k, v in agents.items():
-        state.agents[str(k)] = AgentSeen(str(v[0]), v[1], v[2], v[3], v[4])
+        state.agents[str(k)] = _agent_seen(v)
     for k in agents_gone:
         state.agents.pop(str(k), None)
     state.mark = int(str(entry["mark"]))

@@ -85,7 +85,7 @@ def holds(record: FileRecord, entry: LogFile) -> bool:
         fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return False
-    if entry.compressed:
+    if entry.sealed:  # a gzip or an age segment: the very file indexed (no plain bytes)
         os.close(fd)
         return record.stamp == _stamp(entry.path)
     if record.end == 0:
@@ -171,6 +171,13 @@ def _update(
     work: list[tuple[FileRecord | None, LogFile, int, int | None]] = []
     for key, entry in current.items():
         record: FileRecord | None = records.get(key)
+        if entry.encrypted:  # a sealed segment: indexed whole once committed, by its stamp
+            if ends.get(entry.path) == 0 or (record is not None and holds(record, entry)):
+                continue  # (0: a pending record names it, not committed yet)
+            if record is not None:
+                store.drop_file(record)
+            work.append((None, entry, 0, None))
+            continue
         if entry.compressed:
             if record is not None and holds(record, entry):
                 continue
@@ -200,10 +207,7 @@ def _update(
         if end > start or record is None:
             work.append((record, entry, start, end))
     if budget is not None:
-        todo = sum(
-            (end if end is not None else (gzip_size(entry.path) or 0) * 2) - start
-            for _r, entry, start, end in work
-        )
+        todo = sum(_work(entry, end) - start for _r, entry, start, end in work)
         if todo > budget:
             return False
     for known, entry, start, end in work:
@@ -211,6 +215,17 @@ def _update(
             known = store.new_file(entry.day.isoformat(), entry.part, entry.path.name)
         _index_file(store, known, source, entry, start, end)
     return True
+
+
+def _work(entry: LogFile, end: int | None) -> int:
+    """About how many bytes indexing ``entry`` up to ``end`` reads (None: whole)."""
+    if end is not None:
+        return end
+    if entry.encrypted:
+        with contextlib.suppress(OSError):
+            return os.stat(entry.path).st_size * (5 if entry.compressed else 1)
+        return 0
+    return (gzip_size(entry.path) or 0) * 2
 
 
 def _index_file(
@@ -236,7 +251,7 @@ def _index_file(
             store.add_rows(record, rows)
     except (DamagedFile, UnreadableFile):
         whole = False  # indexed up to the damage; the scan reads on (and warns)
-    if entry.compressed and whole:
+    if entry.sealed and whole:
         record.stamp = _stamp(entry.path)
     store.save_file(record)
 
@@ -286,7 +301,7 @@ def past(
     it only to find nothing past the end would cost what the index saves."""
     if covered is None:
         return reader.read_file(source, entry)
-    if entry.compressed:
+    if entry.sealed:
         return iter(())
     return reader.read_file(source, entry, covered.record.end)
 

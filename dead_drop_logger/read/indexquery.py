@@ -163,7 +163,11 @@ class LineSource:
 
         self.opened = True
         try:
-            if self.entry.compressed:
+            if self.entry.encrypted:  # decrypted (and gunzipped) in memory, never to disk
+                from ..crypt import segments
+
+                self.data = segments.read_segment(self.entry.path)
+            elif self.entry.compressed:
                 from .indexed import gunzip
 
                 self.data = gunzip(self.entry.path)

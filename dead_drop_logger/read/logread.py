@@ -229,10 +229,8 @@ def select_files(
 
 
 def _open(entry: LogFile) -> tuple[Stream, bool]:
-    """Open a log file (and say whether it is a stream: a gzip, a decrypted segment); a
-    plain file compressed since it was listed is read as its .gz."""
-    if entry.encrypted:  # decrypted (and gunzipped) in memory, never to disk
-        return io.BytesIO(segments.read_segment(entry.path)), True
+    """Open a log file (and say whether it is a stream: a gzip); a plain file
+    compressed since it was listed is read as its .gz."""
     if entry.compressed:
         return gzip.open(entry.path, "rb"), True
     try:
@@ -267,6 +265,15 @@ def read_chunks(
     (resume at the last chunk's ``end``). A file gone since it was listed (pruned)
     yields nothing; a damaged gzip yields its lines up to the damage, then raises
     DamagedFile; other read errors raise UnreadableFile."""
+    if entry.encrypted:
+        try:
+            plain = segments.read_segment(entry.path)  # in memory, never to disk
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise UnreadableFile(entry.path, exc.strerror or str(exc)) from None
+        yield from _memory_chunks(plain, source, entry, start, block)
+        return
     try:
         stream, compressed = _open(entry)
     except FileNotFoundError:
@@ -313,6 +320,24 @@ def _file_chunks(
             data = data[:cut] if cut < len(data) else data
         yield Chunk(source, entry, offset, data)
         offset += cut
+
+
+def _memory_chunks(
+    data: bytes, source: LogDir, entry: LogFile, offset: int, block: int
+) -> Iterator[Chunk]:
+    """A decrypted segment, whole in memory (a segment is sealed at about 1 MiB): handed
+    on as one chunk, not copied, when it fits in two blocks; else cut at line breaks."""
+    end = data.rfind(b"\n") + 1
+    if offset == 0 and end == len(data) and end <= 2 * block:
+        if end:
+            yield Chunk(source, entry, 0, data)
+        return
+    while offset < end:
+        cut = data.rfind(b"\n", offset, offset + block) + 1
+        if cut <= offset:  # a line longer than the block
+            cut = data.index(b"\n", offset) + 1
+        yield Chunk(source, entry, offset, data[offset:cut])
+        offset = cut
 
 
 def _stream_chunks(

@@ -29,6 +29,7 @@ observes, exactly once (the two-step commit described there). Why it looks like 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
@@ -125,6 +126,9 @@ class TableFollower:
         self.lock = DirLock(log_dir)
         # appends, sizes, cut backs (encrypted: a SegmentWriter, a segment a batch)
         self.files = files or DayWriter(log_dir, clock, utc=utc)
+        # Encrypted (sealed tasks/agents files): the record keeps agents' rows and
+        # status texts as digests only (docs/encryption.md), not in plaintext.
+        self.store.digest_agents = bool(getattr(self.files, "recipients", None))
         # The message pipeline's held transaction (group commit) holds the directory's
         # one lock in this process: a batch of task lines goes in it (``holding``), or,
         # if it may not, ends it first (``let_go``).
@@ -465,7 +469,7 @@ class TableFollower:
             if row is None:
                 assert before is not None
                 fields = {"heartbeat_at": before.heartbeat, "last_seen": before.last_seen}
-                status, row_json = before.status, before.row
+                status, row_json = before.known_status, before.known_row
             else:
                 fields, status, row_json = row.fields, row.fields.get("status"), row.json
             beat = fields.get("heartbeat_at")
@@ -475,8 +479,10 @@ class TableFollower:
                 at = (row.fields.get("registered_at") if row else None) or fields.get("last_seen")
                 events.append(("registered", at, None))
             else:
-                if status != before.status:
-                    events.append(("status", fields.get("last_seen"), before.status))
+                # (row None: only time passed, the status is the one recorded; from:
+                # None when only its digest was recorded)
+                if row is not None and before.status_differs(name, status):
+                    events.append(("status", fields.get("last_seen"), before.known_status))
                 was = before.health or server.UNKNOWN  # (null: unknown, in older records)
                 if health != was:
                     if beat == before.heartbeat:
@@ -490,6 +496,10 @@ class TableFollower:
                     else:
                         events.append(("health", fields.get("last_seen"), was))
             record = AgentSeen(row_json, status, health, beat, fields.get("last_seen"))
+            if row is None and before is not None and before.digested:  # keep its digests
+                record = dataclasses.replace(
+                    before, health=health, heartbeat=beat, last_seen=fields.get("last_seen")
+                )
             if before != record:
                 seen[name] = record
                 touched = True
@@ -508,7 +518,9 @@ class TableFollower:
                 if emit:
                     at = _local(now)
                     lines.append(
-                        _agent_line(name, "deregistered", at, None, gone.status, None, gone.row)
+                        _agent_line(
+                            name, "deregistered", at, None, gone.known_status, None, gone.known_row
+                        )
                     )
         return seen if touched else old
 
