@@ -20,7 +20,8 @@ logger writes with ``age1...`` recipients) is opened here, following the age v1 
 Anything else (an ssh identity, no stanza our keys open, an armored or unknown header,
 ``cryptography`` not installed) returns None and the caller asks pyrage, which reads
 every kind of age file and words the errors. A file our keys open but whose MAC or
-tags are wrong raises :class:`Damaged`: it is damaged, and pyrage would say the same.
+tags are wrong raises :class:`Damaged`: it is damaged, and pyrage would say the same;
+so does an X25519 stanza the spec says to reject (malformed, or a low-order share).
 Tested against files written by Debian's ``age`` (tests/test_encryption_stream.py).
 Nothing here writes anything anywhere.
 """
@@ -139,23 +140,35 @@ def _header(data: bytes) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes,
 
 
 def _file_key(stanzas: list[tuple[list[bytes], bytes]], keys: Sequence[Key]) -> bytes | None:
+    """The file key from the first X25519 stanza one of ``keys`` opens (None: none does).
+
+    As the spec (C2SP age, "X25519 recipient stanza") and Go's age have it: a stanza of
+    another type is ignored; an X25519 stanza met before ours that is malformed (not two
+    arguments, a share that is not the canonical base64 of 32 bytes, a body that is not
+    32 bytes) or whose share gives the all-zero secret (a low-order point) is rejected:
+    Damaged, the whole file refused, never skipped for a later stanza."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     for args, body in stanzas:
-        if len(args) != 2 or args[0] != b"X25519" or len(body) != 32:
+        if args[0] != b"X25519":
             continue
+        if len(args) != 2:
+            raise Damaged("an X25519 stanza of its header is malformed")
         try:
             share = _b64(args[1])
         except (ValueError, binascii.Error):
-            continue
-        if len(share) != 32:
-            continue
+            raise Damaged("an X25519 stanza of its header is malformed") from None
+        if len(share) != 32 or len(body) != 32:  # body: checked before any decryption
+            raise Damaged("an X25519 stanza of its header is malformed")
         for key in keys:
-            shared = key.private.exchange(X25519PublicKey.from_public_bytes(share))
+            try:  # OpenSSL refuses the all-zero secret itself (ValueError)
+                shared = key.private.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError:
+                shared = bytes(32)
             if shared == bytes(32):
-                continue
+                raise Damaged("an X25519 stanza of its header has a low-order share")
             wrap = _hkdf(shared, share + key.public, X25519_INFO)
             try:
                 return ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
