@@ -16,10 +16,12 @@ For each vector:
 from __future__ import annotations
 
 import hashlib
+import random
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import age_identity
 
 from dead_drop_logger.crypt import keys, stream
 
@@ -85,5 +87,53 @@ def test_the_opener_meets_the_vector(name: str, tmp_path: Path) -> None:
         else:
             with pytest.raises(keys.CryptError):
                 keys.decrypt(data, Path(name))
+    finally:
+        keys.use_identity(None)
+
+
+def test_no_changed_file_is_opened_nor_lets_out_another_error(tmp_path: Path) -> None:
+    """A file of Debian's ``age`` (to two recipients, ours second; two chunks) changed in
+    2,000 seeded ways, mostly in its header (a bit flipped, bytes cut out, a space,
+    newline, CR, dash, ``=``, ``A`` or ``>`` put in, the file cut short): the opener
+    raises Damaged or hands it on, and then ``keys.decrypt`` refuses it with CryptError;
+    never a plaintext, never another exception."""
+    identity, recipient = age_identity()
+    other_key = tmp_path / "other.txt"
+    subprocess.run(["age-keygen", "-o", str(other_key)], check=True, capture_output=True)
+    other = subprocess.run(
+        ["age-keygen", "-y", str(other_key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    plain = bytes(range(256)) * 300  # 76,800 bytes: a full chunk and a short final one
+    sealed = subprocess.run(
+        ["age", "-e", "-r", other, "-r", recipient], input=plain, capture_output=True, check=True
+    ).stdout
+    secret = [line for line in identity.read_text().splitlines() if line.startswith("AGE-")]
+    found = [stream.Key(text) for text in secret]
+    assert stream.open_age(sealed, found) == plain
+    header_end = sealed.index(b"\n", sealed.index(b"\n--- ") + 1) + 1
+    rng = random.Random(24)
+    keys.use_identity(identity)
+    try:
+        for _ in range(2000):
+            bad = bytearray(sealed)
+            at = rng.randrange(header_end + 20 if rng.random() < 0.8 else len(bad))
+            how = rng.randrange(4)
+            if how == 0:
+                bad[at] ^= 1 << rng.randrange(8)
+            elif how == 1:
+                del bad[at : at + rng.randrange(1, 4)]
+            elif how == 2:
+                bad[at:at] = bytes([rng.choice(b" \n\r-=A>")])
+            else:
+                del bad[at:]
+            if bad == sealed:
+                continue
+            try:
+                opened = stream.open_age(bytes(bad), found)
+            except stream.Damaged:
+                continue
+            assert opened is None, (how, at)
+            with pytest.raises(keys.CryptError):
+                keys.decrypt(bytes(bad), Path("bad.age"))
     finally:
         keys.use_identity(None)
