@@ -17,11 +17,14 @@ logger writes with ``age1...`` recipients) is opened here, following the age v1 
   the last chunk (flag 1) may be full, and is empty only in an empty file. A file cut
   at a chunk boundary, reordered, or with a byte changed fails its tags.
 
-Anything else (an ssh identity, no stanza our keys open, an armored or unknown header,
-``cryptography`` not installed) returns None and the caller asks pyrage, which reads
-every kind of age file and words the errors. A file our keys open but whose MAC or
-tags are wrong raises :class:`Damaged`: it is damaged, and pyrage would say the same.
-Tested against files written by Debian's ``age`` (tests/test_encryption_stream.py).
+Anything else (an ssh identity, no stanza our keys open, an armored file or another
+version, ``cryptography`` not installed) returns None and the caller asks pyrage, which
+reads every kind of age file and words the errors. A file our keys open but whose MAC or
+tags are wrong raises :class:`Damaged`: it is damaged, and pyrage would say the same;
+so does an X25519 stanza the spec says to reject (malformed, or a low-order share), and
+a v1 header that breaks the spec's grammar (every reader must refuse it).
+Tested against files written by Debian's ``age`` (tests/test_encryption_stream.py) and
+the C2SP CCTV age vectors (tests/test_age_vectors.py).
 Nothing here writes anything anywhere.
 """
 
@@ -105,9 +108,17 @@ def _hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(ikm)
 
 
+def _argument(arg: bytes) -> bool:
+    """age's stanza argument: ``1*VCHAR`` (printable ASCII, no space)."""
+    return bool(arg) and all(0x21 <= byte <= 0x7E for byte in arg)
+
+
 def _header(data: bytes) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes, int] | None:
     """(stanzas as (args, body), the MAC, the bytes it covers, where the payload
-    starts), None if ``data`` does not start with a well-formed binary v1 header."""
+    starts); None if ``data`` is not a binary v1 age file (armored, another version:
+    pyrage's to read). Raises Damaged if it is one whose header breaks the v1 grammar
+    (C2SP age, "ABNF definition of file header"): every reader must refuse it, and
+    pyrage 1.4.0 opens some such headers (a stanza without its final body line)."""
     if not data.startswith(VERSION):
         return None
     pos = len(VERSION)
@@ -116,12 +127,15 @@ def _header(data: bytes) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes,
         while True:
             end = data.index(b"\n", pos)
             line = data[pos:end]
-            if line.startswith(b"--- "):
-                mac = _b64(line[4:])
-                return stanzas, mac, data[: pos + 3], end + 1
+            if line.startswith(b"---"):  # end = "--- " 43base64char LF
+                if not stanzas or not line.startswith(b"--- ") or len(line) != 4 + 43:
+                    raise ValueError("a malformed MAC line")
+                return stanzas, _b64(line[4:]), data[: pos + 3], end + 1
             if not line.startswith(b"-> "):
-                return None
-            args = line[3:].split(b" ")
+                raise ValueError("a line that is neither a stanza nor the MAC")
+            args = line[3:].split(b" ")  # arg-line = "-> " argument *(SP argument) LF
+            if not all(_argument(arg) for arg in args):
+                raise ValueError("a malformed stanza argument")
             pos = end + 1
             body = []
             while True:  # body lines of 64 columns, the last one shorter (maybe empty)
@@ -129,33 +143,45 @@ def _header(data: bytes) -> tuple[list[tuple[list[bytes], bytes]], bytes, bytes,
                 line = data[pos:end]
                 pos = end + 1
                 if len(line) > 64:
-                    return None
+                    raise ValueError("a stanza body line longer than 64 columns")
                 body.append(line)
                 if len(line) < 64:
                     break
             stanzas.append((args, _b64(b"".join(body))))
     except (ValueError, binascii.Error):
-        return None
+        raise Damaged("its header is malformed") from None
 
 
 def _file_key(stanzas: list[tuple[list[bytes], bytes]], keys: Sequence[Key]) -> bytes | None:
+    """The file key from the first X25519 stanza one of ``keys`` opens (None: none does).
+
+    As the spec (C2SP age, "X25519 recipient stanza") and Go's age have it: a stanza of
+    another type is ignored; an X25519 stanza met before ours that is malformed (not two
+    arguments, a share that is not the canonical base64 of 32 bytes, a body that is not
+    32 bytes) or whose share gives the all-zero secret (a low-order point) is rejected:
+    Damaged, the whole file refused, never skipped for a later stanza."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     for args, body in stanzas:
-        if len(args) != 2 or args[0] != b"X25519" or len(body) != 32:
+        if args[0] != b"X25519":
             continue
+        if len(args) != 2:
+            raise Damaged("an X25519 stanza of its header is malformed")
         try:
             share = _b64(args[1])
         except (ValueError, binascii.Error):
-            continue
-        if len(share) != 32:
-            continue
+            raise Damaged("an X25519 stanza of its header is malformed") from None
+        if len(share) != 32 or len(body) != 32:  # body: checked before any decryption
+            raise Damaged("an X25519 stanza of its header is malformed")
         for key in keys:
-            shared = key.private.exchange(X25519PublicKey.from_public_bytes(share))
+            try:  # OpenSSL refuses the all-zero secret itself (ValueError)
+                shared = key.private.exchange(X25519PublicKey.from_public_bytes(share))
+            except ValueError:
+                shared = bytes(32)
             if shared == bytes(32):
-                continue
+                raise Damaged("an X25519 stanza of its header has a low-order share")
             wrap = _hkdf(shared, share + key.public, X25519_INFO)
             try:
                 return ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
