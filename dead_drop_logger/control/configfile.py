@@ -34,6 +34,7 @@ FILE_NAME = "config.toml"
 ROOMS_TABLE = "rooms"
 SHIP_TABLE = "ship"
 NOTIFY_TABLE = "notify"
+AGENTS_KEYS_TABLE = "agents_keys"
 
 
 def default_path() -> Path:
@@ -124,6 +125,8 @@ KEYS: dict[str, Callable[[object], Value]] = {
     "encrypt_to": _recipients,
     "seal_interval": _number(0, open_min=True, whole=False),
     "identity": _path,
+    "encrypt_content_to_agents": _flag,
+    "escrow_to": _recipients,
 }
 
 
@@ -137,6 +140,7 @@ class ConfigFile:
     lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
     ship: dict[str, object] = field(default_factory=dict)  # the [ship] table, checked
     notify: list[Any] = field(default_factory=list)  # notify.rules.Rule, checked whole
+    agents_keys: dict[str, str] = field(default_factory=dict)  # [agents_keys], checked
 
     def where(self, *keys: str) -> str:
         """``config.toml:LINE`` (``:L1,L2`` for a setting several entries make up)."""
@@ -197,6 +201,9 @@ def load(path: Path) -> ConfigFile:
         if key == SHIP_TABLE:
             config.ship = _ship(value, fail)
             continue
+        if key == AGENTS_KEYS_TABLE:
+            config.agents_keys = _agents_keys(value, fail)
+            continue
         if key == NOTIFY_TABLE:  # [[notify]] rules: checked by notify/ (docs/notify.md)
             from ..notify import rules as notify_rules
 
@@ -207,13 +214,75 @@ def load(path: Path) -> ConfigFile:
             continue
         check = KEYS.get(key)
         if check is None:
-            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]", f"[{SHIP_TABLE}]", f"[[{NOTIFY_TABLE}]]"])
+            known = ", ".join(
+                [
+                    *KEYS,
+                    f"[{ROOMS_TABLE}]",
+                    f"[{AGENTS_KEYS_TABLE}]",
+                    f"[{SHIP_TABLE}]",
+                    f"[[{NOTIFY_TABLE}]]",
+                ]
+            )
             raise fail(key, f"unknown setting {key!r} (known: {known})")
         try:
             config.values[key] = check(value)
         except ValueError as exc:
             raise fail(key, f"{key}: {exc}") from None
+    _check_agent_keys(config, fail)
     return config
+
+
+def _agents_keys(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, str]:
+    """``[agents_keys]``: ``NAME = "age1..."``, one recipient per agent."""
+    if not isinstance(value, Mapping):
+        raise fail(AGENTS_KEYS_TABLE, f'{AGENTS_KEYS_TABLE} must be a table of NAME = "age1..."')
+    found: dict[str, str] = {}
+    for name, key in value.items():
+        if not isinstance(key, str) or not key.strip():
+            raise fail(
+                f"{AGENTS_KEYS_TABLE}.{name}",
+                f"agents_keys.{name}: must be the agent's age recipient (a string: age1...)",
+            )
+        found[name] = key.strip()
+    return found
+
+
+def _check_agent_keys(config: ConfigFile, fail: Callable[[str, str], ConfigError]) -> None:
+    """Agent-specific keys hold together, and every key is one (checked at start, not
+    at the first message): the flag, its table and an escrow, or none of them."""
+    from ..crypt import keys as crypt  # (pyrage, only when keys are set)
+
+    on = config.values.get("encrypt_content_to_agents") is True
+    if config.agents_keys and not on:
+        raise fail(
+            AGENTS_KEYS_TABLE,
+            "[agents_keys] is set but encrypt_content_to_agents is not true: contents"
+            " would be logged in plaintext; set encrypt_content_to_agents = true",
+        )
+    if not on:
+        return
+    if not config.agents_keys:
+        raise fail(
+            "encrypt_content_to_agents",
+            'encrypt_content_to_agents needs an [agents_keys] table (NAME = "age1...")',
+        )
+    if "escrow_to" not in config.values:
+        raise fail(
+            "encrypt_content_to_agents",
+            'encrypt_content_to_agents needs escrow_to = ["age1..."] (the key that reads'
+            " every message, and those of agents with no key)",
+        )
+    for name, key in config.agents_keys.items():
+        try:
+            crypt.check_recipient(key)
+        except crypt.CryptError as exc:
+            raise fail(f"{AGENTS_KEYS_TABLE}.{name}", f"agents_keys.{name}: {exc}") from None
+    escrow = config.values["escrow_to"]
+    assert isinstance(escrow, tuple)
+    try:
+        config.values["escrow_to"] = crypt.load_recipients(escrow)
+    except crypt.CryptError as exc:
+        raise fail("escrow_to", f"escrow_to: {exc}") from None
 
 
 def _rooms(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, str]:
@@ -309,12 +378,21 @@ EXAMPLE = """\
 # seal_interval = 60.0                # seconds a segment stays open at most
 # identity = "~/.config/dead-drop-logger/identity.txt"  # example; default: not set
 
+# Agent-specific keys: each message's content sealed to its agents' keys and the
+# escrow's; the metadata stays plain and searchable (docs/encryption.md).
+# encrypt_content_to_agents = false
+# escrow_to = ["age1..."]             # example; required with the above
+
 # A Dead Drop hub: follow every DIR/NAME/messages.db, each room into log_dir/NAME/.
 # rooms_dir = "/var/lib/dead-drop/rooms"  # example; default: not set
 
 # Rooms that live elsewhere, NAME = "PATH of its messages.db":
 # [rooms]
 # ops = "/srv/ops/messages.db"
+
+# With encrypt_content_to_agents, each agent's key, NAME = "its age recipient":
+# [agents_keys]
+# juno = "age1..."
 
 # Ship every logged line on, exactly once at the other end (run/start ship too):
 # [ship]

@@ -1,0 +1,247 @@
+"""Agent-specific keys: each message's ``content`` sealed to its own agents' keys.
+
+Why: with ``encrypt_to`` every file is sealed to the same readers, who read everything.
+Some teams want each agent's owner to read that agent's conversations and nothing else,
+while the metadata (who wrote to whom, when, which task) stays searchable and ``stats``
+works with no key at all. So, with ``encrypt_content_to_agents``, only ``content`` is
+encrypted, message by message, to the keys of the agents the message is between and to
+the escrow key(s) that can read every message.
+
+The line format (docs/encryption.md#agent-specific-keys): ``content`` holds the base64
+(standard, padded) of one binary age file, and ``"content_enc":"age"`` is added as the
+line's last field; every other field is written exactly as before, in the same place
+(so the byte paths of ``stats``, ``agents`` and ``search --from`` are untouched).
+``jq -r .content | base64 -d | age -d -i KEY`` gives the content's text. A content that
+is not a JSON string (a BLOB's ``{"$base64": ...}``, a number) is sealed as its JSON
+text and marked ``"age-json"``; a NULL content stays ``null``, unmarked (nothing to hide).
+
+Who a message is sealed to: its ``from_agent``, its ``to_agent`` and, on a CC copy, its
+``cc_original_to``; a broadcast (``to_agent = "all"``, or a CC copy of one) to every
+agent with a key; always
+the escrow. An agent with no key is left out (said once per name, at warning): its part
+of a conversation is then read with the other agent's key or the escrow, never written
+in plaintext.
+
+Nothing here writes to disk: sealing happens in memory before the writer plans the
+batch; opening happens in memory in the reader.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from . import keys
+
+log = logging.getLogger(__name__)
+
+FIELD = "content_enc"
+AGE = "age"  # content was a JSON string: the age file holds its UTF-8 text
+AGE_JSON = "age-json"  # content was another JSON value: the age file holds its JSON text
+MARK = b',"content_enc":"age'  # in every sealed line's bytes (both kinds)
+BROADCAST = "all"
+MARKER = ".dead-drop-logger.content-sealed"  # written where a logger seals content
+NO_IDENTITY = "[content encrypted for its agents: no identity given]"
+NOT_YOURS = "[content encrypted for its agents: not readable with this identity]"
+
+_decode = json.JSONDecoder().raw_decode
+_dump = json.JSONEncoder(ensure_ascii=False).encode
+
+
+class ContentSealer:
+    """Seals the content of NDJSON lines, as the logger reads them from the database."""
+
+    def __init__(
+        self,
+        agents: Mapping[str, str],
+        escrow: Iterable[str],
+        *,
+        warn: Callable[[str], None] = log.warning,
+    ) -> None:
+        self.agents = dict(agents)
+        self.escrow = tuple(escrow)
+        if not self.escrow:
+            raise keys.CryptError("encrypt_content_to_agents needs an escrow recipient")
+        for recipient in [*self.agents.values(), *self.escrow]:
+            keys.check_recipient(recipient)
+        self._everyone = tuple(sorted(set(self.agents.values()) | set(self.escrow)))
+        self._warn = warn
+        self._warned: set[str] = set()
+
+    def recipients(self, sender: object, to: object, original_to: object) -> tuple[str, ...]:
+        """The keys a message between these agents is sealed to (escrow included)."""
+        if BROADCAST in (to, original_to):  # a broadcast, or a lead's CC copy of one
+            return self._everyone
+        found = set(self.escrow)
+        for name in (sender, to, original_to):
+            if not isinstance(name, str):
+                continue
+            key = self.agents.get(name)
+            if key is not None:
+                found.add(key)
+            elif name not in self._warned:
+                self._warned.add(name)
+                self._warn(
+                    f"agent {name!r} has no key in [agents_keys]: its messages are sealed"
+                    " to the other agent's key and the escrow only"
+                )
+        return tuple(sorted(found))
+
+    def seal_lines(self, data: bytes) -> bytes:
+        """``data`` (whole lines, each ending in ``\\n``) with every content sealed."""
+        return b"".join(self.seal_line(line) for line in data.splitlines(keepends=True))
+
+    def seal_line(self, line: bytes) -> bytes:
+        text = line.decode("utf-8")
+        body = text.rstrip("\n")
+        fields = _fields(body)
+        span = fields.get("content")
+        if span is None or span[2] is None:
+            return line
+        start, end, value = span
+        if isinstance(value, str):
+            plain, kind = value.encode("utf-8"), AGE
+        else:  # the JSON text exactly as logged
+            plain, kind = body[start:end].encode("utf-8"), AGE_JSON
+        to = _value(fields, "to_agent")
+        sealed = keys.encrypt(
+            plain,
+            self.recipients(_value(fields, "from_agent"), to, _value(fields, "cc_original_to")),
+        )
+        encoded = base64.b64encode(sealed).decode("ascii")
+        out = f'{body[:start]}"{encoded}"{body[end:-1]},"{FIELD}":"{kind}"}}\n'
+        return out.encode("utf-8")
+
+
+def _value(fields: Mapping[str, tuple[int, int, object]], name: str) -> object:
+    found = fields.get(name)
+    return None if found is None else found[2]
+
+
+def _fields(body: str) -> dict[str, tuple[int, int, object]]:
+    """Each top-level field of a compact JSON object line: (start, end, value) of its
+    value, so one value can be replaced and every other byte kept as logged."""
+    if not body.startswith("{") or not body.endswith("}"):
+        raise keys.CryptError("a line to seal is not a JSON object")
+    found: dict[str, tuple[int, int, object]] = {}
+    at = 1
+    if body == "{}":
+        return found
+    while True:
+        key, at = _decode(body, at)
+        if not isinstance(key, str) or body[at] != ":":
+            raise keys.CryptError("a line to seal is not a compact JSON object")
+        start = at + 1
+        value, at = _decode(body, start)
+        found.setdefault(key, (start, at, value))
+        if body[at] == "}":
+            if at != len(body) - 1:
+                raise keys.CryptError("a line to seal holds more than one JSON object")
+            return found
+        if body[at] != ",":
+            raise keys.CryptError("a line to seal is not a compact JSON object")
+        at += 1
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def sealed_line(raw: bytes) -> bool:
+    """Whether a stored line is one whose content the logger sealed (its last field)."""
+    return raw.rstrip(b"\n").endswith(_ENDS)
+
+
+_ENDS = (b',"content_enc":"age"}', b',"content_enc":"age-json"}')
+
+
+def is_sealed(message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` (a parsed line) holds sealed content (opened or not)."""
+    return message.get(FIELD) in (AGE, AGE_JSON)
+
+
+def open_content(message: MutableMapping[str, Any]) -> bool:
+    """Open ``message``'s sealed content in place with the reader's identity: the
+    plaintext in ``content`` and the marker gone, as if the line had been logged
+    plain; when the identity cannot open it (or none is given), ``content`` becomes
+    None and the marker stays. Returns whether the content is readable now.
+    Raises CryptError only for an unusable identity (a file that is not one)."""
+    kind = message.get(FIELD)
+    if kind not in (AGE, AGE_JSON):
+        return True
+    content = message.get("content")
+    if not isinstance(content, str):
+        return False  # (already tried)
+    message["content"] = None
+    if not keys.identity_configured():
+        return False
+    try:
+        sealed = base64.b64decode(content, validate=True)
+    except ValueError:
+        return False
+    identities = keys.identities()
+    try:
+        plain: bytes = keys.age_module().decrypt(sealed, identities)
+    except Exception:  # not one of its recipients, or damaged
+        return False
+    text = plain.decode("utf-8", "replace")
+    if kind == AGE_JSON:
+        try:
+            message["content"] = json.loads(text)
+        except ValueError:
+            return False
+    else:
+        message["content"] = text
+    del message[FIELD]
+    return True
+
+
+def placeholder(message: Mapping[str, Any]) -> str | None:
+    """What a reader shows instead of content it could not open (None: it is open)."""
+    if not is_sealed(message) or isinstance(message.get("content"), str):
+        return None
+    return NOT_YOURS if keys.identity_configured() else NO_IDENTITY
+
+
+def opened_line(message: Mapping[str, Any]) -> bytes:
+    """An opened message as a compact JSON line (``search --json``)."""
+    body = ",".join(_dump(k) + ":" + json.dumps(v, ensure_ascii=False) for k, v in message.items())
+    text = "{" + body + "}"
+    for raw, escaped in (("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return (text + "\n").encode("utf-8")
+
+
+# -- the log directory's marker -------------------------------------------------------------
+
+
+def mark_content_sealed(log_dir: Path) -> None:
+    """Record that ``log_dir``'s contents are sealed per message (before the first
+    line), so nothing derived from content (the index's full text) is stored for it."""
+    marker = log_dir / MARKER
+    if marker.exists():
+        return
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, b"message contents here are sealed per agent (age); see docs/encryption.md\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def content_sealed(log_dir: Path) -> bool:
+    """Whether a logger seals message contents per agent in ``log_dir`` (or a room of it)."""
+    try:
+        with os.scandir(log_dir) as entries:
+            for entry in entries:
+                if entry.name == MARKER:
+                    return True
+                if entry.is_dir(follow_symlinks=False) and (Path(entry.path) / MARKER).exists():
+                    return True
+    except OSError:
+        return False
+    return False
