@@ -101,6 +101,19 @@ def _recipients(value: object) -> Value:
     raise ValueError('must be a recipient or a list of them: ["age1...", "PATH"]')
 
 
+def _agents_keys(value: object) -> Value:
+    """``[agents_keys]``: ``NAME = "age1..."``, one recipient per agent, as the
+    ``--agent-key NAME=RECIPIENT`` values (each key parsed in :func:`_check_agent_keys`)."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError('must be a table of NAME = "age1..." (the agents\' recipients)')
+    found: list[str] = []
+    for name, key in value.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"{name}: must be the agent's age recipient (a string: age1...)")
+        found.append(f"{name}={key.strip()}")
+    return tuple(found)
+
+
 def _level(value: object) -> Value:
     if not isinstance(value, str) or value.lower() not in LEVELS:
         raise ValueError(f"must be one of {', '.join(LEVELS)}")
@@ -127,6 +140,7 @@ KEYS: dict[str, Callable[[object], Value]] = {
     "identity": _path,
     "encrypt_content_to_agents": _flag,
     "escrow_to": _recipients,
+    AGENTS_KEYS_TABLE: _agents_keys,
 }
 
 
@@ -140,7 +154,6 @@ class ConfigFile:
     lines: dict[str, int] = field(default_factory=dict)  # key, or "rooms.NAME" -> line
     ship: dict[str, object] = field(default_factory=dict)  # the [ship] table, checked
     notify: list[Any] = field(default_factory=list)  # notify.rules.Rule, checked whole
-    agents_keys: dict[str, str] = field(default_factory=dict)  # [agents_keys], checked
 
     def where(self, *keys: str) -> str:
         """``config.toml:LINE`` (``:L1,L2`` for a setting several entries make up)."""
@@ -201,9 +214,6 @@ def load(path: Path) -> ConfigFile:
         if key == SHIP_TABLE:
             config.ship = _ship(value, fail)
             continue
-        if key == AGENTS_KEYS_TABLE:
-            config.agents_keys = _agents_keys(value, fail)
-            continue
         if key == NOTIFY_TABLE:  # [[notify]] rules: checked by notify/ (docs/notify.md)
             from ..notify import rules as notify_rules
 
@@ -218,7 +228,6 @@ def load(path: Path) -> ConfigFile:
                 [
                     *KEYS,
                     f"[{ROOMS_TABLE}]",
-                    f"[{AGENTS_KEYS_TABLE}]",
                     f"[{SHIP_TABLE}]",
                     f"[[{NOTIFY_TABLE}]]",
                 ]
@@ -232,28 +241,12 @@ def load(path: Path) -> ConfigFile:
     return config
 
 
-def _agents_keys(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, str]:
-    """``[agents_keys]``: ``NAME = "age1..."``, one recipient per agent."""
-    if not isinstance(value, Mapping):
-        raise fail(AGENTS_KEYS_TABLE, f'{AGENTS_KEYS_TABLE} must be a table of NAME = "age1..."')
-    found: dict[str, str] = {}
-    for name, key in value.items():
-        if not isinstance(key, str) or not key.strip():
-            raise fail(
-                f"{AGENTS_KEYS_TABLE}.{name}",
-                f"agents_keys.{name}: must be the agent's age recipient (a string: age1...)",
-            )
-        found[name] = key.strip()
-    return found
-
-
 def _check_agent_keys(config: ConfigFile, fail: Callable[[str, str], ConfigError]) -> None:
     """Agent-specific keys hold together, and every key is one (checked at start, not
     at the first message): the flag, its table and an escrow, or none of them."""
-    from ..crypt import keys as crypt  # (pyrage, only when keys are set)
-
     on = config.values.get("encrypt_content_to_agents") is True
-    if config.agents_keys and not on:
+    named = config.values.get(AGENTS_KEYS_TABLE)
+    if named and not on:
         raise fail(
             AGENTS_KEYS_TABLE,
             "[agents_keys] is set but encrypt_content_to_agents is not true: contents"
@@ -261,7 +254,7 @@ def _check_agent_keys(config: ConfigFile, fail: Callable[[str, str], ConfigError
         )
     if not on:
         return
-    if not config.agents_keys:
+    if not named:
         raise fail(
             "encrypt_content_to_agents",
             'encrypt_content_to_agents needs an [agents_keys] table (NAME = "age1...")',
@@ -272,11 +265,17 @@ def _check_agent_keys(config: ConfigFile, fail: Callable[[str, str], ConfigError
             'encrypt_content_to_agents needs escrow_to = ["age1..."] (the key that reads'
             " every message, and those of agents with no key)",
         )
-    for name, key in config.agents_keys.items():
+    from ..crypt import keys as crypt  # (pyrage: only when keys are set)
+
+    assert isinstance(named, tuple)
+    for item in named:
+        name, _, key = item.partition("=")
+        where = f"{AGENTS_KEYS_TABLE}.{name}"
         try:
             crypt.check_recipient(key)
         except crypt.CryptError as exc:
-            raise fail(f"{AGENTS_KEYS_TABLE}.{name}", f"agents_keys.{name}: {exc}") from None
+            at = where if where in config.lines else AGENTS_KEYS_TABLE
+            raise fail(at, f"agents_keys.{name}: {exc}") from None
     escrow = config.values["escrow_to"]
     assert isinstance(escrow, tuple)
     try:
@@ -381,7 +380,8 @@ EXAMPLE = """\
 # Agent-specific keys: each message's content sealed to its agents' keys and the
 # escrow's; the metadata stays plain and searchable (docs/encryption.md).
 # encrypt_content_to_agents = false
-# escrow_to = ["age1..."]             # example; required with the above
+# escrow_to = ["age1..."]             # example; default: not set (needed by the above)
+# agents_keys = { juno = "age1..." }  # example; default: not set (or an [agents_keys] table)
 
 # A Dead Drop hub: follow every DIR/NAME/messages.db, each room into log_dir/NAME/.
 # rooms_dir = "/var/lib/dead-drop/rooms"  # example; default: not set
@@ -389,10 +389,6 @@ EXAMPLE = """\
 # Rooms that live elsewhere, NAME = "PATH of its messages.db":
 # [rooms]
 # ops = "/srv/ops/messages.db"
-
-# With encrypt_content_to_agents, each agent's key, NAME = "its age recipient":
-# [agents_keys]
-# juno = "age1..."
 
 # Ship every logged line on, exactly once at the other end (run/start ship too):
 # [ship]

@@ -140,8 +140,6 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Path | None)
     dbs += [f"{name}={where}" for name, where in loaded.rooms.items()]
     if dbs:
         defaults["db"] = dbs
-    if loaded.agents_keys:
-        defaults["agent_key"] = [f"{name}={key}" for name, key in loaded.agents_keys.items()]
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     ctx.meta[CONFIG_META] = loaded
     return path
@@ -396,9 +394,9 @@ encrypt_content_to_agents = click.option(
     help="Seal each message's content to the keys of its agents (--agent-key) and the "
     "escrow (--escrow-to); the metadata stays plain (docs/encryption.md).",
 )
-agent_key = click.option(
+agents_keys = click.option(
     "--agent-key",
-    "agent_key",
+    "agents_keys",
     multiple=True,
     default=(),
     metavar="NAME=RECIPIENT",
@@ -439,7 +437,7 @@ follow_options = _compose(
     seal_interval,
     logger_identity,
     encrypt_content_to_agents,
-    agent_key,
+    agents_keys,
     escrow_to,
 )
 """The options of every command that runs a logger: run, start, restart."""
@@ -492,7 +490,7 @@ def _content_keys(params: dict[str, Any]) -> dict[str, Any]:
     """Agent-specific keys (the flag, ``--agent-key``, ``--escrow-to``), checked
     together at start, each key parsed: one line, exit 2."""
     on = bool(params.get("encrypt_content_to_agents"))
-    named = params.get("agent_key") or ()
+    named = params.get("agents_keys") or ()
     escrow = params.get("escrow_to") or ()
     if named and not on:
         raise click.BadParameter(
@@ -585,7 +583,7 @@ def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFi
 def _plain(name: str, value: Any) -> object:
     if name == "db" and not value:
         return [str(config.DEFAULT_DB)]
-    if name == "encrypt_to" and not value:
+    if name in ("encrypt_to", "agents_keys", "escrow_to") and not value:
         return None  # not set: plain files
     if isinstance(value, Path):
         return str(value)

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from ..encoding import escape_separators
 from . import keys
 
 log = logging.getLogger(__name__)
@@ -207,13 +208,23 @@ def placeholder(message: Mapping[str, Any]) -> str | None:
     return NOT_YOURS if keys.identity_configured() else NO_IDENTITY
 
 
-def opened_line(message: Mapping[str, Any]) -> bytes:
-    """An opened message as a compact JSON line (``search --json``)."""
-    body = ",".join(_dump(k) + ":" + json.dumps(v, ensure_ascii=False) for k, v in message.items())
-    text = "{" + body + "}"
-    for raw, escaped in (("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(raw, escaped)
-    return (text + "\n").encode("utf-8")
+def opened_line(raw: bytes, message: Mapping[str, Any]) -> bytes:
+    """The stored line ``raw`` with its content opened (``message``'s, by
+    :func:`open_content`) and the marker gone: the line a plain logger writes, every
+    other byte as stored (``search --json``)."""
+    body = raw.decode("utf-8").rstrip("\n")
+    start, end, _sealed = _fields(body)["content"]
+    content = message.get("content")
+    if isinstance(content, str):
+        value = escape_separators(_dump(content))
+    else:
+        value = escape_separators(json.dumps(content, ensure_ascii=False, separators=(",", ":")))
+    rest = body[end:]
+    for ending in _ENDS:
+        if rest.endswith(ending.decode()):
+            rest = rest[: -len(ending)] + "}"
+            break
+    return (body[:start] + value + rest + "\n").encode("utf-8")
 
 
 # -- the log directory's marker -------------------------------------------------------------

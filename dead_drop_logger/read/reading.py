@@ -200,7 +200,9 @@ class Printer:
         if agentkeys.sealed_line(entry.line.raw):  # (maybe opened already, by the filters)
             opened = agentkeys.open_content(message)
             if self.as_json:  # opened: the line as if logged plain; else as stored
-                self.out.write(agentkeys.opened_line(message) if opened else entry.line.raw)
+                self.out.write(
+                    agentkeys.opened_line(entry.line.raw, message) if opened else entry.line.raw
+                )
                 self.printed += 1
                 return
             if not opened:
