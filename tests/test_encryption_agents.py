@@ -338,3 +338,27 @@ def test_with_sealed_segments_too_both_layers_open_with_age(
     )
     assert done.returncode == 0, done.stderr
     assert "juno → vega" in done.stdout and "not readable with this identity" in done.stdout
+
+
+def test_a_logger_without_the_keys_writes_no_plain_content_there(
+    server_db: Path, tmp_path: Path
+) -> None:
+    fill(server_db)
+    log_dir = tmp_path / "logs"
+    run_until_logged(
+        LoggerProcess(server_db, log_dir, "--import-historical", *agent_key_args()),
+        server_db,
+        log_dir,
+    )
+    plain = LoggerProcess(server_db, log_dir)  # the keys forgotten at a restart
+    plain.start()
+    serverdb.send_many(server_db, 3, prefix=f"after {MARKER}")
+    wait_until(
+        lambda: "seals each message's content to its agents" in plain.stderr(),
+        what="the refusal",
+    )
+    assert plain.stop() == 0, plain.stderr()
+    assert scan([log_dir], MARKER.encode()) == []
+    # with the keys again, what was refused is logged, sealed, once
+    run_until_logged(LoggerProcess(server_db, log_dir, *agent_key_args()), server_db, log_dir)
+    assert all(json.loads(line)["content_enc"] for line in raw_lines(log_dir).values())

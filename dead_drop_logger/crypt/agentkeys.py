@@ -95,7 +95,10 @@ class ContentSealer:
 
     def seal_lines(self, data: bytes) -> bytes:
         """``data`` (whole lines, each ending in ``\\n``) with every content sealed."""
-        return b"".join(self.seal_line(line) for line in data.splitlines(keepends=True))
+        lines = data.split(b"\n")  # (not splitlines: JSON holds no raw newline, but \r
+        tail = lines.pop()  # is not a line break here either)
+        sealed = b"".join(self.seal_line(line + b"\n") for line in lines)
+        return sealed + (self.seal_line(tail) if tail else b"")
 
     def seal_line(self, line: bytes) -> bytes:
         text = line.decode("utf-8")
@@ -115,7 +118,8 @@ class ContentSealer:
             self.recipients(_value(fields, "from_agent"), to, _value(fields, "cc_original_to")),
         )
         encoded = base64.b64encode(sealed).decode("ascii")
-        out = f'{body[:start]}"{encoded}"{body[end:-1]},"{FIELD}":"{kind}"}}\n'
+        newline = "\n" if text.endswith("\n") else ""
+        out = f'{body[:start]}"{encoded}"{body[end:-1]},"{FIELD}":"{kind}"}}{newline}'
         return out.encode("utf-8")
 
 
