@@ -150,6 +150,12 @@ def test_each_content_opens_for_its_agents_and_the_escrow_only(
             else:
                 assert text is None, (ident, name, "a third agent's key opened it")
     assert opened > len(got) * 2  # (each opened by its two agents and the escrow at least)
+    # a send is one age file: the lead's CC copy holds its original's ciphertext
+    messages = {ident: json.loads(line) for ident, line in got.items()}
+    copies = [m for m in messages.values() if m["is_cc"]]
+    assert copies
+    for copy in copies:
+        assert copy["content"] == messages[copy["id"] - 1]["content"], copy["id"]
 
 
 def test_no_byte_of_content_on_disk(server_db: Path, tmp_path: Path) -> None:

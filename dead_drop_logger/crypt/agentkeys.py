@@ -70,14 +70,14 @@ class ContentSealer:
             raise keys.CryptError("encrypt_content_to_agents needs an escrow recipient")
         for recipient in [*self.agents.values(), *self.escrow]:
             keys.check_recipient(recipient)
-        self._everyone = tuple(sorted(set(self.agents.values()) | set(self.escrow)))
+        self._everyone = set(self.agents.values()) | set(self.escrow)
         self._warn = warn
         self._warned: set[str] = set()
 
-    def recipients(self, sender: object, to: object, original_to: object) -> tuple[str, ...]:
+    def recipients(self, sender: object, to: object, original_to: object) -> set[str]:
         """The keys a message between these agents is sealed to (escrow included)."""
         if BROADCAST in (to, original_to):  # a broadcast, or a lead's CC copy of one
-            return self._everyone
+            return set(self._everyone)
         found = set(self.escrow)
         for name in (sender, to, original_to):
             if not isinstance(name, str):
@@ -91,36 +91,70 @@ class ContentSealer:
                     f"agent {name!r} has no key in [agents_keys]: its messages are sealed"
                     " to the other agent's key and the escrow only"
                 )
-        return tuple(sorted(found))
+        return found
+
+    def _ordered(self, found: set[str]) -> tuple[str, ...]:
+        """The escrow's stanzas first (a reader with it unwraps the first one tried)."""
+        return (*self.escrow, *sorted(found - set(self.escrow)))
 
     def seal_lines(self, data: bytes) -> bytes:
-        """``data`` (whole lines, each ending in ``\\n``) with every content sealed."""
-        lines = data.split(b"\n")  # (not splitlines: JSON holds no raw newline, but \r
-        tail = lines.pop()  # is not a line break here either)
-        sealed = b"".join(self.seal_line(line + b"\n") for line in lines)
-        return sealed + (self.seal_line(tail) if tail else b"")
+        """``data`` (whole lines, each ending in ``\\n``) with every content sealed.
+
+        One send is one age file: the server writes a message and its CC copies (same
+        sender, content and time, one row per lead) in one transaction, so they are
+        found together here and sealed once, to the union of their readers (the lead
+        received the message: its owner may read it), and every row of the send holds
+        the same ciphertext (half the work, and ``thread`` still sees the copies as
+        copies without a key)."""
+        lines = data.split(b"\n")  # (not splitlines: \r is no line break here)
+        tail = lines.pop()
+        parsed: list[tuple[str, dict[str, tuple[int, int, object]]] | None] = []
+        readers: dict[tuple[object, str, object], set[str]] = {}
+        for line in lines:
+            body = line.decode("utf-8")
+            fields = _fields(body)
+            span = fields.get("content")
+            if span is None or span[2] is None:  # NULL content: nothing to hide
+                parsed.append(None)
+                continue
+            parsed.append((body, fields))
+            key = _send(body, fields)
+            found = self.recipients(
+                _value(fields, "from_agent"),
+                _value(fields, "to_agent"),
+                _value(fields, "cc_original_to"),
+            )
+            readers.setdefault(key, set()).update(found)
+        sealed: dict[tuple[object, str, object], str] = {}
+        out: list[bytes] = []
+        for line, item in zip(lines, parsed, strict=True):
+            if item is None:
+                out.append(line + b"\n")
+                continue
+            body, fields = item
+            start, end, value = fields["content"]
+            key = _send(body, fields)
+            kind = AGE if isinstance(value, str) else AGE_JSON
+            encoded = sealed.get(key)
+            if encoded is None:
+                # a string's text; another value's JSON text exactly as logged
+                plain = value if isinstance(value, str) else body[start:end]
+                ciphertext = keys.encrypt(plain.encode("utf-8"), self._ordered(readers[key]))
+                encoded = sealed[key] = base64.b64encode(ciphertext).decode("ascii")
+            out.append(f'{body[:start]}"{encoded}"{body[end:-1]},"{FIELD}":"{kind}"}}\n'.encode())
+        if tail:
+            raise keys.CryptError("a block of lines to seal ends in a partial line")
+        return b"".join(out)
 
     def seal_line(self, line: bytes) -> bytes:
-        text = line.decode("utf-8")
-        body = text.rstrip("\n")
-        fields = _fields(body)
-        span = fields.get("content")
-        if span is None or span[2] is None:
-            return line
-        start, end, value = span
-        if isinstance(value, str):
-            plain, kind = value.encode("utf-8"), AGE
-        else:  # the JSON text exactly as logged
-            plain, kind = body[start:end].encode("utf-8"), AGE_JSON
-        to = _value(fields, "to_agent")
-        sealed = keys.encrypt(
-            plain,
-            self.recipients(_value(fields, "from_agent"), to, _value(fields, "cc_original_to")),
-        )
-        encoded = base64.b64encode(sealed).decode("ascii")
-        newline = "\n" if text.endswith("\n") else ""
-        out = f'{body[:start]}"{encoded}"{body[end:-1]},"{FIELD}":"{kind}"}}{newline}'
-        return out.encode("utf-8")
+        """One whole line sealed (as :meth:`seal_lines` seals a block)."""
+        return self.seal_lines(line)
+
+
+def _send(body: str, fields: Mapping[str, tuple[int, int, object]]) -> tuple[object, str, object]:
+    """What the rows of one send share: the sender, the content as logged, the time."""
+    start, end, _content = fields["content"]
+    return (_value(fields, "from_agent"), body[start:end], _value(fields, "timestamp"))
 
 
 def _value(fields: Mapping[str, tuple[int, int, object]], name: str) -> object:
@@ -184,16 +218,9 @@ def open_content(message: MutableMapping[str, Any]) -> bool:
     message["content"] = None
     if not keys.identity_configured():
         return False
-    try:
-        sealed = base64.b64decode(content, validate=True)
-    except ValueError:
+    text = _opened(content)
+    if text is None:
         return False
-    identities = keys.identities()
-    try:
-        plain: bytes = keys.age_module().decrypt(sealed, identities)
-    except Exception:  # not one of its recipients, or damaged
-        return False
-    text = plain.decode("utf-8", "replace")
     if kind == AGE_JSON:
         try:
             message["content"] = json.loads(text)
@@ -203,6 +230,34 @@ def open_content(message: MutableMapping[str, Any]) -> bool:
         message["content"] = text
     del message[FIELD]
     return True
+
+
+_recent: dict[str, str | None] = {}  # the last contents opened (a send's CC copies: the same)
+_RECENT = 256
+_recent_for: object = None  # the identities _recent was opened with
+
+
+def _opened(content: str) -> str | None:
+    """The text of one sealed content (base64 of an age file), None if the identity
+    does not open it; the rows of one send share a ciphertext, opened once."""
+    global _recent_for
+    identities = keys.identities()  # (raises CryptError for an unusable identity)
+    if _recent_for is not identities:  # another identity: nothing known of it
+        _recent.clear()
+        _recent_for = identities
+    if content in _recent:
+        return _recent[content]
+    text: str | None = None
+    try:
+        sealed = base64.b64decode(content, validate=True)
+        plain: bytes = keys.age_module().decrypt(sealed, identities)
+        text = plain.decode("utf-8", "replace")
+    except Exception:  # not one of its recipients, or damaged
+        text = None
+    if len(_recent) >= _RECENT:
+        _recent.clear()
+    _recent[content] = text
+    return text
 
 
 def placeholder(message: Mapping[str, Any]) -> str | None:
