@@ -344,6 +344,19 @@ def test_with_sealed_segments_too_both_layers_open_with_age(
     )
     assert done.returncode == 0, done.stderr
     assert "juno → vega" in done.stdout and "not readable with this identity" in done.stdout
+    # both keys in one identity file: the segments and vega's contents open
+    both = tmp_path / "both.txt"
+    both.write_text(Path(key).read_text() + agent_identity("vega")[0].read_text())
+    done = subprocess.run(
+        [*logger_command(), "search", "--log-dir", str(log_dir), "--identity", str(both)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"deploy key {MARKER} for vega" in done.stdout
+    assert f"atlas to vega {MARKER}" in done.stdout  # (vega received it)
+    assert "not readable with this identity" in done.stdout  # juno to orion: not vega's
 
 
 def test_a_logger_without_the_keys_writes_no_plain_content_there(
