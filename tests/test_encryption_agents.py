@@ -381,3 +381,32 @@ def test_a_logger_without_the_keys_writes_no_plain_content_there(
     # with the keys again, what was refused is logged, sealed, once
     run_until_logged(LoggerProcess(server_db, log_dir, *agent_key_args()), server_db, log_dir)
     assert all(json.loads(line)["content_enc"] for line in raw_lines(log_dir).values())
+
+
+def test_restart_gives_the_recorded_keys_back(tmp_path: Path) -> None:
+    """What a daemon records of its settings (its PID file's sidecar) starts it again
+    with the same keys (``restart`` of a daemon that did not start keeps them)."""
+    from dead_drop_logger.control import daemon, options
+
+    params: dict[str, Any] = {
+        "db": (str(tmp_path / "db"),),
+        "log_dir": str(tmp_path / "logs"),
+        "poll_interval": 1.0,
+        "import_historical": False,
+        "utc": False,
+        "retention_days": 30,
+        "max_bytes": None,
+        "keep_files": None,
+        "compress_after": None,
+        "no_watch": False,
+        "encrypt_content_to_agents": True,
+        "agents_keys": (f"juno={agent_identity('juno')[1]}", f"vega={agent_identity('vega')[1]}"),
+        "escrow_to": (agent_identity("escrow")[1],),
+    }
+    settings = options.settings_from(params)
+    assert settings.encrypt_content_to_agents
+    assert dict(k.split("=", 1) for k in settings.agents_keys)["vega"] == agent_identity("vega")[1]
+    recorded = daemon.held_pid_file(settings, tmp_path / "pid").info["options"]
+    assert isinstance(recorded, dict)
+    again = json.loads(json.dumps(recorded))  # as the sidecar stores it
+    assert options.settings_from({**again, "db": tuple(again["db"])}) == settings

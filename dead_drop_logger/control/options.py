@@ -528,7 +528,7 @@ def _content_keys(params: dict[str, Any]) -> dict[str, Any]:
         raise click.BadParameter(str(exc), param_hint="'--escrow-to'") from None
     return {
         "encrypt_content_to_agents": True,
-        "agents_keys": tuple(sorted(agents.items())),
+        "agents_keys": tuple(f"{name}={key}" for name, key in sorted(agents.items())),
         "escrow_to": escrow_keys,
     }
 

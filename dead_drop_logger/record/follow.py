@@ -88,7 +88,8 @@ class Follower:
         self.writer = make_writer(settings, self.clock)
         self.pipeline = Pipeline(self.source, settings.log_dir, self.writer)
         if settings.encrypt_content_to_agents:  # each content sealed to its agents' keys
-            sealer = agentkeys.ContentSealer(dict(settings.agents_keys), settings.escrow_to)
+            named = dict(item.split("=", 1) for item in settings.agents_keys)
+            sealer = agentkeys.ContentSealer(named, settings.escrow_to)
             self.pipeline.seal_content = sealer.seal_lines
         if settings.encrypt_to:  # the unsealed tail in memory, sealed at 1 MiB or 60 s
             self.pipeline.seal_limits = (sealed.SEAL_BYTES, settings.seal_interval)
