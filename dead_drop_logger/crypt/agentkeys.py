@@ -17,10 +17,10 @@ text and marked ``"age-json"``; a NULL content stays ``null``, unmarked (nothing
 
 Who a message is sealed to: its ``from_agent``, its ``to_agent`` and, on a CC copy, its
 ``cc_original_to``; a broadcast (``to_agent = "all"``, or a CC copy of one) to every
-agent with a key; always
-the escrow. An agent with no key is left out (said once per name, at warning): its part
-of a conversation is then read with the other agent's key or the escrow, never written
-in plaintext.
+agent with a key; always the escrow. A send and its CC copies in one batch are one age
+file, sealed to the union of their readers. An agent with no key is left out (said
+once per name, at warning): its part of a conversation is then read with the other
+agent's key or the escrow, never written in plaintext.
 
 Nothing here writes to disk: sealing happens in memory before the writer plans the
 batch; opening happens in memory in the reader.
