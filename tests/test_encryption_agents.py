@@ -410,3 +410,28 @@ def test_restart_gives_the_recorded_keys_back(tmp_path: Path) -> None:
     assert isinstance(recorded, dict)
     again = json.loads(json.dumps(recorded))  # as the sidecar stores it
     assert options.settings_from({**again, "db": tuple(again["db"])}) == settings
+
+
+def test_a_null_content_stays_and_every_other_byte_is_kept() -> None:
+    """The sealer on lines the server's schema never makes but a hostile database can:
+    a NULL content (nothing to hide: left as is), odd numbers, separators escaped."""
+    from dead_drop_logger.crypt.agentkeys import ContentSealer
+
+    warned: list[str] = []
+    sealer = ContentSealer(
+        {"juno": agent_identity("juno")[1]}, [agent_identity("escrow")[1]], warn=warned.append
+    )
+    null = b'{"id":1,"from_agent":"juno","to_agent":"vega","content":null,"x":1e999}\n'
+    odd = '{"id":2,"from_agent":"juno","to_agent":"zed","content":"a\\u2028b \\"q\\"","n":-0.0}\n'
+    out = sealer.seal_lines(null + odd.encode())
+    first, second = out.split(b"\n")[:2]
+    assert first + b"\n" == null
+    assert second.startswith(b'{"id":2,"from_agent":"juno","to_agent":"zed","content":"')
+    assert second.endswith(b'","n":-0.0,"content_enc":"age"}')
+    blob = base64.b64decode(json.loads(second)["content"])
+    assert age_open(blob, agent_identity("juno")[0]) == 'a\u2028b "q"'.encode()
+    assert age_open(blob, agent_identity("vega")[0]) is None
+    assert warned == [  # once, for the agent without a key (a NULL content seals nothing)
+        "agent 'zed' has no key in [agents_keys]: its messages are sealed to the other"
+        " agent's key and the escrow only"
+    ]
