@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/encryption.py            # 1,000,000 messages, 60 s idle
     .venv/bin/python benchmarks/encryption.py --quick    # 100,000 messages, 20 s idle
+    .venv/bin/python benchmarks/encryption.py --quick --only agents   # agent-specific keys
 
 The targets: encrypted days <= 2% larger than plaintext (compressed days: than the
 ``.gz``); ``search --count`` over 1,000,000 encrypted messages <= 1.5x the plaintext
@@ -160,12 +161,72 @@ def idle(work: Path, extra: list[str], seconds: float) -> float:
     return 100 * used / elapsed
 
 
+def new_key(work: Path, name: str) -> tuple[Path, str]:
+    key = work / f"{name}.txt"
+    subprocess.run(["age-keygen", "-o", str(key)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return key, recipient
+
+
+def agent_keys(db: Path, work: Path, count: int) -> None:
+    """Agent-specific keys (each content sealed to its agents and the escrow) against
+    plaintext: backfill time, size per message, ``search --count`` with the escrow's
+    identity (every content opened) and with none (metadata only)."""
+    args = ["--encrypt-content-to-agents"]
+    for name in serverdb.AGENTS:
+        args += ["--agent-key", f"{name}={new_key(work, name)[1]}"]
+    escrow, escrow_recipient = new_key(work, "escrow")
+    args += ["--escrow-to", escrow_recipient]
+    plain_dir, sealed_dir = work / "plain", work / "agents"
+    walls: dict[str, list[float]] = {"plain": [], "agents": []}
+    for _ in range(2):  # interleaved
+        walls["plain"].append(backfill(db, plain_dir, []))
+        walls["agents"].append(backfill(db, sealed_dir, args))
+    p, s = statistics.median(walls["plain"]), statistics.median(walls["agents"])
+    print("| what | agent keys | plaintext | ratio | load (1, 5, 15 min) |")
+    print("| --- | --- | --- | --- | --- |")
+    print(f"| backfill of {count:,} | {s:.2f} s | {p:.2f} s | {s / p:.2f}x | {load()} |")
+    a, b = size(plain_dir, (".json",)), size(sealed_dir, (".json",))
+    print(
+        f"| size of the day files | {b:,} B ({b / count:.0f} B a message) | {a:,} B"
+        f" ({a / count:.0f} B a message) | +{100 * (b / a - 1):.1f}% | {load()} |"
+    )
+    for label, extra in (("escrow's identity", ["--identity", str(escrow)]), ("no identity", [])):
+        plain_wall, plain_found = search(plain_dir, [])
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*command(), "search", "--count", "staging", "--log-dir", str(sealed_dir), *extra],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        found = done.stdout.strip()
+        print(
+            f"| search --count, {label} ({found} found; plain {plain_found}) | {wall:.2f} s"
+            f" | {plain_wall:.2f} s | {wall / plain_wall:.2f}x | {load()} |"
+        )
+    by_id = ["--from", serverdb.AGENTS[0]]
+    plain_wall = time.perf_counter()
+    subprocess.run([*command(), "search", "--count", *by_id, "--log-dir", str(plain_dir)],
+                   capture_output=True, check=True)  # fmt: skip
+    plain_wall = time.perf_counter() - plain_wall
+    wall = time.perf_counter()
+    subprocess.run([*command(), "search", "--count", *by_id, "--log-dir", str(sealed_dir)],
+                   capture_output=True, check=True)  # fmt: skip
+    wall = time.perf_counter() - wall
+    print(f"| search --count --from (metadata, no identity) | {wall:.2f} s | {plain_wall:.2f} s"
+          f" | {wall / plain_wall:.2f}x | {load()} |")  # fmt: skip
+    print(f"\nmachine: {os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--messages", type=int)
     parser.add_argument("--cache", default="/tmp/ddl-bench")
-    parser.add_argument("--only", choices=["idle", "search"], help="measure only that")
+    parser.add_argument("--only", choices=["idle", "search", "agents"], help="measure only that")
     args = parser.parse_args()
     count = args.messages or (100_000 if args.quick else 1_000_000)
     idle_seconds = 20.0 if args.quick else 60.0
@@ -182,6 +243,9 @@ def main() -> None:
     plain_dir, sealed_dir = work / "plain", work / "sealed"
     rows = []
 
+    if args.only == "agents":
+        agent_keys(db, work, count)
+        return
     if args.only == "idle":
         for label, extra in (("plain", []), ("sealed", sealed)):
             cpu = idle(work, extra, idle_seconds)

@@ -39,6 +39,12 @@ class Settings:
     # sealed to; empty: plain files, as before.
     encrypt_to: tuple[str, ...] = ()
     seal_interval: float = DEFAULT_SEAL_INTERVAL
+    # Agent-specific keys (docs/encryption.md#agent-specific-keys): each message's
+    # content sealed to its agents' keys ("NAME=RECIPIENT", as --agent-key takes them:
+    # what a daemon records is what restart gives back) and the escrow's.
+    encrypt_content_to_agents: bool = False
+    agents_keys: tuple[str, ...] = ()
+    escrow_to: tuple[str, ...] = ()
 
     @property
     def has_rooms(self) -> bool:

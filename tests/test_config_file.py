@@ -61,22 +61,25 @@ def test_config_text_names_every_setting_and_its_source(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
         f"settings file: {path}",
-        "db                 ops=/srv/ops/messages.db  mine.toml:6",
-        "rooms_dir          (not set)                 default",
-        "log_dir            /srv/logs                 mine.toml:1",
-        "poll_interval      1.0                       default",
-        "import_historical  false                     default",
-        "utc                true                      command line",
-        "retention_days     90                        mine.toml:2",
-        "max_bytes          10485760                  mine.toml:3",
-        "keep_files         7                         env DEAD_DROP_KEEP_FILES",
-        "compress_after     (not set)                 default",
-        "no_watch           false                     default",
-        "log_level          info                      default",
-        "encrypt_to         (not set)                 default",
-        "seal_interval      60.0                      default",
-        "identity           (not set)                 default",
-        "pid_file           (not set)                 default",
+        "db                         ops=/srv/ops/messages.db  mine.toml:6",
+        "rooms_dir                  (not set)                 default",
+        "log_dir                    /srv/logs                 mine.toml:1",
+        "poll_interval              1.0                       default",
+        "import_historical          false                     default",
+        "utc                        true                      command line",
+        "retention_days             90                        mine.toml:2",
+        "max_bytes                  10485760                  mine.toml:3",
+        "keep_files                 7                         env DEAD_DROP_KEEP_FILES",
+        "compress_after             (not set)                 default",
+        "no_watch                   false                     default",
+        "log_level                  info                      default",
+        "encrypt_to                 (not set)                 default",
+        "seal_interval              60.0                      default",
+        "identity                   (not set)                 default",
+        "encrypt_content_to_agents  false                     default",
+        "agents_keys                (not set)                 default",
+        "escrow_to                  (not set)                 default",
+        "pid_file                   (not set)                 default",
     ]
 
 
@@ -227,6 +230,9 @@ def test_the_example_shows_each_default_or_says_there_is_none(tmp_path: Path) ->
             shown[key] = (value.strip(), note)
     assert set(shown) == set(configfile.KEYS)
     for key, (value, note) in shown.items():
+        if key == "agents_keys":  # only with encrypt_content_to_agents and real keys,
+            assert "default: not set" in note  # (tests/test_encryption_agents.py)
+            continue
         one = tmp_path / f"{key}.toml"
         one.write_text(f"{key} = {value}\n")
         parsed = configfile.load(one).values[key]

@@ -183,6 +183,9 @@ def test_restart_keeps_the_running_daemons_options_but_those_given(
         "log_level": "debug",
         "encrypt_to": [],  # (encryption at rest: recorded, so a restart keeps it)
         "seal_interval": 60.0,
+        "encrypt_content_to_agents": False,  # (agent-specific keys: recorded alike)
+        "agents_keys": [],
+        "escrow_to": [],
     }
     more = serverdb.send_many(daemons.db, 2, prefix="after restart")
     wait_until(lambda: logged_ids(rlogs) == ids + more, what="the third daemon to log")

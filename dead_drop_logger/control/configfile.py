@@ -34,6 +34,7 @@ FILE_NAME = "config.toml"
 ROOMS_TABLE = "rooms"
 SHIP_TABLE = "ship"
 NOTIFY_TABLE = "notify"
+AGENTS_KEYS_TABLE = "agents_keys"
 
 
 def default_path() -> Path:
@@ -100,6 +101,19 @@ def _recipients(value: object) -> Value:
     raise ValueError('must be a recipient or a list of them: ["age1...", "PATH"]')
 
 
+def _agents_keys(value: object) -> Value:
+    """``[agents_keys]``: ``NAME = "age1..."``, one recipient per agent, as the
+    ``--agent-key NAME=RECIPIENT`` values (each key parsed in :func:`_check_agent_keys`)."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError('must be a table of NAME = "age1..." (the agents\' recipients)')
+    found: list[str] = []
+    for name, key in value.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError(f"{name}: must be the agent's age recipient (a string: age1...)")
+        found.append(f"{name}={key.strip()}")
+    return tuple(found)
+
+
 def _level(value: object) -> Value:
     if not isinstance(value, str) or value.lower() not in LEVELS:
         raise ValueError(f"must be one of {', '.join(LEVELS)}")
@@ -124,6 +138,9 @@ KEYS: dict[str, Callable[[object], Value]] = {
     "encrypt_to": _recipients,
     "seal_interval": _number(0, open_min=True, whole=False),
     "identity": _path,
+    "encrypt_content_to_agents": _flag,
+    "escrow_to": _recipients,
+    AGENTS_KEYS_TABLE: _agents_keys,
 }
 
 
@@ -207,13 +224,64 @@ def load(path: Path) -> ConfigFile:
             continue
         check = KEYS.get(key)
         if check is None:
-            known = ", ".join([*KEYS, f"[{ROOMS_TABLE}]", f"[{SHIP_TABLE}]", f"[[{NOTIFY_TABLE}]]"])
+            known = ", ".join(
+                [
+                    *KEYS,
+                    f"[{ROOMS_TABLE}]",
+                    f"[{SHIP_TABLE}]",
+                    f"[[{NOTIFY_TABLE}]]",
+                ]
+            )
             raise fail(key, f"unknown setting {key!r} (known: {known})")
         try:
             config.values[key] = check(value)
         except ValueError as exc:
             raise fail(key, f"{key}: {exc}") from None
+    _check_agent_keys(config, fail)
     return config
+
+
+def _check_agent_keys(config: ConfigFile, fail: Callable[[str, str], ConfigError]) -> None:
+    """Agent-specific keys hold together, and every key is one (checked at start, not
+    at the first message): the flag, its table and an escrow, or none of them."""
+    on = config.values.get("encrypt_content_to_agents") is True
+    named = config.values.get(AGENTS_KEYS_TABLE)
+    if named and not on:
+        raise fail(
+            AGENTS_KEYS_TABLE,
+            "[agents_keys] is set but encrypt_content_to_agents is not true: contents"
+            " would be logged in plaintext; set encrypt_content_to_agents = true",
+        )
+    if not on:
+        return
+    if not named:
+        raise fail(
+            "encrypt_content_to_agents",
+            'encrypt_content_to_agents needs an [agents_keys] table (NAME = "age1...")',
+        )
+    if "escrow_to" not in config.values:
+        raise fail(
+            "encrypt_content_to_agents",
+            'encrypt_content_to_agents needs escrow_to = ["age1..."] (the key that reads'
+            " every message, and those of agents with no key)",
+        )
+    from ..crypt import keys as crypt  # (pyrage: only when keys are set)
+
+    assert isinstance(named, tuple)
+    for item in named:
+        name, _, key = item.partition("=")
+        where = f"{AGENTS_KEYS_TABLE}.{name}"
+        try:
+            crypt.check_recipient(key)
+        except crypt.CryptError as exc:
+            at = where if where in config.lines else AGENTS_KEYS_TABLE
+            raise fail(at, f"agents_keys.{name}: {exc}") from None
+    escrow = config.values["escrow_to"]
+    assert isinstance(escrow, tuple)
+    try:
+        config.values["escrow_to"] = crypt.load_recipients(escrow)
+    except crypt.CryptError as exc:
+        raise fail("escrow_to", f"escrow_to: {exc}") from None
 
 
 def _rooms(value: object, fail: Callable[[str, str], ConfigError]) -> dict[str, str]:
@@ -308,6 +376,12 @@ EXAMPLE = """\
 # encrypt_to = ["age1..."]            # example; default: not set (plain files)
 # seal_interval = 60.0                # seconds a segment stays open at most
 # identity = "~/.config/dead-drop-logger/identity.txt"  # example; default: not set
+
+# Agent-specific keys: each message's content sealed to its agents' keys and the
+# escrow's; the metadata stays plain and searchable (docs/encryption.md).
+# encrypt_content_to_agents = false
+# escrow_to = ["age1..."]             # example; default: not set (needed by the above)
+# agents_keys = { juno = "age1..." }  # example; default: not set (or an [agents_keys] table)
 
 # A Dead Drop hub: follow every DIR/NAME/messages.db, each room into log_dir/NAME/.
 # rooms_dir = "/var/lib/dead-drop/rooms"  # example; default: not set

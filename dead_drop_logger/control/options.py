@@ -386,6 +386,35 @@ seal_interval = click.option(
     help="With --encrypt-to: seal the segment being written at most this long after its "
     "first line (or at 1 MiB, or midnight); what a reader waits for at most.",
 )
+encrypt_content_to_agents = click.option(
+    "--encrypt-content-to-agents",
+    is_flag=True,
+    default=False,
+    envvar="DEAD_DROP_ENCRYPT_CONTENT_TO_AGENTS",
+    show_envvar=True,
+    help="Seal each message's content to the keys of its agents (--agent-key) and the "
+    "escrow (--escrow-to); the metadata stays plain (docs/encryption.md).",
+)
+agents_keys = click.option(
+    "--agent-key",
+    "agents_keys",
+    multiple=True,
+    default=(),
+    metavar="NAME=RECIPIENT",
+    help="With --encrypt-content-to-agents: agent NAME's age recipient (age1...); "
+    "repeat for each agent, or write an [agents_keys] table in config.toml.",
+)
+escrow_to = click.option(
+    "--escrow-to",
+    "escrow_to",
+    multiple=True,
+    default=(),
+    envvar="DEAD_DROP_ESCROW_TO",
+    show_envvar=True,
+    metavar="RECIPIENT",
+    help="With --encrypt-content-to-agents: the age recipient (or recipients file) that "
+    "can read every message's content; repeat for more.",
+)
 
 log_source = _compose(config_file, log_dir, rooms_filter, read_utc, identity)
 """Where every reading command reads: the log directory (from the settings file too),
@@ -408,6 +437,9 @@ follow_options = _compose(
     encrypt_to,
     seal_interval,
     logger_identity,
+    encrypt_content_to_agents,
+    agents_keys,
+    escrow_to,
 )
 """The options of every command that runs a logger: run, start, restart."""
 
@@ -451,7 +483,55 @@ def settings_from(params: dict[str, Any]) -> config.Settings:
         rooms=tuple(sorted(named.items())),
         encrypt_to=_recipients(params.get("encrypt_to") or (), params.get("identity")),
         seal_interval=float(params.get("seal_interval") or config.DEFAULT_SEAL_INTERVAL),
+        **_content_keys(params),
     )
+
+
+def _content_keys(params: dict[str, Any]) -> dict[str, Any]:
+    """Agent-specific keys (the flag, ``--agent-key``, ``--escrow-to``), checked
+    together at start, each key parsed: one line, exit 2."""
+    on = bool(params.get("encrypt_content_to_agents"))
+    named = params.get("agents_keys") or ()
+    escrow = params.get("escrow_to") or ()
+    if named and not on:
+        raise click.BadParameter(
+            "agent keys are set but not --encrypt-content-to-agents (encrypt_content_to_agents"
+            " = true): contents would be logged in plaintext",
+            param_hint="'--agent-key'",
+        )
+    if not on:
+        return {}
+    agents: dict[str, str] = {}
+    for item in named:
+        name, sep, key = str(item).partition("=")
+        if not sep or not name.strip() or not key.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=RECIPIENT", param_hint="'--agent-key'")
+        try:
+            crypt.check_recipient(key.strip())
+        except crypt.CryptError as exc:
+            raise click.BadParameter(f"{name.strip()}: {exc}", param_hint="'--agent-key'") from None
+        agents[name.strip()] = key.strip()
+    if not agents:
+        raise click.BadParameter(
+            "--encrypt-content-to-agents needs the agents' keys: --agent-key NAME=RECIPIENT"
+            " or an [agents_keys] table in config.toml",
+            param_hint="'--encrypt-content-to-agents'",
+        )
+    if not escrow:
+        raise click.BadParameter(
+            "--encrypt-content-to-agents needs an escrow: --escrow-to RECIPIENT (escrow_to),"
+            " the key that reads every message",
+            param_hint="'--escrow-to'",
+        )
+    try:
+        escrow_keys = crypt.load_recipients(escrow)
+    except crypt.CryptError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--escrow-to'") from None
+    return {
+        "encrypt_content_to_agents": True,
+        "agents_keys": tuple(f"{name}={key}" for name, key in sorted(agents.items())),
+        "escrow_to": escrow_keys,
+    }
 
 
 def _recipients(values: tuple[str, ...], identity: Path | None) -> tuple[str, ...]:
@@ -504,7 +584,7 @@ def _source(ctx: click.Context, param: click.Option, loaded: configfile.ConfigFi
 def _plain(name: str, value: Any) -> object:
     if name == "db" and not value:
         return [str(config.DEFAULT_DB)]
-    if name == "encrypt_to" and not value:
+    if name in ("encrypt_to", "agents_keys", "escrow_to") and not value:
         return None  # not set: plain files
     if isinstance(value, Path):
         return str(value)

@@ -60,6 +60,11 @@ def _recipient(text: str) -> Any:
         raise CryptError(f"{text[:20]!r} is not an age recipient (age1... or an ssh key)") from None
 
 
+def check_recipient(text: str) -> None:
+    """Raise CryptError (one line) unless ``text`` is an age recipient (age1..., ssh)."""
+    _recipient(text)
+
+
 def _is_key(text: str) -> bool:
     return text.startswith(("age1", "ssh-"))
 

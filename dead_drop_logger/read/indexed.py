@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..crypt.agentkeys import content_sealed
 from ..crypt.keys import is_encrypted
 from ..index.store import (
     HEAD,
@@ -360,7 +361,7 @@ def content_wanted(log_dir: Path) -> bool:
     in a log directory encrypted at rest (sealed ``.age`` day files), whose content
     must never be on disk in plain text. The one place that decides it, by the
     encryption's own predicate (its marker is there before the first segment is)."""
-    return not is_encrypted(log_dir)
+    return not is_encrypted(log_dir) and not content_sealed(log_dir)
 
 
 def gunzip(path: Path) -> bytes:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from ..crypt import agentkeys
 from ..logdir.layout import room_dirs, room_links
 from .logread import Chunk, Entry, LogDir, LogReadError, Reader, Tail, Window
 from .search import Filters, Search
@@ -195,11 +196,22 @@ class Printer:
     printed: int = 0
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
+        message = entry.message
+        if agentkeys.sealed_line(entry.line.raw):  # (maybe opened already, by the filters)
+            opened = agentkeys.open_content(message)
+            if self.as_json:  # opened: the line as if logged plain; else as stored
+                self.out.write(
+                    agentkeys.opened_line(entry.line.raw, message) if opened else entry.line.raw
+                )
+                self.printed += 1
+                return
+            if not opened:
+                message = {**message, "content": agentkeys.placeholder(message)}
         if self.as_json:
             self.out.write(entry.line.raw)
         elif self.oneline:
             line = format_oneline(
-                entry.message,
+                message,
                 colour=self.colour,
                 depth=depth,
                 note=note,
@@ -209,7 +221,7 @@ class Printer:
             self.out.write((line + "\n").encode("utf-8", "replace"))
         else:
             lines = format_message(
-                entry.message,
+                message,
                 colour=self.colour,
                 depth=depth,
                 note=note,

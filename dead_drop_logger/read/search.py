@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..crypt import agentkeys
 from ..encoding import encode_value, escape_separators
 from ..logdir.layout import LogFile
 from .logread import (
@@ -100,6 +101,8 @@ class Filters:
         if self.no_cc and message.get("is_cc", 1) in (1, True):
             return False
         if self.contains or self.regex is not None:
+            if agentkeys.is_sealed(message):  # matched only as far as the identity opens it
+                agentkeys.open_content(message)
             content = message.get("content")
             if not isinstance(content, str):
                 return False
@@ -113,10 +116,12 @@ class Filters:
                 return False
         return True
 
-    def byte_groups(self) -> list[list[bytes]] | None:
+    def byte_groups(self, sealed: bool = False) -> list[list[bytes]] | None:
         """What every matching line must hold: each group one of its byte strings, in
         the order best searched first (the rarest likely first). None when no match is
-        possible at all (a value that cannot be encoded)."""
+        possible at all (a value that cannot be encoded). ``sealed``: the log directory
+        seals contents per agent (crypt/agentkeys.py): a line holding the marker is a
+        candidate for every ``--contains``, opened and checked exactly."""
         groups: list[list[bytes]] = []
         if not self.ignore_case:
             for needle in sorted(self.contains, key=len, reverse=True):
@@ -124,7 +129,7 @@ class Filters:
                     found = encoded(needle)
                     if found is None:
                         return None
-                    groups.append([found[1:-1]])
+                    groups.append([found[1:-1], agentkeys.MARK] if sealed else [found[1:-1]])
         keyed = (
             ("task_id", (self.task,) if self.task is not None else ()),
             ("from_agent", self.senders),
@@ -142,6 +147,11 @@ class Filters:
                 return None
             groups.append(group)
         return groups
+
+
+def _sealed(source: LogDir) -> bool:
+    """Whether ``source`` seals contents per agent (its marker: crypt/agentkeys.py)."""
+    return os.path.lexists(source.path / agentkeys.MARKER)
 
 
 def _is_one_of(value: object, wanted: Sequence[str]) -> bool:
@@ -305,7 +315,7 @@ class Search:
         from .indexquery import LineSource, rows, stamp_of
 
         filters = self.filters
-        groups = filters.byte_groups() if query.verify else []
+        groups = filters.byte_groups(_sealed(source)) if query.verify else []
         if groups is None:
             return  # a value no line can hold
         taken = 0
@@ -364,9 +374,17 @@ class Search:
             for _chunk in chunks:  # still read: --follow keeps its positions
                 _expired(self.deadline)
             return
+        plain_groups = groups
+        per_source: dict[LogDir, list[list[bytes]] | None] = {}
         filters, window, deadline = self.filters, self.reader.window, self.deadline
         for chunk in chunks:
             _expired(deadline)
+            if not self.exact and filters.contains:  # contents sealed per agent there?
+                if chunk.source not in per_source:
+                    per_source[chunk.source] = (
+                        filters.byte_groups(True) if _sealed(chunk.source) else plain_groups
+                    )
+                groups = per_source[chunk.source] or []
             for line in candidate_lines(chunk, groups):
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimedOut

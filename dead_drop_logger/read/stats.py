@@ -38,6 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..crypt import agentkeys
 from .logread import LogDir, find_ids
 from .responses import ResponderTimes, ResponseTracker, median
 from .taskstats import TaskFigures
@@ -462,5 +463,7 @@ def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False)
             [s for s in sources if s.room == room], (r.root for r in rows if r.first), days
         )
         for row in rows:
-            content = found.get(row.root, {}).get("content")
-            row.preview = content if isinstance(content, str) else None
+            root = found.get(row.root, {})
+            content = root.get("content")  # (sealed per agent: none, with a key or not)
+            sealed = agentkeys.is_sealed(root)
+            row.preview = content if isinstance(content, str) and not sealed else None

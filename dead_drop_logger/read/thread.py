@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from ..crypt import agentkeys
 from .logread import Entry, Line, Message, Reader, parse_line
 
 _ID = re.compile(rb'\{"id":(-?\d+)[,}]')
@@ -115,11 +116,20 @@ def _parents(reader: Reader, target: int) -> tuple[dict[Key, Key], set[str | Non
 def is_copy_of(copy: Message, original: Message) -> bool:
     """Whether ``copy`` is the CC copy the server made of ``original`` for a lead: the
     same send (sender, content, time, reply), to the lead instead of the recipient."""
+    if agentkeys.is_sealed(copy) or agentkeys.is_sealed(original):
+        # sealed per agent, each row to its own keys: the same send has two ciphertexts;
+        # compared opened, or (not readable) by everything else the send shares
+        same: tuple[str, ...] = ("from_agent", "timestamp", "task_id", "reply_to")
+        opened = agentkeys.open_content(copy) and agentkeys.open_content(original)
+        if opened and copy.get("content") != original.get("content"):
+            return False
+    else:
+        same = _SAME_SEND
     return (
         copy.get("is_cc") in (1, True)
         and original.get("is_cc") not in (1, True)
         and copy.get("cc_original_to") == original.get("to_agent")
-        and all(copy.get(k) == original.get(k) for k in _SAME_SEND)
+        and all(copy.get(k) == original.get(k) for k in same)
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..clock import Clock, SystemClock, monotonic
 from ..config import Settings
+from ..crypt import agentkeys
 from ..crypt.keys import mark_encrypted
 from ..diagnostics import Reporter
 from ..files import LogDirError, ensure_private_dir
@@ -86,6 +87,10 @@ class Follower:
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = make_writer(settings, self.clock)
         self.pipeline = Pipeline(self.source, settings.log_dir, self.writer)
+        if settings.encrypt_content_to_agents:  # each content sealed to its agents' keys
+            named = dict(item.split("=", 1) for item in settings.agents_keys)
+            sealer = agentkeys.ContentSealer(named, settings.escrow_to)
+            self.pipeline.seal_content = sealer.seal_lines
         if settings.encrypt_to:  # the unsealed tail in memory, sealed at 1 MiB or 60 s
             self.pipeline.seal_limits = (sealed.SEAL_BYTES, settings.seal_interval)
         self.rotator = Rotator(
@@ -149,6 +154,8 @@ class Follower:
         ensure_private_dir(self.settings.log_dir)
         if self.settings.encrypt_to:  # before any segment: see crypt.is_encrypted
             mark_encrypted(self.settings.log_dir)
+        if self.settings.encrypt_content_to_agents:  # before any line: see agentkeys
+            agentkeys.mark_content_sealed(self.settings.log_dir)
         keep_batch_memory()  # batch after batch in the same buffers (see heap)
         settings = self.settings
         if self.watcher is not None:

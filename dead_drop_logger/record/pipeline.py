@@ -15,11 +15,11 @@ import logging
 import os
 import zlib
 from collections.abc import Callable, Container, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..clock import monotonic, today
-from ..crypt import segments
+from ..crypt import agentkeys, segments
 from ..crypt.keys import CryptError
 from ..files import ensure_private_dir
 from ..keep import retention
@@ -40,7 +40,7 @@ from .groupcommit import GroupCommit
 from .prefetch import Prefetcher
 from .sealed import Unsealed
 from .source import Page, Run, Source, SourceNoTable, SourceUnusable
-from .writer import Chunk, DayWriter, Pending, line_id
+from .writer import Chunk, DayWriter, Pending, WriteError, line_id
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ class Pipeline:
         self.seal_limits: tuple[int, float] | None = None
         self.unsealed: Unsealed | None = None
         self._ticks = ticks
+        # Agent-specific keys (crypt/agentkeys.py): every line's content sealed in
+        # memory just before the writer plans the batch; None: lines as read.
+        self.seal_content: Callable[[bytes], bytes] | None = None
 
     def close(self) -> None:
         self.commits.drop()  # (the follower releases its hold, saved, before it closes)
@@ -561,7 +564,17 @@ class Pipeline:
         """
         chunks: list[Chunk] = []
         if rows:
-            chunks = self.writer.plan(rows.runs)
+            runs = rows.runs
+            if self.seal_content is None and os.path.lexists(self.log_dir / agentkeys.MARKER):
+                raise WriteError(
+                    f"{self.log_dir} seals each message's content to its agents"
+                    f" ({agentkeys.MARKER}): no plaintext content goes into it; set"
+                    " encrypt_content_to_agents (with [agents_keys] and escrow_to), or"
+                    " remove that file to log contents plain"
+                )
+            if self.seal_content is not None:  # (a retried batch is sealed anew)
+                runs = [replace(run, data=self.seal_content(run.data)) for run in runs]
+            chunks = self.writer.plan(runs)
             sizes = self.writer.sizes(chunks)
             if self._check_ends(state, sizes):  # (a file rotated away: measured again)
                 sizes = self.writer.sizes(chunks)

@@ -7,12 +7,22 @@ previous one left on disk. In the end every id is logged exactly once.
 
 from __future__ import annotations
 
+import base64
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, encrypted_args, start_writer, wait_until
+from conftest import (
+    LoggerProcess,
+    agent_identity,
+    agent_key_args,
+    encrypted_args,
+    log_lines,
+    start_writer,
+    wait_until,
+)
 from faultkit import (
     assert_clean,
     assert_exactly_once,
@@ -68,7 +78,9 @@ def said_pid_or_died(proc: LoggerProcess) -> bool:
 
 @needs_strace
 @pytest.mark.parametrize(
-    "args", [[], ["--max-bytes", "4KB"], ["encrypted"]], ids=["one-file", "parts", "encrypted"]
+    "args",
+    [[], ["--max-bytes", "4KB"], ["encrypted"], ["agent-keys"]],
+    ids=["one-file", "parts", "encrypted", "agent-keys"],
 )
 def test_killed_at_every_early_write_fsync_rename_truncate(
     server_db: Path, log_dir: Path, logger, tmp_path: Path, args: list[str]
@@ -76,6 +88,8 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
     points = CRASH_POINTS
     if args == ["encrypted"]:  # sealed age segments, each line read back by Debian's age
         args, points = encrypted_args(), SEALED_POINTS
+    if args == ["agent-keys"]:  # each content sealed to its agents: plain day files still
+        args = agent_key_args()
     serverdb.send_many(server_db, 2)  # so that there is a first id to aim for
     writer = start_writer(server_db, 100_000, interval=0.01)
     hit: set[tuple[str, int]] = set()  # the crash points the logger was killed at
@@ -122,3 +136,10 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
     assert last.stop() == 0
     assert_clean(last.stderr())
     assert_exactly_once(log_dir, server_db, after=first)
+    if "--encrypt-content-to-agents" in args:  # every content sealed, the escrow opens it
+        lines = log_lines(log_dir)
+        assert all(line["content_enc"] == "age" for line in lines)
+        sealed = base64.b64decode(lines[-1]["content"])
+        escrow = agent_identity("escrow")[0]
+        done = subprocess.run(["age", "-d", "-i", str(escrow)], input=sealed, capture_output=True)
+        assert done.returncode == 0 and done.stdout, done.stderr
