@@ -25,7 +25,7 @@ from typing import Any
 
 import platformdirs
 
-from ..diagnostics import LEVELS
+from ..config import LEVELS
 from ..rooms_spec import RoomNameError, check_room_name
 from .sizes import parse_size
 

@@ -15,17 +15,17 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from .. import config, diagnostics
-from ..files import LogDirError
-from ..signals import StopEvent, stop_on_signals
+from .. import config
 from . import options
 from .cli_errors import OneLineErrors
-from .progress import Bar
+
+if TYPE_CHECKING:
+    from ..signals import StopEvent
 
 log = logging.getLogger("dead_drop_logger.export")
 
@@ -90,9 +90,12 @@ def export(
       dead-drop-logger export
       dead-drop-logger export --since 2026-01-01 --retention-days 0
     """
+    from .. import diagnostics
+    from ..files import LogDirError
     from ..record.export import ExportError
     from ..record.follow import TRANSIENT
     from ..record.rooms import find_rooms, room_settings
+    from ..signals import StopEvent, stop_on_signals
 
     log_level = params["log_level"]
     diagnostics.configure(log_level, stream=sys.stderr, tag="export_historical")
@@ -156,6 +159,7 @@ def _export_one(
     settings: config.Settings, first: dt.date | None, last: dt.date | None, stop: StopEvent
 ) -> None:
     from ..record.export import export as export_history
+    from .progress import Bar
 
     def before(note: str) -> None:
         click.echo(f"{_program()}: {note}", err=True)
