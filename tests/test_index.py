@@ -28,7 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dead_drop_logger.index.store import INDEX_NAME
+from dead_drop_logger.read import indexquery
 from dead_drop_logger.read.indexed import build
+from dead_drop_logger.read.indexquery import DENSE_BYTES
 from dead_drop_logger.read.logread import EVERYTHING, LogDir, Reader, Window, parse_line
 from dead_drop_logger.read.reading import make_filters, make_reader
 from dead_drop_logger.read.search import Filters, Search, TimedOut
@@ -103,20 +105,27 @@ def answers(
     the answers and whether the index covered any file."""
     found = []
     used = False
-    for index in (True, False):
-        s = search(log_dir, filters, window, rooms, index)
-        forward = [e.line.raw for e in s.run()]
-        texts = [repr(sorted(e.message.items())) for e in search(
-            log_dir, filters, window, rooms, index).run()]  # fmt: skip
-        count = search(log_dir, filters, window, rooms, index).count()
-        newest = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
-                  .newest_first(None)]  # fmt: skip
-        last3 = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
-                 .newest_first(3)]  # fmt: skip
-        if index:
-            used = bool(s.covered())
-        found.append((forward, texts, count, newest, last3))
-    assert found[0] == found[1]
+    # The index path twice: its planner forced to read every candidate (DENSE_BYTES 0),
+    # then to scan a file as soon as it has one (the fallback for common words).
+    try:
+        for index, dense_bytes in ((True, 0), (True, 1 << 62), (False, 0)):
+            indexquery.DENSE_BYTES = dense_bytes
+            s = search(log_dir, filters, window, rooms, index)
+            forward = [e.line.raw for e in s.run()]
+            texts = [repr(sorted(e.message.items())) for e in search(
+                log_dir, filters, window, rooms, index).run()]  # fmt: skip
+            count = search(log_dir, filters, window, rooms, index).count()
+            newest = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
+                      .newest_first(None)]  # fmt: skip
+            last3 = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
+                     .newest_first(3)]  # fmt: skip
+            if index:
+                used = bool(s.covered())
+            found.append((forward, texts, count, newest, last3))
+    finally:
+        indexquery.DENSE_BYTES = DENSE_BYTES
+    assert found[0] == found[2]
+    assert found[1] == found[2]
     forward, _texts, count, newest, last3 = found[0]
     assert count == len(forward)
     assert sorted(newest) == sorted(forward)
@@ -542,3 +551,38 @@ def test_a_deadline_stops_the_index_path_and_the_scan(copy: Path) -> None:
                             list(late.newest_first(None))
                         else:
                             list(late.from_the_end(None))
+
+
+def test_the_planner_scans_a_file_where_a_common_word_makes_too_many_candidates(
+    tmp_path: Path,
+) -> None:
+    """A word in every line leaves every line a candidate: the byte scan of the file is
+    faster than reading them one by one, so the planner says so (and a rare word's few
+    candidates are read through the index). The answers are the same either way: the
+    random test above runs both."""
+    from dead_drop_logger.index.store import Store
+
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    lines = [
+        f'{{"id":{i},"from_agent":"juno","to_agent":"vega","content":"common words'
+        f'{" and a rare one" if i == 50 else ""} {"x" * 200}","timestamp":'
+        f'"2026-03-01T08:{i % 60:02d}:00","read_flag":0,"is_cc":0,"cc_original_to":null,'
+        f'"task_id":null,"reply_to":null}}\n'
+        for i in range(1, 401)
+    ]
+    (log_dir / "messages-2026-03-01.json").write_text("".join(lines))
+    build(log_dir)
+    store = Store.open(log_dir)
+    assert store is not None and store.content
+    try:
+        (record,) = store.records().values()
+        for needle, many in (("common", True), ("rare", False)):
+            filters = make_filters(senders=["juno"], contains=[needle])
+            query = indexquery.plan(store, filters, EVERYTHING)
+            assert query.verify and query.words is not None
+            assert indexquery.dense(store, record, query) is many, needle
+            found, used = answers(log_dir, filters)
+            assert used and found[2] == (400 if many else 1)
+    finally:
+        store.close()
