@@ -586,3 +586,42 @@ def test_the_planner_scans_a_file_where_a_common_word_makes_too_many_candidates(
             assert used and found[2] == (400 if many else 1)
     finally:
         store.close()
+
+
+def dump(log_dir: Path) -> list[Any]:
+    """Every row of an index, and the rows each word of the full-text index finds."""
+    conn = sqlite3.connect(f"file:{log_dir / INDEX_NAME}?mode=ro", uri=True)
+    try:
+        found: list[Any] = [
+            sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("files", "names", "terms", "lines", "pairs", "meta")
+        ]
+        terms = [t for (t,) in conn.execute("SELECT term FROM terms ORDER BY 1")]
+        for (fid,) in conn.execute("SELECT fid FROM files ORDER BY 1").fetchall():
+            for term in terms:
+                found.append(
+                    conn.execute(
+                        f"SELECT rowid FROM fts_{fid} WHERE fts_{fid} MATCH ? ORDER BY 1",
+                        (f'"{term}"',),
+                    ).fetchall()
+                )
+    finally:
+        conn.close()
+    return found
+
+
+def test_a_build_parsed_by_worker_processes_is_the_same_index(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`index` parses a big build in worker processes: the index is the one a single
+    process makes, row for row and word for word."""
+    from dead_drop_logger.read import indexed
+
+    assert build(copy, rebuild=True).rebuilt
+    alone = dump(copy)
+    monkeypatch.setattr(indexed, "PARALLEL", 0)
+    monkeypatch.setattr(indexed, "PARALLEL_AHEAD", 1)
+    assert build(copy, rebuild=True, workers=2).rebuilt
+    assert dump(copy) == alone
+    found, used = answers(copy, make_filters(contains=["deploy"]))
+    assert used and found[2] > 0

@@ -168,6 +168,8 @@ def index(log_dir: Path, rebuild: bool) -> None:
       dead-drop-logger index
       dead-drop-logger index --rebuild
     """
+    import os
+
     from ..logdir.layout import room_dirs
     from ..read.indexed import build
 
@@ -176,7 +178,7 @@ def index(log_dir: Path, rebuild: bool) -> None:
         fail(f"log directory {path} does not exist", code=2)
     for where in [path, *room_dirs(path)]:
         try:
-            done = build(where, rebuild=rebuild)
+            done = build(where, rebuild=rebuild, workers=os.cpu_count() or 1)
         except OSError as exc:
             fail(f"cannot index {where}: {exc.strerror or exc}")
         how = f"rebuilt ({done.why})" if done.rebuilt else "up to date"
