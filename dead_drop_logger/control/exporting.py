@@ -11,7 +11,6 @@ writes is not deleted at the logger's next start.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from .cli_errors import OneLineErrors
 if TYPE_CHECKING:
     from ..signals import StopEvent
 
-log = logging.getLogger("dead_drop_logger.export")
+EXPORT_LOG = "dead_drop_logger.export"  # (logging imported by the command: start-up)
 
 
 def _program() -> str:
@@ -90,6 +89,8 @@ def export(
       dead-drop-logger export
       dead-drop-logger export --since 2026-01-01 --retention-days 0
     """
+    import logging
+
     from .. import diagnostics
     from ..files import LogDirError
     from ..record.export import ExportError
@@ -136,7 +137,7 @@ def export(
     else:
         targets = [settings]
     stop = StopEvent()
-    stop_on_signals(stop, log)
+    stop_on_signals(stop, logging.getLogger(EXPORT_LOG))
     for target in targets:
         if settings.has_rooms and not target.db.expanduser().exists():
             click.echo(f"room {target.log_dir.name}: no database at {target.db}: nothing to export")
@@ -148,7 +149,7 @@ def export(
         except LogDirError as exc:
             fail(str(exc))
         except TRANSIENT as exc:
-            log.debug("export failed", exc_info=True)
+            logging.getLogger(EXPORT_LOG).debug("export failed", exc_info=True)
             fail(f"{exc}; run it again to resume (nothing is written twice)")
         if stop.is_set():
             click.echo("interrupted before the end: run it again to finish", err=True)
