@@ -246,6 +246,7 @@ class Search:
     deadline: float | None = None
     _cover: dict[Path, Covered] | None = field(default=None, init=False, repr=False)
     _plans: dict[int, Query] = field(default_factory=dict, init=False, repr=False)
+    _densities: dict[tuple[int, int], bool] = field(default_factory=dict, init=False, repr=False)
 
     def covered(self) -> dict[Path, Covered]:
         """What the index covers of each file read (nothing: scan them all)."""
@@ -285,7 +286,11 @@ class Search:
     def _dense(self, covered: Covered, query: Query) -> bool:
         from .indexquery import dense
 
-        return dense(covered.store, covered.record, query)
+        key = (id(covered.store), covered.record.fid)  # (asked again by --count's files)
+        found = self._densities.get(key)
+        if found is None:
+            found = self._densities[key] = dense(covered.store, covered.record, query)
+        return found
 
     def file_entries(
         self, source: LogDir, entry: LogFile, stamps: bool = False
