@@ -46,6 +46,7 @@ from ..index.store import (
 from ..logdir.layout import LogFile
 from .committed import committed_ends
 from .logread import (
+    READ_AHEAD,
     Chunk,
     DamagedFile,
     LogDir,
@@ -53,6 +54,7 @@ from .logread import (
     Tail,
     UnreadableFile,
     gzip_size,
+    read_ahead,
     read_chunks,
     select_files,
 )
@@ -341,8 +343,8 @@ def past(
     """The chunks of ``entry`` past what the index covers (all of it: not covered).
     None of a gzip it covers: one is indexed whole (its stamp checked), and inflating
     it only to find nothing past the end would cost what the index saves."""
-    if covered is None:
-        return reader.read_file(source, entry)
+    if covered is None:  # read ahead in a thread, as the scan reads (the planner's
+        return read_ahead(reader.read_file(source, entry), READ_AHEAD)  # files: as fast)
     if entry.compressed:
         return iter(())
     return reader.read_file(source, entry, covered.record.end)

@@ -270,9 +270,13 @@ def dense(store: Store, record: FileRecord, query: Query) -> bool:
         spans = [(0, end)]
     else:
         spans = [(end * i // SLICES, end * i // SLICES + SLICE) for i in range(SLICES)]
-    found = sum(count(store, record, query, span) for span in spans)
     sampled = sum(b - a for a, b in spans)
-    return found * DENSE_BYTES > sampled
+    found = 0
+    for span in spans:
+        found += count(store, record, query, span)
+        if found * DENSE_BYTES > sampled:
+            return True  # (the other spans can only add to it)
+    return False
 
 
 def stamp_of(ts: int | None) -> dt.datetime | None:
