@@ -238,7 +238,11 @@ def _pool(workers: int) -> Iterator[Any]:
         return
     import multiprocessing
 
-    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        pool = multiprocessing.get_context("spawn").Pool(workers)
+    except OSError:  # no processes to be had (a limit, no /dev/shm): parse here
+        yield None
+        return
     try:
         yield pool
     finally:
