@@ -13,6 +13,7 @@ DEFAULT_DAEMON_LOG = HOME / "logger.log"
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_RETENTION_DAYS = 30
 DEFAULT_SEAL_INTERVAL = 60.0  # encrypted: a segment is sealed at most this long after its start
+LEVELS = ("debug", "info", "warning", "error")  # --log-level
 ROOM_DB_NAME = "messages.db"  # a hub room's database: ROOMS_DIR/NAME/messages.db
 
 

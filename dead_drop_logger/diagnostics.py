@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 from typing import TextIO
 
+from .config import LEVELS as LEVELS  # where the options read it without logging
 from .files import open_private
 
 TAG = "dead-drop-logger[%(process)d]"
 FORMAT = "%(asctime)s {tag} %(levelname)s: %(message)s"
-LEVELS = ("debug", "info", "warning", "error")
 FILE_MAX_BYTES = 1024 * 1024  # logger.log, then logger.log.1 and .2: 3 MiB at most
 FILE_BACKUPS = 2
 

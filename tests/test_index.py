@@ -28,7 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dead_drop_logger.index.store import INDEX_NAME
+from dead_drop_logger.read import indexquery
 from dead_drop_logger.read.indexed import build
+from dead_drop_logger.read.indexquery import DENSE_BYTES
 from dead_drop_logger.read.logread import EVERYTHING, LogDir, Reader, Window, parse_line
 from dead_drop_logger.read.reading import make_filters, make_reader
 from dead_drop_logger.read.search import Filters, Search, TimedOut
@@ -103,20 +105,27 @@ def answers(
     the answers and whether the index covered any file."""
     found = []
     used = False
-    for index in (True, False):
-        s = search(log_dir, filters, window, rooms, index)
-        forward = [e.line.raw for e in s.run()]
-        texts = [repr(sorted(e.message.items())) for e in search(
-            log_dir, filters, window, rooms, index).run()]  # fmt: skip
-        count = search(log_dir, filters, window, rooms, index).count()
-        newest = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
-                  .newest_first(None)]  # fmt: skip
-        last3 = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
-                 .newest_first(3)]  # fmt: skip
-        if index:
-            used = bool(s.covered())
-        found.append((forward, texts, count, newest, last3))
-    assert found[0] == found[1]
+    # The index path twice: its planner forced to read every candidate (DENSE_BYTES 0),
+    # then to scan a file as soon as it has one (the fallback for common words).
+    try:
+        for index, dense_bytes in ((True, 0), (True, 1 << 62), (False, 0)):
+            indexquery.DENSE_BYTES = dense_bytes
+            s = search(log_dir, filters, window, rooms, index)
+            forward = [e.line.raw for e in s.run()]
+            texts = [repr(sorted(e.message.items())) for e in search(
+                log_dir, filters, window, rooms, index).run()]  # fmt: skip
+            count = search(log_dir, filters, window, rooms, index).count()
+            newest = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
+                      .newest_first(None)]  # fmt: skip
+            last3 = [e.line.raw for e in search(log_dir, filters, window, rooms, index)
+                     .newest_first(3)]  # fmt: skip
+            if index:
+                used = bool(s.covered())
+            found.append((forward, texts, count, newest, last3))
+    finally:
+        indexquery.DENSE_BYTES = DENSE_BYTES
+    assert found[0] == found[2]
+    assert found[1] == found[2]
     forward, _texts, count, newest, last3 = found[0]
     assert count == len(forward)
     assert sorted(newest) == sorted(forward)
@@ -584,3 +593,77 @@ def test_an_encrypted_directory_is_answered_through_its_index(tmp_path: Path) ->
         assert b"deploy" not in blob and b"staging" not in blob
     finally:
         keys.use_identity(None)
+
+
+def test_the_planner_scans_a_file_where_a_common_word_makes_too_many_candidates(
+    tmp_path: Path,
+) -> None:
+    """A word in every line leaves every line a candidate: the byte scan of the file is
+    faster than reading them one by one, so the planner says so (and a rare word's few
+    candidates are read through the index). The answers are the same either way: the
+    random test above runs both."""
+    from dead_drop_logger.index.store import Store
+
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    lines = [
+        f'{{"id":{i},"from_agent":"juno","to_agent":"vega","content":"common words'
+        f'{" and a rare one" if i == 50 else ""} {"x" * 200}","timestamp":'
+        f'"2026-03-01T08:{i % 60:02d}:00","read_flag":0,"is_cc":0,"cc_original_to":null,'
+        f'"task_id":null,"reply_to":null}}\n'
+        for i in range(1, 401)
+    ]
+    (log_dir / "messages-2026-03-01.json").write_text("".join(lines))
+    build(log_dir)
+    store = Store.open(log_dir)
+    assert store is not None and store.content
+    try:
+        (record,) = store.records().values()
+        for needle, many in (("common", True), ("rare", False)):
+            filters = make_filters(senders=["juno"], contains=[needle])
+            query = indexquery.plan(store, filters, EVERYTHING)
+            assert query.verify and query.words is not None
+            assert indexquery.dense(store, record, query) is many, needle
+            found, used = answers(log_dir, filters)
+            assert used and found[2] == (400 if many else 1)
+    finally:
+        store.close()
+
+
+def dump(log_dir: Path) -> list[Any]:
+    """Every row of an index, and the rows each word of the full-text index finds."""
+    conn = sqlite3.connect(f"file:{log_dir / INDEX_NAME}?mode=ro", uri=True)
+    try:
+        found: list[Any] = [
+            sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in ("files", "names", "terms", "lines", "pairs", "meta")
+        ]
+        terms = [t for (t,) in conn.execute("SELECT term FROM terms ORDER BY 1")]
+        for (fid,) in conn.execute("SELECT fid FROM files ORDER BY 1").fetchall():
+            for term in terms:
+                found.append(
+                    conn.execute(
+                        f"SELECT rowid FROM fts_{fid} WHERE fts_{fid} MATCH ? ORDER BY 1",
+                        (f'"{term}"',),
+                    ).fetchall()
+                )
+    finally:
+        conn.close()
+    return found
+
+
+def test_a_build_parsed_by_worker_processes_is_the_same_index(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`index` parses a big build in worker processes: the index is the one a single
+    process makes, row for row and word for word."""
+    from dead_drop_logger.read import indexed
+
+    assert build(copy, rebuild=True).rebuilt
+    alone = dump(copy)
+    monkeypatch.setattr(indexed, "PARALLEL", 0)
+    monkeypatch.setattr(indexed, "PARALLEL_AHEAD", 1)
+    assert build(copy, rebuild=True, workers=2).rebuilt
+    assert dump(copy) == alone
+    found, used = answers(copy, make_filters(contains=["deploy"]))
+    assert used and found[2] > 0

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
 
-from .. import config, diagnostics
-from ..files import LogDirError
-from ..logdir.state import StateError
-from ..read import reading
-from ..read.logread import Reader
-from ..read.search import Search
-from ..signals import StopEvent, stop_on_signals
-from . import cli_errors, configfile, exporting, notifying, options
-from .pidfile import AlreadyRunning, PidFileError
-from .progress import Bar
+# Only what defining the commands needs is imported here: each command imports the
+# library modules it uses in its body, so `search --count` loads the reading modules
+# and no others (tests/test_startup.py holds that).
+from . import cli_errors, exporting, options
 
 if TYPE_CHECKING:
-    from ..read.stats import Stats
+    import threading
 
-log = logging.getLogger(__name__)
+    from .. import config
+    from ..read.logread import Reader
+    from ..read.reading import Printer
+    from ..read.stats import Stats
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -59,9 +53,19 @@ def run(**params: Any) -> None:
       dead-drop-logger run
       dead-drop-logger run --import-historical --max-bytes 50MB --compress-after 7
     """
+    import contextlib
+    import logging
+
+    from .. import diagnostics
+    from ..files import LogDirError
     from ..record.follow import Follower
     from ..record.rooms import runner
-    from . import daemon  # the logger's modules: not loaded by the reading commands
+    from . import (
+        daemon,  # the logger's modules: not loaded by the reading commands
+        notifying,
+    )
+    from .pidfile import AlreadyRunning, PidFileError
+    from .progress import Bar
 
     settings = options.settings_from(params)
     _checked("check_paths", settings)
@@ -95,7 +99,7 @@ def run(**params: Any) -> None:
     except (AlreadyRunning, PidFileError, LogDirError) as exc:
         fail(str(exc))
     except Exception as exc:  # a bug: one line, the traceback only when asked for
-        log.debug("unexpected error", exc_info=True)
+        logging.getLogger(__name__).debug("unexpected error", exc_info=True)
         fail(f"unexpected {type(exc).__name__}: {exc}")
 
 
@@ -124,8 +128,10 @@ def prune(
       dead-drop-logger prune --dry-run
       dead-drop-logger prune --retention-days 90 --dry-run
     """
+    from ..files import LogDirError
     from ..keep.housekeeping import Policy
     from ..keep.prune import prune_all
+    from ..logdir.state import StateError
 
     policy = Policy(retention_days, keep_files, compress_after)
     try:
@@ -162,6 +168,8 @@ def index(log_dir: Path, rebuild: bool) -> None:
       dead-drop-logger index
       dead-drop-logger index --rebuild
     """
+    import os
+
     from ..logdir.layout import room_dirs
     from ..read.indexed import build
 
@@ -170,7 +178,7 @@ def index(log_dir: Path, rebuild: bool) -> None:
         fail(f"log directory {path} does not exist", code=2)
     for where in [path, *room_dirs(path)]:
         try:
-            done = build(where, rebuild=rebuild)
+            done = build(where, rebuild=rebuild, workers=os.cpu_count() or 1)
         except OSError as exc:
             fail(f"cannot index {where}: {exc.strerror or exc}")
         how = f"rebuilt ({done.why})" if done.rebuilt else "up to date"
@@ -214,8 +222,15 @@ def import_archive(
     Examples:
       dead-drop-logger import-archive archive/ops_20261129-120000/messages.db.gz --room ops
     """
+    import logging
+
+    from .. import diagnostics
+    from ..files import LogDirError
+    from ..logdir.state import StateError
     from ..record import archive as archive_import
     from ..record.writer import WriteError
+    from ..signals import StopEvent, stop_on_signals
+    from .progress import Bar
 
     if not archive.expanduser().exists():  # a mistyped path, as search's missing dir
         fail(f"{archive} does not exist", code=2)
@@ -290,7 +305,9 @@ def _launch(
     given: set[str] | list[str],
     ship: Any = None,
 ) -> int:
-    from . import daemon
+    from .. import config
+    from . import daemon, notifying
+    from .pidfile import AlreadyRunning, PidFileError
 
     try:
         return daemon.start(
@@ -309,6 +326,8 @@ def _launch(
 
 
 def _started(pid: int) -> None:
+    from .. import config
+
     click.echo(f"dead-drop-logger started (pid {pid}); its own log: {config.DEFAULT_DAEMON_LOG}")
 
 
@@ -477,7 +496,9 @@ def status(pid_file: Path, as_json: bool) -> None:
       dead-drop-logger status
       dead-drop-logger status --json
     """
+    from . import notifying
     from . import status as status_report  # reads the database: not for other commands
+    from .pidfile import PidFileError
 
     try:
         report = status_report.gather(pid_file.expanduser())
@@ -513,6 +534,8 @@ def show_config(as_json: bool, example: bool, **params: Any) -> None:
       dead-drop-logger config
       dead-drop-logger config --json --rooms-dir /var/lib/dead-drop/rooms
     """
+    from . import configfile
+
     if example:
         click.echo(configfile.EXAMPLE, nl=False)
         return
@@ -529,6 +552,8 @@ def _reading(
     utc: bool,
     rooms: tuple[str, ...] | None = None,
 ) -> Reader:
+    from ..read import reading
+
     try:
         return reading.make_reader(log_dir, reading.make_window(since, until), utc, rooms)
     except reading.RequestError as exc:
@@ -538,18 +563,26 @@ def _reading(
 
 def _stop_on_signals() -> threading.Event:
     """SIGINT and SIGTERM end a --follow cleanly (exit 0) instead of a traceback."""
+    import logging
+
+    from ..signals import StopEvent, stop_on_signals
+
     stop = StopEvent()  # a plain Event set from a handler can deadlock its own wait()
     stop_on_signals(stop, logging.getLogger("dead_drop_logger.read.search"))
     return stop
 
 
 def _warn(reader: Reader) -> None:
+    from ..read import reading
+
     for line in reading.warnings(reader):
         click.echo(f"dead-drop-logger: warning: {line}", err=True)
 
 
 def _nothing(reader: Reader, log_dir: Path) -> None:
     """One line for "no messages": where was read, and the range when one was given."""
+    from ..read import reading
+
     in_range = " in that range" if reader.window.bounded else ""
     where, hint = reading.read_where(reader, log_dir)
     click.echo(f"dead-drop-logger: no messages in {where}{in_range}{hint}", err=True)
@@ -562,7 +595,9 @@ def _finish(reader: Reader, found: bool) -> None:
     sys.exit(2 if reader.unreadable else 0 if found else 1)
 
 
-def _printer(as_json: bool, oneline: bool = False, full: bool = False) -> reading.Printer:
+def _printer(as_json: bool, oneline: bool = False, full: bool = False) -> Printer:
+    from ..read import reading
+
     out = sys.stdout.buffer
     return reading.Printer(
         out,
@@ -577,6 +612,8 @@ def _printer(as_json: bool, oneline: bool = False, full: bool = False) -> readin
 def _guarded(action: Any) -> Any:
     """Run ``action``: a user's mistake is one line and exit 2 (a closed pipe or a full
     disk on stdout: :mod:`.cli_errors`, for every command)."""
+    from ..read import reading
+
     try:
         return action()
     except reading.RequestError as exc:
@@ -608,6 +645,9 @@ def search(log_dir: Path, utc: bool, pattern: str | None, **params: Any) -> None
       dead-drop-logger search --task T-42 --no-cc --reverse -n 5
       dead-drop-logger search --room ops --room dev deploy
     """
+    from ..read import reading
+    from ..read.search import Search
+
     reader = _reading(log_dir, params["since"], params["until"], utc, params["rooms"])
     filters = _guarded(
         lambda: reading.make_filters(
@@ -662,6 +702,8 @@ def thread(
       dead-drop-logger thread '#1234' --oneline
       dead-drop-logger thread 1234 --room ops --json | jq -r .content
     """
+    from ..read import reading
+
     reader = _reading(log_dir, None, None, utc, rooms)
     if oneline and as_json:
         fail("--oneline cannot be combined with --json", code=2)
@@ -704,6 +746,8 @@ def agents(
       dead-drop-logger agents --since 1w --json | jq -r 'select(.sent == 0) | .agent'
       dead-drop-logger agents --room ops
     """
+    from ..read import reading
+
     reader = _reading(log_dir, since, until, utc, rooms)
     now = None
     if as_json:
@@ -728,6 +772,7 @@ def _team(
     """The databases of ``top`` (and ``agents --json``) with their logs: ``--db`` and
     ``--rooms-dir`` as ``run`` takes them (the default database when neither is
     given); ``only``: just these rooms."""
+    from .. import config
     from ..clock import from_environment
     from ..record.team import Team, databases
     from ..rooms_spec import parse_dbs
@@ -768,6 +813,7 @@ def top(db: tuple[str, ...], rooms_dir: Path | None, log_dir: Path, utc: bool, o
       dead-drop-logger top --rooms-dir ~/.dead-drop/rooms
       dead-drop-logger top --once | grep dead
     """
+    from ..read import reading
     from . import top as live_top
 
     team = _team(db, rooms_dir, log_dir, utc)
@@ -834,7 +880,7 @@ def tasks(
       dead-drop-logger tasks --agent juno --project web --json | jq -r .task
       dead-drop-logger tasks TASK-004
     """
-    from ..read import taskcommand
+    from ..read import reading, taskcommand
 
     reader = _reading(log_dir, params["since"], params["until"], utc, rooms)
     chosen = taskcommand.TaskFilter(
@@ -1000,6 +1046,10 @@ def ship(log_dir: Path, log_level: str, from_start: bool, **params: Any) -> None
       dead-drop-logger ship --to postgresql://logger@db/hub --password-env DB_PW
       dead-drop-logger ship --to http://127.0.0.1:9200/dead-drop/_bulk --from-start
     """
+    import logging
+
+    from .. import diagnostics
+    from ..signals import StopEvent, stop_on_signals
     from . import shipping
 
     ctx = click.get_current_context()
@@ -1008,7 +1058,7 @@ def ship(log_dir: Path, log_level: str, from_start: bool, **params: Any) -> None
         fail("nothing to ship to: give --to URL (or [ship] to = [...] in config.toml)", 2)
     diagnostics.configure(log_level, stream=sys.stderr)
     stop = StopEvent()
-    stop_on_signals(stop, log)
+    stop_on_signals(stop, logging.getLogger(__name__))
     running = shipping.start(config_ship, log_dir.expanduser(), from_start=from_start, stop=stop)
     while not stop.wait(0.5):
         if not any(thread.is_alive() for thread in running.threads):
@@ -1171,6 +1221,8 @@ def _write_stdout(data: bytes) -> None:
 
 def _notify_rules() -> list[Any]:
     """The settings file's [[notify]] rules, their secrets there (exit 2 if not)."""
+    from . import notifying
+
     rules = notifying.rules()
     problem = notifying.check_secrets(rules)
     if problem is not None:
@@ -1193,6 +1245,9 @@ def notify(log_dir: Path, log_level: str, test_rule: str | None) -> None:
       dead-drop-logger notify
       dead-drop-logger notify --test blocked
     """
+    from .. import diagnostics
+    from . import notifying
+
     rules = _notify_rules()
     if test_rule is not None:
         from ..notify.service import test

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import platformdirs
 
-from ..diagnostics import LEVELS
+from ..config import LEVELS
 from ..rooms_spec import RoomNameError, check_room_name
 from .sizes import parse_size
 
@@ -188,6 +187,8 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def load(path: Path) -> ConfigFile:
     """Read and check the whole file. Raises ConfigError (one line) or OSError."""
+    import tomllib  # only when there is a file: every command reads this (start-up)
+
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")  # an editor's byte order mark is not content

@@ -11,23 +11,22 @@ writes is not deleted at the logger's next start.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
-from .. import config, diagnostics
-from ..files import LogDirError
-from ..signals import StopEvent, stop_on_signals
+from .. import config
 from . import options
 from .cli_errors import OneLineErrors
-from .progress import Bar
 
-log = logging.getLogger("dead_drop_logger.export")
+if TYPE_CHECKING:
+    from ..signals import StopEvent
+
+EXPORT_LOG = "dead_drop_logger.export"  # (logging imported by the command: start-up)
 
 
 def _program() -> str:
@@ -90,9 +89,14 @@ def export(
       dead-drop-logger export
       dead-drop-logger export --since 2026-01-01 --retention-days 0
     """
+    import logging
+
+    from .. import diagnostics
+    from ..files import LogDirError
     from ..record.export import ExportError
     from ..record.follow import TRANSIENT
     from ..record.rooms import find_rooms, room_settings
+    from ..signals import StopEvent, stop_on_signals
 
     log_level = params["log_level"]
     diagnostics.configure(log_level, stream=sys.stderr, tag="export_historical")
@@ -133,7 +137,7 @@ def export(
     else:
         targets = [settings]
     stop = StopEvent()
-    stop_on_signals(stop, log)
+    stop_on_signals(stop, logging.getLogger(EXPORT_LOG))
     for target in targets:
         if settings.has_rooms and not target.db.expanduser().exists():
             click.echo(f"room {target.log_dir.name}: no database at {target.db}: nothing to export")
@@ -145,7 +149,7 @@ def export(
         except LogDirError as exc:
             fail(str(exc))
         except TRANSIENT as exc:
-            log.debug("export failed", exc_info=True)
+            logging.getLogger(EXPORT_LOG).debug("export failed", exc_info=True)
             fail(f"{exc}; run it again to resume (nothing is written twice)")
         if stop.is_set():
             click.echo("interrupted before the end: run it again to finish", err=True)
@@ -156,6 +160,7 @@ def _export_one(
     settings: config.Settings, first: dt.date | None, last: dt.date | None, stop: StopEvent
 ) -> None:
     from ..record.export import export as export_history
+    from .progress import Bar
 
     def before(note: str) -> None:
         click.echo(f"{_program()}: {note}", err=True)

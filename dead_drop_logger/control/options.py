@@ -11,19 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from .. import config
-from ..crypt import keys as crypt
-from ..diagnostics import LEVELS
+from ..config import LEVELS
 from ..read.when import parse_duration
 from ..rooms_spec import RoomNameError, check_room_name, clashes, parse_dbs
 from ..server import TASK_STATUSES as STATUSES
-from . import configfile, settings_report
+from . import configfile
 from .sizes import parse_size
+
+if TYPE_CHECKING:
+    from . import settings_report
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -339,6 +341,8 @@ once = click.option(
 
 def _use_identity(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     """Every reader decrypts with this identity (see crypt): set once, for the process."""
+    from ..crypt import keys as crypt
+
     crypt.use_identity(value)
 
 
@@ -501,6 +505,8 @@ def _content_keys(params: dict[str, Any]) -> dict[str, Any]:
         )
     if not on:
         return {}
+    from ..crypt import keys as crypt
+
     agents: dict[str, str] = {}
     for item in named:
         name, sep, key = str(item).partition("=")
@@ -537,6 +543,8 @@ def _content_keys(params: dict[str, Any]) -> dict[str, Any]:
 def _recipients(values: tuple[str, ...], identity: Path | None) -> tuple[str, ...]:
     """The recipients ``--encrypt-to`` names (keys, recipients files), checked; the
     identity is the process's from now on (for a state rebuilt from the files)."""
+    from ..crypt import keys as crypt
+
     crypt.use_identity(identity)
     if not values:
         return ()
@@ -548,6 +556,8 @@ def _recipients(values: tuple[str, ...], identity: Path | None) -> tuple[str, ..
 
 def effective(ctx: click.Context, params: dict[str, Any]) -> settings_report.Effective:
     """What each option of ``ctx``'s command is, and which layer it came from."""
+    from . import settings_report
+
     loaded: configfile.ConfigFile | None = ctx.meta.get(CONFIG_META)
     path = loaded.path if loaded else configfile.find(None)[0]
     if loaded is None and isinstance(ctx.params.get("config_file"), Path):

@@ -43,7 +43,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 INDEX_NAME = ".dead-drop-logger.index"
 SCHEMA = 1
@@ -168,7 +168,10 @@ def row_of(raw: bytes) -> Row:
     ts: int | None = None
     if type(stamp) is str:
         try:
-            ts = (dt.datetime.fromisoformat(stamp).replace(tzinfo=None) - _MIN) // _US
+            when = dt.datetime.fromisoformat(stamp)
+            if when.tzinfo is not None:  # (a copy per line otherwise: a tenth of a build)
+                when = when.replace(tzinfo=None)
+            ts = (when - _MIN) // _US
         except ValueError:
             ts = None
     if not (
@@ -203,6 +206,49 @@ def row_of(raw: bytes) -> Row:
         content,
         frozenset(_WORD.findall(content.casefold())),
     )
+
+
+class Batch(NamedTuple):
+    """Lines parsed for :meth:`Store.add_rows`, as plain tuples (a worker process of
+    a big build hands them over cheaply)."""
+
+    lines: list[tuple[Any, ...]]  # (offset, length, id, ts, sender, recipient, task, reply, flags)
+    texts: list[tuple[int, str]]  # (offset, its words joined by spaces): the lines with words
+    words: set[str]  # every word of those
+    odd: int  # lines whose columns cannot say them (ODD)
+
+
+def batch_of(offset: int, data: bytes) -> Batch:
+    """The lines of ``data`` (whole lines, read at ``offset`` of their file)."""
+    lines: list[tuple[Any, ...]] = []
+    texts: list[tuple[int, str]] = []
+    words: set[str] = set()
+    odd = 0
+    start = 0
+    while start < len(data):
+        stop = data.index(b"\n", start) + 1
+        row = row_of(data[start:stop])
+        at = offset + start
+        lines.append(
+            (
+                at,
+                stop - start,
+                row.msg_id,
+                row.ts,
+                row.sender,
+                row.recipient,
+                row.task,
+                row.reply,
+                row.flags,
+            )
+        )
+        if row.words:
+            texts.append((at, " ".join(row.words)))
+            words |= row.words
+        if row.flags & ODD:
+            odd += 1
+        start = stop
+    return Batch(lines, texts, words, odd)
 
 
 _TABLES = """
@@ -368,22 +414,13 @@ class Store:
             self._by_nid = None
         return found
 
-    def add_rows(self, record: FileRecord, rows: list[tuple[int, int, Row]]) -> None:
-        """Rows of ``record``'s file: (offset, length, columns), in file order."""
+    def add_rows(self, record: FileRecord, batch: Batch) -> None:
+        """Lines of ``record``'s file, in file order, as :func:`batch_of` parsed them."""
         nid = self.nid
+        fid = record.fid
         values = [
-            (
-                key_of(record.fid, off),
-                length,
-                row.msg_id,
-                row.ts,
-                nid(row.sender),
-                nid(row.recipient),
-                nid(row.task),
-                row.reply,
-                row.flags,
-            )
-            for off, length, row in rows
+            (key_of(fid, off), length, msg_id, ts, nid(s), nid(r), nid(t), reply, flags)
+            for off, length, msg_id, ts, s, r, t, reply, flags in batch.lines
         ]
         self.conn.executemany(
             "INSERT INTO lines(key, len, id, ts, sender, recipient, task, reply, flags)"
@@ -408,26 +445,20 @@ class Store:
             " SET n = n + excluded.n,"
             " first = coalesce(min(first, excluded.first), first, excluded.first),"
             " last = coalesce(max(last, excluded.last), last, excluded.last)",
-            [(record.fid, *key, *found) for key, found in pairs.items()],
+            [(fid, *key, *found) for key, found in pairs.items()],
         )
         if self.content:
             if self._terms is None:
                 self._terms = {t for (t,) in self.conn.execute("SELECT term FROM terms")}
-            new: set[str] = set()
-            for _off, _length, row in rows:
-                new |= row.words
-            new -= self._terms
+            new = batch.words - self._terms
             if new:
                 self.conn.executemany("INSERT INTO terms(term) VALUES (?)", [(t,) for t in new])
                 self._terms |= new
             self.conn.executemany(
-                f"INSERT INTO fts_{record.fid}(rowid, c) VALUES (?, ?)",
-                [
-                    (key_of(record.fid, off), " ".join(row.words))
-                    for off, _l, row in rows
-                    if row.words
-                ],
+                f"INSERT INTO fts_{fid}(rowid, c) VALUES (?, ?)",
+                [(key_of(fid, off), text) for off, text in batch.texts],
             )
+        rows = batch.lines
         if rows and not self.dupes():
             first, last = key_of(record.fid, rows[0][0]), key_of(record.fid, rows[-1][0])
             for _hit in self.conn.execute(
@@ -438,7 +469,7 @@ class Store:
             ):
                 self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dupes', '1')")
         record.lines += len(rows)
-        record.odd += sum(1 for _o, _l, row in rows if row.flags & ODD)
+        record.odd += batch.odd
 
     # -- transactions --------------------------------------------------------------
 

@@ -441,7 +441,9 @@ class Reader:
         """Count one corrupt line of ``file``."""
         self.corrupt_in[file.path] += 1
 
-    def read_file(self, source: LogDir, entry: LogFile, start: int = 0) -> Iterator[Chunk]:
+    def read_file(
+        self, source: LogDir, entry: LogFile, start: int = 0
+    ) -> Generator[Chunk, None, None]:
         """:func:`read_chunks` of one file; a damaged file's lines up to the damage,
         the damage noted in :attr:`damaged`; a file that cannot be read, its lines up to
         the error (none at all if it cannot be opened), noted in :attr:`unreadable`."""

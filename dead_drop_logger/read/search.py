@@ -256,6 +256,7 @@ class Search:
     deadline: float | None = None
     _cover: dict[Path, Covered] | None = field(default=None, init=False, repr=False)
     _plans: dict[int, Query] = field(default_factory=dict, init=False, repr=False)
+    _densities: dict[tuple[int, int], bool] = field(default_factory=dict, init=False, repr=False)
 
     def covered(self) -> dict[Path, Covered]:
         """What the index covers of each file read (nothing: scan them all)."""
@@ -276,16 +277,30 @@ class Search:
             found = self._plans[key] = plan(covered.store, self.filters, self.reader.window)
         return found
 
-    def _indexed(self, entry: LogFile) -> tuple[Covered, Query] | None:
+    def _indexed(self, entry: LogFile, whole: bool = True) -> tuple[Covered, Query] | None:
         """The index's cover of ``entry`` and the query over it, None: scan the file
-        (not covered, or no filter narrows the candidates it would read)."""
+        (not covered, or no filter narrows the candidates it would read, or, when the
+        whole file is to be read (``whole``), its candidates are so dense that the
+        scan's byte search is faster: :func:`.indexquery.dense`)."""
         covered = self.covered().get(entry.path)
         if covered is None:
             return None
         query = self._query(covered)
-        if query.verify and not query.narrows and not query.never:
-            return None
+        if query.verify and not query.never:
+            if not query.narrows:
+                return None
+            if whole and self.filters.byte_groups() and self._dense(covered, query):
+                return None
         return covered, query
+
+    def _dense(self, covered: Covered, query: Query) -> bool:
+        from .indexquery import dense
+
+        key = (id(covered.store), covered.record.fid)  # (asked again by --count's files)
+        found = self._densities.get(key)
+        if found is None:
+            found = self._densities[key] = dense(covered.store, covered.record, query)
+        return found
 
     def file_entries(
         self, source: LogDir, entry: LogFile, stamps: bool = False
@@ -429,7 +444,7 @@ class Search:
         last file back, its unindexed lines, then the index's rows from the end."""
         taken = 0
         for source, entry in reversed(files):
-            found = self._indexed(entry)
+            found = self._indexed(entry, whole=limit is None)  # a limit reads few rows
             tail = [m for _s, m in self._scanned(source, entry, found)]
             for match in reversed(tail):
                 yield match
