@@ -492,3 +492,42 @@ def test_a_caught_up_shipper_is_woken_by_the_logs_not_a_timer(tmp_path: Path) ->
         stop.set()
         thread.join(60)
         logger.stop()
+
+
+def test_a_publish_the_stream_refuses_fails_the_batch(nats: Nats) -> None:
+    """The wire publisher counts a batch delivered only when the stream acknowledged
+    every line: a subject no stream takes (no responders), a stream that refuses new
+    messages when full, and a line over the server's max_payload each fail the batch
+    (the shipper then retries it from its saved position); what the stream holds is
+    acknowledged, stored once, a repeat acknowledged as the duplicate it is."""
+    import asyncio
+
+    import nats as nats_client
+    from nats.js.api import DiscardPolicy, StreamConfig
+
+    from dead_drop_logger.ship.nats_wire import Publisher
+    from dead_drop_logger.ship.sink import SinkError
+
+    async def make() -> None:
+        nc = await nats_client.connect(nats.url)
+        await nc.jetstream().add_stream(
+            StreamConfig(name="FULL", subjects=["full.>"], max_msgs=3, discard=DiscardPolicy.NEW)
+        )
+        await nc.close()
+
+    asyncio.run(make())
+    wire = Publisher("127.0.0.1", nats.port, timeout=20)
+    try:
+        lines = [(b"full.a", f"a:{n}".encode(), b'{"id":%d}' % n) for n in range(1, 4)]
+        wire.publish(lines)
+        wire.publish(lines)  # a repeat: acknowledged as duplicates, not stored again
+        assert [key for _s, key, _d in nats.messages("FULL")] == ["a:1", "a:2", "a:3"]
+        with pytest.raises(SinkError, match="not stored"):
+            wire.publish([(b"full.a", b"a:4", b'{"id":4}')])  # full: refused
+        with pytest.raises(SinkError, match="503"):
+            wire.publish([(b"nowhere.a", b"a:5", b'{"id":5}')])  # no stream takes it
+        with pytest.raises(SinkError, match="max_payload"):
+            wire.publish([(b"full.a", b"a:6", b"x" * (wire.max_payload + 1))])
+    finally:
+        wire.close()
+    assert len(nats.messages("FULL")) == 3
