@@ -531,3 +531,65 @@ def test_a_publish_the_stream_refuses_fails_the_batch(nats: Nats) -> None:
     finally:
         wire.close()
     assert len(nats.messages("FULL")) == 3
+
+
+def test_rows_copied_straight_in_are_the_rows_the_server_takes_out(pg: Postgres) -> None:
+    """A batch is first copied straight into the table, its columns taken out of each
+    line by the shipper; the same lines sent the careful way (a temporary table, the
+    server's ``raw ->> 'column'``, ON CONFLICT) give the same rows, column for column,
+    whatever the values (text with tabs, newlines, backslashes and non-ASCII; numbers;
+    booleans; null; a column missing; ``\\u0000``). A batch sent again is refused by
+    the key, rolled back whole and goes the careful way: every row once, and the next
+    batch of new rows is copied straight in again. A line only the server can render
+    (a fraction, an object) sends its batch the careful way."""
+    from dead_drop_logger.ship.pg_sink import COLUMNS, PostgresSink
+
+    values: list[dict[str, object]] = [
+        {"content": "tab\tnew\nline \\ back\\slash \r end", "read_flag": 0, "is_cc": 1},
+        {"content": "héllo 🌍", "read_flag": True, "is_cc": False, "task_id": 12345678901234},
+        {"content": "nul \x00 here", "reply_to": 3},
+        {"content": "no columns but this"},
+        {"content": "negative", "task_id": -7, "cc_original_to": "bob", "reply_to": None},
+    ]
+    lines = []
+    for n, extra in enumerate(values, 1):
+        message = {"id": n, "from_agent": "juno", "to_agent": "atlas"} | extra
+        if n == 4:
+            message = {"id": n, "content": extra["content"]}
+        lines.append(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    items = [position.Item("dev", n, 0, raw) for n, raw in enumerate(lines, 1)]
+    fast, careful = (
+        PostgresSink(target.parse(f"{pg.url}?table=fast")),
+        PostgresSink(target.parse(f"{pg.url}?table=careful")),
+    )
+    for sink in (fast, careful):
+        sink.open()
+    try:
+        prepared = fast.prepare(items)
+        assert isinstance(prepared, bytes)
+        fast.send_prepared(items, prepared)
+        assert not fast.careful
+        careful.send(items)
+        query = f"SELECT room, id, {', '.join(COLUMNS)}, raw, line FROM {{}} ORDER BY id"
+        rows = pg.query(query.format("fast"))
+        assert rows == pg.query(query.format("careful"))
+        assert len(rows) == 5 and rows[2][-2] is None  # \u0000: raw NULL
+        assert rows[1][2 + COLUMNS.index("read_flag")] == "true"
+        # sent again (a repeat after a crash), with one new line: each row once
+        more = [*items, position.Item("dev", 6, 0, lines[0].replace(b'"id":1', b'"id":6'))]
+        fast.send_prepared(more, fast.prepare(more))
+        assert fast.careful  # the COPY was refused whole; the careful way skipped 5
+        assert sorted(i for (i,) in pg.query("SELECT id FROM fast")) == [1, 2, 3, 4, 5, 6]
+        new = [position.Item("dev", 7, 0, lines[0].replace(b'"id":1', b'"id":7'))]
+        fast.send_prepared(new, fast.prepare(new))  # all new: careful no more
+        assert not fast.careful
+        fast.send_prepared(new, fast.prepare(new))
+        assert fast.careful
+        fraction = [position.Item("dev", 8, 0, b'{"id":8,"reply_to":1.5}\n')]
+        assert fast.prepare(fraction) is None
+        fast.send_prepared(fraction, None)
+        assert pg.query("SELECT reply_to FROM fast WHERE id = 8") == [("1.5",)]
+    finally:
+        fast.close()
+        careful.close()
+    assert fast.conflicts == 0

@@ -37,7 +37,7 @@ import nats
 import nats.errors
 import nats.js.errors
 
-from .nats_wire import Publisher
+from .nats_wire import Frames, Publisher, frames, new_inbox
 from .position import Item
 from .sink import SinkError
 from .target import Target
@@ -67,6 +67,8 @@ class NatsSink:
         self.wire: Publisher | None = None
         self._subjects: dict[str | None, str] = {}
         self._wire_subjects: dict[str | None, bytes] = {}
+        self.inbox = new_inbox()  # the publisher's, across its connections
+        self._next = 0  # the next reply number on it
 
     def subject(self, room: str | None) -> str:
         found = self._subjects.get(room)
@@ -98,6 +100,7 @@ class NatsSink:
                 password=self.target.password(),
                 token=self.target.token(),
                 timeout=TIMEOUT,
+                inbox=self.inbox,
             )
         except (OSError, ValueError) as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
@@ -162,8 +165,8 @@ class NatsSink:
                 drop.update(at for at, item in enumerate(items[: upto + 1]) if item.room == room)
         return [item for at, item in enumerate(items) if at not in drop]
 
-    def send(self, items: Sequence[Item]) -> None:
-        assert self.wire is not None, "open() first"
+    def prepare(self, items: Sequence[Item]) -> object:
+        """The batch's frames (in the shipper's reading thread)."""
         subjects = self._wire_subjects
         hub = self.target.hub
         prefix = f"{hub}/" if hub else ""
@@ -173,8 +176,17 @@ class NatsSink:
             if subject is None:
                 subject = subjects[item.room] = self.subject(item.room).encode()
             messages.append((subject, (prefix + item.key).encode(), item.raw[:-1]))
+        first = self._next
+        self._next += len(messages)
+        return frames(self.inbox, first, messages)
+
+    def send(self, items: Sequence[Item]) -> None:
+        self.send_prepared(items, self.prepare(items))
+
+    def send_prepared(self, items: Sequence[Item], prepared: object) -> None:
+        assert self.wire is not None and isinstance(prepared, Frames), "open() first"
         try:
-            self.wire.publish(messages)
+            self.wire.publish_frames(prepared)
         except OSError as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
 

@@ -28,6 +28,7 @@ import socket
 import ssl
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .sink import SinkError
@@ -38,6 +39,44 @@ _CONTROL = re.compile(rb"(?:PING|PONG|\+OK|-ERR[^\r]*|INFO [^\r]*)\r\n")
 # "HMSG INBOX.N 1 HEADERS TOTAL" (a status: 503, no stream takes the subject)
 _MSG = re.compile(rb"MSG [^ \r]*\.(\d+) 1 (\d+)\r\n")
 _HMSG = re.compile(rb"HMSG [^ \r]*\.(\d+) 1 (\d+) (\d+)\r\n")
+
+
+@dataclass(frozen=True)
+class Frames:
+    """A batch as written on the wire: ``count`` messages whose replies are numbered
+    from ``first``, in chunks of :data:`WINDOW` frames."""
+
+    first: int
+    count: int
+    chunks: list[bytes]
+    largest: int  # the largest payload
+
+
+def frames(inbox: bytes, first: int, messages: Sequence[tuple[bytes, bytes, bytes]]) -> Frames:
+    """The ``HPUB`` frames of ``(subject, Nats-Msg-Id, payload)`` messages, each
+    answered on ``INBOX.N`` (N from ``first`` on)."""
+    reply = inbox + b"."
+    chunks: list[bytes] = []
+    window: list[bytes] = []
+    largest = 0
+    for at, (subject, key, payload) in enumerate(messages):
+        largest = max(largest, len(payload))
+        header = b"NATS/1.0\r\nNats-Msg-Id: " + key + b"\r\n\r\n"
+        sizes = len(header), len(header) + len(payload)
+        window.append(
+            b"HPUB %s %s%d %d %d\r\n%s%s\r\n"
+            % (subject, reply, first + at, *sizes, header, payload)
+        )
+        if len(window) >= WINDOW:
+            chunks.append(b"".join(window))
+            window = []
+    if window:
+        chunks.append(b"".join(window))
+    return Frames(first, len(messages), chunks, largest)
+
+
+def new_inbox() -> bytes:
+    return f"_INBOX.{secrets.token_hex(11)}".encode()
 
 
 class Publisher:
@@ -53,10 +92,11 @@ class Publisher:
         password: str | None = None,
         token: str | None = None,
         timeout: float = 10.0,
+        inbox: bytes | None = None,
     ) -> None:
         self.timeout = timeout
-        self.inbox = f"_INBOX.{secrets.token_hex(11)}".encode()
-        self._next = 0  # the next reply number (never reused on this connection)
+        self.inbox = inbox if inbox is not None else new_inbox()
+        self._next = 0  # the next reply number (for publish; never reused on the inbox)
         self._buffer = b""
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
@@ -151,31 +191,24 @@ class Publisher:
         is acknowledged by the stream (stored, or a duplicate it already holds)."""
         first = self._next
         self._next += len(messages)
-        waiting = bytearray(len(messages))  # 1: acknowledged
-        left = len(messages)
-        reply = self.inbox + b"."
-        frames: list[bytes] = []
-        for at, (subject, key, payload) in enumerate(messages):
-            if len(payload) > self.max_payload:
-                raise SinkError(
-                    f"a line of {len(payload)} bytes is over the server's max_payload"
-                    f" ({self.max_payload})"
-                )
-            header = b"NATS/1.0\r\nNats-Msg-Id: " + key + b"\r\n\r\n"
-            sizes = len(header), len(header) + len(payload)
-            frames.append(
-                b"HPUB %s %s%d %d %d\r\n%s%s\r\n"
-                % (subject, reply, first + at, *sizes, header, payload)
+        self.publish_frames(frames(self.inbox, first, messages))
+
+    def publish_frames(self, batch: Frames) -> None:
+        """Write ``batch`` (built on this publisher's inbox, its numbers never used
+        before on it); return once the stream acknowledged every message."""
+        if batch.largest > self.max_payload:
+            raise SinkError(
+                f"a line of {batch.largest} bytes is over the server's max_payload"
+                f" ({self.max_payload})"
             )
-            if len(frames) >= WINDOW:
-                self._write(b"".join(frames))
-                frames = []
-                left = self._acks(first, waiting, left, wait=False)
-        if frames:
-            self._write(b"".join(frames))
+        waiting = bytearray(batch.count)  # 1: acknowledged
+        left = batch.count
+        for chunk in batch.chunks:
+            self._write(chunk)
+            left = self._acks(batch.first, waiting, left, wait=False)
         deadline = time.monotonic() + self.timeout
         while left:
-            left = self._acks(first, waiting, left, wait=True, deadline=deadline)
+            left = self._acks(batch.first, waiting, left, wait=True, deadline=deadline)
 
     def _acks(
         self,
