@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from ..files import ensure_private_dir, replace_durably
+from ..files import create_private, ensure_private_dir, write_all
 from ..read.feed import Feed
 from . import position as positions
 from .position import Item, ShipPosition
@@ -300,7 +300,14 @@ class Shipper:
             return
         self._written = now
         self.status["updated"] = self.wall()
-        try:
-            replace_durably(self.status_path, json.dumps(self.status).encode())
+        try:  # atomic for readers, not fsynced: what it says is seen again at the next
+            # write, and a lost one costs nothing (two fsyncs per batch did, in latency)
+            tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+            fd = create_private(tmp)
+            try:
+                write_all(fd, json.dumps(self.status).encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.status_path)
         except OSError as exc:
             log.debug("ship: cannot write %s: %s", self.status_path, exc)
