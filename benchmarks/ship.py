@@ -257,6 +257,13 @@ def wire_anchor(url: str, stream: str, lines: list[bytes]) -> float:
     return took
 
 
+def checkpoint(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
 def pg_anchor(url: str, lines: list[bytes]) -> float:
     """COPY of the same rows into a table of the same shape as ship's (the columns
     taken out of each line beforehand, not timed): PostgreSQL's own bulk load."""
@@ -304,8 +311,12 @@ def throughput(lines: int, rounds: int, only: tuple[str, ...] = ("nats", "pg")) 
                     )
                     rows.append(("JetStream: ship", took))
                 if "pg" in only:
+                    # each timed run starts from a checkpoint: none pays for the WAL the
+                    # run before it left (a checkpoint during it, full-page writes)
+                    checkpoint(pg.url)
                     took = pg_anchor(pg.url, data)
                     rows.append(("PostgreSQL: COPY (anchor)", took))
+                    checkpoint(pg.url)
                     took = ship_time(log_dir, f"{pg.url}?table=ship{round_}", len(data))
                     rows.append(("PostgreSQL: ship", took))
                 for name, took in rows:
