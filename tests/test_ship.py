@@ -593,3 +593,71 @@ def test_rows_copied_straight_in_are_the_rows_the_server_takes_out(pg: Postgres)
         fast.close()
         careful.close()
     assert fast.conflicts == 0
+
+
+def test_a_tls_server_is_published_to_over_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tls://``: a nats-server that requires TLS (its certificate from a test
+    authority the client trusts) takes the batch on the wire over TLS, each line once."""
+    import asyncio
+
+    import nats as nats_client
+    import trustme
+    from sinks import _wait_port, free_port, nats_binary
+
+    from dead_drop_logger.ship.nats_sink import NatsSink
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    authority.cert_pem.write_to_path(str(ca))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the default context trusts it
+    port = free_port()
+    tls = ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
+    server = subprocess.Popen(
+        [
+            nats_binary(),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-sd",
+            str(tmp_path / "js"),
+            *tls,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, server, "nats-server --tls")
+        url = f"tls://127.0.0.1:{port}"
+        lines = [b'{"id":%d,"content":"over tls"}\n' % n for n in range(1, 6)]
+        items = [position.Item("ops", n, 0, raw) for n, raw in enumerate(lines, 1)]
+        sink = NatsSink(target.parse(f"{url}?stream=TLS&subject=tls"))
+        sink.open()
+        try:
+            sink.send(items)
+            sink.send(items)  # a repeat: dropped by the stream
+        finally:
+            sink.close()
+
+        async def stored() -> list[tuple[str, bytes]]:
+            nc = await nats_client.connect(url)
+            js = nc.jetstream()
+            info = await js.stream_info("TLS")
+            out = []
+            for seq in range(1, info.state.last_seq + 1):
+                msg = await js.get_msg("TLS", seq)
+                out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), msg.data))
+            await nc.close()
+            return out
+
+        assert asyncio.run(stored()) == [(f"ops:{n}", raw[:-1]) for n, raw in enumerate(lines, 1)]
+    finally:
+        server.terminate()
+        server.wait(20)

@@ -169,12 +169,12 @@ class Publisher:
     def _read(self, deadline: float) -> None:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise SinkError(f"NATS: no acknowledgement within {self.timeout:g}s")
+            raise SinkError(f"NATS: no answer within {self.timeout:g}s")
         self.sock.settimeout(left)
         try:
             data = self.sock.recv(1 << 20)
         except TimeoutError:
-            raise SinkError(f"NATS: no acknowledgement within {self.timeout:g}s") from None
+            raise SinkError(f"NATS: no answer within {self.timeout:g}s") from None
         if not data:
             raise SinkError("NATS: connection closed by the server")
         self._buffer += data
