@@ -492,3 +492,172 @@ def test_a_caught_up_shipper_is_woken_by_the_logs_not_a_timer(tmp_path: Path) ->
         stop.set()
         thread.join(60)
         logger.stop()
+
+
+def test_a_publish_the_stream_refuses_fails_the_batch(nats: Nats) -> None:
+    """The wire publisher counts a batch delivered only when the stream acknowledged
+    every line: a subject no stream takes (no responders), a stream that refuses new
+    messages when full, and a line over the server's max_payload each fail the batch
+    (the shipper then retries it from its saved position); what the stream holds is
+    acknowledged, stored once, a repeat acknowledged as the duplicate it is."""
+    import asyncio
+
+    import nats as nats_client
+    from nats.js.api import DiscardPolicy, StreamConfig
+
+    from dead_drop_logger.ship.nats_wire import Publisher
+    from dead_drop_logger.ship.sink import SinkError
+
+    async def make() -> None:
+        nc = await nats_client.connect(nats.url)
+        await nc.jetstream().add_stream(
+            StreamConfig(name="FULL", subjects=["full.>"], max_msgs=3, discard=DiscardPolicy.NEW)
+        )
+        await nc.close()
+
+    asyncio.run(make())
+    wire = Publisher("127.0.0.1", nats.port, timeout=20)
+    try:
+        lines = [(b"full.a", f"a:{n}".encode(), b'{"id":%d}' % n) for n in range(1, 4)]
+        wire.publish(lines)
+        wire.publish(lines)  # a repeat: acknowledged as duplicates, not stored again
+        assert [key for _s, key, _d in nats.messages("FULL")] == ["a:1", "a:2", "a:3"]
+        with pytest.raises(SinkError, match="not stored"):
+            wire.publish([(b"full.a", b"a:4", b'{"id":4}')])  # full: refused
+        with pytest.raises(SinkError, match="503"):
+            wire.publish([(b"nowhere.a", b"a:5", b'{"id":5}')])  # no stream takes it
+        with pytest.raises(SinkError, match="max_payload"):
+            wire.publish([(b"full.a", b"a:6", b"x" * (wire.max_payload + 1))])
+    finally:
+        wire.close()
+    assert len(nats.messages("FULL")) == 3
+
+
+def test_rows_copied_straight_in_are_the_rows_the_server_takes_out(pg: Postgres) -> None:
+    """A batch is first copied straight into the table, its columns taken out of each
+    line by the shipper; the same lines sent the careful way (a temporary table, the
+    server's ``raw ->> 'column'``, ON CONFLICT) give the same rows, column for column,
+    whatever the values (text with tabs, newlines, backslashes and non-ASCII; numbers;
+    booleans; null; a column missing; ``\\u0000``). A batch sent again is refused by
+    the key, rolled back whole and goes the careful way: every row once, and the next
+    batch of new rows is copied straight in again. A line only the server can render
+    (a fraction, an object) sends its batch the careful way."""
+    from dead_drop_logger.ship.pg_sink import COLUMNS, PostgresSink
+
+    values: list[dict[str, object]] = [
+        {"content": "tab\tnew\nline \\ back\\slash \r end", "read_flag": 0, "is_cc": 1},
+        {"content": "héllo 🌍", "read_flag": True, "is_cc": False, "task_id": 12345678901234},
+        {"content": "nul \x00 here", "reply_to": 3},
+        {"content": "no columns but this"},
+        {"content": "negative", "task_id": -7, "cc_original_to": "bob", "reply_to": None},
+    ]
+    lines = []
+    for n, extra in enumerate(values, 1):
+        message = {"id": n, "from_agent": "juno", "to_agent": "atlas"} | extra
+        if n == 4:
+            message = {"id": n, "content": extra["content"]}
+        lines.append(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    items = [position.Item("dev", n, 0, raw) for n, raw in enumerate(lines, 1)]
+    fast, careful = (
+        PostgresSink(target.parse(f"{pg.url}?table=fast")),
+        PostgresSink(target.parse(f"{pg.url}?table=careful")),
+    )
+    for sink in (fast, careful):
+        sink.open()
+    try:
+        prepared = fast.prepare(items)
+        assert isinstance(prepared, bytes)
+        fast.send_prepared(items, prepared)
+        assert not fast.careful
+        careful.send(items)
+        query = f"SELECT room, id, {', '.join(COLUMNS)}, raw, line FROM {{}} ORDER BY id"
+        rows = pg.query(query.format("fast"))
+        assert rows == pg.query(query.format("careful"))
+        assert len(rows) == 5 and rows[2][-2] is None  # \u0000: raw NULL
+        assert rows[1][2 + COLUMNS.index("read_flag")] == "true"
+        # sent again (a repeat after a crash), with one new line: each row once
+        more = [*items, position.Item("dev", 6, 0, lines[0].replace(b'"id":1', b'"id":6'))]
+        fast.send_prepared(more, fast.prepare(more))
+        assert fast.careful  # the COPY was refused whole; the careful way skipped 5
+        assert sorted(i for (i,) in pg.query("SELECT id FROM fast")) == [1, 2, 3, 4, 5, 6]
+        new = [position.Item("dev", 7, 0, lines[0].replace(b'"id":1', b'"id":7'))]
+        fast.send_prepared(new, fast.prepare(new))  # all new: careful no more
+        assert not fast.careful
+        fast.send_prepared(new, fast.prepare(new))
+        assert fast.careful
+        fraction = [position.Item("dev", 8, 0, b'{"id":8,"reply_to":1.5}\n')]
+        assert fast.prepare(fraction) is None
+        fast.send_prepared(fraction, None)
+        assert pg.query("SELECT reply_to FROM fast WHERE id = 8") == [("1.5",)]
+    finally:
+        fast.close()
+        careful.close()
+    assert fast.conflicts == 0
+
+
+def test_a_tls_server_is_published_to_over_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tls://``: a nats-server that requires TLS (its certificate from a test
+    authority the client trusts) takes the batch on the wire over TLS, each line once."""
+    import asyncio
+
+    import nats as nats_client
+    import trustme
+    from sinks import _wait_port, free_port, nats_binary
+
+    from dead_drop_logger.ship.nats_sink import NatsSink
+
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    authority.cert_pem.write_to_path(str(ca))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the default context trusts it
+    port = free_port()
+    tls = ["--tls", "--tlscert", str(cert), "--tlskey", str(key)]
+    server = subprocess.Popen(
+        [
+            nats_binary(),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-sd",
+            str(tmp_path / "js"),
+            *tls,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, server, "nats-server --tls")
+        url = f"tls://127.0.0.1:{port}"
+        lines = [b'{"id":%d,"content":"over tls"}\n' % n for n in range(1, 6)]
+        items = [position.Item("ops", n, 0, raw) for n, raw in enumerate(lines, 1)]
+        sink = NatsSink(target.parse(f"{url}?stream=TLS&subject=tls"))
+        sink.open()
+        try:
+            sink.send(items)
+            sink.send(items)  # a repeat: dropped by the stream
+        finally:
+            sink.close()
+
+        async def stored() -> list[tuple[str, bytes]]:
+            nc = await nats_client.connect(url)
+            js = nc.jetstream()
+            info = await js.stream_info("TLS")
+            out = []
+            for seq in range(1, info.state.last_seq + 1):
+                msg = await js.get_msg("TLS", seq)
+                out.append(((msg.headers or {}).get("Nats-Msg-Id", ""), msg.data))
+            await nc.close()
+            return out
+
+        assert asyncio.run(stored()) == [(f"ops:{n}", raw[:-1]) for n, raw in enumerate(lines, 1)]
+    finally:
+        server.terminate()
+        server.wait(20)

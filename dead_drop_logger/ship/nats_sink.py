@@ -18,7 +18,9 @@ Why it looks like this:
   order it received them, so what reached it is a prefix of each room's lines).
 - A batch is published without waiting for each acknowledgement in turn (all in
   flight at once, acknowledgements awaited together): one round trip per batch, not
-  per line. The stream (``DEADDROP`` by default, subjects ``deaddrop.>``) is created
+  per line, written on the wire by :mod:`.nats_wire` (nats-py's per-message
+  ``publish_async`` was the limit of a backlog); nats-py keeps the stream's management
+  and the reconciliation. The stream (``DEADDROP`` by default, subjects ``deaddrop.>``) is created
   if missing, with the server's defaults (file storage, a two-minute window); make it
   yourself to choose replicas, retention and limits.
 """
@@ -35,6 +37,7 @@ import nats
 import nats.errors
 import nats.js.errors
 
+from .nats_wire import Frames, Publisher, frames, new_inbox
 from .position import Item
 from .sink import SinkError
 from .target import Target
@@ -61,7 +64,11 @@ class NatsSink:
         self.loop = asyncio.new_event_loop()
         self.nc: Any = None
         self.js: Any = None
+        self.wire: Publisher | None = None
         self._subjects: dict[str | None, str] = {}
+        self._wire_subjects: dict[str | None, bytes] = {}
+        self.inbox = new_inbox()  # the publisher's, across its connections
+        self._next = 0  # the next reply number on it
 
     def subject(self, room: str | None) -> str:
         found = self._subjects.get(room)
@@ -81,6 +88,22 @@ class NatsSink:
 
     def open(self) -> None:
         self._run(self._open())
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.target.url)
+        try:
+            self.wire = Publisher(
+                parts.hostname or "127.0.0.1",
+                parts.port or 4222,
+                tls=parts.scheme == "tls",
+                user=self._user(),
+                password=self.target.password(),
+                token=self.target.token(),
+                timeout=TIMEOUT,
+                inbox=self.inbox,
+            )
+        except (OSError, ValueError) as exc:
+            raise SinkError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
 
     async def _open(self) -> None:
         options: dict[str, Any] = {
@@ -142,23 +165,35 @@ class NatsSink:
                 drop.update(at for at, item in enumerate(items[: upto + 1]) if item.room == room)
         return [item for at, item in enumerate(items) if at not in drop]
 
-    def send(self, items: Sequence[Item]) -> None:
-        self._run(self._send(items))
+    def prepare(self, items: Sequence[Item]) -> object:
+        """The batch's frames (in the shipper's reading thread)."""
+        subjects = self._wire_subjects
+        hub = self.target.hub
+        prefix = f"{hub}/" if hub else ""
+        messages = []
+        for item in items:
+            subject = subjects.get(item.room)
+            if subject is None:
+                subject = subjects[item.room] = self.subject(item.room).encode()
+            messages.append((subject, (prefix + item.key).encode(), item.raw[:-1]))
+        first = self._next
+        self._next += len(messages)
+        return frames(self.inbox, first, messages)
 
-    async def _send(self, items: Sequence[Item]) -> None:
-        publish = self.js.publish_async
-        subject = self.subject
-        key = self.target.key
-        futures = [
-            await publish(subject(item.room), item.raw[:-1], headers={"Nats-Msg-Id": key(item.key)})
-            for item in items
-        ]
-        acks = await asyncio.gather(*futures, return_exceptions=True)
-        for ack in acks:
-            if isinstance(ack, BaseException):
-                raise SinkError(f"not acknowledged: {type(ack).__name__}: {ack}")
+    def send(self, items: Sequence[Item]) -> None:
+        self.send_prepared(items, self.prepare(items))
+
+    def send_prepared(self, items: Sequence[Item], prepared: object) -> None:
+        assert self.wire is not None and isinstance(prepared, Frames), "open() first"
+        try:
+            self.wire.publish_frames(prepared)
+        except OSError as exc:
+            raise SinkError(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
 
     def close(self) -> None:
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None
         if self.nc is not None:
             with contextlib.suppress(Exception):  # closing a broken connection
                 self.loop.run_until_complete(asyncio.wait_for(self.nc.close(), 5))

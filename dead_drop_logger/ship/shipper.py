@@ -8,6 +8,13 @@ Why it looks like this:
   its first line; then it is sent, and only once the sink has acknowledged it is the
   position saved (:mod:`.position`). A crash (``kill -9``) anywhere repeats at most
   the batch in flight; the sink's key drops the repeat.
+- Through a backlog (a batch came full), the next batch is read from the logs, and
+  built into what the sink sends (:meth:`.sink.PreparingSink.prepare`: the rows, the
+  frames), in a second thread while this one is in flight: the sink's round trip and
+  the server's work overlap the Python work of reading, instead of adding to it.
+  Nothing about positions changes: the batch read ahead starts from a copy of the
+  position of the batch in flight, is sent only after that one was acknowledged and
+  its position saved, and is thrown away if it failed. Memory is then two batches.
 - A failure (the sink down, refusing, a timeout) is retried with exponential backoff
   (``retry_min`` doubling to ``retry_max``), from the last acknowledged position, for
   as long as it takes: the logs are the buffer, however long the outage.
@@ -22,15 +29,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from ..files import ensure_private_dir, replace_durably
+from ..files import create_private, ensure_private_dir, write_all
 from ..read.feed import Feed
 from . import position as positions
 from .position import Item, ShipPosition
-from .sink import Sink, SinkError, open_sink
+from .sink import PreparingSink, Sink, SinkError, open_sink
 from .target import Target, TargetError
 from .wake import LogWatch
 
@@ -52,6 +61,21 @@ class Batching:
     idle: float = 2.0  # with them: the safety net's period when caught up
     retry_min: float = 0.5
     retry_max: float = 30.0
+
+
+@dataclass
+class Batch:
+    """Lines read from the logs for one delivery, and where reading got to after them."""
+
+    position: ShipPosition
+    items: list[Item]
+    moved: bool  # False: nothing new at all (caught up)
+    prepared: object = None  # what the sink built for ``items`` (None: not yet)
+
+
+def _prepare(sink: Sink, items: Sequence[Item]) -> object:
+    prepare = getattr(sink, "prepare", None)
+    return prepare(items) if prepare is not None and items else None
 
 
 @dataclass
@@ -82,6 +106,8 @@ class Shipper:
             "conflicts": 0,
         }
         self._written = 0.0
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: Future[Batch] | None = None
 
     def run(self) -> None:
         """Ship until :attr:`stop` is set."""
@@ -94,6 +120,7 @@ class Shipper:
         delay = self.batching.retry_min
         first = True
         failing = False
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="ship-read")
         try:
             while not self.stop.is_set():
                 try:
@@ -117,6 +144,7 @@ class Shipper:
                         continue
                     acked = done
                 except (SinkError, TargetError, OSError) as exc:
+                    self._drop_ahead()
                     failing = self._failed(exc, failing, delay)
                     if sink is not None:
                         sink.close()
@@ -125,6 +153,7 @@ class Shipper:
                     delay = min(delay * 2, self.batching.retry_max)
                 except Exception as exc:  # a bug: said, retried, never the logger's end
                     log.debug("ship: unexpected error", exc_info=True)
+                    self._drop_ahead()
                     failing = self._failed(exc, failing, delay)
                     if sink is not None:
                         sink.close()
@@ -132,6 +161,8 @@ class Shipper:
                     self.stop.wait(delay)
                     delay = min(delay * 2, self.batching.retry_max)
         finally:
+            self._drop_ahead()
+            self._reader.shutdown()
             watch.close()
             if sink is not None:
                 sink.close()
@@ -180,15 +211,28 @@ class Shipper:
 
     def _one_batch(self, sink: Sink, acked: ShipPosition, first: bool) -> ShipPosition | None:
         """Deliver the next batch; its acknowledged position (None: nothing new)."""
-        position = acked.copy()
-        items, moved = self._collect(position)
-        if not moved:
+        ahead, self._ahead = self._ahead, None
+        batch = ahead.result() if ahead is not None else self._read(acked)
+        if not batch.moved:
             return None
+        items: Sequence[Item] = batch.items
+        prepared = batch.prepared
         if first and items:
-            items = list(sink.reconcile(items))
+            kept = list(sink.reconcile(items))
+            if len(kept) != len(items):
+                items, prepared = kept, None
+        if prepared is None:
+            prepared = _prepare(sink, items)
+        if len(batch.items) >= self.batching.lines and self._reader is not None:
+            # a backlog: read (and build) the next batch while this one is in flight
+            self._ahead = self._reader.submit(self._read, batch.position.copy(), sink)
         if items:
-            sink.send(items)
-        position.shipped += len(items)
+            if prepared is None:
+                sink.send(items)
+            else:
+                cast(PreparingSink, sink).send_prepared(items, prepared)
+        position = batch.position
+        position.shipped = acked.shipped + len(items)
         positions.save(self.position_path, position)
         if items:
             self.status["shipped"] = position.shipped
@@ -197,6 +241,25 @@ class Shipper:
         self.status["conflicts"] = getattr(sink, "conflicts", 0)
         self._state("shipping")
         return position
+
+    def _read(self, after: ShipPosition, sink: Sink | None = None) -> Batch:
+        """The next batch after ``after`` (untouched: read from a copy); built for
+        ``sink`` when given (in the reading thread)."""
+        position = after.copy()
+        items, moved = self._collect(position)
+        batch = Batch(position, items, moved)
+        if sink is not None:
+            batch.prepared = _prepare(sink, items)
+        return batch
+
+    def _drop_ahead(self) -> None:
+        """Throw away the batch read ahead (after a failure, or at the end)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            try:
+                ahead.result()
+            except Exception:  # its error is met again when the batch is read anew
+                log.debug("ship: reading ahead failed", exc_info=True)
 
     def _collect(self, position: ShipPosition) -> tuple[list[Item], bool]:
         feed = Feed(self.log_dir, position.feed)
@@ -237,7 +300,14 @@ class Shipper:
             return
         self._written = now
         self.status["updated"] = self.wall()
-        try:
-            replace_durably(self.status_path, json.dumps(self.status).encode())
+        try:  # atomic for readers, not fsynced: what it says is seen again at the next
+            # write, and a lost one costs nothing (two fsyncs per batch did, in latency)
+            tmp = self.status_path.with_name(self.status_path.name + ".tmp")
+            fd = create_private(tmp)
+            try:
+                write_all(fd, json.dumps(self.status).encode())
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.status_path)
         except OSError as exc:
             log.debug("ship: cannot write %s: %s", self.status_path, exc)

@@ -40,6 +40,18 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class PreparingSink(Sink, Protocol):
+    """A sink that builds what it sends apart from sending it (the rows, the frames),
+    so the shipper can build the next batch's while this one is in flight."""
+
+    def prepare(self, items: Sequence[Item]) -> object:
+        """What :meth:`send_prepared` sends for ``items``; free of the connection (it
+        runs in the shipper's reading thread, while another batch is sent)."""
+
+    def send_prepared(self, items: Sequence[Item], prepared: object) -> None:
+        """:meth:`Sink.send` of ``items``, with what :meth:`prepare` built for them."""
+
+
 def open_sink(target: Target, log_dir: Path) -> Sink:
     """The sink for ``target`` (not yet opened). Raises MissingLibrary."""
     try:
