@@ -259,13 +259,15 @@ def test_without_a_thread_the_waiting_loop_reads_the_events(tmp_path: Path) -> N
         loop = threading.Thread(target=wait_until_stopped)
         loop.start()
         Path(f"{db}-wal").write_bytes(b"frame 2")  # inside the gap
-        wait_until(lambda: len(reasons) == len(RECHECKS), what="the rechecks to be over")
+        # The rechecks: all of them, or fewer where a slow tick on a loaded machine
+        # passed some (they are skipped, not bunched).
+        wait_until(lambda: reasons and not waker.rechecking, what="the rechecks to be over")
         # The loop sleeps out its gap on the stop pipe alone: the event stays unread.
         assert unread_event_bytes(watcher) > 0
-        assert reasons == [RECHECK] * len(RECHECKS)
         WakingStopEvent(waker).set()  # from another thread: ends the wait in poll() at once
         loop.join(DEADLINE)
-        assert not loop.is_alive() and reasons == [RECHECK] * len(RECHECKS)
+        assert not loop.is_alive()
+        assert 1 <= len(reasons) <= len(RECHECKS) and reasons == [RECHECK] * len(reasons)
     finally:
         watcher.close()
     assert waker.pump is None  # closed: the Waker is back to its timer alone

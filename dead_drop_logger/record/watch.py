@@ -208,6 +208,12 @@ class Waker:
             until = min(until, recheck)
         return until
 
+    @property
+    def rechecking(self) -> bool:
+        """Whether a quick recheck after the last change is still to come."""
+        with self._cond:
+            return self._recheck_at is not None and not self._changed
+
     def pace(self, lines: int) -> None:
         """How much the last wake-up found: a bigger batch widens the gap, and rows found
         end the quick rechecks (see above)."""
