@@ -166,6 +166,12 @@ def count(text: str, needle: str) -> int:
     return sum(needle in line for line in text.splitlines())
 
 
+def said(text: str, needle: str) -> int:
+    """Lines of ``text`` containing ``needle`` that a user is told (``--log-level
+    debug`` adds DEBUG lines about the same trouble, not said to a user)."""
+    return sum(needle in line and " DEBUG: " not in line for line in text.splitlines())
+
+
 def assert_clean(stderr: str) -> None:
     """What a user sees: never a traceback (outside --log-level debug)."""
     assert "Traceback" not in stderr, stderr

@@ -19,6 +19,7 @@ from faultkit import (
     needs_strace,
     reaped,
     retries,
+    said,
     strace_wrapper,
     traced_pid,
     wait_all_logged,
@@ -77,7 +78,7 @@ def test_missing_at_start_then_appears(tmp_path: Path, log_dir: Path, logger) ->
     wait_all_logged(log_dir, db)
     assert proc.stop() == 0
     stderr = proc.stderr()
-    assert count(stderr, "does not exist") == 1, stderr
+    assert said(stderr, "does not exist") == 1, stderr
     assert_exactly_once(log_dir, db)
 
 
@@ -99,7 +100,7 @@ def test_deleted_while_running_then_restored(
     wait_all_logged(log_dir, server_db)
     assert proc.stop() == 0
     stderr = proc.stderr()
-    assert count(stderr, "does not exist") == 1, stderr
+    assert said(stderr, "does not exist") == 1, stderr
     assert count(stderr, "replaced") == 0, stderr
     assert_exactly_once(log_dir, server_db)
 
