@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -292,26 +291,9 @@ def opened_line(raw: bytes, message: Mapping[str, Any]) -> bytes:
 def mark_content_sealed(log_dir: Path) -> None:
     """Record that ``log_dir``'s contents are sealed per message (before the first
     line), so nothing derived from content (the index's full text) is stored for it."""
-    marker = log_dir / MARKER
-    if marker.exists():
-        return
-    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, b"message contents here are sealed per agent (age); see docs/encryption.md\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    keys.write_marker(log_dir / MARKER, "message contents here are sealed per agent (age)")
 
 
 def content_sealed(log_dir: Path) -> bool:
     """Whether a logger seals message contents per agent in ``log_dir`` (or a room of it)."""
-    try:
-        with os.scandir(log_dir) as entries:
-            for entry in entries:
-                if entry.name == MARKER:
-                    return True
-                if entry.is_dir(follow_symlinks=False) and (Path(entry.path) / MARKER).exists():
-                    return True
-    except OSError:
-        return False
-    return False
+    return keys.has_marker(log_dir, MARKER)

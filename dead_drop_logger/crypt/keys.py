@@ -251,28 +251,39 @@ def new_identity(path: Path) -> str:
 def mark_encrypted(log_dir: Path) -> None:
     """Record that ``log_dir`` is written encrypted (before its first segment), so
     :func:`is_encrypted` says so even while it holds no ``.age`` file yet."""
-    marker = log_dir / MARKER
+    write_marker(log_dir / MARKER, "this log directory is written encrypted (age)")
+
+
+def write_marker(marker: Path, what: str) -> None:
+    """A small durable file whose presence says how a log directory is written (0600,
+    fsynced, never through a symlink); left as it is when there."""
     if marker.exists():
         return
     fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, b"this log directory is written encrypted (age); see docs/encryption.md\n")
+        os.write(fd, f"{what}; see docs/encryption.md\n".encode())
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def has_marker(log_dir: Path, marker: str, suffix: str | None = None) -> bool:
+    """Whether ``log_dir`` or a room directory in it holds ``marker`` (or, in
+    ``log_dir`` itself, a file ending in ``suffix``)."""
+    try:
+        with os.scandir(log_dir) as entries:
+            for entry in entries:
+                if entry.name == marker or (suffix and entry.name.endswith(suffix)):
+                    return True
+                if entry.is_dir(follow_symlinks=False) and (Path(entry.path) / marker).exists():
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def is_encrypted(log_dir: Path) -> bool:
     """Whether ``log_dir`` (or a room directory in it) holds encrypted logs, or a logger
     writes it encrypted: then nothing derived from message content may be stored beside
     it in plaintext (the index stores no content for it)."""
-    try:
-        with os.scandir(log_dir) as entries:
-            for entry in entries:
-                if entry.name == MARKER or entry.name.endswith(".age"):
-                    return True
-                if entry.is_dir(follow_symlinks=False) and (Path(entry.path) / MARKER).exists():
-                    return True
-    except OSError:
-        return False
-    return False
+    return has_marker(log_dir, MARKER, ".age")
