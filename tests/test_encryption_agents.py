@@ -34,7 +34,7 @@ from conftest import (
     logger_command,
     wait_until,
 )
-from test_encryption import scan
+from test_encryption import run_until_logged, scan
 
 MARKER = "zq-agent-marker-41b9d2"
 ENC = "content_enc"
@@ -53,14 +53,6 @@ def fill(db: Path) -> None:
     serverdb.send(conn, "juno", "orion", f"to a keyless agent {MARKER}")
     serverdb.send(conn, "vega", "atlas", b"blob " + MARKER.encode())
     conn.close()
-
-
-def run_until_logged(proc: LoggerProcess, db: Path, log_dir: Path) -> None:
-    proc.start()
-    proc.wait_ready()
-    want = serverdb.all_ids(db)
-    wait_until(lambda: logged_ids(log_dir) == want, what="every id logged")
-    assert proc.stop() == 0, proc.stderr()
 
 
 def raw_lines(log_dir: Path) -> dict[int, bytes]:
