@@ -798,6 +798,7 @@ def _team(
 @options.config_file
 @options.team_databases
 @options.log_dir
+@options.identity
 @options.read_utc
 @options.once
 def top(db: tuple[str, ...], rooms_dir: Path | None, log_dir: Path, utc: bool, once: bool) -> None:
@@ -1031,6 +1032,7 @@ def _start_shipping(ship: Any, log_dir: Path) -> Any:
 @cli.command(short_help="Deliver the logged lines to NATS, PostgreSQL or HTTP.")
 @options.config_file
 @options.log_dir
+@options.identity
 @options.ship_options
 @options.log_level
 def ship(log_dir: Path, log_level: str, from_start: bool, **params: Any) -> None:
@@ -1233,6 +1235,7 @@ def _notify_rules() -> list[Any]:
 @cli.command(short_help="Deliver the [[notify]] rules of config.toml (without run).")
 @options.config_file
 @options.log_dir
+@options.identity
 @options.log_level
 @options.notify_test
 def notify(log_dir: Path, log_level: str, test_rule: str | None) -> None:

@@ -892,6 +892,7 @@ serve_options = _compose(
     config_file,
     log_dir,
     read_utc,
+    identity,
     db,
     rooms_dir,
     serve_host,
