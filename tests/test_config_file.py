@@ -156,9 +156,8 @@ def test_the_real_logger_runs_with_the_file_named_by_the_environment(
 
 def test_every_run_and_start_option_can_be_set_in_the_file() -> None:
     for command in ("run", "start"):
-        names = {
-            p.name for p in cli.commands[command].params if p.expose_value and p.name != "help"
-        }
+        params = cli.every_command()[command].params
+        names = {p.name for p in params if p.expose_value and p.name != "help"}
         assert names <= set(configfile.KEYS), (command, names - set(configfile.KEYS))
 
 
@@ -172,7 +171,7 @@ def test_reading_commands_take_log_dir_and_utc_from_the_file(
     """One log_dir setting serves every command (run writes there, the readers read there)."""
     no_user_config.parent.mkdir(parents=True)
     no_user_config.write_text(f'log_dir = "{tmp_path / "mine"}"\nutc = true\n')
-    command = cli.commands[name]
+    command = cli.every_command()[name]
     args = ["1"] if name == "thread" else ["-o", "x.html"] if name == "report" else []
     # as the group makes it (a context without the group's settings would make click
     # remember a help option without -h for the command)
