@@ -33,6 +33,44 @@ def test_the_file_is_where_platformdirs_says(no_user_config: Path) -> None:
     assert data["config_file_found"] is False
 
 
+@pytest.mark.parametrize(
+    ("xdg", "home"),
+    [
+        ("/abs/xdg", "/root"),
+        (None, "/home/juno"),
+        ("", "/home/juno/"),
+        (None, "/"),
+        ("relative/xdg", "/home/juno"),
+        ("  ", "/home/juno"),
+        (None, "relative-home"),
+    ],
+)
+def test_the_file_is_found_without_platformdirs_where_it_agrees(
+    xdg: str | None, home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configfile finds the directory on Linux without importing platformdirs (start-up)
+    when the environment is plain, and asks platformdirs otherwise: the same answer."""
+    import platformdirs
+
+    monkeypatch.setattr("sys.platform", "linux")
+    if xdg is None:
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    monkeypatch.setenv("HOME", home)
+    fast = configfile._linux_config_dir()
+    plain = (xdg is not None and xdg.startswith("/")) or (not xdg and home.startswith("/"))
+    assert (fast is not None) == plain
+    try:
+        expected = platformdirs.user_config_dir(configfile.APP)
+    except RuntimeError:  # no absolute home: platformdirs refuses, as configfile then does
+        assert fast is None
+        return
+    assert configfile.default_path() == Path(expected) / configfile.FILE_NAME
+    if fast is not None:
+        assert fast == expected
+
+
 def test_poll_interval_through_all_four_layers(no_user_config: Path) -> None:
     assert effective()["poll_interval"] == {"value": 1.0, "source": "default"}
     no_user_config.parent.mkdir(parents=True)

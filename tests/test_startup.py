@@ -23,7 +23,9 @@ from dead_drop_logger.control import cli
 
 # Modules no reading command needs (the logger's, the other commands', logging's files).
 NEVER_FOR_READING = {
+    "logging",  # the writer's (the daemon's log, the sealer's warnings)
     "logging.handlers",
+    "tomllib",  # only when there is a settings file
     "dead_drop_logger.diagnostics",
     "dead_drop_logger.signals",
     "dead_drop_logger.control.pidfile",
@@ -36,6 +38,8 @@ NEVER_FOR_READING = {
     "dead_drop_logger.record.pipeline",
     "dead_drop_logger.record.follow",
 }
+if sys.platform == "linux":  # the settings file's directory, found without it there
+    NEVER_FOR_READING.add("platformdirs")
 READING = {
     "dead_drop_logger.read.reading",
     "dead_drop_logger.read.logread",
@@ -145,6 +149,10 @@ def test_search_count_loads_the_reading_modules_and_no_others(tmp_path: Path) ->
     )
     modules = loaded("search", "--count", "--log-dir", str(log_dir))
     assert "dead_drop_logger.read.search" in modules  # the test sees what it runs
+    assert modules & NEVER_FOR_READING == set()
+    loaded("index", "--log-dir", str(log_dir))
+    modules = loaded("search", "--count", "--log-dir", str(log_dir))
+    assert "dead_drop_logger.read.indexquery" in modules  # through the index, this time
     assert modules & NEVER_FOR_READING == set()
     prefixes = ("dead_drop_logger.record.", "dead_drop_logger.serve.", "dead_drop_logger.ship.")
     assert not any(m.startswith(prefixes) for m in modules)

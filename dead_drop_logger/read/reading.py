@@ -196,8 +196,13 @@ class Printer:
     printed: int = 0
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
+        sealed = agentkeys.sealed_line(entry.line.raw)
+        if self.as_json and not sealed:  # as stored: never parsed (the index found it)
+            self.out.write(entry.line.raw)
+            self.printed += 1
+            return
         message = entry.message
-        if agentkeys.sealed_line(entry.line.raw):  # (maybe opened already, by the filters)
+        if sealed:  # (maybe opened already, by the filters)
             opened = agentkeys.open_content(message)
             if self.as_json:  # opened: the line as if logged plain; else as stored
                 self.out.write(
@@ -207,9 +212,7 @@ class Printer:
                 return
             if not opened:
                 message = {**message, "content": agentkeys.placeholder(message)}
-        if self.as_json:
-            self.out.write(entry.line.raw)
-        elif self.oneline:
+        if self.oneline:
             line = format_oneline(
                 message,
                 colour=self.colour,
