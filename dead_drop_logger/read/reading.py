@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -179,6 +178,8 @@ def line_width(stream: BinaryIO) -> int | None:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     if stream.isatty():
+        import shutil  # (and its compressors) for a terminal only: start-up
+
         return shutil.get_terminal_size().columns
     return None
 
