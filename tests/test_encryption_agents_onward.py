@@ -7,29 +7,40 @@ crypt/agentkeys.py (``shown``, ``shown_line``), or hands it on as stored, on pur
   else the line with ``search``'s placeholder as its content, the marker kept;
 - ``report`` (the file, and ``serve``'s ``/report``): a busiest thread's sealed root is
   previewed opened, or with the placeholder;
+- ``notify``: a content rule matches what its identity opens, and no more; with no
+  identity where contents are sealed it is refused at start (one line, exit 2); what it
+  sends is the line as stored, its readable text never the opened content.
 
 Real processes: the logger, ``serve`` on a loopback port read with urllib (the events
-with the suite's SSE client), ``report``; identities from Debian's ``age-keygen``.
+with the suite's SSE client), ``report``, ``notify`` posting to a loopback receiver;
+identities from Debian's ``age-keygen``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import urllib.request
 from pathlib import Path
 
 import httpx
 import pytest
+import serverdb
 from conftest import (
     DEADLINE,
+    LoggerProcess,
     agent_identity,
     agent_key_args,
+    logged_ids,
+    logger_command,
+    wait_until,
 )
+from receiver import Receiver
 from serving import ServeProcess, sse_events, take
 from test_encryption_agents import MARKER, fill, logged, raw_lines, reader, readers_of
 
-from dead_drop_logger.crypt.agentkeys import NO_IDENTITY, NOT_YOURS
+from dead_drop_logger.crypt.agentkeys import NO_IDENTITY, NOT_SENT, NOT_YOURS
 
 ENC = "content_enc"
 
@@ -132,3 +143,132 @@ def test_report_previews_a_sealed_root_as_search_shows_it(sealed_logs: Path) -> 
     with ServeProcess(log_dir) as served:
         page = fetch(served.url + "report")
         assert NO_IDENTITY.encode() in page and MARKER.encode() not in page
+
+
+def notify_config(tmp_path: Path, log_dir: Path, url: str) -> Path:
+    """A content rule posting the line (webhook) and one sending readable text (slack)."""
+    path = tmp_path / "notify.toml"
+    path.write_text(
+        f'log_dir = "{log_dir}"\n'
+        f'[[notify]]\nname = "hook"\nsink = "webhook"\nurl = "{url}"\n'
+        f'[notify.match]\ncontains = "{MARKER}"\n'
+        f'[[notify]]\nname = "chat"\nsink = "slack"\nurl = "{url}/chat"\n'
+        f'[notify.match]\ncontains = "{MARKER}"\n'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_notify_matches_what_its_identity_opens_and_sends_it_sealed(
+    filled_db: Path, sealed_logs: Path, tmp_path: Path
+) -> None:
+    log_dir = sealed_logs
+    before = set(raw_lines(log_dir))
+    hooks = Receiver()
+    config = notify_config(tmp_path, log_dir, hooks.url)
+    logger = LoggerProcess(filled_db, log_dir, *agent_key_args()).start()
+    notify = subprocess.Popen(
+        [*logger_command(), "notify", "--config", str(config), "--identity", key("juno")],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        logger.wait_ready()
+        wait_until(lambda: (log_dir / ".notify" / "chat.state.json").exists(), what="the rules")
+        conn = serverdb.connect(filled_db)
+        serverdb.send(conn, "juno", "vega", f"juno's {MARKER} live")  # juno's: matches
+        serverdb.send(conn, "atlas", "vega", f"atlas's {MARKER} live")  # not juno's to open
+        serverdb.send(conn, "vega", "juno", "no marker here")  # juno's, not matching
+        serverdb.send(conn, "vega", "all", f"broadcast {MARKER} live")  # everyone's
+        conn.close()
+        want = serverdb.all_ids(filled_db)
+        wait_until(lambda: logged_ids(log_dir) == want, what="the live sends logged")
+        stored = raw_lines(log_dir)
+        opened = {i: json.loads(line) for i, line in search_json(log_dir, "escrow").items()}
+        matching = [
+            i
+            for i in want
+            if i not in before
+            and "juno" in readers_of(json.loads(stored[i]))
+            and MARKER in opened[i]["content"]
+        ]
+        assert len(matching) >= 3  # (juno's and the broadcast, with the lead's CC copies)
+        wait_until(
+            lambda: (
+                len([r for r in hooks.received() if r.path == "/hook"]) >= len(matching)
+                and len([r for r in hooks.received() if r.path == "/hook/chat"]) >= len(matching)
+            ),
+            what="the notifications",
+        )
+    finally:
+        notify.terminate()
+        _out, err = notify.communicate(timeout=DEADLINE)
+        assert logger.stop() == 0, logger.stderr()
+        hooks.close()
+    assert notify.returncode == 0, err
+    assert b"matched only where the identity opens them" in err
+    posted = [r for r in hooks.received() if r.path == "/hook"]
+    # exactly the lines juno's key opens and that hold the marker, each as stored
+    assert sorted(r.headers["webhook-id"] for r in posted) == sorted(f":{i}" for i in matching)
+    for request in posted:
+        ident = int(request.headers["webhook-id"][1:])
+        assert request.body + b"\n" == stored[ident]  # the sealed line, byte for byte
+    for request in [r for r in hooks.received() if r.path == "/hook/chat"]:
+        text = json.loads(request.body)["text"]
+        assert NOT_SENT in text and MARKER not in text, text
+
+
+def test_notify_refuses_a_content_rule_it_could_never_fire(
+    filled_db: Path, sealed_logs: Path, tmp_path: Path
+) -> None:
+    config = notify_config(tmp_path, sealed_logs, "http://127.0.0.1:9/hook")
+    done = subprocess.run(
+        [*logger_command(), "notify", "--config", str(config)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "notify rule 'hook' matches contents" in lines[0], lines
+    assert "no identity is set" in lines[0] and lines[0].startswith("dead-drop-logger: error: ")
+    # and a logger about to seal contents, in a new directory (no marker yet), alike
+    fresh = tmp_path / "fresh"
+    config = notify_config(tmp_path, fresh, "http://127.0.0.1:9/hook")
+    done = subprocess.run(
+        [*logger_command(), "run", "--config", str(config), "--db", str(filled_db),
+         *agent_key_args()],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "notify rule 'hook' matches contents" in done.stderr
+    assert not (fresh / "messages-current.json").exists()
+    # a rule on names alone needs no key there
+    names = tmp_path / "names.toml"
+    names.write_text(
+        f'log_dir = "{sealed_logs}"\n[[notify]]\nname = "names"\nsink = "webhook"\n'
+        'url = "http://127.0.0.1:9/hook"\n[notify.match]\nfrom = "juno"\n'
+    )
+    names.chmod(0o600)
+    alone = subprocess.Popen(
+        [*logger_command(), "notify", "--config", str(names)],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: (
+                (sealed_logs / ".notify" / "names.state.json").exists() or alone.poll() is not None
+            ),
+            what="the rule to start",
+        )
+        assert alone.poll() is None
+    finally:
+        alone.terminate()
+        assert alone.wait(DEADLINE) == 0

@@ -1225,7 +1225,7 @@ def _notify_rules() -> list[Any]:
     from . import notifying
 
     rules = notifying.rules()
-    problem = notifying.check_secrets(rules)
+    problem = notifying.check_secrets(rules) or notifying.check_sealed(rules)
     if problem is not None:
         fail(problem, 2)
     return rules
