@@ -9,11 +9,14 @@ crypt/agentkeys.py (``shown``, ``shown_line``), or hands it on as stored, on pur
   previewed opened, or with the placeholder;
 - ``notify``: a content rule matches what its identity opens, and no more; with no
   identity where contents are sealed it is refused at start (one line, exit 2); what it
-  sends is the line as stored, its readable text never the opened content.
+  sends is the line as stored, its readable text never the opened content;
+- ``ship``: the lines as stored, byte for byte, whatever the identity opens;
+- ``rekey``: re-seals the segments and leaves each sealed content as it was, still
+  opened by its agents' keys.
 
 Real processes: the logger, ``serve`` on a loopback port read with urllib (the events
-with the suite's SSE client), ``report``, ``notify`` posting to a loopback receiver;
-identities from Debian's ``age-keygen``.
+with the suite's SSE client), ``notify`` posting to a loopback receiver, ``ship`` to a
+loopback NDJSON receiver, ``rekey``; identities from Debian's ``age-keygen``.
 """
 
 from __future__ import annotations
@@ -30,15 +33,20 @@ import serverdb
 from conftest import (
     DEADLINE,
     LoggerProcess,
+    age_decrypt,
+    age_identity,
     agent_identity,
     agent_key_args,
+    encrypted_args,
     logged_ids,
     logger_command,
     wait_until,
 )
 from receiver import Receiver
 from serving import ServeProcess, sse_events, take
+from test_encryption import files_by_kind
 from test_encryption_agents import MARKER, fill, logged, raw_lines, reader, readers_of
+from test_ship_http import Receiver as ShipReceiver
 
 from dead_drop_logger.crypt.agentkeys import NO_IDENTITY, NOT_SENT, NOT_YOURS
 
@@ -272,3 +280,84 @@ def test_notify_refuses_a_content_rule_it_could_never_fire(
     finally:
         alone.terminate()
         assert alone.wait(DEADLINE) == 0
+
+
+def test_ship_delivers_the_lines_as_stored(sealed_logs: Path) -> None:
+    """With a key that opens every content, ``ship`` still delivers each line as
+    logged: the sink gets what the log holds (sealed), once each."""
+    stored = raw_lines(sealed_logs)
+    receiver = ShipReceiver(down=0)
+    receiver.thread.start()
+    proc = subprocess.Popen(
+        [*logger_command(), "ship", "--log-dir", str(sealed_logs), "--to",
+         receiver.url + "/ingest", "--identity", key("escrow"), "--batch-ms", "200"],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+    def received() -> list[bytes]:
+        return [ln for _p, _h, body in receiver.of("/ingest") for ln in body.splitlines(True)]
+
+    try:
+        wait_until(lambda: len(received()) >= len(stored), what="every line shipped")
+    finally:
+        proc.terminate()
+        _out, err = proc.communicate(timeout=DEADLINE)
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    assert proc.returncode == 0, err
+    got = [line if line.endswith(b"\n") else line + b"\n" for line in received()]
+    assert sorted(got) == sorted(stored.values())
+    assert all(json.loads(line)[ENC] for line in got) and MARKER.encode() not in b"".join(got)
+
+
+def test_rekey_leaves_the_sealed_contents_as_they_are(filled_db: Path, tmp_path: Path) -> None:
+    log_dir = logged(filled_db, tmp_path / "logs", *encrypted_args(), *agent_key_args())
+    before = files_by_kind(log_dir)["messages"]
+    new_key, new_recipient = agent_identity("rekeyed")
+    done = subprocess.run(
+        [*logger_command(), "rekey", "--log-dir", str(log_dir), "--to", new_recipient,
+         "--identity", str(age_identity()[0])],
+        env=env(),
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # the segments open with the new key only, and hold the same lines, byte for byte
+    assert segment_lines(log_dir, new_key) == before
+    # the new segments' key and an agent's: that agent's contents open, as before
+    both = tmp_path / "both.txt"
+    both.write_text(new_key.read_text() + agent_identity("vega")[0].read_text())
+    out = search_text(log_dir, both)
+    assert f"deploy key {MARKER} for vega" in out and "not readable with this identity" in out
+    # the escrow's: every content, as a plain logger wrote it
+    plain = logged(filled_db, tmp_path / "plain")
+    escrow = tmp_path / "escrow.txt"
+    escrow.write_text(new_key.read_text() + agent_identity("escrow")[0].read_text())
+    assert search_text(log_dir, escrow) == reader(plain, "search").replace(str(plain), str(log_dir))
+
+
+def segment_lines(log_dir: Path, identity: Path) -> bytes:
+    """The message segments' lines, opened by ``age -d`` with ``identity`` (and by none
+    with the old key)."""
+    segments = sorted(p for p in log_dir.glob("messages-*.json.age"))
+    assert segments
+    for path in segments:  # (the old key opens none now)
+        old = subprocess.run(
+            ["age", "-d", "-i", str(age_identity()[0]), str(path)], capture_output=True
+        )
+        assert old.returncode != 0
+    return b"".join(age_decrypt(p, identity) for p in segments)
+
+
+def search_text(log_dir: Path, identity: Path) -> str:
+    done = subprocess.run(
+        [*logger_command(), "search", "--log-dir", str(log_dir), "--identity", str(identity)],
+        env=env(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
