@@ -5,6 +5,7 @@ crypt/agentkeys.py (``shown``, ``shown_line``), or hands it on as stored, on pur
 - ``serve``: ``/v1/messages``, ``/v1/messages/ID``, ``/v1/threads/ID`` and the events
   carry each line opened when ``serve``'s identity opens it (``search --json``'s line),
   else the line with ``search``'s placeholder as its content, the marker kept;
+- the live page (headless Chromium) shows the same: contents opened or placeholders;
 - ``report`` (the file, and ``serve``'s ``/report``): a busiest thread's sealed root is
   previewed opened, or with the placeholder;
 - ``notify``: a content rule matches what its identity opens, and no more; with no
@@ -24,12 +25,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
 import httpx
 import pytest
 import serverdb
+from browser import Browser, chromium
 from conftest import (
     DEADLINE,
     LoggerProcess,
@@ -133,6 +136,28 @@ def test_serve_shows_what_search_shows(sealed_logs: Path, who: str | None) -> No
         ):
             events = take(sse_events(r), len(want))
         assert [e.data.encode() + b"\n" for e in events] == got
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_the_page_shows_what_search_shows(sealed_logs: Path) -> None:
+    """The live page (headless Chromium) over ``serve`` with juno's key: juno's contents
+    as written, the others as ``search``'s placeholder, no ciphertext anywhere."""
+    with ServeProcess(sealed_logs, "--identity", key("juno")) as served, Browser() as browser:
+        log = browser.navigate(served.url)
+        end = time.monotonic() + DEADLINE
+        while browser.evaluate("document.querySelectorAll('#feed .content').length") < len(
+            raw_lines(sealed_logs)
+        ):
+            assert time.monotonic() < end, "the feed did not fill"
+            time.sleep(0.05)
+        contents = browser.evaluate(
+            "[...document.querySelectorAll('#feed .content')].map(c => c.textContent)"
+        )
+        assert f"deploy key {MARKER} for vega" in contents
+        assert f"atlas to vega {MARKER}" not in contents and NOT_YOURS in contents
+        assert not [c for c in contents if c.startswith("YWdl")]  # base64 of "age-encryption"
+        assert log.errors == [] and browser.log.errors == []
 
 
 def test_report_previews_a_sealed_root_as_search_shows_it(sealed_logs: Path) -> None:
