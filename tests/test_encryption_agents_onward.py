@@ -129,6 +129,8 @@ def test_serve_shows_what_search_shows(sealed_logs: Path, who: str | None) -> No
         assert fetch(served.url + "v1/messages/1") + b"\n" == want[1]
         posts = json.loads(fetch(served.url + "v1/threads/2"))["posts"]
         assert posts and all(p["message"] == json.loads(want[p["message"]["id"]]) for p in posts)
+        lines = fetch(served.url + "v1/threads/2?format=ndjson").splitlines(keepends=True)
+        assert lines == [want[p["message"]["id"]] for p in posts]
         # the events, from the first line (an id before every line): the same bytes
         with (
             httpx.Client(timeout=DEADLINE) as client,

@@ -278,6 +278,11 @@ def thread_posts(logs: Logs, message_id: int, pairs: Pairs) -> list[tuple[int, s
     return [(post.depth, post.note, post.entry) for post in posts]
 
 
+def thread_ndjson(posts: list[tuple[int, str | None, Entry]]) -> bytes:
+    """The thread's lines, one a line (``thread --json``'s; a sealed content as above)."""
+    return b"".join(_shown(entry) for _depth, _note, entry in posts)
+
+
 def thread_json(posts: list[tuple[int, str | None, Entry]], message_id: int) -> bytes:
     """``{"id":N,"posts":[{"depth":D,"note":NOTE,"key":KEY,"message":LINE}]}``."""
     items = [
