@@ -7,6 +7,14 @@ itself is the empty room), and for the other events the line's own fields.
 
 - ``message``: a message line matching the rule's filters (:class:`..read.search.Filters`,
   the search's own test); the body is the logged line, byte for byte.
+- ``unanswered``: a direct message matching the filters that its recipient has not
+  answered within the rule's time, by the response rule of ``stats``
+  (:class:`..read.responses.ResponseTracker`; every message is fed to it, so an answer
+  that does not match the filters still answers).
+- ``task``: a task line (``tasks-*.json``) whose ``to`` (or a state in its ``via``) is one
+  of ``task_status``.
+- ``agent``: an agent line (``agents-*.json``) of event ``health`` turning to one of
+  ``agent_health`` (the logger writes it when the server's health rule says so).
 
 A content sealed per agent (:mod:`..crypt.agentkeys`) is matched as ``search`` matches
 it: opened with the process's identity, only what it opens (a rule that matches contents
@@ -16,14 +24,6 @@ delivers it, and the readable text (Slack, ntfy, email, Apprise) says
 :data:`..crypt.agentkeys.NOT_SENT` in its place. A notification goes to a third party
 (ntfy.sh's topics are public); opening would hand it what the per-agent keys keep from
 everyone but the message's agents, under the name of whichever key ``notify`` holds.
-- ``unanswered``: a direct message matching the filters that its recipient has not
-  answered within the rule's time, by the response rule of ``stats``
-  (:class:`..read.responses.ResponseTracker`; every message is fed to it, so an answer
-  that does not match the filters still answers).
-- ``task``: a task line (``tasks-*.json``) whose ``to`` (or a state in its ``via``) is one
-  of ``task_status``.
-- ``agent``: an agent line (``agents-*.json``) of event ``health`` turning to one of
-  ``agent_health`` (the logger writes it when the server's health rule says so).
 """
 
 from __future__ import annotations
