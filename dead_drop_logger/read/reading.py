@@ -197,19 +197,13 @@ class Printer:
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
         message = entry.message
+        if self.as_json:  # opened: the line as if logged plain; else as stored
+            self.out.write(agentkeys.shown_line(entry.line.raw, entry.message, stored=True))
+            self.printed += 1
+            return
         if agentkeys.sealed_line(entry.line.raw):  # (maybe opened already, by the filters)
-            opened = agentkeys.open_content(message)
-            if self.as_json:  # opened: the line as if logged plain; else as stored
-                self.out.write(
-                    agentkeys.opened_line(entry.line.raw, message) if opened else entry.line.raw
-                )
-                self.printed += 1
-                return
-            if not opened:
-                message = {**message, "content": agentkeys.placeholder(message)}
-        if self.as_json:
-            self.out.write(entry.line.raw)
-        elif self.oneline:
+            message = agentkeys.shown(entry.message)
+        if self.oneline:
             line = format_oneline(
                 message,
                 colour=self.colour,
