@@ -198,21 +198,14 @@ class Printer:
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
         sealed = agentkeys.sealed_line(entry.line.raw)
-        if self.as_json and not sealed:  # as stored: never parsed (the index found it)
-            self.out.write(entry.line.raw)
+        if self.as_json:  # opened: the line as if logged plain; else as stored
+            raw = entry.line.raw  # not sealed: as stored, never parsed (the index found it)
+            self.out.write(agentkeys.shown_line(raw, entry.message, stored=True) if sealed else raw)
             self.printed += 1
             return
         message = entry.message
         if sealed:  # (maybe opened already, by the filters)
-            opened = agentkeys.open_content(message)
-            if self.as_json:  # opened: the line as if logged plain; else as stored
-                self.out.write(
-                    agentkeys.opened_line(entry.line.raw, message) if opened else entry.line.raw
-                )
-                self.printed += 1
-                return
-            if not opened:
-                message = {**message, "content": agentkeys.placeholder(message)}
+            message = agentkeys.shown(message)
         if self.oneline:
             line = format_oneline(
                 message,

@@ -164,7 +164,7 @@ def notify_rules() -> list[Any]:
     from .. import notifying
 
     rules = notifying.rules()
-    problem = notifying.check_secrets(rules)
+    problem = notifying.check_secrets(rules) or notifying.check_sealed(rules)
     if problem is not None:
         fail(problem, 2)
     return rules

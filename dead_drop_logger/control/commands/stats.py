@@ -125,7 +125,6 @@ def report(
       dead-drop-logger report --since 2026-02-01 --until 2026-03-01 -o february.html
     """
     from ...read import report as html_report
-    from ...read import stats as numbers
     from ...read import stats_format
 
     try:
@@ -133,7 +132,7 @@ def report(
     except html_report.ReportUnavailable as exc:
         common.fail(str(exc), code=2)
     result, reader = _read_stats(log_dir, rooms, since, until, utc)
-    numbers.fill_previews(result, reader.sources, utc=utc)
+    html_report.fill_previews(result, reader.sources, utc=utc)
     t = result.totals
     subtitle = (
         f"{t.messages:,} messages from {stats_format.when(t.first)} to "
