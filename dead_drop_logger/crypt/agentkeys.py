@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from ..encoding import escape_separators
 from . import keys
-
-log = logging.getLogger(__name__)
 
 FIELD = "content_enc"
 AGE = "age"  # content was a JSON string: the age file holds its UTF-8 text
@@ -63,7 +60,7 @@ class ContentSealer:
         agents: Mapping[str, str],
         escrow: Iterable[str],
         *,
-        warn: Callable[[str], None] = log.warning,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.agents = dict(agents)
         self.escrow = tuple(escrow)
@@ -72,6 +69,10 @@ class ContentSealer:
         for recipient in [*self.agents.values(), *self.escrow]:
             keys.check_recipient(recipient)
         self._everyone = set(self.agents.values()) | set(self.escrow)
+        if warn is None:  # the logger's log (logging imported by the writer alone: start-up)
+            import logging
+
+            warn = logging.getLogger(__name__).warning
         self._warn = warn
         self._warned: set[str] = set()
 

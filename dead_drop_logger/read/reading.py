@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -179,6 +178,8 @@ def line_width(stream: BinaryIO) -> int | None:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     if stream.isatty():
+        import shutil  # (and its compressors) for a terminal only: start-up
+
         return shutil.get_terminal_size().columns
     return None
 
@@ -196,13 +197,15 @@ class Printer:
     printed: int = 0
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
-        message = entry.message
+        sealed = agentkeys.sealed_line(entry.line.raw)
         if self.as_json:  # opened: the line as if logged plain; else as stored
-            self.out.write(agentkeys.shown_line(entry.line.raw, entry.message, stored=True))
+            raw = entry.line.raw  # not sealed: as stored, never parsed (the index found it)
+            self.out.write(agentkeys.shown_line(raw, entry.message, stored=True) if sealed else raw)
             self.printed += 1
             return
-        if agentkeys.sealed_line(entry.line.raw):  # (maybe opened already, by the filters)
-            message = agentkeys.shown(entry.message)
+        message = entry.message
+        if sealed:  # (maybe opened already, by the filters)
+            message = agentkeys.shown(message)
         if self.oneline:
             line = format_oneline(
                 message,
