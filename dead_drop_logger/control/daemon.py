@@ -219,11 +219,26 @@ def _become_daemon(
         context.close()  # the PID file first: once start has failed, status says stopped
         _send(report, f"error {exc}")
         return 1
+    sent = False
+
+    def ready() -> None:
+        nonlocal sent
+        if not sent:
+            sent = True
+            _send(report, f"ok {os.getpid()}")
+
     try:
         log.info("daemon started (pid %d)", os.getpid())
-        _send(report, f"ok {os.getpid()}")
+        if isinstance(follower, Follower):  # once its position is fixed (see on_following)
+            follower.on_following = ready
+        else:
+            ready()
         return _serve(follower, settings.log_dir, ship, notify_rules)
     finally:
+        if not sent:  # (stopped or failed before following: start says it exited)
+            sent = True
+            with contextlib.suppress(OSError):
+                os.close(report)
         context.close()
 
 

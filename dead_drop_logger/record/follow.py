@@ -87,6 +87,11 @@ class Follower:
         self.source = Source(settings.db, utc=settings.utc)
         self.writer = make_writer(settings, self.clock)
         self.pipeline = Pipeline(self.source, settings.log_dir, self.writer)
+        # Called once, when every message committed from now on is sure to be logged
+        # (the position fixed: a first start's is the database's last id then), or when
+        # that waits on trouble it has said: ``start`` returns then, not before, so a
+        # message sent just after it is never taken for one the database already held.
+        self.on_following: Callable[[], None] | None = None
         if settings.encrypt_content_to_agents:  # each content sealed to its agents' keys
             named = dict(item.split("=", 1) for item in settings.agents_keys)
             sealer = agentkeys.ContentSealer(named, settings.escrow_to)
@@ -199,6 +204,7 @@ class Follower:
             return
         if not self._retrying(prepare):
             return
+        self._following()
         log.info(
             "following %s into %s every %ss",
             self.settings.db,
@@ -231,6 +237,11 @@ class Follower:
         finally:
             self._seal_at_stop()
             self._let_go()
+
+    def _following(self) -> None:
+        ready, self.on_following = self.on_following, None
+        if ready is not None:
+            ready()
 
     def _seal_at_stop(self) -> None:
         """Seal the unsealed tail as the loop ends; if that fails, it is read again from
@@ -424,6 +435,7 @@ class Follower:
                     )
                 self._failures = 0
                 return True
+            self._following()  # running, in a trouble it said: start need not wait it out
             self._backoff(on_change=source_side)
             if once:
                 return False
