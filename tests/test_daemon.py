@@ -128,27 +128,39 @@ def test_start_status_refuse_restart_stop(daemons: Daemons) -> None:
     assert logged_ids(daemons.log_dir) == ids + more
 
 
+@pytest.mark.parametrize("rooms", [False, True], ids=["one-database", "rooms"])
 def test_a_message_sent_as_start_returns_is_logged(
-    home_env: dict[str, str], tmp_path: Path
+    home_env: dict[str, str], tmp_path: Path, rooms: bool
 ) -> None:
     """A first start logs only what is newer than the database's last id: that position
-    is taken before ``start`` returns, so a message sent as it returns is logged, never
-    taken for history. Eight first starts, each sending at once (when start returned
-    before the position was taken, about one such message in seven was lost)."""
+    is taken before ``start`` returns (every room's, with rooms), so a message sent as it
+    returns is logged, never taken for history. Eight first starts, each sending at once
+    (when start returned before the position was taken, about one such message in seven
+    was lost)."""
     for attempt in range(8):
-        db = tmp_path / f"server-{attempt}" / "messages.db"
-        db.parent.mkdir()
-        serverdb.create(db)
-        serverdb.send_many(db, 3, prefix="history")
-        log_dir = tmp_path / f"logs-{attempt}"
-        first = Daemons(home_env, db, log_dir)
+        base = tmp_path / f"try-{attempt}"
+        names = ("dev", "ops") if rooms else ("",)
+        dbs = [serverdb.room_db(base / "rooms", name) for name in names]
+        for db in dbs:
+            db.parent.mkdir(parents=True)
+            serverdb.create(db)
+            serverdb.send_many(db, 3, prefix="history")
+        log_dir = base / "logs"
+        first = Daemons(home_env, dbs[0], log_dir)
         try:
-            started_pid(first.start())
-            sent = serverdb.send_many(db, 1, prefix="sent as start returned")
-            wait_until(
-                lambda d=log_dir, s=sent: logged_ids(d) == s,
-                what=f"start {attempt} to log it",
-            )
+            if rooms:
+                done = first.run("start", "--rooms-dir", str(base / "rooms"),
+                                 "--log-dir", str(log_dir), *FAST)  # fmt: skip
+                first.pids.add(started_pid(done))
+            else:
+                started_pid(first.start())
+            for name, db in zip(names, dbs, strict=True):
+                sent = serverdb.send_many(db, 1, prefix="sent as start returned")
+                room_dir = log_dir / name
+                wait_until(
+                    lambda d=room_dir, s=sent: logged_ids(d) == s,
+                    what=f"start {attempt} to log it in {name or 'the log directory'}",
+                )
         finally:
             first.run("stop", "--timeout", "10")
             first.pids.kill_all()

@@ -229,10 +229,7 @@ def _become_daemon(
 
     try:
         log.info("daemon started (pid %d)", os.getpid())
-        if isinstance(follower, Follower):  # once its position is fixed (see on_following)
-            follower.on_following = ready
-        else:
-            ready()
+        follower.on_following = ready  # once its position is taken (see Follower's)
         return _serve(follower, settings.log_dir, ship, notify_rules)
     finally:
         if not sent:  # (stopped or failed before following: start says it exited)

@@ -204,7 +204,7 @@ class Follower:
             return
         if not self._retrying(prepare):
             return
-        self._following()
+        self.report_following()
         log.info(
             "following %s into %s every %ss",
             self.settings.db,
@@ -238,7 +238,8 @@ class Follower:
             self._seal_at_stop()
             self._let_go()
 
-    def _following(self) -> None:
+    def report_following(self) -> None:
+        """Call ``on_following``, once."""
         ready, self.on_following = self.on_following, None
         if ready is not None:
             ready()
@@ -435,7 +436,7 @@ class Follower:
                     )
                 self._failures = 0
                 return True
-            self._following()  # running, in a trouble it said: start need not wait it out
+            self.report_following()  # running, in a trouble it said: start need not wait it out
             self._backoff(on_change=source_side)
             if once:
                 return False

@@ -31,10 +31,12 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -194,6 +196,14 @@ class Rooms:
         self._listing_trouble: str | None = None
         self._mark_trouble = False
         self.watcher: Watcher | None = None
+        # As Follower's: called once every room there at the start follows (or says
+        # the trouble it waits on), so that start returns with every position taken.
+        self.on_following: Callable[[], None] | None = None
+
+    def _report_following(self) -> None:
+        ready, self.on_following = self.on_following, None
+        if ready is not None:
+            ready()
 
     def install_signal_handlers(self) -> None:
         stop_on_signals(self.stop, log)  # its StopEvent ends the supervisor's wait
@@ -234,6 +244,7 @@ class Rooms:
         if there_first is None:  # the first start: the rooms there now, on disk first
             there_first = set(self._list())
             while not self._write_mark(there_first):
+                self._report_following()  # (the trouble is said: start need not wait)
                 if self.stop.wait(self.settings.poll_interval):
                     return
         where = self.settings.rooms_dir
@@ -242,8 +253,21 @@ class Rooms:
             f"the rooms in {where}" if where else "the rooms named",
             self.settings.log_dir,
         )
-        for name, db in sorted(self._list().items()):
-            self._start(name, db, discovered=name not in there_first)
+        first = sorted(self._list().items())
+        waiting, lock = {name for name, _db in first}, threading.Lock()
+
+        def followed(name: str) -> None:
+            with lock:
+                waiting.discard(name)
+                if not waiting:
+                    self._report_following()
+
+        if not waiting:
+            self._report_following()
+        for name, db in first:
+            room = self._start(name, db, discovered=name not in there_first, start=False)
+            room.on_following = functools.partial(followed, name)
+            self.active[name][1].start()
         while not self.stop.is_set():
             self._reap()
             for name, db in sorted(self._list().items()):
@@ -270,7 +294,7 @@ class Rooms:
             self._listing_trouble = None
         return found
 
-    def _start(self, name: str, db: Path, *, discovered: bool) -> RoomFollower:
+    def _start(self, name: str, db: Path, *, discovered: bool, start: bool = True) -> RoomFollower:
         settings = room_settings(self.settings, name, db)
         room = RoomFollower(
             name,
@@ -287,11 +311,18 @@ class Rooms:
             target=self._serve, args=(room,), name=f"{ROOM_THREAD_PREFIX}{name}"
         )
         self.active[name] = (room, thread)
-        thread.start()
+        if start:
+            thread.start()
         return room
 
     def _serve(self, room: RoomFollower) -> None:
         """A room's thread: its follower, restarted after trouble that ended it."""
+        try:
+            self._follow_room(room)
+        finally:
+            room.report_following()  # (ended before it followed: start waits no longer)
+
+    def _follow_room(self, room: RoomFollower) -> None:
         while not self.stop.is_set() and not room.finished:
             # (Its lines start with "room NAME:" already: they come from its thread.)
             try:
@@ -306,6 +337,7 @@ class Rooms:
                 room.reporter.problem(f"{what}; retrying every {MAX_BACKOFF:g}s")
             else:
                 return
+            room.report_following()  # (the trouble is said: start need not wait it out)
             self.stop.wait(MAX_BACKOFF)
 
     def _sweep(self) -> None:
