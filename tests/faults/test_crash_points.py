@@ -77,10 +77,11 @@ def said_pid_or_died(proc: LoggerProcess) -> bool:
 
 
 @needs_strace
+@pytest.mark.own_encryption("its 'encrypted' case is the sealed one, with its own points")
 @pytest.mark.parametrize(
     "args",
     [[], ["--max-bytes", "4KB"], ["encrypted"], ["agent-keys"]],
-    ids=["one-file", "parts", "encrypted", "agent-keys"],
+    ids=["plain-one-file", "plain-parts", "sealed", "plain-agent-keys"],
 )
 def test_killed_at_every_early_write_fsync_rename_truncate(
     server_db: Path, log_dir: Path, logger, tmp_path: Path, args: list[str]
