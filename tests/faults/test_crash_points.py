@@ -8,6 +8,7 @@ previous one left on disk. In the end every id is logged exactly once.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import signal
 import subprocess
 from pathlib import Path
@@ -35,6 +36,7 @@ from faultkit import (
     wait_all_logged,
 )
 
+from dead_drop_logger.logdir import layout
 from dead_drop_logger.logdir.state import StateStore
 
 # How many of each call to kill at: one batch makes 3 state writes + 1 data write,
@@ -127,6 +129,9 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
     # only pass the target through a state save (write, fsync, rename of .state.tmp), so
     # every run reaches its first write, fsync and rename: those kills must have hit.
     assert {("write", 1), ("fsync", 1), ("rename", 1)} <= hit, sorted(hit)
+    if points is SEALED_POINTS:  # and, sealed, only a commit after a segment's link (and
+        # the unlink of its temporary name) does: those kills must have hit too
+        assert {("link", 1), ("unlink", 1)} <= hit, sorted(hit)
     last = logger(*args).start()
     last.wait_ready()
     # The first start that got as far as recording its position fixed where logging
@@ -144,3 +149,78 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
         escrow = agent_identity("escrow")[0]
         done = subprocess.run(["age", "-d", "-i", str(escrow)], input=sealed, capture_output=True)
         assert done.returncode == 0 and done.stdout, done.stderr
+
+
+# Each step of one sealed segment (crypt/segments.write_segment, record/sealed.py) with
+# what a kill on entry to it leaves on disk: (call, the temporary name there, the
+# segment there). The temporary file is made (openat), written, fsynced, linked into
+# place, unlinked; the directory fsync after it leaves what the commit's state write
+# does, which the early-call rounds above kill (SEALED_POINTS). The last step is the
+# recovery of the start after: the killed batch's segment removed (unlink).
+SEGMENT_STEPS = [
+    ("write", True, False),  # the temporary file made, empty: no ciphertext yet
+    ("fsync", True, False),  # written, not synced
+    ("link", True, False),  # synced, not in place
+    ("unlink", True, True),  # in place, the temporary name still there
+    ("unlink", True, True),  # the next start removing that uncommitted segment
+]
+
+
+def next_segment(log_dir: Path, day: str) -> Path:
+    """The name the next sealed segment of ``day`` gets (past the day's highest part)."""
+    parts = [f.part for f in layout.log_files(log_dir) if f.day.isoformat() == day]
+    return layout.segment_path(log_dir, day, max(parts, default=0) + 1)
+
+
+@needs_strace
+@pytest.mark.own_encryption("sealed by itself: each step of one segment")
+def test_killed_at_each_step_of_a_sealed_segment(server_db: Path, log_dir: Path, logger) -> None:
+    """SIGKILL on entry to each system call that writes a sealed segment, confined by
+    strace to that segment's two names, while a writer keeps sending; after each kill
+    the disk holds what that step leaves, and a plain restart logs on from it. In the
+    end every id is logged exactly once."""
+    serverdb.send_many(server_db, 2)
+    day = dt.date.today().isoformat()  # the server stamps local time: today's segments
+    writer = start_writer(server_db, 100_000, interval=0.01)
+
+    def run_until_sealed() -> None:  # a plain run: starts, logs a segment more, stops
+        segment = next_segment(log_dir, day)
+        proc = logger(*encrypted_args()).start()
+        proc.wait_ready()
+        wait_until(segment.exists, what=f"{segment.name} to be sealed")
+        assert proc.stop() == 0, proc.stderr()
+        assert_clean(proc.stderr())
+
+    try:
+        run_until_sealed()  # the first start: where logging begins
+        with reaped() as pids:
+            segment = next_segment(log_dir, day)
+            for call, temp_left, segment_left in SEGMENT_STEPS:
+                temp = layout.segment_temp_path(segment)
+                wrapper = strace_wrapper(Path("/dev/null"), f"inject={call}:signal=SIGKILL")
+                wrapper[-1:-1] = ["-P", str(segment), "-P", str(temp)]
+                proc = logger(*encrypted_args(), wrapper=wrapper).start()
+                pids.add(traced_pid(proc))  # (killed on the way out if it outlives strace)
+                assert proc.proc is not None
+                died = proc.proc.wait(timeout=60)  # (strace dies of its tracee's signal)
+                assert died == -signal.SIGKILL, (call, proc.stderr())
+                assert_clean(proc.stderr())
+                assert (temp.exists(), segment.exists()) == (temp_left, segment_left), call
+                if not segment_left:  # (one left in place is the next round's to remove)
+                    run_until_sealed()
+                    segment = next_segment(log_dir, day)
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(timeout=60)
+
+    last = logger(*encrypted_args()).start()
+    last.wait_ready()
+    first = StateStore(log_dir).first_start()
+    assert first is not None
+    wait_all_logged(log_dir, server_db, after=first)
+    assert last.stop() == 0
+    stderr = last.stderr()
+    assert_clean(stderr)
+    assert "removing uncommitted segment" in stderr, stderr  # the one left by the last kill
+    assert_exactly_once(log_dir, server_db, after=first)
+    assert not list(log_dir.glob(".*.tmp"))
