@@ -2,13 +2,16 @@
 
 strace kills the logger on entry to its K-th call of one system call, for each K in
 turn, while a server-like writer keeps sending; every run restarts from what the
-previous one left on disk. In the end every id is logged exactly once.
+previous one left on disk. In the end every id is logged exactly once. Encrypted, the
+same, then at each step of one sealed segment by itself, and of ``rekey``'s sealing
+them again.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -17,10 +20,12 @@ import pytest
 import serverdb
 from conftest import (
     LoggerProcess,
+    age_identity,
     agent_identity,
     agent_key_args,
     encrypted_args,
     log_lines,
+    logger_command,
     start_writer,
     wait_until,
 )
@@ -223,4 +228,72 @@ def test_killed_at_each_step_of_a_sealed_segment(server_db: Path, log_dir: Path,
     assert_clean(stderr)
     assert "removing uncommitted segment" in stderr, stderr  # the one left by the last kill
     assert_exactly_once(log_dir, server_db, after=first)
+    assert not list(log_dir.glob(".*.tmp"))
+
+
+def ids_sealed(log_dir: Path, *keys: Path) -> list[int]:
+    """The ids of every segment, each decrypted by Debian's age with any of ``keys``
+    (fails on a segment none of them opens: a torn or half-made file)."""
+    found: list[int] = []
+    for path in sorted(log_dir.glob("messages-*.json.age")):
+        done = subprocess.run(
+            ["age", "-d", *(arg for key in keys for arg in ("-i", str(key))), str(path)],
+            capture_output=True,
+        )
+        assert done.returncode == 0, (path, done.stderr)
+        found += [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    return sorted(found)
+
+
+@needs_strace
+@pytest.mark.own_encryption("sealed by itself: rekey's steps (crypt/segments.reencrypt)")
+def test_killed_at_each_step_of_a_rekey(
+    server_db: Path, log_dir: Path, logger, tmp_path: Path
+) -> None:
+    """``rekey`` seals each segment again (the new age file written beside it, fsynced,
+    renamed over it, the directory fsynced): SIGKILL on entry to each of those calls
+    leaves every segment whole, opened by the old key or the new one, every id once;
+    run again with an identity file of both keys, it finishes the job (with the old key
+    alone it stops at the first segment sealed to the new one, and says what to do)."""
+    old_key = age_identity()[0]
+    proc = logger(*encrypted_args()).start()
+    proc.wait_ready()
+    for batch in range(3):  # a segment each (at least)
+        serverdb.send_many(server_db, 3, prefix=f"batch {batch}")
+        wait_all_logged(log_dir, server_db)
+    assert proc.stop() == 0
+    want = serverdb.all_ids(server_db)
+    assert len(list(log_dir.glob("messages-*.json.age"))) >= 3
+    new_key = tmp_path / "new-key.txt"
+    subprocess.run(["age-keygen", "-o", str(new_key)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(new_key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    both_keys = tmp_path / "both-keys.txt"  # what reads a directory half rekeyed
+    both_keys.write_bytes(old_key.read_bytes() + new_key.read_bytes())
+    rekey = [*logger_command(), "rekey", "--log-dir", str(log_dir), "--to", recipient]
+    rekey_old = [*rekey, "--identity", str(old_key)]  # what was given first
+    segments = sorted(log_dir.glob("messages-*.json.age"))
+    confined = ["-P", str(log_dir)]  # (its fsync: the rename made durable)
+    for path in segments:
+        confined += ["-P", str(path), "-P", str(layout.segment_temp_path(path))]
+    # the first file's new age file written, fsynced, renamed over it, the directory
+    # fsynced; then the second's rename (the first sealed to the new key by then)
+    for call, k in [("write", 1), ("fsync", 1), ("rename", 1), ("fsync", 2), ("rename", 2)]:
+        wrapper = strace_wrapper(Path("/dev/null"), f"inject={call}:signal=SIGKILL:when={k}")
+        wrapper[-1:-1] = confined
+        # (the first file is sealed to the new key by the last round: both keys then)
+        key = ["--identity", str(both_keys if (call, k) == ("rename", 2) else old_key)]
+        done = subprocess.run([*wrapper, *rekey, *key], capture_output=True, text=True, timeout=60)
+        assert done.returncode == -signal.SIGKILL, (call, k, done.stderr)
+        assert_clean(done.stderr)
+        assert ids_sealed(log_dir, old_key, new_key) == want, (call, k)
+    stuck = subprocess.run(rekey_old, capture_output=True, text=True, timeout=60)
+    assert stuck.returncode != 0 and "holds the new identity too" in stuck.stderr, stuck.stderr
+    assert_clean(stuck.stderr)
+    done = subprocess.run(
+        [*rekey, "--identity", str(both_keys)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert ids_sealed(log_dir, new_key) == want  # every segment: the new key's only
     assert not list(log_dir.glob(".*.tmp"))

@@ -109,7 +109,9 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
             what="several failed attempts",
         )
         assert state(log_dir)["position"] == 0  # nothing committed, nothing skipped
-        wait_until(lambda: not torn_or_uncommitted(log_dir, day), what="no partial line")
+        wait_until(
+            lambda: not uncommitted(log_dir, day, is_sealed(encryption)), what="no partial line"
+        )
 
         proc.stop()  # strace detaches: the disk has room again
         wait_all_logged(log_dir, server_db)
@@ -132,10 +134,10 @@ def test_failed_writes_hold_the_position_and_catch_up_when_cleared(
     assert not list(log_dir.glob(".*.tmp"))  # no temporary file left behind
 
 
-def torn_or_uncommitted(log_dir: Path, day: Path) -> bool:
-    """Plain: whether the day file holds bytes (none is committed). Sealed (``day`` is
-    a segment's temporary file): whether a segment or a temporary one is there."""
-    if day.name.endswith(".tmp"):
+def uncommitted(log_dir: Path, day: Path, sealed: bool) -> bool:
+    """Whether anything uncommitted is on disk: plain, bytes in the day file; sealed, a
+    segment or a segment's temporary file."""
+    if sealed:
         return bool(list(log_dir.glob("*.age")) or list(log_dir.glob(".*.age.tmp")))
     return day.exists() and day.stat().st_size > 0
 
