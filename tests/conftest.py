@@ -27,6 +27,9 @@ from typing import Any
 import pytest
 import serverdb  # tests/ is on sys.path (pytest's rootdir-relative conftest import)
 
+# the fault suites' plain and sealed variants (see there)
+pytest_plugins = ["encryptvariants"]
+
 DEADLINE = 60.0  # generous: a loaded 2-core machine must never make a test flaky
 WRITER = str(Path(__file__).parent / "serverdb.py")
 
@@ -153,6 +156,22 @@ def day_files(log_dir: Path, pattern: str = "messages-*.json") -> list[Path]:
     return sorted(p for p in log_dir.glob(pattern) if not p.is_symlink())
 
 
+_DECRYPTED: dict[tuple[str, int, int, int, int, int], bytes] = {}
+
+
+def _decrypted(path: Path) -> bytes:
+    """A segment decrypted by Debian's age, once per file: a segment is written once,
+    so the same file (path, inode, size, times) has the same plaintext (polls of a
+    directory of many segments would otherwise run ``age -d`` on each, every time)."""
+    st = path.stat()
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _DECRYPTED:
+        if len(_DECRYPTED) > 10_000:
+            _DECRYPTED.clear()
+        _DECRYPTED[key] = age_decrypt(path)
+    return _DECRYPTED[key]
+
+
 def _whole_lines(path: Path, grace: float = 10.0) -> bytes | None:
     """The file's bytes (None if it is gone). A read can catch a running logger's append
     half done, so a file ending in a partial line is read again, for ``grace`` seconds,
@@ -165,8 +184,8 @@ def _whole_lines(path: Path, grace: float = 10.0) -> bytes | None:
             return None
         if path.suffix == ".age":  # a sealed segment: whole, read by Debian's age
             try:
-                raw = age_decrypt(path)
-            except AssertionError:
+                raw = _decrypted(path)
+            except (AssertionError, FileNotFoundError):
                 if path.exists():
                     raise
                 return None  # (removed since the glob: an uncommitted segment)
@@ -177,6 +196,17 @@ def _whole_lines(path: Path, grace: float = 10.0) -> bytes | None:
         if not raw or raw.endswith(b"\n") or time.monotonic() > deadline:
             return raw
         time.sleep(0.01)
+
+
+def file_bytes(log_dir: Path, pattern: str = "messages-*.json*") -> list[tuple[Path, bytes]]:
+    """Each log file matching ``pattern`` and its bytes as a reader gets them: a sealed
+    segment decrypted (by Debian's age), a gzip decompressed (see :func:`_whole_lines`)."""
+    found = []
+    for path in day_files(log_dir, pattern):
+        raw = _whole_lines(path)
+        if raw is not None:
+            found.append((path, raw))
+    return found
 
 
 def log_lines(log_dir: Path, grace: float = 10.0) -> list[dict[str, Any]]:

@@ -7,8 +7,10 @@ renamed over it), one file at a time, under the writer lock, so a running logger
 sees a half-made file and a crash anywhere leaves every file whole: the old age file or
 the new one, never one that nobody can read, never plaintext. A segment the state still
 records as pending (a batch not yet committed, which the next transaction removes) is
-left alone. Run it again after a crash: files already sealed to the new recipients are
-simply sealed again.
+left alone. Run it again after a crash, with an identity that opens both the old files
+and the new (an identity file may hold several keys): files already sealed to the new
+recipients are simply sealed again. With the old identity alone it stops at the first
+of them, and says so.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..crypt import segments
+from ..crypt import keys, segments
 from ..logdir import layout
 from ..logdir.dirlock import DirLock
 from ..logdir.state import read_state_file
@@ -57,7 +59,15 @@ def rekey_log_dir(
         with lock.held():  # one file a hold: a running logger waits one file at most
             if entry.path.name in _pending(log_dir) or not entry.path.exists():
                 continue
-            segments.reencrypt(entry.path, recipients)
+            try:
+                segments.reencrypt(entry.path, recipients)
+            except keys.MissingIdentity:
+                raise
+            except keys.CryptError as exc:
+                raise keys.CryptError(
+                    f"{exc}; if a rekey interrupted before sealed it to the new recipients"
+                    " already, give an identity file that holds the new identity too"
+                ) from None
         count += 1
         done(entry.path)
     return count

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, log_lines, logged_ids, wait_until
+from conftest import ENCRYPTED_SUITE, LoggerProcess, day_files, log_lines, logged_ids, wait_until
 from procs import Reaper, stat_fields
 
 STRACE = shutil.which("strace")
@@ -130,8 +130,12 @@ def state(log_dir: Path) -> dict[str, Any]:
 
 
 def assert_exactly_once(log_dir: Path, db: Path, after: int = 0) -> None:
-    """Every id of the database above ``after`` (the first start's position) is logged once."""
+    """Every id of the database above ``after`` (the first start's position) is logged
+    once; in a ``sealed`` test (see encryptvariants), only in sealed segments."""
     assert logged_ids(log_dir) == [i for i in serverdb.all_ids(db) if i > after]
+    if os.environ.get(ENCRYPTED_SUITE) == "1":
+        plain = [p.name for p in day_files(log_dir, "*-*.json*") if p.suffix != ".age"]
+        assert not plain, f"plaintext log files with encryption on: {plain}"
 
 
 def lines_so_far(log_dir: Path) -> list[dict[str, Any]] | None:

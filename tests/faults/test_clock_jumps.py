@@ -13,10 +13,12 @@ import threading
 from pathlib import Path
 
 import serverdb
-from conftest import day_files, log_lines, wait_until
+from conftest import age_identity, file_bytes, log_lines, wait_until
+from encryptvariants import is_sealed
 from faultkit import assert_exactly_once, wait_all_logged
 
 from dead_drop_logger.config import Settings
+from dead_drop_logger.logdir import layout
 from dead_drop_logger.record.follow import Follower
 
 BASE = dt.datetime(2030, 6, 15, 12, 0, tzinfo=dt.UTC)
@@ -39,13 +41,19 @@ class JumpingClock:
 
 
 def test_clock_jumping_back_and_forth_loses_and_doubles_nothing(
-    server_db: Path, log_dir: Path
+    server_db: Path, log_dir: Path, encryption: str
 ) -> None:
     clock = JumpingClock()
     # Retention is off: it deletes files older than N days *by this clock*, on purpose,
     # so a clock years ahead would prune every file (see the hardening report). What is
     # checked here is the follower: every line written once, whatever the clock says.
-    settings = Settings(db=server_db, log_dir=log_dir, poll_interval=0.02, retention_days=0)
+    # Sealed, the unsealed tail is also sealed whenever the clock's day changes.
+    sealing = (
+        {"encrypt_to": (age_identity()[1],), "seal_interval": 0.2} if is_sealed(encryption) else {}
+    )
+    settings = Settings(
+        db=server_db, log_dir=log_dir, poll_interval=0.02, retention_days=0, **sealing
+    )
     follower = Follower(settings, clock=clock)
     thread = threading.Thread(target=follower.run, daemon=True)
     thread.start()
@@ -62,10 +70,11 @@ def test_clock_jumping_back_and_forth_loses_and_doubles_nothing(
         thread.join(timeout=60)
     assert not thread.is_alive()
     assert_exactly_once(log_dir, server_db)
-    undated = {
-        path.name[len("messages-") : -len(".json")]
-        for path in day_files(log_dir)
-        if any(b'"timestamp":""' in line for line in path.read_bytes().splitlines())
-    }
+    undated = set()
+    for path, raw in file_bytes(log_dir):  # plain day files, or segments decrypted
+        entry = layout.parse(path)
+        assert entry is not None, path
+        if any(b'"timestamp":""' in line for line in raw.splitlines()):
+            undated.add(entry.day.isoformat())
     assert undated and undated <= clock.days
     assert len(log_lines(log_dir)) == len(serverdb.all_ids(server_db))

@@ -2,12 +2,16 @@
 
 strace kills the logger on entry to its K-th call of one system call, for each K in
 turn, while a server-like writer keeps sending; every run restarts from what the
-previous one left on disk. In the end every id is logged exactly once.
+previous one left on disk. In the end every id is logged exactly once. Encrypted, the
+same, then at each step of one sealed segment by itself, and of ``rekey``'s sealing
+them again.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -16,10 +20,12 @@ import pytest
 import serverdb
 from conftest import (
     LoggerProcess,
+    age_identity,
     agent_identity,
     agent_key_args,
     encrypted_args,
     log_lines,
+    logger_command,
     start_writer,
     wait_until,
 )
@@ -35,6 +41,7 @@ from faultkit import (
     wait_all_logged,
 )
 
+from dead_drop_logger.logdir import layout
 from dead_drop_logger.logdir.state import StateStore
 
 # How many of each call to kill at: one batch makes 3 state writes + 1 data write,
@@ -77,10 +84,11 @@ def said_pid_or_died(proc: LoggerProcess) -> bool:
 
 
 @needs_strace
+@pytest.mark.own_encryption("its 'encrypted' case is the sealed one, with its own points")
 @pytest.mark.parametrize(
     "args",
     [[], ["--max-bytes", "4KB"], ["encrypted"], ["agent-keys"]],
-    ids=["one-file", "parts", "encrypted", "agent-keys"],
+    ids=["plain-one-file", "plain-parts", "sealed", "plain-agent-keys"],
 )
 def test_killed_at_every_early_write_fsync_rename_truncate(
     server_db: Path, log_dir: Path, logger, tmp_path: Path, args: list[str]
@@ -126,6 +134,9 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
     # only pass the target through a state save (write, fsync, rename of .state.tmp), so
     # every run reaches its first write, fsync and rename: those kills must have hit.
     assert {("write", 1), ("fsync", 1), ("rename", 1)} <= hit, sorted(hit)
+    if points is SEALED_POINTS:  # and, sealed, only a commit after a segment's link (and
+        # the unlink of its temporary name) does: those kills must have hit too
+        assert {("link", 1), ("unlink", 1)} <= hit, sorted(hit)
     last = logger(*args).start()
     last.wait_ready()
     # The first start that got as far as recording its position fixed where logging
@@ -143,3 +154,146 @@ def test_killed_at_every_early_write_fsync_rename_truncate(
         escrow = agent_identity("escrow")[0]
         done = subprocess.run(["age", "-d", "-i", str(escrow)], input=sealed, capture_output=True)
         assert done.returncode == 0 and done.stdout, done.stderr
+
+
+# Each step of one sealed segment (crypt/segments.write_segment, record/sealed.py) with
+# what a kill on entry to it leaves on disk: (call, the temporary name there, the
+# segment there). The temporary file is made (openat), written, fsynced, linked into
+# place, unlinked; the directory fsync after it leaves what the commit's state write
+# does, which the early-call rounds above kill (SEALED_POINTS). The last step is the
+# recovery of the start after: the killed batch's segment removed (unlink).
+SEGMENT_STEPS = [
+    ("write", True, False),  # the temporary file made, empty: no ciphertext yet
+    ("fsync", True, False),  # written, not synced
+    ("link", True, False),  # synced, not in place
+    ("unlink", True, True),  # in place, the temporary name still there
+    ("unlink", True, True),  # the next start removing that uncommitted segment
+]
+
+
+def next_segment(log_dir: Path, day: str) -> Path:
+    """The name the next sealed segment of ``day`` gets (past the day's highest part)."""
+    parts = [f.part for f in layout.log_files(log_dir) if f.day.isoformat() == day]
+    return layout.segment_path(log_dir, day, max(parts, default=0) + 1)
+
+
+@needs_strace
+@pytest.mark.own_encryption("sealed by itself: each step of one segment")
+def test_killed_at_each_step_of_a_sealed_segment(server_db: Path, log_dir: Path, logger) -> None:
+    """SIGKILL on entry to each system call that writes a sealed segment, confined by
+    strace to that segment's two names, while a writer keeps sending; after each kill
+    the disk holds what that step leaves, and a plain restart logs on from it. In the
+    end every id is logged exactly once."""
+    serverdb.send_many(server_db, 2)
+    day = dt.date.today().isoformat()  # the server stamps local time: today's segments
+    writer = start_writer(server_db, 100_000, interval=0.01)
+
+    def run_until_sealed() -> None:  # a plain run: starts, logs a segment more, stops
+        segment = next_segment(log_dir, day)
+        proc = logger(*encrypted_args()).start()
+        proc.wait_ready()
+        wait_until(segment.exists, what=f"{segment.name} to be sealed")
+        assert proc.stop() == 0, proc.stderr()
+        assert_clean(proc.stderr())
+
+    try:
+        run_until_sealed()  # the first start: where logging begins
+        with reaped() as pids:
+            segment = next_segment(log_dir, day)
+            for call, temp_left, segment_left in SEGMENT_STEPS:
+                temp = layout.segment_temp_path(segment)
+                wrapper = strace_wrapper(Path("/dev/null"), f"inject={call}:signal=SIGKILL")
+                wrapper[-1:-1] = ["-P", str(segment), "-P", str(temp)]
+                proc = logger(*encrypted_args(), wrapper=wrapper).start()
+                pids.add(traced_pid(proc))  # (killed on the way out if it outlives strace)
+                assert proc.proc is not None
+                died = proc.proc.wait(timeout=60)  # (strace dies of its tracee's signal)
+                assert died == -signal.SIGKILL, (call, proc.stderr())
+                assert_clean(proc.stderr())
+                assert (temp.exists(), segment.exists()) == (temp_left, segment_left), call
+                if not segment_left:  # (one left in place is the next round's to remove)
+                    run_until_sealed()
+                    segment = next_segment(log_dir, day)
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(timeout=60)
+
+    last = logger(*encrypted_args()).start()
+    last.wait_ready()
+    first = StateStore(log_dir).first_start()
+    assert first is not None
+    wait_all_logged(log_dir, server_db, after=first)
+    assert last.stop() == 0
+    stderr = last.stderr()
+    assert_clean(stderr)
+    assert "removing uncommitted segment" in stderr, stderr  # the one left by the last kill
+    assert_exactly_once(log_dir, server_db, after=first)
+    assert not list(log_dir.glob(".*.tmp"))
+
+
+def ids_sealed(log_dir: Path, *keys: Path) -> list[int]:
+    """The ids of every segment, each decrypted by Debian's age with any of ``keys``
+    (fails on a segment none of them opens: a torn or half-made file)."""
+    found: list[int] = []
+    for path in sorted(log_dir.glob("messages-*.json.age")):
+        done = subprocess.run(
+            ["age", "-d", *(arg for key in keys for arg in ("-i", str(key))), str(path)],
+            capture_output=True,
+        )
+        assert done.returncode == 0, (path, done.stderr)
+        found += [json.loads(line)["id"] for line in done.stdout.splitlines()]
+    return sorted(found)
+
+
+@needs_strace
+@pytest.mark.own_encryption("sealed by itself: rekey's steps (crypt/segments.reencrypt)")
+def test_killed_at_each_step_of_a_rekey(
+    server_db: Path, log_dir: Path, logger, tmp_path: Path
+) -> None:
+    """``rekey`` seals each segment again (the new age file written beside it, fsynced,
+    renamed over it, the directory fsynced): SIGKILL on entry to each of those calls
+    leaves every segment whole, opened by the old key or the new one, every id once;
+    run again with an identity file of both keys, it finishes the job (with the old key
+    alone it stops at the first segment sealed to the new one, and says what to do)."""
+    old_key = age_identity()[0]
+    proc = logger(*encrypted_args()).start()
+    proc.wait_ready()
+    for batch in range(3):  # a segment each (at least)
+        serverdb.send_many(server_db, 3, prefix=f"batch {batch}")
+        wait_all_logged(log_dir, server_db)
+    assert proc.stop() == 0
+    want = serverdb.all_ids(server_db)
+    assert len(list(log_dir.glob("messages-*.json.age"))) >= 3
+    new_key = tmp_path / "new-key.txt"
+    subprocess.run(["age-keygen", "-o", str(new_key)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(new_key)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    both_keys = tmp_path / "both-keys.txt"  # what reads a directory half rekeyed
+    both_keys.write_bytes(old_key.read_bytes() + new_key.read_bytes())
+    rekey = [*logger_command(), "rekey", "--log-dir", str(log_dir), "--to", recipient]
+    rekey_old = [*rekey, "--identity", str(old_key)]  # what was given first
+    segments = sorted(log_dir.glob("messages-*.json.age"))
+    confined = ["-P", str(log_dir)]  # (its fsync: the rename made durable)
+    for path in segments:
+        confined += ["-P", str(path), "-P", str(layout.segment_temp_path(path))]
+    # the first file's new age file written, fsynced, renamed over it, the directory
+    # fsynced; then the second's rename (the first sealed to the new key by then)
+    for call, k in [("write", 1), ("fsync", 1), ("rename", 1), ("fsync", 2), ("rename", 2)]:
+        wrapper = strace_wrapper(Path("/dev/null"), f"inject={call}:signal=SIGKILL:when={k}")
+        wrapper[-1:-1] = confined
+        # (the first file is sealed to the new key by the last round: both keys then)
+        key = ["--identity", str(both_keys if (call, k) == ("rename", 2) else old_key)]
+        done = subprocess.run([*wrapper, *rekey, *key], capture_output=True, text=True, timeout=60)
+        assert done.returncode == -signal.SIGKILL, (call, k, done.stderr)
+        assert_clean(done.stderr)
+        assert ids_sealed(log_dir, old_key, new_key) == want, (call, k)
+    stuck = subprocess.run(rekey_old, capture_output=True, text=True, timeout=60)
+    assert stuck.returncode != 0 and "holds the new identity too" in stuck.stderr, stuck.stderr
+    assert_clean(stuck.stderr)
+    done = subprocess.run(
+        [*rekey, "--identity", str(both_keys)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert ids_sealed(log_dir, new_key) == want  # every segment: the new key's only
+    assert not list(log_dir.glob(".*.tmp"))

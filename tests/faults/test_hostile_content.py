@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import serverdb
-from conftest import day_files, logged_ids
+from conftest import file_bytes, logged_ids
 from faultkit import assert_clean, assert_exactly_once, insert, wait_all_logged
+
+from dead_drop_logger.logdir import layout
 
 BIG = "x" * (10 * 1024 * 1024)
 BLOB = b"\x00\x01\xffbinary"
@@ -70,8 +72,8 @@ def test_every_hostile_row_is_one_valid_json_line(server_db: Path, log_dir: Path
     assert_exactly_once(log_dir, server_db)
 
     by_id: dict[int, dict[str, Any]] = {}
-    for path in day_files(log_dir):
-        raw_bytes = path.read_bytes()
+    files = file_bytes(log_dir)  # plain day files, or sealed segments decrypted
+    for _path, raw_bytes in files:
         if not raw_bytes:  # a new day's file, made at a midnight during the run
             continue
         assert raw_bytes.endswith(b"\n")
@@ -99,9 +101,11 @@ def test_every_hostile_row_is_one_valid_json_line(server_db: Path, log_dir: Path
 
     # Rows without a usable timestamp are filed under the logger's today (the first of
     # them opens that file), the rest under their own day.
-    (undated,) = [p for p in day_files(log_dir) if b"null timestamp" in p.read_bytes()]
-    day = dt.date.fromisoformat(undated.name[len("messages-") : -len(".json")])
-    assert first_day <= day <= last_day, undated
-    assert json.loads(undated.read_bytes().splitlines()[0])["content"] == "null timestamp"
-    assert (log_dir / "messages-2026-01-02.json").exists()
+    (undated,) = [(p, raw) for p, raw in files if b"null timestamp" in raw]
+    entry = layout.parse(undated[0])
+    assert entry is not None, undated[0]
+    assert first_day <= entry.day <= last_day, undated[0]
+    # the first line of its file (sealed: of its segment, and the first segment of its day)
+    assert json.loads(undated[1].splitlines()[0])["content"] == "null timestamp"
+    assert [p for p, _ in files if p.name.startswith("messages-2026-01-02.")]
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)

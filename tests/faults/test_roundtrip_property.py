@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ from typing import Any
 
 import pytest
 import serverdb
+from conftest import ENCRYPTED_SUITE, age_decrypt, age_identity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dead_drop_logger.record.sealed import SegmentWriter
 from dead_drop_logger.record.source import Source
 from dead_drop_logger.record.writer import DayWriter
 
@@ -65,7 +68,9 @@ class FixedClock:
 
 
 class Harness:
-    """One server database with an untyped column, its reader and a log directory."""
+    """One server database with an untyped column, its reader and a log directory,
+    written plain (DayWriter) or, in a ``sealed`` test, in sealed segments
+    (SegmentWriter, each read back by Debian's age)."""
 
     def __init__(self, root: Path) -> None:
         self.db = root / "messages.db"
@@ -75,8 +80,18 @@ class Harness:
         self.log_dir = root / "logs"
         self.log_dir.mkdir()
         self.source = Source(self.db)
-        self.writer = DayWriter(self.log_dir, FixedClock())
+        self.sealed = os.environ.get(ENCRYPTED_SUITE) == "1"  # (see encryptvariants)
+        self.writer = (
+            SegmentWriter(self.log_dir, FixedClock(), [age_identity()[1]])
+            if self.sealed
+            else DayWriter(self.log_dir, FixedClock())
+        )
         self.position = 0
+
+    def written(self, name: str) -> bytes:
+        """The file's bytes as a reader gets them (a segment decrypted)."""
+        path = self.log_dir / name
+        return age_decrypt(path) if self.sealed else path.read_bytes()
 
     def roundtrip(self, value: object, timestamp: object = "2030-01-01T00:00:00") -> Any:
         if isinstance(value, Cast):
@@ -92,8 +107,7 @@ class Harness:
         self.position = rows.last_id
         chunks = self.writer.plan(rows.runs)
         self.writer.append(chunks, self.writer.sizes(chunks))
-        path = self.log_dir / chunks[0].name
-        line = path.read_bytes().splitlines(keepends=True)[-1]
+        line = self.written(chunks[0].name).splitlines(keepends=True)[-1]
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         text = line.decode("utf-8")  # strict
         assert "\u2028" not in text and "\u2029" not in text
@@ -102,19 +116,37 @@ class Harness:
         return obj
 
 
+class Harnesses:
+    """The module's harnesses: one for its plain tests, one for its sealed ones (a
+    module's fixture: hypothesis runs every example of a test on the same one)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[bool, Harness] = {}
+
+    def get(self) -> Harness:
+        sealed = os.environ.get(ENCRYPTED_SUITE) == "1"  # (set by the encryption fixture)
+        if sealed not in self.made:
+            folder = self.root / ("sealed" if sealed else "plain")
+            folder.mkdir()
+            self.made[sealed] = Harness(folder)
+        return self.made[sealed]
+
+
 @pytest.fixture(scope="module")
-def harness() -> Iterator[Harness]:
+def harnesses() -> Iterator[Harnesses]:
     with tempfile.TemporaryDirectory() as root:
-        h = Harness(Path(root))
-        yield h
-        h.source.close()
-        h.conn.close()
+        made = Harnesses(Path(root))
+        yield made
+        for h in made.made.values():
+            h.source.close()
+            h.conn.close()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=VALUES)
-def test_any_value_round_trips(harness: Harness, value: object) -> None:
-    obj = harness.roundtrip(value)
+def test_any_value_round_trips(harnesses: Harnesses, value: object) -> None:
+    obj = harnesses.get().roundtrip(value)
     want = expected(value)
     assert obj["value"] == want
     # content has TEXT affinity: numbers become text there, everything else as above
@@ -124,8 +156,10 @@ def test_any_value_round_trips(harness: Harness, value: object) -> None:
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(timestamp=st.one_of(TEXT, st.binary(), INT64, st.none()))
-def test_any_timestamp_gives_one_line_in_some_day_file(harness: Harness, timestamp: object) -> None:
-    obj = harness.roundtrip("hello", timestamp)
+def test_any_timestamp_gives_one_line_in_some_day_file(
+    harnesses: Harnesses, timestamp: object
+) -> None:
+    obj = harnesses.get().roundtrip("hello", timestamp)
     # TEXT affinity stores an integer timestamp as its text
     want = str(timestamp) if isinstance(timestamp, int) else expected(timestamp)
     assert obj["timestamp"] == want
@@ -152,7 +186,7 @@ def test_any_column_name_round_trips(name: str) -> None:
             rows = h.source.read(0, None, 10)
             chunks = h.writer.plan(rows.runs)
             h.writer.append(chunks, h.writer.sizes(chunks))
-            line = (h.log_dir / chunks[0].name).read_bytes()
+            line = h.written(chunks[0].name)
             assert json.loads(line.decode("utf-8"))[name] == "v"
         finally:
             h.source.close()

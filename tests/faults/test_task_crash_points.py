@@ -16,6 +16,7 @@ import pytest
 import serverdb
 import tasklines
 from conftest import LoggerProcess, start_writer, wait_until
+from encryptvariants import is_sealed
 from faultkit import (
     assert_clean,
     assert_exactly_once,
@@ -28,6 +29,7 @@ from faultkit import (
 )
 from test_task_record import start_tasks
 
+from dead_drop_logger.logdir import layout
 from dead_drop_logger.logdir.state import StateStore
 from dead_drop_logger.logdir.tablestate import (
     JOURNAL_NAME,
@@ -44,6 +46,23 @@ pytestmark = pytest.mark.both_ways  # with change notifications and --no-watch
 # base afresh: write, fsync, rename, then the journal emptied: ftruncate); ftruncate
 # also when a killed commit is cut back or a torn journal or pending line cut off.
 CRASH_POINTS = {"write": 8, "fsync": 6, "fdatasync": 5, "rename": 4, "ftruncate": 3}
+# Sealed, the lines are a new segment per file and commit (see record/sealed.py):
+# written to a temporary name (write, fsync), linked into place, the temporary
+# unlinked; a killed commit's segments are removed (unlink) instead of cut back.
+SEALED_POINTS = {**CRASH_POINTS, "link": 3, "unlink": 3}
+
+
+def segment_paths(log_dir: Path, day: str, ahead: int = 40) -> list[Path]:
+    """The next ``ahead`` segments' names (and their temporary ones) of the day's task
+    and agent files: what strace is confined to, sealed (a segment is numbered past the
+    day's highest, see SegmentWriter._number)."""
+    found: list[Path] = []
+    for kind in (layout.TASKS, layout.AGENTS):
+        parts = [f.part for f in layout.log_files(log_dir, (kind,)) if f.day.isoformat() == day]
+        for number in range(max(parts, default=0) + 1, max(parts, default=0) + 1 + ahead):
+            path = layout.segment_path(log_dir, day, number, kind)
+            found += [path, layout.segment_temp_path(path)]
+    return found
 
 
 def commits(log_dir: Path) -> tuple[int, int]:
@@ -85,7 +104,7 @@ def crashed_or_moved_on(proc: LoggerProcess, log_dir: Path, where: str) -> bool:
 
 @needs_strace
 def test_killed_at_every_early_task_commit_call(
-    server_db: Path, log_dir: Path, logger, watch_mode: str
+    server_db: Path, log_dir: Path, logger, watch_mode: str, encryption: str
 ) -> None:
     serverdb.send_many(server_db, 2)
     # A first start before any task: it takes the tables as they are (none) as known,
@@ -107,13 +126,15 @@ def test_killed_at_every_early_task_commit_call(
         log_dir / f"agents-{day}.json",
     ]
     hit: set[tuple[str, int]] = set()
+    points = SEALED_POINTS if is_sealed(encryption) else CRASH_POINTS
     try:
         with reaped() as pids:
-            for call, most in CRASH_POINTS.items():
+            for call, most in points.items():
                 for k in range(1, most + 1):
                     rule = f"inject={call}:signal=SIGKILL:when={k}"
                     wrapper = strace_wrapper(Path("/dev/null"), rule)
-                    for path in watched:  # confined to the task commit's files
+                    segments = segment_paths(log_dir, day) if is_sealed(encryption) else []
+                    for path in [*watched, *segments]:  # confined to the commit's files
                         wrapper[-1:-1] = ["-P", str(path)]
                     proc = logger(wrapper=wrapper).start()
                     if crashed_or_moved_on(proc, log_dir, f"{call} #{k}"):
@@ -136,6 +157,8 @@ def test_killed_at_every_early_task_commit_call(
     # or a pending file is made afresh, which the rounds need not reach
     assert {("write", 1), ("write", 2), ("fsync", 1)} <= hit, sorted(hit)
     assert {("fdatasync", 1), ("fdatasync", 2)} <= hit, sorted(hit)
+    if is_sealed(encryption):  # a commit's segment linked, its temporary name unlinked
+        assert {("link", 1), ("unlink", 1)} <= hit, sorted(hit)
     last = logger().start()
     last.wait_ready()
     count = int(serverdb.connect(server_db).execute("SELECT count(*) FROM tasks").fetchone()[0])
