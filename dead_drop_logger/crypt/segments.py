@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..files import fsync_dir, replace_durably, write_synced
+from ..files import fsync_dir, write_synced
 from . import keys
 
 GZ_AGE = ".gz.age"
@@ -80,12 +80,21 @@ def read_segment(path: Path) -> bytes:
     return data
 
 
-def reencrypt(path: Path, recipients: Sequence[str]) -> None:
+def reencrypt(
+    path: Path,
+    recipients: Sequence[str],
+    before_rename: Callable[[Path, os.stat_result], None] = lambda path, new: None,
+) -> None:
     """Replace the segment ``path`` by the same plaintext sealed to ``recipients``,
     atomically (rename over it after an fsync): at every instant ``path`` is a whole
-    age file, the old one or the new one, never plaintext."""
+    age file, the old one or the new one, never plaintext. ``before_rename`` is told
+    the new file's stat once it is durable, before it takes ``path``'s place."""
     with open(path, "rb", buffering=0) as fh:
         sealed = fh.read()
     data = keys.decrypt(sealed, path)  # (still gzipped for .gz.age: kept as it is)
     resealed = keys.encrypt(data, recipients)
-    replace_durably(path, resealed, temp_path(path))
+    tmp = temp_path(path)
+    write_synced(tmp, resealed)
+    before_rename(path, os.stat(tmp))
+    os.replace(tmp, path)
+    fsync_dir(path.parent)

@@ -41,6 +41,7 @@ from faultkit import (
     wait_all_logged,
 )
 
+from dead_drop_logger.keep.rekey import JOURNAL as REKEY_JOURNAL
 from dead_drop_logger.logdir import layout
 from dead_drop_logger.logdir.state import StateStore
 
@@ -251,10 +252,10 @@ def test_killed_at_each_step_of_a_rekey(
     server_db: Path, log_dir: Path, logger, tmp_path: Path
 ) -> None:
     """``rekey`` seals each segment again (the new age file written beside it, fsynced,
-    renamed over it, the directory fsynced): SIGKILL on entry to each of those calls
-    leaves every segment whole, opened by the old key or the new one, every id once;
-    run again with an identity file of both keys, it finishes the job (with the old key
-    alone it stops at the first segment sealed to the new one, and says what to do)."""
+    named in its journal, renamed over it, the directory fsynced): SIGKILL on entry to
+    each of those calls leaves every segment whole, opened by the old key or the new
+    one, every id once; run again with the same identity, it finishes the job (the
+    journal says which segments it sealed already), and leaves no journal behind."""
     old_key = age_identity()[0]
     proc = logger(*encrypted_args()).start()
     proc.wait_ready()
@@ -269,31 +270,33 @@ def test_killed_at_each_step_of_a_rekey(
     recipient = subprocess.run(
         ["age-keygen", "-y", str(new_key)], check=True, capture_output=True, text=True
     ).stdout.strip()
-    both_keys = tmp_path / "both-keys.txt"  # what reads a directory half rekeyed
-    both_keys.write_bytes(old_key.read_bytes() + new_key.read_bytes())
     rekey = [*logger_command(), "rekey", "--log-dir", str(log_dir), "--to", recipient]
     rekey_old = [*rekey, "--identity", str(old_key)]  # what was given first
     segments = sorted(log_dir.glob("messages-*.json.age"))
     confined = ["-P", str(log_dir)]  # (its fsync: the rename made durable)
     for path in segments:
         confined += ["-P", str(path), "-P", str(layout.segment_temp_path(path))]
-    # the first file's new age file written, fsynced, renamed over it, the directory
-    # fsynced; then the second's rename (the first sealed to the new key by then)
-    for call, k in [("write", 1), ("fsync", 1), ("rename", 1), ("fsync", 2), ("rename", 2)]:
+    # Each round runs on what the last left (the journal kept): the new journal's
+    # directory fsync; the first file's new age file written, then fsynced (the journal
+    # there now: no fsync of its own), renamed over it (named in the journal, not in
+    # place), the directory fsynced (the first done); then the second's rename, the
+    # first skipped as the journal's: the old key alone could not open it.
+    rounds = [("fsync", 1), ("write", 1), ("fsync", 1), ("rename", 1), ("fsync", 2),
+              ("rename", 1)]  # fmt: skip
+    for call, k in rounds:
         wrapper = strace_wrapper(Path("/dev/null"), f"inject={call}:signal=SIGKILL:when={k}")
         wrapper[-1:-1] = confined
-        # (the first file is sealed to the new key by the last round: both keys then)
-        key = ["--identity", str(both_keys if (call, k) == ("rename", 2) else old_key)]
-        done = subprocess.run([*wrapper, *rekey, *key], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(wrapper + rekey_old, capture_output=True, text=True, timeout=60)
         assert done.returncode == -signal.SIGKILL, (call, k, done.stderr)
         assert_clean(done.stderr)
         assert ids_sealed(log_dir, old_key, new_key) == want, (call, k)
-    stuck = subprocess.run(rekey_old, capture_output=True, text=True, timeout=60)
-    assert stuck.returncode != 0 and "holds the new identity too" in stuck.stderr, stuck.stderr
-    assert_clean(stuck.stderr)
-    done = subprocess.run(
-        [*rekey, "--identity", str(both_keys)], capture_output=True, text=True, timeout=60
-    )
+        assert (log_dir / REKEY_JOURNAL).exists()
+    done = subprocess.run(rekey_old, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert ids_sealed(log_dir, new_key) == want  # every segment: the new key's only
-    assert not list(log_dir.glob(".*.tmp"))
+    assert not list(log_dir.glob(".*.tmp")) and not (log_dir / REKEY_JOURNAL).exists()
+    # a rekey to yet other recipients cannot open what the first sealed: it says what to do
+    other = [*logger_command(), "rekey", "--log-dir", str(log_dir), "--to", age_identity()[1]]
+    stuck = subprocess.run([*other, "--identity", str(old_key)], capture_output=True, text=True)
+    assert stuck.returncode != 0 and "holds their identity too" in stuck.stderr, stuck.stderr
+    assert_clean(stuck.stderr)
