@@ -88,17 +88,19 @@ def said_pid_or_died(proc: LoggerProcess) -> bool:
 @pytest.mark.own_encryption("its 'encrypted' case is the sealed one, with its own points")
 @pytest.mark.parametrize(
     "args",
-    [[], ["--max-bytes", "4KB"], ["encrypted"], ["agent-keys"]],
-    ids=["plain-one-file", "plain-parts", "sealed", "plain-agent-keys"],
+    [[], ["--max-bytes", "4KB"], ["encrypted"], ["agent-keys"], ["encrypted", "agent-keys"]],
+    ids=["plain-one-file", "plain-parts", "sealed", "plain-agent-keys", "sealed-agent-keys"],
 )
 def test_killed_at_every_early_write_fsync_rename_truncate(
     server_db: Path, log_dir: Path, logger, tmp_path: Path, args: list[str]
 ) -> None:
     points = CRASH_POINTS
-    if args == ["encrypted"]:  # sealed age segments, each line read back by Debian's age
-        args, points = encrypted_args(), SEALED_POINTS
-    if args == ["agent-keys"]:  # each content sealed to its agents: plain day files still
-        args = agent_key_args()
+    options = []
+    if "encrypted" in args:  # sealed age segments, each line read back by Debian's age
+        options, points = encrypted_args(), SEALED_POINTS
+    if "agent-keys" in args:  # each content sealed to its agents (in plain day files, or
+        options += agent_key_args()  # in sealed segments too)
+    args = options or args
     serverdb.send_many(server_db, 2)  # so that there is a first id to aim for
     writer = start_writer(server_db, 100_000, interval=0.01)
     hit: set[tuple[str, int]] = set()  # the crash points the logger was killed at
