@@ -45,6 +45,7 @@ from ..index.store import (
     index_path,
 )
 from ..logdir.layout import LogFile
+from . import statparts
 from .committed import committed_ends
 from .logread import (
     READ_AHEAD,
@@ -223,6 +224,14 @@ def _update(
             if known is None:
                 known = store.new_file(entry.day.isoformat(), entry.part, entry.path.name)
             _index_file(store, known, source, entry, start, end, pool)
+    if store.partials_cache and current:
+        newest = max(current)
+        now = store.records()
+        for key, record in now.items():
+            part = store.partials_cache.get(record.fid)
+            if key != newest and part is not None and part.end == record.end:
+                store.save_partial(record.fid, part.end, *part.dump())  # a day written
+                del store.partials_cache[record.fid]
     return True
 
 
@@ -301,6 +310,7 @@ def _index_file(
     pool: Any = None,
 ) -> None:
     whole = True
+    part = _partial(store, record, source, entry, start)
     chunks = Tail._upto(read_chunks(source, entry, start), end)
     try:
         for chunk, batch in _parsed(chunks, pool):
@@ -313,11 +323,61 @@ def _index_file(
             record.last = chunk.data[last_off - chunk.offset :][: min(HEAD, last_len)]
             record.end = chunk.end
             store.add_rows(record, batch)
+            if part is not None:
+                statparts.feed_batch(part, batch.lines)
+                part.end = chunk.end
     except (DamagedFile, UnreadableFile):
         whole = False  # indexed up to the damage; the scan reads on (and warns)
     if entry.sealed and whole:
         record.stamp = _stamp(entry.path)
     store.save_file(record)
+    if part is not None and not part.odd:
+        _keep(store, record, part, entry.sealed)
+
+
+def _partial(
+    store: Store, record: FileRecord, source: LogDir, entry: LogFile, start: int
+) -> statparts.Partial | None:
+    """The partial numbers of ``stats`` for the file's bytes before ``start``, to be fed
+    on (:mod:`.statparts`): a new one at 0, the one the logger's thread keeps in memory,
+    the one kept in the index, caught up with the lines it lacks (a few: else None, and
+    readers read the file's lines past the kept one)."""
+    if start == 0:
+        return statparts.Partial()
+    cache = store.partials_cache
+    if cache is not None:
+        found: statparts.Partial | None = cache.get(record.fid)
+        if found is not None and found.end == start:
+            return found
+    raw = store.partial(record.fid)
+    kept_end = 0 if raw is None else raw[0]
+    if kept_end > start or start - kept_end > CATCH_UP:
+        return None
+    part = statparts.Partial() if raw is None else statparts.Partial.load(*raw)
+    part.ids = statparts.known_ids(store, record, kept_end)
+    if kept_end < start:
+        try:
+            for chunk in Tail._upto(read_chunks(source, entry, kept_end), start):
+                statparts.feed_batch(part, batch_of(chunk.offset, chunk.data).lines)
+                part.end = chunk.end
+        except (DamagedFile, UnreadableFile):
+            return None
+        if part.end != start:
+            return None
+    return part
+
+
+def _keep(store: Store, record: FileRecord, part: statparts.Partial, whole: bool) -> None:
+    """Save ``part`` in the index; the logger's thread (which keeps it in memory) only
+    every :data:`.statparts.SAVE_EVERY` bytes of a growing file."""
+    cache = store.partials_cache
+    if cache is not None:
+        cache[record.fid] = part
+        raw = store.partial(record.fid)
+        saved = 0 if raw is None else raw[0]
+        if not whole and part.end - saved < statparts.SAVE_EVERY:
+            return
+    store.save_partial(record.fid, part.end, *part.dump())
 
 
 @dataclass

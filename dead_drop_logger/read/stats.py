@@ -361,8 +361,12 @@ class StatsBuilder:
             if thread.last is None or stamp > thread.last:
                 thread.last = stamp
 
-    def result(self) -> Stats:
-        """The numbers so far (the builder can go on being fed)."""
+    def result(
+        self, threads: Threads | None = None, tracker: ResponseTracker | None = None
+    ) -> Stats:
+        """The numbers so far (the builder can go on being fed); ``threads`` and
+        ``tracker``: those worked out elsewhere (:mod:`.statparts` merges them)."""
+        responses = self.responses if tracker is None else tracker
         agents = [
             self._agent_row(name, room, a)
             for (room, name), a in self._agents.items()
@@ -381,7 +385,7 @@ class StatsBuilder:
                 (Pair(a, b, n, room) for (room, a, b), n in self._pairs.items()),
                 key=lambda p: (-p.messages, p.sender, p.to, p.room or ""),
             ),
-            responses=self.responses.results(),
+            responses=responses.results(),
             per_day=dict(sorted(self._days.items())),
             per_day_sender=day_sender,
             per_hour=[sum(row[h] for row in self._weekday_hour) for h in range(24)],
@@ -402,8 +406,8 @@ class StatsBuilder:
                 key=lambda t: (t.first or "", t.task_id, t.room or ""),
             ),
             without_task=self._without_task,
-            threads=self._thread_summary(),
-            pending_evicted=self.responses.evicted,
+            threads=self._thread_summary() if threads is None else threads,
+            pending_evicted=responses.evicted,
             rooms=self.rooms,
         )
 

@@ -1,0 +1,957 @@
+"""``stats`` through the index: the numbers of each log file kept beside it, merged.
+
+Why: ``stats`` is one pass in log order over every message (:class:`.stats.StatsBuilder`),
+6 s over 1,000,000 messages. Its numbers are sums, minima and maxima per agent, pair,
+day, hour, task and thread, except two that depend on order across files: a reply's
+thread (its root can be in an earlier file) and response times (a message waits for
+an answer that can come in a later file). So when the index takes in a file's lines it
+also keeps that file's *partial* (:class:`Partial`, fed in file order): its counts, and
+for those two the state that crosses the file's edges: every reply's root *within* the
+file (a root that is itself a reply of an earlier file is resolved when the partials
+are merged), the direct messages still unanswered at its end, the first direct message
+of each pair and the replies to messages not in the file (what can answer an earlier
+file's waiting messages), and the answers found inside it as a count per whole second.
+:func:`read` merges the partials of the files read, in the reader's order; a file the
+window cuts, a file the index does not cover, and the lines past a file's partial (the
+open day's newest) are read from the file and made into partials the same way.
+
+Exactly the scan's numbers: the merge is the pass's arithmetic only when the response
+tracker's order-dependent parts cannot act, which :func:`read` checks and otherwise
+answers by the scan: the messages' times never go back in log order (so a message
+dropped from the waiting list as older than a day could never have been answered, and
+"first" is "earliest"), no id is logged twice in a directory (so a reply finds its one
+waiting message), and the waiting list cannot reach its memory cap (bounded from the
+direct messages before each of the tracker's sweeps, see :func:`_sweeps`).
+Rooms are merged room by room in the reader's order. A partial holds names, ids and
+times, as the index's rows do, never content.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import json
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..index.store import CC, ODD, FileRecord, Store, key_of, key_range, micros
+from ..logdir.layout import LogFile
+from .logread import Chunk, LogDir, Reader, Window, parse_line
+from .responses import DAY_SECONDS, MAX_PENDING, SWEEP_EVERY, ResponseTracker
+from .stats import (
+    THREAD_SPANS,
+    TOP_THREADS,
+    Room,
+    Stats,
+    StatsBuilder,
+    ThreadRow,
+    Threads,
+    _Agent,
+    _span,
+    _span_class,
+    _Task,
+    parse_stamp,
+    who,
+)
+
+if TYPE_CHECKING:
+    from .indexed import Covered
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+EPOCH_US = 719_162 * DAY_US  # 1970-01-01 in the index's microseconds since 0001-01-01
+
+
+def seconds(ts: int) -> float:
+    """A time as the response tracker holds it: exactly ``(when - 1970).total_seconds()``."""
+    return (ts - EPOCH_US) / 10**6
+
+
+class Partial:
+    """The numbers of one file's messages, fed in file order (:meth:`feed`)."""
+
+    def __init__(self) -> None:
+        self.end = 0  # the bytes of the file it covers
+        self.messages = self.broadcasts = self.direct = self.cc = self.undated = 0
+        self.first: str | None = None
+        self.last: str | None = None
+        self.agents: dict[str, _Agent] = {}
+        self.pairs: Counter[tuple[str, str]] = Counter()
+        self.days: Counter[str] = Counter()
+        self.day_sender: Counter[tuple[str, str]] = Counter()
+        self.weekday_hour = [[0] * 24 for _ in range(7)]
+        self.tasks: dict[str, _Task] = {}
+        self.without_task = 0
+        self.roots: dict[int, int] = {}  # reply id -> its root within the file
+        self.threads: dict[int, list[Any]] = {}  # root -> [replies, first, last]
+        self.ts_min: int | None = None  # every line's time (the window's test)
+        self.ts_max: int | None = None
+        self.undated_all = 0
+        self.t_first: int | None = None  # the messages' (not CC copies') times
+        self.t_last: int | None = None
+        self.ordered = True  # their times never went back
+        self.asked = array("q")  # the times of the direct messages the tracker counts
+        self.pending: dict[tuple[str, str], dict[int, int]] = {}  # (asker, responder)
+        self.waiting: dict[int, tuple[str, str]] = {}  # waiting id -> its pair
+        self.samples: dict[str, Counter[int]] = {}  # responder -> whole seconds -> answers
+        self.first_direct: dict[tuple[str, str], int] = {}  # (from, to) -> first time
+        self.ext: dict[tuple[int, str], int] = {}  # (reply_to, from) -> first time
+        self.ids: set[int] = set()  # ids seen (not kept: rebuilt from the rows)
+        self.dupe = False  # an id seen twice
+        self.odd = False  # a line the fields cannot say as the scan's exact path would
+
+    def _agent(self, name: str) -> _Agent:
+        agent = self.agents.get(name)
+        if agent is None:
+            agent = self.agents[name] = _Agent()
+        return agent
+
+    def feed(
+        self,
+        msg_id: int,
+        sender: str,
+        to: str,
+        stamp: str | None,
+        ts: int | None,
+        is_cc: bool,
+        task: str | None,
+        reply: int | None,
+    ) -> None:
+        """One line (``ts``: its time in the index's microseconds, None: undated;
+        ``stamp``: its text when dated), as :meth:`.stats.StatsBuilder.add_fields`."""
+        if ts is None:
+            self.undated_all += 1
+            stamp = None
+        else:
+            if self.ts_min is None or ts < self.ts_min:
+                self.ts_min = ts
+            if self.ts_max is None or ts > self.ts_max:
+                self.ts_max = ts
+        ids = self.ids
+        if msg_id in ids:
+            self.dupe = True
+        ids.add(msg_id)
+        if is_cc:
+            self.cc += 1
+            copied = self._agent(to)
+            copied.cc += 1
+            if stamp is not None:
+                copied.seen(stamp)
+            return
+        self.messages += 1
+        agent = self._agent(sender)
+        agent.sent += 1
+        broadcast = to == "all"
+        if broadcast:
+            self.broadcasts += 1
+            agent.broadcasts += 1
+        else:
+            self.direct += 1
+            self.pairs[sender, to] += 1
+            self._agent(to).received += 1
+        if ts is None or stamp is None:
+            self.undated += 1
+        else:
+            if self.first is None or stamp < self.first:
+                self.first = stamp
+            if self.last is None or stamp > self.last:
+                self.last = stamp
+            day = stamp[:10]
+            self.days[day] += 1
+            self.day_sender[day, sender] += 1
+            hour = ts // HOUR_US % 24
+            self.weekday_hour[ts // DAY_US % 7][hour] += 1
+            agent.hours[hour] += 1
+            agent.seen(stamp)
+            if not broadcast:
+                self._agent(to).seen(stamp)
+        if task is None:
+            self.without_task += 1
+        else:
+            found = self.tasks.get(task)
+            if found is None:
+                found = self.tasks[task] = _Task()
+            found.messages += 1
+            found.agents.add(sender)
+            if not broadcast:
+                found.agents.add(to)
+            if stamp is not None:
+                if found.first is None or stamp < found.first:
+                    found.first = stamp
+                if found.last is None or stamp > found.last:
+                    found.last = stamp
+        if reply is not None:
+            root = self.roots.get(reply, reply)
+            self.roots[msg_id] = root
+            thread = self.threads.get(root)
+            if thread is None:
+                thread = self.threads[root] = [0, None, None]
+            thread[0] += 1
+            if stamp is not None:
+                if thread[1] is None or stamp < thread[1]:
+                    thread[1] = stamp
+                if thread[2] is None or stamp > thread[2]:
+                    thread[2] = stamp
+        if ts is not None:
+            self._track(msg_id, sender, to, ts, reply)
+
+    def _track(self, msg_id: int, sender: str, to: str, ts: int, reply: int | None) -> None:
+        """The response tracker's part, for times that never go back (else the partial
+        is not used: ``ordered``)."""
+        if self.t_last is not None and ts < self.t_last:
+            self.ordered = False
+        if self.t_first is None:
+            self.t_first = ts
+        self.t_last = ts
+        now = seconds(ts)
+        if reply is not None:
+            pair = self.waiting.get(reply)
+            if pair is None:
+                if reply not in self.ids:
+                    self.ext.setdefault((reply, sender), ts)
+            elif pair[1] == sender:
+                asked = self.pending[pair][reply]
+                delay = now - seconds(asked)
+                if 0 <= delay <= DAY_SECONDS:
+                    self._record(sender, delay)
+                    del self.pending[pair][reply]
+                    del self.waiting[reply]
+        if to == "all" or to == sender:
+            return
+        self.asked.append(ts)
+        self.first_direct.setdefault((sender, to), ts)
+        answered = self.pending.get((to, sender))
+        if answered:
+            for waiting_id, asked in answered.items():
+                delay = now - seconds(asked)
+                if 0 <= delay <= DAY_SECONDS:
+                    self._record(sender, delay)
+                del self.waiting[waiting_id]
+            answered.clear()
+        waiting = self.pending.get((sender, to))
+        if waiting is None:
+            waiting = self.pending[sender, to] = {}
+        waiting[msg_id] = ts
+        self.waiting[msg_id] = (sender, to)
+
+    def _record(self, responder: str, delay: float) -> None:
+        counts = self.samples.get(responder)
+        if counts is None:
+            counts = self.samples[responder] = Counter()
+        counts[int(delay)] += 1
+
+    def _prune(self) -> None:
+        """Forget waiting messages no later message can answer (older than a day)."""
+        if self.t_last is None:
+            return
+        now = seconds(self.t_last)
+        for pair, waiting in list(self.pending.items()):
+            old = [i for i, asked in waiting.items() if now - seconds(asked) > DAY_SECONDS]
+            for waiting_id in old:
+                del waiting[waiting_id]
+                del self.waiting[waiting_id]
+            if not waiting:
+                del self.pending[pair]
+
+    # -- kept in the index ---------------------------------------------------------
+
+    def dump(self) -> tuple[str, bytes, str]:
+        """(state as JSON, the ints, the texts) for :meth:`.Store.save_partial`."""
+        self._prune()
+        order = sorted(self.threads, key=lambda root: (-self.threads[root][0], root))
+        rows = [self.threads[root] for root in order]
+        lengths: Counter[int] = Counter()
+        by_length: dict[int, list[int]] = {}
+        for replies, first, last in rows:
+            lengths[replies + 1] += 1
+            spans = by_length.setdefault(replies + 1, [0] * (len(THREAD_SPANS) + 1))
+            spans[_span_class(_span(first, last))] += 1
+        pend_pairs = [[a, b, len(w)] for (a, b), w in self.pending.items() if w]
+        ints = array("q", order)
+        ints.extend(r[0] for r in rows)
+        ints.extend(self.roots.keys())
+        ints.extend(self.roots.values())
+        ints.extend(self.asked)
+        for waiting in self.pending.values():
+            if waiting:
+                ints.extend(waiting.keys())
+                ints.extend(waiting.values())
+        texts = "\n".join([r[1] or "" for r in rows] + [r[2] or "" for r in rows])
+        state = {
+            "n": [self.messages, self.broadcasts, self.direct, self.cc, self.undated,
+                  self.without_task, self.undated_all],
+            "first": self.first, "last": self.last,
+            "agents": [[name, a.sent, a.received, a.broadcasts, a.cc, a.hours, a.first, a.last]
+                       for name, a in self.agents.items()],
+            "pairs": [[a, b, n] for (a, b), n in self.pairs.items()],
+            "days": self.days,
+            "day_sender": [[d, s, n] for (d, s), n in self.day_sender.items()],
+            "wh": self.weekday_hour,
+            "tasks": [[k, t.messages, sorted(t.agents), t.first, t.last]
+                      for k, t in self.tasks.items()],
+            "threads": len(order), "roots": len(self.roots), "asked": len(self.asked),
+            "lengths": [[k, v] for k, v in lengths.items()],
+            "by_length": [[k, v] for k, v in by_length.items()],
+            "ts": [self.ts_min, self.ts_max, self.t_first, self.t_last],
+            "ordered": self.ordered, "dupe": self.dupe,
+            "pending": pend_pairs,
+            "samples": [[r, [[d, n] for d, n in c.items()]] for r, c in self.samples.items()],
+            "first_direct": [[a, b, t] for (a, b), t in self.first_direct.items()],
+            "ext": [[i, s, t] for (i, s), t in self.ext.items()],
+        }  # fmt: skip
+        return json.dumps(state, ensure_ascii=False, separators=(",", ":")), ints.tobytes(), texts
+
+    @classmethod
+    def load(cls, end: int, state_text: str, raw: bytes, texts: str) -> Partial:
+        """A partial to go on feeding (the inverse of :meth:`dump`; ``ids`` empty)."""
+        kept = Kept.load(end, state_text, raw, texts)
+        part = cls()
+        part.end = end
+        st = kept.state
+        (part.messages, part.broadcasts, part.direct, part.cc, part.undated,
+         part.without_task, part.undated_all) = st["n"]  # fmt: skip
+        part.first, part.last = st["first"], st["last"]
+        for name, sent, received, broadcasts, cc, hours, first, last in st["agents"]:
+            agent = part._agent(name)
+            agent.sent, agent.received, agent.broadcasts, agent.cc = sent, received, broadcasts, cc
+            agent.hours, agent.first, agent.last = hours, first, last
+        part.pairs = Counter({(a, b): n for a, b, n in st["pairs"]})
+        part.days = Counter(st["days"])
+        part.day_sender = Counter({(d, s): n for d, s, n in st["day_sender"]})
+        part.weekday_hour = st["wh"]
+        for key, messages, agents, first, last in st["tasks"]:
+            task = part.tasks[key] = _Task()
+            task.messages, task.agents, task.first, task.last = messages, set(agents), first, last
+        for i, root in enumerate(kept.syms):
+            part.threads[root] = [kept.replies[i], kept.firsts[i] or None, kept.lasts[i] or None]
+        part.roots = dict(zip(kept.root_ids, kept.root_syms, strict=True))
+        part.ts_min, part.ts_max, part.t_first, part.t_last = st["ts"]
+        part.ordered, part.dupe = st["ordered"], st["dupe"]
+        part.asked = array("q", kept.asked)
+        for (a, b), waiting in kept.pending.items():
+            part.pending[a, b] = dict(waiting)
+            for waiting_id in waiting:
+                part.waiting[waiting_id] = (a, b)
+        part.samples = kept.samples
+        part.first_direct = kept.first_direct
+        part.ext = kept.ext
+        return part
+
+    def kept(self) -> Kept:
+        """What the merge reads, without a trip through the index."""
+        return Kept.load(self.end, *self.dump(), odd=self.odd)
+
+
+@dataclass
+class Kept:
+    """A partial as the merge reads it: the small numbers as they were kept, the threads
+    in columns ordered longest first (then by root)."""
+
+    end: int
+    state: dict[str, Any]
+    syms: array[int]
+    replies: array[int]
+    root_ids: array[int]
+    root_syms: array[int]
+    asked: array[int]
+    pending: dict[tuple[str, str], dict[int, int]]
+    raw_texts: str
+    odd: bool = False
+    _texts: list[str] | None = None
+
+    @classmethod
+    def load(cls, end: int, state_text: str, raw: bytes, texts: str, odd: bool = False) -> Kept:
+        state = json.loads(state_text)
+        ints = array("q")
+        ints.frombytes(raw)
+        n, m, k = state["threads"], state["roots"], state["asked"]
+        at = 2 * n + 2 * m + k
+        pending: dict[tuple[str, str], dict[int, int]] = {}
+        for a, b, count in state["pending"]:
+            pending[a, b] = dict(
+                zip(ints[at : at + count], ints[at + count : at + 2 * count], strict=True)
+            )
+            at += 2 * count
+        return cls(
+            end,
+            state,
+            ints[:n],
+            ints[n : 2 * n],
+            ints[2 * n : 2 * n + m],
+            ints[2 * n + m : 2 * n + 2 * m],
+            ints[2 * n + 2 * m : 2 * n + 2 * m + k],
+            pending,
+            texts,
+            odd,
+        )
+
+    @property
+    def firsts(self) -> list[str]:
+        return self._all_texts()[: len(self.syms)]
+
+    @property
+    def lasts(self) -> list[str]:
+        return self._all_texts()[len(self.syms) :]
+
+    def _all_texts(self) -> list[str]:
+        if self._texts is None:
+            self._texts = self.raw_texts.split("\n") if self.syms else []
+        return self._texts
+
+    @property
+    def samples(self) -> dict[str, Counter[int]]:
+        return {r: Counter({d: n for d, n in c}) for r, c in self.state["samples"]}
+
+    @property
+    def first_direct(self) -> dict[tuple[str, str], int]:
+        return {(a, b): t for a, b, t in self.state["first_direct"]}
+
+    @property
+    def ext(self) -> dict[tuple[int, str], int]:
+        return {(i, s): t for i, s, t in self.state["ext"]}
+
+    def inside(self, window: Window) -> bool | None:
+        """True: every line is inside ``window``; False: none is; None: it cuts the file."""
+        if not window.bounded:
+            return True
+        ts_min, ts_max = self.state["ts"][:2]
+        undated = self.state["n"][6]
+        if ts_min is None:
+            return False  # no dated line: none is inside a bounded window
+        low = micros(window.since) if window.since is not None else None
+        high = micros(window.until) if window.until is not None else None
+        if (low is not None and ts_max < low) or (high is not None and ts_min >= high):
+            return False
+        if undated == 0 and (low is None or ts_min >= low) and (high is None or ts_max < high):
+            return True
+        return None
+
+
+# -- made as the index takes in a file's lines ------------------------------------------
+
+SAVE_EVERY = 4 << 20  # bytes of a growing file between two saves of its partial (the logger)
+
+
+def feed_batch(part: Partial, lines: Iterable[tuple[Any, ...]]) -> None:
+    """The lines of an index batch (:func:`..index.store.batch_of`)."""
+    feed = part.feed
+    for _off, _len, msg_id, ts, sender, to, task, reply, flags, stamp in lines:
+        if flags & ODD:
+            part.odd = True
+            continue
+        feed(msg_id, sender, to, stamp, ts, bool(flags & CC), task, reply)
+
+
+def known_ids(store: Store, record: FileRecord, end: int) -> set[int]:
+    """The ids of the rows of ``record``'s file before byte ``end``."""
+    low = key_range(record.fid)[0]
+    return {
+        i
+        for (i,) in store.query(
+            "SELECT id FROM lines WHERE key BETWEEN ? AND ? AND id IS NOT NULL",
+            (low, key_of(record.fid, end) - 1),
+        )
+    }
+
+
+# -- read from the files ------------------------------------------------------------------
+
+_HEAD: Any = None
+_TAIL: Any = None
+_TIMESTAMP = b',"timestamp":"'
+
+
+def feed_chunks(part: Partial, reader: Reader, chunks: Iterable[Chunk]) -> None:
+    """Lines read from a file into ``part``, inside the reader's window (as
+    :func:`.statlines.feed` reads them; a line of another shape makes the partial
+    odd: the caller scans instead). Corrupt lines are counted in the reader."""
+    from .statlines import _HEAD as head_re
+    from .statlines import _TAIL as tail_re
+
+    window = reader.window
+    bounded = window.bounded
+    feed = part.feed
+    for chunk in chunks:
+        part.end = chunk.end
+        for line in chunk.lines():
+            head = head_re.match(line)
+            tail = None
+            if head is not None:
+                at = line.find(_TIMESTAMP, head.end())
+                tail = tail_re.match(line, at) if at > 0 else None
+            if head is None or tail is None:
+                if parse_line(line) is None:
+                    reader.skip(chunk.file)
+                else:
+                    part.odd = True
+                continue
+            stamp_bytes, cc, task, reply = tail.groups()
+            try:
+                stamp = stamp_bytes.decode()
+                sender, to = head.group(2).decode(), head.group(3).decode()
+                task_id = None if task is None else task.decode()
+            except UnicodeDecodeError:
+                reader.skip(chunk.file)
+                continue
+            when = parse_stamp(stamp)
+            if bounded and not window.admits(when):
+                continue
+            feed(
+                int(head.group(1)),
+                sender,
+                to,
+                stamp,
+                None if when is None else micros(when),
+                cc == b"1",
+                task_id,
+                None if reply is None else int(reply),
+            )
+
+
+# -- merged -------------------------------------------------------------------------------
+
+
+class NotExact(Exception):
+    """The partials cannot give the scan's numbers here: scan."""
+
+
+def _sweeps(parts: list[tuple[Room, Kept]]) -> dict[int, list[float]]:
+    """The response tracker's sweeps (one every :data:`SWEEP_EVERY` direct messages,
+    of every room): after which part each comes, and the time before which it drops
+    every room's waiting messages. Raises NotExact when the waiting list could reach
+    its cap (:data:`MAX_PENDING`) between two sweeps: a sweep leaves at most the
+    direct messages asked since its cut (each room's in time order), and at most
+    :data:`SWEEP_EVERY` come before the next."""
+    found: dict[int, list[float]] = {}
+    done = 0
+    for i, (_room, kept) in enumerate(parts):
+        count = len(kept.asked)
+        sweep = (done // SWEEP_EVERY + 1) * SWEEP_EVERY
+        while sweep <= done + count:
+            at = sweep - done  # the sweeping message: the at-th of this part
+            cut = seconds(kept.asked[at - 1]) - DAY_SECONDS
+            left = len(kept.asked[:at]) - bisect.bisect_left(kept.asked[:at], cut, key=seconds)
+            for _r, other in parts[:i]:
+                if other.asked and seconds(other.asked[-1]) >= cut:
+                    left += len(other.asked) - bisect.bisect_left(other.asked, cut, key=seconds)
+            if left + SWEEP_EVERY >= MAX_PENDING:
+                raise NotExact
+            found.setdefault(i, []).append(cut)
+            sweep += SWEEP_EVERY
+        done += count
+    return found
+
+
+@dataclass
+class _Merged:
+    """One room's threads and answers, merged file by file."""
+
+    graph: dict[int, int]  # reply id -> its root
+    seen: set[int]  # roots of the files before
+    shared: set[int]  # roots with replies from more than one file (or chained)
+    carry: dict[tuple[str, str], dict[int, int]]  # waiting messages of the files before
+    answers: dict[str, Counter[int]]
+
+
+def merge(parts: list[tuple[Room, Kept]], rooms: bool) -> Stats:
+    """The numbers of ``parts`` (each file's partial, in the reader's order)."""
+    builder = StatsBuilder(rooms=rooms)
+    totals = builder.totals
+    latest: dict[Room, int] = {}
+    for room, kept in parts:
+        st = kept.state
+        if kept.odd or not st["ordered"] or st["dupe"]:
+            raise NotExact
+        t_first, t_last = st["ts"][2:]
+        if t_first is not None:  # each room's times never go back
+            if room in latest and t_first < latest[room]:
+                raise NotExact
+            latest[room] = t_last
+    sweeps = _sweeps(parts)
+    per_room: dict[Room, _Merged] = {}
+    chained: list[dict[int, int]] = []  # per part: its roots that are an earlier file's replies
+    for i, (room, kept) in enumerate(parts):
+        st = kept.state
+        messages, broadcasts, direct, cc, undated, without_task, _all = st["n"]
+        totals.messages += messages
+        totals.broadcasts += broadcasts
+        totals.direct += direct
+        totals.cc_copies += cc
+        totals.undated += undated
+        builder._without_task += without_task
+        for stamp in (st["first"], st["last"]):
+            if stamp is not None:
+                if totals.first is None or stamp < totals.first:
+                    totals.first = stamp
+                if totals.last is None or stamp > totals.last:
+                    totals.last = stamp
+        for name, sent, received, bcast, ccs, agent_hours, first, last in st["agents"]:
+            agent = builder._agent(name, room)
+            agent.sent += sent
+            agent.received += received
+            agent.broadcasts += bcast
+            agent.cc += ccs
+            agent.hours = [a + b for a, b in zip(agent.hours, agent_hours, strict=True)]
+            for stamp in (first, last):
+                if stamp is not None:
+                    agent.seen(stamp)
+        for a, b, n in st["pairs"]:
+            builder._pairs[room, a, b] += n
+        builder._days.update(st["days"])
+        for day, sender, n in st["day_sender"]:
+            builder._day_sender[day, who(sender, room)] += n
+        for row, add in zip(builder._weekday_hour, st["wh"], strict=True):
+            for h in range(24):
+                row[h] += add[h]
+        for key, n, agents, first, last in st["tasks"]:
+            task = builder._tasks.get((room, key))
+            if task is None:
+                task = builder._tasks[room, key] = _Task()
+            task.messages += n
+            task.agents.update(agents)
+            for stamp in (first, last):
+                if stamp is not None:
+                    if task.first is None or stamp < task.first:
+                        task.first = stamp
+                    if task.last is None or stamp > task.last:
+                        task.last = stamp
+        merged = per_room.get(room)
+        if merged is None:
+            merged = per_room[room] = _Merged({}, set(), set(), {}, {})
+        chained.append(_threads_of(merged, kept))
+        _answers_of(merged, kept, sweeps.get(i, ()), per_room)
+    threads = _thread_summary(parts, per_room, chained)
+    tracker = ResponseTracker()
+    for room, merged in per_room.items():
+        for responder, counts in merged.answers.items():
+            if counts:
+                tracker._answers[room, responder] = counts
+    return builder.result(threads=threads, tracker=tracker)
+
+
+def _threads_of(merged: _Merged, kept: Kept) -> dict[int, int]:
+    """Resolve ``kept``'s roots against the earlier files' replies; note the roots
+    that more than one file (or an earlier file's reply) adds to."""
+    graph = merged.graph
+    syms = set(kept.syms)
+    chain = {s: graph[s] for s in syms & graph.keys()}
+    merged.shared.update(chain.values())
+    plain = syms - chain.keys()
+    merged.shared.update(plain & merged.seen)
+    merged.seen.update(plain)
+    merged.seen.update(chain.values())
+    graph.update(zip(kept.root_ids, kept.root_syms, strict=True))
+    if chain:
+        for reply_id, sym in zip(kept.root_ids, kept.root_syms, strict=True):
+            if sym in chain:
+                graph[reply_id] = chain[sym]
+    return chain
+
+
+def _answers_of(
+    merged: _Merged, kept: Kept, cuts: Iterable[float], per_room: dict[Room, _Merged]
+) -> None:
+    """The earlier files' waiting messages this file answers, then its own answers, the
+    tracker's sweeps in it (``cuts``: each drops every room's messages asked before
+    it), and its waiting messages carried on."""
+    answers = merged.answers
+    for responder, counts in kept.samples.items():
+        found = answers.get(responder)
+        if found is None:
+            answers[responder] = counts
+        else:
+            found.update(counts)
+    carry = merged.carry
+    if carry:
+        first_direct = kept.first_direct
+        ext = kept.ext
+        replies: dict[str, list[tuple[int, int]]] = {}  # replier -> (reply_to, time)
+        for (reply_to, replier), when in ext.items():
+            replies.setdefault(replier, []).append((reply_to, when))
+
+        def answer(responder: str, asked: int, when: int) -> None:
+            delay = seconds(when) - seconds(asked)
+            if 0 <= delay <= DAY_SECONDS:
+                counts = answers.get(responder)
+                if counts is None:
+                    counts = answers[responder] = Counter()
+                counts[int(delay)] += 1
+
+        for pair in list(carry):
+            asker, responder = pair
+            waiting = carry[pair]
+            direct = first_direct.get((responder, asker))
+            if direct is None:  # only replies can answer, each its one message
+                for reply_to, when in replies.get(responder, ()):
+                    asked = waiting.pop(reply_to, None)
+                    if asked is not None:
+                        answer(responder, asked, when)
+            else:  # every one is answered by the first of its reply and that message
+                for waiting_id, asked in waiting.items():
+                    reply = ext.get((waiting_id, responder))
+                    answer(responder, asked, direct if reply is None or direct < reply else reply)
+                waiting.clear()
+            if not waiting:
+                del carry[pair]
+        t_last = kept.state["ts"][3]
+        if t_last is not None:  # what no later message can answer (more than a day old)
+            _forget(carry, t_last - DAY_US - 2)
+    for cut in cuts:
+        for other in per_room.values():
+            _expire(other.carry, cut)
+    for pair, waiting in kept.pending.items():
+        found_waiting = carry.get(pair)
+        if found_waiting is None:
+            carry[pair] = dict(waiting)
+        else:
+            found_waiting.update(waiting)
+
+
+def _forget(carry: dict[tuple[str, str], dict[int, int]], before: int) -> None:
+    """Drop the waiting messages asked before ``before`` (each pair's are in time order)."""
+    for pair in list(carry):
+        waiting = carry[pair]
+        times = list(waiting.values())
+        old = bisect.bisect_left(times, before)
+        if old == len(times):
+            del carry[pair]
+        elif old:
+            carry[pair] = dict(itertools.islice(waiting.items(), old, None))
+
+
+def _expire(carry: dict[tuple[str, str], dict[int, int]], cut: float) -> None:
+    """The tracker's sweep: each pair's messages asked before ``cut`` (seconds) go."""
+    for pair in list(carry):
+        waiting = carry[pair]
+        times = list(waiting.values())
+        old = bisect.bisect_left(times, cut, key=seconds)
+        if old == len(times):
+            del carry[pair]
+        elif old:
+            carry[pair] = dict(itertools.islice(waiting.items(), old, None))
+
+
+def _thread_summary(
+    parts: list[tuple[Room, Kept]], per_room: dict[Room, _Merged], chained: list[dict[int, int]]
+) -> Threads:
+    lengths: Counter[int] = Counter()
+    by_length: dict[int, list[int]] = {}
+    joined: dict[tuple[Room, int], list[Any]] = {}  # the shared threads, merged
+    candidates: list[tuple[int, int, str, Room, str | None, str | None]] = []
+    count = 0
+    for (room, kept), chain in zip(parts, chained, strict=True):
+        shared = per_room[room].shared
+        st = kept.state
+        for length, n in st["lengths"]:
+            lengths[length] += n
+        for length, spans in st["by_length"]:
+            found = by_length.get(length)
+            if found is None:
+                by_length[length] = list(spans)
+            else:
+                for i, n in enumerate(spans):
+                    found[i] += n
+        count += len(kept.syms)
+        if not kept.syms:
+            continue
+        firsts, lasts = kept.firsts, kept.lasts
+        syms = kept.syms
+        mine = (set(syms) & shared) | chain.keys()  # threads other files add to
+        if len(mine) > 64:
+            where = {sym: i for i, sym in enumerate(syms) if sym in mine}
+            at = [where[sym] for sym in mine]
+        else:
+            at = [syms.index(sym) for sym in mine]
+        for i in at:
+            sym, replies = syms[i], kept.replies[i]
+            first, last = firsts[i] or None, lasts[i] or None
+            length = replies + 1
+            lengths[length] -= 1
+            by_length[length][_span_class(_span(first, last))] -= 1
+            count -= 1
+            root = chain.get(sym, sym)
+            thread = joined.get((room, root))
+            if thread is None:
+                joined[room, root] = [replies, first, last]
+                continue
+            thread[0] += replies
+            for stamp in (first, last):
+                if stamp is not None:
+                    if thread[1] is None or stamp < thread[1]:
+                        thread[1] = stamp
+                    if thread[2] is None or stamp > thread[2]:
+                        thread[2] = stamp
+        taken = 0
+        for i, sym in enumerate(syms):
+            if taken == TOP_THREADS:
+                break
+            if sym in mine:
+                continue
+            taken += 1
+            candidates.append(
+                (-kept.replies[i], sym, room or "", room, firsts[i] or None, lasts[i] or None)
+            )
+    for (room, root), (replies, first, last) in joined.items():
+        count += 1
+        lengths[replies + 1] += 1
+        spans = by_length.setdefault(replies + 1, [0] * (len(THREAD_SPANS) + 1))
+        spans[_span_class(_span(first, last))] += 1
+        candidates.append((-replies, root, room or "", room, first, last))
+    lengths = +lengths
+    by_length = {k: v for k, v in by_length.items() if any(v)}
+    if count == 0:
+        return Threads()
+    from .responses import median
+
+    top = heapq.nsmallest(TOP_THREADS, candidates, key=lambda c: (c[0], c[1], c[2]))
+    rows = [ThreadRow(root, 1 - neg, first, last, room=room)
+            for neg, root, _r, room, first, last in top]  # fmt: skip
+    return Threads(
+        count=count,
+        longest=rows[0],
+        median_length=median(lengths),
+        busiest=rows,
+        by_length=dict(sorted(by_length.items())),
+    )
+
+
+# -- the reader's entry -------------------------------------------------------------------
+
+
+def read(reader: Reader) -> Stats | None:
+    """The numbers through the index, or None: no index covers a file read, or the
+    partials cannot be the scan's numbers (the caller scans; nothing was counted)."""
+    from .indexed import covers
+
+    covered = covers(reader)
+    if not covered:
+        return None
+    before = (Counter(reader.corrupt_in), dict(reader.damaged), dict(reader.unreadable))
+    try:
+        return _read(reader, covered)
+    except NotExact:
+        reader.corrupt_in, reader.damaged, reader.unreadable = (
+            before[0],
+            before[1],
+            before[2],
+        )
+        return None
+
+
+def _read(reader: Reader, covered: dict[Any, Any]) -> Stats:
+    files = reader.files()
+    stores: dict[Room, Store] = {}  # each directory's index (a room's own)
+    for source, entry in files:
+        found = covered.get(entry.path)
+        if found is not None:
+            stores.setdefault(source.room, found.store)
+    parts: list[tuple[Room, Kept]] = []
+    scanned: dict[Store, list[tuple[int | None, int, set[int]]]] = {}  # lines read
+    for source, entry in files:
+        store = stores.get(source.room)
+        if store is None:
+            raise NotExact  # a directory without an index: the caller scans
+        found = covered.get(entry.path)
+        kept: Kept | None = None
+        if found is not None:
+            raw = store.partial(found.record.fid)
+            if raw is not None and raw[0] <= found.record.end:
+                kept = Kept.load(*raw)
+                place = kept.inside(reader.window)
+                if place is False and kept.end == found.record.end:
+                    _past(reader, source, entry, found, parts, scanned.setdefault(store, []))
+                    continue
+                if place is not True:
+                    kept = None
+        if kept is None:  # read whole
+            part = Partial()
+            feed_chunks(part, reader, reader.read_file(source, entry))
+            parts.append((source.room, part.kept()))
+            fid = None if found is None else found.record.fid
+            scanned.setdefault(store, []).append((fid, 0, part.ids))
+        elif entry.sealed:  # indexed whole, nothing past
+            assert found is not None
+            if kept.end < found.record.end:
+                raise NotExact
+            parts.append((source.room, kept))
+        else:
+            assert found is not None
+            _resume(reader, source, entry, found, kept, parts, scanned.setdefault(store, []))
+    for store in stores.values():
+        if store.dupes() or _dupes(store, scanned.get(store, [])):
+            raise NotExact
+    return merge(parts, reader.rooms)
+
+
+Pieces = list[tuple[int | None, int, set[int]]]
+
+
+def _past(
+    reader: Reader,
+    source: LogDir,
+    entry: LogFile,
+    found: Covered,
+    parts: list[tuple[Room, Kept]],
+    pieces: Pieces,
+) -> None:
+    """A file whose indexed lines are all outside the window: its new lines only."""
+    if entry.sealed:
+        return
+    part = Partial()
+    feed_chunks(part, reader, reader.read_file(source, entry, found.record.end))
+    parts.append((source.room, part.kept()))
+    pieces.append((found.record.fid, found.record.end, part.ids))
+
+
+def _resume(
+    reader: Reader,
+    source: LogDir,
+    entry: LogFile,
+    found: Covered,
+    kept: Kept,
+    parts: list[tuple[Room, Kept]],
+    pieces: Pieces,
+) -> None:
+    """A covered file: its partial, fed on with the lines past it (none: as it is)."""
+    chunks = reader.read_file(source, entry, kept.end)
+    first = next(chunks, None)
+    if first is None:
+        parts.append((source.room, kept))
+        return
+    raw = found.store.partial(found.record.fid)
+    if raw is None or raw[0] != kept.end:
+        raise NotExact  # (changed meanwhile)
+    part = Partial.load(*raw)
+
+    def all_chunks() -> Iterator[Chunk]:
+        yield first
+        yield from chunks
+
+    feed_chunks(part, reader, all_chunks())
+    parts.append((source.room, part.kept()))
+    pieces.append((found.record.fid, kept.end, part.ids))
+
+
+def _dupes(store: Store, pieces: Pieces) -> bool:
+    """Whether an id of the lines read from the files is also elsewhere (another piece,
+    or a row of the index outside the piece's own bytes)."""
+    every: set[int] = set()
+    for fid, start, ids in pieces:
+        if ids & every:
+            return True
+        every |= ids
+        own = (key_of(fid, start), key_range(fid)[1]) if fid is not None else (-1, -1)
+        listed = sorted(ids)
+        for at in range(0, len(listed), 500):
+            chunk = listed[at : at + 500]
+            marks = ",".join("?" * len(chunk))
+            for _hit in store.query(
+                f"SELECT 1 FROM lines WHERE id IN ({marks}) AND key NOT BETWEEN ? AND ? LIMIT 1",
+                (*chunk, *own),
+            ):
+                return True
+    return False

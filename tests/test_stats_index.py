@@ -1,0 +1,255 @@
+"""``stats`` through the index's partials is the scan's ``stats``, number for number.
+
+Logs written by the real export from a real server database (tests/serverdb.py): size
+parts (so threads and waiting messages cross files), two rooms, answers within and past
+a day, replies of replies, undated-free server times. Every comparison is of the whole
+``Stats`` (what ``--json``, the text and the report are made from) through the index
+and by the scan (``use_index=False``), and says whether the index answered (a test
+where it never did would prove nothing). Then the files' life: a crash cut-back, ``.gz``
+compression, prune, a replaced directory, lines not yet indexed, an index missing,
+damaged or unwritable, and the command's output byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serverdb
+from conftest import UNPRIVILEGED, run_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dead_drop_logger.index.store import INDEX_NAME
+from dead_drop_logger.read import statlines, statparts
+from dead_drop_logger.read.indexed import build
+from dead_drop_logger.read.logread import EVERYTHING, Window
+from dead_drop_logger.read.reading import make_reader
+
+AGENTS = ["juno", "vega", "orion", "jünö", "lead"]
+TASKS = [None, "T-1", "T-2", "tâche"]
+
+
+def fill(db: Path, seed: int, sends: int) -> None:
+    """A team talking: answers back within minutes or hours (some past a day), replies
+    to recent messages and to replies, broadcasts, tasks."""
+    rng = random.Random(seed)
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    when = dt.datetime(2026, 3, 1, 8, 0)
+    sent: list[tuple[int, str, str]] = []
+    for _ in range(sends):
+        pause = 90_000 if rng.random() < 0.02 else rng.choice([0, 7, 59, 60, 61, 300, 900, 3600])
+        when += dt.timedelta(seconds=pause)
+        asked = [m for m in sent[-30:] if m[2] != "all"]
+        if asked and rng.random() < 0.5:  # an answer back, or a reply
+            msg_id, asker, responder = rng.choice(asked)
+            sender, to = responder, rng.choice([asker, "all", asker])
+            reply = msg_id if rng.random() < 0.6 else None
+        else:
+            sender = rng.choice(AGENTS)
+            to = rng.choice([a for a in AGENTS if a != sender] + ["all"])
+            reply = rng.choice(sent)[0] if sent and rng.random() < 0.2 else None
+        text = f"message {len(sent)}"
+        ids = serverdb.send(
+            conn, sender, to, text, timestamp=when.isoformat(), task_id=rng.choice(TASKS),
+            reply_to=reply,
+        )  # fmt: skip
+        sent.append((ids[0], sender, to))
+    conn.close()
+
+
+def export(db_args: list[str], log_dir: Path, env: dict[str, str], *extra: str) -> None:
+    done = run_command(
+        "export", *db_args, "--log-dir", str(log_dir), "--retention-days", "0", *extra, env=env
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("statsindex")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+    env["HOME"] = str(root)
+    main, ops, dev = root / "main.db", root / "ops.db", root / "dev.db"
+    fill(main, 1, 700)
+    fill(ops, 2, 250)
+    fill(dev, 3, 250)
+    export(["--db", str(main)], root / "logs", env, "--max-bytes", "8KB")
+    export(["--db", f"ops={ops}", "--db", f"dev={dev}"], root / "logs", env)
+    return root / "logs"
+
+
+@pytest.fixture
+def copy(logs: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "logs"
+    shutil.copytree(logs, target, symlinks=True)
+    for where in [target, target / "ops", target / "dev"]:
+        (where / INDEX_NAME).unlink(missing_ok=True)
+        build(where)
+    return target
+
+
+def both(log_dir: Path, window: Window = EVERYTHING, rooms: Any = ()) -> bool:
+    """Stats through the index and by the scan, asserted equal; whether the index
+    answered."""
+    reader = make_reader(log_dir, window, False, rooms)
+    through = statparts.read(reader)
+    scan_reader = make_reader(log_dir, window, False, rooms)
+    scanned = statlines.read(scan_reader, use_index=False)
+    if through is not None:
+        assert through == scanned
+        assert reader.corrupt_in == scan_reader.corrupt_in
+    assert statlines.read(make_reader(log_dir, window, False, rooms)) == scanned
+    return through is not None
+
+
+def times(log_dir: Path) -> list[dt.datetime]:
+    found = []
+    for path in sorted(log_dir.glob("messages-*.json")):
+        for line in path.read_bytes().splitlines():
+            at = line.find(b'"timestamp":"') + 13
+            found.append(dt.datetime.fromisoformat(line[at : at + 19].decode()))
+    return found
+
+
+def test_the_logs_cross_files_with_answers_and_threads(copy: Path) -> None:
+    """Not vacuous: many files, answers and threads that cross them."""
+    assert len(list(copy.glob("messages-*.json"))) > 10
+    numbers = statlines.read(make_reader(copy, EVERYTHING, False, ()), use_index=False)
+    assert sum(r.count for r in numbers.responses) > 100
+    assert numbers.threads.count > 50 and numbers.threads.longest is not None
+    assert numbers.threads.longest.length > 3
+    assert both(copy)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_random_windows_and_rooms(copy: Path, data: Any) -> None:
+    every = times(copy)
+    rooms = data.draw(st.sampled_from([(), None, ("ops",), ("dev", "ops")]))
+    since = data.draw(st.none() | st.sampled_from(every))
+    until = data.draw(st.none() | st.sampled_from(every))
+    if since is not None and data.draw(st.booleans()):
+        since -= dt.timedelta(seconds=data.draw(st.integers(0, 200_000)))
+    window = Window(since, until)
+    used = both(copy, window, rooms)
+    if rooms == () and window == EVERYTHING:
+        assert used
+
+
+def test_every_room_through_its_own_index(copy: Path) -> None:
+    for rooms in (("ops",), ("dev",)):
+        assert both(copy, EVERYTHING, rooms)
+    both(copy, EVERYTHING, None)
+
+
+def test_a_crash_cut_back_and_lines_not_yet_indexed(copy: Path) -> None:
+    newest = sorted(copy.glob("messages-*.json"))[-1]
+    data = newest.read_bytes()
+    lines = data.splitlines(keepends=True)
+    newest.write_bytes(b"".join(lines[: len(lines) // 2]))  # cut back under the index
+    assert both(copy)
+    (copy / ".dead-drop-logger.state").unlink()  # every line committed
+    newest.write_bytes(b"".join(lines[: len(lines) // 2]) + b"".join(lines[len(lines) // 2 :]))
+    assert both(copy)  # the new half is past the index: read from the file
+    build(copy)
+    assert both(copy)
+
+
+def test_compression_prune_and_a_replaced_directory(
+    copy: Path, tmp_path: Path, home_env: dict[str, str]
+) -> None:
+    first = sorted(copy.glob("messages-*.json"))[0]
+    with open(first, "rb") as raw, gzip.open(f"{first}.gz", "wb") as packed:
+        shutil.copyfileobj(raw, packed)
+    first.unlink()
+    assert both(copy)
+    build(copy)
+    assert both(copy)
+    second = sorted(copy.glob("messages-*.json"))[1]
+    second.unlink()  # gone (prune, retention)
+    assert both(copy)
+    build(copy)
+    assert both(copy)
+    other = tmp_path / "other"
+    fill(tmp_path / "other.db", 9, 300)
+    export(["--db", str(tmp_path / "other.db")], other, home_env, "--max-bytes", "8KB")
+    for path in copy.glob("messages-*"):
+        path.unlink()
+    for path in other.glob("messages-*"):
+        shutil.copy2(path, copy / path.name)
+    both(copy)  # the old rows do not hold: read from the files
+    build(copy)
+    assert both(copy)
+
+
+def test_an_index_built_a_few_lines_at_a_time(copy: Path) -> None:
+    """As the logger's thread builds it, its partials kept in memory between updates."""
+    from dead_drop_logger.index.store import Store
+    from dead_drop_logger.read.indexed import update
+
+    (copy / ".dead-drop-logger.state").unlink()
+    newest = max(copy.glob("messages-*.json"), key=lambda p: p.stat().st_size)
+    lines = newest.read_bytes().splitlines(keepends=True)
+    newest.write_bytes(b"")
+    build(copy, rebuild=True)
+    store = Store.open(copy, write=True)
+    assert store is not None
+    store.partials_cache = {}
+    saved = statparts.SAVE_EVERY
+    try:
+        statparts.SAVE_EVERY = 2000  # some saves, some lines read past the kept partial
+        for at in range(0, len(lines), 5):
+            with open(newest, "ab") as out:
+                out.write(b"".join(lines[at : at + 5]))
+            assert update(store, copy)
+            if at % 20 == 0:
+                assert both(copy)
+    finally:
+        statparts.SAVE_EVERY = saved
+        store.close()
+    assert both(copy)
+
+
+def test_the_command_prints_the_scans_bytes(copy: Path, home_env: dict[str, str]) -> None:
+    for args in (["--json"], [], ["--json", "--since", "2026-03-03"], ["--room", "ops"]):
+        through = run_command("stats", "--log-dir", str(copy), *args, env=home_env)
+        index = copy / INDEX_NAME
+        index.rename(copy.parent / "aside")
+        try:
+            scanned = run_command("stats", "--log-dir", str(copy), *args, env=home_env)
+        finally:
+            (copy.parent / "aside").rename(index)
+        assert through.returncode == scanned.returncode == 0, through.stderr
+        assert through.stdout == scanned.stdout
+        assert through.stderr == scanned.stderr == ""
+
+
+def test_missing_damaged_and_unwritable_indexes(copy: Path, home_env: dict[str, str]) -> None:
+    want = run_command("stats", "--json", "--log-dir", str(copy), env=home_env).stdout
+    index = copy / INDEX_NAME
+    index.write_bytes(b"not a database" * 100)
+    done = run_command("stats", "--json", "--log-dir", str(copy), env=home_env)
+    assert done.stdout == want
+    assert done.stderr.count("\n") == 1 and "cannot be used" in done.stderr
+    index.unlink()
+    build(copy)
+    before = index.read_bytes()
+    for where in [copy, *[p for p in copy.iterdir() if p.is_dir()]]:
+        os.chmod(where, 0o500)
+    try:
+        done = run_command(
+            "stats", "--json", "--log-dir", str(copy), env=home_env, wrapper=UNPRIVILEGED
+        )
+        assert done.stdout == want and done.stderr == ""
+        assert index.read_bytes() == before
+    finally:
+        for where in [copy, *[p for p in copy.iterdir() if p.is_dir()]]:
+            os.chmod(where, 0o700)
