@@ -45,7 +45,9 @@ def fill(db: Path, seed: int, sends: int) -> None:
     when = dt.datetime(2026, 3, 1, 8, 0)
     sent: list[tuple[int, str, str]] = []
     for _ in range(sends):
-        pause = 90_000 if rng.random() < 0.02 else rng.choice([0, 7, 59, 60, 61, 300, 900, 3600])
+        pause = rng.choice([0, 7, 59, 60, 61, 300, 900, 3600])
+        if rng.random() < 0.1:  # overnight: answers the next day, or past a day
+            pause = rng.choice([20_000, 50_000, 86_399, 86_400, 86_401, 90_000])
         when += dt.timedelta(seconds=pause)
         asked = [m for m in sent[-30:] if m[2] != "all"]
         if asked and rng.random() < 0.5:  # an answer back, or a reply
@@ -253,3 +255,41 @@ def test_missing_damaged_and_unwritable_indexes(copy: Path, home_env: dict[str, 
     finally:
         for where in [copy, *[p for p in copy.iterdir() if p.is_dir()]]:
             os.chmod(where, 0o700)
+
+
+@pytest.fixture
+def tracker(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The response tracker's sweep and cap made small, in the scan and the merge alike
+    (the scan's tracker reads them from its module; its cap is a default argument)."""
+    from dead_drop_logger.read import responses
+
+    def tune(sweep: int, cap: int) -> None:
+        for module in (responses, statparts):
+            monkeypatch.setattr(module, "SWEEP_EVERY", sweep)
+            monkeypatch.setattr(module, "MAX_PENDING", cap)
+        monkeypatch.setattr(responses.ResponseTracker.__init__, "__defaults__", (cap,))
+
+    return tune
+
+
+def test_the_trackers_sweeps_across_rooms(copy: Path, tracker: Any) -> None:
+    """Rooms are read day by day, so one room's sweep drops another's waiting messages
+    by its own time: the merge drops them at the same sweeps."""
+    default = statlines.read(make_reader(copy, EVERYTHING, False, ()), use_index=False)
+    changed = False
+    for sweep in (1, 2, 3, 17):
+        tracker(sweep, 250_000)
+        assert both(copy)
+        numbers = statlines.read(make_reader(copy, EVERYTHING, False, ()), use_index=False)
+        changed |= numbers.responses != default.responses
+    assert changed  # (the sweeps mattered: a merge without them would differ)
+
+
+def test_the_trackers_cap(copy: Path, tracker: Any) -> None:
+    """Where the waiting list could reach its cap, the scan answers (evicting as ever)."""
+    tracker(50, 8)
+    assert not both(copy)
+    numbers = statlines.read(make_reader(copy, EVERYTHING, False, ()))
+    assert numbers.pending_evicted > 0
+    tracker(5, 400)
+    assert both(copy)

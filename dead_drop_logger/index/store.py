@@ -270,7 +270,7 @@ CREATE TABLE lines(key INTEGER PRIMARY KEY, len INTEGER NOT NULL, id INTEGER, ts
 CREATE TABLE pairs(fid INTEGER NOT NULL, sender INTEGER, recipient INTEGER, cc INTEGER NOT NULL,
   n INTEGER NOT NULL, first INTEGER, last INTEGER, PRIMARY KEY(fid, sender, recipient, cc));
 CREATE TABLE partials(fid INTEGER PRIMARY KEY, "end" INTEGER NOT NULL, state TEXT NOT NULL,
-  ints BLOB NOT NULL, texts TEXT NOT NULL);
+  ints BLOB NOT NULL, texts TEXT NOT NULL, waits BLOB NOT NULL);
 CREATE INDEX lines_id ON lines(id);
 CREATE INDEX lines_reply ON lines(reply) WHERE reply IS NOT NULL;
 """
@@ -489,18 +489,30 @@ class Store:
 
     def partial(self, fid: int) -> tuple[int, str, bytes, str] | None:
         """The partial numbers kept for file ``fid`` (:mod:`..read.statparts`): the end
-        of the bytes they cover, and their three parts; None when none are kept."""
+        of the bytes they cover, their state, the threads' ints and texts (the waiting
+        messages apart, :meth:`partial_waits`); None when none are kept."""
         for end, state, ints, texts in self.query(
             'SELECT "end", state, ints, texts FROM partials WHERE fid = ?', (fid,)
         ):
             return int(end), state, bytes(ints), texts
         return None
 
-    def save_partial(self, fid: int, end: int, state: str, ints: bytes, texts: str) -> None:
+    def partial_waits(self, fid: int, end: int) -> bytes | None:
+        """The waiting messages' ints of the partial of ``fid`` kept up to ``end``
+        (None: it has changed since)."""
+        for (waits,) in self.query(
+            'SELECT waits FROM partials WHERE fid = ? AND "end" = ?', (fid, end)
+        ):
+            return bytes(waits)
+        return None
+
+    def save_partial(
+        self, fid: int, end: int, state: str, ints: bytes, texts: str, waits: bytes
+    ) -> None:
         self.conn.execute(
-            'INSERT OR REPLACE INTO partials(fid, "end", state, ints, texts)'
-            " VALUES (?, ?, ?, ?, ?)",
-            (fid, end, state, ints, texts),
+            'INSERT OR REPLACE INTO partials(fid, "end", state, ints, texts, waits)'
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (fid, end, state, ints, texts, waits),
         )
 
     # -- transactions --------------------------------------------------------------

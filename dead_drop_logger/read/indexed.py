@@ -353,7 +353,13 @@ def _partial(
     kept_end = 0 if raw is None else raw[0]
     if kept_end > start or start - kept_end > CATCH_UP:
         return None
-    part = statparts.Partial() if raw is None else statparts.Partial.load(*raw)
+    if raw is None:
+        part = statparts.Partial()
+    else:
+        waits = store.partial_waits(record.fid, raw[0])
+        if waits is None:
+            return None
+        part = statparts.Partial.load(*raw, waits)
     part.ids = statparts.known_ids(store, record, kept_end)
     if kept_end < start:
         try:

@@ -34,7 +34,7 @@ import itertools
 import json
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -259,8 +259,9 @@ class Partial:
 
     # -- kept in the index ---------------------------------------------------------
 
-    def dump(self) -> tuple[str, bytes, str]:
-        """(state as JSON, the ints, the texts) for :meth:`.Store.save_partial`."""
+    def dump(self) -> tuple[str, bytes, str, bytes]:
+        """(state as JSON, the threads' ints, their texts, the waiting messages' ints)
+        for :meth:`.Store.save_partial`."""
         self._prune()
         order = sorted(self.threads, key=lambda root: (-self.threads[root][0], root))
         rows = [self.threads[root] for root in order]
@@ -270,17 +271,24 @@ class Partial:
             lengths[replies + 1] += 1
             spans = by_length.setdefault(replies + 1, [0] * (len(THREAD_SPANS) + 1))
             spans[_span_class(_span(first, last))] += 1
-        pend_pairs = [[a, b, len(w)] for (a, b), w in self.pending.items() if w]
+        stamps = [stamp or "" for row in rows for stamp in row[1:]]  # first, last, ...
         ints = array("q", order)
         ints.extend(r[0] for r in rows)
         ints.extend(self.roots.keys())
         ints.extend(self.roots.values())
-        ints.extend(self.asked)
-        for waiting in self.pending.values():
+        at = 0
+        ints.append(at)
+        for stamp in stamps:
+            at += len(stamp)
+            ints.append(at)
+        waits = array("q", self.asked)
+        pend_pairs = []
+        for (a, b), waiting in self.pending.items():
             if waiting:
-                ints.extend(waiting.keys())
-                ints.extend(waiting.values())
-        texts = "\n".join([r[1] or "" for r in rows] + [r[2] or "" for r in rows])
+                waits.extend(waiting.keys())
+                waits.extend(waiting.values())
+                pend_pairs.append([a, b, len(waiting)])
+        hours: Counter[int] = Counter(ts // HOUR_US for ts in self.asked)
         state = {
             "n": [self.messages, self.broadcasts, self.direct, self.cc, self.undated,
                   self.without_task, self.undated_all],
@@ -294,6 +302,7 @@ class Partial:
             "tasks": [[k, t.messages, sorted(t.agents), t.first, t.last]
                       for k, t in self.tasks.items()],
             "threads": len(order), "roots": len(self.roots), "asked": len(self.asked),
+            "hours": sorted(hours.items()),
             "lengths": [[k, v] for k, v in lengths.items()],
             "by_length": [[k, v] for k, v in by_length.items()],
             "ts": [self.ts_min, self.ts_max, self.t_first, self.t_last],
@@ -303,12 +312,13 @@ class Partial:
             "first_direct": [[a, b, t] for (a, b), t in self.first_direct.items()],
             "ext": [[i, s, t] for (i, s), t in self.ext.items()],
         }  # fmt: skip
-        return json.dumps(state, ensure_ascii=False, separators=(",", ":")), ints.tobytes(), texts
+        text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
+        return text, ints.tobytes(), "".join(stamps), waits.tobytes()
 
     @classmethod
-    def load(cls, end: int, state_text: str, raw: bytes, texts: str) -> Partial:
+    def load(cls, end: int, state_text: str, raw: bytes, texts: str, waits: bytes) -> Partial:
         """A partial to go on feeding (the inverse of :meth:`dump`; ``ids`` empty)."""
-        kept = Kept.load(end, state_text, raw, texts)
+        kept = Kept.load(end, state_text, raw, texts, waits)
         part = cls()
         part.end = end
         st = kept.state
@@ -327,14 +337,14 @@ class Partial:
             task = part.tasks[key] = _Task()
             task.messages, task.agents, task.first, task.last = messages, set(agents), first, last
         for i, root in enumerate(kept.syms):
-            part.threads[root] = [kept.replies[i], kept.firsts[i] or None, kept.lasts[i] or None]
+            part.threads[root] = [kept.replies[i], kept.first(i), kept.last(i)]
         part.roots = dict(zip(kept.root_ids, kept.root_syms, strict=True))
         part.ts_min, part.ts_max, part.t_first, part.t_last = st["ts"]
         part.ordered, part.dupe = st["ordered"], st["dupe"]
         part.asked = array("q", kept.asked)
-        for (a, b), waiting in kept.pending.items():
-            part.pending[a, b] = dict(waiting)
-            for waiting_id in waiting:
+        for (a, b), (ids, times) in kept.pending.items():
+            part.pending[a, b] = dict(zip(ids, times, strict=True))
+            for waiting_id in ids:
                 part.waiting[waiting_id] = (a, b)
         part.samples = kept.samples
         part.first_direct = kept.first_direct
@@ -346,10 +356,14 @@ class Partial:
         return Kept.load(self.end, *self.dump(), odd=self.odd)
 
 
+Waits = bytes | Callable[[], bytes]  # the waiting messages' ints, or how to read them
+
+
 @dataclass
 class Kept:
     """A partial as the merge reads it: the small numbers as they were kept, the threads
-    in columns ordered longest first (then by root)."""
+    in columns ordered longest first (then by root); the waiting messages read only
+    when asked for (a merge that no answer crosses never reads them)."""
 
     end: int
     state: dict[str, Any]
@@ -357,25 +371,21 @@ class Kept:
     replies: array[int]
     root_ids: array[int]
     root_syms: array[int]
-    asked: array[int]
-    pending: dict[tuple[str, str], dict[int, int]]
-    raw_texts: str
+    offsets: array[int]  # of each thread's first and last time in texts
+    texts: str
+    waits: Waits
     odd: bool = False
-    _texts: list[str] | None = None
+    _asked: array[int] | None = None
+    _pending: dict[tuple[str, str], tuple[array[int], array[int]]] | None = None
 
     @classmethod
-    def load(cls, end: int, state_text: str, raw: bytes, texts: str, odd: bool = False) -> Kept:
+    def load(
+        cls, end: int, state_text: str, raw: bytes, texts: str, waits: Waits, odd: bool = False
+    ) -> Kept:
         state = json.loads(state_text)
         ints = array("q")
         ints.frombytes(raw)
-        n, m, k = state["threads"], state["roots"], state["asked"]
-        at = 2 * n + 2 * m + k
-        pending: dict[tuple[str, str], dict[int, int]] = {}
-        for a, b, count in state["pending"]:
-            pending[a, b] = dict(
-                zip(ints[at : at + count], ints[at + count : at + 2 * count], strict=True)
-            )
-            at += 2 * count
+        n, m = state["threads"], state["roots"]
         return cls(
             end,
             state,
@@ -383,24 +393,46 @@ class Kept:
             ints[n : 2 * n],
             ints[2 * n : 2 * n + m],
             ints[2 * n + m : 2 * n + 2 * m],
-            ints[2 * n + 2 * m : 2 * n + 2 * m + k],
-            pending,
+            ints[2 * n + 2 * m :],
             texts,
+            waits,
             odd,
         )
 
-    @property
-    def firsts(self) -> list[str]:
-        return self._all_texts()[: len(self.syms)]
+    def first(self, i: int) -> str | None:
+        """The i-th thread's first reply's time (None: no dated reply)."""
+        return self.texts[self.offsets[2 * i] : self.offsets[2 * i + 1]] or None
+
+    def last(self, i: int) -> str | None:
+        return self.texts[self.offsets[2 * i + 1] : self.offsets[2 * i + 2]] or None
+
+    def _waits(self) -> None:
+        raw = self.waits if isinstance(self.waits, bytes) else self.waits()
+        ints = array("q")
+        ints.frombytes(raw)
+        k = self.state["asked"]
+        self._asked = ints[:k]
+        self._pending = {}
+        at = k
+        for a, b, count in self.state["pending"]:
+            self._pending[a, b] = (ints[at : at + count], ints[at + count : at + 2 * count])
+            at += 2 * count
 
     @property
-    def lasts(self) -> list[str]:
-        return self._all_texts()[len(self.syms) :]
+    def asked(self) -> array[int]:
+        """The times of the direct messages the tracker counted, in file order."""
+        if self._asked is None:
+            self._waits()
+        assert self._asked is not None
+        return self._asked
 
-    def _all_texts(self) -> list[str]:
-        if self._texts is None:
-            self._texts = self.raw_texts.split("\n") if self.syms else []
-        return self._texts
+    @property
+    def pending(self) -> dict[tuple[str, str], tuple[array[int], array[int]]]:
+        """(asker, responder) -> the ids and times of those still waiting at its end."""
+        if self._pending is None:
+            self._waits()
+        assert self._pending is not None
+        return self._pending
 
     @property
     def samples(self) -> dict[str, Counter[int]]:
@@ -521,29 +553,69 @@ class NotExact(Exception):
 
 def _sweeps(parts: list[tuple[Room, Kept]]) -> dict[int, list[float]]:
     """The response tracker's sweeps (one every :data:`SWEEP_EVERY` direct messages,
-    of every room): after which part each comes, and the time before which it drops
-    every room's waiting messages. Raises NotExact when the waiting list could reach
-    its cap (:data:`MAX_PENDING`) between two sweeps: a sweep leaves at most the
-    direct messages asked since its cut (each room's in time order), and at most
-    :data:`SWEEP_EVERY` come before the next."""
+    of every room): after which part each comes, and (when several rooms are read) the
+    time before which it drops every room's waiting messages: within one room the
+    sweep drops only what no later message could answer, so its time is not needed.
+    Raises NotExact when the waiting list could reach its cap (:data:`MAX_PENDING`)
+    between two sweeps: a sweep leaves at most the direct messages asked in the day
+    (and hour) before the hour it falls in (each room's are in time order), and at
+    most :data:`SWEEP_EVERY` come before the next."""
+    rooms = len({room for room, _kept in parts}) > 1
     found: dict[int, list[float]] = {}
     done = 0
     for i, (_room, kept) in enumerate(parts):
-        count = len(kept.asked)
+        count = kept.state["asked"]
         sweep = (done // SWEEP_EVERY + 1) * SWEEP_EVERY
         while sweep <= done + count:
             at = sweep - done  # the sweeping message: the at-th of this part
-            cut = seconds(kept.asked[at - 1]) - DAY_SECONDS
-            left = len(kept.asked[:at]) - bisect.bisect_left(kept.asked[:at], cut, key=seconds)
+            hour, before = 0, 0
+            for hour_of, n in kept.state["hours"]:
+                hour = hour_of
+                before += n
+                if before >= at:
+                    break
+            left = at
             for _r, other in parts[:i]:
-                if other.asked and seconds(other.asked[-1]) >= cut:
-                    left += len(other.asked) - bisect.bisect_left(other.asked, cut, key=seconds)
+                left += sum(n for h, n in other.state["hours"] if h >= hour - 25)
             if left + SWEEP_EVERY >= MAX_PENDING:
                 raise NotExact
-            found.setdefault(i, []).append(cut)
+            if rooms:
+                found.setdefault(i, []).append(seconds(kept.asked[at - 1]) - DAY_SECONDS)
             sweep += SWEEP_EVERY
         done += count
     return found
+
+
+class _Waiting:
+    """The messages of one (asker, responder) still waiting, in time order: those
+    already taken out of their files' partials (``held``), then whole files' (read
+    only when an answer needs them), each with the latest sweep's cut since it came."""
+
+    __slots__ = ("held", "pair", "parts")
+
+    def __init__(self, pair: tuple[str, str]) -> None:
+        self.pair = pair
+        self.held: dict[int, int] = {}
+        self.parts: list[list[Any]] = []  # [Kept, cut or None]
+
+    def all(self) -> dict[int, int]:
+        held = self.held
+        for kept, cut in self.parts:
+            ids, times = kept.pending[self.pair]
+            start = 0 if cut is None else bisect.bisect_left(times, cut, key=seconds)
+            held.update(zip(ids[start:], times[start:], strict=True))
+        self.parts.clear()
+        return held
+
+    def expire(self, cut: float) -> None:
+        """The tracker's sweep: the messages asked before ``cut`` (seconds) go."""
+        for entry in self.parts:
+            entry[1] = cut if entry[1] is None else max(entry[1], cut)
+        if self.held:
+            times = list(self.held.values())
+            old = bisect.bisect_left(times, cut, key=seconds)
+            if old:
+                self.held = dict(itertools.islice(self.held.items(), old, None))
 
 
 @dataclass
@@ -553,7 +625,7 @@ class _Merged:
     graph: dict[int, int]  # reply id -> its root
     seen: set[int]  # roots of the files before
     shared: set[int]  # roots with replies from more than one file (or chained)
-    carry: dict[tuple[str, str], dict[int, int]]  # waiting messages of the files before
+    carry: dict[tuple[str, str], _Waiting]  # waiting messages of the files before
     answers: dict[str, Counter[int]]
 
 
@@ -683,10 +755,12 @@ def _answers_of(
 
         for pair in list(carry):
             asker, responder = pair
-            waiting = carry[pair]
             direct = first_direct.get((responder, asker))
+            if direct is None and responder not in replies:
+                continue
+            waiting = carry[pair].all()
             if direct is None:  # only replies can answer, each its one message
-                for reply_to, when in replies.get(responder, ()):
+                for reply_to, when in replies[responder]:
                     asked = waiting.pop(reply_to, None)
                     if asked is not None:
                         answer(responder, asked, when)
@@ -697,42 +771,15 @@ def _answers_of(
                 waiting.clear()
             if not waiting:
                 del carry[pair]
-        t_last = kept.state["ts"][3]
-        if t_last is not None:  # what no later message can answer (more than a day old)
-            _forget(carry, t_last - DAY_US - 2)
     for cut in cuts:
         for other in per_room.values():
-            _expire(other.carry, cut)
-    for pair, waiting in kept.pending.items():
-        found_waiting = carry.get(pair)
-        if found_waiting is None:
-            carry[pair] = dict(waiting)
-        else:
-            found_waiting.update(waiting)
-
-
-def _forget(carry: dict[tuple[str, str], dict[int, int]], before: int) -> None:
-    """Drop the waiting messages asked before ``before`` (each pair's are in time order)."""
-    for pair in list(carry):
-        waiting = carry[pair]
-        times = list(waiting.values())
-        old = bisect.bisect_left(times, before)
-        if old == len(times):
-            del carry[pair]
-        elif old:
-            carry[pair] = dict(itertools.islice(waiting.items(), old, None))
-
-
-def _expire(carry: dict[tuple[str, str], dict[int, int]], cut: float) -> None:
-    """The tracker's sweep: each pair's messages asked before ``cut`` (seconds) go."""
-    for pair in list(carry):
-        waiting = carry[pair]
-        times = list(waiting.values())
-        old = bisect.bisect_left(times, cut, key=seconds)
-        if old == len(times):
-            del carry[pair]
-        elif old:
-            carry[pair] = dict(itertools.islice(waiting.items(), old, None))
+            for waiting_of in other.carry.values():
+                waiting_of.expire(cut)
+    for a, b, _count in kept.state["pending"]:
+        held = carry.get((a, b))
+        if held is None:
+            held = carry[a, b] = _Waiting((a, b))
+        held.parts.append([kept, None])
 
 
 def _thread_summary(
@@ -758,7 +805,6 @@ def _thread_summary(
         count += len(kept.syms)
         if not kept.syms:
             continue
-        firsts, lasts = kept.firsts, kept.lasts
         syms = kept.syms
         mine = (set(syms) & shared) | chain.keys()  # threads other files add to
         if len(mine) > 64:
@@ -768,7 +814,7 @@ def _thread_summary(
             at = [syms.index(sym) for sym in mine]
         for i in at:
             sym, replies = syms[i], kept.replies[i]
-            first, last = firsts[i] or None, lasts[i] or None
+            first, last = kept.first(i), kept.last(i)
             length = replies + 1
             lengths[length] -= 1
             by_length[length][_span_class(_span(first, last))] -= 1
@@ -793,7 +839,7 @@ def _thread_summary(
                 continue
             taken += 1
             candidates.append(
-                (-kept.replies[i], sym, room or "", room, firsts[i] or None, lasts[i] or None)
+                (-kept.replies[i], sym, room or "", room, kept.first(i), kept.last(i))
             )
     for (room, root), (replies, first, last) in joined.items():
         count += 1
@@ -860,7 +906,7 @@ def _read(reader: Reader, covered: dict[Any, Any]) -> Stats:
         if found is not None:
             raw = store.partial(found.record.fid)
             if raw is not None and raw[0] <= found.record.end:
-                kept = Kept.load(*raw)
+                kept = Kept.load(*raw, _waits_of(store, found.record.fid, raw[0]))
                 place = kept.inside(reader.window)
                 if place is False and kept.end == found.record.end:
                     _past(reader, source, entry, found, parts, scanned.setdefault(store, []))
@@ -925,7 +971,7 @@ def _resume(
     raw = found.store.partial(found.record.fid)
     if raw is None or raw[0] != kept.end:
         raise NotExact  # (changed meanwhile)
-    part = Partial.load(*raw)
+    part = Partial.load(*raw, _waits_of(found.store, found.record.fid, kept.end)())
 
     def all_chunks() -> Iterator[Chunk]:
         yield first
@@ -934,6 +980,16 @@ def _resume(
     feed_chunks(part, reader, all_chunks())
     parts.append((source.room, part.kept()))
     pieces.append((found.record.fid, kept.end, part.ids))
+
+
+def _waits_of(store: Store, fid: int, end: int) -> Callable[[], bytes]:
+    def waits() -> bytes:
+        found = store.partial_waits(fid, end)
+        if found is None:
+            raise NotExact  # saved anew since (the logger): read from the files
+        return found
+
+    return waits
 
 
 def _dupes(store: Store, pieces: Pieces) -> bool:
