@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..index.store import CC, ODD, FileRecord, Store, key_of, key_range, micros
 from ..logdir.layout import LogFile
-from .logread import Chunk, LogDir, Reader, Window, parse_line
+from .logread import Chunk, LogDir, Reader, Tail, Window, parse_line
 from .responses import DAY_SECONDS, MAX_PENDING, SWEEP_EVERY, ResponseTracker
 from .stats import (
     THREAD_SPANS,
@@ -497,16 +497,21 @@ _TAIL: Any = None
 _TIMESTAMP = b',"timestamp":"'
 
 
-def feed_chunks(part: Partial, reader: Reader, chunks: Iterable[Chunk]) -> None:
+def feed_chunks(
+    part: Partial, reader: Reader, chunks: Iterable[Chunk], upto: int | None = None
+) -> None:
     """Lines read from a file into ``part``, inside the reader's window (as
     :func:`.statlines.feed` reads them; a line of another shape makes the partial
-    odd: the caller scans instead). Corrupt lines are counted in the reader."""
+    odd: the caller scans instead), up to byte ``upto`` (None: the end). Corrupt lines
+    are counted in the reader."""
     from .statlines import _HEAD as head_re
     from .statlines import _TAIL as tail_re
 
     window = reader.window
     bounded = window.bounded
     feed = part.feed
+    if upto is not None:
+        chunks = Tail._upto(iter(chunks), upto)
     for chunk in chunks:
         part.end = chunk.end
         for line in chunk.lines():
