@@ -348,3 +348,34 @@ def test_undated_lines_times_that_go_back_and_ids_logged_twice(copy: Path) -> No
     with open(files[-1], "ab") as out:  # a copy past the index: an id twice
         out.write(files[-1].read_bytes().split(b"\n")[0] + b"\n")
     assert not both(copy)
+
+
+def test_an_encrypted_directory(tmp_path: Path) -> None:
+    """Sealed segments: their partials made as they are indexed (decrypted in memory),
+    the numbers the scan's, and no content in the index (the partials hold names, ids
+    and times, as its rows do)."""
+    from conftest import age_identity
+
+    from dead_drop_logger.crypt import keys, segments
+
+    key, recipient = age_identity()
+    db, log_dir = tmp_path / "m.db", tmp_path / "logs"
+    fill(db, 4, 300)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEAD_DROP_")}
+    env["HOME"] = str(tmp_path)
+    export(["--db", str(db)], log_dir, env, "--encrypt-to", recipient)
+    sealed = sorted(log_dir.glob("messages-*.json.age"))
+    assert len(sealed) >= 3
+    keys.use_identity(key)
+    try:
+        build(log_dir)
+        assert both(log_dir)
+        assert both(log_dir, Window(dt.datetime(2026, 3, 2, 12), None))
+        segments.reencrypt(sealed[1], [recipient])  # rekey: a new file, the same name
+        assert both(log_dir)  # (read whole from the segment)
+        build(log_dir)
+        assert both(log_dir)
+        blob = (log_dir / INDEX_NAME).read_bytes()
+        assert b"message " not in blob  # (every content is "message N")
+    finally:
+        keys.use_identity(None)
