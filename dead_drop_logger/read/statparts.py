@@ -42,24 +42,13 @@ from ..index.store import CC, ODD, FileRecord, Store, key_of, key_range, micros
 from ..logdir.layout import LogFile
 from .logread import Chunk, LogDir, Reader, Tail, Window, parse_line
 from .responses import DAY_SECONDS, MAX_PENDING, SWEEP_EVERY, ResponseTracker
-from .stats import (
-    THREAD_SPANS,
-    TOP_THREADS,
-    Room,
-    Stats,
-    StatsBuilder,
-    ThreadRow,
-    Threads,
-    _Agent,
-    _span,
-    _span_class,
-    _Task,
-    parse_stamp,
-    who,
-)
+from .statcore import THREAD_SPANS, TOP_THREADS, _Agent, _span, _span_class, _Task, parse_stamp
 
 if TYPE_CHECKING:
     from .indexed import Covered
+    from .stats import Stats, Threads
+
+Room = str | None  # None: the plain log directory
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -636,6 +625,8 @@ class _Merged:
 
 def merge(parts: list[tuple[Room, Kept]], rooms: bool) -> Stats:
     """The numbers of ``parts`` (each file's partial, in the reader's order)."""
+    from .stats import StatsBuilder, who  # (the index's upkeep never loads them)
+
     builder = StatsBuilder(rooms=rooms)
     totals = builder.totals
     latest: dict[Room, int] = {}
@@ -854,9 +845,11 @@ def _thread_summary(
         candidates.append((-replies, root, room or "", room, first, last))
     lengths = +lengths
     by_length = {k: v for k, v in by_length.items() if any(v)}
+    from .responses import median
+    from .stats import ThreadRow, Threads
+
     if count == 0:
         return Threads()
-    from .responses import median
 
     top = heapq.nsmallest(TOP_THREADS, candidates, key=lambda c: (c[0], c[1], c[2]))
     rows = [ThreadRow(root, 1 - neg, first, last, room=room)
