@@ -122,6 +122,15 @@ def times(log_dir: Path) -> list[dt.datetime]:
     return found
 
 
+@settings(max_examples=300, deadline=None)
+@given(when=st.datetimes(min_value=dt.datetime(1970, 1, 1)))
+def test_times_are_the_trackers_to_the_last_bit(when: dt.datetime) -> None:
+    """The merge's seconds from the index's microseconds are the tracker's float."""
+    from dead_drop_logger.index.store import micros
+
+    assert statparts.seconds(micros(when)) == (when - dt.datetime(1970, 1, 1)).total_seconds()
+
+
 def test_the_logs_cross_files_with_answers_and_threads(copy: Path) -> None:
     """Not vacuous: many files, answers and threads that cross them."""
     assert len(list(copy.glob("messages-*.json"))) > 10

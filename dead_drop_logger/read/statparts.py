@@ -17,13 +17,15 @@ open day's newest) are read from the file and made into partials the same way.
 
 Exactly the scan's numbers: the merge is the pass's arithmetic only when the response
 tracker's order-dependent parts cannot act, which :func:`read` checks and otherwise
-answers by the scan: the messages' times never go back in log order (so a message
-dropped from the waiting list as older than a day could never have been answered, and
-"first" is "earliest"), no id is logged twice in a directory (so a reply finds its one
-waiting message), and the waiting list cannot reach its memory cap (bounded from the
-direct messages before each of the tracker's sweeps, see :func:`_sweeps`).
-Rooms are merged room by room in the reader's order. A partial holds names, ids and
-times, as the index's rows do, never content.
+answers by the scan: each room's messages' times never go back in log order (so a
+message dropped from the waiting list as older than a day could never have been
+answered, and "first" is "earliest"), no id is logged twice in a directory (so a reply
+finds its one waiting message), and the waiting list cannot reach its memory cap
+(bounded from the direct messages per hour before each of the tracker's sweeps, see
+:func:`_sweeps`). Rooms are merged room by room in the reader's order, the tracker's
+sweeps (which drop every room's old waiting messages by one room's time) replayed at
+the same messages. A partial holds names, ids and times, as the index's rows do, never
+content.
 """
 
 from __future__ import annotations
@@ -481,8 +483,6 @@ def known_ids(store: Store, record: FileRecord, end: int) -> set[int]:
 
 # -- read from the files ------------------------------------------------------------------
 
-_HEAD: Any = None
-_TAIL: Any = None
 _TIMESTAMP = b',"timestamp":"'
 
 
@@ -697,7 +697,7 @@ def merge(parts: list[tuple[Room, Kept]], rooms: bool) -> Stats:
     for room, merged in per_room.items():
         for responder, counts in merged.answers.items():
             if counts:
-                tracker._answers[room, responder] = counts
+                tracker.take(room, responder, counts)
     return builder.result(threads=threads, tracker=tracker)
 
 
