@@ -229,9 +229,11 @@ def _update(
         now = store.records()
         for key, record in now.items():
             part = store.partials_cache.get(record.fid)
-            if key != newest and part is not None and part.end == record.end:
-                store.save_partial(record.fid, part.end, *part.dump())  # a day written
-                del store.partials_cache[record.fid]
+            if key == newest or part is None:
+                continue
+            if part.saved < part.end == record.end:  # a day written: saved whole
+                store.save_partial(record.fid, part.end, *part.dump())
+            del store.partials_cache[record.fid]
     return True
 
 
@@ -362,6 +364,7 @@ def _partial(
         if waits is None:
             return None
         part = statparts.Partial.load(*raw, waits)
+        part.saved = kept_end
     part.ids = statparts.known_ids(store, record, kept_end)
     if kept_end < start:  # (read as stats reads, a fifth of the index's parsing)
         reader = Reader([source])
@@ -377,11 +380,10 @@ def _keep(store: Store, record: FileRecord, part: statparts.Partial, whole: bool
     cache = store.partials_cache
     if cache is not None:
         cache[record.fid] = part
-        raw = store.partial(record.fid)
-        saved = 0 if raw is None else raw[0]
-        if not whole and part.end - saved < statparts.SAVE_EVERY:
+        if not whole and part.end - part.saved < statparts.SAVE_EVERY:
             return
     store.save_partial(record.fid, part.end, *part.dump())
+    part.saved = part.end
 
 
 @dataclass

@@ -67,6 +67,7 @@ class Partial:
 
     def __init__(self) -> None:
         self.end = 0  # the bytes of the file it covers
+        self.saved = 0  # of those, what the index holds (the logger saves it now and then)
         self.messages = self.broadcasts = self.direct = self.cc = self.undated = 0
         self.first: str | None = None
         self.last: str | None = None
