@@ -236,6 +236,14 @@ def test_an_index_built_a_few_lines_at_a_time(copy: Path) -> None:
             out.write(lines[-1].replace(b'"id":', b'"id":9', 1))
         assert update(store, copy)
         assert both(copy)
+        first = json.loads(lines[0])["timestamp"]
+        cut = dt.datetime.fromisoformat(json.loads(lines[len(lines) // 2])["timestamp"])
+        for window in (
+            Window(dt.datetime.fromisoformat(first[:10]), None),  # the newest day inside
+            Window(None, dt.datetime.fromisoformat(first[:10])),  # outside: its new lines
+            Window(cut, None),  # cut
+        ):
+            assert both(copy, window)
         record = store.records()[newest.name[9:19], 0]
         kept = store.partial(record.fid)
         assert kept is not None and kept[0] < record.end

@@ -907,8 +907,8 @@ def _read(reader: Reader, covered: dict[Any, Any]) -> Stats:
             if raw is not None and raw[0] <= found.record.end:
                 kept = Kept.load(*raw, _waits_of(store, found.record.fid, raw[0]))
                 place = kept.inside(reader.window)
-                if place is False and kept.end == found.record.end:
-                    _past(reader, source, entry, found, parts, scanned.setdefault(store, []))
+                if place is False:
+                    _past(reader, source, entry, found, kept, parts, scanned.setdefault(store, []))
                     continue
                 if place is not True:
                     kept = None
@@ -940,16 +940,19 @@ def _past(
     source: LogDir,
     entry: LogFile,
     found: Covered,
+    kept: Kept,
     parts: list[tuple[Room, Kept]],
     pieces: Pieces,
 ) -> None:
-    """A file whose indexed lines are all outside the window: its new lines only."""
+    """A file whose kept lines are all outside the window: the lines past them only."""
     if entry.sealed:
+        if kept.end < found.record.end:
+            raise NotExact
         return
     part = Partial()
-    feed_chunks(part, reader, reader.read_file(source, entry, found.record.end))
+    feed_chunks(part, reader, reader.read_file(source, entry, kept.end))
     parts.append((source.room, part.kept()))
-    pieces.append((found.record.fid, found.record.end, part.ids))
+    pieces.append((found.record.fid, kept.end, part.ids))
 
 
 def _resume(
