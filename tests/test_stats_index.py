@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dead_drop_logger.index.store import INDEX_NAME
-from dead_drop_logger.read import statlines, statparts
+from dead_drop_logger.read import statfile, statlines, statparts
 from dead_drop_logger.read.indexed import build
 from dead_drop_logger.read.logread import EVERYTHING, Window
 from dead_drop_logger.read.reading import make_reader
@@ -128,7 +128,7 @@ def test_times_are_the_trackers_to_the_last_bit(when: dt.datetime) -> None:
     """The merge's seconds from the index's microseconds are the tracker's float."""
     from dead_drop_logger.index.store import micros
 
-    assert statparts.seconds(micros(when)) == (when - dt.datetime(1970, 1, 1)).total_seconds()
+    assert statfile.seconds(micros(when)) == (when - dt.datetime(1970, 1, 1)).total_seconds()
 
 
 def test_the_logs_cross_files_with_answers_and_threads(copy: Path) -> None:
@@ -220,9 +220,9 @@ def test_an_index_built_a_few_lines_at_a_time(copy: Path) -> None:
     store = Store.open(copy, write=True)
     assert store is not None
     store.partials_cache = {}
-    saved = statparts.SAVE_EVERY
+    saved = statfile.SAVE_EVERY
     try:
-        statparts.SAVE_EVERY = 2000  # some saves, some lines read past the kept partial
+        statfile.SAVE_EVERY = 2000  # some saves, some lines read past the kept partial
         for at in range(0, len(lines), 5):
             with open(newest, "ab") as out:
                 out.write(b"".join(lines[at : at + 5]))
@@ -231,7 +231,7 @@ def test_an_index_built_a_few_lines_at_a_time(copy: Path) -> None:
             assert update(store, copy)
             if at % 20 == 0:
                 assert both(copy)
-        statparts.SAVE_EVERY = 1 << 30  # (the last lines not saved yet: read past it)
+        statfile.SAVE_EVERY = 1 << 30  # (the last lines not saved yet: read past it)
         with open(newest, "ab") as out:
             out.write(lines[-1].replace(b'"id":', b'"id":9', 1))
         assert update(store, copy)
@@ -254,7 +254,7 @@ def test_an_index_built_a_few_lines_at_a_time(copy: Path) -> None:
         assert kept is not None and kept[0] == record.end == newest.stat().st_size
         assert both(copy)
     finally:
-        statparts.SAVE_EVERY = saved
+        statfile.SAVE_EVERY = saved
         store.close()
     assert both(copy)
 

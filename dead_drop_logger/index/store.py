@@ -309,7 +309,7 @@ class Store:
         self._by_nid: dict[int, str] | None = None
         self._terms: set[str] | None = None
         # the partial numbers of stats per file kept in memory between updates (the
-        # logger's thread sets it: read/statparts.py); None: saved at every update
+        # logger's thread sets it: read/statfile.py); None: saved at every update
         self.partials_cache: dict[int, Any] | None = None
 
     # -- opening -------------------------------------------------------------------
@@ -488,7 +488,7 @@ class Store:
     # -- the partial numbers of stats ----------------------------------------------
 
     def partial(self, fid: int) -> tuple[int, str, bytes, str] | None:
-        """The partial numbers kept for file ``fid`` (:mod:`..read.statparts`): the end
+        """The partial numbers kept for file ``fid`` (:mod:`..read.statfile`): the end
         of the bytes they cover, their state, the threads' ints and texts (the waiting
         messages apart, :meth:`partial_waits`); None when none are kept."""
         for end, state, ints, texts in self.query(

@@ -45,7 +45,7 @@ from ..index.store import (
     index_path,
 )
 from ..logdir.layout import LogFile
-from . import statparts
+from . import statfile
 from .committed import committed_ends
 from .logread import (
     READ_AHEAD,
@@ -326,7 +326,7 @@ def _index_file(
             record.end = chunk.end
             store.add_rows(record, batch)
             if part is not None:
-                statparts.feed_batch(part, batch.lines)
+                statfile.feed_batch(part, batch.lines)
                 part.end = chunk.end
     except (DamagedFile, UnreadableFile):
         whole = False  # indexed up to the damage; the scan reads on (and warns)
@@ -339,18 +339,18 @@ def _index_file(
 
 def _partial(
     store: Store, record: FileRecord, source: LogDir, entry: LogFile, start: int
-) -> statparts.Partial | None:
+) -> statfile.Partial | None:
     """The partial numbers of ``stats`` for the file's bytes before ``start``, to be fed
-    on (:mod:`.statparts`): a new one at 0; for the logger's thread and ``index`` (which
+    on (:mod:`.statfile`): a new one at 0; for the logger's thread and ``index`` (which
     keep them in memory), the one kept, else the one in the index caught up with the
     lines it lacks (up to :data:`CATCH_UP` bytes). None: not kept on (a reader catching
     up, or too far behind): the stats reader reads the lines past the kept one."""
     if start == 0:
-        return statparts.Partial()
+        return statfile.Partial()
     cache = store.partials_cache
     if cache is None:  # a reader's catch-up: the stats reader reads past the kept one
         return None
-    found: statparts.Partial | None = cache.get(record.fid)
+    found: statfile.Partial | None = cache.get(record.fid)
     if found is not None and found.end == start:
         return found
     raw = store.partial(record.fid)
@@ -358,29 +358,29 @@ def _partial(
     if kept_end > start or start - kept_end > CATCH_UP:
         return None
     if raw is None:
-        part = statparts.Partial()
+        part = statfile.Partial()
     else:
         waits = store.partial_waits(record.fid, raw[0])
         if waits is None:
             return None
-        part = statparts.Partial.load(*raw, waits)
+        part = statfile.Partial.load(*raw, waits)
         part.saved = kept_end
-    part.ids = statparts.known_ids(store, record, kept_end)
+    part.ids = statfile.known_ids(store, record, kept_end)
     if kept_end < start:  # (read as stats reads, a fifth of the index's parsing)
         reader = Reader([source])
-        statparts.feed_chunks(part, reader, reader.read_file(source, entry, kept_end), upto=start)
+        statfile.feed_chunks(part, reader, reader.read_file(source, entry, kept_end), upto=start)
         if part.end != start or part.odd or reader.corrupt or reader.damaged or reader.unreadable:
             return None
     return part
 
 
-def _keep(store: Store, record: FileRecord, part: statparts.Partial, whole: bool) -> None:
+def _keep(store: Store, record: FileRecord, part: statfile.Partial, whole: bool) -> None:
     """Save ``part`` in the index; the logger's thread (which keeps it in memory) only
-    every :data:`.statparts.SAVE_EVERY` bytes of a growing file."""
+    every :data:`.statfile.SAVE_EVERY` bytes of a growing file."""
     cache = store.partials_cache
     if cache is not None:
         cache[record.fid] = part
-        if not whole and part.end - part.saved < statparts.SAVE_EVERY:
+        if not whole and part.end - part.saved < statfile.SAVE_EVERY:
             return
     store.save_partial(record.fid, part.end, *part.dump())
     part.saved = part.end
@@ -522,7 +522,7 @@ def build(log_dir: Path, *, rebuild: bool = False, workers: int = 0) -> Built:
         try:
             store = Store.open(log_dir, write=True)
             if store is not None:
-                store.partials_cache = {}  # stats' partials kept on (read/statparts.py)
+                store.partials_cache = {}  # stats' partials kept on (read/statfile.py)
             if store is None and index_path(log_dir).exists():
                 raise OSError(f"cannot write {index_path(log_dir)} (permission denied)")
             if store is not None:

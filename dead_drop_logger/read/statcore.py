@@ -1,5 +1,5 @@
 """The counters and time helpers that both ``stats``' one pass (:mod:`.stats`) and the
-per-file partials kept in the index (:mod:`.statparts`) are made of.
+per-file partials kept in the index (:mod:`.statfile`) are made of.
 
 Why a module of its own: the index's upkeep feeds a partial as it takes in lines (the
 logger's thread, a reader catching the index up), and must not load the numbers'
