@@ -5,12 +5,12 @@
 
 Kept for the scripts and habits that call it: the same command (options, settings,
 behaviour) as ``dead-drop-logger export``, whose code is in the package
-(``dead_drop_logger/control/exporting.py`` and ``dead_drop_logger/record/export.py``).
+(``dead_drop_logger/control/commands/export.py`` and ``dead_drop_logger/record/export.py``).
 """
 
 from __future__ import annotations
 
-from dead_drop_logger.control.exporting import script
+from dead_drop_logger.control.commands.export import script
 
 main = script("export_historical.py")
 

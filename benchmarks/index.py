@@ -1,14 +1,17 @@
 """The index's figures (docs/index.md): every reading command through the index, as a
 whole process, against the scan and the anchors (wc, tail, ripgrep, DuckDB), in one run.
 
-    .venv/bin/python benchmarks/index.py [--logs DIR] [--rounds 3]
+    .venv/bin/python benchmarks/index.py [--logs DIR] [--rounds 3] [--only NAME ...]
 
 ``--logs``: a log directory of 1,000,000 messages (benchmarks/reading.py exports one
 into its cache); it is copied once into ``--work`` (the index is written there, never
 into the shared cache). DuckDB is installed into a venv of its own under ``--work``
 (``pip install duckdb``): a reference, never a dependency. Each round runs every
 command once, through the index, by the scan (the index moved aside) and the anchors,
-interleaved; medians are printed with ``uptime``'s load.
+interleaved; medians are printed with ``uptime``'s load. ``--only`` times just the
+questions whose name holds one of its words (the start-up targets: ``--only count
+--only newest --only kubernetes --only agents --only thread``); ``--keep-index`` brings
+an index already in ``--work`` up to date instead of rebuilding it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,18 @@ def main() -> int:
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/dead-drop-logger-bench-index"))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="time only the questions whose name holds NAME (repeat for more)",
+    )
+    parser.add_argument(
+        "--keep-index",
+        action="store_true",
+        help="bring the index in --work up to date rather than rebuild it",
+    )
     args = parser.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -74,9 +89,10 @@ def main() -> int:
     duck_py = duck_python(work)
     log = shlex.quote(str(logs))
     print(f"load before build: {load()}")
-    took, out = timed(f"{CMD} index --rebuild --log-dir {log}")
+    rebuild = "" if args.keep_index and (logs / INDEX).exists() else " --rebuild"
+    took, out = timed(f"{CMD} index{rebuild} --log-dir {log}")
     size = os.path.getsize(logs / INDEX)
-    print(f"index --rebuild: {took:.1f} s; {out.decode().strip()}")
+    print(f"index{rebuild}: {took:.1f} s; {out.decode().strip()}")
     print(f"index size {size / 1e6:.0f} MB = {100 * size / plain:.1f}% of {plain / 1e6:.0f} MB")
     ours = f"{CMD} search --log-dir {log}"
 
@@ -127,6 +143,8 @@ def main() -> int:
             ("python -c 'import click'", f"{sys.executable} -c 'import click'"),
         ]),
     ]  # fmt: skip
+    if args.only:
+        questions = [q for q in questions if any(word in q[0] for word in args.only)]
     times: dict[str, list[float]] = {}
     for _round in range(args.rounds):
         for name, command, anchors in questions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import click
@@ -9,10 +10,11 @@ from click.testing import CliRunner
 from conftest import logger_command
 
 from dead_drop_logger.control.cli import cli
+from dead_drop_logger.control.lazygroup import LazyGroup
 
 
-def all_commands(group: click.Group) -> list[click.Command]:
-    return [group.commands[name] for name in sorted(group.commands)]
+def all_commands(group: LazyGroup) -> list[click.Command]:
+    return [command for _, command in sorted(group.every_command().items())]
 
 
 def test_every_command_and_option_has_help_text():
@@ -54,3 +56,38 @@ def test_log_dir_through_a_regular_file_is_one_line_and_exit_1(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert result.stderr.startswith("dead-drop-logger: error: cannot create log directory")
+
+
+def complete(words: str) -> list[str]:
+    """What bash completion offers for the last of ``words``, as the real process says."""
+    done = subprocess.run(
+        logger_command(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "_DEAD_DROP_LOGGER_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_shell_completion_finds_commands_options_and_subcommands():
+    """The commands are loaded when asked for (control/lazygroup.py): completion asks
+    for them by name, and each command's options and a group's subcommands follow."""
+    assert complete("dead-drop-logger se") == ["plain,search", "plain,serve"]
+    assert complete("dead-drop-logger search --cou") == ["plain,--count"]
+    assert complete("dead-drop-logger keys n") == ["plain,new"]
+    assert complete("dead-drop-logger thread --log-d") == ["plain,--log-dir"]
+
+
+def test_a_mistyped_command_is_told_the_names_it_is_close_to():
+    for typed, close in (("serch", "'search', 'serve'"), ("thred", "'thread'")):
+        result = CliRunner().invoke(cli, [typed])
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"dead-drop-logger: error: no such command '{typed}'")
+        assert close in result.stderr, result.stderr

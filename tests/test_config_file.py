@@ -33,6 +33,44 @@ def test_the_file_is_where_platformdirs_says(no_user_config: Path) -> None:
     assert data["config_file_found"] is False
 
 
+@pytest.mark.parametrize(
+    ("xdg", "home"),
+    [
+        ("/abs/xdg", "/root"),
+        (None, "/home/juno"),
+        ("", "/home/juno/"),
+        (None, "/"),
+        ("relative/xdg", "/home/juno"),
+        ("  ", "/home/juno"),
+        (None, "relative-home"),
+    ],
+)
+def test_the_file_is_found_without_platformdirs_where_it_agrees(
+    xdg: str | None, home: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """configfile finds the directory on Linux without importing platformdirs (start-up)
+    when the environment is plain, and asks platformdirs otherwise: the same answer."""
+    import platformdirs
+
+    monkeypatch.setattr("sys.platform", "linux")
+    if xdg is None:
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+    monkeypatch.setenv("HOME", home)
+    fast = configfile._linux_config_dir()
+    plain = (xdg is not None and xdg.startswith("/")) or (not xdg and home.startswith("/"))
+    assert (fast is not None) == plain
+    try:
+        expected = platformdirs.user_config_dir(configfile.APP)
+    except RuntimeError:  # no absolute home: platformdirs refuses, as configfile then does
+        assert fast is None
+        return
+    assert configfile.default_path() == Path(expected) / configfile.FILE_NAME
+    if fast is not None:
+        assert fast == expected
+
+
 def test_poll_interval_through_all_four_layers(no_user_config: Path) -> None:
     assert effective()["poll_interval"] == {"value": 1.0, "source": "default"}
     no_user_config.parent.mkdir(parents=True)
@@ -156,9 +194,8 @@ def test_the_real_logger_runs_with_the_file_named_by_the_environment(
 
 def test_every_run_and_start_option_can_be_set_in_the_file() -> None:
     for command in ("run", "start"):
-        names = {
-            p.name for p in cli.commands[command].params if p.expose_value and p.name != "help"
-        }
+        params = cli.every_command()[command].params
+        names = {p.name for p in params if p.expose_value and p.name != "help"}
         assert names <= set(configfile.KEYS), (command, names - set(configfile.KEYS))
 
 
@@ -172,7 +209,7 @@ def test_reading_commands_take_log_dir_and_utc_from_the_file(
     """One log_dir setting serves every command (run writes there, the readers read there)."""
     no_user_config.parent.mkdir(parents=True)
     no_user_config.write_text(f'log_dir = "{tmp_path / "mine"}"\nutc = true\n')
-    command = cli.commands[name]
+    command = cli.every_command()[name]
     args = ["1"] if name == "thread" else ["-o", "x.html"] if name == "report" else []
     # as the group makes it (a context without the group's settings would make click
     # remember a help option without -h for the command)

@@ -56,6 +56,16 @@ class Daemons:
             self.pids.add(int(pid))
         return done
 
+    def wait_following(self) -> None:
+        """Wait until the first daemon's log says it follows. On a first start it takes
+        its position (the database's last id) just before that line, after `start` has
+        returned: a message sent in between is history, which a first start does not log."""
+        log = self.home / ".dead-drop" / "logger.log"
+        wait_until(
+            lambda: log.exists() and "following " in log.read_text(),
+            what="the daemon to say it follows",
+        )
+
     def status(self) -> tuple[int, dict[str, Any]]:
         done = self.run("status", "--json")
         return done.returncode, json.loads(done.stdout)
@@ -541,6 +551,7 @@ def test_restart_checks_before_it_stops_and_stops_nothing_it_cannot_start(
     done = daemons.run("start", *FAST)
     pid = started_pid(done)
     daemons.pids.add(pid)
+    daemons.wait_following()
     ids = serverdb.send_many(daemons.db, 2)
     wait_until(lambda: logged_ids(daemons.log_dir) == ids, what="the daemon to log")
     blocker = tmp_path / "a-file"
@@ -582,6 +593,7 @@ def test_a_restart_whose_daemon_fails_to_start_starts_the_old_one_again(
     may be taken, but another logger works in it. The old daemon runs again, with its
     old options, and the exit code says the restart failed."""
     pid = started_pid(daemons.start())
+    daemons.wait_following()
     ids = serverdb.send_many(daemons.db, 2)
     wait_until(lambda: logged_ids(daemons.log_dir) == ids, what="the daemon to log")
     busy_dir = tmp_path / "busy-logs"

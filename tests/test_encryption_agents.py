@@ -22,6 +22,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import serverdb
 from conftest import (
     KEYED_AGENTS,
@@ -53,6 +54,32 @@ def fill(db: Path) -> None:
     serverdb.send(conn, "juno", "orion", f"to a keyless agent {MARKER}")
     serverdb.send(conn, "vega", "atlas", b"blob " + MARKER.encode())
     conn.close()
+
+
+def logged(db: Path, log_dir: Path, *args: str) -> Path:
+    """``log_dir`` with every message of ``db`` logged by the real logger run with
+    ``args`` (its history imported), then stopped."""
+    run_until_logged(LoggerProcess(db, log_dir, "--import-historical", *args), db, log_dir)
+    return log_dir
+
+
+@pytest.fixture
+def filled_db(server_db: Path) -> Path:
+    """The server database holding :func:`fill`'s messages."""
+    fill(server_db)
+    return server_db
+
+
+@pytest.fixture
+def sealed_logs(filled_db: Path, tmp_path: Path) -> Path:
+    """:func:`fill`'s messages logged with agent keys (``tmp_path/logs``)."""
+    return logged(filled_db, tmp_path / "logs", *agent_key_args())
+
+
+@pytest.fixture
+def plain_logs(filled_db: Path, tmp_path: Path) -> Path:
+    """The same messages logged by a plain logger (``tmp_path/plain``)."""
+    return logged(filled_db, tmp_path / "plain")
 
 
 def raw_lines(log_dir: Path) -> dict[int, bytes]:
@@ -93,13 +120,9 @@ def config_file(tmp_path: Path, extra: str = "") -> Path:
 
 
 def test_each_content_opens_for_its_agents_and_the_escrow_only(
-    server_db: Path, tmp_path: Path
+    filled_db: Path, plain_logs: Path, tmp_path: Path
 ) -> None:
-    fill(server_db)
-    plain_dir, sealed_dir = tmp_path / "plain", tmp_path / "sealed"
-    run_until_logged(
-        LoggerProcess(server_db, plain_dir, "--import-historical"), server_db, plain_dir
-    )
+    server_db, plain_dir, sealed_dir = filled_db, plain_logs, tmp_path / "sealed"
     config = config_file(tmp_path)  # the settings file's [agents_keys] this time
     sealed = LoggerProcess(server_db, sealed_dir, "--import-historical", "--config", str(config))
     run_until_logged(sealed, server_db, sealed_dir)
@@ -150,11 +173,11 @@ def test_each_content_opens_for_its_agents_and_the_escrow_only(
         assert copy["content"] == messages[copy["id"] - 1]["content"], copy["id"]
 
 
-def test_no_byte_of_content_on_disk(server_db: Path, tmp_path: Path) -> None:
+def test_no_byte_of_content_on_disk(filled_db: Path, tmp_path: Path) -> None:
+    server_db = filled_db
     home, temp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     temp.mkdir()
-    fill(server_db)
     log_dir = tmp_path / "logs"
     env = {"TMPDIR": str(temp), "HOME": str(home)}
     proc = LoggerProcess(server_db, log_dir, "--import-historical", *agent_key_args(), env=env)
@@ -200,14 +223,8 @@ def reader(log_dir: Path, *args: str, identity: str | None = None, code: int = 0
     return done.stdout
 
 
-def test_readers_open_what_the_identity_can(server_db: Path, tmp_path: Path) -> None:
-    fill(server_db)
-    log_dir = tmp_path / "logs"
-    run_until_logged(
-        LoggerProcess(server_db, log_dir, "--import-historical", *agent_key_args()),
-        server_db,
-        log_dir,
-    )
+def test_readers_open_what_the_identity_can(sealed_logs: Path, plain_logs: Path) -> None:
+    log_dir = sealed_logs
     # juno reads its own conversations (and the broadcast), not atlas's with vega
     text = reader(log_dir, "search", "--oneline", identity="juno")
     lines = text.splitlines()
@@ -241,10 +258,7 @@ def test_readers_open_what_the_identity_can(server_db: Path, tmp_path: Path) -> 
     thread = reader(log_dir, "thread", "2", identity="vega")
     assert f'quote "{MARKER}"' in thread and f"deploy key {MARKER}" in thread
     # the escrow opens everything: search and thread show exactly a plaintext run's
-    plain_dir = tmp_path / "plain"
-    run_until_logged(
-        LoggerProcess(server_db, plain_dir, "--import-historical"), server_db, plain_dir
-    )
+    plain_dir = plain_logs
     for command in (["search"], ["thread", "2"], ["thread", "3"], ["search", "--json"]):
         want = reader(plain_dir, *command).replace(str(plain_dir), str(log_dir))
         assert reader(log_dir, *command, identity="escrow") == want, command
@@ -306,17 +320,10 @@ def test_the_settings_are_checked_at_start(tmp_path: Path) -> None:
 
 
 def test_with_sealed_segments_too_both_layers_open_with_age(
-    server_db: Path, tmp_path: Path
+    filled_db: Path, tmp_path: Path
 ) -> None:
-    fill(server_db)
-    log_dir = tmp_path / "logs"
-    run_until_logged(
-        LoggerProcess(
-            server_db, log_dir, "--import-historical", *encrypted_args(), *agent_key_args()
-        ),
-        server_db,
-        log_dir,
-    )
+    server_db = filled_db
+    log_dir = logged(server_db, tmp_path / "logs", *encrypted_args(), *agent_key_args())
     segments = sorted(log_dir.glob("messages-*.json.age"))
     assert segments and not list(log_dir.glob("messages-*.json"))
     lines = b"".join(age_decrypt(p) for p in segments).splitlines()
@@ -352,15 +359,9 @@ def test_with_sealed_segments_too_both_layers_open_with_age(
 
 
 def test_a_logger_without_the_keys_writes_no_plain_content_there(
-    server_db: Path, tmp_path: Path
+    filled_db: Path, sealed_logs: Path
 ) -> None:
-    fill(server_db)
-    log_dir = tmp_path / "logs"
-    run_until_logged(
-        LoggerProcess(server_db, log_dir, "--import-historical", *agent_key_args()),
-        server_db,
-        log_dir,
-    )
+    server_db, log_dir = filled_db, sealed_logs
     plain = LoggerProcess(server_db, log_dir)  # the keys forgotten at a restart
     plain.start()
     serverdb.send_many(server_db, 3, prefix=f"after {MARKER}")

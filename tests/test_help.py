@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from dead_drop_logger.control.cli import cli
 
-COMMANDS = sorted(cli.commands)
+COMMANDS = sorted(cli.every_command())
 
 
 def test_the_reading_commands_are_there() -> None:
@@ -24,7 +24,7 @@ def test_the_reading_commands_are_there() -> None:
 def test_help_has_text_and_an_example(name: str) -> None:
     result = CliRunner().invoke(cli, [name, "--help"], terminal_width=100)
     assert result.exit_code == 0
-    command = cli.commands[name]
+    command = cli.every_command()[name]
     assert isinstance(command, click.Command) and (command.help or "").strip()
     assert "Examples:\n" in result.output
     example = result.output.split("Examples:\n", 1)[1].splitlines()[0]

@@ -184,8 +184,8 @@ def test_a_signal_landing_inside_the_follow_wait_cannot_deadlock_it() -> None:
     the handler that --follow installs, called as Python would call it."""
     code = (
         "import signal\n"
-        "from dead_drop_logger.control import cli\n"
-        "stop = cli._stop_on_signals()\n"
+        "from dead_drop_logger.control.commands import common\n"
+        "stop = common.stop_on_signals()\n"
         "with stop._cond:\n"
         "    signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)\n"
         "print(stop.is_set())\n"

@@ -46,6 +46,13 @@ def send(db: Path, count: int, prefix: str) -> int:
     return made
 
 
+def last_id(db: Path) -> int:
+    conn = serverdb.connect(db)
+    (last,) = conn.execute("SELECT max(id) FROM messages").fetchone()
+    conn.close()
+    return int(last)
+
+
 @pytest.fixture
 def rooms(tmp_path: Path) -> tuple[Path, Path, dict[str, Path]]:
     rooms_dir, log_dir = tmp_path / "rooms", tmp_path / "logs"
@@ -158,6 +165,14 @@ def test_filters_on_events_and_the_position_moving_past_others(
             events = sse_events(response)
             take(events, 1, ("position",))
             send(dbs["dev"], 2, "needle in dev")  # another room: not for this client
+            # dev's lines are committed (this client's position moves past them) before
+            # ops has any: else the logger may commit them after ops' line, whose id
+            # then rightly names an earlier dev position
+            dev_last = f"dev:{last_id(dbs['dev'])}"
+            wait_until(
+                lambda: dev_last in (take(events, 1, ("position",))[0].id or "").split(","),
+                what=f"a position event at {dev_last}",
+            )
             send(dbs["ops"], 2, "hay")
             conn = serverdb.connect(dbs["ops"])
             wanted = serverdb.send(conn, "vega", "juno", "a needle here")[0]
@@ -166,7 +181,7 @@ def test_filters_on_events_and_the_position_moving_past_others(
             assert json.loads(got[0].data)["id"] == wanted
             assert got[0].id is not None and got[0].id.startswith(f"ops:{wanted},dev:")
             # its id says where dev got to as well, though nothing of dev was sent
-            dev_last = [k for k in keys_logged(log_dir) if k.startswith("dev:")][-1]
+            assert dev_last == [k for k in keys_logged(log_dir) if k.startswith("dev:")][-1]
             assert dev_last in got[0].id.split(",")
     assert serve.stop() == 0
     assert logger.stop() == 0

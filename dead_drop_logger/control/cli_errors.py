@@ -37,6 +37,7 @@ import click
 from click.core import ParameterSource
 
 from ..crypt.keys import CryptError
+from .lazygroup import LazyGroup
 
 EXIT_USAGE = 2
 EXIT_OUTPUT = 2
@@ -202,5 +203,6 @@ class OneLineErrors(click.Command):
         return EXIT_OUTPUT
 
 
-class Group(OneLineErrors, click.Group):
-    """``dead-drop-logger`` itself: its subcommands end as :class:`OneLineErrors` says."""
+class Group(OneLineErrors, LazyGroup):
+    """``dead-drop-logger`` itself: its subcommands end as :class:`OneLineErrors` says,
+    each loaded when it is asked for (:mod:`.lazygroup`)."""

@@ -16,13 +16,13 @@ service unit. Why it looks like this:
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import platformdirs
 
 from ..config import LEVELS
 from ..rooms_spec import RoomNameError, check_room_name
@@ -39,7 +39,30 @@ AGENTS_KEYS_TABLE = "agents_keys"
 def default_path() -> Path:
     """``~/.config/dead-drop-logger/config.toml`` on Linux (honouring XDG_CONFIG_HOME),
     ``~/Library/Application Support/dead-drop-logger/config.toml`` on macOS."""
-    return Path(platformdirs.user_config_dir(APP)) / FILE_NAME
+    return Path(_linux_config_dir() or _platform_config_dir()) / FILE_NAME
+
+
+def _linux_config_dir() -> str | None:
+    """platformdirs' answer on Linux when the environment is plain (an absolute
+    XDG_CONFIG_HOME, or none and an absolute HOME), without importing it: every command
+    reads this, and platformdirs' import (tempfile, random, ...) was ~6 ms of a reading
+    command's 0.1 s. Anything else: None, and platformdirs decides
+    (tests/test_config_file.py holds that both agree)."""
+    if sys.platform != "linux":
+        return None
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    if os.path.isabs(xdg):
+        return os.path.join(xdg, APP)
+    home = os.environ.get("HOME", "")
+    if xdg or not os.path.isabs(home):
+        return None
+    return os.path.join(os.path.expanduser("~/.config"), APP)
+
+
+def _platform_config_dir() -> str:
+    import platformdirs
+
+    return platformdirs.user_config_dir(APP)
 
 
 class ConfigError(Exception):
@@ -187,9 +210,9 @@ def _key_lines(text: str) -> dict[str, int]:
 
 def load(path: Path) -> ConfigFile:
     """Read and check the whole file. Raises ConfigError (one line) or OSError."""
+    raw = path.read_bytes()  # FileNotFoundError first: most commands meet no file
     import tomllib  # only when there is a file: every command reads this (start-up)
 
-    raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")  # an editor's byte order mark is not content
         data = tomllib.loads(text)

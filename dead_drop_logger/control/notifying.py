@@ -43,6 +43,21 @@ def check_secrets(found: Sequence[Rule]) -> str | None:
     return None
 
 
+def check_sealed(found: Sequence[Rule]) -> str | None:
+    """A rule matching contents sealed per agent with no identity to open them, as one
+    line (:func:`..notify.rules.sealed_content_problem`): the command's own log
+    directory, and whether it is a logger about to seal contents."""
+    if not found:
+        return None
+    from ..notify.rules import sealed_content_problem
+
+    params = click.get_current_context().params
+    where = params.get("log_dir")
+    log_dir = Path(str(where)).expanduser() if where else log_dir_of_config()
+    sealing = bool(params.get("encrypt_content_to_agents"))
+    return sealed_content_problem(found, log_dir, sealing)
+
+
 def start(found: Sequence[Rule], log_dir: Path) -> Notifier | None:
     """The notifier of ``found``, started; None when there are no rules."""
     if not found:

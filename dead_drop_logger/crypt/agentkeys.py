@@ -30,15 +30,12 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from ..encoding import escape_separators
 from . import keys
-
-log = logging.getLogger(__name__)
 
 FIELD = "content_enc"
 AGE = "age"  # content was a JSON string: the age file holds its UTF-8 text
@@ -48,6 +45,8 @@ BROADCAST = "all"
 MARKER = ".dead-drop-logger.content-sealed"  # written where a logger seals content
 NO_IDENTITY = "[content encrypted for its agents: no identity given]"
 NOT_YOURS = "[content encrypted for its agents: not readable with this identity]"
+# what a notification's readable text says instead of a sealed content (notify/events.py)
+NOT_SENT = "[content encrypted for its agents: read it with search --identity]"
 
 _decode = json.JSONDecoder().raw_decode
 _dump = json.JSONEncoder(ensure_ascii=False).encode
@@ -61,7 +60,7 @@ class ContentSealer:
         agents: Mapping[str, str],
         escrow: Iterable[str],
         *,
-        warn: Callable[[str], None] = log.warning,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.agents = dict(agents)
         self.escrow = tuple(escrow)
@@ -70,6 +69,10 @@ class ContentSealer:
         for recipient in [*self.agents.values(), *self.escrow]:
             keys.check_recipient(recipient)
         self._everyone = set(self.agents.values()) | set(self.escrow)
+        if warn is None:  # the logger's log (logging imported by the writer alone: start-up)
+            import logging
+
+            warn = logging.getLogger(__name__).warning
         self._warn = warn
         self._warned: set[str] = set()
 
@@ -270,19 +273,55 @@ def opened_line(raw: bytes, message: Mapping[str, Any]) -> bytes:
     """The stored line ``raw`` with its content opened (``message``'s, by
     :func:`open_content`) and the marker gone: the line a plain logger writes, every
     other byte as stored (``search --json``)."""
+    return _with_content(raw, message.get("content"), keep_marker=False)
+
+
+def _with_content(raw: bytes, content: object, *, keep_marker: bool) -> bytes:
+    """``raw`` with ``content`` in its content's place, every other byte as stored (the
+    marker dropped unless ``keep_marker``)."""
     body = raw.decode("utf-8").rstrip("\n")
     start, end, _sealed = _fields(body)["content"]
-    content = message.get("content")
     if isinstance(content, str):
         value = escape_separators(_dump(content))
     else:
         value = escape_separators(json.dumps(content, ensure_ascii=False, separators=(",", ":")))
     rest = body[end:]
-    for ending in _ENDS:
-        if rest.endswith(ending.decode()):
-            rest = rest[: -len(ending)] + "}"
-            break
+    if not keep_marker:
+        for ending in _ENDS:
+            if rest.endswith(ending.decode()):
+                rest = rest[: -len(ending)] + "}"
+                break
     return (body[:start] + value + rest + "\n").encode("utf-8")
+
+
+# -- what every reader shows: the one rule ---------------------------------------------------
+
+
+def shown(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` as every reader shows it to a person (``search``'s and ``thread``'s
+    text, ``serve``'s page, ``report``): opened in place when the identity opens it (as
+    if logged plain), else a copy whose content is the :func:`placeholder` (the marker
+    kept, so it is never taken for what an agent wrote). A message not sealed is
+    returned as it is."""
+    if open_content(message):
+        return message
+    return {**message, "content": placeholder(message)}
+
+
+def shown_line(raw: bytes, message: MutableMapping[str, Any], *, stored: bool = False) -> bytes:
+    """The stored line ``raw`` (``message`` parsed from it) as a reader hands it on:
+    :func:`opened_line` when the identity opens it; else, with ``stored``, the line as
+    stored (``search --json``: the ciphertext, for a reader with the key), without it
+    the line with :func:`shown`'s placeholder as its content, the marker kept
+    (``serve``'s API and events, whose page shows it as text). A line not sealed (no
+    marker at its end) is ``raw`` itself."""
+    if not sealed_line(raw):
+        return raw
+    if open_content(message):
+        return opened_line(raw, message)
+    if stored:
+        return raw
+    return _with_content(raw, placeholder(message), keep_marker=True)
 
 
 # -- the log directory's marker -------------------------------------------------------------

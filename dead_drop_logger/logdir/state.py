@@ -40,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import logging
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -50,8 +49,6 @@ from pathlib import Path
 from ..files import create_private, fsync_dir, open_private
 from . import ranges as idranges
 from .dirlock import LOCK_NAME, PATIENCE, DirLock, LockTimeout
-
-log = logging.getLogger(__name__)
 
 STATE_NAME = ".dead-drop-logger.state"
 FORMAT = 1

@@ -15,6 +15,15 @@ itself is the empty room), and for the other events the line's own fields.
   of ``task_status``.
 - ``agent``: an agent line (``agents-*.json``) of event ``health`` turning to one of
   ``agent_health`` (the logger writes it when the server's health rule says so).
+
+A content sealed per agent (:mod:`..crypt.agentkeys`) is matched as ``search`` matches
+it: opened with the process's identity, only what it opens (a rule that matches contents
+with no identity at all is refused at start: :func:`.rules.sealed_content_problem`). It
+is never sent opened: a body is the line as stored (ciphertext and marker), as ``ship``
+delivers it, and the readable text (Slack, ntfy, email, Apprise) says
+:data:`..crypt.agentkeys.NOT_SENT` in its place. A notification goes to a third party
+(ntfy.sh's topics are public); opening would hand it what the per-agent keys keep from
+everyone but the message's agents, under the name of whichever key ``notify`` holds.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..crypt import agentkeys
 from ..read.logread import parse_line, timestamp_of
 from ..read.responses import ResponseTracker
 from ..server import local
@@ -224,7 +234,10 @@ def text(event: Event) -> str:
 
 
 def _message_text(message: dict[str, Any]) -> str:
-    content = str(message.get("content", ""))
+    if agentkeys.is_sealed(message):  # never opened into a notification: see the module doc
+        content = agentkeys.NOT_SENT
+    else:
+        content = str(message.get("content", ""))
     if len(content) > PREVIEW:
         content = content[:PREVIEW] + "..."
     task = f" [{message['task_id']}]" if message.get("task_id") else ""

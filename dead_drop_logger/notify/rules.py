@@ -93,6 +93,33 @@ class RuleError(ValueError):
     """A rule that cannot be used; ``str()`` is ``config.toml:LINE: what is wrong``."""
 
 
+def matches_content(rule: Rule) -> bool:
+    """Whether the rule's filters look into contents (``contains``, ``regex``)."""
+    return bool(rule.filters.contains) or rule.filters.regex is not None
+
+
+def sealed_content_problem(rules: Sequence[Rule], log_dir: Path, sealing: bool) -> str | None:
+    """One line when a rule matches contents that are sealed per agent (``log_dir``'s
+    marker, or ``sealing``: the logger about to seal them) and no identity is set to
+    open any: such a rule could never fire, and nothing would say so. Refused at
+    start, as every other mistake in a rule. With an identity, a rule matches the
+    contents it opens, as ``search --contains`` does (juno's key: juno's messages)."""
+    from ..crypt import agentkeys, keys
+
+    found = [rule for rule in rules if matches_content(rule)]
+    if not found or keys.identity_configured():
+        return None
+    if not sealing and not agentkeys.content_sealed(log_dir):
+        return None
+    rule = found[0]
+    return (
+        f"{rule.file}:{rule.line}: notify rule {rule.name!r} matches contents (contains,"
+        f" regex), which are sealed per agent in {log_dir}, and no identity is set: it"
+        " could never fire; give --identity PATH (or identity in the settings file,"
+        " DEAD_DROP_IDENTITY) with a key that opens them, or match on from, to, agent, task"
+    )
+
+
 @dataclass(frozen=True)
 class Rule:
     """One checked rule."""

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ..clock import Clock
+from ..crypt import agentkeys
 from ..files import LogDirError
 from .events import Event
 from .lines import DirWatch
-from .rules import Rule
+from .rules import Rule, matches_content
 from .sinks import Notification, Outcome, send
 from .state import RuleLock, RuleState, notify_dir, saved_states
 from .worker import Worker
@@ -68,6 +69,13 @@ class Notifier:
         self.threads.append(watcher)
         named = ", ".join(f"{r.name} ({r.sink} {r.destination})" for r in self.rules)
         log.info("notifying: %s", named)
+        content = [r.name for r in self.rules if matches_content(r)]
+        if content and agentkeys.content_sealed(self.log_dir):
+            log.info(
+                "notify %s: contents here are sealed per agent: matched only where the"
+                " identity opens them (as search --contains)",
+                ", ".join(content),
+            )
 
     def _watch(self) -> None:
         """One look at the log directory every ``poll_interval`` for all the rules: each

@@ -35,7 +35,6 @@ import gzip
 import io
 import json
 import os
-import queue
 import re
 import threading
 import zlib
@@ -376,6 +375,8 @@ _END = object()
 def read_ahead(chunks: Generator[Chunk, None, None], depth: int) -> Iterator[Chunk]:
     """``chunks``, produced by a background thread at most ``depth`` ahead; its errors
     are raised here, and stopping early (``--limit``, an error) stops the thread."""
+    import queue  # the scan's alone: not loaded by an answer through the index
+
     ready: queue.Queue[object] = queue.Queue(depth)
     stop = threading.Event()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -179,6 +178,8 @@ def line_width(stream: BinaryIO) -> int | None:
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
     if stream.isatty():
+        import shutil  # (and its compressors) for a terminal only: start-up
+
         return shutil.get_terminal_size().columns
     return None
 
@@ -196,20 +197,16 @@ class Printer:
     printed: int = 0
 
     def entry(self, entry: Entry, depth: int = 0, note: str | None = None) -> None:
+        sealed = agentkeys.sealed_line(entry.line.raw)
+        if self.as_json:  # opened: the line as if logged plain; else as stored
+            raw = entry.line.raw  # not sealed: as stored, never parsed (the index found it)
+            self.out.write(agentkeys.shown_line(raw, entry.message, stored=True) if sealed else raw)
+            self.printed += 1
+            return
         message = entry.message
-        if agentkeys.sealed_line(entry.line.raw):  # (maybe opened already, by the filters)
-            opened = agentkeys.open_content(message)
-            if self.as_json:  # opened: the line as if logged plain; else as stored
-                self.out.write(
-                    agentkeys.opened_line(entry.line.raw, message) if opened else entry.line.raw
-                )
-                self.printed += 1
-                return
-            if not opened:
-                message = {**message, "content": agentkeys.placeholder(message)}
-        if self.as_json:
-            self.out.write(entry.line.raw)
-        elif self.oneline:
+        if sealed:  # (maybe opened already, by the filters)
+            message = agentkeys.shown(message)
+        if self.oneline:
             line = format_oneline(
                 message,
                 colour=self.colour,

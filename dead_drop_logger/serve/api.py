@@ -9,7 +9,11 @@ layer (:mod:`.app`) only moves bytes. A unit test calls these without a socket.
 A message is never serialised again: every answer that holds messages is made of the
 logged lines' bytes (a JSON page is ``{"messages":[LINE,LINE],...}``, each LINE the
 stored line without its newline), so the API cannot drift from the logs, and a line
-the logger escaped one way reaches the client escaped that way.
+the logger escaped one way reaches the client escaped that way. A content sealed per
+agent (:mod:`..crypt.agentkeys`) is the one exception, made by the readers' one rule
+(:func:`..crypt.agentkeys.shown_line`): opened with ``serve``'s identity when it opens
+it (the line a plain logger writes, as ``search --json`` prints it), else ``search``'s
+placeholder in its place with the marker kept, so the page shows what ``search`` shows.
 
 Keyset pages: each message is known by its key ``ROOM:ID`` (``:ID`` in the log
 directory itself, as :mod:`..read.feed` keys lines), and a page's ``next`` link carries
@@ -31,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..crypt import agentkeys
 from ..logdir.layout import room_dirs
 from ..read import agents as agent_table
 from ..read import statlines, stats_format, taskcommand, taskstats
@@ -89,6 +94,11 @@ def _bare(raw: bytes) -> bytes:
     return raw[:-1] if raw.endswith(b"\n") else raw
 
 
+def _shown(entry: Entry) -> bytes:
+    """The entry's line as the API hands it on (the module doc: a sealed content)."""
+    return agentkeys.shown_line(entry.line.raw, entry.message)
+
+
 # -- /v1/messages ------------------------------------------------------------------
 
 
@@ -139,8 +149,9 @@ def ndjson(
     started = False
     try:
         for entry in matches(logs, query, deadline):
-            pending.append(entry.line.raw)
-            size += len(entry.line.raw)
+            line = _shown(entry)
+            pending.append(line)
+            size += len(line)
             if size >= BATCH:
                 yield b"".join(pending)
                 started = True
@@ -195,7 +206,7 @@ def page(
         b'{"order":'
         + json.dumps(query.order).encode()
         + b',"messages":['
-        + b",".join(_bare(entry.line.raw) for entry in found)
+        + b",".join(_bare(_shown(entry)) for entry in found)
         + b'],"keys":'
         + json.dumps(
             [entry_key(e) for e in found], ensure_ascii=False, separators=(",", ":")
@@ -226,7 +237,9 @@ def one_message(logs: Logs, room: str | None, message_id: int) -> bytes:
         raise Conflict(
             f"message {message_id} is in several rooms ({rooms}): ask /v1/messages/ROOM/ID"
         )
-    return _bare(found[0][1])
+    raw = found[0][1]
+    message = parse_line(raw)
+    return _bare(raw if message is None else agentkeys.shown_line(raw, message))
 
 
 def _find_in(reader: Reader, message_id: int) -> bytes | None:
@@ -265,6 +278,11 @@ def thread_posts(logs: Logs, message_id: int, pairs: Pairs) -> list[tuple[int, s
     return [(post.depth, post.note, post.entry) for post in posts]
 
 
+def thread_ndjson(posts: list[tuple[int, str | None, Entry]]) -> bytes:
+    """The thread's lines, one a line (``thread --json``'s; a sealed content as above)."""
+    return b"".join(_shown(entry) for _depth, _note, entry in posts)
+
+
 def thread_json(posts: list[tuple[int, str | None, Entry]], message_id: int) -> bytes:
     """``{"id":N,"posts":[{"depth":D,"note":NOTE,"key":KEY,"message":LINE}]}``."""
     items = [
@@ -273,7 +291,7 @@ def thread_json(posts: list[tuple[int, str | None, Entry]], message_id: int) -> 
             depth,
             json.dumps(note, ensure_ascii=False).encode(),
             json.dumps(entry_key(entry), ensure_ascii=False).encode(),
-            _bare(entry.line.raw),
+            _bare(_shown(entry)),
         )
         for depth, note, entry in posts
     ]
@@ -362,7 +380,6 @@ def report_html(logs: Logs, title: str = "What the agents did") -> bytes:
     """The page ``report`` writes, for every message logged (the page's report link).
     Plotly (the ``[report]`` extra) is imported only now: ``serve`` starts without it."""
     from ..read import report as html_report
-    from ..read import stats as numbers
 
     try:
         html_report.plotly_js()
@@ -374,7 +391,7 @@ def report_html(logs: Logs, title: str = "What the agents did") -> bytes:
     result.task_figures, _tasks = taskstats.read_figures(reader, local_now())
     if result.totals.messages == 0 and result.task_figures is None:
         raise NotFound("no messages in the logs yet: nothing to report")
-    numbers.fill_previews(result, reader.sources, utc=logs.utc)
+    html_report.fill_previews(result, reader.sources, utc=logs.utc)  # (sealed: as search)
     t = result.totals
     subtitle = (
         f"{t.messages:,} messages from {stats_format.when(t.first)} to "

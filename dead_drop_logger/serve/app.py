@@ -98,7 +98,7 @@ def build(served: Served) -> Starlette:
         ident = message_id(request.path_params["id"])
         posts = await run_in_threadpool(api.thread_posts, served.logs, ident, pairs)
         if _wants_ndjson(request):
-            return Response(b"".join(e.line.raw for _d, _n, e in posts), media_type=NDJSON)
+            return Response(api.thread_ndjson(posts), media_type=NDJSON)
         return Response(api.thread_json(posts, ident), media_type=JSON)
 
     async def agents(request: Request) -> Response:

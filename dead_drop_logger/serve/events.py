@@ -32,6 +32,10 @@ Why it looks like this:
   the hub cannot poll in between; it then joins the hub, and drops any live line of a
   file before the end its catch-up reached in that file (the catch-up read later than
   the hub, so it may be further on). No gap, no repeat, whatever the timing.
+- An event's data is the line as stored, as ``/v1/messages`` hands it on: a content
+  sealed per agent opened with ``serve``'s identity, else ``search``'s placeholder
+  (:func:`..crypt.agentkeys.shown_line`), for each client it reaches (the opener keeps
+  the last contents it opened: after the first client, a dictionary lookup).
 - Events only ever carry committed lines (:mod:`..read.committed`): a line a crash can
   cut back is never sent, so a restart of the logger never makes a client see a line
   twice or one that then vanishes.
@@ -51,6 +55,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..crypt import agentkeys
 from ..logdir.layout import LogFile, room_dirs
 from ..logdir.state import STATE_NAME
 from ..read.committed import committed_ends
@@ -239,7 +244,7 @@ class Subscriber:
                     b"id: "
                     + format_id(self.vector, line.room).encode()
                     + b"\ndata: "
-                    + line.raw.rstrip(b"\n")
+                    + _shown(line.raw).rstrip(b"\n")
                     + b"\n\n"
                 )
         if moved and not out:
@@ -260,6 +265,16 @@ class Subscriber:
         if self.window.bounded and not self.window.admits(timestamp_of(message)):
             return False
         return self.filters.matches(message)
+
+
+def _shown(raw: bytes) -> bytes:
+    """A line as the events carry it: as stored, but a content sealed per agent opened
+    with ``serve``'s identity, else ``search``'s placeholder (the readers' one rule,
+    :func:`..crypt.agentkeys.shown_line`, as the API's messages)."""
+    if not agentkeys.sealed_line(raw):
+        return raw
+    message = parse_line(raw)
+    return raw if message is None else agentkeys.shown_line(raw, message)
 
 
 # -- the hub ---------------------------------------------------------------------------

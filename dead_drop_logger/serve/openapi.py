@@ -86,7 +86,9 @@ def document() -> dict[str, Any]:
             "title": "dead-drop-logger serve",
             "version": "1",
             "description": "The logged messages of a Dead Drop server, live. Every answer "
-            "holding messages is made of the logged lines' own bytes; a bearer token is "
+            "holding messages is made of the logged lines' own bytes (a content sealed "
+            "per agent: opened with serve's identity, else search's placeholder, "
+            "content_enc kept; docs/encryption.md); a bearer token is "
             "required when serve is bound to anything but 127.0.0.1 (docs/serve.md).",
         },
         "components": {

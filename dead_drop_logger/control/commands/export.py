@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from .. import config
-from . import options
-from .cli_errors import OneLineErrors
+from ... import config
+from .. import options
+from ..cli_errors import OneLineErrors
 
 if TYPE_CHECKING:
-    from ..signals import StopEvent
+    from ...signals import StopEvent
 
 EXPORT_LOG = "dead_drop_logger.export"  # (logging imported by the command: start-up)
 
@@ -91,12 +91,12 @@ def export(
     """
     import logging
 
-    from .. import diagnostics
-    from ..files import LogDirError
-    from ..record.export import ExportError
-    from ..record.follow import TRANSIENT
-    from ..record.rooms import find_rooms, room_settings
-    from ..signals import StopEvent, stop_on_signals
+    from ... import diagnostics
+    from ...files import LogDirError
+    from ...record.export import ExportError
+    from ...record.follow import TRANSIENT
+    from ...record.rooms import find_rooms, room_settings
+    from ...signals import StopEvent, stop_on_signals
 
     log_level = params["log_level"]
     diagnostics.configure(log_level, stream=sys.stderr, tag="export_historical")
@@ -159,8 +159,8 @@ def export(
 def _export_one(
     settings: config.Settings, first: dt.date | None, last: dt.date | None, stop: StopEvent
 ) -> None:
-    from ..record.export import export as export_history
-    from .progress import Bar
+    from ...record.export import export as export_history
+    from ..progress import Bar
 
     def before(note: str) -> None:
         click.echo(f"{_program()}: {note}", err=True)
