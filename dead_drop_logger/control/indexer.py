@@ -96,6 +96,7 @@ class Indexer:
             store = Store.open(where, write=True)
             if store is None:
                 raise OSError(f"cannot write {index_path(where)}")
+            store.partials_cache = {}  # stats' partials kept in memory (read/statfile.py)
             self.stores[where] = (store, os.stat(index_path(where)).st_ino)
             return True
         try:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 INDEX_NAME = ".dead-drop-logger.index"
-SCHEMA = 1
+SCHEMA = 2  # 2: the per-file partial numbers of ``stats`` (``partials``)
 KEY_BITS = 40  # offsets below 1 TiB per file; fid above
 HEAD = 48  # bytes of a line kept to recognise it
 
@@ -121,6 +121,7 @@ class Row:
     flags: int
     content: str | None
     words: frozenset[str] = frozenset()
+    stamp: str | None = None  # the timestamp as logged, when ts is not None
 
 
 def _text(value: object) -> str | None:
@@ -194,6 +195,7 @@ def row_of(raw: bytes) -> Row:
             reply if type(reply) is int else None,
             flags | ODD,
             None,
+            stamp=stamp if ts is not None else None,
         )
     return Row(
         msg_id,
@@ -205,6 +207,7 @@ def row_of(raw: bytes) -> Row:
         flags,
         content,
         frozenset(_WORD.findall(content.casefold())),
+        stamp if ts is not None else None,
     )
 
 
@@ -212,7 +215,9 @@ class Batch(NamedTuple):
     """Lines parsed for :meth:`Store.add_rows`, as plain tuples (a worker process of
     a big build hands them over cheaply)."""
 
-    lines: list[tuple[Any, ...]]  # (offset, length, id, ts, sender, recipient, task, reply, flags)
+    # (offset, length, id, ts, sender, recipient, task, reply, flags, the timestamp's text
+    # when ts is not None: what ``stats`` prints and keeps per file, see ``partials``)
+    lines: list[tuple[Any, ...]]
     texts: list[tuple[int, str]]  # (offset, its words joined by spaces): the lines with words
     words: set[str]  # every word of those
     odd: int  # lines whose columns cannot say them (ODD)
@@ -240,6 +245,7 @@ def batch_of(offset: int, data: bytes) -> Batch:
                 row.task,
                 row.reply,
                 row.flags,
+                row.stamp,
             )
         )
         if row.words:
@@ -263,6 +269,8 @@ CREATE TABLE lines(key INTEGER PRIMARY KEY, len INTEGER NOT NULL, id INTEGER, ts
   sender INTEGER, recipient INTEGER, task INTEGER, reply INTEGER, flags INTEGER NOT NULL);
 CREATE TABLE pairs(fid INTEGER NOT NULL, sender INTEGER, recipient INTEGER, cc INTEGER NOT NULL,
   n INTEGER NOT NULL, first INTEGER, last INTEGER, PRIMARY KEY(fid, sender, recipient, cc));
+CREATE TABLE partials(fid INTEGER PRIMARY KEY, "end" INTEGER NOT NULL, state TEXT NOT NULL,
+  ints BLOB NOT NULL, texts TEXT NOT NULL, waits BLOB NOT NULL);
 CREATE INDEX lines_id ON lines(id);
 CREATE INDEX lines_reply ON lines(reply) WHERE reply IS NOT NULL;
 """
@@ -300,6 +308,9 @@ class Store:
         self._names: dict[str, int] | None = None
         self._by_nid: dict[int, str] | None = None
         self._terms: set[str] | None = None
+        # the partial numbers of stats per file kept in memory between updates (the
+        # logger's thread sets it: read/statfile.py); None: saved at every update
+        self.partials_cache: dict[int, Any] | None = None
 
     # -- opening -------------------------------------------------------------------
 
@@ -358,6 +369,9 @@ class Store:
         self.conn.execute(f"DROP TABLE IF EXISTS fts_{record.fid}")
         self.conn.execute("DELETE FROM files WHERE fid = ?", (record.fid,))
         self.conn.execute("DELETE FROM pairs WHERE fid = ?", (record.fid,))
+        self.conn.execute("DELETE FROM partials WHERE fid = ?", (record.fid,))
+        if self.partials_cache is not None:
+            self.partials_cache.pop(record.fid, None)
 
     def new_file(self, day: str, part: int, name: str) -> FileRecord:
         cur = self.conn.execute(
@@ -420,7 +434,7 @@ class Store:
         fid = record.fid
         values = [
             (key_of(fid, off), length, msg_id, ts, nid(s), nid(r), nid(t), reply, flags)
-            for off, length, msg_id, ts, s, r, t, reply, flags in batch.lines
+            for off, length, msg_id, ts, s, r, t, reply, flags, _stamp in batch.lines
         ]
         self.conn.executemany(
             "INSERT INTO lines(key, len, id, ts, sender, recipient, task, reply, flags)"
@@ -470,6 +484,36 @@ class Store:
                 self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('dupes', '1')")
         record.lines += len(rows)
         record.odd += batch.odd
+
+    # -- the partial numbers of stats ----------------------------------------------
+
+    def partial(self, fid: int) -> tuple[int, str, bytes, str] | None:
+        """The partial numbers kept for file ``fid`` (:mod:`..read.statfile`): the end
+        of the bytes they cover, their state, the threads' ints and texts (the waiting
+        messages apart, :meth:`partial_waits`); None when none are kept."""
+        for end, state, ints, texts in self.query(
+            'SELECT "end", state, ints, texts FROM partials WHERE fid = ?', (fid,)
+        ):
+            return int(end), state, bytes(ints), texts
+        return None
+
+    def partial_waits(self, fid: int, end: int) -> bytes | None:
+        """The waiting messages' ints of the partial of ``fid`` kept up to ``end``
+        (None: it has changed since)."""
+        for (waits,) in self.query(
+            'SELECT waits FROM partials WHERE fid = ? AND "end" = ?', (fid, end)
+        ):
+            return bytes(waits)
+        return None
+
+    def save_partial(
+        self, fid: int, end: int, state: str, ints: bytes, texts: str, waits: bytes
+    ) -> None:
+        self.conn.execute(
+            'INSERT OR REPLACE INTO partials(fid, "end", state, ints, texts, waits)'
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (fid, end, state, ints, texts, waits),
+        )
 
     # -- transactions --------------------------------------------------------------
 

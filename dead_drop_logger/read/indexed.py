@@ -45,6 +45,7 @@ from ..index.store import (
     index_path,
 )
 from ..logdir.layout import LogFile
+from . import statfile
 from .committed import committed_ends
 from .logread import (
     READ_AHEAD,
@@ -223,6 +224,16 @@ def _update(
             if known is None:
                 known = store.new_file(entry.day.isoformat(), entry.part, entry.path.name)
             _index_file(store, known, source, entry, start, end, pool)
+    if store.partials_cache and current:
+        newest = max(current)
+        now = store.records()
+        for key, record in now.items():
+            part = store.partials_cache.get(record.fid)
+            if key == newest or part is None:
+                continue
+            if part.saved < part.end == record.end:  # a day written: saved whole
+                store.save_partial(record.fid, part.end, *part.dump())
+            del store.partials_cache[record.fid]
     return True
 
 
@@ -301,6 +312,7 @@ def _index_file(
     pool: Any = None,
 ) -> None:
     whole = True
+    part = _partial(store, record, source, entry, start)
     chunks = Tail._upto(read_chunks(source, entry, start), end)
     try:
         for chunk, batch in _parsed(chunks, pool):
@@ -313,11 +325,65 @@ def _index_file(
             record.last = chunk.data[last_off - chunk.offset :][: min(HEAD, last_len)]
             record.end = chunk.end
             store.add_rows(record, batch)
+            if part is not None:
+                statfile.feed_batch(part, batch.lines)
+                part.end = chunk.end
     except (DamagedFile, UnreadableFile):
         whole = False  # indexed up to the damage; the scan reads on (and warns)
     if entry.sealed and whole:
         record.stamp = _stamp(entry.path)
     store.save_file(record)
+    if part is not None and not part.odd:
+        _keep(store, record, part, entry.sealed)
+
+
+def _partial(
+    store: Store, record: FileRecord, source: LogDir, entry: LogFile, start: int
+) -> statfile.Partial | None:
+    """The partial numbers of ``stats`` for the file's bytes before ``start``, to be fed
+    on (:mod:`.statfile`): a new one at 0; for the logger's thread and ``index`` (which
+    keep them in memory), the one kept, else the one in the index caught up with the
+    lines it lacks (up to :data:`CATCH_UP` bytes). None: not kept on (a reader catching
+    up, or too far behind): the stats reader reads the lines past the kept one."""
+    if start == 0:
+        return statfile.Partial()
+    cache = store.partials_cache
+    if cache is None:  # a reader's catch-up: the stats reader reads past the kept one
+        return None
+    found: statfile.Partial | None = cache.get(record.fid)
+    if found is not None and found.end == start:
+        return found
+    raw = store.partial(record.fid)
+    kept_end = 0 if raw is None else raw[0]
+    if kept_end > start or start - kept_end > CATCH_UP:
+        return None
+    if raw is None:
+        part = statfile.Partial()
+    else:
+        waits = store.partial_waits(record.fid, raw[0])
+        if waits is None:
+            return None
+        part = statfile.Partial.load(*raw, waits)
+        part.saved = kept_end
+    part.ids = statfile.known_ids(store, record, kept_end)
+    if kept_end < start:  # (read as stats reads, a fifth of the index's parsing)
+        reader = Reader([source])
+        statfile.feed_chunks(part, reader, reader.read_file(source, entry, kept_end), upto=start)
+        if part.end != start or part.odd or reader.corrupt or reader.damaged or reader.unreadable:
+            return None
+    return part
+
+
+def _keep(store: Store, record: FileRecord, part: statfile.Partial, whole: bool) -> None:
+    """Save ``part`` in the index; the logger's thread (which keeps it in memory) only
+    every :data:`.statfile.SAVE_EVERY` bytes of a growing file."""
+    cache = store.partials_cache
+    if cache is not None:
+        cache[record.fid] = part
+        if not whole and part.end - part.saved < statfile.SAVE_EVERY:
+            return
+    store.save_partial(record.fid, part.end, *part.dump())
+    part.saved = part.end
 
 
 @dataclass
@@ -455,6 +521,8 @@ def build(log_dir: Path, *, rebuild: bool = False, workers: int = 0) -> Built:
     if not rebuild:
         try:
             store = Store.open(log_dir, write=True)
+            if store is not None:
+                store.partials_cache = {}  # stats' partials kept on (read/statfile.py)
             if store is None and index_path(log_dir).exists():
                 raise OSError(f"cannot write {index_path(log_dir)} (permission denied)")
             if store is not None:

@@ -228,6 +228,15 @@ class ResponseTracker:
         if waiting is not None and waiting.pop(msg_id, None) is not None:
             self._size -= 1
 
+    def take(self, room: Room, responder: str, counts: Counter[int]) -> None:
+        """Answers counted elsewhere (whole seconds -> answers: the index's partials),
+        as if recorded here."""
+        found = self._answers.get((room, responder))
+        if found is None:
+            self._answers[room, responder] = Counter(counts)
+        else:
+            found.update(counts)
+
     def results(self) -> list[ResponderTimes]:
         """Per responder, most answers first (then by name, then room)."""
         return sorted(

@@ -76,8 +76,15 @@ def feed(reader: Reader, builder: StatsBuilder) -> None:
             )
 
 
-def read(reader: Reader) -> Stats:
-    """Every number over what the reader reads (its window applied)."""
+def read(reader: Reader, use_index: bool = True) -> Stats:
+    """Every number over what the reader reads (its window applied): through the
+    index's partials where it has them (:mod:`.statparts`), else by this scan."""
+    if use_index:
+        from .statparts import read as through_index
+
+        found = through_index(reader)
+        if found is not None:
+            return found
     builder = StatsBuilder(rooms=reader.rooms)
     feed(reader, builder)
     return builder.result()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,22 +40,13 @@ from typing import Any, NamedTuple
 from ..crypt import agentkeys
 from .logread import LogDir, find_ids
 from .responses import ResponderTimes, ResponseTracker, median
+from .statcore import THREAD_SPANS, TOP_THREADS, _Agent, _span, _span_class, _Task, parse_stamp
 from .taskstats import TaskFigures
 
+__all__ = ["THREAD_SPANS", "Stats", "StatsBuilder", "parse_stamp", "who"]
+
 _EPOCH = dt.datetime(1970, 1, 1)
-TOP_THREADS = 10
 Room = str | None  # None: the plain log directory
-# How long a thread went on, from its first reply to its last: the classes' upper bounds
-# in seconds (the report's threads chart), so that chart carries counts per class, never
-# a row per thread. A thread with no dated reply is in a last class of its own.
-THREAD_SPANS: tuple[tuple[float, str], ...] = (
-    (60, "< 1 min"),
-    (900, "1-15 min"),
-    (3600, "15-60 min"),
-    (4 * 3600, "1-4 h"),
-    (24 * 3600, "4-24 h"),
-    (math.inf, "a day or more"),
-)
 
 
 def who(name: str, room: Room) -> str:
@@ -148,35 +138,6 @@ class Stats:
     task_figures: TaskFigures | None = None  # from the task log, when there is one
 
 
-class _Agent:
-    __slots__ = ("broadcasts", "cc", "first", "hours", "last", "received", "sent")
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.received = 0
-        self.broadcasts = 0
-        self.cc = 0
-        self.hours = [0] * 24
-        self.first: str | None = None
-        self.last: str | None = None
-
-    def seen(self, stamp: str) -> None:
-        if self.first is None or stamp < self.first:
-            self.first = stamp
-        if self.last is None or stamp > self.last:
-            self.last = stamp
-
-
-class _Task:
-    __slots__ = ("agents", "first", "last", "messages")
-
-    def __init__(self) -> None:
-        self.messages = 0
-        self.agents: set[str] = set()
-        self.first: str | None = None
-        self.last: str | None = None
-
-
 class _Thread:
     __slots__ = ("first", "last", "replies")
 
@@ -184,28 +145,6 @@ class _Thread:
         self.replies = 0
         self.first: str | None = None
         self.last: str | None = None
-
-
-def parse_stamp(stamp: object) -> dt.datetime | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=None) if parsed.tzinfo else parsed
-
-
-def _span(first: str | None, last: str | None) -> float | None:
-    a, b = parse_stamp(first), parse_stamp(last)
-    return None if a is None or b is None else (b - a).total_seconds()
-
-
-def _span_class(seconds: float | None) -> int:
-    """The index in :data:`THREAD_SPANS` of a span (one past them: not dated)."""
-    if seconds is None:
-        return len(THREAD_SPANS)
-    return next(i for i, (upper, _) in enumerate(THREAD_SPANS) if seconds < upper)
 
 
 class StatsBuilder:
@@ -361,8 +300,12 @@ class StatsBuilder:
             if thread.last is None or stamp > thread.last:
                 thread.last = stamp
 
-    def result(self) -> Stats:
-        """The numbers so far (the builder can go on being fed)."""
+    def result(
+        self, threads: Threads | None = None, tracker: ResponseTracker | None = None
+    ) -> Stats:
+        """The numbers so far (the builder can go on being fed); ``threads`` and
+        ``tracker``: those worked out elsewhere (:mod:`.statparts` merges them)."""
+        responses = self.responses if tracker is None else tracker
         agents = [
             self._agent_row(name, room, a)
             for (room, name), a in self._agents.items()
@@ -381,7 +324,7 @@ class StatsBuilder:
                 (Pair(a, b, n, room) for (room, a, b), n in self._pairs.items()),
                 key=lambda p: (-p.messages, p.sender, p.to, p.room or ""),
             ),
-            responses=self.responses.results(),
+            responses=responses.results(),
             per_day=dict(sorted(self._days.items())),
             per_day_sender=day_sender,
             per_hour=[sum(row[h] for row in self._weekday_hour) for h in range(24)],
@@ -402,8 +345,8 @@ class StatsBuilder:
                 key=lambda t: (t.first or "", t.task_id, t.room or ""),
             ),
             without_task=self._without_task,
-            threads=self._thread_summary(),
-            pending_evicted=self.responses.evicted,
+            threads=self._thread_summary() if threads is None else threads,
+            pending_evicted=responses.evicted,
             rooms=self.rooms,
         )
 

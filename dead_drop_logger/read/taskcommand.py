@@ -2,7 +2,8 @@
 
 Why a module: the command line stays thin (control/cli.py parses, this reads and
 prints). The histories come from :mod:`.tasklog`; a task's messages are the logged
-messages whose ``task_id`` is the task's id, in the task's own room.
+messages whose ``task_id`` is the task's id, in the task's own room: a search, so
+through the index where it covers the files (the rows of that task, not every line).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from .logread import Reader
 from .reading import RequestError
+from .search import Filters, Search
 from .tasklog import OPEN, Room, TaskHistory, histories, merge_problems, task_lines, task_reader
 from .taskview import TaskFilter, history_lines, history_record, list_lines, task_row
 from .when import local_now
@@ -71,13 +73,8 @@ def _one(
         rooms = ", ".join(h.room or "-" for h in matches)
         raise RequestError(f"task {task_id} is in several rooms ({rooms}): choose one with --room")
     history = matches[0]
-    messages = [
-        entry.message
-        for entry in Reader(
-            [s for s in reader.sources if s.room == history.room], utc=reader.utc
-        ).messages()
-        if entry.message.get("task_id") == task_id
-    ]
+    room = Reader([s for s in reader.sources if s.room == history.room], utc=reader.utc)
+    messages = [entry.message for entry in Search(room, Filters(task=task_id)).run()]
     if as_json:
         echo(_dump(history_record(history, messages)))
     else:

@@ -31,6 +31,14 @@ from .logread import Reader
 from .tasklog import task_reader
 from .taskstats import Problems, TaskFigures, figures_of
 
+# Every pool started, until its result is taken. A caller that fails before (an error
+# reading the messages: the command exits at once) drops its Pending; a pool collected
+# then wakes its manager thread to close while the interpreter's own exit handler wakes
+# it too, and one of them writes to a pipe the other closed (a traceback on stderr at
+# exit, seen with `stats` on an encrypted directory without its identity). Held here, a
+# pool is closed by that exit handler alone, after its child's one task.
+_STARTED: set[ProcessPoolExecutor] = set()
+
 
 class Pending:
     """The task figures, computed in a child process while the caller counts the
@@ -49,6 +57,7 @@ class Pending:
         try:
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
             self._future = self._pool.submit(figures_of, *self._args)
+            _STARTED.add(self._pool)
         except (ValueError, OSError):  # no fork here: computed in result()
             self._pool = None
 
@@ -74,6 +83,7 @@ class Pending:
             return figures_of(*self._args)[0], self.tasks
         finally:
             self._pool.shutdown()
+            _STARTED.discard(self._pool)
         self.tasks.unreadable.update(unreadable)
         self.tasks.damaged.update(damaged)
         self.tasks.corrupt_in.update(corrupt)
