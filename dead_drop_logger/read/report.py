@@ -23,7 +23,6 @@ when it was made (from an injectable clock, so tests know the text).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import html
 import json
 import os
@@ -31,11 +30,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..clock import Clock, SystemClock
-from ..crypt import agentkeys
 from ..files import open_private, write_all
 from ..installed import install_extra
 from . import charts, stats_format
-from .logread import LogDir, find_ids
+from .logread import LogDir
 from .stats import Stats
 from .stats import fill_previews as stats_previews
 from .stats_format import when
@@ -208,31 +206,10 @@ def _numbers(stats: Stats) -> Iterator[str]:
 
 
 def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False) -> None:
-    """The busiest threads' previews as the page shows them: ``stats``' own
-    (:func:`.stats.fill_previews`), and a root whose content is sealed per agent as
-    ``search`` shows it (:func:`..crypt.agentkeys.shown`: opened with the identity, else
-    the placeholder), not "(first message not in the logs read)". ``stats --json``
-    leaves such a preview empty, key or not, so its output never depends on the key;
-    the page is read by people, as ``search``'s text is."""
-    stats_previews(stats, sources, utc=utc)
-    if not any(agentkeys.content_sealed(source.path) for source in sources):
-        return
-    missing = [r for r in stats.threads.busiest if r.preview is None and r.first is not None]
-    shifts = (-1, 0, 1) if utc else (-1, 0)  # (where stats looked: a root precedes its replies)
-    for room in dict.fromkeys(r.room for r in missing):
-        rows = [r for r in missing if r.room == room]
-        days = {
-            dt.date.fromisoformat(r.first[:10]) + dt.timedelta(days=shift)
-            for r in rows
-            if r.first is not None
-            for shift in shifts
-        }
-        found = find_ids([s for s in sources if s.room == room], (r.root for r in rows), days)
-        for row in rows:
-            root = found.get(row.root)
-            if root is not None and agentkeys.is_sealed(root):
-                content = agentkeys.shown(root).get("content")
-                row.preview = content if isinstance(content, str) else None
+    """The busiest threads' previews as the page shows them: ``stats``' own, with a
+    root sealed per agent shown as ``search`` shows it, not "(first message not in the
+    logs read)": the page is read by people, as ``search``'s text is."""
+    stats_previews(stats, sources, utc=utc, opened=True)
 
 
 def generated(clock: Clock) -> str:

@@ -389,11 +389,16 @@ def compute(messages: Iterable[Mapping[str, Any]]) -> Stats:
     return StatsBuilder().add_all(messages).result()
 
 
-def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False) -> None:
+def fill_previews(
+    stats: Stats, sources: Sequence[LogDir], *, utc: bool = False, opened: bool = False
+) -> None:
     """Give the busiest threads their root's content, looked up by id in the thread's
     own room's directory (ids repeat across rooms), in the day of the thread's first
     reply and the day before (a root is older than its replies), and the day after too
-    for files dated in UTC (``--utc``)."""
+    for files dated in UTC (``--utc``). A root whose content is sealed per agent has
+    none (``stats --json``'s output never depends on a key), unless ``opened``: then
+    it is shown as ``search`` shows it (:func:`..crypt.agentkeys.shown`: opened with
+    the identity, else the placeholder), for pages people read."""
     shifts = (-1, 0, 1) if utc else (-1, 0)
     for room in dict.fromkeys(r.room for r in stats.threads.busiest):
         rows = [r for r in stats.threads.busiest if r.room == room]
@@ -407,6 +412,7 @@ def fill_previews(stats: Stats, sources: Sequence[LogDir], *, utc: bool = False)
         )
         for row in rows:
             root = found.get(row.root, {})
-            content = root.get("content")  # (sealed per agent: none, with a key or not)
-            sealed = agentkeys.is_sealed(root)
-            row.preview = content if isinstance(content, str) and not sealed else None
+            if agentkeys.is_sealed(root):
+                root = agentkeys.shown(root) if opened else {}
+            content = root.get("content")
+            row.preview = content if isinstance(content, str) else None
