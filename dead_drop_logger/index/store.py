@@ -303,7 +303,10 @@ class Store:
         self.writable = writable
         meta = dict(conn.execute("SELECT key, value FROM meta"))
         if meta.get("schema") != str(SCHEMA):
-            raise IndexError_(f"index {path} has another schema ({meta.get('schema')})")
+            raise IndexError_(
+                f"index {path} has another schema (made by another version: its schema"
+                f" {meta.get('schema')}, this version's {SCHEMA})"
+            )
         self.content = meta.get("content") == "1"
         self._names: dict[str, int] | None = None
         self._by_nid: dict[int, str] | None = None

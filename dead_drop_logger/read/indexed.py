@@ -231,7 +231,7 @@ def _update(
             part = store.partials_cache.get(record.fid)
             if key == newest or part is None:
                 continue
-            if part.saved < part.end == record.end:  # a day written: saved whole
+            if part.saved < part.end == record.end and not part.odd:  # a day written, whole
                 store.save_partial(record.fid, part.end, *part.dump())
             del store.partials_cache[record.fid]
     return True
