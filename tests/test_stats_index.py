@@ -26,6 +26,7 @@ import serverdb
 from conftest import UNPRIVILEGED, run_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_index import export  # (the same export of the index's own tests)
 
 from dead_drop_logger.index.store import INDEX_NAME
 from dead_drop_logger.read import statfile, statlines, statparts
@@ -66,13 +67,6 @@ def fill(db: Path, seed: int, sends: int) -> None:
         )  # fmt: skip
         sent.append((ids[0], sender, to))
     conn.close()
-
-
-def export(db_args: list[str], log_dir: Path, env: dict[str, str], *extra: str) -> None:
-    done = run_command(
-        "export", *db_args, "--log-dir", str(log_dir), "--retention-days", "0", *extra, env=env
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="module")
