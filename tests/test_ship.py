@@ -494,6 +494,38 @@ def test_a_caught_up_shipper_is_woken_by_the_logs_not_a_timer(tmp_path: Path) ->
         logger.stop()
 
 
+def test_a_room_made_while_the_watch_wakes_is_watched_before_its_lock(tmp_path: Path) -> None:
+    """A room's directory is made before its lock: a watch woken by the directory's
+    creation watches it then, lock or not, so the room's first lines wake it too (CI
+    once saw the shipper wake at the creation, find no lock, and sleep its hour)."""
+    import threading
+
+    from dead_drop_logger.logdir.layout import LOCK_FILE
+    from dead_drop_logger.ship.wake import LogWatch
+
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir()
+    (log_dir / ".ship").mkdir()
+    watch = LogWatch(log_dir)
+    assert watch.available
+    stop = threading.Event()
+    backstop = threading.Timer(LONG, stop.set)  # only if the wake never comes
+    backstop.start()
+    try:
+        (log_dir / "one").mkdir()
+        watch.wait(3600, stop)
+        assert not stop.is_set(), "the room's directory made did not wake the watch"
+        assert log_dir / "one" in watch.watched
+        assert log_dir / ".ship" not in watch.watched  # the shipper's own files: never
+        (log_dir / "one" / LOCK_FILE).touch()
+        (log_dir / "one" / "messages-2026-12-07.json").write_text("{}\n")
+        watch.wait(3600, stop)
+        assert not stop.is_set(), "the room's first line did not wake the watch"
+    finally:
+        backstop.cancel()
+        watch.close()
+
+
 def test_a_publish_the_stream_refuses_fails_the_batch(nats: Nats) -> None:
     """The wire publisher counts a batch delivered only when the stream acknowledged
     every line: a subject no stream takes (no responders), a stream that refuses new

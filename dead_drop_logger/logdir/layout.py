@@ -151,6 +151,22 @@ def room_dirs(log_dir: Path) -> list[Path]:
     return [p for p in subdirs if (p / LOCK_FILE).exists()]
 
 
+def rooms_to_watch(log_dir: Path) -> list[Path]:
+    """What a watcher for new lines watches besides ``log_dir``: every real subdirectory
+    not hidden, a room's or one on its way to be. A room's directory is made before its
+    lock, so a watcher woken by its creation that waited for :func:`room_dirs` to name
+    it missed the room's first lines (and slept till its timer: an hour in a test)."""
+    try:
+        with os.scandir(log_dir) as entries:
+            return sorted(
+                Path(e.path)
+                for e in entries
+                if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+            )
+    except OSError:
+        return []
+
+
 def room_links(log_dir: Path) -> list[Path]:
     """Symbolic links in ``log_dir`` to what looks like a room's log directory: the
     logger never writes through one (a room's directory is its own), so no reader reads

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..crypt import agentkeys
-from ..logdir.layout import LogFile, room_dirs
+from ..logdir.layout import LogFile, rooms_to_watch
 from ..logdir.state import STATE_NAME
 from ..read.committed import committed_ends
 from ..read.feed import Feed, FeedLine, Position, at_end, mark_read, sources
@@ -377,7 +377,7 @@ class Hub:
         def watch_new() -> None:
             if watcher is None:
                 return
-            for directory in [self.log_dir, *room_dirs(self.log_dir)]:
+            for directory in [self.log_dir, *rooms_to_watch(self.log_dir)]:
                 if directory not in watched:
                     watched.add(directory)
                     watcher.watch(directory, _log_files, waker, prefix=f"{directory.name}/")

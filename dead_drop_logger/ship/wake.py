@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..logdir.layout import room_dirs
+from ..logdir.layout import rooms_to_watch
 
 SLICE = 0.25  # seconds: how soon a stop request ends a wait
 
@@ -47,10 +47,11 @@ class LogWatch:
         return self.inotify is not None
 
     def refresh(self) -> None:
-        """Watch the log directory and every room's directory there now."""
+        """Watch the log directory and every room's directory there now (and any on its
+        way to be one: see :func:`rooms_to_watch`)."""
         if self.inotify is None:
             return
-        for directory in [self.log_dir, *room_dirs(self.log_dir)]:
+        for directory in [self.log_dir, *rooms_to_watch(self.log_dir)]:
             if directory in self.watched:
                 continue
             with contextlib.suppress(OSError):  # not there (yet): looked for again later
