@@ -76,29 +76,54 @@ def count_in(db: Path, ranges: Iterable[tuple[int, int]]) -> int:
         conn.close()
 
 
-def older_than(
+@dataclass(frozen=True)
+class Tally:
+    """Of the messages with ids in some ranges: how many, and of them those filed under a
+    day before a cut-off (what retention would delete): how many, on how many days,
+    and the oldest day."""
+
+    messages: int
+    older: int = 0
+    days: int = 0
+    oldest: dt.date | None = None
+
+
+def tally(
     db: Path, ranges: Iterable[tuple[int, int]], first_kept: dt.date, *, utc: bool = False
-) -> tuple[int, int, dt.date | None]:
-    """Of the messages with ids in ``ranges``, those filed under a day before
-    ``first_kept`` (what retention would delete): how many, on how many days, and the
-    oldest day."""
+) -> Tally:
+    """The messages with ids in ``ranges``, and those of them filed before ``first_kept``.
+
+    One pass over the rows counts both (before an export of a million messages two
+    passes, one with a date check per row, took 0.66 s: a sixth of the export); the
+    old ones are grouped by day in a second pass only when there are any.
+    """
     day = day_expression(TIMESTAMP_COLUMN, utc)
-    sql = (
-        f"SELECT {day} AS day, count(*) FROM {TABLE}"
-        f" WHERE rowid BETWEEN ? AND ? AND day < ? GROUP BY day"
-    )
+    old = f"CASE WHEN {day} < ?3 THEN {day} END"
+    if not utc:  # a local day is the stamp's first ten characters, when a date: compared
+        # as they are first, they rule out a newer row without the date check
+        cut = f'substr("{TIMESTAMP_COLUMN}", 1, 10)'
+        old = f"CASE WHEN {cut} < ?3 AND {day} < ?3 THEN {day} END"
+    rows = f"SELECT {old} AS old FROM {TABLE} WHERE rowid BETWEEN ?1 AND ?2"
+    count_sql = f"SELECT count(*), count(old) FROM ({rows})"
+    days_sql = f"SELECT old, count(*) FROM ({rows}) WHERE old IS NOT NULL GROUP BY old"
+    cutoff = first_kept.isoformat()
+    messages = older = 0
     per_day: dict[str, int] = {}
     conn = _connect(db)
     try:
         for low, high in ranges:
-            for found, count in conn.execute(sql, (low, high, first_kept.isoformat())):
-                per_day[found] = per_day.get(found, 0) + int(count)
+            total, found = conn.execute(count_sql, (low, high, cutoff)).fetchone()
+            messages += int(total)
+            older += int(found)
+            if found:
+                for when, count in conn.execute(days_sql, (low, high, cutoff)):
+                    per_day[when] = per_day.get(when, 0) + int(count)
     except sqlite3.Error as exc:
         raise SourceError(f"cannot read database {db}: {exc}") from None
     finally:
         conn.close()
-    oldest = min(per_day) if per_day else None
-    return sum(per_day.values()), len(per_day), dt.date.fromisoformat(oldest) if oldest else None
+    oldest = dt.date.fromisoformat(min(per_day)) if per_day else None
+    return Tally(messages, older, len(per_day), oldest)
 
 
 @dataclass(frozen=True)
@@ -172,13 +197,18 @@ def plan(
     first_kept = retention.cutoff(today(clock, utc), retention_days)
     outside = None
     older = 0
+    in_todo: int | None = None
     if first_kept is not None:
-        older, days, oldest = older_than(db, todo, first_kept, utc=utc)
+        counted = tally(db, todo, first_kept, utc=utc)
+        in_todo, older, days, oldest = counted.messages, counted.older, counted.days, counted.oldest
         earlier = count_in(db, skipped) if skipped else 0
         if earlier:  # their days too, for the count of days
-            _, days, oldest = older_than(db, idranges.gaps(present, low, top), first_kept, utc=utc)
+            wider = tally(db, idranges.gaps(present, low, top), first_kept, utc=utc)
+            days, oldest = wider.days, wider.oldest
         outside = Outside(retention_days, first_kept, older + earlier, days, oldest, earlier)
-    rows = count_in(db, todo) - older if count else 0
+    if in_todo is None and count:
+        in_todo = count_in(db, todo)
+    rows = (in_todo or 0) - older if count else 0
     already = count_in(db, present) if count else 0
     crowded = None
     if keep_files and log_dir is not None:
