@@ -5,6 +5,7 @@ for the very arguments it was read with, and pages committed under one hold of t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import serverdb
@@ -81,3 +82,52 @@ def test_a_failure_inside_a_chain_of_pages_is_undone_and_redone(
     assert again.backfill().lines == 160  # page 3 again, and the rest
     again.close()
     assert logged_ids(log_dir) == list(range(1, 201))
+
+
+@pytest.mark.parametrize("limit", [2, 3, 7])
+def test_pages_whose_answer_read_ahead_does_not_check_out_are_read_again_here(
+    tmp_path: Path, limit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement of the next page runs ahead on the second connection, its checks
+    (UTF-8, the count of lines) here: a page that fails them (invalid UTF-8, a REAL, a
+    BLOB, a row over the string limit) is read row by row on this connection, with its
+    schema read first; every page equals a plain read's, and such a page did come from
+    the connection reading ahead."""
+    from test_fast_path import build
+
+    db = tmp_path / "odd.db"
+    build(db)
+    source = Source(db)
+    pages = Prefetcher(source)
+    foreign: list[bool] = []  # the answer in hand came from the other connection
+    from_ahead: list[tuple[int, int, int]] = []
+    page_of, rows_of = Source.page, Source._read_rows
+
+    def page(self: Source, answer: Any) -> Page:
+        foreign.append(answer.by is not self)
+        try:
+            return page_of(self, answer)
+        finally:
+            foreign.pop()
+
+    def read_rows(self: Source, params: tuple[int, int, int]) -> Page:
+        if foreign and foreign[-1]:
+            from_ahead.append(params)
+        return rows_of(self, params)
+
+    monkeypatch.setattr(Source, "page", page)
+    monkeypatch.setattr(Source, "_read_rows", read_rows)
+    plain = Source(db)
+    try:
+        after = 0
+        while True:
+            got, want = pages.read(after, None, limit), plain.read(after, None, limit)
+            assert (got.runs, got.count, got.last_id) == (want.runs, want.count, want.last_id)
+            assert (got.after_stamp, got.last_stamp) == (want.after_stamp, want.last_stamp)
+            if not got.count:
+                break
+            after = got.last_id
+    finally:
+        pages.close()
+        plain.close()
+    assert from_ahead, "no page read ahead went the row-by-row way"

@@ -24,6 +24,7 @@ import sqlite3
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..encoding import LINE_SEPARATORS, encode_row
 
@@ -94,6 +95,26 @@ class Page:
 
     def __len__(self) -> int:
         return self.count
+
+
+@dataclass
+class Answer:
+    """What the page statement of :meth:`Source.ask` answered, before the checks of
+    :meth:`Source.page`: ``found`` is its row (None: the page cannot be read in one
+    statement). ``count`` and ``last_id`` are the page's as the statement counted them,
+    so the next page can be asked for before this one is checked."""
+
+    by: Source
+    params: tuple[int, int, int]
+    found: tuple[object, ...] | None
+
+    @property
+    def count(self) -> int | None:
+        return None if self.found is None else cast(int, self.found[0])
+
+    @property
+    def last_id(self) -> int:
+        return 0 if self.found is None or not self.found[0] else cast(int, self.found[3])
 
 
 def _text(value: object) -> str:
@@ -455,6 +476,12 @@ class Source:
         The schema is checked in the same statement: the query is built again (and run
         again) only when the version it reports is not the one it was built for.
         """
+        return self.page(self.ask(after, upto, limit))
+
+    def ask(self, after: int, upto: int | None, limit: int) -> Answer:
+        """The first half of :meth:`read`: the page's one statement, run. It is SQLite's
+        work (without the GIL), so a thread reading ahead does it while :meth:`page`,
+        the checks that hold the GIL, runs on the page before in the caller's."""
         if self._schema_version is None or not self._columns:
             self._refresh_schema()
         params = (after, upto if upto is not None else 2**63 - 1, limit)
@@ -464,12 +491,23 @@ class Source:
                 self._refresh_schema()
                 found = self._execute(self._page_sql, params)[0]
         except _NotFast:  # a BLOB, or too big for one string
-            return self._read_rows(params)
-        page = self._fast_page(found[:7])
-        if page is None:  # the aggregate does not check out
-            return self._read_rows(params)
-        page.last_stamp = _stamp(found[7]) if page.count else None
-        page.after_stamp = _stamp(found[8]) if after > 0 else None
+            return Answer(self, params, None)
+        return Answer(self, params, found)
+
+    def page(self, answer: Answer) -> Page:
+        """The second half of :meth:`read`: the page from its statement's answer (its
+        UTF-8 checked, split by day), or, when that does not check out, read the
+        straightforward way on this connection (its schema read again first when the
+        answer came from another's)."""
+        page = None if answer.found is None else self._fast_page(answer.found[:7])
+        if page is None:
+            if answer.by is not self:
+                self._refresh_schema()
+            return self._read_rows(answer.params)
+        assert answer.found is not None
+        after = answer.params[0]
+        page.last_stamp = _stamp(answer.found[7]) if page.count else None
+        page.after_stamp = _stamp(answer.found[8]) if after > 0 else None
         return page
 
     def _fast_page(self, found: tuple[object, ...]) -> Page | None:
