@@ -12,6 +12,7 @@ import datetime as dt
 import sqlite3
 import urllib.parse
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +96,32 @@ def tally(
 
     One pass over the rows counts both (before an export of a million messages two
     passes, one with a date check per row, took 0.66 s: a sixth of the export); the
-    old ones are grouped by day in a second pass only when there are any.
+    old ones are grouped by day in a second pass only when there are any. The pass
+    goes in two halves at once, each on a connection of its own (SQLite counts without
+    the GIL): 0.13 s instead of 0.24 for 1,000,000, before the export can start.
     """
+    first: list[tuple[int, int]] = []
+    second: list[tuple[int, int]] = []
+    for low, high in ranges:
+        middle = (low + high) // 2
+        first.append((low, middle))
+        if middle < high:
+            second.append((middle + 1, high))
+    with ThreadPoolExecutor(2, thread_name_prefix="tally") as pool:
+        halves = list(pool.map(lambda part: _tally(db, part, first_kept, utc), [first, second]))
+    per_day: dict[str, int] = {}
+    for _, _, days in halves:
+        for when, count in days.items():
+            per_day[when] = per_day.get(when, 0) + count
+    oldest = dt.date.fromisoformat(min(per_day)) if per_day else None
+    return Tally(sum(h[0] for h in halves), sum(h[1] for h in halves), len(per_day), oldest)
+
+
+def _tally(
+    db: Path, ranges: list[tuple[int, int]], first_kept: dt.date, utc: bool
+) -> tuple[int, int, dict[str, int]]:
+    """:func:`tally` of some ranges, on one connection: the messages, the older ones,
+    and those per day."""
     day = day_expression(TIMESTAMP_COLUMN, utc)
     old = f"CASE WHEN {day} < ?3 THEN {day} END"
     if not utc:  # a local day is the stamp's first ten characters, when a date: compared
@@ -109,6 +134,8 @@ def tally(
     cutoff = first_kept.isoformat()
     messages = older = 0
     per_day: dict[str, int] = {}
+    if not ranges:
+        return 0, 0, per_day
     conn = _connect(db)
     try:
         for low, high in ranges:
@@ -122,8 +149,7 @@ def tally(
         raise SourceError(f"cannot read database {db}: {exc}") from None
     finally:
         conn.close()
-    oldest = dt.date.fromisoformat(min(per_day)) if per_day else None
-    return Tally(messages, older, len(per_day), oldest)
+    return messages, older, per_day
 
 
 @dataclass(frozen=True)
