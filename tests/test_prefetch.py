@@ -131,3 +131,43 @@ def test_pages_whose_answer_read_ahead_does_not_check_out_are_read_again_here(
         pages.close()
         plain.close()
     assert from_ahead, "no page read ahead went the row-by-row way"
+
+
+@pytest.mark.parametrize("limit", [2, 3, 4, 5, 8, 11])
+def test_halves_read_ahead_join_into_the_page_one_read_gives(tmp_path: Path, limit: int) -> None:
+    """The next page is read ahead in two halves at once, the second from where the
+    first ends when the ids have no gaps: with rows deleted here and there (gaps,
+    a half with no rows) and days changing inside pages and at the seam, every page
+    equals a plain read's, runs and stamps included."""
+    db = tmp_path / "gaps.db"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    for i in range(60):
+        day = 13 + i // 17  # a new day every 17 sends (34 rows)
+        serverdb.send(
+            conn,
+            "juno",
+            "all" if i % 5 == 0 else "atlas",
+            f"m{i} é 🚀",
+            timestamp=f"2026-11-{day}T{i % 24:02d}:00:00",
+        )
+    ids = [row[0] for row in conn.execute("SELECT id FROM messages ORDER BY id")]
+    gone = {17, 18, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 99, ids[-1]}
+    conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in gone])
+    conn.close()
+    pages, plain = Prefetcher(Source(db)), Source(db)
+    try:
+        for upto in (None, 60, 61):
+            after, seen = 0, []
+            while True:
+                got, want = pages.read(after, upto, limit), plain.read(after, upto, limit)
+                assert (got.runs, got.count, got.last_id) == (want.runs, want.count, want.last_id)
+                assert (got.after_stamp, got.last_stamp) == (want.after_stamp, want.last_stamp)
+                seen += ids_of(got)
+                if got.count < limit:
+                    break
+                after = got.last_id
+            assert seen == [i for i in ids if i not in gone and (upto is None or i <= upto)]
+    finally:
+        pages.close()
+        plain.close()

@@ -187,10 +187,19 @@ def day_expression(column: str, utc: bool) -> str:
 class Source:
     """The server's database, opened read-only on demand."""
 
-    def __init__(self, path: Path, *, utc: bool = False, busy_timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        utc: bool = False,
+        busy_timeout: float = 0.5,
+        cache_kib: int | None = None,
+    ) -> None:
+        """``cache_kib``: SQLite's page cache per connection (None: its default, 2 MB)."""
         self.path = path
         self.utc = utc
         self.busy_timeout = busy_timeout
+        self.cache_kib = cache_kib
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
         self._data_version: int | None = None
@@ -278,6 +287,8 @@ class Source:
                 raise SourceError(f"cannot read database {self.path}: {cause}") from None
             raise SourceError(f"cannot open database {self.path}: {exc}") from None
         conn.text_factory = bytes
+        if self.cache_kib is not None:
+            conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
         self._conn = conn
         self._identity = identity
         return conn
