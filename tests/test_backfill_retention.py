@@ -3,7 +3,10 @@ messages are counted (and reported), recorded as handled, and not written."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import random
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -14,8 +17,9 @@ from conftest import FakeClock, log_lines, wait_until
 from dead_drop_logger.config import Settings
 from dead_drop_logger.logdir import layout
 from dead_drop_logger.record.follow import Follower
+from dead_drop_logger.record.history import count_in, tally
 from dead_drop_logger.record.pipeline import Pipeline
-from dead_drop_logger.record.source import Source
+from dead_drop_logger.record.source import TABLE, TIMESTAMP_COLUMN, Source, day_expression
 from dead_drop_logger.record.writer import DayWriter
 
 
@@ -132,3 +136,87 @@ def test_the_tally_of_what_retention_leaves_out_is_the_day_filter_s(
             if cut == "2026-11-16":
                 assert got.older, "no cut-off left anything out: the test would prove little"
     reference.close()
+
+
+STAMPS: list[object] = [
+    None,
+    5,
+    20260101,
+    2.5,
+    b"2026-01-01",
+    "2026-01-01",
+    "2026-01-01T23:30:00+05:00",
+    "2026-01-01T00:30:00-05:00",
+    "2026-02-30",
+    "2026-13-01",
+    "2025-12-31 23:59:59",
+    "2026-1-01",
+    " 2026-01-01",
+    "2026-01-0",
+    "",
+    "now",
+    "2026-01-01Z",
+    "9999-12-31",
+    "2026-01-01\u00e9",
+    "2026-01-02T00:00:00",
+    "2025-06-30T12:00:00.123456",
+    "2026-01-01 25:00",
+    "1970-01-01",
+    "2460000",
+    "2026-01-01T12:00:00Z",
+]
+
+
+def two_passes(
+    db: Path, ranges: list[tuple[int, int]], first_kept: dt.date, utc: bool
+) -> tuple[object, ...]:
+    """What the plan counted before its tally: the rows, then the old ones per day."""
+    day = day_expression(TIMESTAMP_COLUMN, utc)
+    sql = (
+        f"SELECT {day} AS day, count(*) FROM {TABLE}"
+        f" WHERE rowid BETWEEN ? AND ? AND day < ? GROUP BY day"
+    )
+    per_day: dict[str, int] = {}
+    conn = sqlite3.connect(db)
+    for low, high in ranges:
+        for found, count in conn.execute(sql, (low, high, first_kept.isoformat())):
+            per_day[found] = per_day.get(found, 0) + count
+    conn.close()
+    oldest = min(per_day) if per_day else None
+    return (
+        count_in(db, ranges),
+        sum(per_day.values()),
+        len(per_day),
+        dt.date.fromisoformat(oldest) if oldest else None,
+    )
+
+
+@pytest.mark.parametrize("utc", [False, True])
+def test_tally_equals_the_two_passes(tmp_path: Path, utc: bool) -> None:
+    """25 odd stamps (numbers, REAL, BLOB, zoned, impossible, 'now', far years) at random
+    over 300 rows, cut-offs at both ends, ranges of one id, reversed, empty, beyond the
+    table, several at once (by review)."""
+    rng = random.Random(1)
+    db = tmp_path / "t.db"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    for i in range(300):
+        stamp = rng.choice(STAMPS)
+        conn.execute("INSERT INTO messages (content, timestamp) VALUES (?, ?)", (f"m{i}", stamp))
+    conn.execute("CREATE TABLE t2 (x)")
+    conn.close()
+    for cut in (dt.date(2026, 1, 1), dt.date(2026, 1, 2), dt.date(1, 1, 1), dt.date(9999, 12, 31)):
+        for ranges in (
+            [(1, 300)],
+            [(5, 5)],
+            [(7, 3)],
+            [(1, 1), (2, 2), (10, 9), (299, 400)],
+            [(0, 0)],
+            [(-5, 2**63 - 1)],
+            [],
+            [(150, 151)],
+        ):
+            got = tally(db, ranges, cut, utc=utc)
+            assert (got.messages, got.older, got.days, got.oldest) == two_passes(
+                db, ranges, cut, utc
+            ), (cut, ranges)

@@ -4,6 +4,7 @@ for the very arguments it was read with, and pages committed under one hold of t
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,145 @@ def test_halves_read_ahead_join_into_the_page_one_read_gives(tmp_path: Path, lim
     finally:
         pages.close()
         plain.close()
+
+
+def fill(db: Path, n: int, odd: set[int]) -> None:
+    """ids 1..n, one row a send; the rows in ``odd`` hold invalid UTF-8 (TEXT)."""
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    for i in range(1, n + 1):
+        content: object = b"bad \xff" if i in odd else f"m{i}"
+        serverdb.send(
+            conn,
+            "juno",
+            "atlas",
+            content,
+            leads=[],
+            bytes_as_text=True,
+            timestamp="2026-11-13T10:00:00",
+        )
+    conn.close()
+
+
+def test_first_half_read_again_after_a_delete_overlaps_the_second(tmp_path: Path) -> None:
+    """A first half that does not check out (invalid UTF-8) is read again with the whole
+    page, not alone: alone, on a newer snapshot with one of its rows deleted, it reached
+    into the second half's rows (5, 7, 7, 8: found by review)."""
+    db = tmp_path / "m.db"
+    fill(db, 20, odd={5})
+    pages, plain = Prefetcher(Source(db)), Source(db)
+    try:
+        assert ids_of(pages.read(0, None, 4)) == [1, 2, 3, 4]
+        assert pages._pending is not None  # halves (4, 2) -> 5, 6 and (6, 2) -> 7, 8
+        for future in pages._pending[1:]:
+            future.result()
+        writer = serverdb.connect(db)
+        writer.execute("DELETE FROM messages WHERE id = 6")  # the server deletes a row
+        writer.close()
+        got, want = pages.read(4, None, 4), plain.read(4, None, 4)
+        assert ids_of(got) == ids_of(want) == [5, 7, 8, 9]
+    finally:
+        pages.close()
+        plain.close()
+
+
+def test_a_row_deleted_after_the_read_ahead_is_not_written_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same, through the pipeline: a row of the first half deleted by the server
+    right after the read ahead (before the page is checked here)."""
+    db, log_dir = tmp_path / "m.db", tmp_path / "logs"
+    fill(db, 30, odd={6})
+    ahead = Prefetcher._read_ahead
+
+    def read_ahead(self: Prefetcher, which: int, key: Any) -> Any:
+        answer = ahead(self, which, key)
+        if which == 0 and key[0] == 5:
+            writer = serverdb.connect(db)
+            writer.execute("DELETE FROM messages WHERE id = 7")
+            writer.close()
+        return answer
+
+    monkeypatch.setattr(Prefetcher, "_read_ahead", read_ahead)
+    pipeline = Pipeline(Source(db), log_dir, DayWriter(log_dir, SystemClock()), page_size=1)
+    pipeline.prepare(database_existed=True)  # position 30; history pages of 5
+    pipeline.backfill()
+    pipeline.close()
+    ids = logged_ids(log_dir)
+    assert ids == sorted(set(ids)), f"written twice: {ids}"
+
+
+@pytest.mark.parametrize("utc", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_random_static_databases_read_as_one_read_gives(
+    tmp_path: Path, seed: int, utc: bool
+) -> None:
+    """REALs, BLOBs, invalid UTF-8, odd stamps, 20 rows deleted: every page read ahead in
+    halves equals a plain read, for limits 1 to 13 and bounds inside either half."""
+    rng = random.Random(seed)
+    db = tmp_path / "r.db"
+    serverdb.create(db)
+    conn = serverdb.connect(db)
+    n = 80
+    for i in range(n):
+        kind = rng.random()
+        stamp = f"2026-11-{13 + (i // rng.randint(3, 9)) % 3}T10:00:00"
+        if kind < 0.05:
+            conn.execute(
+                "INSERT INTO messages (content, timestamp, read_flag) VALUES ('r', ?, 0.5)",
+                (stamp,),
+            )
+        elif kind < 0.10:
+            conn.execute(
+                "INSERT INTO messages (content, timestamp) VALUES (?, ?)", (b"\x00\xff", stamp)
+            )
+        elif kind < 0.15:
+            conn.execute(
+                "INSERT INTO messages (content, timestamp) VALUES (CAST(? AS TEXT), ?)",
+                (b"\xff", stamp),
+            )
+        elif kind < 0.2:
+            conn.execute(
+                "INSERT INTO messages (content, timestamp) VALUES ('x', ?)",
+                (rng.choice([None, 5, "bad", b"2026"]),),
+            )
+        else:
+            conn.execute(
+                "INSERT INTO messages (content, timestamp) VALUES ('ok \u2028', ?)", (stamp,)
+            )
+    for i in rng.sample(range(1, n + 1), 20):
+        conn.execute("DELETE FROM messages WHERE id = ?", (i,))
+    conn.close()
+    pages, plain = Prefetcher(Source(db, utc=utc)), Source(db, utc=utc)
+    try:
+        for limit in (1, 2, 3, 4, 5, 7, 8, 13):
+            for upto in (None, 30, 55, 81, 5, 0):
+                after = rng.choice([0, 0, 3, 10])
+                for _ in range(200):
+                    got, want = pages.read(after, upto, limit), plain.read(after, upto, limit)
+                    assert (got.runs, got.count, got.last_id) == (
+                        want.runs,
+                        want.count,
+                        want.last_id,
+                    )
+                    assert (got.after_stamp, got.last_stamp) == (want.after_stamp, want.last_stamp)
+                    if got.count < limit:
+                        break
+                    after = got.last_id
+    finally:
+        pages.close()
+        plain.close()
+
+
+def test_a_source_with_a_cache_size_reports_a_corrupt_file_as_a_source_error(
+    tmp_path: Path,
+) -> None:
+    """Setting the cache reads the header: a file that is no database is a SourceError,
+    as without it (it was a raw sqlite3.DatabaseError: found by review)."""
+    from dead_drop_logger.record.source import SourceError
+
+    db = tmp_path / "junk.db"
+    db.write_bytes(b"not a database " * 20)
+    for source in (Source(db), Source(db, cache_kib=256)):
+        with pytest.raises(SourceError):
+            source.read(0, None, 10)

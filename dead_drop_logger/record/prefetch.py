@@ -25,6 +25,7 @@ starts after.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -49,20 +50,33 @@ class Prefetcher:
     def read(self, after: int, upto: int | None, limit: int) -> Page:
         key = (after, upto, limit)
         halves = self._take(key)
-        if halves is None or halves[0].count is None:  # (not in one statement: rare)
-            answer = self.source.ask(after, upto, limit)
+        if halves is not None and halves[0].count is not None:
+            page = self._joined(key, *halves)
+            if page is not None:
+                return page
+        # In one statement here: nothing was read ahead for these arguments, or the
+        # first half did not check out (it is read again with the whole page: alone, on
+        # a newer snapshot, it could reach into the second half's rows)
+        answer = self.source.ask(after, upto, limit)
+        if self._pending is None:
             self._next(key, answer.count, answer.last_id)
-            return self.source.page(answer)
-        first, second = halves
+        return self.source.page(answer)
+
+    def _joined(self, key: Key, first: Answer, second: Answer) -> Page | None:
+        """The page from its halves read ahead; None when the first does not check out."""
+        _after, upto, limit = key
         if first.count != first.params[2]:  # short of its limit: nothing after it to read
-            return self.source.page(first)
+            return self.source.checked(first)
         if second.params[0] != first.last_id:  # a gap in the ids: it is not the rest
             second = self.source.ask(first.last_id, upto, limit - first.params[2])
-        if second.count is not None:
-            self._next(key, first.count + second.count, second.last_id or first.last_id)
-            return _join(self.source.page(first), self.source.page(second))
-        page = _join(self.source.page(first), self.source.page(second))
-        self._next(key, page.count, page.last_id)
+        if second.count is not None:  # where the next page starts: read it ahead now
+            self._next(key, (first.count or 0) + second.count, second.last_id or first.last_id)
+        head = self.source.checked(first)
+        if head is None:
+            return None
+        page = _join(head, self.source.page(second))  # (the rest: after the first's end)
+        if second.count is None:
+            self._next(key, page.count, page.last_id)
         return page
 
     def _next(self, key: Key, count: int | None, last: int) -> None:
@@ -72,16 +86,18 @@ class Prefetcher:
             self._start((last, upto, limit))
 
     def _take(self, key: Key) -> tuple[Answer, Answer] | None:
-        """The halves read ahead if they were read for ``key`` (always waits for them)."""
+        """The halves read ahead if they were read for ``key`` (waits for their reads)."""
         if self._pending is None:
             return None
         wanted, first, second = self._pending
         self._pending = None
-        try:
-            halves = first.result(), second.result()
-        except Exception:  # the fresh read reports it, if it persists
+        halves: list[Answer] = []
+        for future in (first, second):  # both waited for: no read is left running
+            with contextlib.suppress(Exception):  # the fresh read reports it, if it persists
+                halves.append(future.result())
+        if len(halves) != 2 or wanted != key:
             return None
-        return halves if wanted == key else None
+        return halves[0], halves[1]
 
     def _start(self, key: Key) -> None:
         if self._executor is None:

@@ -287,10 +287,10 @@ class Source:
                 raise SourceError(f"cannot read database {self.path}: {cause}") from None
             raise SourceError(f"cannot open database {self.path}: {exc}") from None
         conn.text_factory = bytes
-        if self.cache_kib is not None:
-            conn.execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
         self._conn = conn
         self._identity = identity
+        if self.cache_kib is not None:  # (it reads the header: its errors said as any read's)
+            self._execute(f"PRAGMA cache_size = -{int(self.cache_kib)}")
         return conn
 
     def _execute(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
@@ -510,11 +510,18 @@ class Source:
         UTF-8 checked, split by day), or, when that does not check out, read the
         straightforward way on this connection (its schema read again first when the
         answer came from another's)."""
-        page = None if answer.found is None else self._fast_page(answer.found[:7])
+        page = self.checked(answer)
         if page is None:
             if answer.by is not self:
                 self._refresh_schema()
             return self._read_rows(answer.params)
+        return page
+
+    def checked(self, answer: Answer) -> Page | None:
+        """The page from its statement's answer when that checks out; None otherwise."""
+        page = None if answer.found is None else self._fast_page(answer.found[:7])
+        if page is None:
+            return None
         assert answer.found is not None
         after = answer.params[0]
         page.last_stamp = _stamp(answer.found[7]) if page.count else None
