@@ -166,9 +166,10 @@ def is_real_date(expr: str) -> str:
 
     date() alone also reads numbers (as Julian days: 1763100000, 'now') and lets
     2026-02-30 through unchanged; '+0 days' makes it normalise that to 2026-03-02, so
-    only a real date equals itself.
+    only a real date equals itself. Year 0 is one to SQLite, not to Python's ``date``
+    (a day file named by it stopped the writer): not a real date here.
     """
-    return f"date({expr}, '+0 days') = {expr}"
+    return f"(date({expr}, '+0 days') = {expr} AND {expr} >= '0001-01-01')"
 
 
 def day_expression(column: str, utc: bool) -> str:
@@ -181,7 +182,11 @@ def day_expression(column: str, utc: bool) -> str:
     ts = _quote(column)
     head = f"substr({ts}, 1, 10)"
     valid = is_real_date(head)
-    return f"CASE WHEN {valid} THEN {f'date({ts}, {chr(39)}utc{chr(39)})' if utc else head} END"
+    if not utc:
+        return f"CASE WHEN {valid} THEN {head} END"
+    # a day from the first or the last of Python's dates may move out of its range
+    edges = f"{head} BETWEEN '0001-01-02' AND '9999-12-30'"
+    return f"CASE WHEN {valid} AND {edges} THEN date({ts}, 'utc') END"
 
 
 class Source:

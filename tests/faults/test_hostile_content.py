@@ -47,6 +47,9 @@ CASES: list[tuple[dict[str, Any], tuple[str, ...], Any]] = [
     ({"content": "bad timestamp", "timestamp": "yesterday-ish"}, (), "bad timestamp"),
     ({"content": "int timestamp", "timestamp": 1700000000}, (), "int timestamp"),
     ({"content": "blob timestamp", "timestamp": b"\xff\x00"}, (), "blob timestamp"),
+    # a date to SQLite, not to Python: a day file named by it stopped the writer
+    ({"content": "year zero", "timestamp": "0000-01-01T00:00:00"}, (), "year zero"),
+    ({"content": "last day", "timestamp": "9999-12-31T23:59:59"}, (), "last day"),
     (
         {"content": "bad agent", "from_agent": "CAST(X'ff41' AS TEXT)"},
         ("from_agent",),
@@ -108,4 +111,8 @@ def test_every_hostile_row_is_one_valid_json_line(server_db: Path, log_dir: Path
     # the first line of its file (sealed: of its segment, and the first segment of its day)
     assert json.loads(undated[1].splitlines()[0])["content"] == "null timestamp"
     assert [p for p, _ in files if p.name.startswith("messages-2026-01-02.")]
+    (zero,) = [p for p, raw in files if b"year zero" in raw]
+    assert zero.name.startswith("messages-") and "0000-" not in zero.name  # undated: today
+    (last,) = [p for p, raw in files if b"last day" in raw]
+    assert last.name.startswith("messages-9999-12-31")
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)
