@@ -9,6 +9,7 @@ spanning days and pages that fall back row by row are all compared.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
@@ -235,3 +236,44 @@ def test_a_page_carries_the_fingerprints_of_its_ends(odd_db: Path, limit: int) -
         want_last = source.fingerprint(page.last_id) if page else None
         assert page.last_stamp == want_last, after
     assert source.fingerprint(5) is None and source.fingerprint(1) is not None
+
+
+@pytest.mark.parametrize(
+    ("zone", "stamp", "utc_day", "local_day"),
+    [
+        ("Asia/Tokyo", "0001-01-01T05:00:00", None, "0001-01-01"),  # to UTC: year 0
+        ("America/New_York", "9999-12-31T23:00:00", None, "9999-12-31"),  # to UTC: 10000
+        ("Asia/Tokyo", "0001-01-02T05:00:00", "0001-01-01", "0001-01-02"),
+        ("UTC", "0000-01-01T00:00:00", None, None),  # year 0: a date to SQLite only
+    ],
+)
+def test_a_day_is_always_one_python_can_name(
+    zone: str, stamp: str, utc_day: str | None, local_day: str | None
+) -> None:
+    """The routing day is a date Python's ``date`` holds (a day file named by year 0
+    stopped the writer): SQLite's year 0, and the first and last days of Python's range
+    that the conversion to UTC moves out of it, give no day (filed under today)."""
+    import os
+    import time
+
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = zone
+    time.tzset()  # SQLite's 'utc' modifier converts by the process's zone
+    try:
+        conn = sqlite3.connect(":memory:")
+        got = conn.execute(
+            f"SELECT {day_expression('t', True)}, {day_expression('t', False)}"
+            " FROM (SELECT ? AS t)",
+            (stamp,),
+        ).fetchone()
+        conn.close()
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+    assert got == (utc_day, local_day)
+    for day in got:
+        if day is not None:
+            dt.date.fromisoformat(day)
