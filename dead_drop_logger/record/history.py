@@ -21,7 +21,7 @@ from ..keep import retention
 from ..logdir import layout
 from ..logdir import ranges as idranges
 from ..logdir.state import State
-from .source import TABLE, TIMESTAMP_COLUMN, SourceError, day_expression
+from .source import TABLE, TIMESTAMP_COLUMN, SourceError, day_expression, stamp_date
 
 
 def _connect(db: Path) -> sqlite3.Connection:
@@ -126,7 +126,7 @@ def _tally(
     old = f"CASE WHEN {day} < ?3 THEN {day} END"
     if not utc:  # a local day is the stamp's first ten characters, when a date: compared
         # as they are first, they rule out a newer row without the date check
-        cut = f'substr("{TIMESTAMP_COLUMN}", 1, 10)'
+        cut = stamp_date(TIMESTAMP_COLUMN)
         old = f"CASE WHEN {cut} < ?3 AND {day} < ?3 THEN {day} END"
     rows = f"SELECT {old} AS old FROM {TABLE} WHERE rowid BETWEEN ?1 AND ?2"
     count_sql = f"SELECT count(*), count(old) FROM ({rows})"

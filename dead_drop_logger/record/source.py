@@ -172,6 +172,12 @@ def is_real_date(expr: str) -> str:
     return f"(date({expr}, '+0 days') = {expr} AND {expr} >= '0001-01-01')"
 
 
+def stamp_date(column: str) -> str:
+    """SQL: the first ten characters of a timestamp, its date when it has one (the
+    local day, once :func:`is_real_date` holds of it)."""
+    return f"substr({_quote(column)}, 1, 10)"
+
+
 def day_expression(column: str, utc: bool) -> str:
     """SQL for the routing day of a timestamp, NULL when it is missing or unparseable.
 
@@ -180,7 +186,7 @@ def day_expression(column: str, utc: bool) -> str:
     leaves one with an explicit offset as it is, already converted).
     """
     ts = _quote(column)
-    head = f"substr({ts}, 1, 10)"
+    head = stamp_date(column)
     valid = is_real_date(head)
     if not utc:
         return f"CASE WHEN {valid} THEN {head} END"
@@ -432,7 +438,7 @@ class Source:
         line = f"json_object({pairs})"
         if inexact:
             line = f"CASE WHEN {' OR '.join(inexact)} THEN NULL ELSE {line} END"
-        cheap_day = f"substr({_quote(TIMESTAMP_COLUMN)}, 1, 10)" if has_ts and not self.utc else day
+        cheap_day = stamp_date(TIMESTAMP_COLUMN) if has_ts and not self.utc else day
         # With it, in the same statement (one read transaction for the whole batch):
         # the stamps (see Page) and the schema version the columns must still match.
         stamp = f"SELECT {_quote(TIMESTAMP_COLUMN)} FROM {TABLE} WHERE rowid ="
