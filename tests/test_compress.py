@@ -169,8 +169,13 @@ def test_an_import_compresses_the_old_days_it_wrote_right_away(
     )
     try:
         packed = log_dir / f"messages-{old_day}.json.gz"
-        wait_until(packed.exists, what="the imported old day compressed")
-        assert not (log_dir / f"messages-{old_day}.json").exists()
+        plain = log_dir / f"messages-{old_day}.json"
+        # The .gz is linked in before the plain file is removed (never a moment
+        # with neither): wait for both steps, not the first.
+        wait_until(
+            lambda: packed.exists() and not plain.exists(),
+            what="the imported old day compressed",
+        )
         assert logged_ids(log_dir) == sorted(sent)
     finally:
         assert proc.stop() == 0
