@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dead_drop_logger.encoding import encode_row
+from dead_drop_logger.record import source
 from dead_drop_logger.record.source import Page, Source, day_expression
 
 ODD_ROWS: list[tuple[str, tuple[object, ...]]] = [
@@ -277,3 +278,38 @@ def test_a_day_is_always_one_python_can_name(
     for day in got:
         if day is not None:
             dt.date.fromisoformat(day)
+
+
+CHARACTERS = ["\u2028", "\u2029", "\u2014", "\u2027", "\u202a", "🚀", "é"]
+INVALID = [b"\xff", b"\xe2\x80", b"\xf0\x9f", b"\xed\xa0\x80", b"\x80\xa8"]
+SLICE = 1 << 14  # the check's slice: pieces are placed across its seams on purpose
+PIECE = st.one_of(
+    st.sampled_from(CHARACTERS).map(str.encode),
+    st.sampled_from(INVALID),
+    st.just(b"a" * (SLICE - 3)),
+    st.integers(0, 5).map(lambda n: b"a" * n),
+)
+
+
+def page_check_expects(data: bytes) -> tuple[bool, bool]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return (False, False)
+    return (True, "\u2028" in text or "\u2029" in text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(PIECE, max_size=14))
+def test_the_page_check_agrees_with_decoding_it_whole(pieces: list[bytes]) -> None:
+    """Valid UTF-8 and holding U+2028/U+2029, as a plain decode of the whole page says."""
+    data = b"".join(pieces)
+    assert source._check_utf8(data) == page_check_expects(data)
+
+
+@pytest.mark.parametrize("piece", [c.encode() for c in CHARACTERS] + INVALID)
+def test_the_page_check_reads_a_character_cut_by_its_slices(piece: bytes) -> None:
+    for shift in range(len(piece) + 1):
+        for before in (b"a" * (SLICE - shift), b"a" * (2 * SLICE - shift)):
+            data = before + piece + b"z"
+            assert source._check_utf8(data) == page_check_expects(data), (shift, piece)
