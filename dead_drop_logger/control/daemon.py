@@ -32,6 +32,7 @@ from ..config import Settings
 from ..files import FILE_MODE, LogDirError, ensure_private_dir, make_private_dirs
 from ..record.follow import TRANSIENT, Follower
 from ..record.rooms import Rooms, runner
+from ..record.sqlite_process import stop_memory_statistics
 from . import pidfile
 from .pidfile import AlreadyRunning, Liveness, PidFile, PidFileError
 
@@ -242,6 +243,7 @@ def _become_daemon(
 def _prepare(
     settings: Settings, log_file: Path, log_level: str
 ) -> Follower | Rooms:  # pragma: no cover - runs in the daemon (tested end to end)
+    stop_memory_statistics()  # alone after the fork, before any connection (see there)
     make_private_dirs(log_file.parent)
     diagnostics.configure(log_level, file=log_file)
     os.chmod(log_file, FILE_MODE)

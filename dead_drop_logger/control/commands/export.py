@@ -96,8 +96,10 @@ def export(
     from ...record.export import ExportError
     from ...record.follow import TRANSIENT
     from ...record.rooms import find_rooms, room_settings
+    from ...record.sqlite_process import stop_memory_statistics
     from ...signals import StopEvent, stop_on_signals
 
+    stop_memory_statistics()  # first: before any connection (see sqlite_process)
     log_level = params["log_level"]
     diagnostics.configure(log_level, stream=sys.stderr, tag="export_historical")
     if log_level != "debug":  # its "first start: logging after id N" is the follower's news

@@ -42,6 +42,7 @@ def run(**params: Any) -> None:
     from ...files import LogDirError
     from ...record.follow import Follower
     from ...record.rooms import runner
+    from ...record.sqlite_process import stop_memory_statistics
     from .. import (
         daemon,  # the logger's modules: not loaded by the reading commands
         notifying,
@@ -49,6 +50,7 @@ def run(**params: Any) -> None:
     from ..pidfile import AlreadyRunning, PidFileError
     from ..progress import Bar
 
+    stop_memory_statistics()  # first: before any connection (see sqlite_process)
     settings = options.settings_from(params)
     _checked("check_paths", settings)
     rules = common.notify_rules()
