@@ -1,6 +1,7 @@
 """Reading the next page while the current one is written: a backlog faster than SQLite.
 
-A historical import is a loop of "read a page, append it, fsync it, save the state".
+A historical import is a loop of "read a page, append it" (with a save of the state,
+and its fsyncs, every few pages: see pipeline's BACKFILL_HOLD).
 SQLite builds a page without the GIL, and the disk work does not need the CPU, so the
 two overlap: as soon as the statements of a full page have answered, the next page
 (the rows after it, same bound and size) is read in the background, in two halves at
