@@ -95,3 +95,19 @@ def test_without_a_shared_library_to_find_nothing_changes(tmp_path: Path) -> Non
         tmp_path,
     )
     assert said == ["False", "False", "True"]
+
+
+def test_already_off_nothing_is_shut_down_under_an_open_connection(tmp_path: Path) -> None:
+    """With the statistics off (a build without them, or done before), the count reads
+    0 whatever is alive: that is no sign of nothing alive, so nothing is shut down."""
+    said = child(
+        """
+        print(stop_memory_statistics())
+        conn = sqlite3.connect(":memory:")
+        sqlite_process._stopped = False  # as if never done here: a build without them
+        print(stop_memory_statistics())
+        print(conn.execute("SELECT 1").fetchone()[0])
+        """,
+        tmp_path,
+    )
+    assert said == ["True", "True", "1"]

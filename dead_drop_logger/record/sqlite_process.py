@@ -12,9 +12,10 @@ is set.
 The setting can only change while SQLite is not initialised, so SQLite is shut down
 and initialised again, which is allowed only when nothing of it is alive. This acts
 only when the calling thread is the process's one thread, no connection or statement
-holds SQLite memory, and the library is the shared one Python's ``sqlite3`` module
-loaded (read from ``/proc/self/maps``); otherwise (a statically linked SQLite, no
-``/proc``, a connection open) it does nothing: the logs are the same either way.
+holds SQLite memory, and one shared SQLite library is mapped in the process (read from
+``/proc/self/maps``: the one Python's ``sqlite3`` module links to, unless another module
+brought its own); otherwise (a statically linked SQLite, no ``/proc``, a connection
+open) it does nothing: the logs are the same either way.
 """
 
 from __future__ import annotations
@@ -46,8 +47,16 @@ def stop_memory_statistics(maps: Path = Path("/proc/self/maps")) -> bool:
     try:
         lib = ctypes.CDLL(str(library))  # the same handle: dlopen of a loaded path
         lib.sqlite3_memory_used.restype = ctypes.c_int64
+        lib.sqlite3_malloc.restype = ctypes.c_void_p
+        lib.sqlite3_free.argtypes = [ctypes.c_void_p]
         if lib.sqlite3_memory_used() != 0:  # a connection or statement is alive
             return False
+        probe = lib.sqlite3_malloc(64)  # 0 above tells "nothing alive" only if counted
+        counted = lib.sqlite3_memory_used() != 0
+        lib.sqlite3_free(probe)
+        if not counted:  # off already (a build without them): nothing to do
+            _stopped = True
+            return True
         if lib.sqlite3_shutdown() != 0:
             return False
         changed = bool(lib.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0)
