@@ -27,6 +27,7 @@ from dead_drop_logger.logdir import layout
 from dead_drop_logger.logdir import state as state_module
 from dead_drop_logger.logdir.layout import LOCK_FILE
 from dead_drop_logger.logdir.state import State, StateStore
+from dead_drop_logger.record import pipeline as pipeline_module
 from dead_drop_logger.record.follow import Follower
 from dead_drop_logger.record.groupcommit import SAVE_EVERY
 from dead_drop_logger.record.pipeline import Pipeline
@@ -397,7 +398,8 @@ def test_a_failed_save_cuts_a_day_file_replaced_by_a_copy_of_itself_back_only_to
     real_fsync = os.fsync
 
     def fsync(fd: int) -> None:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(DAY):
+        # (the lines' own inode is fsynced: the one replaced, now "DAY (deleted)")
+        if f"/{DAY}" in os.readlink(f"/proc/self/fd/{fd}"):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         real_fsync(fd)
 
@@ -406,5 +408,98 @@ def test_a_failed_save_cuts_a_day_file_replaced_by_a_copy_of_itself_back_only_to
         pipeline.commits.release()  # its save fsyncs the day file first: fails
     monkeypatch.undo()
     assert logged_ids(log_dir) == first  # cut back to the record, not to nothing
+    make_pipeline(server_db, log_dir).catch_up()
+    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
+
+
+class FsyncedSizes:
+    """os.fsync, noting each inode's size at its last fsync."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sizes: dict[int, int] = {}
+        self._fsync = os.fsync
+        monkeypatch.setattr(os, "fsync", self)
+
+    def __call__(self, fd: int) -> None:
+        self._fsync(fd)
+        self.sizes[os.fstat(fd).st_ino] = os.fstat(fd).st_size
+
+    def covers(self, st: os.stat_result) -> bool:
+        return self.sizes.get(st.st_ino, 0) >= st.st_size
+
+
+def test_a_held_batchs_file_renamed_away_before_the_save_is_still_fsynced(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """logrotate's create mode (or a user's mv) between two held batches: the save that
+    records the first batch as logged must have fsynced the file it went to, now under
+    another name, not only the new file at its name (a power cut lost it otherwise)."""
+    ticks = Ticks()
+    pipeline = started(server_db, log_dir, ticks)
+    fsynced = FsyncedSizes(monkeypatch)
+    first = serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)  # recorded pending (the file absent), then appended
+    rotated = log_dir.parent / "rotated.json"
+    os.rename(log_dir / DAY, rotated)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    ticks.now += SAVE_EVERY
+    pipeline.follow_once(hold=True)  # a new file at the name: covered; then the save
+    assert on_disk(log_dir).logged == [(first[0], serverdb.all_ids(server_db)[-1])]
+    assert fsynced.covers(rotated.stat())
+    pipeline.commits.release()
+    pipeline.close()
+
+
+def test_a_history_pages_file_renamed_away_before_the_save_is_still_fsynced(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the pages of a backfill's hold (see pipeline's BACKFILL_HOLD)."""
+    monkeypatch.setattr(pipeline_module, "BACKFILL_HOLD", 3600.0)  # one hold: one save
+    ids = serverdb.send_many(server_db, 15, timestamp=MARCH_1)  # 30 rows: 3 pages of 10
+    pipeline = make_pipeline(server_db, log_dir, page_size=2)
+    pipeline.prepare(database_existed=True)
+    fsynced = FsyncedSizes(monkeypatch)
+    rotated = log_dir.parent / "rotated.json"
+
+    def rotate(step: object) -> None:
+        if not rotated.exists():  # after the first page
+            os.rename(log_dir / DAY, rotated)
+
+    assert pipeline.backfill(on_page=rotate).lines == len(ids)
+    pipeline.close()
+    assert rotated.stat().st_size and on_disk(log_dir).logged == [(1, ids[-1])]
+    assert fsynced.covers(rotated.stat())
+
+
+def test_a_failed_directory_fsync_cuts_the_held_lines_back_not_a_second_fsync(
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A held batch that created its file leaves the directory's fsync to the save: when
+    that fails, the file's name may not be on disk, and a second fsync (the release's
+    save) could succeed without it. So it is handled as a file's failed fsync: cut back
+    to the record on disk, read again."""
+    ticks = Ticks()
+    pipeline = started(server_db, log_dir, ticks)
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    pipeline.follow_once(hold=True)  # creates the day file: its directory entry unsynced
+    ticks.now += SAVE_EVERY  # the next batch's checkpoint fsyncs it
+    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
+    real_fsync = os.fsync
+    failed: list[int] = []
+
+    def fsync(fd: int) -> None:
+        if not failed and os.path.isdir(f"/proc/self/fd/{fd}"):
+            failed.append(fd)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(WriteError):
+        pipeline.follow_once(hold=True)
+    assert failed
+    recorded = on_disk(log_dir)
+    assert (recorded.position, recorded.logged) == (0, [])
+    assert logged_ids(log_dir) == []
+    monkeypatch.undo()
     make_pipeline(server_db, log_dir).catch_up()
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)

@@ -137,6 +137,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.commits.drop()  # (the follower releases its hold, saved, before it closes)
+        self.writer.close()
         self.presence.release()
         self.pages.close()
         self.source.close()

@@ -170,7 +170,10 @@ class DayWriter:
         self.utc = utc
         self.max_bytes = max_bytes
         self.parts = rotation.Parts(log_dir)  # the directory's parts, without listing it
-        self._unsynced: dict[str, None] = {}  # appended without an fsync, in order
+        # (name, inode) -> a descriptor of each file appended to without an fsync, in
+        # order: fsynced through it, so a file renamed away (logrotate, a user's mv)
+        # before the sync is still made durable, not the one now at its name
+        self._unsynced: dict[tuple[str, int], int] = {}
         # name -> (size, inode, id of its last line) after this writer's last append to
         # it: the identity of the end a pending record or ``ends`` names, without a read
         self._last: dict[str, tuple[int, int, int]] = {}
@@ -308,8 +311,8 @@ class DayWriter:
                     self._mtimes[chunk.name] = st.st_mtime_ns
                 if durable:
                     os.fsync(fd)
-                else:
-                    self._unsynced[chunk.name] = None
+                elif (chunk.name, st.st_ino) not in self._unsynced:
+                    self._unsynced[chunk.name, st.st_ino] = os.dup(fd)
             except OSError as exc:
                 self._last.pop(chunk.name, None)
                 self._undo(fd, path, _base_size(fd, sizes.get(chunk.name, (0, 0))))
@@ -340,26 +343,31 @@ class DayWriter:
         """Make durable what :meth:`append` wrote with ``durable=False``. Raises
         WriteError (the lines stay covered by the pending record on disk)."""
         self.sync_failed = False
-        for name in list(self._unsynced):
-            path = self.log_dir / name
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-            except FileNotFoundError:  # deleted since (by a user): nothing to keep
-                del self._unsynced[name]
-                continue
-            except OSError as exc:
-                raise WriteError(f"cannot open {path}: {exc.strerror}") from None
+        for key, fd in list(self._unsynced.items()):
             try:
                 os.fsync(fd)
             except OSError as exc:
                 self.sync_failed = True
-                raise WriteError(f"cannot write {path}: {_reason(exc)}") from None
-            finally:
-                os.close(fd)
-            del self._unsynced[name]
+                raise WriteError(f"cannot write {self.log_dir / key[0]}: {_reason(exc)}") from None
+            del self._unsynced[key]
+            os.close(fd)
         if self._new_entry:
-            fsync_dir(self.log_dir)
+            try:
+                fsync_dir(self.log_dir)
+            except OSError as exc:  # as a file's: a second try could succeed falsely
+                self.sync_failed = True
+                raise WriteError(f"cannot write {self.log_dir}: {_reason(exc)}") from None
             self._new_entry = False
+
+    def _forget_unsynced(self, name: str) -> None:
+        for key in [key for key in self._unsynced if key[0] == name]:
+            os.close(self._unsynced.pop(key))
+
+    def close(self) -> None:
+        """Let go of the descriptors kept for :meth:`sync` (what they hold unsynced is
+        covered by the pending record on disk: cut back and read again)."""
+        for key in list(self._unsynced):
+            os.close(self._unsynced.pop(key))
 
     @staticmethod
     def _undo(fd: int, path: Path, size: int) -> None:
@@ -411,7 +419,7 @@ class DayWriter:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._unsynced.pop(name, None)  # what is left of it was durable already
+            self._forget_unsynced(name)  # what is left of it was durable already
             self._last.pop(name, None)
 
     @staticmethod
