@@ -52,10 +52,12 @@ def import_archive(
     from ...files import LogDirError
     from ...logdir.state import StateError
     from ...record import archive as archive_import
+    from ...record.sqlite_process import stop_memory_statistics
     from ...record.writer import WriteError
     from ...signals import StopEvent, stop_on_signals
     from ..progress import Bar
 
+    stop_memory_statistics()  # first: before any connection (see sqlite_process)
     if not archive.expanduser().exists():  # a mistyped path, as search's missing dir
         common.fail(f"{archive} does not exist", code=2)
     diagnostics.configure("warning", stream=sys.stderr)
