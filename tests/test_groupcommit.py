@@ -256,14 +256,17 @@ def test_a_held_batch_failing_in_its_second_file_leaves_nothing_of_it_in_the_fir
     assert logged_ids(log_dir) == serverdb.all_ids(server_db)
 
 
+@pytest.mark.parametrize("failing", ["the day file", "the directory"])
 def test_lines_whose_fsync_failed_are_cut_back_not_recorded_by_a_second_fsync(
-    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     """Linux reports a failed writeback once (EIO, ENOSPC on a thin or network disk)
     and may drop the dirty pages: a second fsync then succeeds without the lines on
     disk. So after a failed fsync the lines it covered must be cut back and read
     again, never recorded as logged by a retried save (the stand-in below fails the
-    day file's first fsync, as strace's inject=fsync:error=EIO:when=1 would)."""
+    day file's first fsync, as strace's inject=fsync:error=EIO:when=1 would). The same
+    when the directory's fsync fails: the name of the file the batch made may not be
+    on disk."""
     ticks = Ticks()
     pipeline = started(server_db, log_dir, ticks)
     serverdb.send_many(server_db, 3, timestamp=MARCH_1)
@@ -275,8 +278,13 @@ def test_lines_whose_fsync_failed_are_cut_back_not_recorded_by_a_second_fsync(
     real_fsync = os.fsync
     failed: list[int] = []
 
+    def fails(fd: int) -> bool:
+        if failing == "the directory":  # its entry for the file the first batch made
+            return os.path.isdir(f"/proc/self/fd/{fd}")
+        return os.readlink(f"/proc/self/fd/{fd}").endswith(DAY)
+
     def fsync(fd: int) -> None:
-        if not failed and os.readlink(f"/proc/self/fd/{fd}").endswith(DAY):
+        if not failed and fails(fd):
             failed.append(fd)
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         real_fsync(fd)
@@ -469,37 +477,3 @@ def test_a_history_pages_file_renamed_away_before_the_save_is_still_fsynced(
     pipeline.close()
     assert rotated.stat().st_size and on_disk(log_dir).logged == [(1, ids[-1])]
     assert fsynced.covers(rotated.stat())
-
-
-def test_a_failed_directory_fsync_cuts_the_held_lines_back_not_a_second_fsync(
-    server_db: Path, log_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A held batch that created its file leaves the directory's fsync to the save: when
-    that fails, the file's name may not be on disk, and a second fsync (the release's
-    save) could succeed without it. So it is handled as a file's failed fsync: cut back
-    to the record on disk, read again."""
-    ticks = Ticks()
-    pipeline = started(server_db, log_dir, ticks)
-    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
-    pipeline.follow_once(hold=True)  # creates the day file: its directory entry unsynced
-    ticks.now += SAVE_EVERY  # the next batch's checkpoint fsyncs it
-    serverdb.send_many(server_db, 3, timestamp=MARCH_1)
-    real_fsync = os.fsync
-    failed: list[int] = []
-
-    def fsync(fd: int) -> None:
-        if not failed and os.path.isdir(f"/proc/self/fd/{fd}"):
-            failed.append(fd)
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-    with pytest.raises(WriteError):
-        pipeline.follow_once(hold=True)
-    assert failed
-    recorded = on_disk(log_dir)
-    assert (recorded.position, recorded.logged) == (0, [])
-    assert logged_ids(log_dir) == []
-    monkeypatch.undo()
-    make_pipeline(server_db, log_dir).catch_up()
-    assert logged_ids(log_dir) == serverdb.all_ids(server_db)
