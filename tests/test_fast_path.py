@@ -282,7 +282,7 @@ def test_a_day_is_always_one_python_can_name(
 
 CHARACTERS = ["\u2028", "\u2029", "\u2014", "\u2027", "\u202a", "🚀", "é"]
 INVALID = [b"\xff", b"\xe2\x80", b"\xf0\x9f", b"\xed\xa0\x80", b"\x80\xa8"]
-SLICE = 1 << 14  # the check's slice: pieces are placed across its seams on purpose
+SLICE = source._UTF8_SLICE  # the check's slice: pieces are placed across its seams
 PIECE = st.one_of(
     st.sampled_from(CHARACTERS).map(str.encode),
     st.sampled_from(INVALID),
