@@ -23,6 +23,8 @@ from notifyutil import SECRET
 from receiver import Answer, Receiver
 from standardwebhooks.webhooks import Webhook
 
+from dead_drop_logger.notify.state import saved_states
+
 E = "dead-drop-logger: error: "
 
 
@@ -161,6 +163,12 @@ def test_run_delivers_and_status_shows_each_rule(
     serverdb.send(conn, "juno", "lead", "blocked on the deploy")
     serverdb.send(conn, "atlas", "vega", "all fine")
     wait_until(lambda: len(receiver.received()) == 4, what="deliveries")  # 1 + 3 lines
+    # A request is received before it is answered, and a rule saves its delivery (what
+    # status reads) after the answer: wait for the saves, then status must say it all.
+    wait_until(
+        lambda: sum(s.delivered for s in saved_states(log_dir).values()) >= 4,
+        what="the deliveries saved",
+    )
     blocked = [r for r in receiver.received() if r.path == "/hook"]
     [request] = blocked
     assert Webhook(SECRET).verify(request.body, request.headers)["from_agent"] == "juno"
