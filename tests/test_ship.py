@@ -217,9 +217,14 @@ def test_exactly_once_through_kills_an_outage_midnight_compression_and_retention
         shipper.send_signal(signal.SIGKILL)  # one more, after the outage
         shipper.wait(DEADLINE)
         shipper = ship(log_dir, *targets)
-        time.sleep(1.5)
-        everything.update(logged(log_dir))
-        assert len(everything) == 2 * (4 * 50 + 150 * 2 + 5 * 2)
+        total = 2 * (4 * 50 + 150 * 2 + 5 * 2)
+
+        def all_logged() -> bool:  # the writers are done; the logger may still lag
+            everything.update(logged(log_dir))
+            return len(everything) >= total
+
+        wait_until(all_logged, LONG, "every line logged")
+        assert len(everything) == total
         wait_until(lambda: len(in_pg(pg, table)) >= len(everything), LONG, "PostgreSQL")
         wait_until(lambda: len(in_nats(nats, stream)) >= len(everything), LONG, "JetStream")
         assert in_pg(pg, table) == everything
