@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import serverdb  # tests/ is on sys.path (pytest's rootdir-relative conftest import)
 
+from dead_drop_logger.read.feed import Feed, FeedLine
+
 # the fault suites' plain and sealed variants (see there)
 pytest_plugins = ["encryptvariants"]
 
@@ -231,6 +233,14 @@ def log_lines(log_dir: Path, grace: float = 10.0) -> list[dict[str, Any]]:
 def logged_ids(log_dir: Path) -> list[int]:
     """Logged ids, sorted, duplicates kept (so tests can check "exactly once")."""
     return sorted(int(obj["id"]) for obj in log_lines(log_dir))
+
+
+def committed_lines(log_dir: Path) -> list[FeedLine]:
+    """Every line committed so far, as a consumer reads them (read.feed: ``search
+    --follow``, serve's events, notify, ship). Logged is not yet committed: a held batch
+    is in its file before the logger's next save records it, so a test that starts such
+    a reader waits for this, not for :func:`logged_ids`."""
+    return list(Feed(log_dir).poll())
 
 
 class LoggerProcess:

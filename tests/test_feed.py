@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import serverdb
-from conftest import LoggerProcess, day_files, logger_command, wait_until
+from conftest import LoggerProcess, committed_lines, day_files, logger_command, wait_until
 
 from dead_drop_logger.read.feed import (
     Feed,
@@ -74,13 +74,6 @@ def stored_lines(log_dir: Path, room: str | None = None) -> dict[str, bytes]:
             assert key not in found, f"{key} stored twice"
             found[key] = line
     return found
-
-
-def committed_keys(log_dir: Path) -> set[str]:
-    """Every committed line's ``ROOM:ID``: what a consumer can take. Stored is not yet
-    committed (a held batch is recorded at the logger's next save)."""
-    with contextlib.closing(Feed(log_dir).poll()) as lines:
-        return {line.key for line in lines}
 
 
 def rooms_logger(rooms_dir: Path, log_dir: Path, *args: str) -> LoggerProcess:
@@ -158,7 +151,7 @@ def test_every_line_once_through_crashes_parts_compression_and_a_new_room(
                 want.update(stored_lines(log_dir / name, name))
             ids = {f"{name}:{i}" for name, db in dbs.items() for i in serverdb.all_ids(db)}
             # committed too: the consumer loop below is bounded
-            return set(want) == ids and committed_keys(log_dir) == ids
+            return set(want) == ids and {line.key for line in committed_lines(log_dir)} == ids
 
         wait_until(everything, what="every room logged")
         for _ in range(1000):
@@ -217,7 +210,7 @@ def test_a_restored_backup_neither_repeats_nor_skips_a_line(
     proc.start()
     proc.wait_ready()
     second = serverdb.send_many(server_db, 50, prefix="second")
-    wait_until(lambda: len(committed_keys(log_dir)) == len(first + second), what="more lines")
+    wait_until(lambda: len(committed_lines(log_dir)) == len(first + second), what="more lines")
     for _ in range(500):
         if not consumer.step() and len(consumer.delivered) >= len(first + second):
             break
@@ -229,7 +222,7 @@ def test_a_restored_backup_neither_repeats_nor_skips_a_line(
     proc.wait_ready()
     third = serverdb.send_many(server_db, 30, prefix="third")
     every = first + second + third
-    wait_until(lambda: len(committed_keys(log_dir)) == len(every), what="the refill, new lines")
+    wait_until(lambda: len(committed_lines(log_dir)) == len(every), what="the refill, new lines")
     for _ in range(500):
         if not consumer.step() and len(consumer.delivered) >= len(every):
             break

@@ -17,6 +17,7 @@ import serverdb
 from conftest import (
     LIBFAKETIME,
     LoggerProcess,
+    committed_lines,
     day_files,
     faked,
     logger_command,
@@ -25,7 +26,6 @@ from conftest import (
 from test_groupcommit import Ticks
 from test_position import MARCH_1, make_pipeline
 
-from dead_drop_logger.read.feed import Feed
 from dead_drop_logger.record.groupcommit import SAVE_EVERY
 
 
@@ -85,18 +85,6 @@ def following() -> Iterator[Callable[..., FollowingSearch]]:
         if search.proc.poll() is None:
             search.proc.kill()
             search.proc.wait()
-
-
-def committed_ids(log_dir: Path) -> list[int]:
-    """The ids of the lines committed so far, which a search started now counts as
-    logged before it (it reads committed lines only). Stored is not committed: a held
-    batch is in the file before the logger's next save records it, and a search started
-    in between takes it for a new line (the earlier matches then shift into its tail)."""
-    lines = Feed(log_dir).poll()
-    try:
-        return [line.id for line in lines if line.id is not None]
-    finally:
-        lines.close()  # type: ignore[attr-defined]
 
 
 def juno_sends(conn: object, count: int, stamp: str, word: str) -> list[int]:
@@ -220,7 +208,9 @@ def test_follow_starts_as_tail_f_with_the_last_ten_matches(
     proc = logger().start()
     proc.wait_ready()
     earlier = [serverdb.send(conn, "juno", "vega", f"needle {i}")[0] for i in range(15)]
-    wait_until(lambda: set(earlier) <= set(committed_ids(log_dir)), what="their commit")
+    wait_until(
+        lambda: set(earlier) <= {line.id for line in committed_lines(log_dir)}, what="their commit"
+    )
     search = following(log_dir, "needle", "--no-cc")
     wait_until(lambda: search.ids() == earlier[-10:], what="the last ten matches")
     later = [serverdb.send(conn, "juno", "vega", f"needle late {i}")[0] for i in range(3)]
@@ -243,7 +233,9 @@ def test_follow_with_a_limit_is_the_last_n_then_live_never_the_first_n_and_exit(
     proc = logger().start()
     proc.wait_ready()
     earlier = [serverdb.send(conn, "juno", "vega", f"needle {i}")[0] for i in range(6)]
-    wait_until(lambda: set(earlier) <= set(committed_ids(log_dir)), what="their commit")
+    wait_until(
+        lambda: set(earlier) <= {line.id for line in committed_lines(log_dir)}, what="their commit"
+    )
     search = following(log_dir, "needle", "--no-cc", "-n", "3")
     wait_until(lambda: search.ids() == earlier[-3:], what="the last 3 matches")
     later = [serverdb.send(conn, "juno", "vega", f"needle late {i}")[0] for i in range(5)]
@@ -268,7 +260,9 @@ def test_follow_n_0_shows_only_new_matches(
     proc = logger().start()
     proc.wait_ready()
     earlier = [serverdb.send(conn, "juno", "vega", f"needle {i}")[0] for i in range(6)]
-    wait_until(lambda: set(earlier) <= set(committed_ids(log_dir)), what="their commit")
+    wait_until(
+        lambda: set(earlier) <= {line.id for line in committed_lines(log_dir)}, what="their commit"
+    )
     search = following(log_dir, "needle", "--no-cc", "-n", "0")
     sent: list[int] = []
     last_send = [0.0]

@@ -14,10 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 import serverdb
-from conftest import DEADLINE, LoggerProcess, day_files, wait_until
+from conftest import DEADLINE, LoggerProcess, committed_lines, day_files, wait_until
 from serving import Event, ServeProcess, sse_events, take
-
-from dead_drop_logger.read.feed import Feed
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -29,15 +27,6 @@ def keys_logged(log_dir: Path) -> list[str]:
         for path in day_files(log_dir / room):
             keys += [f"{room}:{json.loads(line)['id']}" for line in path.read_bytes().splitlines()]
     return keys
-
-
-def keys_committed(log_dir: Path) -> list[str]:
-    """Every committed line's key ``ROOM:ID`` (what a feed reads: see read.feed)."""
-    lines = Feed(log_dir).poll()
-    try:
-        return [line.key for line in lines]
-    finally:
-        lines.close()  # type: ignore[attr-defined]
 
 
 def key_of(event: Event) -> str:
@@ -114,7 +103,7 @@ def test_resume_gets_exactly_the_missed_events_across_restarts(
     first = send(dbs["ops"], 2, "before") + send(dbs["dev"], 1, "before")
     # committed, not only stored: serve starts a client at the committed end, and a held
     # batch is in the file before the logger's next save records it
-    wait_until(lambda: len(keys_committed(log_dir)) == first, what="the first lines committed")
+    wait_until(lambda: len(committed_lines(log_dir)) == first, what="the first lines committed")
     before = keys_logged(log_dir)
     newest = {room: [k for k in before if k.startswith(room + ":")][-1] for room in ("ops", "dev")}
 
