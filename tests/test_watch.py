@@ -110,10 +110,17 @@ def test_a_big_batch_widens_the_gap_and_rows_found_end_the_rechecks() -> None:
 def test_a_change_rung_in_the_gap_wakes_a_blocked_wait_at_its_turn() -> None:
     """Rung from another thread while the loop waits out the gap, a change wakes no one
     then (no futex round per event): the wait itself ends at the gap, with the change.
-    Past the gap, the first change wakes the waiting loop at once."""
-    waker = Waker(gap=RECHECKS[-1] * 5)  # real time; well past the rechecks' end
+    Past the gap, the first change wakes the waiting loop at once.
+
+    The Waker's clock is the test's (its waits still block in real time, for as long as
+    that clock says): the rings are surely inside the gap, however late the test runs,
+    and the gap ends when the test says, not when a loaded machine gets round to it."""
+    clock = FakeMonotonic()
+    gap = RECHECKS[-1] * 5  # well past the rechecks' end
+    waker = Waker(gap=gap, clock=clock)
     waker.ring("messages.db-wal")
     assert waker.wait(600).reason == CHANGE  # the first one at once; a gap starts
+    changed_at = clock.now
     got: list[tuple[str, ...]] = []
 
     def wait_for_change() -> None:  # (a wait longer than the join's deadline)
@@ -121,19 +128,26 @@ def test_a_change_rung_in_the_gap_wakes_a_blocked_wait_at_its_turn() -> None:
             pass
         got.append(wake.names)
 
-    thread = threading.Thread(target=wait_for_change)
-    thread.start()
-    time.sleep(RECHECKS[-1] * 2)  # the rechecks are over: only the gap's end wakes it
-    waker.ring("messages.db-wal")  # (rung later than the gap under load: still passes)
-    waker.ring("messages.db")
-    thread.join(DEADLINE)
-    assert got == [("messages.db-wal", "messages.db")]
-    thread = threading.Thread(target=wait_for_change)
-    thread.start()
-    time.sleep(RECHECKS[-1] * 6)  # past the gap and its rechecks: the loop waits on
-    waker.ring("messages.db-wal")
-    thread.join(DEADLINE)
-    assert got[1:] == [("messages.db-wal",)]
+    try:
+        thread = threading.Thread(target=wait_for_change)
+        thread.start()
+        clock.now = changed_at + RECHECKS[-1] * 2  # the rechecks are over, the gap is not
+        wait_until(lambda: not waker.rechecking, what="the waiting loop's last recheck")
+        waker.ring("messages.db-wal")  # inside the gap: wakes no one
+        waker.ring("messages.db")
+        clock.now = changed_at + gap  # the gap's end: the wait in progress ends by itself
+        thread.join(DEADLINE)
+        assert got == [("messages.db-wal", "messages.db")]
+        changed_at = clock.now
+        thread = threading.Thread(target=wait_for_change)
+        thread.start()
+        clock.now = changed_at + gap + RECHECKS[-1] * 2  # past the gap and its rechecks
+        wait_until(lambda: not waker.rechecking, what="the waiting loop's last recheck")
+        waker.ring("messages.db-wal")  # the loop waits on (600 s): this ring must wake it
+        thread.join(DEADLINE)
+        assert got[1:] == [("messages.db-wal",)]
+    finally:
+        waker.stop()  # (a wait that failed to end ends here, not 600 s later)
 
 
 def test_stop_ends_a_long_wait_at_once() -> None:
