@@ -415,6 +415,15 @@ def start_writer(db: Path, sends: int, *, interval: float = 0.0, prefix: str = "
     )
 
 
+def stop_writer(writer: subprocess.Popen[bytes]) -> None:
+    """Stop a :func:`start_writer` writer between two sends (SIGINT: a send in hand is
+    rolled back; a SIGTERM could leave a commit that readers see only once SQLite
+    recovers its WAL). For a writer that writes until told to stop: its rows are what
+    the database holds afterwards."""
+    writer.send_signal(signal.SIGINT)
+    writer.wait(timeout=DEADLINE)
+
+
 class FakeClock:
     """An injectable clock (dead_drop_logger.clock.Clock) set by the test; ``running``
     makes it advance in real time from its start (for waits that must wake by themselves).

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import random
 import shutil
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -24,6 +23,7 @@ from conftest import (
     logged_ids,
     logger_command,
     start_writer,
+    stop_writer,
     wait_until,
 )
 from test_position import MARCH_1, make_pipeline
@@ -59,13 +59,6 @@ def had_pending(log_dir: Path) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return any(size > 0 for size, *_ in pending.values())
-
-
-def stop_writer(writer: subprocess.Popen[bytes]) -> None:
-    """Stop the writer between two sends (SIGINT: a send in hand is rolled back; a
-    SIGTERM could leave a commit that readers see only once SQLite recovers its WAL)."""
-    writer.send_signal(signal.SIGINT)
-    writer.wait(timeout=60)
 
 
 def backed_up_pending(log_dir: Path, backup: Path) -> bool:
