@@ -23,12 +23,15 @@ from conftest import (
     logged_ids,
     run_command,
     start_writer,
+    stop_writer,
     wait_until,
 )
 from procs import Reaper
 
 from dead_drop_logger.config import Settings
 from dead_drop_logger.record.rooms import Rooms
+
+FOREVER = 10**6  # sends: a writer stopped by the test (stop_writer), not by its count
 
 
 @pytest.fixture
@@ -94,23 +97,37 @@ def test_rooms_from_the_start_one_created_and_one_archived_while_others_write(
     proc = rooms_logger(watch=watch).start()
     wait_rooms_ready(proc, "a", "b", "c")
 
+    # a, c and d write until told to stop (after b's archive), however slow the machine
     writers = {
-        "a": start_writer(dbs["a"], 150, interval=0.01, prefix="a live"),
+        "a": start_writer(dbs["a"], FOREVER, interval=0.01, prefix="a live"),
         "b": start_writer(dbs["b"], 40, interval=0.005, prefix="b live"),
-        "c": start_writer(dbs["c"], 150, interval=0.01, prefix="c live"),
+        "c": start_writer(dbs["c"], FOREVER, interval=0.01, prefix="c live"),
     }
     dbs["d"], old["d"] = make_room(rooms_dir, "d", history=2)  # created while running
-    writers["d"] = start_writer(dbs["d"], 100, interval=0.01, prefix="d live")
+    writers["d"] = start_writer(dbs["d"], FOREVER, interval=0.01, prefix="d live")
 
-    finished(writers["b"])  # b's server stops ...
-    everything_b = serverdb.all_ids(dbs["b"])
-    archive = serverdb.archive_room(  # ... and the hub archives it while a, c, d write
-        rooms_dir, "b", tmp_path / "archive", dt.datetime(2026, 11, 29, 12, 0, 0)
-    )
-    assert (archive / "messages.db.gz").exists() and (archive / "index.json").exists()
-    assert all(w.poll() is None for n, w in writers.items() if n != "b"), "write longer"
-    for name in ("a", "c", "d"):
-        finished(writers[name])
+    try:
+        finished(writers["b"])  # b's server stops ...
+        everything_b = serverdb.all_ids(dbs["b"])
+        archive = serverdb.archive_room(  # ... and the hub archives it while a, c, d write
+            rooms_dir, "b", tmp_path / "archive", dt.datetime(2026, 11, 29, 12, 0, 0)
+        )
+        assert (archive / "messages.db.gz").exists() and (archive / "index.json").exists()
+        assert all(w.poll() is None for n, w in writers.items() if n != "b"), "a writer died"
+        wait_until(lambda: "room b: gone (" in proc.stderr(), what="room b to be released")
+        # the others write on past b's release (some rows each, and in all at least as
+        # many as they sent when their count, not the test, ended them)
+        for name, rows in (("a", 150), ("c", 150), ("d", 100)):
+            wanted = max(len(serverdb.all_ids(dbs[name])) + 20, len(old[name]) + rows)
+            wait_until(
+                lambda n=name, w=wanted: len(serverdb.all_ids(dbs[n])) >= w,
+                what=f"room {name}'s writer to reach {wanted} rows",
+            )
+            stop_writer(writers[name])
+    finally:
+        for writer in writers.values():  # (a failure above leaves none writing)
+            if writer.poll() is None:
+                writer.kill()
 
     expected = {
         "a": [i for i in serverdb.all_ids(dbs["a"]) if i > old["a"][-1]],
@@ -123,7 +140,6 @@ def test_rooms_from_the_start_one_created_and_one_archived_while_others_write(
             lambda n=name, i=ids: logged_ids(log_dir / n) == i,
             what=f"room {name}'s log to hold each message once",
         )
-    wait_until(lambda: "room b: gone (" in proc.stderr(), what="room b to be released")
     assert proc.stop() == 0
     for name, ids in expected.items():
         assert logged_ids(log_dir / name) == ids, name  # nothing more once stopped
