@@ -34,6 +34,7 @@ pytest_plugins = ["encryptvariants"]
 
 DEADLINE = 60.0  # generous: a loaded 2-core machine must never make a test flaky
 WRITER = str(Path(__file__).parent / "serverdb.py")
+FOREVER = 10**6  # start_writer's sends for a writer the test ends (stop_writer)
 
 
 LIBFAKETIME = next(

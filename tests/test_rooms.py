@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import serverdb
 from conftest import (
+    FOREVER,
     LoggerProcess,
     day_files,
     log_lines,
@@ -30,8 +31,6 @@ from procs import Reaper
 
 from dead_drop_logger.config import Settings
 from dead_drop_logger.record.rooms import Rooms
-
-FOREVER = 10**6  # sends: a writer stopped by the test (stop_writer), not by its count
 
 
 @pytest.fixture
