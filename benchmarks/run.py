@@ -329,20 +329,23 @@ class Logger:
                 raise RuntimeError("the logger did not start")
             time.sleep(0.01)
 
-    def cpu_seconds(self, *, index: bool | None = None) -> float:
-        """CPU time of every thread so far (schedstat: nanoseconds, not 10 ms ticks);
-        with ``index`` True only the index thread's, False all but its."""
-        total = 0
+    def cpu_seconds(self) -> float:
+        """CPU time of every thread so far (schedstat: nanoseconds, not 10 ms ticks)."""
+        return sum(self.cpu_split())
+
+    def cpu_split(self) -> tuple[float, float]:
+        """:meth:`cpu_seconds` in one look, split: the index thread's apart."""
+        threads, index = 0, 0
         for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
             try:
-                if index is not None:
-                    indexing = (task / "comm").read_text().strip() == INDEX_THREAD
-                    if indexing != index:
-                        continue
-                total += int((task / "schedstat").read_text().split()[0])
+                ns = int((task / "schedstat").read_text().split()[0])
+                if (task / "comm").read_text().strip() == INDEX_THREAD:
+                    index += ns
+                else:
+                    threads += ns
             except FileNotFoundError:  # a thread that has just ended
                 continue
-        return total / 1e9
+        return threads / 1e9, index / 1e9
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -444,8 +447,7 @@ def bench_sustained(setup: Setup | None, duration: float, work: Path) -> dict[st
     # The index thread is timed apart: it indexes the same lines whichever way the
     # logger waits, at the first look after the writer slows down (inside this window
     # or after it, by chance), so it is no part of what waking on change costs.
-    cpu_before = logger.cpu_seconds(index=False) if logger is not None else 0.0
-    index_before = logger.cpu_seconds(index=True) if logger is not None else 0.0
+    cpu_before, index_before = logger.cpu_split() if logger is not None else (0.0, 0.0)
     commits = run_load(db, work, duration, interval=0.0)
     if logger is not None:
         wanted = commits[-1][2]
@@ -454,8 +456,8 @@ def bench_sustained(setup: Setup | None, duration: float, work: Path) -> dict[st
             if time.monotonic() > deadline:
                 raise RuntimeError("sustained: the logger never caught up")
             time.sleep(0.01)
-    cpu = logger.cpu_seconds(index=False) - cpu_before if logger is not None else 0.0
-    index_cpu = logger.cpu_seconds(index=True) - index_before if logger is not None else 0.0
+    cpu_after, index_after = logger.cpu_split() if logger is not None else (0.0, 0.0)
+    cpu, index_cpu = cpu_after - cpu_before, index_after - index_before
     watcher.stop()
     if logger is not None:
         logger.stop()
